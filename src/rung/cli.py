@@ -1,0 +1,137 @@
+"""The `rung` command: parse, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rung.errors import RungError
+
+app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
+                  no_args_is_help=True, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A RungError is the user's to fix: print it plainly, exit 2, no traceback."""
+    try:
+        yield
+    except RungError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    if not enabled:
+        yield lambda stage, total: (lambda n: None)
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, transient=False)
+    with bar:
+        def reporter(stage: str, total: int) -> Callable[[int], None]:
+            task_id = bar.add_task(stage, total=total)
+            return lambda n: bar.advance(task_id, n)
+        yield reporter
+
+
+@app.command()
+def climb(
+    path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Build and measure each rung on the same test split; recommend the first that reaches the target."""
+    from rung.climb import climb as run_climb
+
+    with _user_errors(), _progress(not as_json) as reporter:
+        result = run_climb(path, reporter=reporter)
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(_climb_table(summary))
+    rec = summary["recommendation"]
+    colour = "green" if rec["rung"] else "yellow"
+    out.print(f"[bold {colour}]recommendation:[/] {rec['reason']}", highlight=False)
+    out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
+
+
+def _climb_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
+    for col in ("rung", "score", "95% CI", "latency p50 / p95", "tokens/request", "chosen on val"):
+        table.add_column(col, justify="right" if col != "rung" else "left")
+    for r in summary["rungs"]:
+        reached = r["score"] >= summary["target"]
+        latency = r["latency_ms"]
+        table.add_row(
+            r["rung"],
+            f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
+            f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
+            f"{latency['p50']:.0f} / {latency['p95']:.0f} ms" if latency else "-",
+            f"{r['tokens_per_request']:.0f}",
+            ", ".join(f"{k}={v}" for k, v in r["chosen"].items()),
+        )
+    return table
+
+
+@app.command()
+def runs(
+    path: Path = typer.Argument(Path("."), help="rung.toml or its folder"),
+    limit: int = typer.Option(20, help="how many runs to list"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List past runs of a task, newest first."""
+    from rung.store import Store
+    from rung.task import load_task
+
+    with _user_errors():
+        task = load_task(path)
+    if not (task.store_dir / "runs.db").exists():
+        err.print("no runs yet: try 'rung climb' first")
+        raise typer.Exit(0)
+    store = Store(task.store_dir)
+    rows = store.runs(limit)
+    store.close()
+    if as_json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    table = Table(title=f"runs of {task.task.name}")
+    for col in ("run", "created", "status", "metric", "best score", "target", "recommended"):
+        table.add_column(col)
+    for r in rows:
+        best = f"{r.best:.3f}" if r.best is not None else "-"
+        table.add_row(r.id, r.created, r.status, r.metric, best, str(r.target), r.recommendation or "none")
+    out.print(table)
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="input data file (format auto-detected)"),
+    dst: Path = typer.Argument(..., help="output file"),
+    to: str = typer.Option(..., "--to", help="openai, anthropic, alpaca, sharegpt or csv"),
+    source_format: Optional[str] = typer.Option(None, "--from", help="skip auto-detection"),
+) -> None:
+    """Convert examples between formats; the input is never modified."""
+    from rung.data.formats import read_examples, write_examples
+
+    with _user_errors():
+        examples = read_examples(src, source_format)
+        write_examples(examples, dst, to)
+    err.print(f"wrote {len(examples)} examples to {dst} ({to})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The ladder, top to bottom: load and check the task, split once, build and measure each
+rung on the same test split, recommend the first rung that reaches the target.
+
+Progress is reported through a callback so the library itself never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rung.data.example import Example
+from rung.data.formats import read_examples
+from rung.data.splits import Split, split_examples
+from rung.errors import DataError
+from rung.eval.runner import evaluate
+from rung.rungs import FewShotRung, PromptRung, Rung, RungResult
+from rung.store import Store
+from rung.task import METRICS_BY_KIND, TaskSpec, load_task
+
+# Given a stage name and how many steps it has, returns the function that advances it.
+StageReporter = Callable[[str, int], Callable[[int], None]]
+
+
+def _quiet(stage: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+@dataclass
+class ClimbResult:
+    task: TaskSpec
+    run_id: str
+    split: Split
+    results: list[RungResult]
+    recommendation: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """The `rung climb --json` shape; documented in the README and kept stable."""
+        return {
+            "task": self.task.task.name,
+            "metric": self.task.task.metric,
+            "target": self.task.task.target,
+            "run_id": self.run_id,
+            "split": {name: len(part) for name, part in self.split.parts().items()},
+            "rungs": [r.summary() for r in self.results],
+            "recommendation": self.recommendation,
+        }
+
+
+def load_examples(task: TaskSpec) -> list[Example]:
+    examples = read_examples(task.data_path)
+    if task.task.kind == "classification":
+        allowed = set(task.task.labels)
+        for ex in examples:
+            if ex.output.strip() not in allowed:
+                raise DataError(
+                    f"label '{ex.output}' is not one of the task's labels {task.task.labels}",
+                    file=task.data_path, line=ex.line,
+                    fix="correct the label, or add it to [task] labels in rung.toml",
+                )
+    return examples
+
+
+def make_split(task: TaskSpec, examples: list[Example]) -> Split:
+    s = task.split
+    split = split_examples(
+        examples, seed=task.task.seed, fractions=(s.train, s.val, s.test),
+        stratify=task.task.kind == "classification", group_key=s.group_key,
+        source=task.data_path,
+    )
+    if not split.val or not split.test:
+        raise DataError(
+            f"{len(examples)} examples leave the val or test split empty", file=task.data_path,
+            fix="add examples or raise [split] val/test fractions",
+        )
+    return split
+
+
+def recommend(task: TaskSpec, results: list[RungResult]) -> dict[str, Any]:
+    target = task.task.target
+    for r in results:
+        if r.test.score.value >= target:
+            return {
+                "rung": r.rung,
+                "reason": (
+                    f"'{r.rung}' reaches {r.test.score.value:.3f} {task.task.metric} "
+                    f"(95% CI {r.test.score.ci[0]:.3f}-{r.test.score.ci[1]:.3f}) against a target "
+                    f"of {target}; no costlier rung is needed"
+                ),
+            }
+    best = max(results, key=lambda r: r.test.score.value)
+    return {
+        "rung": None,
+        "best": best.rung,
+        "reason": (
+            f"no rung reached the target of {target}; the best was '{best.rung}' at "
+            f"{best.test.score.value:.3f} (95% CI {best.test.score.ci[0]:.3f}-"
+            f"{best.test.score.ci[1]:.3f}); climb further (retrieval, a bigger model, fine-tuning)"
+        ),
+    }
+
+
+def climb(path: str | Path, *, reporter: StageReporter = _quiet) -> ClimbResult:
+    task = load_task(path)
+    examples = load_examples(task)
+    split = make_split(task, examples)
+    store = Store(task.store_dir)
+    try:
+        run_id = store.start_run(
+            task=task.task.name, task_path=str(task.path), kind=task.task.kind,
+            metric=task.task.metric, target=task.task.target, seed=task.task.seed,
+            config_hash=task.config_hash(), data_hash=_file_hash(task.data_path),
+            split_hash=split.hash(),
+        )
+        split.save(store.artifacts(run_id) / "split.json")
+        results: list[RungResult] = []
+        prompt = _run_rung(task, PromptRung(), split, reporter)
+        _record(store, run_id, len(results), prompt)
+        results.append(prompt)
+        few_shot = _run_rung(task, FewShotRung(prompt.pipeline), split, reporter)
+        _record(store, run_id, len(results), few_shot)
+        results.append(few_shot)
+        outcome = ClimbResult(task, run_id, split, results, recommend(task, results))
+        store.finish_run(run_id, outcome.summary())
+        return outcome
+    finally:
+        store.close()
+
+
+def _run_rung(task: TaskSpec, rung: Rung, split: Split, reporter: StageReporter) -> RungResult:
+    started = time.perf_counter()
+    n_candidates = len(rung.candidates(task, split.train))
+    n_val = min(len(split.val), task.eval.val_limit or len(split.val))
+    advance = reporter(f"{rung.name}: choosing on val", n_candidates * n_val)
+    pipeline, candidates = rung.build(task, split.train, split.val, advance)
+    build_seconds = time.perf_counter() - started
+    advance = reporter(f"{rung.name}: test", len(split.test))
+    extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric]
+    test = evaluate(
+        pipeline, split.test, metric=task.task.metric, extra_metrics=extra,
+        n_resamples=task.eval.bootstrap, latency_samples=task.eval.latency_samples,
+        seed=task.task.seed, progress=advance,
+    )
+    return RungResult(rung.name, pipeline, test, candidates, build_seconds)
+
+
+def _record(store: Store, run_id: str, position: int, result: RungResult) -> None:
+    pipeline = result.pipeline
+    target = store.artifacts(run_id) / f"pipeline-{result.rung}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(pipeline.to_dict(), indent=1))
+    tmp.replace(target)
+    store.add_rung(
+        run_id, position, result.summary(), model_hash=pipeline.load().fingerprint,
+        pipeline=pipeline.to_dict(), pipeline_hash=pipeline.hash(),
+        predictions=[p.__dict__ for p in result.test.predictions],
+    )
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,456 @@
+"""Read and write examples in the file formats people already have.
+
+Users bring data shaped for whatever tool they used last (OpenAI or Anthropic fine-tuning,
+Alpaca, ShareGPT, a spreadsheet), so rung reads all of them into `Example` and can write any
+of them back. Bad data stops the run at the first bad line with a `DataError` naming the file,
+the line and the fix: a row dropped silently would skew every score computed from the rest.
+
+Each reader turns one record (a JSON object, or a CSV row as a dict) into one Example and each
+writer does the reverse; they are registered in `_READERS` and `_WRITERS`, so a new format is
+one function each. Keys a format does not own travel in `Example.extra`, so ids and group keys
+survive conversion.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rung.data.example import Example, Message
+from rung.errors import DataError
+
+FORMATS = ("openai", "anthropic", "alpaca", "sharegpt", "csv")
+
+_SEE = 'see README "Data formats"'
+_CHAT = ("openai", "anthropic")
+# The keys each format owns when writing; any other key of a record goes to Example.extra.
+_CORE: dict[str, tuple[str, ...]] = {
+    "openai": ("messages",),
+    "anthropic": ("messages", "system"),
+    "alpaca": ("instruction", "input", "output"),
+    "sharegpt": ("conversations",),
+    "csv": ("system", "input", "output"),
+}
+_CSV_PAIRS = (("input", "output"), ("prompt", "completion"), ("text", "label"))
+_ROLES: dict[str, dict[str, str]] = {
+    "openai": {"system": "system", "user": "user", "assistant": "assistant"},
+    "anthropic": {"user": "user", "assistant": "assistant"},
+    "sharegpt": {"system": "system", "human": "user", "gpt": "assistant",
+                 "user": "user", "assistant": "assistant"},
+}
+_SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
+
+
+def read_examples(path: str | Path, fmt: str | None = None) -> list[Example]:
+    """Read every example in `path`: either the whole file is valid or nothing is returned."""
+    return _scan(_existing(path), _known(fmt, path) if fmt is not None else None)[1]
+
+
+def detect_format(path: str | Path) -> str:
+    """Name the format of `path`; it reads the whole file, since one odd line makes a file mixed."""
+    return _scan(_existing(path), None)[0]
+
+
+def write_examples(examples: Sequence[Example], path: str | Path, fmt: str) -> None:
+    """Write all examples or none: every record is built before the file is touched."""
+    path = Path(path)
+    fmt = _known(fmt, path)
+    records = [_with_extra(_WRITERS[fmt](ex, path), ex, fmt, path) for ex in examples]
+    if fmt == "csv":
+        text = _csv_text(records)
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    _atomic_write(path, text)
+
+
+def convert(src: str | Path, dst: str | Path, fmt: str) -> int:
+    """Convert `src` (format detected) to `dst` in `fmt`; return how many examples were written."""
+    examples = read_examples(src)
+    write_examples(examples, dst, fmt)
+    return len(examples)
+
+
+# --- reading: files to records ---------------------------------------------------------------
+
+
+def _scan(path: Path, fmt: str | None) -> tuple[str, list[Example]]:
+    """Detect and read in one pass, so the first bad line is reported whatever is wrong with it."""
+    if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
+        fmt, records = "csv", _csv_records(path)
+    else:
+        records = _json_records(path)
+    detector = _Detector(path)
+    examples = [_READERS[fmt or detector.see(line, rec)](path, line, rec) for line, rec in records]
+    if not examples:
+        raise DataError("no examples in file", file=path, fix="add at least one example: one JSON "
+                        "object per line, or CSV rows under a header row; " + _SEE)
+    return fmt or detector.format, examples
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Decode line by line so a bad byte is blamed on its own line, not on the whole file."""
+    data = path.read_bytes()
+    offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    for line, raw in enumerate(data[offset:].splitlines(keepends=True), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _error(path, line, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte offset "
+                         f"{offset + e.start} (byte {e.start + 1} of the line)", "re-save the "
+                         "file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out") from None
+        offset += len(raw)
+        yield line, text
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    first = True
+    for line, text in _lines(path):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as e:
+            hint = "; a CSV file needs a .csv suffix" if first else ""
+            raise _error(path, line, f"invalid JSON: {e.msg} (column {e.colno})",
+                         "make the line one complete JSON object; check quotes, commas and "
+                         f"brackets near column {e.colno}{hint}") from None
+        if not isinstance(record, dict):
+            raise _error(path, line, f"expected a JSON object, got {_kind(record)}",
+                         'each line must be one object such as {"messages": [...]}; ' + _SEE)
+        first = False
+        yield line, record
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(text for _, text in _lines(path))
+    try:
+        header = next((cells for cells in reader if not _blank(cells)), None)
+        if header is None:
+            return
+        if not any(set(pair) <= set(header) for pair in _CSV_PAIRS):
+            raise _error(path, reader.line_num, "no usable columns; found: "
+                         + (", ".join(header) or "none"), "name the columns input,output or "
+                         "prompt,completion or text,label (plus an optional system column)")
+        last = reader.line_num
+        for cells in reader:
+            line, last = last + 1, reader.line_num  # a quoted cell may span physical lines
+            if _blank(cells):
+                continue
+            if len(cells) != len(header):
+                raise _error(path, line, f"row has {len(cells)} cells, the header has "
+                             f"{len(header)}", "quote cells that contain commas, and give "
+                             "every row one cell per column")
+            yield line, dict(zip(header, cells))
+    except csv.Error as e:
+        raise _error(path, reader.line_num, f"unreadable CSV: {e}",
+                     "save the file as plain comma-separated CSV with a header row") from None
+
+
+class _Detector:
+    """Settles a file's format line by line.
+
+    Plain user/assistant chat lines fit openai and anthropic alike, so they only pin the chat
+    family; the first line only one format fits pins the format.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.settled: tuple[str, int] | None = None
+        self.chat_line: int | None = None
+
+    @property
+    def format(self) -> str:
+        return self.settled[0] if self.settled else "openai"
+
+    def see(self, line: int, record: dict[str, Any]) -> str:
+        fmt, specific = _classify(self.path, line, record)
+        label = fmt if specific else "chat"
+        ref = self.settled or (("chat", self.chat_line) if self.chat_line else None)
+        if ref and not (label == ref[0] or {label, ref[0]} in ({"chat", "openai"},
+                                                               {"chat", "anthropic"})):
+            raise _error(self.path, line, f"mixed formats: line {line} is {_describe(label)} but "
+                         f"line {ref[1]} set the file's format to {_describe(ref[0])}",
+                         "keep one format per file: convert the odd lines or split the file "
+                         "(openai puts the system prompt in a system message, anthropic in a "
+                         'top-level "system" key); ' + _SEE)
+        if specific and not self.settled:
+            self.settled = (fmt, line)
+        if not specific and self.chat_line is None:
+            self.chat_line = line
+        return fmt
+
+
+def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]:
+    """Return the format a record belongs to, and whether no other format could read it."""
+    if "messages" in record:
+        items = record["messages"] if isinstance(record["messages"], list) else []
+        items = [m for m in items if isinstance(m, dict)]
+        openai = any(m.get("role") == "system" for m in items)
+        anthropic = "system" in record or any(isinstance(m.get("content"), list) for m in items)
+        if openai and anthropic:
+            raise _error(path, line, "mixed formats within one record: a system message "
+                         '(openai) and a top-level "system" or content blocks (anthropic)',
+                         "use one convention: openai (system message, string contents) or "
+                         'anthropic (top-level "system")')
+        return ("anthropic" if anthropic else "openai"), openai or anthropic
+    if "conversations" in record:
+        return "sharegpt", True
+    if "instruction" in record and "output" in record:
+        return "alpaca", True
+    raise _error(path, line, f"record with keys {sorted(record)} matches no format",
+                 'use {"messages": [...]} (openai, anthropic), {"instruction", "input", '
+                 '"output"} (alpaca) or {"conversations": [...]} (sharegpt); ' + _SEE)
+
+
+# --- reading: records to examples ------------------------------------------------------------
+
+
+def _from_openai(path: Path, line: int, record: dict[str, Any]) -> Example:
+    messages = _turns(path, line, record, "openai", "messages", ("role", "content"))
+    return _chat_example(path, line, messages, _extra(record, _CORE["openai"]))
+
+
+def _from_anthropic(path: Path, line: int, record: dict[str, Any]) -> Example:
+    messages = _turns(path, line, record, "anthropic", "messages", ("role", "content"))
+    if "system" in record:
+        system = _text(path, line, record["system"], 'top-level "system"', blocks=True)
+        messages.insert(0, Message("system", system))
+    return _chat_example(path, line, messages, _extra(record, _CORE["anthropic"]))
+
+
+def _from_sharegpt(path: Path, line: int, record: dict[str, Any]) -> Example:
+    messages = _turns(path, line, record, "sharegpt", "conversations", ("from", "value"))
+    return _chat_example(path, line, messages, _extra(record, _CORE["sharegpt"]))
+
+
+def _from_alpaca(path: Path, line: int, record: dict[str, Any]) -> Example:
+    for key in ("instruction", "output"):
+        if key not in record:
+            raise _error(path, line, f'alpaca record has no "{key}"',
+                         'alpaca needs "instruction" and "output", "input" is optional; ' + _SEE)
+    instruction = _text(path, line, record["instruction"], '"instruction"')
+    output = _text(path, line, record["output"], '"output"')
+    given = record.get("input")
+    if given is None:
+        given = ""
+    if not isinstance(given, str):
+        raise _error(path, line, f'"input" must be a string, got {_kind(given)}',
+                     'put the input in a JSON string, or use "" when there is none')
+    if given.strip():  # with an input, the instruction plays the system prompt
+        messages = [Message("system", instruction), Message("user", given)]
+    else:
+        messages = [Message("user", instruction)]
+    messages.append(Message("assistant", output))
+    return Example(tuple(messages), line=line, extra=_extra(record, _CORE["alpaca"]))
+
+
+def _from_csv(path: Path, line: int, row: dict[str, Any]) -> Example:
+    source, target = next(pair for pair in _CSV_PAIRS if set(pair) <= row.keys())
+    messages = [Message("user", _text(path, line, row[source], f'"{source}" cell')),
+                Message("assistant", _text(path, line, row[target], f'"{target}" cell'))]
+    if row.get("system", "").strip():  # the system column is optional per row too
+        messages.insert(0, Message("system", row["system"]))
+    return Example(tuple(messages), line=line, extra=_extra(row, (source, target, "system")))
+
+
+def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
+           fields: tuple[str, str]) -> list[Message]:
+    role_key, content_key = fields
+    items = record.get(key)
+    if not isinstance(items, list):
+        problem = f'"{key}" must be a list, got {_kind(items)}' if key in record else \
+            f'{fmt} record has no "{key}"'
+        raise _error(path, line, problem, f'write {{"{key}": [{{"{role_key}": ..., '
+                     f'"{content_key}": ...}}, ...]}}; ' + _SEE)
+    roles = _ROLES[fmt]
+    messages = []
+    for n, item in enumerate(items, 1):
+        missing = [f'"{k}"' for k in fields if not isinstance(item, dict) or k not in item]
+        if missing:
+            raise _error(path, line, f"message {n} has no {' or '.join(missing)}",
+                         f'every message needs "{role_key}" and "{content_key}"; ' + _SEE)
+        role = item[role_key]
+        if not isinstance(role, str) or role not in roles:
+            hint = ('; anthropic keeps the system prompt in a top-level "system" key'
+                    if fmt == "anthropic" and role == "system" else "")
+            raise _error(path, line, f'message {n} has unknown {role_key} {json.dumps(role)}',
+                         f'set "{role_key}" to one of: {", ".join(roles)}{hint}')
+        content = _text(path, line, item[content_key], f'message {n} "{content_key}"',
+                        blocks=fmt == "anthropic")
+        messages.append(Message(roles[role], content))
+    return messages
+
+
+def _text(path: Path, line: int, value: Any, what: str, blocks: bool = False) -> str:
+    if blocks and isinstance(value, list):  # anthropic content blocks; only text is trainable
+        if not all(isinstance(b, dict) and b.get("type") == "text"
+                   and isinstance(b.get("text"), str) for b in value):
+            raise _error(path, line, f"{what} has a block that is not a text block",
+                         'use only {"type": "text", "text": "..."} blocks')
+        value = "\n".join(b["text"] for b in value)
+    if not isinstance(value, str):
+        raise _error(path, line, f"{what} must be a string, got {_kind(value)}",
+                     f"put the text of {what} in a JSON string")
+    if not value.strip():
+        raise _error(path, line, f"{what} is empty", "write the text, or remove the example")
+    return value
+
+
+def _chat_example(path: Path, line: int, messages: list[Message], extra: dict[str, Any]) -> Example:
+    """Enforce the shape the ladder relies on: the last turn is an assistant target."""
+    roles = [m.role for m in messages]
+    if "user" not in roles:
+        raise _error(path, line, "no user turn", "add the user message the assistant answers")
+    if "assistant" not in roles:
+        raise _error(path, line, "no assistant turn (the target)",
+                     "add the assistant reply the model should learn to give")
+    body = roles[1:] if roles[0] == "system" else roles
+    if body != [("user", "assistant")[i % 2] for i in range(len(body))] or body[-1] != "assistant":
+        raise _error(path, line, "roles in invalid order: " + " -> ".join(roles),
+                     "use an optional system message first, then user and assistant turns "
+                     "alternating, starting with user and ending with assistant")
+    return Example(tuple(messages), line=line, extra=extra)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _to_openai(ex: Example, path: Path) -> dict[str, Any]:
+    return {"messages": [{"role": m.role, "content": m.content} for m in ex.messages]}
+
+
+def _to_anthropic(ex: Example, path: Path) -> dict[str, Any]:
+    record: dict[str, Any] = {"messages": [{"role": m.role, "content": m.content}
+                                           for m in ex.messages if m.role != "system"]}
+    if ex.system is not None:
+        record["system"] = ex.system
+    return record
+
+
+def _to_alpaca(ex: Example, path: Path) -> dict[str, Any]:
+    system, user, assistant = _single_turn(ex, "alpaca", path)
+    if system is None:
+        return {"instruction": user, "input": "", "output": assistant}
+    return {"instruction": system, "input": user, "output": assistant}
+
+
+def _to_sharegpt(ex: Example, path: Path) -> dict[str, Any]:
+    return {"conversations": [{"from": _SHAREGPT_FROM[m.role], "value": m.content}
+                              for m in ex.messages]}
+
+
+def _to_csv(ex: Example, path: Path) -> dict[str, Any]:
+    system, user, assistant = _single_turn(ex, "csv", path)
+    return ({} if system is None else {"system": system}) | {"input": user, "output": assistant}
+
+
+def _single_turn(ex: Example, fmt: str, path: Path) -> tuple[str | None, str, str]:
+    """alpaca and csv hold one exchange; refusing is better than keeping only the last turn."""
+    roles = [m.role for m in ex.messages]
+    if roles == ["user", "assistant"]:
+        return None, ex.messages[0].content, ex.messages[1].content
+    if roles == ["system", "user", "assistant"]:
+        return ex.messages[0].content, ex.messages[1].content, ex.messages[2].content
+    raise DataError(f"cannot write {path} as {fmt}: {_source(ex)} has {roles.count('user')} user "
+                    f"turn(s) ({' -> '.join(roles)}), and {fmt} holds one exchange", line=ex.line,
+                    fix="write it as openai or sharegpt, which keep whole conversations")
+
+
+def _with_extra(record: dict[str, Any], ex: Example, fmt: str, path: Path) -> dict[str, Any]:
+    clash = sorted(set(ex.extra) & set(_CORE[fmt]))
+    if clash:
+        raise DataError(f"cannot write {path} as {fmt}: {_source(ex)} has extra field(s) "
+                        f"{clash} that {fmt} uses itself", line=ex.line,
+                        fix="rename those fields in the source file")
+    return record | ex.extra
+
+
+def _csv_text(records: list[dict[str, Any]]) -> str:
+    """Extra values that are not strings are stored as JSON, since a cell holds only text."""
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                         for k, v in record.items()})
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """An interrupted write must not leave a half file that later reads as fewer examples."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_READERS: dict[str, Callable[[Path, int, dict[str, Any]], Example]] = {
+    "openai": _from_openai, "anthropic": _from_anthropic, "alpaca": _from_alpaca,
+    "sharegpt": _from_sharegpt, "csv": _from_csv,
+}
+_WRITERS: dict[str, Callable[[Example, Path], dict[str, Any]]] = {
+    "openai": _to_openai, "anthropic": _to_anthropic, "alpaca": _to_alpaca,
+    "sharegpt": _to_sharegpt, "csv": _to_csv,
+}
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory, not a data file" if path.is_dir() else "file not found"
+        raise DataError(problem, file=path, fix="check the path; data files are .jsonl or .csv")
+    return path
+
+
+def _known(fmt: str, path: str | Path) -> str:
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}", file=path,
+                        fix=f"use one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _extra(record: dict[str, Any], core: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in core}
+
+
+def _error(path: Path, line: int, message: str, fix: str) -> DataError:
+    return DataError(message, file=path, line=line, fix=fix)
+
+
+def _kind(value: Any) -> str:
+    """JSON's names for types, since that is what the user sees in the file."""
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {str: "a string", int: "a number", float: "a number", list: "a list",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _blank(cells: list[str]) -> bool:
+    """A blank or whitespace-only line, skipped as in JSONL; ',,' is a row of empty cells."""
+    return len(cells) <= 1 and not "".join(cells).strip()
+
+
+def _describe(label: str) -> str:
+    return "openai/anthropic chat" if label == "chat" else label
+
+
+def _source(ex: Example) -> str:
+    return f"the example from source line {ex.line}" if ex.line else "an example"

@@ -1,0 +1,124 @@
+"""Deterministic train/val/test splits that every rung shares.
+
+The same examples and seed always give the same split, whatever order the file lists them
+in: assignment depends on content hashes, not positions. Related examples (one customer's
+tickets, one document's questions) share a group key and land in the same split, so the test
+split never rewards memorising a near-copy seen in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rung.data.example import Example
+from rung.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+
+    def hash(self) -> str:
+        ids = {name: [e.id for e in part] for name, part in self.parts().items()}
+        return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+
+    def parts(self) -> dict[str, list[Example]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def save(self, path: Path) -> None:
+        """Write ids and hashes so a later run (or a person) can check what was held out."""
+        record = {
+            "split_hash": self.hash(),
+            "counts": {name: len(part) for name, part in self.parts().items()},
+            "ids": {name: [e.id for e in part] for name, part in self.parts().items()},
+            "lines": {name: [e.line for e in part] for name, part in self.parts().items()},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)
+
+
+def split_examples(
+    examples: list[Example],
+    *,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    stratify: bool = True,
+    group_key: str | None = None,
+    source: str | Path | None = None,
+) -> Split:
+    """Split into train/val/test, stratified by label (the output) and grouped by `group_key`.
+
+    Groups are the unit that moves: each group goes to one split. Within each label (a group's
+    most common label), groups are ordered by a seeded hash and dealt so every split gets its
+    share of every label, which keeps small labels present in val and test.
+    """
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        if group_key is None:
+            key = ex.id + f":{ex.line}"
+        else:
+            if group_key not in ex.extra:
+                raise DataError(
+                    f"record has no '{group_key}' field, which [split] group_key names",
+                    file=source, line=ex.line,
+                    fix=f"add \"{group_key}\" to every record or remove group_key from rung.toml",
+                )
+            key = str(ex.extra[group_key])
+        groups[key].append(ex)
+
+    strata: dict[str, list[str]] = defaultdict(list)
+    for key, members in groups.items():
+        label = _majority([m.output for m in members]) if stratify else ""
+        strata[label].append(key)
+
+    assigned: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
+    for label in sorted(strata):
+        keys = sorted(strata[label], key=lambda k: _seeded_hash(seed, k))
+        sizes = [len(groups[k]) for k in keys]
+        for name, chosen in _deal(keys, sizes, fractions).items():
+            for k in chosen:
+                assigned[name].extend(groups[k])
+    rng = np.random.default_rng(seed)
+    for name in assigned:  # a stable, seeded order inside each split
+        part = sorted(assigned[name], key=lambda e: (e.id, e.line))
+        assigned[name] = [part[i] for i in rng.permutation(len(part))]
+    return Split(**assigned)
+
+
+def _deal(keys: list[str], sizes: list[int], fractions: tuple[float, float, float]) -> dict[str, list[str]]:
+    """Give test and val their share of examples (not of groups), the rest to train."""
+    total = sum(sizes)
+    want_test = round(total * fractions[2])
+    want_val = round(total * fractions[1])
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    got = {"test": 0, "val": 0}
+    for key, size in zip(keys, sizes):
+        if got["test"] < want_test:
+            out["test"].append(key)
+            got["test"] += size
+        elif got["val"] < want_val:
+            out["val"].append(key)
+            got["val"] += size
+        else:
+            out["train"].append(key)
+    return out
+
+
+def _majority(labels: list[str]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for label in labels:
+        counts[label] += 1
+    return max(sorted(counts), key=lambda label: counts[label])
+
+
+def _seeded_hash(seed: int, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()

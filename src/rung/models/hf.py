@@ -1,0 +1,219 @@
+"""The transformers backend: any causal LM that `from_pretrained` can load, GGUF included.
+
+Scoring reuses work twice over. Prompts of one batch usually share a long prefix (the
+instruction, and for few-shot the same demonstrations), so that prefix is encoded once and its
+key/value cache is cropped back to it after each example. Each candidate then costs only its
+own few tokens on top of its prompt's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.utils import logging as hf_logging
+
+from rung.data.example import Message
+from rung.errors import ModelError
+from rung.models.base import ChoiceScores, Generation
+from rung.models.registry import ModelRef
+
+MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its bookkeeping
+_MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
+
+
+class HFModel:
+    def __init__(self, ref: ModelRef) -> None:
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        self.name = ref.name
+        self.ref = ref
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"could not load model '{ref.name}' from {ref.location}: {err}",
+                fix="check the path, or for a hub id that this machine can reach the hub",
+            ) from None
+        self.model.to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.end_of_turn = self._find_end_of_turn()
+        self._fingerprint: str | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint(self.ref)
+        return self._fingerprint
+
+    # -- prompts ----------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        # A base model without a chat template gets a plain transcript.
+        text = "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
+        return text + ("Assistant:" if add_generation_prompt else "")
+
+    def _find_end_of_turn(self) -> str:
+        """What the template writes after an assistant's answer (e.g. '<|im_end|>')."""
+        if not self.tokenizer.chat_template:
+            return "\n"
+        full = self.render(
+            [Message("user", "q"), Message("assistant", _MARK)], add_generation_prompt=False
+        )
+        tail = full[full.rfind(_MARK) + len(_MARK):]
+        return tail.rstrip("\n ") or (self.tokenizer.eos_token or "\n")
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._encode(self.render(messages)))
+
+    # -- generation -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(
+        self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64, batch_size: int = 8
+    ) -> list[Generation]:
+        encoded = [self._encode(self.render(p)) for p in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        stop_ids = {self.tokenizer.eos_token_id}
+        stop_ids.update(self._encode(self.end_of_turn)[:1])
+        results: dict[int, Generation] = {}
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            width = max(len(encoded[i]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding keeps every prompt's end aligned
+                ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+                mask[row, width - len(encoded[i]):] = 1
+            out = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                eos_token_id=sorted(i for i in stop_ids if i is not None),
+            )
+            for row, i in enumerate(batch):
+                new = out[row, width:].tolist()
+                kept = []
+                for token in new:
+                    if token in stop_ids:
+                        break
+                    kept.append(token)
+                text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+                results[i] = Generation(text, len(encoded[i]), len(kept))
+        return [results[i] for i in range(len(encoded))]
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def score_choices(
+        self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        encoded = [self._encode(self.render(p)) for p in prompts]
+        choice_ids = [self._encode(c + self.end_of_turn) for c in choices]
+        if any(not c for c in choice_ids):
+            raise ModelError("an empty label cannot be scored", fix="remove empty labels")
+        shared = _common_prefix(encoded) if len(encoded) > 1 else []
+        prefix_cache = self._prefill(shared) if len(shared) >= MIN_SHARED_PREFIX else None
+        if prefix_cache is None:
+            shared = []
+        results = []
+        for ids in encoded:
+            cache = prefix_cache if prefix_cache is not None else DynamicCache()
+            logprobs = self._score_one(ids, len(shared), cache, choice_ids)
+            results.append(ChoiceScores(logprobs, len(ids), [len(c) for c in choice_ids]))
+        return results
+
+    def _prefill(self, ids: list[int]) -> DynamicCache | None:
+        cache = DynamicCache(config=self.model.config)
+        if not cache.is_croppable:  # e.g. sliding-window layers: no reuse, score from scratch
+            return None
+        self.model(torch.tensor([ids], device=self.device), past_key_values=cache, use_cache=True)
+        return cache
+
+    def _score_one(
+        self, ids: list[int], cached: int, cache: DynamicCache, choice_ids: list[list[int]]
+    ) -> list[float]:
+        """Log-likelihood of each choice after `ids`, of which `cached` are already in cache."""
+        _crop_to(cache, cached)
+        out = self.model(
+            torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True
+        )
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        scores = [first[choice[0]].item() for choice in choice_ids]
+        width = max(len(c) for c in choice_ids) - 1
+        if width > 0:
+            # Every choice's remaining tokens in one batch over a repeated cache. Right padding
+            # needs no mask: a pad only precedes other pads, and causal attention never lets an
+            # earlier position see it.
+            pad = self.tokenizer.pad_token_id
+            rows = [c[:-1] + [pad] * (width - len(c) + 1) for c in choice_ids]
+            cache.batch_repeat_interleave(len(choice_ids))
+            step = self.model(torch.tensor(rows, device=self.device), past_key_values=cache, use_cache=True)
+            logp = torch.log_softmax(step.logits.float(), dim=-1)
+            for i, choice in enumerate(choice_ids):
+                for j, token in enumerate(choice[1:]):
+                    scores[i] += logp[i, j, token].item()
+            cache.batch_select_indices(torch.tensor([0], device=self.device))
+        _crop_to(cache, cached)
+        return scores
+
+
+def _crop_to(cache: DynamicCache, length: int) -> None:
+    """Cut the cache back to its first `length` positions (transformers 5 takes a negative
+    count of tokens to drop)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+def _common_prefix(sequences: list[list[int]]) -> list[int]:
+    """Longest shared token prefix, always leaving each sequence at least one token."""
+    shortest = min(len(s) for s in sequences)
+    n = 0
+    while n < shortest - 1 and all(s[n] == sequences[0][n] for s in sequences):
+        n += 1
+    return sequences[0][:n]
+
+
+def _fingerprint(ref: ModelRef) -> str:
+    """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
+    real change to the weights (a new quantisation, a fine-tune) changes it."""
+    digest = hashlib.sha256(ref.name.encode())
+    if not ref.is_local:
+        digest.update(ref.location.encode())
+        return digest.hexdigest()[:16]
+    folder = Path(ref.location)
+    files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
+        p for p in folder.iterdir()
+        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
+    )
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as fh:
+            digest.update(fh.read(1 << 22))
+            if size > 1 << 22:
+                fh.seek(max(size - (1 << 22), 0))
+                digest.update(fh.read(1 << 22))
+    return digest.hexdigest()[:16]
+
+

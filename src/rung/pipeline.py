@@ -1,0 +1,80 @@
+"""A Pipeline is exactly what would be shipped: prompt, demonstrations, model.
+
+The evaluator, the store and (later) the server all take a Pipeline, so what is measured is
+what is served. Rungs differ only in how they build one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from rung.data.example import Example, Message
+from rung.models import load_model
+from rung.models.base import Model
+from rung.prompts import VARIANTS
+
+
+@dataclass(frozen=True)
+class Output:
+    text: str
+    tokens_in: int
+    tokens_out: int
+
+
+@dataclass
+class Pipeline:
+    rung: str
+    kind: str
+    model: str  # a model reference as written in rung.toml
+    instruction: str
+    variant: str = "instruction"
+    labels: list[str] = field(default_factory=list)
+    demonstrations: list[Example] = field(default_factory=list)
+    max_new_tokens: int = 64
+    base_dir: str | None = None  # where relative model paths are resolved
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. {"k": 10}
+
+    def messages(self, text: str) -> list[Message]:
+        render = VARIANTS[self.variant]
+        turns: list[Message] = []
+        for demo in self.demonstrations:
+            _, user = render(self.instruction, self.labels, demo.input)
+            turns += [Message("user", user), Message("assistant", demo.output)]
+        system, user = render(self.instruction, self.labels, text)
+        head = [Message("system", system)] if system else []
+        return head + turns + [Message("user", user)]
+
+    def load(self) -> Model:
+        return load_model(self.model, base_dir=Path(self.base_dir) if self.base_dir else None)
+
+    def predict(self, texts: Sequence[str]) -> list[Output]:
+        """Classification picks the most likely label; other kinds generate greedily."""
+        model = self.load()
+        prompts = [self.messages(t) for t in texts]
+        if self.kind == "classification":
+            scored = model.score_choices(prompts, self.labels)
+            outputs = []
+            for s in scored:
+                best = max(range(len(self.labels)), key=lambda i: s.logprobs[i])
+                outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best]))
+            return outputs
+        return [
+            Output(g.text, g.tokens_in, g.tokens_out)
+            for g in model.generate(prompts, max_new_tokens=self.max_new_tokens)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["demonstrations"] = [
+            {"line": d.line, "id": d.id, "input": d.input, "output": d.output}
+            for d in self.demonstrations
+        ]
+        return record
+
+    def hash(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

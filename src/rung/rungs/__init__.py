@@ -1,0 +1,9 @@
+"""The ladder's rungs, cheapest first. Each builds a Pipeline from train and val only."""
+
+from rung.rungs.base import Candidate, Rung, RungResult
+from rung.rungs.few_shot import FewShotRung
+from rung.rungs.prompt import PromptRung
+
+LADDER = ("prompt", "few-shot")
+
+__all__ = ["LADDER", "Candidate", "Rung", "FewShotRung", "PromptRung", "RungResult"]

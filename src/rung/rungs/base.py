@@ -1,0 +1,88 @@
+"""What a rung hands back: the pipeline it built, how it chose it, and its test measurement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from rung.data.example import Example
+from rung.eval.runner import EvalResult, evaluate
+from rung.pipeline import Pipeline
+from rung.task import TaskSpec
+
+
+class Rung(Protocol):
+    """A rung proposes candidate pipelines from train and keeps the one that does best on val."""
+
+    name: str
+
+    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]: ...
+
+    def build(
+        self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[Pipeline, list["Candidate"]]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration a rung tried on val (a prompt variant, a value of k)."""
+
+    label: str
+    val_score: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RungResult:
+    rung: str
+    pipeline: Pipeline
+    test: EvalResult
+    candidates: list[Candidate]
+    build_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The stable JSON shape documented in the README."""
+        s = self.test.score
+        return {
+            "rung": self.rung,
+            "metric": s.metric,
+            "score": round(s.value, 4),
+            "ci": [round(s.ci[0], 4), round(s.ci[1], 4)],
+            "n": s.n,
+            "other_scores": {
+                name: {"score": round(x.value, 4), "ci": [round(x.ci[0], 4), round(x.ci[1], 4)]}
+                for name, x in self.test.extra_scores.items()
+            },
+            "latency_ms": {k: round(v, 1) for k, v in self.test.latency_ms.items() if k != "n"},
+            "tokens_per_request": round(self.test.tokens_per_request, 1),
+            "chosen": self.pipeline.details,
+            "candidates": [
+                {"label": c.label, "val_score": round(c.val_score, 4), **c.details}
+                for c in self.candidates
+            ],
+            "model": self.pipeline.model,
+        }
+
+
+def choose_on_val(
+    task: TaskSpec,
+    pipelines: Sequence[tuple[str, Pipeline]],
+    val: Sequence[Example],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Pipeline, list[Candidate]]:
+    """Score each candidate on val and keep the best; ties go to the earlier (cheaper) one."""
+    limit = task.eval.val_limit
+    val = list(val[:limit] if limit else val)
+    candidates: list[Candidate] = []
+    best: tuple[float, Pipeline] | None = None
+    for label, pipeline in pipelines:
+        result = evaluate(
+            pipeline, val, metric=task.task.metric, n_resamples=100, seed=task.task.seed,
+            progress=progress,
+        )
+        candidates.append(Candidate(label, result.score.value, dict(pipeline.details)))
+        if best is None or result.score.value > best[0]:
+            best = (result.score.value, pipeline)
+    assert best is not None, "a rung must try at least one candidate"
+    return best[1], candidates

@@ -1,0 +1,173 @@
+"""The run log: SQLite beside the task (.rung/runs.db) plus an artifacts folder per run.
+
+One row per run, per rung and per test example, so any number in a report can be traced to
+the outputs behind it. The schema grows by appending numbered migrations; a database is
+brought up to date when opened, never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+MIGRATIONS: list[str] = [
+    # 1: runs, rung results, per-example predictions
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        task TEXT NOT NULL,
+        task_path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        target REAL NOT NULL,
+        seed INTEGER NOT NULL,
+        config_hash TEXT NOT NULL,
+        data_hash TEXT NOT NULL,
+        split_hash TEXT NOT NULL,
+        status TEXT NOT NULL,
+        recommendation TEXT,
+        summary_json TEXT
+    );
+    CREATE TABLE rung_results (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        rung TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        score REAL NOT NULL,
+        ci_low REAL NOT NULL,
+        ci_high REAL NOT NULL,
+        n INTEGER NOT NULL,
+        latency_p50 REAL,
+        latency_p95 REAL,
+        latency_p99 REAL,
+        tokens_per_request REAL,
+        model TEXT NOT NULL,
+        model_hash TEXT NOT NULL,
+        pipeline_hash TEXT NOT NULL,
+        pipeline_json TEXT NOT NULL,
+        summary_json TEXT NOT NULL,
+        PRIMARY KEY (run_id, rung)
+    );
+    CREATE TABLE predictions (
+        run_id TEXT NOT NULL,
+        rung TEXT NOT NULL,
+        example_id TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        expected TEXT NOT NULL,
+        output TEXT NOT NULL,
+        correct INTEGER NOT NULL,
+        tokens_in INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL,
+        FOREIGN KEY (run_id, rung) REFERENCES rung_results(run_id, rung)
+    );
+    CREATE INDEX predictions_by_rung ON predictions(run_id, rung);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    created: str
+    task: str
+    status: str
+    metric: str
+    target: float
+    recommendation: str | None
+    best: float | None
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = root / "runs.db"
+        self.conn = sqlite3.connect(self.db_path)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.conn:
+                self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def artifacts(self, run_id: str) -> Path:
+        path = self.root / "artifacts" / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start_run(self, *, task: str, task_path: str, kind: str, metric: str, target: float,
+                  seed: int, config_hash: str, data_hash: str, split_hash: str) -> str:
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO runs (id, created, task, task_path, kind, metric, target, seed,"
+                " config_hash, data_hash, split_hash, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, datetime.now(timezone.utc).isoformat(timespec="seconds"), task,
+                 task_path, kind, metric, target, seed, config_hash, data_hash, split_hash,
+                 "running"),
+            )
+        return run_id
+
+    def add_rung(self, run_id: str, position: int, summary: dict[str, Any], *,
+                 model_hash: str, pipeline: dict[str, Any], pipeline_hash: str,
+                 predictions: list[dict[str, Any]]) -> None:
+        """One transaction: a rung is in the store whole or not at all."""
+        latency = summary.get("latency_ms", {})
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO rung_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, summary["rung"], position, summary["metric"], summary["score"],
+                 summary["ci"][0], summary["ci"][1], summary["n"], latency.get("p50"),
+                 latency.get("p95"), latency.get("p99"), summary["tokens_per_request"],
+                 summary["model"], model_hash, pipeline_hash, json.dumps(pipeline),
+                 json.dumps(summary)),
+            )
+            self.conn.executemany(
+                "INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, summary["rung"], p["example_id"], p["line"], p["input"],
+                  p["expected"], p["output"], int(p["correct"]), p["tokens_in"],
+                  p["tokens_out"]) for p in predictions],
+            )
+
+    def finish_run(self, run_id: str, summary: dict[str, Any], status: str = "done") -> None:
+        rec = summary.get("recommendation", {}).get("rung")
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET status = ?, recommendation = ?, summary_json = ? WHERE id = ?",
+                (status, rec, json.dumps(summary), run_id),
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        rows = self.conn.execute(
+            "SELECT r.*, (SELECT MAX(score) FROM rung_results WHERE run_id = r.id) AS best"
+            " FROM runs r ORDER BY created DESC, id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [RunRow(r["id"], r["created"], r["task"], r["status"], r["metric"], r["target"],
+                       r["recommendation"], r["best"]) for r in rows]
+
+    def rung_rows(self, run_id: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM rung_results WHERE run_id = ? ORDER BY position", (run_id,)
+        ).fetchall()
+
+    def predictions(self, run_id: str, rung: str) -> Iterator[sqlite3.Row]:
+        yield from self.conn.execute(
+            "SELECT * FROM predictions WHERE run_id = ? AND rung = ? ORDER BY rowid", (run_id, rung)
+        )
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,197 @@
+"""rung.toml: the task a team wants solved, validated in full before any model is loaded.
+
+Each table in the file maps one-to-one to a model below. Every problem found is reported at
+once with the line of the offending key, so a user fixes the file in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rung.errors import ConfigError, ProblemList, RungError
+
+TaskKind = Literal["classification", "extraction", "generation"]
+
+# Which metrics make sense for which kind of task. A later metric joins by adding a row.
+METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1"),
+    "extraction": ("exact_match",),
+    "generation": ("exact_match",),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskTable(_Strict):
+    name: str = Field(min_length=1)
+    kind: TaskKind
+    instruction: str = Field(min_length=1)
+    labels: list[str] = Field(default_factory=list)
+    data: str
+    corpus: str | None = None
+    metric: str
+    target: float = Field(gt=0.0, le=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _labels_fit_kind(self) -> "TaskTable":
+        if self.kind == "classification":
+            if len(self.labels) < 2:
+                raise ValueError("a classification task needs at least two labels in 'labels'")
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError("'labels' has duplicates")
+        allowed = METRICS_BY_KIND[self.kind]
+        if self.metric not in allowed:
+            raise ValueError(
+                f"metric '{self.metric}' does not fit a {self.kind} task; use one of {list(allowed)}"
+            )
+        return self
+
+
+class SplitTable(_Strict):
+    train: float = Field(default=0.8, gt=0.0, lt=1.0)
+    val: float = Field(default=0.1, gt=0.0, lt=1.0)
+    test: float = Field(default=0.1, gt=0.0, lt=1.0)
+    group_key: str | None = None
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "SplitTable":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must add up to 1.0")
+        return self
+
+
+class ModelsTable(_Strict):
+    small: str
+    large: str | None = None
+
+
+class PromptTable(_Strict):
+    variants: list[str] | None = None  # None: every built-in variant is tried
+
+
+class FewShotTable(_Strict):
+    k: list[int] = Field(default_factory=lambda: [5, 10])
+    selection: Literal["stratified", "random"] = "stratified"
+
+    @model_validator(mode="after")
+    def _positive(self) -> "FewShotTable":
+        if not self.k or any(k < 1 for k in self.k):
+            raise ValueError("k must be a non-empty list of positive integers")
+        return self
+
+
+class EvalTable(_Strict):
+    bootstrap: int = Field(default=2000, ge=100)
+    latency_samples: int = Field(default=20, ge=0)
+    max_new_tokens: int = Field(default=64, ge=1)
+    val_limit: int | None = Field(default=None, ge=1)  # cap val examples used for choices
+
+
+class TaskSpec(_Strict):
+    task: TaskTable
+    split: SplitTable = SplitTable()
+    models: ModelsTable
+    prompt: PromptTable = PromptTable()
+    few_shot: FewShotTable = FewShotTable()
+    eval: EvalTable = EvalTable()
+    path: Path = Field(exclude=True)  # the rung.toml this came from
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def data_path(self) -> Path:
+        return (self.root / self.task.data).resolve()
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / ".rung"
+
+    def config_hash(self) -> str:
+        text = self.model_dump_json(exclude={"path"})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Read and validate rung.toml (or a folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "rung.toml"
+    if not path.exists():
+        raise ConfigError(
+            "no task file here", file=path, fix="pass a rung.toml or a folder that has one"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = getattr(err, "lineno", None) or _line_from_message(str(err))
+        raise ConfigError(f"not valid TOML: {err}", file=path, line=line,
+                          fix="check quotes and brackets on that line") from None
+    try:
+        spec = TaskSpec.model_validate({**raw, "path": path.resolve()})
+    except ValidationError as err:
+        raise _problems(err, text, path) from None
+    if not spec.data_path.exists():
+        raise ConfigError(
+            f"data file '{spec.task.data}' not found (looked at {spec.data_path})",
+            file=path, line=_line_of(text, "task", "data"),
+            fix="set [task] data to a path relative to rung.toml",
+        )
+    return spec
+
+
+def _problems(err: ValidationError, text: str, path: Path) -> RungError:
+    problems: list[ConfigError] = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
+        section = loc[0] if loc else ""
+        key = loc[1] if len(loc) > 1 else ""
+        dotted = ".".join(loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg, fix = f"unknown key '{dotted}'", "remove it or check its spelling (see README)"
+        elif e["type"] == "missing":
+            msg, fix = f"missing key '{dotted}'", f"add '{key or section} = ...' under [{section}]"
+        else:
+            fix = f"change '{dotted}'"
+            msg = f"{dotted}: {msg}"
+        line = _line_of(text, section, key) if key else _line_of_section(text, section)
+        problems.append(ConfigError(msg, file=path, line=line, fix=fix))
+    if len(problems) == 1:
+        return problems[0]
+    return ProblemList(list(problems), file=path)
+
+
+def _line_of_section(text: str, section: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() == f"[{section}]":
+            return number
+    return None
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """The line where `key` is set inside [section]; tomllib keeps no positions."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped.strip("[]").strip()
+        elif current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return _line_of_section(text, section)
+
+
+def _line_from_message(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,140 @@
+"""Shared fixtures: a fake model with canned answers, a tiny real Llama, task folders.
+
+The fake model sits at the edge we do not want to test (a model's knowledge); the tiny Llama
+is a real transformers model built here from the SmolLM2 tokenizer with random weights, so
+every code path the packaged model takes runs in seconds and offline.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from rung.data.example import Message
+from rung.models.base import ChoiceScores, Generation
+from rung.models.registry import register_model, resolve, unregister_model
+
+LABELS = ["BILLING", "BUG", "FEATURE"]
+
+
+@dataclass
+class FakeModel:
+    """Answers from a table (input text -> answer); anything else gets `default`.
+
+    `calls` records every request so tests can check what the pipeline sent.
+    """
+
+    answers: dict[str, str] = field(default_factory=dict)
+    default: str = "BILLING"
+    name: str = "fake"
+    calls: list[tuple[str, list[list[Message]]]] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return "fake-" + str(len(self.answers))
+
+    def _answer(self, prompt: Sequence[Message]) -> str:
+        return self.answers.get(prompt[-1].content, self.default)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m.content.split()) for m in messages)
+
+    def generate(self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64) -> list[Generation]:
+        self.calls.append(("generate", [list(p) for p in prompts]))
+        return [Generation(self._answer(p), self.count_tokens(p), 1) for p in prompts]
+
+    def score_choices(self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]) -> list[ChoiceScores]:
+        self.calls.append(("score", [list(p) for p in prompts]))
+        out = []
+        for p in prompts:
+            answer = self._answer(p)
+            logprobs = [0.0 if c == answer else -10.0 - i for i, c in enumerate(choices)]
+            out.append(ChoiceScores(logprobs, self.count_tokens(p), [1] * len(choices)))
+        return out
+
+
+@pytest.fixture
+def fake_model():
+    model = FakeModel()
+    register_model("fake", model)
+    yield model
+    unregister_model("fake")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A 2-layer random Llama with the real SmolLM2 tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    ref = resolve("smollm2-135m-instruct")
+    tokenizer = AutoTokenizer.from_pretrained(ref.location, gguf_file=ref.gguf_file)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ticket_records(n_per_label: int = 20) -> list[dict]:
+    """Distinct, labelled tickets in OpenAI chat format, with a customer group key."""
+    records = []
+    for i in range(n_per_label):
+        for j, label in enumerate(LABELS):
+            text = f"ticket {i} about {label.lower()} number {i * 7 + j}"
+            records.append({
+                "messages": [{"role": "user", "content": text},
+                             {"role": "assistant", "content": label}],
+                "customer": f"c{(i * len(LABELS) + j) % 17}",
+            })
+    return records
+
+
+def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None = None,
+               extra: str = "", group_key: bool = True) -> Path:
+    """A complete task folder: tickets.jsonl + rung.toml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = ticket_records() if records is None else records
+    (folder / "tickets.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    split = '[split]\ngroup_key = "customer"\n' if group_key else ""
+    (folder / "rung.toml").write_text(textwrap.dedent(f"""\
+        [task]
+        name = "tiny-tickets"
+        kind = "classification"
+        instruction = "Classify the ticket as BILLING, BUG or FEATURE."
+        labels = {json.dumps(LABELS)}
+        data = "tickets.jsonl"
+        metric = "accuracy"
+        target = 0.9
+        seed = 7
+
+        {split}
+        [models]
+        small = "{model}"
+
+        [few_shot]
+        k = [3, 6]
+
+        [eval]
+        bootstrap = 200
+        latency_samples = 2
+        """) + extra)
+    return folder / "rung.toml"
+
+
+@pytest.fixture
+def task_dir(tmp_path) -> Path:
+    """A fresh task folder per test, so every test has its own .rung store."""
+    return tmp_path / "task"

@@ -1,0 +1,356 @@
+"""Readers, writers and detection for every example format; each broken file must name its line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rung.data.example import Example, Message, make_example
+from rung.data.formats import FORMATS, convert, detect_format, read_examples, write_examples
+from rung.errors import DataError
+
+JSONL = ("openai", "anthropic", "alpaca", "sharegpt")
+
+
+def dumps(*records: dict | None) -> str:
+    """One JSON object per line; None leaves a blank line (which still counts for line numbers)."""
+    return "".join("\n" if r is None else json.dumps(r) + "\n" for r in records)
+
+
+def msgs(*turns: tuple[str, str]) -> tuple[Message, ...]:
+    return tuple(Message(role, content) for role, content in turns)
+
+
+def oa(*turns: tuple[str, str], **extra: object) -> dict:
+    return {"messages": [{"role": r, "content": c} for r, c in turns], **extra}
+
+
+def sg(*turns: tuple[str, str], **extra: object) -> dict:
+    return {"conversations": [{"from": r, "value": c} for r, c in turns], **extra}
+
+
+# Two single-turn examples (lines 1 and 3, a blank line between) and, for the chat formats, a
+# multi-turn one on line 4. Every extra is a string so the CSV round trip is exact.
+A = msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"))
+B = msgs(("user", "2+2?"), ("assistant", "4"))
+C = msgs(("user", "Hi"), ("assistant", "Hello there"), ("user", "Bye"), ("assistant", "Bye!"))
+EXTRA = ({"id": "a1", "source": "web"}, {"id": "b2", "source": "book"},
+         {"id": "c3", "source": "chat"})
+CHAT_EXPECTED = [(A, 1, EXTRA[0]), (B, 3, EXTRA[1]), (C, 4, EXTRA[2])]
+
+GOOD = {
+    "openai": ("data.jsonl", dumps(
+        oa(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), **EXTRA[0]), None,
+        oa(("user", "2+2?"), ("assistant", "4"), **EXTRA[1]),
+        oa(("user", "Hi"), ("assistant", "Hello there"), ("user", "Bye"), ("assistant", "Bye!"),
+           **EXTRA[2])), CHAT_EXPECTED),
+    "anthropic": ("data.jsonl", dumps(
+        {"system": "Be brief.", **oa(("user", "Hi"), ("assistant", "Hello!"), **EXTRA[0])}, None,
+        oa(("user", "2+2?"), ("assistant", "4"), **EXTRA[1]),
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": "Hello"},
+                                                        {"type": "text", "text": "there"}]},
+                      {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Bye!"}],
+         **EXTRA[2]}),
+        [(A, 1, EXTRA[0]), (B, 3, EXTRA[1]),
+         (msgs(("user", "Hi"), ("assistant", "Hello\nthere"), ("user", "Bye"),
+               ("assistant", "Bye!")), 4, EXTRA[2])]),
+    "alpaca": ("data.jsonl", dumps(
+        {"instruction": "Be brief.", "input": "Hi", "output": "Hello!", **EXTRA[0]}, None,
+        {"instruction": "2+2?", "output": "4", **EXTRA[1]}), CHAT_EXPECTED[:2]),
+    "sharegpt": ("data.jsonl", dumps(
+        sg(("system", "Be brief."), ("human", "Hi"), ("gpt", "Hello!"), **EXTRA[0]), None,
+        sg(("user", "2+2?"), ("assistant", "4"), **EXTRA[1]),
+        sg(("human", "Hi"), ("gpt", "Hello there"), ("human", "Bye"), ("gpt", "Bye!"), **EXTRA[2])),
+        CHAT_EXPECTED),
+    # A quoted cell spans lines 2-3 and line 4 is blank, so the second row is on line 5.
+    "csv": ("data.csv", 'id,system,input,output,source\na1,Be brief.,Hi,"Hello!\nWelcome.",web\n'
+                        "\nb2,,2+2?,4,book\n",
+            [(msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!\nWelcome.")), 2,
+              EXTRA[0]), (B, 5, EXTRA[1])]),
+}
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def as_tuples(examples: list[Example]) -> list[tuple]:
+    return [(ex.messages, ex.line, ex.extra) for ex in examples]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("forced", [False, True], ids=["detected", "forced"])
+def test_reads_good_file(tmp_path: Path, fmt: str, forced: bool) -> None:
+    name, content, expected = GOOD[fmt]
+    path = write(tmp_path, name, content)
+    assert as_tuples(read_examples(path, fmt if forced else None)) == expected
+    assert detect_format(path) == fmt
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic"])
+def test_plain_chat_reads_the_same_as_openai_or_anthropic(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path, "plain.jsonl", dumps(oa(("user", "Hi"), ("assistant", "Yo"), id="x")))
+    assert detect_format(path) == "openai"
+    assert as_tuples(read_examples(path, fmt)) == [(msgs(("user", "Hi"), ("assistant", "Yo")), 1,
+                                                     {"id": "x"})]
+
+
+@pytest.mark.parametrize("columns", ["input,output", "prompt,completion", "text,label"])
+def test_csv_column_pairs(tmp_path: Path, columns: str) -> None:
+    path = write(tmp_path, "d.csv", f"{columns},note\nHi,Hello,n1\n")
+    assert as_tuples(read_examples(path)) == [(msgs(("user", "Hi"), ("assistant", "Hello")), 2,
+                                               {"note": "n1"})]
+
+
+# --- broken files ----------------------------------------------------------------------------
+
+GOOD_LINE = {
+    "openai": oa(("system", "S"), ("user", "Hi"), ("assistant", "Hello")),
+    "anthropic": {"system": "S", **oa(("user", "Hi"), ("assistant", "Hello"))},
+    "alpaca": {"instruction": "Greet", "input": "", "output": "Hello"},
+    "sharegpt": sg(("human", "Hi"), ("gpt", "Hello")),
+}
+# Each bad record goes on line 3, after a good line and a blank line.
+BAD_RECORD = {
+    "missing role": {
+        "openai": {"messages": [{"content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+        "anthropic": {"system": "S", "messages": [{"content": "Hi"}, {"role": "assistant",
+                                                                      "content": "Hello"}]},
+        "alpaca": {"instruction": "Greet", "input": ""},
+        "sharegpt": {"conversations": [{"value": "Hi"}, {"from": "gpt", "value": "Hello"}]},
+    },
+    "empty content": {
+        "openai": oa(("user", "Hi"), ("assistant", "  \n")),
+        "anthropic": {"messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": " "}]}]},
+        "alpaca": {"instruction": "Greet", "input": "", "output": ""},
+        "sharegpt": sg(("human", "   "), ("gpt", "Hello")),
+    },
+    "content is a number": {
+        "openai": oa(("user", "Hi"), ("assistant", 42)),
+        "anthropic": {"system": "S", **oa(("user", "Hi"), ("assistant", 42))},
+        "alpaca": {"instruction": "Greet", "input": "", "output": 42},
+        "sharegpt": sg(("human", 42), ("gpt", "Hello")),
+    },
+    "unknown role": {
+        "openai": oa(("user", "Hi"), ("bot", "Hello")),
+        "anthropic": {"system": "S", **oa(("system", "S2"), ("user", "Hi"), ("assistant", "Yo"))},
+        "alpaca": {"instruction": "Greet", "input": 7, "output": "Hello"},
+        "sharegpt": sg(("human", "Hi"), ("bot", "Hello")),
+    },
+    "no target": {
+        "openai": oa(("system", "S"), ("user", "Hi")),
+        "anthropic": {"system": "S", **oa(("user", "Hi"))},
+        "alpaca": {"instruction": "   ", "output": "Hello"},
+        "sharegpt": sg(("human", "Hi")),
+    },
+    "invalid order": {
+        "openai": oa(("user", "Hi"), ("system", "S"), ("assistant", "Hello")),
+        "anthropic": {"system": "S", **oa(("assistant", "Hello"), ("user", "Hi"))},
+        "alpaca": {"instruction": ["Greet"], "output": "Hello"},
+        "sharegpt": sg(("human", "Hi"), ("gpt", "Hello"), ("human", "More?")),
+    },
+}
+EXPECTED_TEXT = {
+    "missing role": ('no "role"', 'no "role"', '"output"', 'no "from"'),
+    "empty content": ("is empty",) * 4,
+    "content is a number": ("must be a string, got a number",) * 4,
+    "unknown role": ('unknown role "bot"', 'top-level "system"', "must be a string",
+                     'unknown from "bot"'),
+    "no target": ("no assistant turn", "no assistant turn", "is empty", "no assistant turn"),
+    "invalid order": ("invalid order", "invalid order", "got a list", "invalid order"),
+}
+BROKEN = [(fmt, kind, dumps(GOOD_LINE[fmt], None, BAD_RECORD[kind][fmt]), 3, text)
+          for kind in BAD_RECORD for fmt, text in zip(JSONL, EXPECTED_TEXT[kind])]
+BROKEN += [(fmt, "bad JSON", dumps(GOOD_LINE[fmt], None) + '{"messages": [\n', 3, "invalid JSON")
+           for fmt in JSONL]
+BROKEN += [(fmt, "not an object", dumps(GOOD_LINE[fmt]) + "[1, 2]\n", 2, "got a list")
+           for fmt in JSONL]
+BROKEN += [(fmt, "non-UTF-8", dumps(GOOD_LINE[fmt], GOOD_LINE[fmt]).encode()
+            + json.dumps(GOOD_LINE[fmt]).encode().replace(b"Hello", b"Hel\xff\xfelo"), 3,
+            "not UTF-8") for fmt in JSONL]
+BROKEN += [("openai", "unknown shape", dumps(GOOD_LINE["openai"], {"question": "q"}), 2,
+            '"messages"'),
+           ("openai", "no user turn", dumps(oa(("system", "S"), ("assistant", "A"))), 1,
+            "no user turn"),
+           ("openai", "messages not a list", dumps({"messages": "Hi"}), 1, "must be a list"),
+           ("anthropic", "image block", dumps({"messages": [
+               {"role": "user", "content": [{"type": "image", "source": {}}]},
+               {"role": "assistant", "content": "A"}]}), 1, "not a text block")]
+
+
+def check(err: DataError, path: Path, line: int | None, text: str) -> None:
+    assert err.line == line
+    assert err.file == str(path)
+    assert path.name in str(err) and "fix: " in str(err) and err.fix
+    assert text in str(err)
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["detected", "forced"])
+@pytest.mark.parametrize(("fmt", "kind", "content", "line", "text"), BROKEN,
+                         ids=[f"{c[0]}-{c[1]}" for c in BROKEN])
+def test_broken_jsonl(tmp_path: Path, fmt: str, kind: str, content: str | bytes, line: int,
+                      text: str, forced: bool) -> None:
+    path = write(tmp_path, "bad.jsonl", content)
+    with pytest.raises(DataError) as e:
+        read_examples(path, fmt if forced else None)
+    check(e.value, path, line, text)
+
+
+MIXED = [
+    ("openai line then alpaca line", [oa(("user", "Hi"), ("assistant", "Yo")),
+                                      GOOD_LINE["alpaca"]], 1),
+    ("openai system then anthropic system", [GOOD_LINE["openai"], GOOD_LINE["anthropic"]], 1),
+    ("anthropic then openai system",
+     [GOOD_LINE["anthropic"], oa(("user", "Hi"), ("assistant", "Yo")), GOOD_LINE["openai"]], 1),
+    ("sharegpt then openai", [GOOD_LINE["sharegpt"], GOOD_LINE["openai"]], 1),
+    ("alpaca then sharegpt", [GOOD_LINE["alpaca"], GOOD_LINE["sharegpt"]], 1),
+]
+
+
+@pytest.mark.parametrize(("records", "first"), [m[1:] for m in MIXED], ids=[m[0] for m in MIXED])
+def test_mixed_formats(tmp_path: Path, records: list[dict], first: int) -> None:
+    path = write(tmp_path, "mixed.jsonl", dumps(records[0], None, *records[1:]))
+    bad_line = len(records) + 1  # the blank line after the first record counts
+    for call in (read_examples, detect_format):
+        with pytest.raises(DataError) as e:
+            call(path)
+        check(e.value, path, bad_line, "mixed formats")
+        assert f"line {first} set" in e.value.message
+
+
+def test_openai_and_anthropic_in_one_record(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.jsonl", dumps(GOOD_LINE["openai"] | {"system": "S"}))
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    check(e.value, path, 1, "mixed formats")
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, None])
+@pytest.mark.parametrize("content", ["", "\n  \n\n"], ids=["empty", "blank-lines"])
+def test_empty_file(tmp_path: Path, fmt: str | None, content: str) -> None:
+    path = write(tmp_path, "empty.csv" if fmt == "csv" else "empty.jsonl", content)
+    with pytest.raises(DataError) as e:
+        read_examples(path, fmt)
+    check(e.value, path, None, "no examples")
+
+
+BROKEN_CSV = [
+    ("missing column", "question,answer\nq,a\n", 1, "found: question, answer"),
+    ("empty cell", "input,output\nHi,Hello\n\nHi, \n", 4, '"output" cell is empty'),
+    ("empty input cell", "prompt,completion\n,Hello\n", 2, '"prompt" cell is empty'),
+    ("cell count", "input,output\nHi,Hello,extra\n", 2, "3 cells"),
+    ("header only", "input,output\n", None, "no examples"),
+]
+
+
+@pytest.mark.parametrize(("kind", "content", "line", "text"), BROKEN_CSV,
+                         ids=[c[0] for c in BROKEN_CSV])
+def test_broken_csv(tmp_path: Path, kind: str, content: str, line: int | None, text: str) -> None:
+    path = write(tmp_path, "bad.csv", content)
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    check(e.value, path, line, text)
+    if kind == "missing column":
+        assert "input,output" in e.value.fix and "prompt,completion" in e.value.fix
+
+
+def test_csv_non_utf8(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.csv", b"input,output\nHi,Hello\nHi,Hel\xff\xfelo\n")
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    check(e.value, path, 3, "not UTF-8")
+    assert "byte offset 28" in e.value.message
+
+
+def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as e:
+        read_examples(tmp_path / "nope.jsonl")
+    check(e.value, tmp_path / "nope.jsonl", None, "not found")
+    good = write(tmp_path, "g.jsonl", GOOD["openai"][1])
+    for call in (lambda: read_examples(good, "jsonl"),
+                 lambda: write_examples([], tmp_path / "o.jsonl", "jsonl")):
+        with pytest.raises(DataError) as e:
+            call()
+        assert all(name in e.value.fix for name in FORMATS)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def holds(fmt: str, ex: Example) -> bool:
+    """alpaca and csv hold one (system,) user, assistant exchange; chat formats hold any."""
+    roles = [m.role for m in ex.messages]
+    return fmt not in ("alpaca", "csv") or roles in (["user", "assistant"],
+                                                     ["system", "user", "assistant"])
+
+
+@pytest.mark.parametrize("dst", FORMATS)
+@pytest.mark.parametrize("src", FORMATS)
+def test_round_trip(tmp_path: Path, src: str, dst: str) -> None:
+    name, content, _ = GOOD[src]
+    examples = [ex for ex in read_examples(write(tmp_path, name, content)) if holds(dst, ex)]
+    out = tmp_path / f"out.{'csv' if dst == 'csv' else 'jsonl'}"
+    write_examples(examples, out, dst)
+    back = read_examples(out)
+    assert detect_format(out) == dst or (dst == "anthropic" and not any(e.system for e in examples))
+    assert [(e.messages, e.extra) for e in back] == [(e.messages, e.extra) for e in examples]
+    if dst != "csv":
+        assert [e.line for e in back] == list(range(1, len(back) + 1))
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "csv"])
+def test_single_exchange_formats_refuse_multi_turn(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    multi = Example(C, line=4)
+    with pytest.raises(DataError) as e:
+        write_examples([make_example("q", "a"), multi], out, fmt)
+    assert e.value.line == 4 and "line 4" in str(e.value) and "2 user turn" in str(e.value)
+    assert "openai" in e.value.fix and "sharegpt" in e.value.fix
+    assert out.read_text() == "old\n"  # nothing written on failure
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_extra_field_clashing_with_format_key_is_refused(tmp_path: Path) -> None:
+    ex = make_example("q", "a", line=2, messages="mine")
+    with pytest.raises(DataError) as e:
+        write_examples([ex], tmp_path / "o.jsonl", "openai")
+    assert "messages" in str(e.value) and e.value.line == 2
+
+
+def test_non_string_extras_survive_jsonl_and_become_json_in_csv(tmp_path: Path) -> None:
+    ex = make_example("q", "a", system="s", n=3, meta={"k": [1, 2]})
+    write_examples([ex], tmp_path / "o.jsonl", "sharegpt")
+    assert read_examples(tmp_path / "o.jsonl")[0].extra == {"n": 3, "meta": {"k": [1, 2]}}
+    write_examples([ex], tmp_path / "o.csv", "csv")
+    assert read_examples(tmp_path / "o.csv")[0].extra == {"n": "3", "meta": '{"k": [1, 2]}'}
+
+
+def test_write_replaces_atomically_and_creates_parents(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "o.jsonl"
+    write_examples([make_example("q", "a")], out, "openai")
+    write_examples([make_example("q2", "a2")], out, "openai")
+    assert [e.input for e in read_examples(out)] == ["q2"]
+    assert [p.name for p in out.parent.iterdir()] == ["o.jsonl"]
+
+
+def test_alpaca_writer_maps_system_to_instruction(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    examples = [make_example("u", "a", system="s", id=1), make_example("u2", "a2")]
+    write_examples(examples, out, "alpaca")
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        {"instruction": "s", "input": "u", "output": "a", "id": 1},
+        {"instruction": "u2", "input": "", "output": "a2"}]
+
+
+def test_convert(tmp_path: Path) -> None:
+    src = write(tmp_path, "in.csv", GOOD["csv"][1])
+    assert convert(src, tmp_path / "out.jsonl", "sharegpt") == 2
+    assert detect_format(tmp_path / "out.jsonl") == "sharegpt"

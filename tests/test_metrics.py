@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from rung.eval.metrics import _macro_f1_resampled, exact_match, macro_f1, score_predictions
+
+
+def test_accuracy_and_macro_f1_hand_worked():
+    expected = ["A", "A", "A", "B", "B", "C"]
+    predicted = ["A", "A", "B", "B", "C", "C"]
+    # A: tp2 fp0 fn1 -> F1 = 4/5; B: tp1 fp1 fn1 -> 1/2; C: tp1 fp1 fn0 -> 2/3
+    assert macro_f1(expected, predicted, ["A", "B", "C"]) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    score = score_predictions("accuracy", expected, predicted)
+    assert score.value == pytest.approx(4 / 6)
+    assert score.ci[0] <= score.value <= score.ci[1]
+
+
+def test_label_never_predicted_counts_as_zero():
+    assert macro_f1(["A", "B"], ["A", "A"], ["A", "B", "C"]) == pytest.approx((2 / 3 + 0 + 0) / 3)
+
+
+def test_vectorised_resampled_f1_matches_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 50)
+    p = np.where(rng.random(50) < 0.6, y, rng.integers(0, 4, 50))
+    idx = rng.integers(0, 50, (20, 50))
+    ours = _macro_f1_resampled(y, p, 4, idx)
+    theirs = [f1_score(y[i], p[i], labels=[0, 1, 2, 3], average="macro", zero_division=0) for i in idx]
+    assert np.allclose(ours, theirs)
+
+
+def test_interval_narrows_with_more_examples():
+    small = score_predictions("accuracy", ["A"] * 20, ["A"] * 14 + ["B"] * 6, seed=1)
+    large = score_predictions("accuracy", ["A"] * 2000, ["A"] * 1400 + ["B"] * 600, seed=1)
+    assert small.value == large.value == pytest.approx(0.7)
+    assert (large.ci[1] - large.ci[0]) < (small.ci[1] - small.ci[0]) / 5
+    # the normal approximation for 2000 examples: +-1.96*sqrt(.7*.3/2000) = +-0.020
+    assert large.ci[0] == pytest.approx(0.68, abs=0.006) and large.ci[1] == pytest.approx(0.72, abs=0.006)
+
+
+def test_perfect_and_empty():
+    perfect = score_predictions("macro_f1", ["A", "B"] * 5, ["A", "B"] * 5, labels=["A", "B"])
+    assert perfect.value == 1.0 and perfect.ci == (1.0, 1.0)
+    assert score_predictions("accuracy", [], []).n == 0
+
+
+def test_exact_match_normalises_space_and_case():
+    assert exact_match(["Paris  is nice"], [" paris is NICE"]) == 1.0
+    assert exact_match(["Paris"], ["Lyon"]) == 0.0

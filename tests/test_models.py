@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from rung.data.example import Message
+from rung.errors import ModelError
+from rung.models import load_model, resolve
+from rung.models.registry import ModelRef
+
+
+def _brute_force(model, messages, choice: str) -> float:
+    """Log-likelihood of choice + end-of-turn after the prompt, by one plain forward pass."""
+    tok = model.tokenizer
+    prompt = tok(model.render(messages), add_special_tokens=False)["input_ids"]
+    answer = tok(choice + model.end_of_turn, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        logp = torch.log_softmax(model.model(ids).logits[0].float(), dim=-1)
+    return sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(answer))
+
+
+def _prompts():
+    system = Message("system", "Classify the ticket. Reply with one label. " * 3)
+    return [
+        [system, Message("user", "I was charged twice, refund please")],
+        [system, Message("user", "The export button throws an error")],
+        [system, Message("user", "Could you add a dark mode?")],
+    ]
+
+
+def test_score_choices_equals_brute_force_with_shared_prefix(tiny_llama):
+    model = load_model(str(tiny_llama))
+    choices = ["BILLING", "BUG", "FEATURE REQUEST"]
+    batched = model.score_choices(_prompts(), choices)  # shares the system prompt's cache
+    for prompt, scores in zip(_prompts(), batched):
+        single = model.score_choices([prompt], choices)[0]  # no sharing
+        brute = [_brute_force(model, prompt, c) for c in choices]
+        assert scores.logprobs == pytest.approx(brute, abs=1e-3)
+        assert single.logprobs == pytest.approx(brute, abs=1e-3)
+        assert scores.tokens_in == model.count_tokens(prompt)
+        assert scores.choice_tokens[2] > scores.choice_tokens[1]
+
+
+def test_end_of_turn_comes_from_the_chat_template(tiny_llama):
+    model = load_model(str(tiny_llama))
+    assert model.end_of_turn == "<|im_end|>"
+    rendered = model.render([Message("user", "hi")])
+    assert rendered.endswith("<|im_start|>assistant\n")
+
+
+def test_generate_is_greedy_and_counts_tokens(tiny_llama):
+    model = load_model(str(tiny_llama))
+    first = model.generate(_prompts(), max_new_tokens=5)
+    again = model.generate(list(reversed(_prompts())), max_new_tokens=5)
+    assert [g.text for g in first] == [g.text for g in reversed(again)]
+    for g, p in zip(first, _prompts()):
+        assert g.tokens_in == model.count_tokens(p)
+        assert 0 <= g.tokens_out <= 5
+
+
+def test_batched_generation_matches_one_at_a_time(tiny_llama):
+    model = load_model(str(tiny_llama))
+    batched = model.generate(_prompts(), max_new_tokens=4)
+    single = [model.generate([p], max_new_tokens=4)[0] for p in _prompts()]
+    assert [g.text for g in batched] == [g.text for g in single]
+
+
+def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
+    model = load_model(str(tiny_llama))
+    assert model.fingerprint == load_model(str(tiny_llama)).fingerprint
+    copy = tmp_path / "copy"
+    model.model.save_pretrained(copy)
+    model.tokenizer.save_pretrained(copy)
+    with torch.no_grad():
+        next(model.model.parameters()).mul_(1.0)
+    from rung.models.hf import _fingerprint
+
+    assert _fingerprint(ModelRef("x", str(copy))) == _fingerprint(ModelRef("x", str(tiny_llama)))
+    state = model.model.state_dict()
+    state["model.norm.weight"] = state["model.norm.weight"] * 2
+    model.model.save_pretrained(copy, state_dict=state)
+    assert _fingerprint(ModelRef("x", str(copy))) != _fingerprint(ModelRef("x", str(tiny_llama)))
+
+
+def test_resolve_alias_folder_gguf_and_hub_id(tiny_llama, tmp_path):
+    packaged = resolve("smollm2-135m-instruct")
+    assert packaged.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert resolve(str(tiny_llama)).location == str(tiny_llama.resolve())
+    hub = resolve("HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert not hub.is_local and hub.location == "HuggingFaceTB/SmolLM2-360M-Instruct"
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    local = resolve(str(tmp_path / "m.gguf"))
+    assert local.gguf_file == "m.gguf" and local.location == str(tmp_path)
+
+
+def test_unknown_models_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="unknown model 'nonsense'") as info:
+        resolve("nonsense")
+    assert "smollm2-135m-instruct" in info.value.fix
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve(str(tmp_path / "empty"))

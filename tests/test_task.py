@@ -1,0 +1,103 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import write_task
+from rung.errors import ConfigError, ProblemList, RungError
+from rung.task import load_task
+
+EXAMPLES = sorted(Path(__file__).resolve().parents[1].glob("examples/*/rung.toml"))
+
+
+def test_valid_task_loads_with_defaults(task_dir):
+    spec = load_task(write_task(task_dir))
+    assert spec.task.kind == "classification"
+    assert spec.split.group_key == "customer"
+    assert (spec.split.train, spec.split.val, spec.split.test) == (0.8, 0.1, 0.1)
+    assert spec.data_path == (task_dir / "tickets.jsonl").resolve()
+    assert spec.store_dir == task_dir / ".rung"
+    # a folder works as well as the file, and the config hash is stable
+    assert load_task(task_dir).config_hash() == spec.config_hash()
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_unknown_key_names_its_line(task_dir):
+    toml = write_task(task_dir)
+    _replace(toml, 'seed = 7', 'seed = 7\nsede = 8')
+    with pytest.raises(ConfigError) as info:
+        load_task(toml)
+    err = info.value
+    assert "unknown key 'task.sede'" in str(err)
+    assert err.line == toml.read_text().splitlines().index("sede = 8") + 1
+    assert "spelling" in err.fix
+
+
+def test_metric_must_fit_kind(task_dir):
+    toml = write_task(task_dir)
+    _replace(toml, 'metric = "accuracy"', 'metric = "exact_match"')
+    with pytest.raises(ConfigError) as info:
+        load_task(toml)
+    assert "does not fit a classification task" in str(info.value)
+    assert "accuracy" in str(info.value)
+
+
+def test_every_problem_is_reported_at_once(task_dir):
+    toml = write_task(task_dir)
+    _replace(toml, 'target = 0.9', 'target = 7')
+    _replace(toml, 'small = "fake"', 'smal = "fake"')
+    with pytest.raises(ProblemList) as info:
+        load_task(toml)
+    text = str(info.value)
+    assert "task.target" in text and "unknown key 'models.smal'" in text
+    assert "missing key 'models.small'" in text
+    assert len(info.value.problems) == 3
+    assert all(p.line for p in info.value.problems)
+
+
+def test_bad_toml_and_missing_data(task_dir, tmp_path):
+    toml = write_task(task_dir)
+    toml.write_text(toml.read_text().replace('name = "tiny-tickets"', 'name = "tiny'))
+    with pytest.raises(ConfigError) as info:
+        load_task(toml)
+    assert "not valid TOML" in str(info.value) and info.value.line == 2
+
+    toml = write_task(tmp_path / "other")
+    (tmp_path / "other" / "tickets.jsonl").unlink()
+    with pytest.raises(ConfigError) as info:
+        load_task(toml)
+    assert "tickets.jsonl" in str(info.value) and info.value.line == 6
+
+    with pytest.raises(RungError, match="no task file"):
+        load_task(tmp_path / "nowhere")
+
+
+def test_classification_needs_labels(task_dir):
+    toml = write_task(task_dir)
+    _replace(toml, 'labels = ["BILLING", "BUG", "FEATURE"]', 'labels = ["BILLING"]')
+    with pytest.raises(ConfigError, match="at least two labels"):
+        load_task(toml)
+
+
+def test_split_fractions_must_add_up(task_dir):
+    toml = write_task(task_dir)
+    _replace(toml, '[split]\n', '[split]\ntrain = 0.9\n')
+    with pytest.raises(ConfigError, match="add up to 1.0"):
+        load_task(toml)
+
+
+@pytest.mark.parametrize("toml", EXAMPLES, ids=lambda p: p.parent.name)
+def test_every_shipped_example_is_valid(toml):
+    from rung.climb import load_examples, make_split
+
+    spec = load_task(toml)
+    examples = load_examples(spec)
+    split = make_split(spec, examples)
+    assert len(split.test) >= 50, "a shipped example needs a test split big enough to measure"
+
+
+def test_examples_exist():
+    assert EXAMPLES, "examples/*/rung.toml must exist"
