@@ -11,7 +11,7 @@ import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytest
 
@@ -31,6 +31,7 @@ class FakeModel:
 
     answers: dict[str, str] = field(default_factory=dict)
     default: str = "BILLING"
+    rule: Callable[[Sequence[Message]], str | None] | None = None  # consulted first
     name: str = "fake"
     calls: list[tuple[str, list[list[Message]]]] = field(default_factory=list)
 
@@ -39,6 +40,8 @@ class FakeModel:
         return "fake-" + str(len(self.answers))
 
     def _answer(self, prompt: Sequence[Message]) -> str:
+        if self.rule is not None and (answer := self.rule(prompt)) is not None:
+            return answer
         return self.answers.get(prompt[-1].content, self.default)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:

@@ -26,7 +26,8 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except RungError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        err.print("error:", style="bold red", end=" ")
+        err.print(str(e), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -1,0 +1,151 @@
+"""The ladder end to end on a fake model whose behaviour we choose, so the expected
+recommendation is known in advance."""
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import LABELS, write_task
+from rung.cli import app
+from rung.climb import climb
+from rung.errors import DataError
+from rung.rungs.few_shot import choose_demonstrations
+from rung.data.example import make_example
+
+runner = CliRunner()
+
+
+def _label_in(text: str) -> str:
+    return next(label for label in LABELS if label.lower() in text.lower())
+
+
+def learns_from_demonstrations(prompt):
+    """Right only when shown at least 6 demonstrations; otherwise always 'BILLING'."""
+    demos = sum(1 for m in prompt if m.role == "assistant")
+    return _label_in(prompt[-1].content) if demos >= 6 else "BILLING"
+
+
+def test_climb_recommends_the_first_rung_that_reaches_target(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    result = climb(write_task(task_dir))
+    summary = result.summary()
+    prompt, few_shot = summary["rungs"]
+    assert prompt["rung"] == "prompt" and few_shot["rung"] == "few-shot"
+    assert prompt["score"] == pytest.approx(sum(e.output == "BILLING" for e in result.split.test) / len(result.split.test), abs=1e-4)
+    assert few_shot["score"] == 1.0 and few_shot["chosen"]["k"] == 6
+    assert [c["label"] for c in few_shot["candidates"]] == ["k=3", "k=6"]
+    assert summary["recommendation"]["rung"] == "few-shot"
+    assert "reaches 1.000" in summary["recommendation"]["reason"]
+    # both rungs were measured on exactly the same test examples
+    assert prompt["n"] == few_shot["n"] == len(result.split.test)
+
+
+def test_no_rung_reaches_target_names_the_best(task_dir, fake_model):
+    fake_model.default = "BUG"
+    summary = climb(write_task(task_dir)).summary()
+    rec = summary["recommendation"]
+    assert rec["rung"] is None and rec["best"] in ("prompt", "few-shot")
+    assert "no rung reached the target of 0.9" in rec["reason"]
+
+
+def test_prompt_variant_is_chosen_on_val(task_dir, fake_model):
+    # Only the 'role' variant wraps the input in <input> tags; make it the one that works.
+    fake_model.rule = lambda p: _label_in(p[-1].content) if "<input>" in p[-1].content else "BILLING"
+    summary = climb(write_task(task_dir)).summary()
+    prompt = summary["rungs"][0]
+    assert prompt["chosen"] == {"variant": "role"}
+    assert {c["label"]: c["val_score"] for c in prompt["candidates"]}["role"] == 1.0
+    assert summary["recommendation"]["rung"] == "prompt"
+
+
+def test_store_holds_run_rungs_and_every_test_example(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    result = climb(write_task(task_dir))
+    db = sqlite3.connect(task_dir / ".rung" / "runs.db")
+    run = db.execute("SELECT task, status, recommendation, data_hash, split_hash, config_hash FROM runs").fetchone()
+    assert run[:3] == ("tiny-tickets", "done", "few-shot")
+    assert run[4] == result.split.hash() and all(run[3:])
+    rows = db.execute("SELECT rung, COUNT(*), SUM(correct) FROM predictions GROUP BY rung ORDER BY rung").fetchall()
+    n = len(result.split.test)
+    assert rows == [("few-shot", n, n), ("prompt", n, sum(e.output == "BILLING" for e in result.split.test))]
+    model_hashes = {r[0] for r in db.execute("SELECT model_hash FROM rung_results")}
+    assert model_hashes == {fake_model.fingerprint}
+    artifacts = task_dir / ".rung" / "artifacts" / result.run_id
+    assert json.loads((artifacts / "split.json").read_text())["split_hash"] == result.split.hash()
+    assert json.loads((artifacts / "pipeline-few-shot.json").read_text())["details"]["k"] == 6
+
+
+def test_same_seed_same_choices_and_scores(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    a = climb(write_task(task_dir)).summary()
+    b = climb(task_dir).summary()
+    strip = lambda s: [{k: v for k, v in r.items() if k != "latency_ms"} for r in s["rungs"]]
+    assert strip(a) == strip(b) and a["run_id"] != b["run_id"]
+
+
+def test_stratified_demonstrations_cover_every_label():
+    train = [make_example(f"t{i}", LABELS[i % 3] if i < 60 else "BILLING") for i in range(100)]
+    demos = choose_demonstrations(train, 6, seed=1)
+    assert sorted(d.output for d in demos) == sorted(LABELS * 2)
+    assert choose_demonstrations(train, 6, seed=1) == demos
+
+
+def test_cli_climb_json_shape(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    result = runner.invoke(app, ["climb", str(write_task(task_dir)), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"task", "metric", "target", "run_id", "rungs", "recommendation"}
+    for r in data["rungs"]:
+        assert set(r) >= {"rung", "score", "ci", "latency_ms", "tokens_per_request"}
+        assert len(r["ci"]) == 2 and r["ci"][0] <= r["score"] <= r["ci"][1]
+        assert set(r["latency_ms"]) >= {"p50", "p95"}
+    assert data["recommendation"] == {"rung": "few-shot", "reason": data["recommendation"]["reason"]}
+
+
+def test_cli_climb_table_and_runs(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    result = runner.invoke(app, ["climb", str(write_task(task_dir))])
+    assert result.exit_code == 0, result.output
+    assert "few-shot" in result.stdout and "recommendation" in result.stdout
+    listed = runner.invoke(app, ["runs", str(task_dir), "--json"])
+    rows = json.loads(listed.stdout)
+    assert len(rows) == 1 and rows[0]["recommendation"] == "few-shot" and rows[0]["best"] == 1.0
+
+
+def test_bad_label_stops_with_its_line_and_exit_2(task_dir, fake_model):
+    toml = write_task(task_dir)
+    data = task_dir / "tickets.jsonl"
+    lines = data.read_text().splitlines()
+    lines[4] = lines[4].replace('"BUG"', '"BUGS"')
+    data.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        climb(toml)
+    assert info.value.line == 5 and "BUGS" in str(info.value)
+    result = runner.invoke(app, ["climb", str(toml)])
+    assert result.exit_code == 2
+    assert "tickets.jsonl:5" in result.stderr and "Traceback" not in result.output
+    assert not (task_dir / ".rung" / "runs.db").exists(), "a bad file must stop the run before it starts"
+
+
+def test_malformed_line_exit_2(task_dir, fake_model):
+    toml = write_task(task_dir)
+    with (task_dir / "tickets.jsonl").open("a") as fh:
+        fh.write('{"messages": [{"role": "user"}]}\n')
+    result = runner.invoke(app, ["climb", str(toml), "--json"])
+    assert result.exit_code == 2 and "tickets.jsonl:61" in result.stderr
+
+
+def test_cli_convert_round_trip(task_dir, tmp_path):
+    write_task(task_dir)
+    out = tmp_path / "t.csv"
+    result = runner.invoke(app, ["convert", str(task_dir / "tickets.jsonl"), str(out), "--to", "csv"])
+    assert result.exit_code == 0, result.output
+    back = tmp_path / "t.jsonl"
+    assert runner.invoke(app, ["convert", str(out), str(back), "--to", "sharegpt"]).exit_code == 0
+    first = json.loads(back.read_text().splitlines()[0])
+    assert first["conversations"][1]["value"] in LABELS and first["customer"].startswith("c")
+    bad = runner.invoke(app, ["convert", str(out), str(back), "--to", "yaml"])
+    assert bad.exit_code == 2 and "yaml" in bad.stderr
