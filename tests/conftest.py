@@ -8,6 +8,7 @@ every code path the packaged model takes runs in seconds and offline.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ import pytest
 from rung.data.example import Message
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import register_model, resolve, unregister_model
+
+# Tests never reach a hub: a load that tried would fail instead of downloading.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 LABELS = ["BILLING", "BUG", "FEATURE"]
 

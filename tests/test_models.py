@@ -99,3 +99,14 @@ def test_unknown_models_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
         resolve(str(tmp_path / "empty"))
+
+
+def test_batches_of_any_size_and_prompts_without_a_shared_prefix(tiny_llama):
+    model = load_model(str(tiny_llama))
+    prompts = _prompts() + [[Message("user", "short")], [Message("system", "Other."), Message("user", "x " * 40)]]
+    choices = ["A", "BILLING"]
+    expected = [[_brute_force(model, p, c) for c in choices] for p in prompts]
+    for batch_size in (1, 2, 8):
+        got = model.score_choices(prompts, choices, batch_size=batch_size)
+        for scores, brute in zip(got, expected):
+            assert scores.logprobs == pytest.approx(brute, abs=1e-3)

@@ -68,18 +68,21 @@ def climb(
 
 def _climb_table(summary: dict) -> Table:
     table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
-    for col in ("rung", "score", "95% CI", "latency p50 / p95", "tokens/request", "chosen on val"):
-        table.add_column(col, justify="right" if col != "rung" else "left")
+    for col in ("rung", "score", "95% CI", "p50/p95 ms", "tokens/req", "chosen on val"):
+        table.add_column(col, justify="left" if col in ("rung", "chosen on val") else "right")
     for r in summary["rungs"]:
         reached = r["score"] >= summary["target"]
         latency = r["latency_ms"]
+        chosen = r["chosen"].get("variant", "")
+        if "k" in r["chosen"]:
+            chosen += f", k={r['chosen']['k']}"
         table.add_row(
             r["rung"],
             f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
-            f"{latency['p50']:.0f} / {latency['p95']:.0f} ms" if latency else "-",
+            f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
             f"{r['tokens_per_request']:.0f}",
-            ", ".join(f"{k}={v}" for k, v in r["chosen"].items()),
+            chosen,
         )
     return table
 

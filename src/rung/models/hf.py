@@ -1,14 +1,17 @@
 """The transformers backend: any causal LM that `from_pretrained` can load, GGUF included.
 
-Scoring reuses work twice over. Prompts of one batch usually share a long prefix (the
+Scoring reuses work twice over. Prompts of one evaluation usually share a long prefix (the
 instruction, and for few-shot the same demonstrations), so that prefix is encoded once and its
-key/value cache is cropped back to it after each example. Each candidate then costs only its
-own few tokens on top of its prompt's cache.
+key/value cache is copied into every batch. Each example then costs only its own tokens, and
+each candidate label only its own few tokens on top of the example's cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
+import io
 
 from pathlib import Path
 from typing import Sequence
@@ -36,8 +39,10 @@ class HFModel:
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+            # GGUF dequantisation draws its own tqdm bar; the library never prints.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+                self.model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
         except (OSError, ValueError) as err:
             raise ModelError(
                 f"could not load model '{ref.name}' from {ref.location}: {err}",
@@ -125,22 +130,24 @@ class HFModel:
 
     @torch.inference_mode()
     def score_choices(
-        self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]
+        self, prompts: Sequence[Sequence[Message]], choices: Sequence[str], batch_size: int = 8
     ) -> list[ChoiceScores]:
         encoded = [self._encode(self.render(p)) for p in prompts]
         choice_ids = [self._encode(c + self.end_of_turn) for c in choices]
         if any(not c for c in choice_ids):
             raise ModelError("an empty label cannot be scored", fix="remove empty labels")
         shared = _common_prefix(encoded) if len(encoded) > 1 else []
-        prefix_cache = self._prefill(shared) if len(shared) >= MIN_SHARED_PREFIX else None
-        if prefix_cache is None:
-            shared = []
-        results = []
-        for ids in encoded:
-            cache = prefix_cache if prefix_cache is not None else DynamicCache()
-            logprobs = self._score_one(ids, len(shared), cache, choice_ids)
-            results.append(ChoiceScores(logprobs, len(ids), [len(c) for c in choice_ids]))
-        return results
+        prefix = self._prefill(shared) if len(shared) >= MIN_SHARED_PREFIX else None
+        cached = len(shared) if prefix is not None else 0
+        # Similar lengths batch together, so little of each batch is padding.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        logprobs: dict[int, list[float]] = {}
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            rows = self._score_batch([encoded[i] for i in batch], cached, prefix, choice_ids)
+            logprobs.update(zip(batch, rows))
+        lengths = [len(c) for c in choice_ids]
+        return [ChoiceScores(logprobs[i], len(encoded[i]), lengths) for i in range(len(encoded))]
 
     def _prefill(self, ids: list[int]) -> DynamicCache | None:
         cache = DynamicCache(config=self.model.config)
@@ -149,31 +156,59 @@ class HFModel:
         self.model(torch.tensor([ids], device=self.device), past_key_values=cache, use_cache=True)
         return cache
 
-    def _score_one(
-        self, ids: list[int], cached: int, cache: DynamicCache, choice_ids: list[list[int]]
-    ) -> list[float]:
-        """Log-likelihood of each choice after `ids`, of which `cached` are already in cache."""
-        _crop_to(cache, cached)
+    def _score_batch(
+        self,
+        sequences: list[list[int]],
+        cached: int,
+        prefix: DynamicCache | None,
+        choice_ids: list[list[int]],
+    ) -> list[list[float]]:
+        """Log-likelihood of each choice after each sequence; the first `cached` tokens of
+        every sequence are the shared prefix already in `prefix`.
+
+        The suffixes go in one right-padded forward. A choice's tokens then continue each row
+        from its own last real token: the mask hides the padding between, and explicit
+        position ids keep the rotary positions those tokens would have had without it.
+        Only the logits that are scored are computed.
+        """
+        n = len(sequences)
+        device = self.device
+        lens = torch.tensor([len(s) - cached for s in sequences], device=device)
+        width = int(lens.max())
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([s[cached:] + [pad] * (width - len(s) + cached) for s in sequences], device=device)
+        suffix_mask = (torch.arange(width, device=device)[None, :] < lens[:, None]).long()
+        mask = torch.cat([torch.ones(n, cached, dtype=torch.long, device=device), suffix_mask], dim=1)
+        cache = copy.deepcopy(prefix) if prefix is not None else DynamicCache(config=self.model.config)
+        if prefix is not None and n > 1:
+            cache.batch_repeat_interleave(n)
+        positions = torch.arange(cached, cached + width, device=device)[None, :].expand(n, -1)
+        last = lens - 1
+        keep = torch.unique(last)
         out = self.model(
-            torch.tensor([ids[cached:]], device=self.device), past_key_values=cache, use_cache=True
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            use_cache=True, logits_to_keep=keep,
         )
-        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        scores = [first[choice[0]].item() for choice in choice_ids]
-        width = max(len(c) for c in choice_ids) - 1
-        if width > 0:
-            # Every choice's remaining tokens in one batch over a repeated cache. Right padding
-            # needs no mask: a pad only precedes other pads, and causal attention never lets an
-            # earlier position see it.
-            pad = self.tokenizer.pad_token_id
-            rows = [c[:-1] + [pad] * (width - len(c) + 1) for c in choice_ids]
-            cache.batch_repeat_interleave(len(choice_ids))
-            step = self.model(torch.tensor(rows, device=self.device), past_key_values=cache, use_cache=True)
+        column = torch.searchsorted(keep, last)
+        first = torch.log_softmax(out.logits[torch.arange(n, device=device), column].float(), dim=-1)
+        scores = [[first[row, c[0]].item() for c in choice_ids] for row in range(n)]
+        for k, choice in enumerate(choice_ids):
+            steps = len(choice) - 1
+            if steps == 0:
+                continue
+            step_ids = torch.tensor([choice[:-1]] * n, device=device)
+            step_mask = torch.cat([mask, torch.ones(n, steps, dtype=torch.long, device=device)], dim=1)
+            step_pos = (cached + lens)[:, None] + torch.arange(steps, device=device)[None, :]
+            step = self.model(
+                input_ids=step_ids, attention_mask=step_mask, position_ids=step_pos,
+                past_key_values=cache, use_cache=True,
+            )
             logp = torch.log_softmax(step.logits.float(), dim=-1)
-            for i, choice in enumerate(choice_ids):
-                for j, token in enumerate(choice[1:]):
-                    scores[i] += logp[i, j, token].item()
-            cache.batch_select_indices(torch.tensor([0], device=self.device))
-        _crop_to(cache, cached)
+            targets = torch.tensor(choice[1:], device=device)
+            gained = logp[:, torch.arange(steps, device=device), targets].sum(dim=1)
+            for row in range(n):
+                scores[row][k] += gained[row].item()
+            _crop_to(cache, cached + width)
         return scores
 
 

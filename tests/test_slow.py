@@ -1,0 +1,41 @@
+"""The packaged SmolLM2-135M-Instruct, for real: the path `make demo` takes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rung.climb import climb
+from rung.data.example import Message
+from rung.models import load_model
+
+SUPPORT = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
+
+
+@pytest.mark.slow
+def test_packaged_model_scores_labels_and_generates():
+    model = load_model("smollm2-135m-instruct")
+    prompt = [Message("system", "Answer with one word."), Message("user", "What colour is the sky on a clear day?")]
+    scores = model.score_choices([prompt], ["blue", "green"])[0]
+    assert scores.logprobs[0] > scores.logprobs[1]
+    generation = model.generate([prompt], max_new_tokens=16)[0]
+    assert "blue" in generation.text.lower() and 0 < generation.tokens_out <= 16
+    assert len(model.fingerprint) == 16
+
+
+@pytest.mark.slow
+def test_climb_real_model_on_a_slice_of_the_bundled_task(tmp_path):
+    """Same rung.toml as the demo, 200 of its tickets, fewer val examples."""
+    lines = (SUPPORT / "tickets.jsonl").read_text().splitlines()[:200]
+    (tmp_path / "tickets.jsonl").write_text("\n".join(lines) + "\n")
+    toml = (SUPPORT / "rung.toml").read_text()
+    toml += "\n[eval]\nval_limit = 12\nlatency_samples = 3\nbootstrap = 500\n"
+    (tmp_path / "rung.toml").write_text(toml)
+    summary = climb(tmp_path).summary()
+    assert [r["rung"] for r in summary["rungs"]] == ["prompt", "few-shot"]
+    prompt, few_shot = summary["rungs"]
+    assert few_shot["tokens_per_request"] > prompt["tokens_per_request"] * 2
+    for r in summary["rungs"]:
+        assert 0.0 <= r["ci"][0] <= r["score"] <= r["ci"][1] <= 1.0
+        assert r["latency_ms"]["p50"] > 0
+    json.dumps(summary)  # the --json shape is serialisable
