@@ -76,5 +76,7 @@ class Pipeline:
         return record
 
     def hash(self) -> str:
-        payload = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Identifies what is shipped, so it leaves out where the task folder happens to be."""
+        record = {k: v for k, v in self.to_dict().items() if k != "base_dir"}
+        payload = json.dumps(record, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,35 @@
+import sqlite3
+
+import pytest
+
+from rung.store import MIGRATIONS, Store
+
+
+def test_migrations_run_once_and_reopen_cleanly(tmp_path):
+    store = Store(tmp_path / ".rung")
+    assert store.schema_version == len(MIGRATIONS)
+    run = store.start_run(task="t", task_path="p", kind="classification", metric="accuracy",
+                          target=0.9, seed=1, config_hash="c", data_hash="d", split_hash="s")
+    store.close()
+    again = Store(tmp_path / ".rung")  # opening an up-to-date store changes nothing
+    assert again.schema_version == len(MIGRATIONS)
+    assert [r.id for r in again.runs()] == [run]
+    assert again.runs()[0].status == "running" and again.runs()[0].best is None
+
+
+def test_a_rung_is_stored_whole_or_not_at_all(tmp_path):
+    store = Store(tmp_path / ".rung")
+    run = store.start_run(task="t", task_path="p", kind="classification", metric="accuracy",
+                          target=0.9, seed=1, config_hash="c", data_hash="d", split_hash="s")
+    summary = {"rung": "prompt", "metric": "accuracy", "score": 0.5, "ci": [0.4, 0.6], "n": 2,
+               "latency_ms": {"p50": 1.0, "p95": 2.0}, "tokens_per_request": 10.0, "model": "m"}
+    good = {"example_id": "a", "line": 1, "input": "x", "expected": "A", "output": "A",
+            "correct": True, "tokens_in": 5, "tokens_out": 1}
+    broken = {**good, "input": None}  # violates NOT NULL
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_rung(run, 0, summary, model_hash="h", pipeline={}, pipeline_hash="p",
+                       predictions=[good, broken])
+    assert store.rung_rows(run) == [] and list(store.predictions(run, "prompt")) == []
+    store.add_rung(run, 0, summary, model_hash="h", pipeline={}, pipeline_hash="p", predictions=[good])
+    assert [r["score"] for r in store.rung_rows(run)] == [0.5]
+    assert [dict(p)["output"] for p in store.predictions(run, "prompt")] == ["A"]
