@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from rung.data.example import Example
 from rung.eval.runner import EvalResult, evaluate
@@ -11,17 +11,22 @@ from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
 
-class Rung(Protocol):
-    """A rung proposes candidate pipelines from train and keeps the one that does best on val."""
+class Rung:
+    """A rung proposes candidate pipelines from train and keeps the one that does best on val.
+
+    Subclasses say only what their candidates are; choosing is the same for every rung.
+    """
 
     name: str
 
-    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]: ...
+    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+        raise NotImplementedError
 
     def build(
         self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
         progress: Callable[[int], None] | None = None,
-    ) -> tuple[Pipeline, list["Candidate"]]: ...
+    ) -> tuple[Pipeline, list["Candidate"]]:
+        return choose_on_val(task, self.candidates(task, train), val, progress)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 from rung.data.example import Example
 from rung.pipeline import Pipeline
-from rung.rungs.base import Candidate, choose_on_val
+from rung.rungs.base import Rung
 from rung.task import TaskSpec
 
 
@@ -40,7 +40,7 @@ def choose_demonstrations(
     return chosen
 
 
-class FewShotRung:
+class FewShotRung(Rung):
     name = "few-shot"
 
     def __init__(self, base: Pipeline) -> None:
@@ -54,12 +54,3 @@ class FewShotRung:
             details = {**self.base.details, "k": k, "selection": task.few_shot.selection}
             out.append((f"k={k}", replace(self.base, rung=self.name, demonstrations=demos, details=details)))
         return out
-
-    def build(
-        self,
-        task: TaskSpec,
-        train: Sequence[Example],
-        val: Sequence[Example],
-        progress: Callable[[int], None] | None = None,
-    ) -> tuple[Pipeline, list[Candidate]]:
-        return choose_on_val(task, self.candidates(task, train), val, progress)

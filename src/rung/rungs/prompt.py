@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from rung.data.example import Example
 from rung.errors import ConfigError
 from rung.pipeline import Pipeline
 from rung.prompts import VARIANTS
-from rung.rungs.base import Candidate, choose_on_val
+from rung.rungs.base import Rung
 from rung.task import TaskSpec
 
 
-class PromptRung:
+class PromptRung(Rung):
     name = "prompt"
 
     def candidates(self, task: TaskSpec, train: Sequence[Example] = ()) -> list[tuple[str, Pipeline]]:
@@ -32,12 +32,3 @@ class PromptRung:
             ))
             for name in names
         ]
-
-    def build(
-        self,
-        task: TaskSpec,
-        train: Sequence[Example],
-        val: Sequence[Example],
-        progress: Callable[[int], None] | None = None,
-    ) -> tuple[Pipeline, list[Candidate]]:
-        return choose_on_val(task, self.candidates(task, train), val, progress)
