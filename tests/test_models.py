@@ -72,7 +72,7 @@ def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
     model.tokenizer.save_pretrained(copy)
     with torch.no_grad():
         next(model.model.parameters()).mul_(1.0)
-    from rung.models.hf import _fingerprint
+    from rung.models.registry import weights_fingerprint as _fingerprint
 
     assert _fingerprint(ModelRef("x", str(copy))) == _fingerprint(ModelRef("x", str(tiny_llama)))
     state = model.model.state_dict()

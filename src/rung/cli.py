@@ -49,12 +49,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
 def climb(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again even for prompts it has answered"),
 ) -> None:
     """Build and measure each rung on the same test split; recommend the first that reaches the target."""
     from rung.climb import climb as run_climb
 
     with _user_errors(), _progress(not as_json) as reporter:
-        result = run_climb(path, reporter=reporter)
+        result = run_climb(path, reporter=reporter, use_cache=not no_cache)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -19,6 +19,8 @@ from rung.data.splits import Split, split_examples
 from rung.errors import DataError
 from rung.eval.runner import evaluate
 from rung.rungs import FewShotRung, PromptRung, Rung, RungResult
+from rung.models.cache import ResponseCache
+from rung.models.registry import fingerprint
 from rung.store import Store
 from rung.task import METRICS_BY_KIND, TaskSpec, load_task
 
@@ -104,7 +106,7 @@ def recommend(task: TaskSpec, results: list[RungResult]) -> dict[str, Any]:
     }
 
 
-def climb(path: str | Path, *, reporter: StageReporter = _quiet) -> ClimbResult:
+def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool = True) -> ClimbResult:
     task = load_task(path)
     examples = load_examples(task)
     split = make_split(task, examples)
@@ -118,11 +120,12 @@ def climb(path: str | Path, *, reporter: StageReporter = _quiet) -> ClimbResult:
         )
         split.save(store.artifacts(run_id) / "split.json")
         results: list[RungResult] = []
-        prompt = _run_rung(task, PromptRung(), split, reporter)
-        _record(store, run_id, len(results), prompt)
+        cache = store.response_cache() if use_cache else None
+        prompt = _run_rung(task, PromptRung(), split, reporter, cache)
+        _record(task, store, run_id, len(results), prompt)
         results.append(prompt)
-        few_shot = _run_rung(task, FewShotRung(prompt.pipeline), split, reporter)
-        _record(store, run_id, len(results), few_shot)
+        few_shot = _run_rung(task, FewShotRung(prompt.pipeline), split, reporter, cache)
+        _record(task, store, run_id, len(results), few_shot)
         results.append(few_shot)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results))
         store.finish_run(run_id, outcome.summary())
@@ -131,31 +134,34 @@ def climb(path: str | Path, *, reporter: StageReporter = _quiet) -> ClimbResult:
         store.close()
 
 
-def _run_rung(task: TaskSpec, rung: Rung, split: Split, reporter: StageReporter) -> RungResult:
+def _run_rung(
+    task: TaskSpec, rung: Rung, split: Split, reporter: StageReporter,
+    cache: ResponseCache | None,
+) -> RungResult:
     started = time.perf_counter()
     n_candidates = len(rung.candidates(task, split.train))
     n_val = min(len(split.val), task.eval.val_limit or len(split.val))
     advance = reporter(f"{rung.name}: choosing on val", n_candidates * n_val)
-    pipeline, candidates = rung.build(task, split.train, split.val, advance)
+    pipeline, candidates = rung.build(task, split.train, split.val, advance, cache)
     build_seconds = time.perf_counter() - started
     advance = reporter(f"{rung.name}: test", len(split.test))
     extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric]
     test = evaluate(
         pipeline, split.test, metric=task.task.metric, extra_metrics=extra,
         n_resamples=task.eval.bootstrap, latency_samples=task.eval.latency_samples,
-        seed=task.task.seed, progress=advance,
+        seed=task.task.seed, progress=advance, cache=cache,
     )
     return RungResult(rung.name, pipeline, test, candidates, build_seconds)
 
 
-def _record(store: Store, run_id: str, position: int, result: RungResult) -> None:
+def _record(task: TaskSpec, store: Store, run_id: str, position: int, result: RungResult) -> None:
     pipeline = result.pipeline
     target = store.artifacts(run_id) / f"pipeline-{result.rung}.json"
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(pipeline.to_dict(), indent=1))
     tmp.replace(target)
     store.add_rung(
-        run_id, position, result.summary(), model_hash=pipeline.load().fingerprint,
+        run_id, position, result.summary(), model_hash=fingerprint(pipeline.model, base_dir=task.root),
         pipeline=pipeline.to_dict(), pipeline_hash=pipeline.hash(),
         predictions=[p.__dict__ for p in result.test.predictions],
     )

@@ -10,12 +10,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rung.data.example import Example, Message
 from rung.models import load_model
 from rung.models.base import Model
 from rung.prompts import VARIANTS
+
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,19 @@ class Pipeline:
     def load(self) -> Model:
         return load_model(self.model, base_dir=Path(self.base_dir) if self.base_dir else None)
 
-    def predict(self, texts: Sequence[str]) -> list[Output]:
-        """Classification picks the most likely label; other kinds generate greedily."""
-        model = self.load()
+    def predict(self, texts: Sequence[str], cache: "ResponseCache | None" = None) -> list[Output]:
+        """Classification picks the most likely label; other kinds generate greedily.
+
+        With a cache, answers already given for the same model, prompt and parameters are
+        reused and the model is loaded only if something is missing.
+        """
+        if cache is not None:
+            from rung.models.cache import CachedModel
+
+            base = Path(self.base_dir) if self.base_dir else None
+            model: Model = CachedModel(self.model, cache, base_dir=base)
+        else:
+            model = self.load()
         prompts = [self.messages(t) for t in texts]
         if self.kind == "classification":
             scored = model.score_choices(prompts, self.labels)

@@ -13,7 +13,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
 
 MIGRATIONS: list[str] = [
     # 1: runs, rung results, per-example predictions
@@ -68,6 +71,16 @@ MIGRATIONS: list[str] = [
         FOREIGN KEY (run_id, rung) REFERENCES rung_results(run_id, rung)
     );
     CREATE INDEX predictions_by_rung ON predictions(run_id, rung);
+    """,
+    # 2: model responses (and measured latencies) keyed by fingerprint + prompt + parameters
+    """
+    CREATE TABLE responses (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created TEXT NOT NULL DEFAULT (datetime('now'))
+    );
     """,
 ]
 
@@ -168,6 +181,11 @@ class Store:
         yield from self.conn.execute(
             "SELECT * FROM predictions WHERE run_id = ? AND rung = ? ORDER BY rowid", (run_id, rung)
         )
+
+    def response_cache(self) -> "ResponseCache":
+        from rung.models.cache import ResponseCache
+
+        return ResponseCache(self.conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -23,7 +21,7 @@ from transformers.utils import logging as hf_logging
 from rung.data.example import Message
 from rung.errors import ModelError
 from rung.models.base import ChoiceScores, Generation
-from rung.models.registry import ModelRef
+from rung.models.registry import ModelRef, weights_fingerprint
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its bookkeeping
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
@@ -59,7 +57,7 @@ class HFModel:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = _fingerprint(self.ref)
+            self._fingerprint = weights_fingerprint(self.ref)
         return self._fingerprint
 
     # -- prompts ----------------------------------------------------------------------------
@@ -227,28 +225,3 @@ def _common_prefix(sequences: list[list[int]]) -> list[int]:
     while n < shortest - 1 and all(s[n] == sequences[0][n] for s in sequences):
         n += 1
     return sequences[0][:n]
-
-
-def _fingerprint(ref: ModelRef) -> str:
-    """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
-    real change to the weights (a new quantisation, a fine-tune) changes it."""
-    digest = hashlib.sha256(ref.name.encode())
-    if not ref.is_local:
-        digest.update(ref.location.encode())
-        return digest.hexdigest()[:16]
-    folder = Path(ref.location)
-    files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
-        p for p in folder.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
-    )
-    for path in files:
-        size = path.stat().st_size
-        digest.update(f"{path.name}:{size}".encode())
-        with path.open("rb") as fh:
-            digest.update(fh.read(1 << 22))
-            if size > 1 << 22:
-                fh.seek(max(size - (1 << 22), 0))
-                digest.update(fh.read(1 << 22))
-    return digest.hexdigest()[:16]
-
-

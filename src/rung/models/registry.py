@@ -8,6 +8,7 @@ dependencies we do not need).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +107,35 @@ def load_model(reference: str | ModelRef, *, base_dir: Path | None = None) -> Mo
 
         _LOADED[ref] = HFModel(ref)
     return _LOADED[ref]
+
+
+def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
+    """The model's fingerprint without loading it, so a fully cached run never loads weights."""
+    if reference in _IN_PROCESS:
+        return _IN_PROCESS[reference].fingerprint
+    return weights_fingerprint(resolve(reference, base_dir=base_dir))
+
+
+def weights_fingerprint(ref: ModelRef) -> str:
+    """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
+    real change to the weights (a new quantisation, a fine-tune) changes it."""
+    digest = hashlib.sha256(ref.name.encode())
+    if not ref.is_local:
+        digest.update(ref.location.encode())
+        return digest.hexdigest()[:16]
+    folder = Path(ref.location)
+    files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
+        p for p in folder.iterdir()
+        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
+    )
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as fh:
+            digest.update(fh.read(1 << 22))
+            if size > 1 << 22:
+                fh.seek(max(size - (1 << 22), 0))
+                digest.update(fh.read(1 << 22))
+    return digest.hexdigest()[:16]
+
+

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rung.data.example import Example
 from rung.eval.runner import EvalResult, evaluate
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
+
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
 
 
 class Rung:
@@ -25,8 +28,9 @@ class Rung:
     def build(
         self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
         progress: Callable[[int], None] | None = None,
+        cache: "ResponseCache | None" = None,
     ) -> tuple[Pipeline, list["Candidate"]]:
-        return choose_on_val(task, self.candidates(task, train), val, progress)
+        return choose_on_val(task, self.candidates(task, train), val, progress, cache)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def choose_on_val(
     pipelines: Sequence[tuple[str, Pipeline]],
     val: Sequence[Example],
     progress: Callable[[int], None] | None = None,
+    cache: "ResponseCache | None" = None,
 ) -> tuple[Pipeline, list[Candidate]]:
     """Score each candidate on val and keep the best; ties go to the earlier (cheaper) one."""
     limit = task.eval.val_limit
@@ -84,7 +89,7 @@ def choose_on_val(
     for label, pipeline in pipelines:
         result = evaluate(
             pipeline, val, metric=task.task.metric, n_resamples=100, seed=task.task.seed,
-            progress=progress,
+            progress=progress, cache=cache,
         )
         candidates.append(Candidate(label, result.score.value, dict(pipeline.details)))
         if best is None or result.score.value > best[0]:
