@@ -149,3 +149,19 @@ def test_cli_convert_round_trip(task_dir, tmp_path):
     assert first["conversations"][1]["value"] in LABELS and first["customer"].startswith("c")
     bad = runner.invoke(app, ["convert", str(out), str(back), "--to", "yaml"])
     assert bad.exit_code == 2 and "yaml" in bad.stderr
+
+
+def test_each_rung_is_paired_with_the_best_cheaper_one(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    toml = write_task(task_dir, extra="min_gain = 0.1\n")
+    result = climb(toml)
+    few_shot = result.summary()["rungs"][1]
+    versus = few_shot["versus"]
+    n = len(result.split.test)
+    wrong_before = sum(e.output != "BILLING" for e in result.split.test)
+    assert versus["rung"] == "prompt" and versus["test"] == "mcnemar-exact"
+    assert versus["b_only"] == wrong_before and versus["a_only"] == 0
+    assert versus["difference"] == pytest.approx(wrong_before / n)
+    assert versus["p_value"] == pytest.approx(2 * 0.5 ** wrong_before)
+    assert versus["significant"] and versus["meaningful"] and versus["min_gain"] == 0.1
+    assert result.summary()["rungs"][0]["versus"] is None

@@ -18,6 +18,7 @@ from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.errors import DataError
 from rung.eval.runner import evaluate
+from rung.eval.stats import mcnemar_exact
 from rung.rungs import FewShotRung, PromptRung, Rung, RungResult
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
@@ -106,6 +107,21 @@ def recommend(task: TaskSpec, results: list[RungResult]) -> dict[str, Any]:
     }
 
 
+def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
+    """Pair each rung with the best rung below it on the same test examples.
+
+    Per-example correctness is binary for every metric rung has today, so the exact McNemar
+    test applies (for macro-F1 it tests the accuracy behind it, which the README states).
+    """
+    for i, result in enumerate(results[1:], start=1):
+        cheaper = max(results[:i], key=lambda r: r.test.score.value)
+        result.versus = (cheaper.rung, mcnemar_exact(
+            [p.correct for p in cheaper.test.predictions],
+            [p.correct for p in result.test.predictions],
+            min_gain=task.eval.min_gain, seed=task.task.seed,
+        ))
+
+
 def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool = True) -> ClimbResult:
     task = load_task(path)
     examples = load_examples(task)
@@ -127,6 +143,7 @@ def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool
         few_shot = _run_rung(task, FewShotRung(prompt.pipeline), split, reporter, cache)
         _record(task, store, run_id, len(results), few_shot)
         results.append(few_shot)
+        compare_with_cheaper(task, results)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results))
         store.finish_run(run_id, outcome.summary())
         return outcome

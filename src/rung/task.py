@@ -94,6 +94,7 @@ class EvalTable(_Strict):
     latency_samples: int = Field(default=20, ge=0)
     max_new_tokens: int = Field(default=64, ge=1)
     val_limit: int | None = Field(default=None, ge=1)  # cap val examples used for choices
+    min_gain: float = Field(default=0.0, ge=0.0, le=1.0)  # smallest gain worth a costlier rung
 
 
 class TaskSpec(_Strict):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rung.data.example import Example
 from rung.eval.runner import EvalResult, evaluate
+from rung.eval.stats import PairedComparison
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
@@ -49,6 +50,7 @@ class RungResult:
     test: EvalResult
     candidates: list[Candidate]
     build_seconds: float
+    versus: tuple[str, PairedComparison] | None = None  # against the best cheaper rung
 
     def summary(self) -> dict[str, Any]:
         """The stable JSON shape documented in the README."""
@@ -71,6 +73,9 @@ class RungResult:
                 for c in self.candidates
             ],
             "model": self.pipeline.model,
+            "versus": (
+                {"rung": self.versus[0], **self.versus[1].to_dict()} if self.versus else None
+            ),
         }
 
 

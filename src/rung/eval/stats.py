@@ -1,0 +1,253 @@
+"""Paired tests for "does rung B beat rung A on this task?".
+
+Every rung is scored on the same test examples, so the comparison is paired: the question is
+about the per-example difference, not about two independent scores. Examples vary far more
+in difficulty than rungs do, and that variation is shared by both rungs, so it cancels in
+the difference: the variance of the difference is much smaller than the variance of either
+score, and a paired test sees a consistent two-point gain that two overlapping confidence
+intervals would hide. Comparing the two intervals instead throws that away.
+
+For correct/incorrect outcomes the only examples that carry evidence are the discordant
+ones (one rung right, the other wrong); the exact McNemar test is a binomial test on them
+with p = 0.5. It is exact because test sets are often small and the discordant pairs fewer
+still, where the chi-squared approximation is poor. For continuous per-example scores
+(ROUGE-L, a judge's 1-5) there is a paired bootstrap and a sign-flip permutation test.
+
+Significance only says the difference is probably not zero. Whether it is worth a bigger
+model or a fine-tune is the user's call, so they state `min_gain`, the smallest difference
+they would act on, and a comparison is `meaningful` only when B is ahead by at least that
+much and the evidence excludes B being no better at all.
+
+Unequal lengths or empty inputs raise ValueError: they mean the caller paired the wrong
+things, which no p-value should paper over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+from scipy.stats import binomtest
+
+# Largest n for which the permutation test enumerates all 2**n sign patterns (65,536 rows).
+EXACT_PERMUTATION_MAX_N = 16
+# Bound on resample-matrix elements held at once, so a large test set cannot exhaust memory.
+_CHUNK_ELEMENTS = 4_000_000
+# Null statistics equal to the observed one up to rounding still count as "at least as extreme".
+_RELATIVE_TOLERANCE = 1e-12
+
+Statistic = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """B against A on the same n examples; `difference` and `ci` are B minus A."""
+
+    test: str
+    a_score: float
+    b_score: float
+    difference: float
+    ci: tuple[float, float]
+    p_value: float
+    n: int
+    min_gain: float
+    b_only: int = 0
+    a_only: int = 0
+    alpha: float = 0.05
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < self.alpha
+
+    @property
+    def meaningful(self) -> bool:
+        """B is better by at least the user's min_gain, and the interval excludes "no better"."""
+        return self.significant and self.difference >= self.min_gain and self.ci[0] > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "ci": list(self.ci),
+            "significant": self.significant,
+            "meaningful": self.meaningful,
+        }
+
+
+def _paired_arrays(a: Sequence[Any], b: Sequence[Any], *, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as 1-D arrays, refusing anything that cannot be a per-example pairing."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"paired scores must be flat sequences, got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"paired scores must cover the same examples, got {len(x)} and {len(y)}")
+    if len(x) == 0:
+        raise ValueError("paired scores are empty: there is nothing to compare")
+    if binary:
+        if not (np.isin(x, [0, 1]).all() and np.isin(y, [0, 1]).all()):
+            raise ValueError("binary outcomes must be True/False (or 1/0)")
+        return x.astype(bool), y.astype(bool)
+    try:
+        x, y = x.astype(float), y.astype(float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"continuous scores must be numbers: {error}") from None
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("continuous scores must be finite (a NaN score would poison every mean)")
+    return x, y
+
+
+def _row_chunks(rows: int, width: int) -> Iterator[int]:
+    """Row counts summing to `rows`, each chunk at most about _CHUNK_ELEMENTS elements."""
+    step = max(1, _CHUNK_ELEMENTS // max(width, 1))
+    for start in range(0, rows, step):
+        yield min(step, rows - start)
+
+
+def _at_least_as_extreme(null: np.ndarray, observed: float) -> np.ndarray:
+    return np.abs(null) >= abs(observed) * (1 - _RELATIVE_TOLERANCE)
+
+
+def _bootstrap_differences(
+    a: np.ndarray, b: np.ndarray, statistic: Statistic, n_resamples: int, seed: int
+) -> np.ndarray:
+    """statistic(B) - statistic(A) on resampled examples; both sides share each resample."""
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    parts = []
+    for rows in _row_chunks(n_resamples, n):
+        idx = rng.integers(0, n, size=(rows, n))
+        parts.append(np.asarray(statistic(b[idx], axis=1)) - np.asarray(statistic(a[idx], axis=1)))
+    return np.concatenate(parts).astype(float)
+
+
+def _percentile_ci(samples: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def mcnemar_exact(
+    a_correct: Sequence[bool],
+    b_correct: Sequence[bool],
+    *,
+    min_gain: float = 0.0,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """Exact McNemar on the discordant pairs; the accuracy difference's CI by paired bootstrap."""
+    a, b = _paired_arrays(a_correct, b_correct, binary=True)
+    n = len(a)
+    b_only = int((b & ~a).sum())
+    a_only = int((a & ~b).sum())
+    discordant = b_only + a_only
+    p_value = float(binomtest(b_only, discordant, 0.5).pvalue) if discordant else 1.0
+    samples = _bootstrap_differences(a.astype(float), b.astype(float), np.mean, n_resamples, seed)
+    return PairedComparison(
+        test="mcnemar-exact",
+        a_score=float(a.mean()),
+        b_score=float(b.mean()),
+        # From the counts, so it is exact rather than a difference of two rounded means.
+        difference=(b_only - a_only) / n,
+        ci=_percentile_ci(samples),
+        p_value=min(p_value, 1.0),
+        n=n,
+        min_gain=min_gain,
+        b_only=b_only,
+        a_only=a_only,
+    )
+
+
+def paired_bootstrap(
+    a_scores: Sequence[float],
+    b_scores: Sequence[float],
+    *,
+    statistic: Statistic = np.mean,
+    min_gain: float = 0.0,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """Percentile CI and shift-method p-value for statistic(B) - statistic(A).
+
+    `statistic` must take an `axis` keyword (np.mean, np.median do), so all resamples are
+    scored as one array operation. The p-value moves the bootstrap distribution to centre
+    on 0 (the null of no difference) and asks how often it reaches as far as the observed
+    difference, with the +1 correction so a finite number of resamples never claims p = 0.
+    """
+    a, b = _paired_arrays(a_scores, b_scores, binary=False)
+    a_score, b_score = float(statistic(a)), float(statistic(b))
+    observed = b_score - a_score
+    samples = _bootstrap_differences(a, b, statistic, n_resamples, seed)
+    extreme = int(_at_least_as_extreme(samples - observed, observed).sum())
+    return PairedComparison(
+        test="paired-bootstrap",
+        a_score=a_score,
+        b_score=b_score,
+        difference=observed,
+        ci=_percentile_ci(samples),
+        p_value=(extreme + 1) / (n_resamples + 1),
+        n=len(a),
+        min_gain=min_gain,
+    )
+
+
+def _sign_flip_p_value(differences: np.ndarray, n_resamples: int, rng: np.random.Generator) -> float:
+    """Two-sided p of the summed differences under random signs: exact for small n."""
+    n = len(differences)
+    observed = float(differences.sum())
+    if n <= EXACT_PERMUTATION_MAX_N:
+        patterns = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        null = (2 * patterns - 1) @ differences
+        return float(_at_least_as_extreme(null, observed).mean())
+    extreme = 0
+    for rows in _row_chunks(n_resamples, n):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(rows, n))
+        extreme += int(_at_least_as_extreme(signs @ differences, observed).sum())
+    return (extreme + 1) / (n_resamples + 1)
+
+
+def paired_permutation(
+    a_scores: Sequence[float],
+    b_scores: Sequence[float],
+    *,
+    min_gain: float = 0.0,
+    n_resamples: int = 10000,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """Sign-flip permutation test on per-example differences; the CI by paired bootstrap.
+
+    Under "no difference" each example's B - A is as likely to have either sign, so flipping
+    signs gives the null distribution without assuming a shape. Up to 16 examples every sign
+    pattern is enumerated (the p-value is exact); beyond that `n_resamples` random patterns.
+    """
+    a, b = _paired_arrays(a_scores, b_scores, binary=False)
+    rng = np.random.default_rng(seed)
+    p_value = _sign_flip_p_value(b - a, n_resamples, rng)
+    samples = _bootstrap_differences(a, b, np.mean, n_bootstrap, seed)
+    a_score, b_score = float(a.mean()), float(b.mean())
+    return PairedComparison(
+        test="permutation",
+        a_score=a_score,
+        b_score=b_score,
+        difference=float((b - a).mean()),
+        ci=_percentile_ci(samples),
+        p_value=p_value,
+        n=len(a),
+        min_gain=min_gain,
+    )
+
+
+def compare(
+    a: Sequence[Any],
+    b: Sequence[Any],
+    *,
+    kind: str,
+    min_gain: float = 0.0,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """The right paired test for the kind of per-example outcome: "binary" or "continuous"."""
+    if kind == "binary":
+        return mcnemar_exact(a, b, min_gain=min_gain, n_resamples=n_resamples, seed=seed)
+    if kind == "continuous":
+        return paired_bootstrap(a, b, min_gain=min_gain, n_resamples=n_resamples, seed=seed)
+    raise ValueError(f"kind must be 'binary' or 'continuous', got {kind!r}")
