@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from rung.eval.metrics import _macro_f1_resampled, exact_match, macro_f1, score_predictions
+from rung.eval.metrics import _macro_f1_resampled, is_correct, macro_f1, score_predictions
 
 
 def test_accuracy_and_macro_f1_hand_worked():
@@ -44,6 +44,18 @@ def test_perfect_and_empty():
     assert score_predictions("accuracy", [], []).n == 0
 
 
-def test_exact_match_normalises_space_and_case():
-    assert exact_match(["Paris  is nice"], [" paris is NICE"]) == 1.0
-    assert exact_match(["Paris"], ["Lyon"]) == 0.0
+def test_text_metrics_score_through_the_same_bootstrap():
+    em = score_predictions("exact_match", ["Paris  is nice", "Lyon"], [" paris is NICE", "Nice"])
+    assert em.value == 0.5 and em.ci[0] <= 0.5 <= em.ci[1]
+    # ROUGE-L F for "the cat sat on the mat" vs "the cat on the mat": LCS 5, P 1, R 5/6 -> 10/11
+    rouge = score_predictions("rouge_l", ["the cat sat on the mat"], ["the cat on the mat"])
+    assert rouge.value == pytest.approx(10 / 11)
+    assert is_correct("json_valid", "{}", '{"a": 1}') and not is_correct("json_valid", "{}", "nope")
+    assert is_correct("rouge_l", "The cat", "the  cat") and not is_correct("rouge_l", "a b", "a")
+
+
+def test_custom_metric_by_reference(tmp_path, monkeypatch):
+    (tmp_path / "mymetric.py").write_text("def starts(e, p):\n    return p.startswith(e)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    score = score_predictions("mymetric:starts", ["ab", "x"], ["abc", "y"])
+    assert score.value == 0.5

@@ -101,3 +101,28 @@ def test_every_shipped_example_is_valid(toml):
 
 def test_examples_exist():
     assert EXAMPLES, "examples/*/rung.toml must exist"
+
+
+def test_generation_metrics_and_custom_metric_references(task_dir, tmp_path):
+    toml = write_task(task_dir)
+    _replace(toml, 'kind = "classification"', 'kind = "generation"')
+    _replace(toml, 'metric = "accuracy"', 'metric = "rouge_l"')
+    assert load_task(toml).task.metric == "rouge_l"
+    (task_dir / "m.py").write_text("def score(e, p):\n    return 1.0\n")
+    _replace(toml, 'metric = "rouge_l"', 'metric = "m.py:score"')
+    assert load_task(toml).task.metric == f"{task_dir.resolve() / 'm.py'}:score"
+    _replace(toml, 'metric = "m.py:score"', 'metric = "m.py:nothing"')
+    with pytest.raises(ConfigError) as info:
+        load_task(toml)
+    assert "nothing" in str(info.value) and info.value.line == 7
+
+
+def test_a_custom_metric_file_is_found_from_any_working_directory(task_dir, tmp_path, monkeypatch):
+    from rung.eval.metrics import score_predictions
+
+    toml = write_task(task_dir)
+    (task_dir / "m.py").write_text("def half(e, p):\n    return 0.5\n")
+    _replace(toml, 'metric = "accuracy"', 'metric = "m.py:half"')
+    monkeypatch.chdir(tmp_path)
+    spec = load_task(toml)
+    assert score_predictions(spec.task.metric, ["a", "b"], ["a", "c"]).value == 0.5

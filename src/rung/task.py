@@ -15,15 +15,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rung.errors import ConfigError, ProblemList, RungError
+from rung.eval.text_metrics import TEXT_METRICS, load_custom_metric
 
 TaskKind = Literal["classification", "extraction", "generation"]
 
 # Which metrics make sense for which kind of task. A later metric joins by adding a row.
+# json_schema joins once rung.toml can name a schema; a custom "module:function" fits any kind.
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "macro_f1"),
-    "extraction": ("exact_match",),
-    "generation": ("exact_match",),
+    **{
+        kind: tuple(name for name, spec in TEXT_METRICS.items()
+                    if kind in spec.kinds and name != "json_schema")
+        for kind in ("extraction", "generation")
+    },
 }
+
+
+def is_custom_metric(metric: str) -> bool:
+    return ":" in metric
 
 
 class _Strict(BaseModel):
@@ -49,7 +58,7 @@ class TaskTable(_Strict):
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("'labels' has duplicates")
         allowed = METRICS_BY_KIND[self.kind]
-        if self.metric not in allowed:
+        if self.metric not in allowed and not is_custom_metric(self.metric):
             raise ValueError(
                 f"metric '{self.metric}' does not fit a {self.kind} task; use one of {list(allowed)}"
             )
@@ -143,6 +152,17 @@ def load_task(path: str | Path) -> TaskSpec:
         spec = TaskSpec.model_validate({**raw, "path": path.resolve()})
     except ValidationError as err:
         raise _problems(err, text, path) from None
+    if is_custom_metric(spec.task.metric):
+        try:
+            load_custom_metric(spec.task.metric, base_dir=spec.root)
+        except ConfigError as err:
+            raise ConfigError(err.message, file=path, line=_line_of(text, "task", "metric"),
+                              fix=err.fix) from None
+        module, _, function = spec.task.metric.rpartition(":")
+        if module.endswith(".py") and not Path(module).is_absolute():
+            # The evaluator runs from anywhere: anchor a file reference at the task folder.
+            task_table = spec.task.model_copy(update={"metric": f"{spec.root / module}:{function}"})
+            spec = spec.model_copy(update={"task": task_table})
     if not spec.data_path.exists():
         raise ConfigError(
             f"data file '{spec.task.data}' not found (looked at {spec.data_path})",

@@ -8,12 +8,13 @@ would.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
+
+from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, load_custom_metric
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,6 @@ class Score:
     value: float
     ci: tuple[float, float]
     n: int
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
 
 
 def accuracy(expected: Sequence[str], predicted: Sequence[str]) -> float:
@@ -37,10 +34,6 @@ def macro_f1(expected: Sequence[str], predicted: Sequence[str], labels: Sequence
     return float(
         f1_score(list(expected), list(predicted), labels=list(labels), average="macro", zero_division=0)
     )
-
-
-def exact_match(expected: Sequence[str], predicted: Sequence[str]) -> float:
-    return float(np.mean([normalise(e) == normalise(p) for e, p in zip(expected, predicted)]))
 
 
 def _macro_f1_resampled(y: np.ndarray, p: np.ndarray, n_labels: int, idx: np.ndarray) -> np.ndarray:
@@ -79,17 +72,34 @@ def score_predictions(
         value = macro_f1(expected, predicted, labels)
         samples = _macro_f1_resampled(y, p, len(labels), idx)
     else:
-        per_example: Callable[[str, str], bool] = (
-            (lambda e, x: e == x) if metric == "accuracy" else (lambda e, x: normalise(e) == normalise(x))
-        )
-        correct = np.array([per_example(e, x) for e, x in zip(expected, predicted)], dtype=float)
-        value = float(correct.mean())
-        samples = correct[idx].mean(axis=1)
+        values = per_example_values(metric, expected, predicted)
+        value = float(values.mean())
+        samples = values[idx].mean(axis=1)
     low, high = np.percentile(samples, [2.5, 97.5])
     return Score(metric, value, (float(low), float(high)), n)
 
 
+def metric_spec(metric: str) -> MetricSpec:
+    """Per-example metrics come from the text-metric registry or from user code."""
+    if metric == "accuracy":
+        return MetricSpec("accuracy", ("classification",), lambda e, p: float(e.strip() == p.strip()),
+                          "share of exact labels", binary=True)
+    if metric in TEXT_METRICS:
+        return TEXT_METRICS[metric]
+    return load_custom_metric(metric)
+
+
+def per_example_values(metric: str, expected: Sequence[str], predicted: Sequence[str]) -> np.ndarray:
+    spec = metric_spec(metric)
+    return np.array([float(spec.per_example(e, p)) for e, p in zip(expected, predicted)])
+
+
 def is_correct(metric: str, expected: str, predicted: str) -> bool:
+    """Right or wrong per example, for paired tests and the review pages: the metric itself
+    when it is 0/1, exact match (normalised) when it is graded."""
     if metric in ("accuracy", "macro_f1"):
-        return expected == predicted
-    return normalise(expected) == normalise(predicted)
+        return expected.strip() == predicted.strip()
+    spec = metric_spec(metric)
+    if spec.binary:
+        return spec.per_example(expected, predicted) >= 1.0
+    return TEXT_METRICS["exact_match"].per_example(expected, predicted) >= 1.0

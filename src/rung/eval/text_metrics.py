@@ -1,0 +1,486 @@
+"""Per-example metrics for extraction and generation tasks, and custom metrics from user code.
+
+Every metric scores one example, (expected, predicted) -> float in [0, 1], so the evaluator can
+bootstrap the mean over examples and run paired tests between rungs the same way it does for
+accuracy. `MetricSpec.binary` says when the values are only ever 0 or 1 (exact match, JSON
+validity), where a McNemar test applies instead of a paired bootstrap.
+
+The heavy libraries (sacrebleu, rouge-score, jsonschema) are imported on first use, so importing
+this module costs nothing for a classification task. Nothing here reaches the network: ROUGE-L
+uses rouge-score's default tokenizer without stemming (no nltk data), BLEU uses sacrebleu's
+built-in 13a tokenizer, and JSON Schema `$ref`s are resolved only within the schema itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import numbers
+import re
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rung.errors import ConfigError, DataError
+
+KINDS = ("classification", "extraction", "generation")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kinds: tuple[str, ...]
+    per_example: Callable[[str, str], float]
+    description: str
+    binary: bool = False
+
+
+# --------------------------------------------------------------------------- exact match
+
+_PUNCTUATION = re.compile("[" + re.escape(string.punctuation) + "]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_answer(
+    text: str,
+    *,
+    lowercase: bool = True,
+    strip_punctuation: bool = False,
+    collapse_whitespace: bool = True,
+    strip_articles: bool = False,
+) -> str:
+    """SQuAD's `normalize_answer` when every option is on, applied in its order: lowercase,
+    drop ASCII punctuation, drop the English articles a/an/the, collapse whitespace runs to one
+    space and strip the ends. With `collapse_whitespace` off, whitespace is compared as is."""
+    if lowercase:
+        text = text.lower()
+    if strip_punctuation:
+        text = _PUNCTUATION.sub("", text)
+    if strip_articles:
+        text = _ARTICLES.sub(" ", text)
+    if collapse_whitespace:
+        text = _WHITESPACE.sub(" ", text).strip()
+    return text
+
+
+def exact_match(
+    expected: str,
+    predicted: str,
+    *,
+    lowercase: bool = True,
+    strip_punctuation: bool = False,
+    collapse_whitespace: bool = True,
+    strip_articles: bool = False,
+) -> float:
+    """1.0 when both strings are equal after `normalise_answer` with these options, else 0.0."""
+    options = dict(lowercase=lowercase, strip_punctuation=strip_punctuation,
+                   collapse_whitespace=collapse_whitespace, strip_articles=strip_articles)
+    return float(normalise_answer(expected, **options) == normalise_answer(predicted, **options))
+
+
+def exact_match_with(
+    lowercase: bool = True,
+    strip_punctuation: bool = False,
+    collapse_whitespace: bool = True,
+    strip_articles: bool = False,
+) -> MetricSpec:
+    """The exact_match metric with these normalisation options; all on is SQuAD's exact match.
+
+    The defaults (lowercase, collapse whitespace) are the same normalisation as
+    `rung.eval.metrics.normalise`.
+    """
+    per_example = functools.partial(
+        exact_match, lowercase=lowercase, strip_punctuation=strip_punctuation,
+        collapse_whitespace=collapse_whitespace, strip_articles=strip_articles,
+    )
+    on = [name for name, flag in (("lowercase", lowercase), ("strip punctuation", strip_punctuation),
+                                  ("collapse whitespace", collapse_whitespace),
+                                  ("strip articles", strip_articles)) if flag]
+    return MetricSpec(
+        name="exact_match",
+        kinds=("extraction", "generation"),
+        per_example=per_example,
+        description="1 if the answer equals the expected one after normalising ("
+        + (", ".join(on) or "none") + "), else 0",
+        binary=True,
+    )
+
+
+# --------------------------------------------------------------------------- ROUGE-L, BLEU, chrF
+
+
+@functools.cache
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer
+
+    # use_stemmer=False: the Porter stemmer needs no nltk data either, but stemming is an
+    # option we do not expose. rougeL (not rougeLsum) never calls nltk's sentence splitter,
+    # which would need the punkt data download.
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(expected: str, predicted: str) -> float:
+    """ROUGE-L F-measure: F1 of the longest common subsequence of tokens.
+
+    rouge-score's default tokenizer lowercases and keeps only ASCII letters and digits, so text
+    in other scripts (accented letters are cut at the accent, CJK or Cyrillic vanish entirely)
+    scores 0 even when identical; use chrF for such text.
+    """
+    return _clip(_rouge_scorer().score(expected, predicted)["rougeL"].fmeasure)
+
+
+@functools.cache
+def _sentence_bleu() -> Any:
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(effective_order=True)
+
+
+@functools.cache
+def _chrf() -> Any:
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()
+
+
+def bleu(expected: str, predicted: str) -> float:
+    """sacrebleu sentence BLEU / 100, with effective order (orders longer than the sentence
+    are left out rather than zeroing the score) and sacrebleu's default exp smoothing.
+
+    Sentence BLEU is a rough per-example score; BLEU is defined over a corpus (n-gram counts
+    pooled over all examples), so report `corpus_bleu` next to its mean.
+    """
+    return _clip(_sentence_bleu().sentence_score(predicted, [expected]).score / 100)
+
+
+def chrf(expected: str, predicted: str) -> float:
+    """sacrebleu sentence chrF (character 1-6-grams, beta 2) / 100."""
+    return _clip(_chrf().sentence_score(predicted, [expected]).score / 100)
+
+
+def _check_corpus(expected: Sequence[str], predicted: Sequence[str]) -> None:
+    if len(expected) != len(predicted):
+        raise ValueError(f"{len(expected)} expected answers but {len(predicted)} predictions")
+
+
+def corpus_bleu(expected: Sequence[str], predicted: Sequence[str]) -> float:
+    """Corpus BLEU / 100 (sacrebleu defaults, one reference per example).
+
+    BLEU is properly a corpus metric: n-gram matches and lengths are pooled over all examples
+    before the precisions and the brevity penalty are taken, so this is not the mean of the
+    per-example `bleu` scores. NaN for an empty corpus.
+    """
+    _check_corpus(expected, predicted)
+    if not expected:
+        return float("nan")
+    import sacrebleu
+
+    return _clip(sacrebleu.corpus_bleu(list(predicted), [list(expected)]).score / 100)
+
+
+def corpus_chrf(expected: Sequence[str], predicted: Sequence[str]) -> float:
+    """Corpus chrF / 100 (character n-gram statistics pooled over all examples). NaN for an
+    empty corpus."""
+    _check_corpus(expected, predicted)
+    if not expected:
+        return float("nan")
+    import sacrebleu
+
+    return _clip(sacrebleu.corpus_chrf(list(predicted), [list(expected)]).score / 100)
+
+
+def _clip(value: float) -> float:
+    # sacrebleu returns 100.00000000000004 for identical sentences
+    return min(1.0, max(0.0, float(value)))
+
+
+# --------------------------------------------------------------------------- JSON
+
+_FENCE = re.compile(r"\A```[ \t]*(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```\Z", re.DOTALL | re.IGNORECASE)
+_NOT_PARSED = object()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_answer(text: str) -> Any:
+    """The JSON value in a model's answer, or `_NOT_PARSED`.
+
+    Accepted: a JSON text with whitespace around it, or the whole answer being one fenced block
+    (```json ... ``` or ``` ... ```), which small models often emit. Not accepted: prose before
+    or after the JSON or the fence, trailing garbage, and NaN/Infinity (Python's json module
+    takes them, but they are not JSON and strict parsers downstream reject them).
+    """
+    text = text.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:  # JSONDecodeError is a ValueError
+        return _NOT_PARSED
+
+
+def json_valid(expected: str, predicted: str) -> float:
+    """1.0 if the answer parses as JSON (surrounding whitespace and a ```json fenced block are
+    allowed, see `parse_json_answer`), else 0.0. `expected` is not used."""
+    return float(parse_json_answer(predicted) is not _NOT_PARSED)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality of parsed JSON values: key order is irrelevant, list order is not, and true/false
+    are not the numbers 1/0 (Python's == says True == 1). 1 and 1.0 are the same number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return a == b
+
+
+def json_match(expected: str, predicted: str) -> float:
+    """1.0 when the answer's JSON equals the expected JSON as parsed values (object key order
+    and whitespace irrelevant, list order relevant), else 0.0. An answer that does not parse
+    scores 0; an expected answer that does not parse is a data error."""
+    want = parse_json_answer(expected)
+    if want is _NOT_PARSED:
+        raise DataError(
+            f"expected answer is not JSON: {expected[:80]!r}",
+            fix="make every expected answer of an extraction task scored with json_match valid JSON",
+        )
+    got = parse_json_answer(predicted)
+    return float(got is not _NOT_PARSED and _json_equal(want, got))
+
+
+@functools.lru_cache(maxsize=32)
+def _validator_for(schema_json: str) -> Any:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    schema = json.loads(schema_json)
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        raise ConfigError(
+            f"the JSON Schema is not valid: {err.message} (at {err.json_path})",
+            fix="correct the schema so it is a valid JSON Schema (Draft 2020-12); "
+            "check it at that location against https://json-schema.org/draft/2020-12/schema",
+        ) from None
+    return Draft202012Validator(schema)
+
+
+def _validator(schema: dict) -> Any:
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"the JSON Schema cannot be written as JSON: {err}",
+            fix="use only JSON values (objects, arrays, strings, numbers, true/false/null) in the schema",
+        ) from None
+    return _validator_for(key)
+
+
+def _conforms(schema: dict, value: Any) -> bool:
+    from referencing.exceptions import Unresolvable
+
+    validator = _validator(schema)
+    try:
+        return validator.is_valid(value)
+    except Unresolvable as err:
+        raise ConfigError(
+            f"the JSON Schema has a $ref that cannot be resolved: {err}",
+            fix="point every $ref inside the schema (e.g. #/$defs/name); rung fetches no remote schemas",
+        ) from None
+
+
+def json_schema_conforms(expected: str, predicted: str, *, schema: dict | None = None) -> float:
+    """1.0 if the answer is JSON (as `json_valid`) and conforms to `schema`, else 0.0."""
+    if schema is None:
+        raise ConfigError(
+            "the json_schema metric needs a JSON Schema",
+            fix="give the task a schema, and build the metric with json_schema_metric(schema)",
+        )
+    value = parse_json_answer(predicted)
+    return float(value is not _NOT_PARSED and _conforms(schema, value))
+
+
+def json_schema_metric(schema: dict) -> MetricSpec:
+    """The json_schema metric for this schema (Draft 2020-12, checked now: a bad schema raises
+    ConfigError)."""
+    _validator(schema)
+    return MetricSpec(
+        name="json_schema",
+        kinds=("extraction",),
+        per_example=functools.partial(json_schema_conforms, schema=schema),
+        description="1 if the answer is JSON that conforms to the task's JSON Schema, else 0",
+        binary=True,
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+TEXT_METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        exact_match_with(),
+        MetricSpec("rouge_l", ("generation", "extraction"), rouge_l,
+                   "ROUGE-L F-measure (longest common token subsequence)"),
+        MetricSpec("bleu", ("generation",), bleu,
+                   "sentence BLEU / 100 (see corpus_bleu for the corpus score)"),
+        MetricSpec("chrf", ("generation",), chrf, "sentence chrF / 100 (character n-grams)"),
+        MetricSpec("json_valid", ("extraction",), json_valid,
+                   "1 if the answer parses as JSON (a ```json fence is allowed), else 0", binary=True),
+        # Needs a schema: the evaluator builds the usable spec with json_schema_metric(schema);
+        # this entry's per_example raises ConfigError unless called with schema=...
+        MetricSpec("json_schema", ("extraction",), json_schema_conforms,
+                   "1 if the answer is JSON that conforms to the task's JSON Schema, else 0",
+                   binary=True),
+        MetricSpec("json_match", ("extraction",), json_match,
+                   "1 if the answer's JSON equals the expected JSON (key order ignored), else 0",
+                   binary=True),
+    )
+}
+
+
+# --------------------------------------------------------------------------- custom metrics
+
+
+def _custom_error(ref: str, message: str, fix: str) -> ConfigError:
+    return ConfigError(f"custom metric {ref!r}: {message}", fix=fix)
+
+
+def _load_file(ref: str, path: Path) -> Any:
+    if not path.is_file():
+        raise _custom_error(ref, f"file {path} not found",
+                            "give the path to a .py file, relative to the folder of rung.toml or absolute")
+    name = "rung_custom_metric_" + re.sub(r"\W", "_", str(path.resolve()))
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise _custom_error(ref, f"{path} cannot be loaded as a Python module",
+                            "give the path to a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so dataclasses and pickling inside the file work
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        sys.modules.pop(name, None)
+        raise _custom_error(ref, f"running {path} failed: {type(err).__name__}: {err}",
+                            f"fix the error in {path} (run `python {path}` to see it)") from None
+    return module
+
+
+def _load_module(ref: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        missing = err.name or ""
+        if missing == module_name or module_name.startswith(missing + "."):
+            raise _custom_error(
+                ref, f"module {module_name!r} not found",
+                "install the module or put its folder on PYTHONPATH, or refer to the file "
+                "itself as path/to/file.py:function",
+            ) from None
+        raise _custom_error(ref, f"importing {module_name!r} failed: {err}",
+                            f"install {missing!r}, which {module_name!r} imports") from None
+    except Exception as err:
+        raise _custom_error(ref, f"importing {module_name!r} failed: {type(err).__name__}: {err}",
+                            f"fix the error in {module_name!r}") from None
+
+
+def _score_value(ref: str, value: Any, probe: bool) -> float:
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_, numbers.Real)):
+        when = ' when probed with ("a", "a")' if probe else ""
+        raise _custom_error(ref, f"returned {type(value).__name__} {value!r}{when}, not a number",
+                            "return a float in [0, 1] or a bool")
+    score = float(value)
+    if math.isnan(score) or not 0.0 <= score <= 1.0:
+        raise _custom_error(ref, f"returned {score}, outside [0, 1]",
+                            "return a float in [0, 1] (scale the score) or a bool")
+    return score
+
+
+def load_custom_metric(ref: str, *, base_dir: Path | None = None) -> MetricSpec:
+    """A metric from user code: `ref` is "module:function" (an importable module) or
+    "path/to/file.py:function" (relative to `base_dir`, default the current folder).
+
+    The function takes (expected, predicted) and returns a float in [0, 1] or a bool. It is
+    probed once on ("a", "a") so a broken reference fails at configuration time. It fits every
+    task kind; it is binary (McNemar applies) only if it has an attribute `binary = True`.
+    """
+    target, sep, func_name = ref.rpartition(":")
+    if not sep or not target or not func_name:
+        raise _custom_error(ref, "not of the form module:function or path/to/file.py:function",
+                            'write e.g. "my_metrics:overlap" or "metrics.py:overlap"')
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target).expanduser()
+        if not path.is_absolute():
+            path = (base_dir if base_dir is not None else Path.cwd()) / path
+        module = _load_file(ref, path)
+    else:
+        module = _load_module(ref, target)
+
+    if not hasattr(module, func_name):
+        defined = sorted(n for n, v in vars(module).items()
+                         if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
+        raise _custom_error(ref, f"{target} has no function {func_name!r}",
+                            f"use one of: {', '.join(defined)}" if defined
+                            else f"define def {func_name}(expected, predicted) -> float in {target}")
+    fn = getattr(module, func_name)
+    if not callable(fn):
+        raise _custom_error(ref, f"{func_name!r} in {target} is a {type(fn).__name__}, not a function",
+                            f"make {func_name} a function (expected, predicted) -> float")
+    try:
+        probed = fn("a", "a")
+    except Exception as err:
+        raise _custom_error(ref, f'raised {type(err).__name__}: {err} when probed with ("a", "a")',
+                            "make it accept two strings (expected, predicted) and return a float in [0, 1]") from None
+    _score_value(ref, probed, probe=True)
+
+    def per_example(expected: str, predicted: str) -> float:
+        return _score_value(ref, fn(expected, predicted), probe=False)
+
+    doc = inspect.getdoc(fn)
+    return MetricSpec(
+        name=ref,
+        kinds=KINDS,
+        per_example=per_example,
+        description=doc.splitlines()[0] if doc else f"custom metric {ref}",
+        binary=getattr(fn, "binary", False) is True,
+    )
+
+
+# --------------------------------------------------------------------------- failure breakdown
+
+
+def failure_kind(kind: str, predicted: str, labels: Sequence[str], schema: dict | None) -> str | None:
+    """"format" when the answer breaks the task's output format, else None.
+
+    classification: the answer, stripped, is not exactly one of `labels`.
+    extraction: the answer is not JSON (as `json_valid`), or breaks `schema` when one is given.
+    generation: there is no format to break. Wrong but well-formed answers are the caller's call.
+    """
+    if kind == "classification":
+        return None if predicted.strip() in set(labels) else "format"
+    if kind == "extraction":
+        value = parse_json_answer(predicted)
+        if value is _NOT_PARSED:
+            return "format"
+        if schema is not None and not _conforms(schema, value):
+            return "format"
+        return None
+    if kind == "generation":
+        return None
+    raise ConfigError(f"unknown task kind {kind!r}", fix=f"use one of: {', '.join(KINDS)}")
