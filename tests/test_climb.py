@@ -165,3 +165,15 @@ def test_each_rung_is_paired_with_the_best_cheaper_one(task_dir, fake_model):
     assert versus["p_value"] == pytest.approx(2 * 0.5 ** wrong_before)
     assert versus["significant"] and versus["meaningful"] and versus["min_gain"] == 0.1
     assert result.summary()["rungs"][0]["versus"] is None
+
+
+def test_failure_breakdown_separates_format_from_content(fake_model):
+    from rung.eval.runner import evaluate
+    from rung.pipeline import Pipeline
+
+    examples = [make_example("q1", '{"a": 1}'), make_example("q2", '{"a": 2}'), make_example("q3", '{"a": 3}')]
+    fake_model.answers = {"q1": '{"a": 1}', "q2": '{"a": 5}', "q3": "sorry, I cannot"}
+    pipeline = Pipeline(rung="prompt", kind="extraction", model="fake", instruction="Extract a.")
+    result = evaluate(pipeline, examples, metric="json_match")
+    assert result.failures == {"correct": 1, "format": 1, "content": 1}
+    assert result.score.value == pytest.approx(1 / 3)

@@ -16,6 +16,7 @@ import numpy as np
 
 from rung.data.example import Example
 from rung.eval.metrics import Score, is_correct, score_predictions
+from rung.eval.text_metrics import failure_kind
 from rung.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class EvalResult:
     extra_scores: dict[str, Score] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+
+    failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens_per_request(self) -> float:
@@ -88,12 +91,28 @@ def evaluate(
         score=scored(metric),
         predictions=predictions,
         extra_scores={m: scored(m) for m in extra_metrics if m != metric},
+        failures=failure_breakdown(pipeline, predictions),
     )
     if latency_samples:
         texts = [e.input for e in examples[:latency_samples]]
         result.latency_ms = _latency(pipeline, texts, cache)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def failure_breakdown(pipeline: Pipeline, predictions: Sequence[Prediction]) -> dict[str, int]:
+    """Wrong answers split into format violations (not a label, not JSON) and wrong content:
+    the first is a behaviour problem a prompt or fine-tune can fix, the second may be missing
+    knowledge."""
+    counts = {"correct": 0, "format": 0, "content": 0}
+    for p in predictions:
+        if p.correct:
+            counts["correct"] += 1
+        elif failure_kind(pipeline.kind, p.output, pipeline.labels, None) == "format":
+            counts["format"] += 1
+        else:
+            counts["content"] += 1
+    return counts
 
 
 def _latency(pipeline: Pipeline, texts: list[str], cache: "ResponseCache | None") -> dict[str, float]:

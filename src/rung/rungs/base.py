@@ -67,6 +67,7 @@ class RungResult:
             },
             "latency_ms": {k: round(v, 1) for k, v in self.test.latency_ms.items() if k != "n"},
             "tokens_per_request": round(self.test.tokens_per_request, 1),
+            "failures": self.test.failures,
             "chosen": self.pipeline.details,
             "candidates": [
                 {"label": c.label, "val_score": round(c.val_score, 4), **c.details}
