@@ -177,3 +177,27 @@ def test_failure_breakdown_separates_format_from_content(fake_model):
     result = evaluate(pipeline, examples, metric="json_match")
     assert result.failures == {"correct": 1, "format": 1, "content": 1}
     assert result.score.value == pytest.approx(1 / 3)
+
+
+def test_eval_one_rung_lands_in_the_store(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    toml = write_task(task_dir)
+    result = runner.invoke(app, ["eval", str(toml), "--rung", "few-shot", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["rung"] for r in data["rungs"]] == ["few-shot"] and data["rungs"][0]["score"] == 1.0
+    db = sqlite3.connect(task_dir / ".rung" / "runs.db")
+    assert db.execute("SELECT rung FROM rung_results").fetchall() == [("few-shot",)]
+    bad = runner.invoke(app, ["eval", str(toml), "--rung", "fine-tune"])
+    assert bad.exit_code == 2 and "unknown rung 'fine-tune'" in bad.stderr
+
+
+def test_summary_reports_tokens_in_out_and_per_class(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    prompt = climb(write_task(task_dir)).summary()["rungs"][0]
+    assert prompt["tokens_in"] + prompt["tokens_out"] == pytest.approx(prompt["tokens_per_request"], abs=0.2)
+    report = prompt["per_class"]
+    assert report["labels"] == LABELS
+    # the fake answers BILLING to every prompt without demonstrations
+    assert [row[0] for row in report["confusion"]["rows"]] == report["support"]
+    assert report["recall"] == [1.0, 0.0, 0.0]

@@ -59,3 +59,17 @@ def test_custom_metric_by_reference(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     score = score_predictions("mymetric:starts", ["ab", "x"], ["abc", "y"])
     assert score.value == 0.5
+
+
+def test_per_class_report_and_confusion_matrix_hand_worked():
+    from rung.eval.metrics import per_class
+
+    expected = ["A", "A", "A", "B", "B", "C"]
+    predicted = ["A", "A", "B", "B", "zzz", "C"]
+    report = per_class(expected, predicted, ["A", "B", "C"])
+    # A: tp2 fp0 fn1; B: tp1 fp1 fn1; C: tp1 fp0 fn0
+    assert report["precision"] == [1.0, 0.5, 1.0]
+    assert report["recall"] == [pytest.approx(0.6667, abs=1e-4), 0.5, 1.0]
+    assert report["support"] == [3, 2, 1]
+    assert report["confusion"]["columns"] == ["A", "B", "C", "(other)"]
+    assert report["confusion"]["rows"] == [[2, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0]]

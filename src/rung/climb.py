@@ -16,10 +16,11 @@ from typing import Any, Callable
 from rung.data.example import Example
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
-from rung.errors import DataError
+from rung.errors import ConfigError, DataError
 from rung.eval.runner import evaluate
 from rung.eval.stats import mcnemar_exact
-from rung.rungs import FewShotRung, PromptRung, Rung, RungResult
+from rung.pipeline import Pipeline
+from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
 from rung.store import Store
@@ -122,7 +123,16 @@ def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
         ))
 
 
-def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool = True) -> ClimbResult:
+def climb(
+    path: str | Path,
+    *,
+    reporter: StageReporter = _quiet,
+    use_cache: bool = True,
+    only: str | None = None,
+) -> ClimbResult:
+    """Climb every rung, or with `only` measure one rung (building what it stands on)."""
+    if only is not None and only not in LADDER:
+        raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
     examples = load_examples(task)
     split = make_split(task, examples)
@@ -135,14 +145,21 @@ def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool
             split_hash=split.hash(),
         )
         split.save(store.artifacts(run_id) / "split.json")
-        results: list[RungResult] = []
         cache = store.response_cache() if use_cache else None
-        prompt = _run_rung(task, PromptRung(), split, reporter, cache)
-        _record(task, store, run_id, len(results), prompt)
-        results.append(prompt)
-        few_shot = _run_rung(task, FewShotRung(prompt.pipeline), split, reporter, cache)
-        _record(task, store, run_id, len(results), few_shot)
-        results.append(few_shot)
+        results: list[RungResult] = []
+
+        def measure(rung: Rung) -> RungResult:
+            result = _run_rung(task, rung, split, reporter, cache)
+            _record(task, store, run_id, len(results), result)
+            results.append(result)
+            return result
+
+        if only == "few-shot":  # few-shot builds on the best prompt, chosen on val only
+            best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
+        else:
+            best_prompt = measure(PromptRung()).pipeline
+        if only != "prompt":
+            measure(FewShotRung(best_prompt))
         compare_with_cheaper(task, results)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results))
         store.finish_run(run_id, outcome.summary())
@@ -151,16 +168,23 @@ def climb(path: str | Path, *, reporter: StageReporter = _quiet, use_cache: bool
         store.close()
 
 
-def _run_rung(
+def _build(
     task: TaskSpec, rung: Rung, split: Split, reporter: StageReporter,
     cache: ResponseCache | None,
-) -> RungResult:
+) -> tuple[Pipeline, list[Candidate], float]:
     started = time.perf_counter()
     n_candidates = len(rung.candidates(task, split.train))
     n_val = min(len(split.val), task.eval.val_limit or len(split.val))
     advance = reporter(f"{rung.name}: choosing on val", n_candidates * n_val)
     pipeline, candidates = rung.build(task, split.train, split.val, advance, cache)
-    build_seconds = time.perf_counter() - started
+    return pipeline, candidates, time.perf_counter() - started
+
+
+def _run_rung(
+    task: TaskSpec, rung: Rung, split: Split, reporter: StageReporter,
+    cache: ResponseCache | None,
+) -> RungResult:
+    pipeline, candidates, build_seconds = _build(task, rung, split, reporter, cache)
     advance = reporter(f"{rung.name}: test", len(split.test))
     extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric]
     test = evaluate(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, load_custom_metric
 
@@ -77,6 +77,26 @@ def score_predictions(
         samples = values[idx].mean(axis=1)
     low, high = np.percentile(samples, [2.5, 97.5])
     return Score(metric, value, (float(low), float(high)), n)
+
+
+def per_class(expected: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict:
+    """Precision, recall, F1 and support per label, and the confusion matrix (rows: expected,
+    columns: predicted, in `labels` order; a prediction outside the labels is counted under
+    the extra column "(other)")."""
+    columns = list(labels) + ["(other)"]
+    mapped = [p if p in labels else "(other)" for p in predicted]
+    p, r, f, support = precision_recall_fscore_support(
+        list(expected), mapped, labels=list(labels), zero_division=0
+    )
+    matrix = confusion_matrix(list(expected), mapped, labels=columns)[: len(labels)]
+    return {
+        "labels": list(labels),
+        "precision": [round(float(x), 4) for x in p],
+        "recall": [round(float(x), 4) for x in r],
+        "f1": [round(float(x), 4) for x in f],
+        "support": [int(x) for x in support],
+        "confusion": {"columns": columns, "rows": matrix.tolist()},
+    }
 
 
 def metric_spec(metric: str) -> MetricSpec:

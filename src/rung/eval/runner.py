@@ -42,14 +42,19 @@ class EvalResult:
     extra_scores: dict[str, Score] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens_per_request(self) -> float:
-        if not self.predictions:
-            return 0.0
-        return float(np.mean([p.tokens_in + p.tokens_out for p in self.predictions]))
+        return self.tokens_in + self.tokens_out
+
+    @property
+    def tokens_in(self) -> float:
+        return float(np.mean([p.tokens_in for p in self.predictions])) if self.predictions else 0.0
+
+    @property
+    def tokens_out(self) -> float:
+        return float(np.mean([p.tokens_out for p in self.predictions])) if self.predictions else 0.0
 
 
 def evaluate(

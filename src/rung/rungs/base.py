@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rung.data.example import Example
+from rung.eval.metrics import per_class
 from rung.eval.runner import EvalResult, evaluate
 from rung.eval.stats import PairedComparison
 from rung.pipeline import Pipeline
@@ -67,6 +68,13 @@ class RungResult:
             },
             "latency_ms": {k: round(v, 1) for k, v in self.test.latency_ms.items() if k != "n"},
             "tokens_per_request": round(self.test.tokens_per_request, 1),
+            "tokens_in": round(self.test.tokens_in, 1),
+            "tokens_out": round(self.test.tokens_out, 1),
+            "per_class": (
+                per_class([p.expected for p in self.test.predictions],
+                          [p.output for p in self.test.predictions], self.pipeline.labels)
+                if self.pipeline.kind == "classification" else None
+            ),
             "failures": self.test.failures,
             "chosen": self.pipeline.details,
             "candidates": [
