@@ -201,3 +201,15 @@ def test_summary_reports_tokens_in_out_and_per_class(task_dir, fake_model):
     # the fake answers BILLING to every prompt without demonstrations
     assert [row[0] for row in report["confusion"]["rows"]] == report["support"]
     assert report["recall"] == [1.0, 0.0, 0.0]
+
+
+def test_loss_is_the_expected_labels_per_token_nll(task_dir, fake_model):
+    fake_model.rule = learns_from_demonstrations
+    result = climb(write_task(task_dir))
+    prompt, few_shot = result.summary()["rungs"]
+    # the fake gives its answer log-prob 0 and label i log-prob -10 - i otherwise, 1 token each
+    expected = [0.0 if e.output == "BILLING" else 10.0 + LABELS.index(e.output) for e in result.split.test]
+    assert prompt["loss"] == pytest.approx(sum(expected) / len(expected), abs=1e-4)
+    assert few_shot["loss"] == 0.0
+    db = sqlite3.connect(task_dir / ".rung" / "runs.db")
+    assert db.execute("SELECT MAX(loss) FROM predictions WHERE rung = 'prompt'").fetchone()[0] == 12.0

@@ -26,6 +26,17 @@ class Output:
     text: str
     tokens_in: int
     tokens_out: int
+    # classification only: each label's log-likelihood and token count, in label order
+    label_logprobs: tuple[float, ...] = ()
+    label_tokens: tuple[int, ...] = ()
+
+    def loss(self, labels: Sequence[str], expected: str) -> float | None:
+        """Per-token negative log-likelihood of the expected label: the validation loss a
+        fine-tune would report, measured the same way for every rung."""
+        if not self.label_logprobs or expected not in labels:
+            return None
+        i = list(labels).index(expected)
+        return -self.label_logprobs[i] / self.label_tokens[i]
 
 
 @dataclass
@@ -73,7 +84,8 @@ class Pipeline:
             outputs = []
             for s in scored:
                 best = max(range(len(self.labels)), key=lambda i: s.logprobs[i])
-                outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best]))
+                outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best],
+                                      tuple(s.logprobs), tuple(s.choice_tokens)))
             return outputs
         return [
             Output(g.text, g.tokens_in, g.tokens_out)

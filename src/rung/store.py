@@ -82,6 +82,10 @@ MIGRATIONS: list[str] = [
         created TEXT NOT NULL DEFAULT (datetime('now'))
     );
     """,
+    # 3: per-example loss (NLL per token of the expected answer) where it is scored
+    """
+    ALTER TABLE predictions ADD COLUMN loss REAL;
+    """,
 ]
 
 
@@ -150,10 +154,11 @@ class Store:
                  json.dumps(summary)),
             )
             self.conn.executemany(
-                "INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO predictions (run_id, rung, example_id, line, input, expected,"
+                " output, correct, tokens_in, tokens_out, loss) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(run_id, summary["rung"], p["example_id"], p["line"], p["input"],
                   p["expected"], p["output"], int(p["correct"]), p["tokens_in"],
-                  p["tokens_out"]) for p in predictions],
+                  p["tokens_out"], p.get("loss")) for p in predictions],
             )
 
     def finish_run(self, run_id: str, summary: dict[str, Any], status: str = "done") -> None:

@@ -33,6 +33,7 @@ class Prediction:
     correct: bool
     tokens_in: int
     tokens_out: int
+    loss: float | None = None
 
 
 @dataclass
@@ -47,6 +48,11 @@ class EvalResult:
     @property
     def tokens_per_request(self) -> float:
         return self.tokens_in + self.tokens_out
+
+    @property
+    def loss(self) -> float | None:
+        losses = [p.loss for p in self.predictions if p.loss is not None]
+        return float(np.mean(losses)) if losses else None
 
     @property
     def tokens_in(self) -> float:
@@ -80,7 +86,7 @@ def evaluate(
     predictions = [
         Prediction(
             e.id, e.line, e.input, e.output, o.text, is_correct(metric, e.output, o.text),
-            o.tokens_in, o.tokens_out,
+            o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output),
         )
         for e, o in zip(examples, outputs)
     ]

@@ -68,6 +68,7 @@ class RungResult:
             },
             "latency_ms": {k: round(v, 1) for k, v in self.test.latency_ms.items() if k != "n"},
             "tokens_per_request": round(self.test.tokens_per_request, 1),
+            "loss": round(self.test.loss, 4) if self.test.loss is not None else None,
             "tokens_in": round(self.test.tokens_in, 1),
             "tokens_out": round(self.test.tokens_out, 1),
             "per_class": (
