@@ -7,6 +7,7 @@ once with the line of the offending key, so a user fixes the file in one pass.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -15,17 +16,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rung.errors import ConfigError, ProblemList, RungError
-from rung.eval.text_metrics import TEXT_METRICS, load_custom_metric
+from rung.eval.text_metrics import TEXT_METRICS, json_schema_metric, load_custom_metric
 
 TaskKind = Literal["classification", "extraction", "generation"]
 
 # Which metrics make sense for which kind of task. A later metric joins by adding a row.
-# json_schema joins once rung.toml can name a schema; a custom "module:function" fits any kind.
+# A custom "module:function" metric fits any kind; json_schema needs [task] schema.
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "macro_f1"),
     **{
-        kind: tuple(name for name, spec in TEXT_METRICS.items()
-                    if kind in spec.kinds and name != "json_schema")
+        kind: tuple(name for name, spec in TEXT_METRICS.items() if kind in spec.kinds)
         for kind in ("extraction", "generation")
     },
 }
@@ -36,7 +36,7 @@ def is_custom_metric(metric: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class TaskTable(_Strict):
@@ -46,6 +46,9 @@ class TaskTable(_Strict):
     labels: list[str] = Field(default_factory=list)
     data: str
     corpus: str | None = None
+    # a JSON Schema file the answers of an extraction task must meet ("schema" in rung.toml;
+    # the attribute name avoids pydantic's own BaseModel.schema)
+    schema_file: str | None = Field(default=None, alias="schema")
     metric: str
     target: float = Field(gt=0.0, le=1.0)
     seed: int = 0
@@ -58,6 +61,8 @@ class TaskTable(_Strict):
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("'labels' has duplicates")
         allowed = METRICS_BY_KIND[self.kind]
+        if self.metric == "json_schema" and self.schema_file is None:
+            raise ValueError("metric 'json_schema' needs 'schema = \"file.json\"' in [task]")
         if self.metric not in allowed and not is_custom_metric(self.metric):
             raise ValueError(
                 f"metric '{self.metric}' does not fit a {self.kind} task; use one of {list(allowed)}"
@@ -127,6 +132,12 @@ class TaskSpec(_Strict):
     def store_dir(self) -> Path:
         return self.root / ".rung"
 
+    @property
+    def json_schema(self) -> dict | None:
+        if self.task.schema_file is None:
+            return None
+        return json.loads((self.root / self.task.schema_file).read_text(encoding="utf-8"))
+
     def config_hash(self) -> str:
         text = self.model_dump_json(exclude={"path"})
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -163,6 +174,8 @@ def load_task(path: str | Path) -> TaskSpec:
             # The evaluator runs from anywhere: anchor a file reference at the task folder.
             task_table = spec.task.model_copy(update={"metric": f"{spec.root / module}:{function}"})
             spec = spec.model_copy(update={"task": task_table})
+    if spec.task.schema_file is not None:
+        _check_schema(spec, text, path)
     if not spec.data_path.exists():
         raise ConfigError(
             f"data file '{spec.task.data}' not found (looked at {spec.data_path})",
@@ -170,6 +183,23 @@ def load_task(path: str | Path) -> TaskSpec:
             fix="set [task] data to a path relative to rung.toml",
         )
     return spec
+
+
+def _check_schema(spec: TaskSpec, text: str, path: Path) -> None:
+    line = _line_of(text, "task", "schema")
+    schema_path = spec.root / str(spec.task.schema_file)
+    try:
+        schema = spec.json_schema
+    except FileNotFoundError:
+        raise ConfigError(f"schema file '{spec.task.schema_file}' not found", file=path, line=line,
+                          fix="set [task] schema to a JSON Schema file relative to rung.toml") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{schema_path} is not valid JSON: {err}", file=path, line=line,
+                          fix="fix the schema file") from None
+    try:
+        json_schema_metric(schema or {})
+    except ConfigError as err:
+        raise ConfigError(err.message, file=path, line=line, fix=err.fix) from None
 
 
 def _problems(err: ValidationError, text: str, path: Path) -> RungError:

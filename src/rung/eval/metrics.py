@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, load_custom_metric
+from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric, load_custom_metric
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ def score_predictions(
     labels: Sequence[str] = (),
     n_resamples: int = 2000,
     seed: int = 0,
+    schema: dict | None = None,
 ) -> Score:
     """The metric on the full set, and its percentile bootstrap interval over examples."""
     n = len(expected)
@@ -72,7 +73,7 @@ def score_predictions(
         value = macro_f1(expected, predicted, labels)
         samples = _macro_f1_resampled(y, p, len(labels), idx)
     else:
-        values = per_example_values(metric, expected, predicted)
+        values = per_example_values(metric, expected, predicted, schema)
         value = float(values.mean())
         samples = values[idx].mean(axis=1)
     low, high = np.percentile(samples, [2.5, 97.5])
@@ -99,27 +100,31 @@ def per_class(expected: Sequence[str], predicted: Sequence[str], labels: Sequenc
     }
 
 
-def metric_spec(metric: str) -> MetricSpec:
+def metric_spec(metric: str, schema: dict | None = None) -> MetricSpec:
     """Per-example metrics come from the text-metric registry or from user code."""
     if metric == "accuracy":
         return MetricSpec("accuracy", ("classification",), lambda e, p: float(e.strip() == p.strip()),
                           "share of exact labels", binary=True)
+    if metric == "json_schema" and schema is not None:
+        return json_schema_metric(schema)
     if metric in TEXT_METRICS:
         return TEXT_METRICS[metric]
     return load_custom_metric(metric)
 
 
-def per_example_values(metric: str, expected: Sequence[str], predicted: Sequence[str]) -> np.ndarray:
-    spec = metric_spec(metric)
+def per_example_values(
+    metric: str, expected: Sequence[str], predicted: Sequence[str], schema: dict | None = None
+) -> np.ndarray:
+    spec = metric_spec(metric, schema)
     return np.array([float(spec.per_example(e, p)) for e, p in zip(expected, predicted)])
 
 
-def is_correct(metric: str, expected: str, predicted: str) -> bool:
+def is_correct(metric: str, expected: str, predicted: str, schema: dict | None = None) -> bool:
     """Right or wrong per example, for paired tests and the review pages: the metric itself
     when it is 0/1, exact match (normalised) when it is graded."""
     if metric in ("accuracy", "macro_f1"):
         return expected.strip() == predicted.strip()
-    spec = metric_spec(metric)
+    spec = metric_spec(metric, schema)
     if spec.binary:
         return spec.per_example(expected, predicted) >= 1.0
     return TEXT_METRICS["exact_match"].per_example(expected, predicted) >= 1.0

@@ -75,6 +75,7 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     batch_size: int = 32,
     cache: "ResponseCache | None" = None,
+    schema: dict | None = None,
 ) -> EvalResult:
     started = time.perf_counter()
     outputs = []
@@ -85,7 +86,7 @@ def evaluate(
             progress(len(chunk))
     predictions = [
         Prediction(
-            e.id, e.line, e.input, e.output, o.text, is_correct(metric, e.output, o.text),
+            e.id, e.line, e.input, e.output, o.text, is_correct(metric, e.output, o.text, schema),
             o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output),
         )
         for e, o in zip(examples, outputs)
@@ -95,14 +96,15 @@ def evaluate(
 
     def scored(name: str) -> Score:
         return score_predictions(
-            name, expected, predicted, labels=pipeline.labels, n_resamples=n_resamples, seed=seed
+            name, expected, predicted, labels=pipeline.labels, n_resamples=n_resamples, seed=seed,
+            schema=schema,
         )
 
     result = EvalResult(
         score=scored(metric),
         predictions=predictions,
         extra_scores={m: scored(m) for m in extra_metrics if m != metric},
-        failures=failure_breakdown(pipeline, predictions),
+        failures=failure_breakdown(pipeline, predictions, schema),
     )
     if latency_samples:
         texts = [e.input for e in examples[:latency_samples]]
@@ -111,7 +113,9 @@ def evaluate(
     return result
 
 
-def failure_breakdown(pipeline: Pipeline, predictions: Sequence[Prediction]) -> dict[str, int]:
+def failure_breakdown(
+    pipeline: Pipeline, predictions: Sequence[Prediction], schema: dict | None = None
+) -> dict[str, int]:
     """Wrong answers split into format violations (not a label, not JSON) and wrong content:
     the first is a behaviour problem a prompt or fine-tune can fix, the second may be missing
     knowledge."""
@@ -119,7 +123,7 @@ def failure_breakdown(pipeline: Pipeline, predictions: Sequence[Prediction]) -> 
     for p in predictions:
         if p.correct:
             counts["correct"] += 1
-        elif failure_kind(pipeline.kind, p.output, pipeline.labels, None) == "format":
+        elif failure_kind(pipeline.kind, p.output, pipeline.labels, schema) == "format":
             counts["format"] += 1
         else:
             counts["content"] += 1

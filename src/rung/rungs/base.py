@@ -104,7 +104,7 @@ def choose_on_val(
     for label, pipeline in pipelines:
         result = evaluate(
             pipeline, val, metric=task.task.metric, n_resamples=100, seed=task.task.seed,
-            progress=progress, cache=cache,
+            progress=progress, cache=cache, schema=task.json_schema,
         )
         candidates.append(Candidate(label, result.score.value, dict(pipeline.details)))
         if best is None or result.score.value > best[0]:
