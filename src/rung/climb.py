@@ -18,7 +18,8 @@ from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.errors import ConfigError, DataError
 from rung.eval.runner import evaluate
-from rung.eval.stats import mcnemar_exact
+from rung.eval.metrics import metric_spec, per_example_values
+from rung.eval.stats import mcnemar_exact, paired_bootstrap
 from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.models.cache import ResponseCache
@@ -111,16 +112,26 @@ def recommend(task: TaskSpec, results: list[RungResult]) -> dict[str, Any]:
 def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
     """Pair each rung with the best rung below it on the same test examples.
 
-    Per-example correctness is binary for every metric rung has today, so the exact McNemar
-    test applies (for macro-F1 it tests the accuracy behind it, which the README states).
+    A 0/1 metric (accuracy, exact match, JSON checks) gets the exact McNemar test on
+    per-example correctness; for macro-F1 that tests the correctness behind it. A graded
+    metric (ROUGE-L, BLEU, chrF, most custom ones) gets a paired bootstrap on per-example values.
     """
+    metric = task.task.metric
+    graded = metric != "macro_f1" and not metric_spec(metric, task.json_schema).binary
     for i, result in enumerate(results[1:], start=1):
         cheaper = max(results[:i], key=lambda r: r.test.score.value)
-        result.versus = (cheaper.rung, mcnemar_exact(
-            [p.correct for p in cheaper.test.predictions],
-            [p.correct for p in result.test.predictions],
-            min_gain=task.eval.min_gain, seed=task.task.seed,
-        ))
+        if graded:
+            a, b = (per_example_values(metric, [p.expected for p in r.test.predictions],
+                                       [p.output for p in r.test.predictions], task.json_schema)
+                    for r in (cheaper, result))
+            comparison = paired_bootstrap(a, b, min_gain=task.eval.min_gain, seed=task.task.seed)
+        else:
+            comparison = mcnemar_exact(
+                [p.correct for p in cheaper.test.predictions],
+                [p.correct for p in result.test.predictions],
+                min_gain=task.eval.min_gain, seed=task.task.seed,
+            )
+        result.versus = (cheaper.rung, comparison)
 
 
 def climb(
