@@ -51,7 +51,7 @@ def test_schema_metric_and_format_failures(tmp_path, fake_model):
     prompt, few_shot = summary["rungs"]
     assert prompt["score"] == 0.0 and prompt["failures"]["format"] == prompt["n"]
     assert few_shot["score"] == 1.0 and few_shot["failures"]["format"] == 0
-    assert set(few_shot["other_scores"]) == {"exact_match", "rouge_l", "json_valid", "json_match"}
+    assert set(few_shot["other_scores"]) == {"exact_match", "rouge_l", "semantic_similarity", "json_valid", "json_match"}
     assert few_shot["other_scores"]["json_valid"]["score"] == 1.0
     assert few_shot["versus"]["significant"]
 
@@ -73,7 +73,7 @@ def test_schema_problems_are_config_errors_with_the_line(tmp_path):
 def test_exact_match_extraction_without_json_extras(tmp_path, fake_model):
     fake_model.default = '{"amount": 3}'
     summary = climb(_task(tmp_path / "t", metric="exact_match", schema=None)).summary()
-    assert set(summary["rungs"][0]["other_scores"]) == {"rouge_l"}
+    assert set(summary["rungs"][0]["other_scores"]) == {"rouge_l", "semantic_similarity"}
 
 
 def test_graded_metric_uses_a_paired_bootstrap(tmp_path, fake_model):

@@ -27,7 +27,7 @@ def score(name: str, expected: str, predicted: str) -> float:
 
 def test_registry_shape():
     assert set(TEXT_METRICS) == {"exact_match", "rouge_l", "bleu", "chrf", "json_valid",
-                                 "json_schema", "json_match"}
+                                 "json_schema", "json_match", "semantic_similarity"}
     binary = {name for name, spec in TEXT_METRICS.items() if spec.binary}
     assert binary == {"exact_match", "json_valid", "json_schema", "json_match"}
     assert TEXT_METRICS["exact_match"].kinds == ("extraction", "generation")

@@ -330,6 +330,13 @@ def json_schema_metric(schema: dict) -> MetricSpec:
 
 # --------------------------------------------------------------------------- registry
 
+
+def _semantic_similarity(expected: str, predicted: str) -> float:
+    from rung.eval.semantic import semantic_similarity  # torch only when the metric is used
+
+    return semantic_similarity(expected, predicted)
+
+
 TEXT_METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
@@ -349,6 +356,8 @@ TEXT_METRICS: dict[str, MetricSpec] = {
         MetricSpec("json_match", ("extraction",), json_match,
                    "1 if the answer's JSON equals the expected JSON (key order ignored), else 0",
                    binary=True),
+        MetricSpec("semantic_similarity", ("generation", "extraction"), _semantic_similarity,
+                   "BERTScore-style F1 over all-MiniLM-L6-v2 token embeddings (packaged, offline)"),
     )
 }
 
