@@ -26,10 +26,12 @@ def score(name: str, expected: str, predicted: str) -> float:
 
 
 def test_registry_shape():
-    assert set(TEXT_METRICS) == {"exact_match", "rouge_l", "bleu", "chrf", "json_valid",
+    assert set(TEXT_METRICS) == {"exact_match", "exact_match_strict", "exact_match_squad",
+                                 "rouge_l", "bleu", "chrf", "json_valid",
                                  "json_schema", "json_match", "semantic_similarity"}
     binary = {name for name, spec in TEXT_METRICS.items() if spec.binary}
-    assert binary == {"exact_match", "json_valid", "json_schema", "json_match"}
+    assert binary == {"exact_match", "exact_match_strict", "exact_match_squad", "json_valid",
+                      "json_schema", "json_match"}
     assert TEXT_METRICS["exact_match"].kinds == ("extraction", "generation")
     assert "generation" in TEXT_METRICS["rouge_l"].kinds and "extraction" in TEXT_METRICS["rouge_l"].kinds
     assert TEXT_METRICS["bleu"].kinds == TEXT_METRICS["chrf"].kinds == ("generation",)
@@ -349,3 +351,10 @@ def test_failure_kind_generation_and_unknown():
     assert failure_kind("generation", "anything at all", [], None) is None
     with pytest.raises(ConfigError, match="unknown task kind"):
         failure_kind("summarisation", "x", [], None)
+
+
+def test_named_exact_match_settings():
+    assert score("exact_match_strict", "Paris", "paris") == 0.0
+    assert score("exact_match", "Paris", "paris") == 1.0
+    assert score("exact_match", "The Paris.", "paris") == 0.0
+    assert score("exact_match_squad", "The Paris.", "paris") == 1.0

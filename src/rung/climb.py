@@ -197,10 +197,12 @@ def _run_rung(
 ) -> RungResult:
     pipeline, candidates, build_seconds = _build(task, rung, split, reporter, cache)
     advance = reporter(f"{rung.name}: test", len(split.test))
-    extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric and (
-        # JSON metrics need JSON answers (and json_schema a schema): only beside a JSON metric
-        not m.startswith("json") or (task.task.metric.startswith("json")
-                                     and (m != "json_schema" or task.task.schema_file is not None)))]
+    extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric
+             and not m.startswith("exact_match_")  # variants of exact_match: one is enough
+             # JSON metrics need JSON answers (and json_schema a schema): only beside a JSON metric
+             and (not m.startswith("json") or (
+                 task.task.metric.startswith("json")
+                 and (m != "json_schema" or task.task.schema_file is not None)))]
     test = evaluate(
         pipeline, split.test, metric=task.task.metric, extra_metrics=extra,
         n_resamples=task.eval.bootstrap, latency_samples=task.eval.latency_samples,

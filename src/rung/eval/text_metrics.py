@@ -90,11 +90,13 @@ def exact_match_with(
     strip_punctuation: bool = False,
     collapse_whitespace: bool = True,
     strip_articles: bool = False,
+    name: str = "exact_match",
 ) -> MetricSpec:
     """The exact_match metric with these normalisation options; all on is SQuAD's exact match.
 
-    The defaults (lowercase, collapse whitespace) are the same normalisation as
-    `rung.eval.metrics.normalise`.
+    The registry offers three settings by name: `exact_match` (case and whitespace),
+    `exact_match_strict` (none: byte-for-byte after trimming nothing) and `exact_match_squad`
+    (all four).
     """
     per_example = functools.partial(
         exact_match, lowercase=lowercase, strip_punctuation=strip_punctuation,
@@ -104,7 +106,7 @@ def exact_match_with(
                                   ("collapse whitespace", collapse_whitespace),
                                   ("strip articles", strip_articles)) if flag]
     return MetricSpec(
-        name="exact_match",
+        name=name,
         kinds=("extraction", "generation"),
         per_example=per_example,
         description="1 if the answer equals the expected one after normalising ("
@@ -341,6 +343,8 @@ TEXT_METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         exact_match_with(),
+        exact_match_with(lowercase=False, collapse_whitespace=False, name="exact_match_strict"),
+        exact_match_with(strip_punctuation=True, strip_articles=True, name="exact_match_squad"),
         MetricSpec("rouge_l", ("generation", "extraction"), rouge_l,
                    "ROUGE-L F-measure (longest common token subsequence)"),
         MetricSpec("bleu", ("generation",), bleu,
