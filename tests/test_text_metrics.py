@@ -17,8 +17,8 @@ from rung.eval.text_metrics import (
     exact_match_with,
     failure_kind,
     json_schema_metric,
-    load_custom_metric,
 )
+from rung.eval.custom_metrics import load_custom_metric
 
 
 def score(name: str, expected: str, predicted: str) -> float:

@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rung.errors import ConfigError, ProblemList, RungError
-from rung.eval.text_metrics import TEXT_METRICS, json_schema_metric, load_custom_metric
+from rung.eval.custom_metrics import load_custom_metric
+from rung.eval.text_metrics import TEXT_METRICS, json_schema_metric
 
 TaskKind = Literal["classification", "extraction", "generation"]
 

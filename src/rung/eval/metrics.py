@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric, load_custom_metric
+from rung.eval.custom_metrics import load_custom_metric
+from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric
 
 
 @dataclass(frozen=True)

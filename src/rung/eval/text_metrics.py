@@ -1,4 +1,4 @@
-"""Per-example metrics for extraction and generation tasks, and custom metrics from user code.
+"""Per-example metrics for extraction and generation tasks (custom ones: custom_metrics.py).
 
 Every metric scores one example, (expected, predicted) -> float in [0, 1], so the evaluator can
 bootstrap the mean over examples and run paired tests between rungs the same way it does for
@@ -14,17 +14,10 @@ built-in 13a tokenizer, and JSON Schema `$ref`s are resolved only within the sch
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
-import inspect
 import json
-import math
-import numbers
 import re
 import string
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rung.errors import ConfigError, DataError
@@ -364,118 +357,6 @@ TEXT_METRICS: dict[str, MetricSpec] = {
                    "BERTScore-style F1 over all-MiniLM-L6-v2 token embeddings (packaged, offline)"),
     )
 }
-
-
-# --------------------------------------------------------------------------- custom metrics
-
-
-def _custom_error(ref: str, message: str, fix: str) -> ConfigError:
-    return ConfigError(f"custom metric {ref!r}: {message}", fix=fix)
-
-
-def _load_file(ref: str, path: Path) -> Any:
-    if not path.is_file():
-        raise _custom_error(ref, f"file {path} not found",
-                            "give the path to a .py file, relative to the folder of rung.toml or absolute")
-    name = "rung_custom_metric_" + re.sub(r"\W", "_", str(path.resolve()))
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise _custom_error(ref, f"{path} cannot be loaded as a Python module",
-                            "give the path to a .py file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so dataclasses and pickling inside the file work
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:
-        sys.modules.pop(name, None)
-        raise _custom_error(ref, f"running {path} failed: {type(err).__name__}: {err}",
-                            f"fix the error in {path} (run `python {path}` to see it)") from None
-    return module
-
-
-def _load_module(ref: str, module_name: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        missing = err.name or ""
-        if missing == module_name or module_name.startswith(missing + "."):
-            raise _custom_error(
-                ref, f"module {module_name!r} not found",
-                "install the module or put its folder on PYTHONPATH, or refer to the file "
-                "itself as path/to/file.py:function",
-            ) from None
-        raise _custom_error(ref, f"importing {module_name!r} failed: {err}",
-                            f"install {missing!r}, which {module_name!r} imports") from None
-    except Exception as err:
-        raise _custom_error(ref, f"importing {module_name!r} failed: {type(err).__name__}: {err}",
-                            f"fix the error in {module_name!r}") from None
-
-
-def _score_value(ref: str, value: Any, probe: bool) -> float:
-    import numpy as np
-
-    if not isinstance(value, (bool, np.bool_, numbers.Real)):
-        when = ' when probed with ("a", "a")' if probe else ""
-        raise _custom_error(ref, f"returned {type(value).__name__} {value!r}{when}, not a number",
-                            "return a float in [0, 1] or a bool")
-    score = float(value)
-    if math.isnan(score) or not 0.0 <= score <= 1.0:
-        raise _custom_error(ref, f"returned {score}, outside [0, 1]",
-                            "return a float in [0, 1] (scale the score) or a bool")
-    return score
-
-
-def load_custom_metric(ref: str, *, base_dir: Path | None = None) -> MetricSpec:
-    """A metric from user code: `ref` is "module:function" (an importable module) or
-    "path/to/file.py:function" (relative to `base_dir`, default the current folder).
-
-    The function takes (expected, predicted) and returns a float in [0, 1] or a bool. It is
-    probed once on ("a", "a") so a broken reference fails at configuration time. It fits every
-    task kind; it is binary (McNemar applies) only if it has an attribute `binary = True`.
-    """
-    target, sep, func_name = ref.rpartition(":")
-    if not sep or not target or not func_name:
-        raise _custom_error(ref, "not of the form module:function or path/to/file.py:function",
-                            'write e.g. "my_metrics:overlap" or "metrics.py:overlap"')
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target).expanduser()
-        if not path.is_absolute():
-            path = (base_dir if base_dir is not None else Path.cwd()) / path
-        module = _load_file(ref, path)
-    else:
-        module = _load_module(ref, target)
-
-    if not hasattr(module, func_name):
-        defined = sorted(n for n, v in vars(module).items()
-                         if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
-        raise _custom_error(ref, f"{target} has no function {func_name!r}",
-                            f"use one of: {', '.join(defined)}" if defined
-                            else f"define def {func_name}(expected, predicted) -> float in {target}")
-    fn = getattr(module, func_name)
-    if not callable(fn):
-        raise _custom_error(ref, f"{func_name!r} in {target} is a {type(fn).__name__}, not a function",
-                            f"make {func_name} a function (expected, predicted) -> float")
-    try:
-        probed = fn("a", "a")
-    except Exception as err:
-        raise _custom_error(ref, f'raised {type(err).__name__}: {err} when probed with ("a", "a")',
-                            "make it accept two strings (expected, predicted) and return a float in [0, 1]") from None
-    _score_value(ref, probed, probe=True)
-
-    def per_example(expected: str, predicted: str) -> float:
-        return _score_value(ref, fn(expected, predicted), probe=False)
-
-    doc = inspect.getdoc(fn)
-    return MetricSpec(
-        name=ref,
-        kinds=KINDS,
-        per_example=per_example,
-        description=doc.splitlines()[0] if doc else f"custom metric {ref}",
-        binary=getattr(fn, "binary", False) is True,
-    )
-
-
-# --------------------------------------------------------------------------- failure breakdown
 
 
 def failure_kind(kind: str, predicted: str, labels: Sequence[str], schema: dict | None) -> str | None:
