@@ -116,9 +116,13 @@ def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
     return weights_fingerprint(resolve(reference, base_dir=base_dir))
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def weights_fingerprint(ref: ModelRef) -> str:
     """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
-    real change to the weights (a new quantisation, a fine-tune) changes it."""
+    real change to the weights (a new quantisation, a fine-tune) changes it. Remembered per
+    (file, size, mtime), since every cached prediction asks for it."""
     digest = hashlib.sha256(ref.name.encode())
     if not ref.is_local:
         digest.update(ref.location.encode())
@@ -128,6 +132,9 @@ def weights_fingerprint(ref: ModelRef) -> str:
         p for p in folder.iterdir()
         if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
     )
+    stamp = (ref, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if stamp in _FINGERPRINTS:
+        return _FINGERPRINTS[stamp]
     for path in files:
         size = path.stat().st_size
         digest.update(f"{path.name}:{size}".encode())
@@ -136,6 +143,5 @@ def weights_fingerprint(ref: ModelRef) -> str:
             if size > 1 << 22:
                 fh.seek(max(size - (1 << 22), 0))
                 digest.update(fh.read(1 << 22))
-    return digest.hexdigest()[:16]
-
-
+    _FINGERPRINTS[stamp] = digest.hexdigest()[:16]
+    return _FINGERPRINTS[stamp]
