@@ -1,0 +1,427 @@
+"""Personal data and secrets in the examples: find them, and redact them.
+
+Why: the seeds' data-quality checklist has "PII removed -- privacy compliance -- run PII
+scanner". A fine-tune memorises what it is trained on, and a model that saw a customer's card
+number, email address or an API key can repeat it to anyone who asks the right question. Data
+protection law (GDPR and friends) also covers training sets, so personal data that the task does
+not need should not be in them.
+
+What is found, in every message of every example (system, user and assistant turns alike):
+
+- ``email``: practical RFC-ish addresses (``name@domain.tld``).
+- ``phone``: international numbers (``+44 20 7946 0958``, ``+1 (555) 123-4567``) and common
+  national formats with separators (``(555) 123-4567``, ``555-123-4567``, trunk-prefixed
+  ``020 7946 0958`` / ``07700 900123``), 9 to 15 digits. Years, dates, amounts, invoice numbers
+  and version numbers do not have these shapes and are not matched.
+- ``card``: 13-19 digits (contiguous, or in groups of 4, or Amex 4-6-5) starting with 2-6 (the
+  major networks' ranges), and only if the Luhn check passes (:func:`luhn_valid`).
+- ``iban``: country code, 2 check digits and the BBAN, compact or in groups of 4, with the length
+  registered for that country, and only if the ISO 13616 mod-97 check passes
+  (:func:`iban_valid`).
+- ``national_id``: exactly two formats, US Social Security numbers (``AAA-GG-SSSS``, without area
+  000, 666 or 9xx, group 00 or serial 0000) and UK National Insurance numbers (two letters with
+  the official exclusions, six digits, a final letter A-D). Other countries' identifiers are not
+  detected.
+- ``ip``: IPv4 with 4 octets of 0-255 (not version strings, not inside longer dotted numbers) and
+  IPv6, both validated with :mod:`ipaddress`; loopback and unspecified addresses identify no
+  one and are skipped.
+- ``secret``: well-known key formats (AWS access key ids, GitHub tokens, Slack tokens,
+  OpenAI-style ``sk-`` keys, Stripe secret/restricted keys, Google API keys, PEM private key
+  blocks); ``password=`` / ``api_key:`` / ``token=`` style assignments (only the value is a
+  hit); and, for the generic case, tokens of 24+ base64/hex-ish characters that mix letters and
+  digits with a Shannon entropy of at least 4.0 bits per character (paths, slugs and inline
+  ``data:`` URIs excepted). Pure hex has at most 4 bits per character, so hex secrets are found
+  through their assignment or key format, not by entropy alone.
+
+Where hits overlap, one is kept: exact formats with a checksum or a fixed shape (cards, IBANs,
+national ids, key formats, emails, IPs) win over generic secrets, which win over phones; within
+a tier the longest wins.
+
+Limits: regexes find formats, not meaning. Names, postal addresses, dates of birth, health
+details and free-text descriptions of a person are NOT detected, nor are identifiers in formats
+not listed above, nor fields outside the messages (``Example.extra``). A pass here is not proof
+that the data is clean: a person should still read a random sample before training.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from rung.data.audit.base import CheckResult
+from rung.data.example import Example, Message
+
+Kind = Literal["email", "phone", "card", "iban", "national_id", "ip", "secret"]
+
+KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "national_id", "ip", "secret")
+# A hit of any of these fails the check; the others only warn.
+SEVERE_KINDS = frozenset({"card", "iban", "national_id", "secret"})
+PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class PiiHit:
+    kind: str  # one of KINDS
+    line: int  # the example's 1-based line
+    role: str  # role of the message the hit is in
+    start: int  # offsets in that message's content
+    end: int
+    text: str
+    message: int = 0  # index of the message in example.messages (several may share a role)
+
+
+# --- checksums ---------------------------------------------------------------------------
+
+def luhn_valid(digits: str) -> bool:
+    """Luhn (mod 10) check of a digit string; spaces and dashes are ignored."""
+    digits = re.sub(r"[ -]", "", digits)
+    if not digits.isdigit() or not digits.isascii():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# ISO 13616 registry: IBAN length per country.
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616 check: known country, registered length, mod 97 == 1. Spaces are ignored."""
+    s = iban.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", s):
+        return False
+    if IBAN_LENGTHS.get(s[:2]) != len(s):
+        return False
+    rearranged = s[4:] + s[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of the text's own character distribution."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+# --- patterns ----------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])"
+)
+
+# Phones. The trailing guard stops a match inside a longer number or dotted/dashed run.
+_PHONE_END = r"(?!\d|[.-]\d)"
+_PHONE_PATTERNS = [
+    # international: +CC, optional (area), digit groups (atomic: linear time on long runs)
+    re.compile(r"(?<![\w+])\+(?>\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d+)*)" + _PHONE_END),
+    # North American: (555) 123-4567, 1-800-555-1234, 555-123-4567 (same separator twice)
+    re.compile(r"(?<![\w)])(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}" + _PHONE_END),
+    re.compile(r"(?<![\w.+#/-])(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}" + _PHONE_END),
+    # trunk-prefixed national numbers: 020 7946 0958, 07700 900123, (0)30 1234 5678, 0044 ...
+    re.compile(r"(?<![\w.+#/-])\(?0(?:0[1-9]\d{0,2}|[1-9]\d{0,3})\)?(?:[ .-]?\d{2,4}){2,4}"
+               + _PHONE_END),
+]
+
+_TRAILING_DIGIT = re.compile(r"\d{2}[ .-]\d$")
+
+_CARD_PATTERNS = [
+    re.compile(r"(?<!\d)(?<!\d[ -])[2-6]\d{12,18}(?!\d|[ -]\d)"),
+    re.compile(r"(?<!\d)(?<!\d[ -])[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
+               r"(?!\d|[ -]\d)"),
+    re.compile(r"(?<!\d)(?<!\d[ -])3\d{3}([ -])\d{6}\1\d{4,5}(?!\d|[ -]\d)"),  # Amex, Diners
+]
+
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})\d{2}")
+
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-]|\.\d)")
+# UK NINO: first letter not D F I Q U V; second not D F I O Q U V; some prefixes never issued.
+_NINO = re.compile(
+    r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r"(?:\d{6}|( )\d{2}\1\d{2}\1\d{2}\1?)[A-D](?![A-Za-z0-9])"
+)
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
+    r"(?![\w:.]*\w)"
+)
+_VERSION_BEFORE = re.compile(r"\b(?:version|ver|build|release|v)\.?\s*$", re.IGNORECASE)
+
+_SECRET_FORMATS = [
+    re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])"),  # AWS access key id
+    re.compile(r"(?<!\w)gh[pousr]_[A-Za-z0-9]{30,251}(?!\w)"),  # GitHub classic tokens
+    re.compile(r"(?<!\w)github_pat_[A-Za-z0-9_]{22,255}(?!\w)"),  # GitHub fine-grained
+    re.compile(r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}(?![\w-])"),  # Slack
+    re.compile(r"(?<![\w-])sk-(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
+               r"[A-Za-z0-9_-]{20,}(?![\w-])"),  # OpenAI-style
+    re.compile(r"(?<!\w)(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}(?!\w)"),  # Stripe
+    re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"),  # Google API key
+    re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----"
+               r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?:\1)?-----|[A-Za-z0-9+/=\s:,-]*)"),
+]
+
+_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:[A-Za-z0-9]+[_-])*"
+    r"(?:password|passwd|passphrase|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|"
+    r"private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|bearer[_-]?token|token|"
+    r"client[_-]?secret)"
+    r"[\"']?[ \t]*(?P<op>[:=])[ \t]*[\"']?(?P<value>[^\s\"'`,;]{8,})",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_VALUE = re.compile(
+    r"^(?:[<$\[{%(*]|x{4,}|\*{4,}|\.{3})|^(?:your|my|example|redacted|changeme|none|null)",
+    re.IGNORECASE,
+)
+
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_@-])")
+ENTROPY_BITS = 4.0
+ENTROPY_MIN_LEN = 24
+
+
+# --- finders -----------------------------------------------------------------------------
+
+Span = tuple[str, int, int]
+
+
+def _emails(text: str) -> list[Span]:
+    return [("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
+
+
+def _phones(text: str) -> list[Span]:
+    found = []
+    for pattern in _PHONE_PATTERNS:
+        for m in pattern.finditer(text):
+            end = m.end()
+            if _TRAILING_DIGIT.search(m.group()):  # "+44 20 7946 0958 2 days": not the " 2"
+                end -= 2
+            n = sum(ch.isdigit() for ch in text[m.start():end])
+            if 9 <= n <= 15:
+                found.append(("phone", m.start(), end))
+    return found
+
+
+def _cards(text: str) -> list[Span]:
+    found = []
+    for pattern in _CARD_PATTERNS:
+        for m in pattern.finditer(text):
+            digits = re.sub(r"\D", "", m.group())
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                found.append(("card", m.start(), m.end()))
+    return found
+
+
+def _ibans(text: str) -> list[Span]:
+    found = []
+    for m in _IBAN_START.finditer(text):
+        length = IBAN_LENGTHS.get(m.group(1))
+        if length is None:
+            continue
+        # walk forward over the registered number of characters; a single space is allowed
+        # only between groups of 4 (the print format)
+        i, count = m.start(), 0
+        while count < length and i < len(text):
+            ch = text[i]
+            if ch.isascii() and (ch.isdigit() or ch.isupper()):
+                count += 1
+                i += 1
+            elif ch == " " and count % 4 == 0 and count > 0 and i + 1 < len(text) \
+                    and text[i + 1] != " ":
+                i += 1
+            else:
+                break
+        if count != length or (i < len(text) and text[i].isalnum()):
+            continue
+        if iban_valid(text[m.start():i]):
+            found.append(("iban", m.start(), i))
+    return found
+
+
+def _national_ids(text: str) -> list[Span]:
+    found = [("national_id", m.start(), m.end()) for m in _SSN.finditer(text)]
+    found += [("national_id", m.start(), m.end()) for m in _NINO.finditer(text)]
+    return found
+
+
+def _ip_ok(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not (address.is_loopback or address.is_unspecified)
+
+
+def _ips(text: str) -> list[Span]:
+    found = []
+    for m in _IPV4.finditer(text):
+        if _VERSION_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+            continue
+        try:
+            address = ipaddress.IPv4Address(m.group())
+        except ValueError:
+            continue
+        if _ip_ok(address):
+            found.append(("ip", m.start(), m.end()))
+    for m in _IPV6.finditer(text):
+        candidate = m.group()
+        if sum(ch in "0123456789abcdefABCDEF" for ch in candidate) < 3:
+            continue
+        try:
+            address = ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        if _ip_ok(address):
+            found.append(("ip", m.start(), m.end()))
+    return found
+
+
+def _known_secrets(text: str) -> list[Span]:
+    return [("secret", m.start(), m.end()) for p in _SECRET_FORMATS for m in p.finditer(text)]
+
+
+def _generic_secrets(text: str) -> list[Span]:
+    found = []
+    for m in _ASSIGNMENT.finditer(text):
+        value, end = m.group("value"), m.end("value")
+        while value and value[-1] in _CLOSERS and _CLOSERS[value[-1]] not in value:
+            value, end = value[:-1], end - 1  # the `}` closing the dict the value sits in
+        if len(value) < 8 or _PLACEHOLDER_VALUE.search(value) or len(set(value)) < 3:
+            continue
+        # "password: whatever" in prose: after a colon, a plain word is not a value
+        if m.group("op") == ":" and value.isalpha():
+            continue
+        found.append(("secret", m.start("value"), end))
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        if len(token) < ENTROPY_MIN_LEN or not _mixes_letters_and_digits(token):
+            continue
+        if _is_slug(token) or text[max(0, m.start() - 7):m.start()] == "base64,":
+            continue  # a path or slug, or an inline data: URI (an image, not a key)
+        if shannon_entropy(token) >= ENTROPY_BITS:
+            found.append(("secret", m.start(), m.end()))
+    return found
+
+
+def _mixes_letters_and_digits(token: str) -> bool:
+    return any(ch.isdigit() for ch in token) and any(ch.isalpha() for ch in token)
+
+
+def _is_slug(token: str) -> bool:
+    """A path or slug (`getting-started/setup-2024`): parts are words or numbers, never both."""
+    parts = [p for p in re.split(r"[/_+-]", token.rstrip("=")) if p]
+    if len(parts) < 2:
+        return False
+    return all(p.isalpha() or p.isdigit() for p in parts)
+
+
+# Overlap resolution: lower tier wins, then the longer span.
+_TIER = {"card": 0, "iban": 0, "national_id": 0, "email": 0, "ip": 0, "secret": 0, "phone": 2}
+
+
+def find_pii(text: str) -> list[tuple[str, int, int]]:
+    """All hits in `text` as (kind, start, end), sorted by start, never overlapping."""
+    candidates: list[tuple[int, Span]] = []
+    for span in _known_secrets(text) + _cards(text) + _ibans(text) + _national_ids(text) \
+            + _emails(text) + _ips(text):
+        candidates.append((_TIER[span[0]], span))
+    candidates += [(1, span) for span in _generic_secrets(text)]
+    candidates += [(2, span) for span in _phones(text)]
+    candidates.sort(key=lambda c: (c[0], -(c[1][2] - c[1][1]), c[1][1], KINDS.index(c[1][0])))
+    kept: list[Span] = []
+    for _, (kind, start, end) in candidates:
+        if start >= end:
+            continue
+        if all(end <= s or start >= e for _, s, e in kept):
+            kept.append((kind, start, end))
+    return sorted(kept, key=lambda s: s[1])
+
+
+def redact(text: str) -> str:
+    """Replace every hit with its typed placeholder: [EMAIL], [PHONE], [CARD], [IBAN], ..."""
+    out, pos = [], 0
+    for kind, start, end in find_pii(text):
+        out.append(text[pos:start])
+        out.append(PLACEHOLDERS[kind])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def redact_example(example: Example) -> Example:
+    """A new Example with every message redacted; line and extra are kept (extra is not
+    scanned or redacted)."""
+    messages = tuple(Message(m.role, redact(m.content)) for m in example.messages)
+    return Example(messages, line=example.line, extra=dict(example.extra))
+
+
+def scan_examples(examples: Iterable[Example]) -> list[PiiHit]:
+    """Every hit in every message of every example, in input order."""
+    hits = []
+    for example in examples:
+        for index, message in enumerate(example.messages):
+            for kind, start, end in find_pii(message.content):
+                hits.append(PiiHit(kind, example.line, message.role, start, end,
+                                   message.content[start:end], index))
+    return hits
+
+
+def pii_check(examples: Iterable[Example]) -> CheckResult:
+    """The "pii" audit check: fail on cards, IBANs, national ids or secrets; warn on emails,
+    phones or IPs alone; pass when nothing is found. Hit texts are not copied into the result,
+    so a report does not spread what it found."""
+    examples = list(examples)
+    hits = scan_examples(examples)
+    if not hits:
+        return CheckResult("pii", "pass", f"no personal data or secrets found in "
+                           f"{len(examples)} examples (formats only; names and addresses are "
+                           f"not detected)", details={"examples": len(examples), "hits": 0})
+    by_kind = Counter(h.kind for h in hits)
+    by_role = Counter(h.role for h in hits)
+    lines_by_kind: dict[str, set[int]] = {}
+    for h in hits:
+        lines_by_kind.setdefault(h.kind, set()).add(h.line)
+    examples_by_kind = {k: len(v) for k, v in lines_by_kind.items()}
+    rows = sorted({h.line for h in hits})
+    order = sorted(examples_by_kind, key=lambda k: (-examples_by_kind[k], KINDS.index(k)))
+    severe = any(k in SEVERE_KINDS for k in by_kind)
+    what = "personal data or secrets" if "secret" in by_kind else "personal data"
+    subject = f"{len(rows)} examples contain" if len(rows) != 1 else "1 example contains"
+    finding = f"{subject} {what}: " + ", ".join(f"{examples_by_kind[k]} {k}" for k in order)
+    if severe:
+        fix = ("remove or redact these rows before training: `rung audit --redact` replaces each "
+               "hit with a typed placeholder ([CARD], [SECRET], ...); rotate any real key that "
+               "leaked")
+    else:
+        fix = ("check whether the task needs them; `rung audit --redact` replaces each hit with "
+               "a typed placeholder ([EMAIL], [PHONE], [IP])")
+    details = {
+        "examples": len(examples),
+        "examples_with_hits": len(rows),
+        "hits": len(hits),
+        "by_kind": {k: by_kind[k] for k in KINDS if k in by_kind},
+        "examples_by_kind": {k: examples_by_kind[k] for k in KINDS if k in examples_by_kind},
+        "by_role": dict(sorted(by_role.items())),
+    }
+    return CheckResult("pii", "fail" if severe else "warn", finding, fix, rows, details)
