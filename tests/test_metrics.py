@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from rung.eval.metrics import _macro_f1_resampled, is_correct, macro_f1, score_predictions
+from rung.eval.metrics import _macro_f1_resampled, is_correct, macro_f1, metric_spec, score_predictions
 
 
 def test_accuracy_and_macro_f1_hand_worked():
@@ -50,8 +50,9 @@ def test_text_metrics_score_through_the_same_bootstrap():
     # ROUGE-L F for "the cat sat on the mat" vs "the cat on the mat": LCS 5, P 1, R 5/6 -> 10/11
     rouge = score_predictions("rouge_l", ["the cat sat on the mat"], ["the cat on the mat"])
     assert rouge.value == pytest.approx(10 / 11)
-    assert is_correct("json_valid", "{}", '{"a": 1}') and not is_correct("json_valid", "{}", "nope")
-    assert is_correct("rouge_l", "The cat", "the  cat") and not is_correct("rouge_l", "a b", "a")
+    json_valid, rouge = metric_spec("json_valid"), metric_spec("rouge_l")
+    assert is_correct(json_valid, "{}", '{"a": 1}') and not is_correct(json_valid, "{}", "nope")
+    assert is_correct(rouge, "The cat", "the  cat") and not is_correct(rouge, "a b", "a")
 
 
 def test_custom_metric_by_reference(tmp_path, monkeypatch):
@@ -73,3 +74,20 @@ def test_per_class_report_and_confusion_matrix_hand_worked():
     assert report["support"] == [3, 2, 1]
     assert report["confusion"]["columns"] == ["A", "B", "C", "(other)"]
     assert report["confusion"]["rows"] == [[2, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
+
+
+def test_a_custom_metric_file_is_loaded_per_evaluation_not_per_example(tmp_path, fake_model):
+    from rung.data.example import make_example
+    from rung.eval.runner import evaluate
+    from rung.pipeline import Pipeline
+
+    counter = tmp_path / "loads.txt"
+    (tmp_path / "m.py").write_text(
+        f"open({str(counter)!r}, 'a').write('x')\n"
+        "def same(e, p):\n    return float(e == p)\n"
+    )
+    examples = [make_example(f"q{i}", "BILLING") for i in range(20)]
+    pipeline = Pipeline(rung="prompt", kind="generation", model="fake", instruction="Answer.")
+    result = evaluate(pipeline, examples, metric=f"{tmp_path / 'm.py'}:same")
+    assert result.score.value == 1.0
+    assert len(counter.read_text()) <= 2  # once for correctness, once for the score

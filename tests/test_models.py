@@ -70,8 +70,6 @@ def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
     copy = tmp_path / "copy"
     model.model.save_pretrained(copy)
     model.tokenizer.save_pretrained(copy)
-    with torch.no_grad():
-        next(model.model.parameters()).mul_(1.0)
     from rung.models.registry import weights_fingerprint as _fingerprint
 
     assert _fingerprint(ModelRef("x", str(copy))) == _fingerprint(ModelRef("x", str(tiny_llama)))

@@ -116,13 +116,12 @@ def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
     per-example correctness; for macro-F1 that tests the correctness behind it. A graded
     metric (ROUGE-L, BLEU, chrF, most custom ones) gets a paired bootstrap on per-example values.
     """
-    metric = task.task.metric
-    graded = metric != "macro_f1" and not metric_spec(metric, task.json_schema).binary
+    spec = metric_spec(task.task.metric, task.json_schema)
     for i, result in enumerate(results[1:], start=1):
         cheaper = max(results[:i], key=lambda r: r.test.score.value)
-        if graded:
-            a, b = (per_example_values(metric, [p.expected for p in r.test.predictions],
-                                       [p.output for p in r.test.predictions], task.json_schema)
+        if not spec.binary:
+            a, b = (per_example_values(spec, [p.expected for p in r.test.predictions],
+                                       [p.output for p in r.test.predictions])
                     for r in (cheaper, result))
             comparison = paired_bootstrap(a, b, min_gain=task.eval.min_gain, seed=task.task.seed)
         else:

@@ -74,7 +74,7 @@ def score_predictions(
         value = macro_f1(expected, predicted, labels)
         samples = _macro_f1_resampled(y, p, len(labels), idx)
     else:
-        values = per_example_values(metric, expected, predicted, schema)
+        values = per_example_values(metric_spec(metric, schema), expected, predicted)
         value = float(values.mean())
         samples = values[idx].mean(axis=1)
     low, high = np.percentile(samples, [2.5, 97.5])
@@ -101,11 +101,19 @@ def per_class(expected: Sequence[str], predicted: Sequence[str], labels: Sequenc
     }
 
 
+def _same_label(expected: str, predicted: str) -> float:
+    return float(expected.strip() == predicted.strip())
+
+
 def metric_spec(metric: str, schema: dict | None = None) -> MetricSpec:
-    """Per-example metrics come from the text-metric registry or from user code."""
-    if metric == "accuracy":
-        return MetricSpec("accuracy", ("classification",), lambda e, p: float(e.strip() == p.strip()),
-                          "share of exact labels", binary=True)
+    """Resolve a metric name once: the registry, the task's schema, or user code (which is
+    imported and probed, so callers keep the spec rather than asking per example).
+
+    For macro-F1 the per-example view is label correctness; the score itself is computed from
+    the confusion counts in `score_predictions`.
+    """
+    if metric in ("accuracy", "macro_f1"):
+        return MetricSpec(metric, ("classification",), _same_label, "exact label", binary=True)
     if metric == "json_schema" and schema is not None:
         return json_schema_metric(schema)
     if metric in TEXT_METRICS:
@@ -113,19 +121,13 @@ def metric_spec(metric: str, schema: dict | None = None) -> MetricSpec:
     return load_custom_metric(metric)
 
 
-def per_example_values(
-    metric: str, expected: Sequence[str], predicted: Sequence[str], schema: dict | None = None
-) -> np.ndarray:
-    spec = metric_spec(metric, schema)
+def per_example_values(spec: MetricSpec, expected: Sequence[str], predicted: Sequence[str]) -> np.ndarray:
     return np.array([float(spec.per_example(e, p)) for e, p in zip(expected, predicted)])
 
 
-def is_correct(metric: str, expected: str, predicted: str, schema: dict | None = None) -> bool:
+def is_correct(spec: MetricSpec, expected: str, predicted: str) -> bool:
     """Right or wrong per example, for paired tests and the review pages: the metric itself
     when it is 0/1, exact match (normalised) when it is graded."""
-    if metric in ("accuracy", "macro_f1"):
-        return expected.strip() == predicted.strip()
-    spec = metric_spec(metric, schema)
     if spec.binary:
         return spec.per_example(expected, predicted) >= 1.0
     return TEXT_METRICS["exact_match"].per_example(expected, predicted) >= 1.0

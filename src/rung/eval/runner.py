@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from rung.data.example import Example
-from rung.eval.metrics import Score, is_correct, score_predictions
+from rung.eval.metrics import Score, is_correct, metric_spec, score_predictions
 from rung.eval.text_metrics import failure_kind
 from rung.pipeline import Pipeline
 
@@ -84,9 +84,10 @@ def evaluate(
         outputs.extend(pipeline.predict([e.input for e in chunk], cache=cache))
         if progress:
             progress(len(chunk))
+    spec = metric_spec(metric, schema)  # once: a custom metric is imported and probed
     predictions = [
         Prediction(
-            e.id, e.line, e.input, e.output, o.text, is_correct(metric, e.output, o.text, schema),
+            e.id, e.line, e.input, e.output, o.text, is_correct(spec, e.output, o.text),
             o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output),
         )
         for e, o in zip(examples, outputs)
