@@ -22,13 +22,12 @@ from rung.eval.metrics import metric_spec, per_example_values
 from rung.eval.stats import mcnemar_exact, paired_bootstrap
 from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
+from rung.rungs.base import StageReporter
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
 from rung.store import Store
 from rung.task import METRICS_BY_KIND, TaskSpec, load_task
 
-# Given a stage name and how many steps it has, returns the function that advances it.
-StageReporter = Callable[[str, int], Callable[[int], None]]
 
 
 def _quiet(stage: str, total: int) -> Callable[[int], None]:
@@ -183,10 +182,7 @@ def _build(
     cache: ResponseCache | None,
 ) -> tuple[Pipeline, list[Candidate], float]:
     started = time.perf_counter()
-    n_candidates = len(rung.candidates(task, split.train))
-    n_val = min(len(split.val), task.eval.val_limit or len(split.val))
-    advance = reporter(f"{rung.name}: choosing on val", n_candidates * n_val)
-    pipeline, candidates = rung.build(task, split.train, split.val, advance, cache)
+    pipeline, candidates = rung.build(task, split.train, split.val, reporter, cache)
     return pipeline, candidates, time.perf_counter() - started
 
 

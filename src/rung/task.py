@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -133,8 +134,9 @@ class TaskSpec(_Strict):
     def store_dir(self) -> Path:
         return self.root / ".rung"
 
-    @property
+    @cached_property
     def json_schema(self) -> dict | None:
+        """Read once: every candidate and every evaluation asks for it."""
         if self.task.schema_file is None:
             return None
         return json.loads((self.root / self.task.schema_file).read_text(encoding="utf-8"))

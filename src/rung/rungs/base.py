@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from rung.models.cache import ResponseCache
 
 
+# Given a stage name and how many steps it has, returns the function that advances it.
+StageReporter = Callable[[str, int], Callable[[int], None]]
+
+
 class Rung:
     """A rung proposes candidate pipelines from train and keeps the one that does best on val.
 
@@ -29,10 +33,13 @@ class Rung:
 
     def build(
         self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
-        progress: Callable[[int], None] | None = None,
+        reporter: "StageReporter | None" = None,
         cache: "ResponseCache | None" = None,
     ) -> tuple[Pipeline, list["Candidate"]]:
-        return choose_on_val(task, self.candidates(task, train), val, progress, cache)
+        pipelines = self.candidates(task, train)
+        n_val = min(len(val), task.eval.val_limit or len(val))
+        progress = reporter(f"{self.name}: choosing on val", len(pipelines) * n_val) if reporter else None
+        return choose_on_val(task, pipelines, val, progress, cache)
 
 
 @dataclass(frozen=True)
