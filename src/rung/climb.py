@@ -192,18 +192,23 @@ def _run_rung(
 ) -> RungResult:
     pipeline, candidates, build_seconds = _build(task, rung, split, reporter, cache)
     advance = reporter(f"{rung.name}: test", len(split.test))
-    extra = [m for m in METRICS_BY_KIND[task.task.kind] if m != task.task.metric
-             and not m.startswith("exact_match_")  # variants of exact_match: one is enough
-             # JSON metrics need JSON answers (and json_schema a schema): only beside a JSON metric
-             and (not m.startswith("json") or (
-                 task.task.metric.startswith("json")
-                 and (m != "json_schema" or task.task.schema_file is not None)))]
+    extra = [m for m in METRICS_BY_KIND[task.task.kind] if _reported_beside(task, m)]
     test = evaluate(
         pipeline, split.test, metric=task.task.metric, extra_metrics=extra,
         n_resamples=task.eval.bootstrap, latency_samples=task.eval.latency_samples,
         seed=task.task.seed, progress=advance, cache=cache, schema=task.json_schema,
     )
     return RungResult(rung.name, pipeline, test, candidates, build_seconds)
+
+
+def _reported_beside(task: TaskSpec, metric: str) -> bool:
+    """Which other metrics of the task's kind a rung's summary shows beside the chosen one."""
+    if metric == task.task.metric or metric.startswith("exact_match_"):  # one exact match is enough
+        return False
+    if metric.startswith("json"):  # they need JSON answers, and json_schema needs a schema
+        return task.task.metric.startswith("json") and (
+            metric != "json_schema" or task.task.schema_file is not None)
+    return True
 
 
 def _record(task: TaskSpec, store: Store, run_id: str, position: int, result: RungResult) -> None:

@@ -8,8 +8,8 @@ of the shipped pipeline waits for.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from rung.data.example import Example
 from rung.eval.metrics import Score, is_correct, metric_spec, score_predictions
 from rung.eval.text_metrics import failure_kind
+from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -136,8 +137,6 @@ def _latency(pipeline: Pipeline, texts: list[str], cache: "ResponseCache | None"
     than pretending a cache hit is what a user would wait for."""
     if cache is None:
         return measure_latency(pipeline, texts)
-    from rung.models.registry import fingerprint
-
     model = fingerprint(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
     key = cache.key(model, "latency", [pipeline.hash(), texts])
     found = cache.get_many([key])
