@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rung.data.example import Example, Message, make_example
-from rung.data.formats import FORMATS, convert, detect_format, read_examples, write_examples
+from rung.data.formats import (FORMATS, convert, detect_format, read_examples, scan_file,
+                               write_examples)
 from rung.errors import DataError
 
 JSONL = ("openai", "anthropic", "alpaca", "sharegpt")
@@ -354,3 +355,26 @@ def test_convert(tmp_path: Path) -> None:
     src = write(tmp_path, "in.csv", GOOD["csv"][1])
     assert convert(src, tmp_path / "out.jsonl", "sharegpt") == 2
     assert detect_format(tmp_path / "out.jsonl") == "sharegpt"
+
+
+def test_scan_file_reads_past_bad_lines_and_names_each(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "A"}]}
+    path.write_text("\n".join([
+        json.dumps(good),
+        "{not json",
+        json.dumps({"messages": [{"role": "assistant", "content": "A"},
+                                 {"role": "user", "content": "hi"}]}),
+        json.dumps({"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]}),
+        json.dumps({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "A"}]}),
+        json.dumps(good),
+    ]) + "\n")
+    result = scan_file(path)
+    assert [e.line for e in result.examples] == [1, 6]
+    assert [p.line for p in result.problems] == [2, 3, 4, 5]
+    assert "invalid JSON" in result.problems[0].message
+    assert "invalid order" in result.problems[1].message
+    assert "mixed formats" in result.problems[2].message
+    assert "empty" in result.problems[3].message
+    with pytest.raises(DataError, match=":2: invalid JSON"):
+        read_examples(path)

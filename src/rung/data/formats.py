@@ -18,16 +18,17 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rung.data.example import Example, Message
-from rung.errors import DataError
+from rung.data.records import CSV_PAIRS, SEE, csv_records, error, json_kind, json_records
+from rung.errors import DataError, ProblemList
 
 FORMATS = ("openai", "anthropic", "alpaca", "sharegpt", "csv")
 
-_SEE = 'see README "Data formats"'
 _CHAT = ("openai", "anthropic")
 # The keys each format owns when writing; any other key of a record goes to Example.extra.
 _CORE: dict[str, tuple[str, ...]] = {
@@ -37,7 +38,6 @@ _CORE: dict[str, tuple[str, ...]] = {
     "sharegpt": ("conversations",),
     "csv": ("system", "input", "output"),
 }
-_CSV_PAIRS = (("input", "output"), ("prompt", "completion"), ("text", "label"))
 _ROLES: dict[str, dict[str, str]] = {
     "openai": {"system": "system", "user": "user", "assistant": "assistant"},
     "anthropic": {"user": "user", "assistant": "assistant"},
@@ -79,77 +79,50 @@ def convert(src: str | Path, dst: str | Path, fmt: str) -> int:
 # --- reading: files to records ---------------------------------------------------------------
 
 
-def _scan(path: Path, fmt: str | None) -> tuple[str, list[Example]]:
-    """Detect and read in one pass, so the first bad line is reported whatever is wrong with it."""
+def scan_file(path: str | Path, fmt: str | None = None) -> ScanResult:
+    """Read every example that can be read and collect the problems of the lines that cannot.
+
+    The audit uses this to report every bad line at once; `read_examples` stops at the first.
+    """
+    path = _existing(path)
+    problems: list[DataError] = []
+    fmt, examples = _scan(path, _known(fmt, path) if fmt is not None else None, problems)
+    return ScanResult(fmt, examples, problems)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    format: str
+    examples: list[Example]
+    problems: list[DataError]  # one per unreadable line, in file order
+
+
+def _scan(path: Path, fmt: str | None,
+          problems: list[DataError] | None = None) -> tuple[str, list[Example]]:
+    """Detect and read in one pass, so the first bad line is reported whatever is wrong with it.
+
+    With `problems` given, a bad line is appended there and skipped instead of raised."""
     if fmt == "csv" or (fmt is None and path.suffix.lower() == ".csv"):
-        fmt, records = "csv", _csv_records(path)
+        fmt, records = "csv", csv_records(path)
     else:
-        records = _json_records(path)
+        records = json_records(path)
     detector = _Detector(path)
-    examples = [_READERS[fmt or detector.see(line, rec)](path, line, rec) for line, rec in records]
+    examples = []
+    for line, record in records:
+        try:
+            if isinstance(record, DataError):
+                raise record
+            examples.append(_READERS[fmt or detector.see(line, record)](path, line, record))
+        except DataError as problem:
+            if problems is None:
+                raise
+            problems.append(problem)
+    if not examples and problems:
+        raise ProblemList(problems[:20], file=path)
     if not examples:
         raise DataError("no examples in file", file=path, fix="add at least one example: one JSON "
-                        "object per line, or CSV rows under a header row; " + _SEE)
+                        "object per line, or CSV rows under a header row; " + SEE)
     return fmt or detector.format, examples
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Decode line by line so a bad byte is blamed on its own line, not on the whole file."""
-    data = path.read_bytes()
-    offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    for line, raw in enumerate(data[offset:].splitlines(keepends=True), 1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise _error(path, line, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte offset "
-                         f"{offset + e.start} (byte {e.start + 1} of the line)", "re-save the "
-                         "file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out") from None
-        offset += len(raw)
-        yield line, text
-
-
-def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    first = True
-    for line, text in _lines(path):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as e:
-            hint = "; a CSV file needs a .csv suffix" if first else ""
-            raise _error(path, line, f"invalid JSON: {e.msg} (column {e.colno})",
-                         "make the line one complete JSON object; check quotes, commas and "
-                         f"brackets near column {e.colno}{hint}") from None
-        if not isinstance(record, dict):
-            raise _error(path, line, f"expected a JSON object, got {_kind(record)}",
-                         'each line must be one object such as {"messages": [...]}; ' + _SEE)
-        first = False
-        yield line, record
-
-
-def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(text for _, text in _lines(path))
-    try:
-        header = next((cells for cells in reader if not _blank(cells)), None)
-        if header is None:
-            return
-        if not any(set(pair) <= set(header) for pair in _CSV_PAIRS):
-            raise _error(path, reader.line_num, "no usable columns; found: "
-                         + (", ".join(header) or "none"), "name the columns input,output or "
-                         "prompt,completion or text,label (plus an optional system column)")
-        last = reader.line_num
-        for cells in reader:
-            line, last = last + 1, reader.line_num  # a quoted cell may span physical lines
-            if _blank(cells):
-                continue
-            if len(cells) != len(header):
-                raise _error(path, line, f"row has {len(cells)} cells, the header has "
-                             f"{len(header)}", "quote cells that contain commas, and give "
-                             "every row one cell per column")
-            yield line, dict(zip(header, cells))
-    except csv.Error as e:
-        raise _error(path, reader.line_num, f"unreadable CSV: {e}",
-                     "save the file as plain comma-separated CSV with a header row") from None
 
 
 class _Detector:
@@ -174,11 +147,11 @@ class _Detector:
         ref = self.settled or (("chat", self.chat_line) if self.chat_line else None)
         if ref and not (label == ref[0] or {label, ref[0]} in ({"chat", "openai"},
                                                                {"chat", "anthropic"})):
-            raise _error(self.path, line, f"mixed formats: line {line} is {_describe(label)} but "
+            raise error(self.path, line, f"mixed formats: line {line} is {_describe(label)} but "
                          f"line {ref[1]} set the file's format to {_describe(ref[0])}",
                          "keep one format per file: convert the odd lines or split the file "
                          "(openai puts the system prompt in a system message, anthropic in a "
-                         'top-level "system" key); ' + _SEE)
+                         'top-level "system" key); ' + SEE)
         if specific and not self.settled:
             self.settled = (fmt, line)
         if not specific and self.chat_line is None:
@@ -194,7 +167,7 @@ def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]
         openai = any(m.get("role") == "system" for m in items)
         anthropic = "system" in record or any(isinstance(m.get("content"), list) for m in items)
         if openai and anthropic:
-            raise _error(path, line, "mixed formats within one record: a system message "
+            raise error(path, line, "mixed formats within one record: a system message "
                          '(openai) and a top-level "system" or content blocks (anthropic)',
                          "use one convention: openai (system message, string contents) or "
                          'anthropic (top-level "system")')
@@ -203,9 +176,9 @@ def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]
         return "sharegpt", True
     if "instruction" in record and "output" in record:
         return "alpaca", True
-    raise _error(path, line, f"record with keys {sorted(record)} matches no format",
+    raise error(path, line, f"record with keys {sorted(record)} matches no format",
                  'use {"messages": [...]} (openai, anthropic), {"instruction", "input", '
-                 '"output"} (alpaca) or {"conversations": [...]} (sharegpt); ' + _SEE)
+                 '"output"} (alpaca) or {"conversations": [...]} (sharegpt); ' + SEE)
 
 
 # --- reading: records to examples ------------------------------------------------------------
@@ -232,15 +205,15 @@ def _from_sharegpt(path: Path, line: int, record: dict[str, Any]) -> Example:
 def _from_alpaca(path: Path, line: int, record: dict[str, Any]) -> Example:
     for key in ("instruction", "output"):
         if key not in record:
-            raise _error(path, line, f'alpaca record has no "{key}"',
-                         'alpaca needs "instruction" and "output", "input" is optional; ' + _SEE)
+            raise error(path, line, f'alpaca record has no "{key}"',
+                         'alpaca needs "instruction" and "output", "input" is optional; ' + SEE)
     instruction = _text(path, line, record["instruction"], '"instruction"')
     output = _text(path, line, record["output"], '"output"')
     given = record.get("input")
     if given is None:
         given = ""
     if not isinstance(given, str):
-        raise _error(path, line, f'"input" must be a string, got {_kind(given)}',
+        raise error(path, line, f'"input" must be a string, got {json_kind(given)}',
                      'put the input in a JSON string, or use "" when there is none')
     if given.strip():  # with an input, the instruction plays the system prompt
         messages = [Message("system", instruction), Message("user", given)]
@@ -251,7 +224,7 @@ def _from_alpaca(path: Path, line: int, record: dict[str, Any]) -> Example:
 
 
 def _from_csv(path: Path, line: int, row: dict[str, Any]) -> Example:
-    source, target = next(pair for pair in _CSV_PAIRS if set(pair) <= row.keys())
+    source, target = next(pair for pair in CSV_PAIRS if set(pair) <= row.keys())
     messages = [Message("user", _text(path, line, row[source], f'"{source}" cell')),
                 Message("assistant", _text(path, line, row[target], f'"{target}" cell'))]
     if row.get("system", "").strip():  # the system column is optional per row too
@@ -264,22 +237,22 @@ def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
     role_key, content_key = fields
     items = record.get(key)
     if not isinstance(items, list):
-        problem = f'"{key}" must be a list, got {_kind(items)}' if key in record else \
+        problem = f'"{key}" must be a list, got {json_kind(items)}' if key in record else \
             f'{fmt} record has no "{key}"'
-        raise _error(path, line, problem, f'write {{"{key}": [{{"{role_key}": ..., '
-                     f'"{content_key}": ...}}, ...]}}; ' + _SEE)
+        raise error(path, line, problem, f'write {{"{key}": [{{"{role_key}": ..., '
+                     f'"{content_key}": ...}}, ...]}}; ' + SEE)
     roles = _ROLES[fmt]
     messages = []
     for n, item in enumerate(items, 1):
         missing = [f'"{k}"' for k in fields if not isinstance(item, dict) or k not in item]
         if missing:
-            raise _error(path, line, f"message {n} has no {' or '.join(missing)}",
-                         f'every message needs "{role_key}" and "{content_key}"; ' + _SEE)
+            raise error(path, line, f"message {n} has no {' or '.join(missing)}",
+                         f'every message needs "{role_key}" and "{content_key}"; ' + SEE)
         role = item[role_key]
         if not isinstance(role, str) or role not in roles:
             hint = ('; anthropic keeps the system prompt in a top-level "system" key'
                     if fmt == "anthropic" and role == "system" else "")
-            raise _error(path, line, f'message {n} has unknown {role_key} {json.dumps(role)}',
+            raise error(path, line, f'message {n} has unknown {role_key} {json.dumps(role)}',
                          f'set "{role_key}" to one of: {", ".join(roles)}{hint}')
         content = _text(path, line, item[content_key], f'message {n} "{content_key}"',
                         blocks=fmt == "anthropic")
@@ -291,14 +264,14 @@ def _text(path: Path, line: int, value: Any, what: str, blocks: bool = False) ->
     if blocks and isinstance(value, list):  # anthropic content blocks; only text is trainable
         if not all(isinstance(b, dict) and b.get("type") == "text"
                    and isinstance(b.get("text"), str) for b in value):
-            raise _error(path, line, f"{what} has a block that is not a text block",
+            raise error(path, line, f"{what} has a block that is not a text block",
                          'use only {"type": "text", "text": "..."} blocks')
         value = "\n".join(b["text"] for b in value)
     if not isinstance(value, str):
-        raise _error(path, line, f"{what} must be a string, got {_kind(value)}",
+        raise error(path, line, f"{what} must be a string, got {json_kind(value)}",
                      f"put the text of {what} in a JSON string")
     if not value.strip():
-        raise _error(path, line, f"{what} is empty", "write the text, or remove the example")
+        raise error(path, line, f"{what} is empty", "write the text, or remove the example")
     return value
 
 
@@ -306,13 +279,13 @@ def _chat_example(path: Path, line: int, messages: list[Message], extra: dict[st
     """Enforce the shape the ladder relies on: the last turn is an assistant target."""
     roles = [m.role for m in messages]
     if "user" not in roles:
-        raise _error(path, line, "no user turn", "add the user message the assistant answers")
+        raise error(path, line, "no user turn", "add the user message the assistant answers")
     if "assistant" not in roles:
-        raise _error(path, line, "no assistant turn (the target)",
+        raise error(path, line, "no assistant turn (the target)",
                      "add the assistant reply the model should learn to give")
     body = roles[1:] if roles[0] == "system" else roles
     if body != [("user", "assistant")[i % 2] for i in range(len(body))] or body[-1] != "assistant":
-        raise _error(path, line, "roles in invalid order: " + " -> ".join(roles),
+        raise error(path, line, "roles in invalid order: " + " -> ".join(roles),
                      "use an optional system message first, then user and assistant turns "
                      "alternating, starting with user and ending with assistant")
     return Example(tuple(messages), line=line, extra=extra)
@@ -430,22 +403,10 @@ def _extra(record: dict[str, Any], core: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in core}
 
 
-def _error(path: Path, line: int, message: str, fix: str) -> DataError:
-    return DataError(message, file=path, line=line, fix=fix)
 
 
-def _kind(value: Any) -> str:
-    """JSON's names for types, since that is what the user sees in the file."""
-    if isinstance(value, bool):
-        return "a boolean"
-    names = {str: "a string", int: "a number", float: "a number", list: "a list",
-             dict: "an object", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
-def _blank(cells: list[str]) -> bool:
-    """A blank or whitespace-only line, skipped as in JSONL; ',,' is a row of empty cells."""
-    return len(cells) <= 1 and not "".join(cells).strip()
 
 
 def _describe(label: str) -> str:

@@ -1,0 +1,113 @@
+"""Files to records: decode lines, parse JSON objects or CSV rows, each tagged with its line.
+
+A record that cannot be read is yielded as a `DataError` in its place instead of being raised,
+so a strict reader can stop at the first one while the audit reads past it and reports every
+bad line at once. Problems that spoil the whole file (a CSV with no usable header, a CSV the
+parser gives up on) are raised: there is nothing to read past.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rung.errors import DataError
+
+SEE = 'see README "Data formats"'
+CSV_PAIRS = (("input", "output"), ("prompt", "completion"), ("text", "label"))
+
+Record = dict[str, Any] | DataError
+
+
+def error(path: Path, line: int, message: str, fix: str) -> DataError:
+    return DataError(message, file=path, line=line, fix=fix)
+
+
+def json_kind(value: Any) -> str:
+    """JSON's names for types, since that is what the user sees in the file."""
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {str: "a string", int: "a number", float: "a number", list: "a list",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    """Decode line by line so a bad byte is blamed on its own line, not on the whole file."""
+    data = path.read_bytes()
+    offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    for line, raw in enumerate(data[offset:].splitlines(keepends=True), 1):
+        try:
+            text: str | DataError = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            text = error(path, line, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte offset "
+                         f"{offset + e.start} (byte {e.start + 1} of the line)", "re-save the "
+                         "file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out")
+        offset += len(raw)
+        yield line, text
+
+
+def json_records(path: Path) -> Iterator[tuple[int, Record]]:
+    first = True
+    for line, text in lines(path):
+        if isinstance(text, DataError):
+            yield line, text
+            continue
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as e:
+            hint = "; a CSV file needs a .csv suffix" if first else ""
+            yield line, error(path, line, f"invalid JSON: {e.msg} (column {e.colno})",
+                              "make the line one complete JSON object; check quotes, commas and "
+                              f"brackets near column {e.colno}{hint}")
+            continue
+        first = False
+        if not isinstance(record, dict):
+            yield line, error(path, line, f"expected a JSON object, got {json_kind(record)}",
+                              'each line must be one object such as {"messages": [...]}; ' + SEE)
+            continue
+        yield line, record
+
+
+def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
+    """CSV rows as dicts keyed by the header. A line that is not UTF-8 stops the file: the
+    csv module cannot skip one physical line of a row that may span several."""
+    def decoded() -> Iterator[str]:
+        for line, text in lines(path):
+            if isinstance(text, DataError):
+                raise text
+            yield text
+
+    reader = csv.reader(decoded())
+    try:
+        header = next((cells for cells in reader if not _blank(cells)), None)
+        if header is None:
+            return
+        if not any(set(pair) <= set(header) for pair in CSV_PAIRS):
+            raise error(path, reader.line_num, "no usable columns; found: "
+                        + (", ".join(header) or "none"), "name the columns input,output or "
+                        "prompt,completion or text,label (plus an optional system column)")
+        last = reader.line_num
+        for cells in reader:
+            line, last = last + 1, reader.line_num  # a quoted cell may span physical lines
+            if _blank(cells):
+                continue
+            if len(cells) != len(header):
+                yield line, error(path, line, f"row has {len(cells)} cells, the header has "
+                                  f"{len(header)}", "quote cells that contain commas, and give "
+                                  "every row one cell per column")
+                continue
+            yield line, dict(zip(header, cells))
+    except csv.Error as e:
+        raise error(path, reader.line_num, f"unreadable CSV: {e}",
+                    "save the file as plain comma-separated CSV with a header row") from None
+
+
+def _blank(cells: list[str]) -> bool:
+    """A blank or whitespace-only line, skipped as in JSONL; ',,' is a row of empty cells."""
+    return len(cells) <= 1 and not "".join(cells).strip()
