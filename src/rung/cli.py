@@ -134,6 +134,88 @@ def runs(
 
 
 @app.command()
+def audit(
+    path: Path = typer.Argument(..., help="a data file, or rung.toml / its folder"),
+    as_json: bool = typer.Option(False, "--json", help="print verdict and checks as JSON"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 when the verdict is not ready"),
+    fix: Optional[Path] = typer.Option(None, "--fix", metavar="OUT",
+                                       help="write a cleaned copy (deduplicated, redacted; "
+                                            "contradictions set aside) to OUT"),
+    redact: bool = typer.Option(False, "--redact", help="write NAME.redacted.EXT beside the input"),
+    kind: Optional[str] = typer.Option(None, help="classification, extraction or generation "
+                                                  "(a data file's is inferred)"),
+    model: Optional[str] = typer.Option(None, help="model whose tokenizer and context to check"),
+    skip: list[str] = typer.Option([], "--skip", help="a check not to run (repeatable)"),
+) -> None:
+    """Check a dataset against the seeds' data-quality checklist before anyone trains on it."""
+    from rung.data.audit.fix import companion, write_fixed, write_redacted
+    from rung.data.audit.report import CHECKS, audit_dataset
+
+    with _user_errors():
+        _check_choice("--kind", kind, ("classification", "extraction", "generation"))
+        for name in skip:
+            _check_choice("--skip", name, CHECKS)
+        with _progress(not as_json) as reporter:
+            report, examples = audit_dataset(path, kind=kind, model=model, skip=tuple(skip),
+                                             reporter=reporter)
+        summary = report.to_dict()
+        if fix is not None:
+            summary["fix"] = write_fixed(report, examples, fix)
+        if redact:
+            target = companion(report.input.data_path, "redacted")
+            summary["redacted"] = {"output": str(target),
+                                   "changed": write_redacted(report, examples, target)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_audit(summary)
+    if strict and summary["verdict"] == "not ready":
+        raise typer.Exit(1)
+
+
+def _check_choice(option: str, value: Optional[str], allowed: tuple[str, ...]) -> None:
+    from rung.errors import ConfigError
+
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}",
+                          fix=f"use {option} {allowed[0]}")
+
+
+_STATUS = {"pass": "green", "warn": "yellow", "fail": "red"}
+_VERDICT = {"ready": "green", "ready with warnings": "yellow", "not ready": "red"}
+
+
+def _print_audit(summary: dict) -> None:
+    title = f"audit of {summary['data']}: {summary['examples']} examples, {summary['format']}, " \
+            f"{summary['kind']}"
+    table = Table(title=title, show_lines=True)
+    for col in ("check", "status", "finding", "how to fix"):
+        table.add_column(col, overflow="fold")
+    for c in summary["checks"]:
+        colour = _STATUS[c["status"]]
+        table.add_row(c["check"], f"[{colour}]{c['status']}[/]", c["finding"], c["fix"])
+    out.print(table)
+    for name, why in summary["skipped"].items():
+        out.print(f"[dim]skipped {name}: {why}[/]")
+    if summary["inferred"]:
+        out.print(f"[dim]inferred from the data: {', '.join(summary['inferred'])} "
+                  f"(set them in rung.toml or with --kind/--model)[/]")
+    colour = _VERDICT[summary["verdict"]]
+    out.print(f"[bold {colour}]verdict: {summary['verdict']}[/]", highlight=False)
+    for reason in summary["reasons"]:
+        out.print(f"  - {reason}", highlight=False, markup=False)
+    if "fix" in summary:
+        f = summary["fix"]
+        out.print(f"cleaned copy: {f['output']} ({f['kept']} kept, {f['removed']} removed, "
+                  f"{f['set_aside']} set aside, {f['redacted']} redacted)", highlight=False)
+    if "redacted" in summary:
+        r = summary["redacted"]
+        out.print(f"redacted copy: {r['output']} ({r['changed']} examples changed)",
+                  highlight=False)
+    out.print(f"[dim]audit {summary['audit_id']} stored beside the data in .rung/runs.db[/]")
+
+
+@app.command()
 def convert(
     src: Path = typer.Argument(..., help="input data file (format auto-detected)"),
     dst: Path = typer.Argument(..., help="output file"),

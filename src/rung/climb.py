@@ -6,7 +6,6 @@ Progress is reported through a callback so the library itself never prints.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungRes
 from rung.rungs.base import StageReporter
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
-from rung.store import Store
+from rung.store import Store, file_hash
 from rung.task import METRICS_BY_KIND, TaskSpec, load_task
 
 
@@ -150,7 +149,7 @@ def climb(
         run_id = store.start_run(
             task=task.task.name, task_path=str(task.path), kind=task.task.kind,
             metric=task.task.metric, target=task.task.target, seed=task.task.seed,
-            config_hash=task.config_hash(), data_hash=_file_hash(task.data_path),
+            config_hash=task.config_hash(), data_hash=file_hash(task.data_path),
             split_hash=split.hash(),
         )
         split.save(store.artifacts(run_id) / "split.json")
@@ -223,10 +222,3 @@ def _record(task: TaskSpec, store: Store, run_id: str, position: int, result: Ru
         predictions=[p.__dict__ for p in result.test.predictions],
     )
 
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]

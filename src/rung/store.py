@@ -7,6 +7,7 @@ brought up to date when opened, never rewritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -86,7 +87,42 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE predictions ADD COLUMN loss REAL;
     """,
+    # 4: data audits, one row per check, so a fine-tune can ask whether its data passed
+    """
+    CREATE TABLE audits (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        data_path TEXT NOT NULL,
+        data_hash TEXT NOT NULL,
+        task_path TEXT,
+        format TEXT NOT NULL,
+        examples INTEGER NOT NULL,
+        verdict TEXT NOT NULL,
+        summary_json TEXT NOT NULL
+    );
+    CREATE TABLE audit_checks (
+        audit_id TEXT NOT NULL REFERENCES audits(id),
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        finding TEXT NOT NULL,
+        fix TEXT NOT NULL,
+        rows_json TEXT NOT NULL,
+        details_json TEXT NOT NULL,
+        PRIMARY KEY (audit_id, name)
+    );
+    CREATE INDEX audits_by_data ON audits(data_hash, created);
+    """,
 ]
+
+
+def file_hash(path: Path) -> str:
+    """Content hash of a data file: runs and audits of the same bytes share it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -126,9 +162,14 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @staticmethod
+    def new_id() -> str:
+        """Sortable by time, unique enough for one team's runs."""
+        return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
     def start_run(self, *, task: str, task_path: str, kind: str, metric: str, target: float,
                   seed: int, config_hash: str, data_hash: str, split_hash: str) -> str:
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        run_id = self.new_id()
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (id, created, task, task_path, kind, metric, target, seed,"
@@ -186,6 +227,33 @@ class Store:
         yield from self.conn.execute(
             "SELECT * FROM predictions WHERE run_id = ? AND rung = ? ORDER BY rowid", (run_id, rung)
         )
+
+    def add_audit(self, audit: dict[str, Any], *, data_hash: str) -> None:
+        """One transaction: an audit is in the store with all of its checks or not at all."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO audits VALUES (?,?,?,?,?,?,?,?,?)",
+                (audit["audit_id"], audit["created"], audit["data"], data_hash, audit["task"],
+                 audit["format"], audit["examples"], audit["verdict"], json.dumps(audit)),
+            )
+            self.conn.executemany(
+                "INSERT INTO audit_checks VALUES (?,?,?,?,?,?,?,?)",
+                [(audit["audit_id"], i, c["check"], c["status"], c["finding"], c["fix"],
+                  json.dumps(c["rows"]), json.dumps(c["details"]))
+                 for i, c in enumerate(audit["checks"])],
+            )
+
+    def latest_audit(self, data_hash: str) -> sqlite3.Row | None:
+        """The newest audit of exactly this data (by content hash), if any."""
+        return self.conn.execute(
+            "SELECT * FROM audits WHERE data_hash = ? ORDER BY created DESC, id DESC LIMIT 1",
+            (data_hash,),
+        ).fetchone()
+
+    def audit_checks(self, audit_id: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM audit_checks WHERE audit_id = ? ORDER BY position", (audit_id,)
+        ).fetchall()
 
     def response_cache(self) -> "ResponseCache":
         from rung.models.cache import ResponseCache

@@ -113,6 +113,15 @@ class EvalTable(_Strict):
     min_gain: float = Field(default=0.0, ge=0.0, le=1.0)  # smallest gain worth a costlier rung
 
 
+class AuditTable(_Strict):
+    # which row of the seeds' dataset-size table applies; None: classification and extraction
+    # use their own rows, generation uses "style"
+    profile: Literal["classification", "extraction", "style", "domain", "code"] | None = None
+    max_seq_length: int = Field(default=2048, ge=16)  # the training max length to check against
+    review_sample: int = Field(default=25, ge=0)  # examples exported for human review
+    near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # MinHash Jaccard
+
+
 class TaskSpec(_Strict):
     task: TaskTable
     split: SplitTable = SplitTable()
@@ -120,6 +129,7 @@ class TaskSpec(_Strict):
     prompt: PromptTable = PromptTable()
     few_shot: FewShotTable = FewShotTable()
     eval: EvalTable = EvalTable()
+    audit: AuditTable = AuditTable()
     path: Path = Field(exclude=True)  # the rung.toml this came from
 
     @property

@@ -57,3 +57,13 @@ def semantic_similarity(expected: str, predicted: str) -> float:
     if precision + recall <= 0:
         return 0.0
     return max(0.0, min(1.0, 2 * precision * recall / (precision + recall)))
+
+
+def embed_texts(texts: list[str], *, max_words: int = 128, batch_size: int = 64) -> Any:
+    """Unit-length sentence vectors (numpy, one row per text) from the same packaged MiniLM.
+
+    Texts are cut to their first `max_words` words: the topic of a text shows early, and the
+    encoder's cost grows with length."""
+    clipped = [" ".join(t.split()[:max_words]) for t in texts]
+    return _encoder().encode(clipped, batch_size=batch_size, normalize_embeddings=True,
+                             convert_to_numpy=True)

@@ -97,6 +97,11 @@ def unregister_model(name: str) -> None:
     _IN_PROCESS.pop(name, None)
 
 
+def in_process(name: str) -> Model | None:
+    """The model registered under `name` in this process, if any."""
+    return _IN_PROCESS.get(name)
+
+
 def load_model(reference: str | ModelRef, *, base_dir: Path | None = None) -> Model:
     """Load once per process: every rung of a climb shares the same weights in memory."""
     if isinstance(reference, str) and reference in _IN_PROCESS:

@@ -12,8 +12,10 @@ Why these matter (the seeds' checklist):
 
 The three similarity checks share one helper: `_index_inputs` collapses equal normalised inputs
 into one node, MinHashes each distinct input once, asks a `MinHashLSH` index for candidate
-pairs and keeps those whose estimated Jaccard similarity reaches the threshold. Each check then
-joins examples with a union-find (`UnionFind`, in similarity.py), linking only the pairs it cares about.
+pairs and keeps those whose estimated Jaccard similarity reaches the threshold. Given a
+`TextSimilarity` built once (`input_similarity`), all three reuse its pairs instead of
+MinHashing again. Each check then joins examples with a union-find (`UnionFind`, in
+similarity.py), linking only the pairs it cares about.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from dataclasses import dataclass
 
 
 from rung.data.audit.base import CheckResult, Status
-from rung.data.audit.similarity import UnionFind, similar_pairs
+from rung.data.audit.similarity import TextSimilarity, UnionFind, similar_pairs
 from rung.data.example import Example
 from rung.data.splits import Split
 
 _HELD_OUT = ("val", "test")
+CONTRADICTION_THRESHOLD = 0.9  # near-same inputs: stricter than near-duplicates
 
 
 class _PunctuationTable(dict[int, int | None]):
@@ -89,8 +92,14 @@ class _InputIndex:
     pairs: list[tuple[int, int]]  # similar nodes (u < v), equal inputs excluded
 
 
+def input_similarity(examples: Sequence[Example], *, threshold: float) -> TextSimilarity:
+    """One similarity index over the examples' inputs, to pass to every check as `similarity`."""
+    return TextSimilarity((_user_text(ex) for ex in examples), threshold=threshold)
+
+
 def _index_inputs(
-    examples: Sequence[Example], *, threshold: float, num_perm: int, shingle: int, seed: int
+    examples: Sequence[Example], *, threshold: float, num_perm: int, shingle: int, seed: int,
+    similarity: TextSimilarity | None = None,
 ) -> _InputIndex:
     node_by_text: dict[str, int] = {}
     node_of: list[int] = []
@@ -101,8 +110,20 @@ def _index_inputs(
             nodes.append([])
         nodes[node].append(position)
         node_of.append(node)
-    pairs = similar_pairs(list(node_by_text), threshold=threshold, num_perm=num_perm,
-                           shingle=shingle, seed=seed)
+    texts = list(node_by_text)
+    if similarity is not None and similarity.serves(threshold=threshold, num_perm=num_perm,
+                                                    shingle=shingle, seed=seed):
+        # Same texts, other numbering: translate the shared index's pairs to this one's nodes.
+        shared = similarity.index
+        node_of_shared = {shared[text]: node for node, text in enumerate(texts) if text in shared}
+        pairs = sorted(
+            (min(u, v), max(u, v)) for u, v in (
+                (node_of_shared.get(a), node_of_shared.get(b))
+                for a, b in similarity.pairs(threshold))
+            if u is not None and v is not None)
+    else:
+        pairs = similar_pairs(texts, threshold=threshold, num_perm=num_perm, shingle=shingle,
+                              seed=seed)
     return _InputIndex(node_of, nodes, pairs)
 
 
@@ -153,6 +174,7 @@ def near_duplicates(
     num_perm: int = 128,
     shingle: int = 3,
     seed: int = 1,
+    similarity: TextSimilarity | None = None,
 ) -> CheckResult:
     """Examples whose inputs (user turns) are near-copies: MinHash Jaccard >= `threshold`.
 
@@ -168,7 +190,8 @@ def near_duplicates(
     for position, example in enumerate(examples):
         firsts.setdefault(_conversation_hash(example), position)
     kept = [examples[p] for p in sorted(firsts.values())]
-    index = _index_inputs(kept, threshold=threshold, num_perm=num_perm, shingle=shingle, seed=seed)
+    index = _index_inputs(kept, threshold=threshold, num_perm=num_perm, shingle=shingle, seed=seed,
+                          similarity=similarity)
     union = UnionFind(len(kept))
     for members in index.nodes:
         union.union_all(members)
@@ -197,10 +220,11 @@ def near_duplicates(
 def contradictions(
     examples: Sequence[Example],
     *,
-    threshold: float = 0.9,
+    threshold: float = CONTRADICTION_THRESHOLD,
     num_perm: int = 128,
     shingle: int = 3,
     seed: int = 1,
+    similarity: TextSimilarity | None = None,
 ) -> CheckResult:
     """The same (or nearly the same, Jaccard >= `threshold`) input with different outputs.
 
@@ -209,7 +233,7 @@ def contradictions(
     "bug." agree; examples only conflict when their system prompt and earlier turns match too.
     """
     index = _index_inputs(examples, threshold=threshold, num_perm=num_perm, shingle=shingle,
-                          seed=seed)
+                          seed=seed, similarity=similarity)
     contexts: list[dict[tuple[str, ...], list[int]]] = []
     for members in index.nodes:
         by_context: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -256,6 +280,7 @@ def leakage(
     num_perm: int = 128,
     shingle: int = 3,
     seed: int = 1,
+    similarity: TextSimilarity | None = None,
 ) -> CheckResult:
     """Val or test examples whose input (exactly, or MinHash Jaccard >= `threshold`) is in train.
 
@@ -270,7 +295,7 @@ def leakage(
         examples.extend(part)
         split_of.extend([name] * len(part))
     index = _index_inputs(examples, threshold=threshold, num_perm=num_perm, shingle=shingle,
-                          seed=seed)
+                          seed=seed, similarity=similarity)
     by_split: list[dict[str, list[int]]] = []
     for members in index.nodes:
         parts: dict[str, list[int]] = defaultdict(list)

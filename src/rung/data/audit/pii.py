@@ -377,11 +377,18 @@ def redact_example(example: Example) -> Example:
 
 
 def scan_examples(examples: Iterable[Example]) -> list[PiiHit]:
-    """Every hit in every message of every example, in input order."""
+    """Every hit in every message of every example, in input order.
+
+    Each distinct text is scanned once: a system prompt repeated on every example would
+    otherwise cost as much as all the answers."""
     hits = []
+    seen: dict[str, list[tuple[str, int, int]]] = {}
     for example in examples:
         for index, message in enumerate(example.messages):
-            for kind, start, end in find_pii(message.content):
+            found = seen.get(message.content)
+            if found is None:
+                found = seen[message.content] = find_pii(message.content)
+            for kind, start, end in found:
                 hits.append(PiiHit(kind, example.line, message.role, start, end,
                                    message.content[start:end], index))
     return hits

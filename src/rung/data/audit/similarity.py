@@ -40,7 +40,15 @@ def _shingles(text: str, size: int) -> set[bytes]:
 def similar_pairs(
     texts: Sequence[str], *, threshold: float, num_perm: int, shingle: int, seed: int
 ) -> list[tuple[int, int]]:
-    """Index pairs (i < j) of `texts` whose estimated Jaccard similarity is >= `threshold`.
+    """Index pairs (i < j) of `texts` whose estimated Jaccard similarity is >= `threshold`."""
+    return [(i, j) for i, j, _ in scored_pairs(texts, threshold=threshold, num_perm=num_perm,
+                                               shingle=shingle, seed=seed)]
+
+
+def scored_pairs(
+    texts: Sequence[str], *, threshold: float, num_perm: int, shingle: int, seed: int
+) -> list[tuple[int, int, float]]:
+    """Pairs (i < j, similarity) of `texts` whose estimated Jaccard is >= `threshold`.
 
     `texts` should be distinct (equal texts are better grouped by their hash first). Each text
     is MinHashed once (`MinHash.generator`, which reuses the permutations and hashes a whole
@@ -59,7 +67,7 @@ def similar_pairs(
         lsh.insert(i, minhash, check_duplication=False)
     assert signatures is not None
 
-    found: set[tuple[int, int]] = set()
+    found: dict[tuple[int, int], float] = {}
     checked: set[tuple[int, int]] = set()
     for table in lsh.hashtables:
         for key in table.keys():
@@ -67,34 +75,65 @@ def similar_pairs(
             if len(members) < 2:
                 continue
             found.update(_verify_bucket(sorted(members), signatures, threshold, checked))
-    return sorted(found)
+    return [(i, j, sim) for (i, j), sim in sorted(found.items())]
+
+
+class TextSimilarity:
+    """Similar pairs among a fixed set of distinct texts, found once and shared by every check.
+
+    The near-duplicate, contradiction and leakage checks look at the same inputs with
+    different thresholds; MinHashing 100,000 inputs three times would triple the cost. The
+    pairs are found at the lowest threshold any check asks for (on first use), and each check
+    keeps the pairs at or above its own.
+    """
+
+    def __init__(self, texts: Iterable[str], *, threshold: float, num_perm: int = 128,
+                 shingle: int = 3, seed: int = 1) -> None:
+        self.index: dict[str, int] = {}
+        for text in texts:
+            self.index.setdefault(text, len(self.index))
+        self.threshold, self.num_perm, self.shingle, self.seed = threshold, num_perm, shingle, seed
+        self._pairs: list[tuple[int, int, float]] | None = None
+
+    def serves(self, *, threshold: float, num_perm: int, shingle: int, seed: int) -> bool:
+        return (threshold >= self.threshold and (num_perm, shingle, seed)
+                == (self.num_perm, self.shingle, self.seed))
+
+    def pairs(self, threshold: float) -> list[tuple[int, int]]:
+        if self._pairs is None:
+            self._pairs = scored_pairs(list(self.index), threshold=self.threshold,
+                                       num_perm=self.num_perm, shingle=self.shingle,
+                                       seed=self.seed)
+        return [(i, j) for i, j, sim in self._pairs if sim >= threshold]
 
 
 def _verify_bucket(
     members: list[int], signatures: np.ndarray, threshold: float, checked: set[tuple[int, int]]
-) -> Iterable[tuple[int, int]]:
+) -> dict[tuple[int, int], float]:
     """The pairs of one LSH bucket whose signatures agree on >= `threshold` of their slots."""
     if len(members) == 2:
         pair = (members[0], members[1])
         if pair in checked:
-            return []
+            return {}
         checked.add(pair)
         a, b = signatures[members[0]], signatures[members[1]]
-        return [pair] if np.count_nonzero(a == b) / a.size >= threshold else []
+        similarity = float(np.count_nonzero(a == b) / a.size)
+        return {pair: similarity} if similarity >= threshold else {}
     sig = signatures[members]
     if len(members) <= _PAIRWISE_LIMIT:
         similarity = (sig[:, None, :] == sig[None, :, :]).mean(axis=2)
         rows, cols = np.nonzero(np.triu(similarity >= threshold, k=1))
-        return [(members[r], members[c]) for r, c in zip(rows.tolist(), cols.tolist())]
+        return {(members[r], members[c]): float(similarity[r, c])
+                for r, c in zip(rows.tolist(), cols.tolist())}
     # A huge bucket: compare each member with one exemplar per cluster seen so far (leader
     # clustering) instead of with every member, so the cost stays linear in the bucket size.
-    pairs: list[tuple[int, int]] = []
+    pairs: dict[tuple[int, int], float] = {}
     exemplars: list[int] = []
     for position, member in enumerate(members):
         if exemplars:
             similarity = (sig[exemplars] == sig[position]).mean(axis=1)
-            hits = [exemplars[k] for k in np.nonzero(similarity >= threshold)[0].tolist()]
-            pairs.extend((members[e], member) for e in hits)
+            hits = np.nonzero(similarity >= threshold)[0].tolist()
+            pairs.update({(members[exemplars[k]], member): float(similarity[k]) for k in hits})
             if hits:
                 continue
         exemplars.append(position)

@@ -1,0 +1,83 @@
+"""Cleaned and redacted copies of a dataset, written beside it; the input is never touched.
+
+`--fix OUT` keeps the first example of every exact-copy and near-copy group, sets every example
+of a contradicting group aside in its own file (the audit cannot know which answer is right),
+redacts personal data in what is kept, and writes a log of what happened to every input line,
+so nothing is lost without a trace. Lines the reader could not use are listed in the log too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rung.data.audit.pii import find_pii, redact_example
+from rung.data.audit.report import AuditReport
+from rung.data.example import Example
+from rung.data.formats import write_examples
+from rung.errors import DataError
+
+
+def _guard(source: Path, out: Path) -> None:
+    if out.resolve() == source.resolve():
+        raise DataError("the output would overwrite the input", file=out,
+                        fix="write the cleaned copy to a new path; rung never edits your data")
+
+
+def companion(out: Path, name: str) -> Path:
+    """`clean.jsonl` -> `clean.<name>.jsonl`: files that belong with OUT."""
+    return out.with_name(f"{out.stem}.{name}{out.suffix}")
+
+
+def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Path) -> dict[str, Any]:
+    """Write the cleaned copy, the set-aside contradictions and the log; return the summary."""
+    out = Path(out)
+    source = report.input.data_path
+    _guard(source, out)
+    fate: dict[int, str] = {}
+    for name, reason in (("contradictions", "set aside: contradicting outputs"),
+                         ("exact-duplicates", "removed: exact copy of line {first}"),
+                         ("near-duplicates", "removed: near-copy of line {first}")):
+        check = report.check(name)
+        for group in check.rows if check else []:
+            members = group if name == "contradictions" else group[1:]
+            for line in members:
+                fate.setdefault(line, reason.format(first=group[0]))
+    kept = [ex for ex in examples if ex.line not in fate]
+    aside = [ex for ex in examples if fate.get(ex.line, "").startswith("set aside")]
+    redacted = [ex.line for ex in kept if any(find_pii(m.content) for m in ex.messages)]
+    fmt = "csv" if out.suffix.lower() == ".csv" else (
+        report.format if report.format != "csv" else "openai")
+    write_examples([redact_example(ex) for ex in kept], out, fmt)
+    aside_path = companion(out, "contradictions")
+    if aside:
+        write_examples([redact_example(ex) for ex in aside], aside_path, fmt)
+    else:
+        aside_path.unlink(missing_ok=True)
+    problems = report.check("format")
+    unreadable = problems.details.get("unreadable_lines", []) if problems else []
+    summary = {
+        "input": str(source), "output": str(out), "format": fmt, "read": len(examples),
+        "kept": len(kept), "redacted": len(redacted),
+        "removed": sum(1 for f in fate.values() if f.startswith("removed")),
+        "set_aside": len(aside), "contradictions_file": str(aside_path) if aside else None,
+        "unreadable": report.lines - report.examples,
+        "lines": {str(line): fate[line] for line in sorted(fate)}
+        | {str(line): "dropped: unreadable (see the format check)" for line in unreadable}
+        | {str(line): "kept, personal data redacted" for line in redacted},
+    }
+    companion(out, "fix").with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n",
+                                                          encoding="utf-8")
+    return summary
+
+
+def write_redacted(report: AuditReport, examples: Sequence[Example], out: str | Path) -> int:
+    """Every readable example with personal data replaced; returns how many changed."""
+    out = Path(out)
+    _guard(report.input.data_path, out)
+    fmt = report.format
+    cleaned = [redact_example(ex) for ex in examples]
+    write_examples(cleaned, out, fmt)
+    return sum(1 for a, b in zip(examples, cleaned) if a.messages != b.messages)

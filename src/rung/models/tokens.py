@@ -1,0 +1,95 @@
+"""Count a model's tokens without loading its weights.
+
+The audit needs token lengths of whole training conversations (chat template included, the
+answer too) and the model's context length. Loading a tokenizer takes seconds; loading the
+weights of even a small model takes much longer and is not needed for either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from rung.data.example import Message
+from rung.errors import ModelError
+from rung.models.registry import ModelRef, in_process, resolve
+
+Conversation = Sequence[Message]
+
+
+@dataclass(frozen=True)
+class TokenCounter:
+    name: str
+    context_length: int | None  # None when the model does not say
+    count: Callable[[Sequence[Conversation]], list[int]]  # whole conversations, template included
+
+
+def token_counter(reference: str, *, base_dir: Path | None = None) -> TokenCounter:
+    """A counter for `reference` (alias, folder, .gguf file, hub id, or an in-process model)."""
+    model = in_process(reference)
+    if model is not None:
+        return TokenCounter(reference, getattr(model, "context_length", None),
+                            lambda convs: [model.count_tokens(c) for c in convs])
+    return _load(resolve(reference, base_dir=base_dir))
+
+
+@lru_cache(maxsize=4)
+def _load(ref: ModelRef) -> TokenCounter:
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"could not load the tokenizer of '{ref.name}' from {ref.location}: "
+                         f"{err}", fix="check models.small (or --model), or for a hub id that "
+                         "this machine can reach the hub") from None
+
+    def count(conversations: Sequence[Conversation]) -> list[int]:
+        texts = [_render(tokenizer, c) for c in conversations]
+        encoded = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False) \
+            if hasattr(tokenizer, "backend_tokenizer") else \
+            [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        return [len(e) for e in encoded]
+
+    return TokenCounter(ref.name, _context_length(ref), count)
+
+
+def _render(tokenizer: Any, conversation: Conversation) -> str:
+    turns = [{"role": m.role, "content": m.content} for m in conversation]
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(turns, tokenize=False)
+    return "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
+
+
+def _context_length(ref: ModelRef) -> int | None:
+    """From the GGUF header (memory-mapped, no tensors read) or the model's config."""
+    if ref.gguf_file:
+        import gguf
+
+        reader = gguf.GGUFReader(str(Path(ref.location) / ref.gguf_file))
+        arch = reader.fields.get("general.architecture")
+        if arch is None:
+            return None
+        name = bytes(arch.parts[arch.data[0]]).decode()
+        field = reader.fields.get(f"{name}.context_length")
+        return int(field.parts[field.data[0]][0]) if field is not None else None
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(ref.location)
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None) or getattr(getattr(config, "text_config", None), key, None)
+        if isinstance(value, int):
+            return value
+    return None

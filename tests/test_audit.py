@@ -1,0 +1,355 @@
+"""The whole audit: planted problems found with the right rows, a clean dataset declared ready,
+the CLI's --json/--strict/--fix/--redact, and the findings in the run store."""
+
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rung.cli import app
+from rung.data.audit.report import audit_dataset, audit_input, infer_kind, run_audit
+from rung.data.audit.size import size_check
+from rung.data.example import make_example
+from rung.data.formats import read_examples
+from rung.store import Store, file_hash
+
+runner = CliRunner()
+
+TOPIC_WORDS = {
+    "BILLING": "invoice refund charge payment receipt subscription plan price card coupon "
+               "discount renewal tax statement balance".split(),
+    "BUG": "crash error freeze blank timeout glitch broken stuck failing exception loop "
+           "missing corrupted slow flicker".split(),
+    "FEATURE": "wish suggest request add option toggle export shortcut theme widget "
+               "integration filter template bulk preview".split(),
+}
+COMMON = ("yesterday morning team office laptop phone browser window screen folder report "
+          "calendar project manager client colleague weekend meeting dashboard account "
+          "workspace mobile desktop tablet inbox").split()
+
+
+def clean_records(n_per_label: int = 60, seed: int = 0) -> list[dict]:
+    """Distinct, varied, PII-free tickets: every input draws its own words."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n_per_label):
+        for label, words in TOPIC_WORDS.items():
+            text = " ".join(rng.sample(words, 4) + rng.sample(COMMON, 5)) + f" case {i}"
+            records.append({"messages": [{"role": "user", "content": text},
+                                         {"role": "assistant", "content": label}]})
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def chat(user: str, label: str) -> dict:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": label}]}
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    """Clean tickets plus one of each problem; returns the file and the planted lines."""
+    records = clean_records()
+    base = {i + 1: r["messages"][0]["content"] for i, r in enumerate(records)}
+    n = len(records)
+    records.append(json.loads(json.dumps(records[2])))  # exact copy of line 3
+    records.append(chat(base[5] + " please", records[4]["messages"][1]["content"]))  # near line 5
+    other = "BUG" if records[6]["messages"][1]["content"] != "BUG" else "BILLING"
+    records.append(chat(base[7], other))  # contradicts line 7
+    records.append(chat("please send the invoice copy to dana.li@example.org thanks", "BILLING"))
+    records.append(chat("my card 4111 1111 1111 1111 was charged twice", "BILLING"))
+    lines = {"exact": n + 1, "near": n + 2, "contradiction": n + 3, "email": n + 4, "card": n + 5}
+    return write_jsonl(tmp_path / "tickets.jsonl", records), lines
+
+
+def test_planted_problems_are_found_with_their_rows(planted, fake_model) -> None:
+    path, lines = planted
+    report, _ = run_audit(audit_input(path, kind="classification", model="fake"),
+                          skip=("diversity",))
+    checks = {c.check: c for c in report.checks}
+    assert checks["exact-duplicates"].rows == [[3, lines["exact"]]]
+    assert checks["exact-duplicates"].status == "warn"
+    assert [5, lines["near"]] in checks["near-duplicates"].rows
+    assert checks["contradictions"].rows == [[7, lines["contradiction"]]]
+    assert checks["contradictions"].status == "fail"
+    assert checks["pii"].rows == [lines["email"], lines["card"]]
+    assert checks["pii"].status == "fail"  # a card number is severe
+    assert checks["format"].status == "pass"
+    assert checks["class-balance"].status == "pass"
+    assert report.verdict == "not ready"
+    assert any(r.startswith("contradictions:") for r in report.reasons)
+    assert any(r.startswith("pii:") for r in report.reasons)
+
+
+def test_a_clean_dataset_is_declared_ready(tmp_path: Path, fake_model) -> None:
+    path = write_jsonl(tmp_path / "clean.jsonl", clean_records())
+    report, _ = run_audit(audit_input(path, model="fake"), review_folder=tmp_path / "review")
+    assert {c.check: c.status for c in report.checks} == {
+        name: "pass" for name in ("format", "size", "exact-duplicates", "near-duplicates",
+                                  "contradictions", "class-balance", "diversity", "pii",
+                                  "token-lengths", "leakage", "review-sample")}
+    assert report.verdict == "ready" and report.reasons == []
+    assert report.input.kind == "classification"  # inferred from the outputs
+    assert report.input.labels == ("BILLING", "BUG", "FEATURE")
+
+
+def test_imbalance_and_labels_under_the_minimum(tmp_path: Path, fake_model) -> None:
+    records = clean_records(60)
+    records = [r for r in records if r["messages"][1]["content"] != "FEATURE"]
+    rare = [chat(f"wish export toggle theme number {w} colleague", "FEATURE")
+            for w in ("one", "two")]
+    path = write_jsonl(tmp_path / "skewed.jsonl", records + rare)
+    report, _ = run_audit(audit_input(path, kind="classification", model="fake"),
+                          skip=("diversity",))
+    balance = report.check("class-balance")
+    assert balance.status == "fail"  # 60 vs 2: ratio 30
+    assert balance.details["imbalance_ratio"] == 30.0
+    assert balance.details["suggested_weights"]["FEATURE"] > balance.details["suggested_weights"]["BUG"]
+    rare_lines = [len(records) + 1, len(records) + 2]
+    assert balance.rows == rare_lines
+    size = report.check("size")
+    assert size.status == "fail" and size.rows == rare_lines
+    assert "FEATURE 2" in size.finding
+
+
+def test_outputs_outside_the_labels_fail_class_balance(tmp_path: Path, fake_model) -> None:
+    task = tmp_path / "task"
+    task.mkdir()
+    records = clean_records(60)
+    records[4]["messages"][1]["content"] = "bug"
+    write_jsonl(task / "t.jsonl", records)
+    (task / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "t"
+        kind = "classification"
+        instruction = "Classify."
+        labels = ["BILLING", "BUG", "FEATURE", "ACCOUNT"]
+        data = "t.jsonl"
+        metric = "accuracy"
+        target = 0.9
+        [models]
+        small = "fake"
+        """))
+    report, _ = run_audit(audit_input(task), skip=("diversity",))
+    balance = report.check("class-balance")
+    assert balance.status == "fail" and balance.rows == [5]
+    assert "no examples of ACCOUNT" in balance.finding
+    assert "differ only in case" in balance.fix
+
+
+def test_size_counts_distinct_examples() -> None:
+    """140 examples, a third of them near-copies: fewer than the table's 100 for extraction."""
+    distinct = [make_example(f"text {i}", "{}", line=i + 1) for i in range(95)]
+    result = size_check(distinct, 140, "extraction")
+    assert result.status == "fail"
+    assert "95 distinct examples (of 140)" in result.finding
+    assert size_check(distinct * 2, 190, "extraction").status == "pass"
+
+
+def test_format_problems_are_all_listed_and_the_rest_is_audited(tmp_path: Path, fake_model) -> None:
+    records = clean_records(60)
+    lines = [json.dumps(r) for r in records]
+    lines[9] = "{broken"
+    lines[19] = json.dumps({"messages": [{"role": "assistant", "content": "BUG"},
+                                         {"role": "user", "content": "x"}]})
+    system = {"messages": [{"role": "system", "content": "Be brief."}]
+              + records[29]["messages"]}
+    lines[29] = json.dumps(system)
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report, _ = run_audit(audit_input(path, kind="classification", model="fake"),
+                          skip=("diversity",))
+    fmt = report.check("format")
+    assert fmt.status == "fail"
+    assert fmt.rows == [10, 20, 30]
+    assert fmt.details["problems"] == {"invalid JSON": 1, "roles out of order": 1}
+    assert fmt.details["system_prompt_inconsistent"] == [30]
+    assert report.examples == len(records) - 2
+    assert report.check("size") is not None  # the readable examples were still audited
+
+
+def test_leakage_across_the_split_is_found(tmp_path: Path, fake_model) -> None:
+    records = clean_records(60)
+    pairs = []
+    for i in range(0, 60, 2):  # 30 near-copies appended at the end
+        text = records[i]["messages"][0]["content"] + " please"
+        records.append(chat(text, records[i]["messages"][1]["content"]))
+        pairs.append({i + 1, len(records)})
+    path = write_jsonl(tmp_path / "leaky.jsonl", records)
+    report, _ = run_audit(audit_input(path, kind="classification", model="fake"),
+                          skip=("diversity",))
+    leak = report.check("leakage")
+    assert leak.status == "fail" and leak.rows
+    assert all(set(group) in pairs for group in leak.rows)
+    assert leak.details["leaked"] == len(leak.rows)
+
+
+def test_token_lengths_against_max_seq_length_and_context(tmp_path: Path, tiny_llama) -> None:
+    records = clean_records(60)
+    records[0]["messages"][0]["content"] = "word " * 3000  # past the tiny model's 2048
+    records[1]["messages"][0]["content"] = "word " * 300
+    path = write_jsonl(tmp_path / "long.jsonl", records)
+    inp = audit_input(path, kind="classification", model=str(tiny_llama))
+    report, _ = run_audit(inp, skip=("diversity",))
+    lengths = report.check("token-lengths")
+    assert lengths.status == "fail" and lengths.rows == [1]
+    assert lengths.details["context_length"] == 2048
+    assert lengths.details["over_max_seq_length"] == 1  # default 2048
+    records[0]["messages"][0]["content"] = "short again"
+    write_jsonl(path, records)
+    settings = inp.settings.model_copy(update={"max_seq_length": 256})
+    report, _ = run_audit(audit_input(path, kind="classification", model=str(tiny_llama))
+                          .__class__(**{**inp.__dict__, "settings": settings}),
+                          skip=("diversity",))
+    lengths = report.check("token-lengths")
+    assert lengths.status == "warn" and lengths.rows == [2]
+    assert lengths.details["suggested_max_seq_length"] == 512
+
+
+def test_a_one_topic_dataset_is_flagged(tmp_path: Path, fake_model) -> None:
+    rng = random.Random(3)
+    records = clean_records(20)
+    for i in range(240):
+        ending = rng.choice(["expired", "never arrived", "shows an error", "is blank"])
+        records.append(chat(f"the password reset link {ending} {rng.choice(COMMON)} try {i}",
+                            "BUG"))
+    path = write_jsonl(tmp_path / "one-topic.jsonl", records)
+    report, _ = run_audit(audit_input(path, kind="classification", model="fake"))
+    diversity = report.check("diversity")
+    assert diversity.status == "warn" and "mostly one topic" in diversity.finding
+    assert diversity.details["largest_share"] > 0.5
+    assert set(diversity.rows) >= set(range(61, 301, 7))  # the password tickets
+
+
+def test_infer_kind() -> None:
+    labels = [make_example(f"t{i}", ["A", "B"][i % 2]) for i in range(20)]
+    assert infer_kind(labels) == ("classification", ("A", "B"))
+    json_out = [make_example(f"t{i}", json.dumps({"n": i})) for i in range(20)]
+    assert infer_kind(json_out)[0] == "extraction"
+    prose = [make_example(f"t{i}", f"a longer answer number {i} in words") for i in range(20)]
+    assert infer_kind(prose)[0] == "generation"
+
+
+def test_review_sample_is_escaped_and_annotatable(tmp_path: Path, fake_model) -> None:
+    records = clean_records(60)
+    records[0]["messages"][0]["content"] = "<script>alert(1)</script> billing question"
+    path = write_jsonl(tmp_path / "x.jsonl", records)
+    inp = audit_input(path, model="fake")
+    inp = inp.__class__(**{**inp.__dict__,
+                           "settings": inp.settings.model_copy(update={"review_sample": 180})})
+    report, _ = run_audit(inp, review_folder=tmp_path / "review", skip=("diversity",))
+    review = report.check("review-sample")
+    assert len(review.rows) == 180
+    page = (tmp_path / "review" / "review.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    csv_lines = (tmp_path / "review" / "review.csv").read_text().splitlines()
+    assert csv_lines[0] == "line,system,input,output,flagged_by,verdict,note"
+    assert len(csv_lines) == 181
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_cli_json_strict_and_store(planted, fake_model) -> None:
+    path, _ = planted
+    result = runner.invoke(app, ["audit", str(path), "--json", "--strict", "--model", "fake",
+                                 "--skip", "diversity"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["verdict"] == "not ready" and summary["reasons"]
+    for check in summary["checks"]:
+        assert set(check) >= {"check", "status", "finding", "rows"}
+        assert check["status"] in ("pass", "warn", "fail")
+    assert summary["skipped"]["diversity"] == "skipped on request"
+    store = Store(path.parent / ".rung")
+    row = store.latest_audit(file_hash(path))
+    assert row["id"] == summary["audit_id"] and row["verdict"] == "not ready"
+    names = [r["name"] for r in store.audit_checks(row["id"])]
+    assert names == [c["check"] for c in summary["checks"]]
+    assert (path.parent / ".rung" / "audits" / row["id"] / "review.html").exists()
+    store.close()
+    # without --strict the same audit exits 0; the table names the verdict
+    plain = runner.invoke(app, ["audit", str(path), "--model", "fake", "--skip", "diversity"])
+    assert plain.exit_code == 0 and "verdict: not ready" in plain.stdout
+
+
+def test_cli_fix_cleans_a_copy_and_never_touches_the_input(planted, fake_model, tmp_path) -> None:
+    path, lines = planted
+    before = path.read_bytes()
+    out = tmp_path / "clean.jsonl"
+    result = runner.invoke(app, ["audit", str(path), "--fix", str(out), "--json", "--model",
+                                 "fake", "--skip", "diversity"])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == before
+    fixed = read_examples(out)
+    kept_lines = {ex.line for ex in read_examples(path)} - {lines["exact"], lines["near"], 7,
+                                                             lines["contradiction"]}
+    assert len(fixed) == len(kept_lines)
+    aside = read_examples(tmp_path / "clean.contradictions.jsonl")
+    assert sorted(ex.output for ex in aside) == sorted(
+        ex.output for ex in read_examples(path) if ex.line in (7, lines["contradiction"]))
+    text = out.read_text()
+    assert "dana.li@example.org" not in text and "4111 1111" not in text
+    assert "[EMAIL]" in text and "[CARD]" in text
+    log = json.loads((tmp_path / "clean.fix.json").read_text())
+    assert log["lines"][str(lines["exact"])] == "removed: exact copy of line 3"
+    assert log["lines"][str(lines["contradiction"])].startswith("set aside")
+    # the cleaned copy audits clean of what --fix handles
+    again, _ = run_audit(audit_input(out, kind="classification", model="fake"),
+                         skip=("diversity",))
+    assert {c.check: c.status for c in again.checks if c.check in
+            ("exact-duplicates", "near-duplicates", "contradictions", "pii")} == {
+        "exact-duplicates": "pass", "near-duplicates": "pass", "contradictions": "pass",
+        "pii": "pass"}
+
+
+def test_cli_fix_refuses_to_overwrite_the_input(planted, fake_model) -> None:
+    path, _ = planted
+    before = path.read_bytes()
+    result = runner.invoke(app, ["audit", str(path), "--fix", str(path), "--model", "fake",
+                                 "--skip", "diversity"])
+    assert result.exit_code == 2
+    assert "overwrite the input" in result.stderr
+    assert path.read_bytes() == before
+
+
+def test_cli_redact_writes_a_redacted_copy(planted, fake_model) -> None:
+    path, lines = planted
+    result = runner.invoke(app, ["audit", str(path), "--redact", "--json", "--model", "fake",
+                                 "--skip", "diversity"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    redacted = Path(summary["redacted"]["output"])
+    assert redacted.name == "tickets.redacted.jsonl" and summary["redacted"]["changed"] == 2
+    examples = {ex.line: ex for ex in read_examples(redacted)}
+    assert examples[lines["email"]].input == "please send the invoice copy to [EMAIL] thanks"
+    assert len(examples) == len(read_examples(path))
+
+
+def test_cli_bad_options_exit_2(planted, fake_model) -> None:
+    path, _ = planted
+    result = runner.invoke(app, ["audit", str(path), "--skip", "everything"])
+    assert result.exit_code == 2 and "--skip 'everything'" in result.stderr
+
+
+def test_the_bundled_example_audits_as_ready_with_warnings(tmp_path: Path) -> None:
+    """The shipped task: one planted-by-nature near-copy pair and customer e-mails, no more."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
+    task = tmp_path / "support-tickets"
+    task.mkdir()
+    for name in ("rung.toml", "tickets.jsonl"):
+        (task / name).write_bytes((example / name).read_bytes())
+    report, _ = audit_dataset(task)
+    statuses = {c.check: c.status for c in report.checks}
+    assert report.verdict == "ready with warnings"
+    assert {k for k, v in statuses.items() if v != "pass"} == {"near-duplicates", "pii"}
+    assert report.check("near-duplicates").rows == [[563, 855]]
+    assert report.check("size").details["per_label"]["FEATURE"]["tier"] == "minimum"
