@@ -209,7 +209,8 @@ def near_duplicates(
     status: Status = "fail" if involved >= 0.30 * n else "warn"
     return CheckResult(
         "near-duplicates", status,
-        f"{involved} examples have near-duplicate inputs ({len(rows)} groups, largest "
+        f"{involved} examples have near-duplicate inputs ({len(rows)} "
+        f"group{'s' if len(rows) != 1 else ''}, largest "
         f"{details['largest_group']}, Jaccard >= {threshold})",
         fix="review each group and keep one example of each (or make them genuinely different); "
             "near-copies overweight their pattern in training",
