@@ -258,10 +258,15 @@ def test_review_sample_is_escaped_and_annotatable(tmp_path: Path, fake_model) ->
 # --- the command --------------------------------------------------------------------------
 
 
+def audit_cli(path: Path, *options: str):
+    """`rung audit PATH OPTIONS` on the fake model, without the embedding check."""
+    return runner.invoke(app, ["audit", str(path), *options, "--model", "fake",
+                               "--skip", "diversity"])
+
+
 def test_cli_json_strict_and_store(planted, fake_model) -> None:
     path, _ = planted
-    result = runner.invoke(app, ["audit", str(path), "--json", "--strict", "--model", "fake",
-                                 "--skip", "diversity"])
+    result = audit_cli(path, "--json", "--strict")
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["verdict"] == "not ready" and summary["reasons"]
@@ -277,7 +282,7 @@ def test_cli_json_strict_and_store(planted, fake_model) -> None:
     assert (path.parent / ".rung" / "audits" / row["id"] / "review.html").exists()
     store.close()
     # without --strict the same audit exits 0; the table names the verdict
-    plain = runner.invoke(app, ["audit", str(path), "--model", "fake", "--skip", "diversity"])
+    plain = audit_cli(path)
     assert plain.exit_code == 0 and "verdict: not ready" in plain.stdout
 
 
@@ -285,8 +290,7 @@ def test_cli_fix_cleans_a_copy_and_never_touches_the_input(planted, fake_model, 
     path, lines = planted
     before = path.read_bytes()
     out = tmp_path / "clean.jsonl"
-    result = runner.invoke(app, ["audit", str(path), "--fix", str(out), "--json", "--model",
-                                 "fake", "--skip", "diversity"])
+    result = audit_cli(path, "--fix", str(out), "--json")
     assert result.exit_code == 0, result.output
     assert path.read_bytes() == before
     fixed = read_examples(out)
@@ -314,8 +318,7 @@ def test_cli_fix_cleans_a_copy_and_never_touches_the_input(planted, fake_model, 
 def test_cli_fix_refuses_to_overwrite_the_input(planted, fake_model) -> None:
     path, _ = planted
     before = path.read_bytes()
-    result = runner.invoke(app, ["audit", str(path), "--fix", str(path), "--model", "fake",
-                                 "--skip", "diversity"])
+    result = audit_cli(path, "--fix", str(path))
     assert result.exit_code == 2
     assert "overwrite the input" in result.stderr
     assert path.read_bytes() == before
@@ -323,8 +326,7 @@ def test_cli_fix_refuses_to_overwrite_the_input(planted, fake_model) -> None:
 
 def test_cli_redact_writes_a_redacted_copy(planted, fake_model) -> None:
     path, lines = planted
-    result = runner.invoke(app, ["audit", str(path), "--redact", "--json", "--model", "fake",
-                                 "--skip", "diversity"])
+    result = audit_cli(path, "--redact", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     redacted = Path(summary["redacted"]["output"])
