@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -206,9 +207,7 @@ def test_token_lengths_against_max_seq_length_and_context(tmp_path: Path, tiny_l
     records[0]["messages"][0]["content"] = "short again"
     write_jsonl(path, records)
     settings = inp.settings.model_copy(update={"max_seq_length": 256})
-    report, _ = run_audit(audit_input(path, kind="classification", model=str(tiny_llama))
-                          .__class__(**{**inp.__dict__, "settings": settings}),
-                          skip=("diversity",))
+    report, _ = run_audit(replace(inp, settings=settings), skip=("diversity",))
     lengths = report.check("token-lengths")
     assert lengths.status == "warn" and lengths.rows == [2]
     assert lengths.details["suggested_max_seq_length"] == 512
@@ -243,8 +242,7 @@ def test_review_sample_is_escaped_and_annotatable(tmp_path: Path, fake_model) ->
     records[0]["messages"][0]["content"] = "<script>alert(1)</script> billing question"
     path = write_jsonl(tmp_path / "x.jsonl", records)
     inp = audit_input(path, model="fake")
-    inp = inp.__class__(**{**inp.__dict__,
-                           "settings": inp.settings.model_copy(update={"review_sample": 180})})
+    inp = replace(inp, settings=inp.settings.model_copy(update={"review_sample": 180}))
     report, _ = run_audit(inp, review_folder=tmp_path / "review", skip=("diversity",))
     review = report.check("review-sample")
     assert len(review.rows) == 180
