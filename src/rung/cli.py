@@ -58,7 +58,7 @@ def climb(
 @app.command("eval")
 def eval_rung(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
-    rung: str = typer.Option(..., "--rung", help="prompt or few-shot"),
+    rung: str = typer.Option(..., "--rung", help="prompt, few-shot or rag"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again"),
 ) -> None:
@@ -213,6 +213,53 @@ def _print_audit(summary: dict) -> None:
         out.print(f"redacted copy: {r['output']} ({r['changed']} examples changed)",
                   highlight=False)
     out.print(f"[dim]audit {summary['audit_id']} stored beside the data in .rung/runs.db[/]")
+
+
+@app.command()
+def index(
+    path: Path = typer.Argument(Path("."), help="rung.toml or its folder (with [task] corpus)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build or refresh the corpus index: only added, changed or deleted documents are touched."""
+    from rung.rag.service import index_task
+
+    with _user_errors(), _progress(not as_json) as reporter:
+        report, chunks = index_task(path, reporter)
+    summary = {**report.to_dict(), "chunks": chunks}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(f"indexed: {len(report.added)} added, {len(report.changed)} changed, "
+              f"{len(report.removed)} removed, {report.unchanged} unchanged; {chunks} chunks "
+              f"({report.chunks_embedded} embedded now)", highlight=False)
+    for problem in report.problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+
+
+@app.command()
+def ask(
+    path: Path = typer.Argument(..., help="rung.toml or its folder (with [task] corpus)"),
+    question: str = typer.Argument(..., help="the question to answer"),
+    method: Optional[str] = typer.Option(None, help="bm25, dense or hybrid (default: the "
+                                                    "last climb's choice, else hybrid)"),
+    k: Optional[int] = typer.Option(None, help="chunks to retrieve (default: as chosen)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Answer one question through the rag pipeline and show the sources it used."""
+    from rung.rag.service import ask as ask_question
+
+    with _user_errors():
+        if method is not None:
+            _check_choice("--method", method, ("bm25", "dense", "hybrid"))
+        answer = ask_question(path, question, method=method, k=k)
+    if as_json:
+        print(json.dumps(answer, indent=2))
+        return
+    out.print(answer["answer"], highlight=False, markup=False)
+    out.print(f"[dim]{answer['method']}, k={answer['k']}, {answer['pipeline']}[/]")
+    for number, source in enumerate(answer["sources"], 1):
+        out.print(f"  [{number}] {source['citation']}  chars {source['start']}-{source['end']}",
+                  highlight=False, markup=False)
 
 
 @app.command()

@@ -22,6 +22,8 @@ from rung.eval.stats import mcnemar_exact, paired_bootstrap
 from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.rungs.base import StageReporter
+from rung.rag.service import refresh_index
+from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
 from rung.store import Store, file_hash
@@ -40,6 +42,7 @@ class ClimbResult:
     split: Split
     results: list[RungResult]
     recommendation: dict[str, Any]
+    index: dict[str, Any] | None = None  # what refreshing the corpus index did (rag only)
 
     def summary(self) -> dict[str, Any]:
         """The `rung climb --json` shape; documented in the README and kept stable."""
@@ -51,6 +54,7 @@ class ClimbResult:
             "split": {name: len(part) for name, part in self.split.parts().items()},
             "rungs": [r.summary() for r in self.results],
             "recommendation": self.recommendation,
+            "index": self.index,
         }
 
 
@@ -142,6 +146,9 @@ def climb(
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
+    if only == "rag" and task.corpus_path is None:
+        raise ConfigError("the rag rung needs a corpus", file=task.path,
+                          fix='add corpus = "docs/" (a folder of documents) under [task]')
     examples = load_examples(task)
     split = make_split(task, examples)
     store = Store(task.store_dir)
@@ -162,18 +169,34 @@ def climb(
             results.append(result)
             return result
 
-        if only == "few-shot":  # few-shot builds on the best prompt, chosen on val only
+        if only in ("few-shot", "rag"):  # they build on the best prompt, chosen on val only
             best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
         else:
             best_prompt = measure(PromptRung()).pipeline
-        if only != "prompt":
+        if only in (None, "few-shot"):
             measure(FewShotRung(best_prompt))
+        index = None
+        if only in (None, "rag") and task.corpus_path is not None:
+            index = refresh_index(task, _file_progress(reporter)).to_dict()
+            measure(RagRung(best_prompt))
         compare_with_cheaper(task, results)
-        outcome = ClimbResult(task, run_id, split, results, recommend(task, results))
+        outcome = ClimbResult(task, run_id, split, results, recommend(task, results), index)
         store.finish_run(run_id, outcome.summary())
         return outcome
     finally:
         store.close()
+
+
+def _file_progress(reporter: StageReporter) -> Callable[[int, int], None]:
+    """Adapt the index's (done, total) callback to a stage that needs its total up front."""
+    advance: Callable[[int], None] | None = None
+
+    def on_file(done: int, total: int) -> None:
+        nonlocal advance
+        if advance is None:
+            advance = reporter("rag: indexing corpus", total)
+        advance(1)
+    return on_file
 
 
 def _build(

@@ -19,6 +19,15 @@ from rung.prompts import VARIANTS
 
 if TYPE_CHECKING:
     from rung.models.cache import ResponseCache
+    from rung.rag.retrieval import Hit
+
+
+def context_block(hits: Sequence["Hit"]) -> str:
+    """Retrieved chunks as numbered, sourced passages the answer can be grounded in."""
+    parts = ["Documentation:"]
+    for number, hit in enumerate(hits, 1):
+        parts.append(f"[{number}] {hit.chunk.citation}\n{hit.chunk.text.strip()}")
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,10 @@ class Output:
     # classification only: each label's log-likelihood and token count, in label order
     label_logprobs: tuple[float, ...] = ()
     label_tokens: tuple[int, ...] = ()
+    # retrieval only: the chunks the prompt carried ("docs/pricing.md#3"), best first, and
+    # the text they held (for the grounding check)
+    sources: tuple[str, ...] = ()
+    context: str = ""
 
     def loss(self, labels: Sequence[str], expected: str) -> float | None:
         """Per-token negative log-likelihood of the expected label: the validation loss a
@@ -51,13 +64,17 @@ class Pipeline:
     max_new_tokens: int = 64
     base_dir: str | None = None  # where relative model paths are resolved
     details: dict[str, Any] = field(default_factory=dict)  # e.g. {"k": 10}
+    # retrieval: {"corpus": "docs", "index": ".rung/index.db", "method": "hybrid", "k": 3}
+    retrieval: dict[str, Any] | None = None
 
-    def messages(self, text: str) -> list[Message]:
+    def messages(self, text: str, context: Sequence["Hit"] = ()) -> list[Message]:
         render = VARIANTS[self.variant]
         turns: list[Message] = []
         for demo in self.demonstrations:
             _, user = render(self.instruction, self.labels, demo.input)
             turns += [Message("user", user), Message("assistant", demo.output)]
+        if context:
+            text = context_block(context) + "\n\nQuestion: " + text
         system, user = render(self.instruction, self.labels, text)
         head = [Message("system", system)] if system else []
         return head + turns + [Message("user", user)]
@@ -78,7 +95,13 @@ class Pipeline:
             model: Model = CachedModel(self.model, cache, base_dir=base)
         else:
             model = self.load()
-        prompts = [self.messages(t) for t in texts]
+        contexts: list[list[Hit]] = [[] for _ in texts]
+        if self.retrieval is not None:
+            from rung.rag import retrieve
+
+            base = Path(self.base_dir) if self.base_dir else Path.cwd()
+            contexts = retrieve(base, self.retrieval, list(texts))
+        prompts = [self.messages(t, c) for t, c in zip(texts, contexts)]
         if self.kind == "classification":
             scored = model.score_choices(prompts, self.labels)
             outputs = []
@@ -88,8 +111,9 @@ class Pipeline:
                                       tuple(s.logprobs), tuple(s.choice_tokens)))
             return outputs
         return [
-            Output(g.text, g.tokens_in, g.tokens_out)
-            for g in model.generate(prompts, max_new_tokens=self.max_new_tokens)
+            Output(g.text, g.tokens_in, g.tokens_out, sources=tuple(h.chunk.key for h in c),
+                   context="\n".join(h.chunk.text for h in c))
+            for g, c in zip(model.generate(prompts, max_new_tokens=self.max_new_tokens), contexts)
         ]
 
     def to_dict(self) -> dict[str, Any]:

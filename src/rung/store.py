@@ -113,6 +113,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audits_by_data ON audits(data_hash, created);
     """,
+    # 5: retrieval: the chunks each prediction's prompt carried, and whether it was grounded
+    """
+    ALTER TABLE predictions ADD COLUMN sources TEXT;
+    ALTER TABLE predictions ADD COLUMN grounded INTEGER;
+    """,
 ]
 
 
@@ -196,10 +201,14 @@ class Store:
             )
             self.conn.executemany(
                 "INSERT INTO predictions (run_id, rung, example_id, line, input, expected,"
-                " output, correct, tokens_in, tokens_out, loss) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " output, correct, tokens_in, tokens_out, loss, sources, grounded)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run_id, summary["rung"], p["example_id"], p["line"], p["input"],
                   p["expected"], p["output"], int(p["correct"]), p["tokens_in"],
-                  p["tokens_out"], p.get("loss")) for p in predictions],
+                  p["tokens_out"], p.get("loss"),
+                  json.dumps(list(p["sources"])) if p.get("sources") else None,
+                  None if p.get("grounded") is None else int(p["grounded"]))
+                 for p in predictions],
             )
 
     def finish_run(self, run_id: str, summary: dict[str, Any], status: str = "done") -> None:

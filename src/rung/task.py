@@ -113,6 +113,23 @@ class EvalTable(_Strict):
     min_gain: float = Field(default=0.0, ge=0.0, le=1.0)  # smallest gain worth a costlier rung
 
 
+class RagTable(_Strict):
+    methods: list[Literal["bm25", "dense", "hybrid"]] = Field(
+        default_factory=lambda: ["bm25", "dense", "hybrid"])  # candidates, chosen on val
+    k: list[int] = Field(default_factory=lambda: [1, 3, 5])  # chunks in the prompt
+    chunk_tokens: int = Field(default=160, ge=16, le=256)  # MiniLM reads at most 256
+    overlap: int = Field(default=32, ge=0)
+    index: str = ".rung/index.db"  # relative to rung.toml
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "RagTable":
+        if self.overlap >= self.chunk_tokens:
+            raise ValueError("overlap must be smaller than chunk_tokens")
+        if not self.k or any(k < 1 for k in self.k) or not self.methods:
+            raise ValueError("k and methods must be non-empty; k values positive")
+        return self
+
+
 class AuditTable(_Strict):
     # which row of the seeds' dataset-size table applies; None: classification and extraction
     # use their own rows, generation uses "style"
@@ -130,6 +147,7 @@ class TaskSpec(_Strict):
     few_shot: FewShotTable = FewShotTable()
     eval: EvalTable = EvalTable()
     audit: AuditTable = AuditTable()
+    rag: RagTable = RagTable()
     path: Path = Field(exclude=True)  # the rung.toml this came from
 
     @property
@@ -139,6 +157,10 @@ class TaskSpec(_Strict):
     @property
     def data_path(self) -> Path:
         return (self.root / self.task.data).resolve()
+
+    @property
+    def corpus_path(self) -> Path | None:
+        return (self.root / self.task.corpus).resolve() if self.task.corpus else None
 
     @property
     def store_dir(self) -> Path:
@@ -189,6 +211,12 @@ def load_task(path: str | Path) -> TaskSpec:
             spec = spec.model_copy(update={"task": task_table})
     if spec.task.schema_file is not None:
         _check_schema(spec, text, path)
+    if spec.corpus_path is not None and not spec.corpus_path.is_dir():
+        raise ConfigError(
+            f"corpus folder '{spec.task.corpus}' not found (looked at {spec.corpus_path})",
+            file=path, line=_line_of(text, "task", "corpus"),
+            fix="set [task] corpus to a folder of documents relative to rung.toml, or remove it",
+        )
     if not spec.data_path.exists():
         raise ConfigError(
             f"data file '{spec.task.data}' not found (looked at {spec.data_path})",

@@ -19,6 +19,7 @@ from rung.eval.metrics import Score, is_correct, metric_spec, score_predictions
 from rung.eval.text_metrics import failure_kind
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
+from rung.rag.metrics import is_grounded, retrieval_metrics
 
 if TYPE_CHECKING:
     from rung.models.cache import ResponseCache
@@ -35,6 +36,8 @@ class Prediction:
     tokens_in: int
     tokens_out: int
     loss: float | None = None
+    sources: tuple[str, ...] = ()  # retrieved chunks the prompt carried, best first
+    grounded: bool | None = None  # answer supported by those chunks (None: not checked)
 
 
 @dataclass
@@ -45,6 +48,14 @@ class EvalResult:
     latency_ms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    retrieval: dict[str, float] | None = None  # hit@k, recall@k, MRR where gold sources exist
+
+    @property
+    def grounding(self) -> dict[str, float] | None:
+        checked = [p.grounded for p in self.predictions if p.grounded is not None]
+        if not checked:
+            return None
+        return {"grounded": round(sum(checked) / len(checked), 4), "n": len(checked)}
 
     @property
     def tokens_per_request(self) -> float:
@@ -89,7 +100,8 @@ def evaluate(
     predictions = [
         Prediction(
             e.id, e.line, e.input, e.output, o.text, is_correct(spec, e.output, o.text),
-            o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output),
+            o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output), o.sources,
+            is_grounded(o.text, o.context) if o.context else None,
         )
         for e, o in zip(examples, outputs)
     ]
@@ -108,6 +120,9 @@ def evaluate(
         extra_scores={m: scored(m) for m in extra_metrics if m != metric},
         failures=failure_breakdown(pipeline, predictions, schema),
     )
+    if pipeline.retrieval is not None:
+        result.retrieval = retrieval_metrics(examples, [p.sources for p in predictions],
+                                             pipeline.retrieval.get("corpus", ""))
     if latency_samples:
         texts = [e.input for e in examples[:latency_samples]]
         result.latency_ms = _latency(pipeline, texts, cache)

@@ -4,6 +4,6 @@ from rung.rungs.base import Candidate, Rung, RungResult
 from rung.rungs.few_shot import FewShotRung
 from rung.rungs.prompt import PromptRung
 
-LADDER = ("prompt", "few-shot")
+LADDER = ("prompt", "few-shot", "rag")  # rag runs when [task] corpus is set
 
 __all__ = ["LADDER", "Candidate", "Rung", "FewShotRung", "PromptRung", "RungResult"]

@@ -84,6 +84,8 @@ class RungResult:
                 if self.pipeline.kind == "classification" else None
             ),
             "failures": self.test.failures,
+            "retrieval": self.test.retrieval,
+            "grounding": self.test.grounding,
             "chosen": self.pipeline.details,
             "candidates": [
                 {"label": c.label, "val_score": round(c.val_score, 4), **c.details}

@@ -1,0 +1,175 @@
+"""Read a corpus folder into plain text with its section headings and their positions.
+
+Every reader produces the same thing, a `Document`: the text as a person would read it and
+the sections (heading path, start, end) that cover it, so a chunk can carry its headings and
+an answer can cite `docs/pricing.md`, section "Plans > Team", characters 1200-1850.
+
+* Markdown and plain text: `#` headings, or a line underlined with `===`/`---`.
+* HTML: BeautifulSoup; scripts, styles, navigation, headers and footers are dropped (the same
+  boilerplate on every page would match every query), h1-h6 become headings, table rows
+  become lines with cells separated by " | ".
+* PDF: pypdf text extraction, one section per page ("page 3") since PDFs rarely keep headings.
+
+A file that cannot be read is reported with the reason, and the rest of the corpus is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rung.errors import DataError
+
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
+            ".htm": "html", ".pdf": "pdf"}
+_DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "template", "svg")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_UNDERLINE = re.compile(r"^(=+|-+)\s*$")
+
+
+@dataclass(frozen=True)
+class Section:
+    headings: tuple[str, ...]  # from the top level down, e.g. ("Pricing", "Team plan")
+    start: int  # character offsets into Document.text
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the corpus folder, with forward slashes
+    text: str
+    sections: tuple[Section, ...]
+    hash: str = field(default="")  # sha256 of the file's bytes
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    """Every file under `folder` that is not hidden, in a stable order."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in
+                                             p.relative_to(folder).parts))
+
+
+def read_document(path: Path, source: str, data: bytes | None = None) -> Document:
+    """Read one file; raises DataError naming the file and the fix when it cannot."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"unsupported file type '{path.suffix or '(none)'}'", file=path,
+                        fix="convert it to Markdown, text, HTML or PDF, or move it out of the "
+                            "corpus folder")
+    data = path.read_bytes() if data is None else data
+    digest = file_hash(data)
+    if kind == "pdf":
+        text, sections = _pdf(path, data)
+    else:
+        try:
+            decoded = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+                            file=path, fix="re-save the file as UTF-8") from None
+        text, sections = _html(decoded) if kind == "html" else _markdown(decoded)
+    if not text.strip():
+        raise DataError("no text in this file", file=path,
+                        fix="remove it, or for a scanned PDF add a text layer (OCR) first")
+    return Document(source, text, tuple(sections), digest)
+
+
+def _markdown(raw: str) -> tuple[str, list[Section]]:
+    """Headings stay in the text (they are content too) and open a new section."""
+    lines = raw.replace("\r\n", "\n").split("\n")
+    text_parts: list[str] = []
+    marks: list[tuple[int, int, str]] = []  # (offset, level, title)
+    offset = 0
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = _HEADING.match(line)
+        underline = i + 1 < len(lines) and line.strip() and _UNDERLINE.match(lines[i + 1])
+        if match:
+            marks.append((offset, len(match.group(1)), match.group(2)))
+        elif underline:
+            marks.append((offset, 1 if lines[i + 1].lstrip().startswith("=") else 2,
+                          line.strip()))
+            text_parts.append(line + "\n")
+            offset += len(line) + 1
+            i += 2  # the underline itself is not text
+            continue
+        text_parts.append(line + "\n")
+        offset += len(line) + 1
+        i += 1
+    return "".join(text_parts), _sections(marks, offset)
+
+
+def _sections(marks: list[tuple[int, int, str]], length: int) -> list[Section]:
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    start, path = 0, ()
+    for offset, level, title in marks:
+        if offset > start:
+            sections.append(Section(path, start, offset))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        start, path = offset, tuple(t for _, t in stack)
+    if length > start:
+        sections.append(Section(path, start, length))
+    return sections
+
+
+def _html(raw: str) -> tuple[str, list[Section]]:
+    """Flatten to Markdown-like text (headings as '#' lines) and reuse the Markdown reader."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(raw, "html.parser")
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    body = soup.body or soup
+    lines: list[str] = []
+    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "tr", "pre",
+                                  "dt", "dd", "blockquote"]):
+        if element.find_parent(["li", "tr", "pre", "blockquote", "dd"]) is not None:
+            continue  # its text is part of the enclosing block
+        if element.name == "tr":
+            cells = [c.get_text(" ", strip=True) for c in element.find_all(["th", "td"])]
+            line = " | ".join(cells)
+        else:
+            line = " ".join(element.get_text(" ", strip=True).split())
+        if not line:
+            continue
+        if element.name.startswith("h") and len(element.name) == 2:
+            lines += ["", "#" * int(element.name[1]) + " " + line]
+        elif element.name == "li":
+            lines.append("- " + line)
+        else:
+            lines.append(line)
+    if not lines:  # a page of bare text without block tags
+        lines = [" ".join(body.get_text(" ", strip=True).split())]
+    return _markdown("\n".join(lines).strip("\n") + "\n")
+
+
+def _pdf(path: Path, data: bytes) -> tuple[str, list[Section]]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, OSError) as err:
+        raise DataError(f"unreadable PDF: {err}", file=path,
+                        fix="re-export the PDF, or convert it to text or Markdown") from None
+    text_parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for number, page in enumerate(pages, 1):
+        page_text = page.strip() + "\n\n"
+        text_parts.append(page_text)
+        sections.append(Section((f"page {number}",), offset, offset + len(page_text)))
+        offset += len(page_text)
+    return "".join(text_parts), sections

@@ -1,0 +1,107 @@
+"""The task-level retrieval jobs behind `rung index` and `rung ask`.
+
+Both refresh the index first (hashing the corpus files is cheap when nothing changed), so an
+edited document is what the next answer reads: there is no separate "publish" step to forget.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rung.errors import ConfigError
+from rung.rag.index import CorpusIndex, RefreshReport
+from rung.task import TaskSpec, load_task
+
+if TYPE_CHECKING:
+    from rung.pipeline import Pipeline
+    from rung.rungs.base import StageReporter
+
+DEFAULT_METHOD, DEFAULT_K = "hybrid", 3
+
+
+def retrieval_settings(task: TaskSpec, method: str, k: int) -> dict[str, Any]:
+    return {"corpus": task.task.corpus, "index": task.rag.index, "method": method, "k": k,
+            "chunk_tokens": task.rag.chunk_tokens, "overlap": task.rag.overlap}
+
+
+def refresh_index(task: TaskSpec, progress: Callable[[int, int], None] | None = None
+                  ) -> RefreshReport:
+    """Bring the task's index in line with its corpus folder (only changed files are read)."""
+    if task.corpus_path is None:
+        raise ConfigError("this task has no corpus to index", file=task.path,
+                          fix='add corpus = "docs/" (a folder of documents) under [task]')
+    index = CorpusIndex(task.root / task.rag.index, chunk_tokens=task.rag.chunk_tokens,
+                        overlap=task.rag.overlap)
+    try:
+        return index.refresh(task.corpus_path, progress)
+    finally:
+        index.close()
+
+
+def index_task(path: str | Path, reporter: "StageReporter | None" = None) -> tuple[RefreshReport, int]:
+    task = load_task(path)
+    advance: Callable[[int], None] | None = None
+
+    def on_file(done: int, total: int) -> None:
+        nonlocal advance
+        if advance is None:
+            advance = reporter("indexing", total) if reporter else (lambda n: None)
+        advance(1)
+
+    report = refresh_index(task, on_file)
+    index = CorpusIndex(task.root / task.rag.index)
+    try:
+        chunks = index.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    finally:
+        index.close()
+    return report, chunks
+
+
+def ask(path: str | Path, question: str, *, method: str | None = None,
+        k: int | None = None) -> dict[str, Any]:
+    """Answer through the last climb's rag pipeline (or the best guess before any climb)."""
+    from dataclasses import replace
+
+    from rung.rag import retrieve
+
+    task = load_task(path)
+    refresh_index(task)
+    pipeline, origin = _rag_pipeline(task)
+    settings = dict(pipeline.retrieval or {})
+    settings.update({k_: v for k_, v in (("method", method), ("k", k)) if v is not None})
+    pipeline = replace(pipeline, retrieval=settings)
+    hits = retrieve(task.root, settings, [question])[0]
+    output = pipeline.predict([question])[0]
+    return {"question": question, "answer": output.text.strip(), "method": settings["method"],
+            "k": settings["k"], "pipeline": origin,
+            "sources": [{"citation": h.chunk.citation, "source": h.chunk.source,
+                         "heading": h.chunk.heading, "start": h.chunk.start, "end": h.chunk.end,
+                         "score": round(h.score, 4)} for h in hits]}
+
+
+def _rag_pipeline(task: TaskSpec) -> tuple["Pipeline", str]:
+    from rung.pipeline import Pipeline
+    from rung.store import Store
+
+    if (task.store_dir / "runs.db").exists():
+        store = Store(task.store_dir)
+        try:
+            row = store.conn.execute(
+                "SELECT run_id, pipeline_json FROM rung_results WHERE rung = 'rag'"
+                " ORDER BY run_id DESC LIMIT 1").fetchone()
+        finally:
+            store.close()
+        if row is not None:
+            record = json.loads(row["pipeline_json"])
+            record.pop("demonstrations", None)
+            record["base_dir"] = str(task.root)
+            return Pipeline(**record), f"chosen in run {row['run_id']}"
+    return Pipeline(
+        rung="rag", kind=task.task.kind, model=task.models.small,
+        instruction=task.task.instruction, labels=list(task.task.labels),
+        max_new_tokens=task.eval.max_new_tokens, base_dir=str(task.root),
+        retrieval=retrieval_settings(task, DEFAULT_METHOD, DEFAULT_K),
+    ), "default (no climb yet)"

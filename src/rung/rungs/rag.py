@@ -1,0 +1,34 @@
+"""Rung 3: the best prompt with retrieved documentation; retriever and top-k chosen on val.
+
+It builds on the prompt rung's winner, not on few-shot: the question this rung answers is
+whether the failures were missing knowledge, so the only thing added is the knowledge.
+The index is refreshed before the rung is built, so it answers from the corpus as it is now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from rung.data.example import Example
+from rung.pipeline import Pipeline
+from rung.rag.service import retrieval_settings
+from rung.rungs.base import Rung
+from rung.task import TaskSpec
+
+
+class RagRung(Rung):
+    name = "rag"
+
+    def __init__(self, base: Pipeline) -> None:
+        self.base = base
+
+    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+        out = []
+        for method in task.rag.methods:
+            for k in sorted(set(task.rag.k)):
+                details = {**self.base.details, "method": method, "k": k}
+                out.append((f"{method}, k={k}", replace(
+                    self.base, rung=self.name, details=details,
+                    retrieval=retrieval_settings(task, method, k))))
+        return out
