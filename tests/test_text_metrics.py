@@ -27,10 +27,12 @@ def score(name: str, expected: str, predicted: str) -> float:
 
 def test_registry_shape():
     assert set(TEXT_METRICS) == {"exact_match", "exact_match_strict", "exact_match_squad",
+                                 "answer_in_output",
                                  "rouge_l", "bleu", "chrf", "json_valid",
                                  "json_schema", "json_match", "semantic_similarity"}
     binary = {name for name, spec in TEXT_METRICS.items() if spec.binary}
     assert binary == {"exact_match", "exact_match_strict", "exact_match_squad", "json_valid",
+                      "answer_in_output",
                       "json_schema", "json_match"}
     assert TEXT_METRICS["exact_match"].kinds == ("extraction", "generation")
     assert "generation" in TEXT_METRICS["rouge_l"].kinds and "extraction" in TEXT_METRICS["rouge_l"].kinds
@@ -358,3 +360,13 @@ def test_named_exact_match_settings():
     assert score("exact_match", "Paris", "paris") == 1.0
     assert score("exact_match", "The Paris.", "paris") == 0.0
     assert score("exact_match_squad", "The Paris.", "paris") == 1.0
+
+
+def test_answer_in_output_needs_the_whole_answer_as_words() -> None:
+    from rung.eval.text_metrics import answer_in_output
+
+    assert answer_in_output("120 days", "The answer is: 120 days.") == 1.0
+    assert answer_in_output("The Forge plan", "forge plan, from the pricing page") == 1.0
+    assert answer_in_output("12", "It holds 120 stops") == 0.0  # not a whole-word match
+    assert answer_in_output("$49", "It costs $49 a month") == 1.0
+    assert answer_in_output("", "anything") == 0.0

@@ -712,11 +712,18 @@ HTML_HEAD = """<!DOCTYPE html>
 document.addEventListener("DOMContentLoaded", function () {{ document.body.classList.add("js"); }});</script>
 </head>
 <body>
-<nav class="docs-nav"><a href="/docs/">Tarnwick Docs</a> | <a href="/docs/getting-started/quickstart">Get started</a> | <a href="/docs/features/">Features</a> | <a href="/docs/api/overview">API</a> | <a href="/docs/pricing/plans">Pricing</a> | <a href="https://status.example.invalid">Status</a></nav>
+<nav class="docs-nav">
+  <a href="/docs/">Tarnwick Docs</a> | <a href="/docs/getting-started/quickstart">Get started</a> |
+  <a href="/docs/features/">Features</a> | <a href="/docs/api/overview">API</a> |
+  <a href="/docs/pricing/plans">Pricing</a> | <a href="https://status.example.invalid">Status</a>
+</nav>
 <main>
 """
 HTML_FOOT = """</main>
-<footer class="docs-footer"><p>Copyright 2025 Tarnwick Labs. All rights reserved.</p><p>Was this page helpful? Send feedback from the help menu. Terms of service | Privacy notice | Cookie settings</p></footer>
+<footer class="docs-footer">
+  <p>Copyright 2025 Tarnwick Labs. All rights reserved.</p>
+  <p>Was this page helpful? Send feedback from the help menu. Terms of service | Privacy notice | Cookie settings</p>
+</footer>
 </body>
 </html>
 """

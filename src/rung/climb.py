@@ -22,7 +22,7 @@ from rung.eval.stats import mcnemar_exact, paired_bootstrap
 from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.rungs.base import StageReporter
-from rung.rag.service import refresh_index
+from rung.rag.service import file_progress, refresh_index
 from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
@@ -177,7 +177,7 @@ def climb(
             measure(FewShotRung(best_prompt))
         index = None
         if only in (None, "rag") and task.corpus_path is not None:
-            index = refresh_index(task, _file_progress(reporter)).to_dict()
+            index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
             measure(RagRung(best_prompt))
         compare_with_cheaper(task, results)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results), index)
@@ -185,18 +185,6 @@ def climb(
         return outcome
     finally:
         store.close()
-
-
-def _file_progress(reporter: StageReporter) -> Callable[[int, int], None]:
-    """Adapt the index's (done, total) callback to a stage that needs its total up front."""
-    advance: Callable[[int], None] | None = None
-
-    def on_file(done: int, total: int) -> None:
-        nonlocal advance
-        if advance is None:
-            advance = reporter("rag: indexing corpus", total)
-        advance(1)
-    return on_file
 
 
 def _build(

@@ -101,7 +101,7 @@ def evaluate(
         Prediction(
             e.id, e.line, e.input, e.output, o.text, is_correct(spec, e.output, o.text),
             o.tokens_in, o.tokens_out, o.loss(pipeline.labels, e.output), o.sources,
-            is_grounded(o.text, o.context) if o.context else None,
+            is_grounded(o.text, o.context, e.input) if o.context else None,
         )
         for e, o in zip(examples, outputs)
     ]

@@ -108,6 +108,20 @@ def exact_match_with(
     )
 
 
+def answer_in_output(expected: str, predicted: str) -> float:
+    """1.0 when the SQuAD-normalised expected answer occurs in the normalised output as whole
+    words, else 0.0.
+
+    The open-domain QA convention (DPR's "has answer", the accuracy of "Lost in the Middle"):
+    it scores whether the model found the fact, not whether it stopped after it. A small model
+    that says "The answer is: 120 days." has the knowledge and only lacks the format, which
+    exact match reports separately.
+    """
+    needle = normalise_answer(expected, strip_punctuation=True, strip_articles=True)
+    hay = normalise_answer(predicted, strip_punctuation=True, strip_articles=True)
+    return float(bool(needle) and f" {needle} " in f" {hay} ")
+
+
 # --------------------------------------------------------------------------- ROUGE-L, BLEU, chrF
 
 
@@ -338,6 +352,9 @@ TEXT_METRICS: dict[str, MetricSpec] = {
         exact_match_with(),
         exact_match_with(lowercase=False, collapse_whitespace=False, name="exact_match_strict"),
         exact_match_with(strip_punctuation=True, strip_articles=True, name="exact_match_squad"),
+        MetricSpec("answer_in_output", ("extraction", "generation"), answer_in_output,
+                   "1 if the expected answer occurs in the output (SQuAD-normalised, whole "
+                   "words), else 0", binary=True),
         MetricSpec("rouge_l", ("generation", "extraction"), rouge_l,
                    "ROUGE-L F-measure (longest common token subsequence)"),
         MetricSpec("bleu", ("generation",), bleu,

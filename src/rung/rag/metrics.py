@@ -4,8 +4,8 @@ Retrieval metrics need examples that name their gold source (a `source` or `sour
 a chunk counts as a hit when it comes from a gold document. hit@k: at least one gold chunk
 among the k retrieved; recall@k: the share of an example's gold documents found; MRR: the mean
 of 1 / rank of the first gold chunk (0 when none). Grounding is lexical: an answer is grounded
-when at least 80% of its (SQuAD-normalised) words occur in the retrieved text, so a correct
-answer the model did not take from the documents, or a confident invention, shows up.
+when at least 80% of its content words (SQuAD-normalised, stopwords aside) occur in the
+retrieved text or the question it restates, so a confident invention shows up.
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ def retrieval_metrics(examples: Sequence[Example], sources: Sequence[Sequence[st
             "k": max((len(s) for s in sources), default=0)}
 
 
-def is_grounded(answer: str, context: str) -> bool | None:
-    """None when there is nothing to check (no answer words, or no context)."""
-    words = _normalise(answer).split()
+def is_grounded(answer: str, context: str, question: str = "") -> bool | None:
+    """Whether the answer's content words come from the retrieved text (or the question it
+    restates); stopwords (scikit-learn's English list) do not count either way. None when
+    there is nothing to check."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = [w for w in _normalise(answer).split() if w not in ENGLISH_STOP_WORDS]
     if not words or not context:
         return None
-    available = set(_normalise(context).split())
+    available = set(_normalise(context).split()) | set(_normalise(question).split())
     return sum(w in available for w in words) >= GROUNDED_SHARE * len(words)
 
 

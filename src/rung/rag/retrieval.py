@@ -61,12 +61,15 @@ class BM25Retriever:
                                     stemmer=self._stemmer, show_progress=False)
             self.model.index(tokens, show_progress=False)
 
+    def tokens(self, text: str) -> list[str]:
+        """Lowercased, stopwords dropped, stemmed: what the index and a query are made of."""
+        return self._bm25s.tokenize([text], stopwords="en", stemmer=self._stemmer,
+                                    show_progress=False, return_ids=False)[0]
+
     def scores(self, query: str) -> np.ndarray:
         if not self.chunks:
             return np.zeros(0)
-        tokens = self._bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer,
-                                      show_progress=False, return_ids=False)[0]
-        return np.asarray(self.model.get_scores(tokens), dtype=np.float64)
+        return np.asarray(self.model.get_scores(self.tokens(query)), dtype=np.float64)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         results = []

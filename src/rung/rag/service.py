@@ -41,17 +41,21 @@ def refresh_index(task: TaskSpec, progress: Callable[[int, int], None] | None = 
         index.close()
 
 
-def index_task(path: str | Path, reporter: "StageReporter | None" = None) -> tuple[RefreshReport, int]:
-    task = load_task(path)
+def file_progress(reporter: "StageReporter", stage: str) -> Callable[[int, int], None]:
+    """Adapt the index's (done, total) callback to a stage that needs its total up front."""
     advance: Callable[[int], None] | None = None
 
     def on_file(done: int, total: int) -> None:
         nonlocal advance
         if advance is None:
-            advance = reporter("indexing", total) if reporter else (lambda n: None)
+            advance = reporter(stage, total)
         advance(1)
+    return on_file
 
-    report = refresh_index(task, on_file)
+
+def index_task(path: str | Path, reporter: "StageReporter | None" = None) -> tuple[RefreshReport, int]:
+    task = load_task(path)
+    report = refresh_index(task, file_progress(reporter, "indexing") if reporter else None)
     index = CorpusIndex(task.root / task.rag.index)
     try:
         chunks = index.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]

@@ -1,0 +1,295 @@
+"""The rag rung's parts: reading, chunking positions, retrieval of planted facts, incremental
+re-indexing that changes answers, unreadable files, and a climb with the rag rung."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rung.cli import app
+from rung.climb import climb
+from rung.rag.chunking import chunk_document
+from rung.rag.documents import read_document
+from rung.rag.index import CorpusIndex
+from rung.rag.metrics import is_grounded, retrieval_metrics
+from rung.rag.retrieval import HybridRetriever, _top_k
+from rung.rag.service import ask, index_task
+from rung.data.example import make_example
+
+runner = CliRunner()
+
+PLANS = {"Starter": ("$19", "5"), "Team": ("$49", "37"), "Business": ("$120", "150"),
+         "Enterprise": ("$310", "900")}
+FILLER = ("The dispatch board lists open work orders by technician and region. Crews see "
+          "their jobs on the mobile app and can attach photos, signatures and parts used. ")
+
+
+def write_corpus(folder: Path) -> Path:
+    docs = folder / "docs"
+    (docs / "guides").mkdir(parents=True, exist_ok=True)
+    pricing = ["# Pricing", "", "Every plan is billed monthly.", ""]
+    for plan, (price, seats) in PLANS.items():
+        pricing += [f"## {plan} plan", "", f"The {plan} plan costs {price} per month and "
+                    f"includes {seats} seats.", ""]
+    (docs / "pricing.md").write_text("\n".join(pricing))
+    (docs / "guides" / "errors.txt").write_text(
+        "Troubleshooting\n===============\n\n" + FILLER * 3
+        + "\nError E-417 means the badge expired; renew it under Settings > Badges.\n")
+    (docs / "guides" / "routes.html").write_text(
+        "<html><head><script>var tracking = 'E-417 costs $999';</script></head><body>"
+        "<nav>Home Pricing Guides</nav><h1>Route planner</h1><p>" + FILLER + "</p>"
+        "<h2>Limits</h2><ul><li>A route holds at most 180 stops.</li></ul>"
+        "<footer>Copyright Fieldwise</footer></body></html>")
+    return docs
+
+
+def write_qa_task(folder: Path, records: list[dict] | None = None) -> Path:
+    write_corpus(folder)
+    if records is None:
+        records = []
+        for i in range(20):
+            for plan, (price, _) in PLANS.items():
+                records.append({"messages": [
+                    {"role": "user", "content": f"What does the {plan} plan cost per month? ({i})"},
+                    {"role": "assistant", "content": price}], "source": "docs/pricing.md"})
+    (folder / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "docs-qa"
+        kind = "generation"
+        instruction = "Answer from the documentation with the exact value."
+        data = "qa.jsonl"
+        corpus = "docs"
+        metric = "exact_match_squad"
+        target = 0.9
+        seed = 3
+
+        [models]
+        small = "fake"
+
+        [few_shot]
+        k = [2]
+
+        [rag]
+        methods = ["bm25", "hybrid"]
+        k = [1, 2]
+
+        [eval]
+        bootstrap = 200
+        latency_samples = 0
+        """))
+    return folder / "rung.toml"
+
+
+def reading_model(fake_model):
+    """A fake model that answers from the documentation in its prompt, as a reader would."""
+    def rule(prompt):
+        text = prompt[-1].content
+        question = text.rsplit("Question:", 1)[-1]
+        plan = re.search(r"the (\w+) plan", question)
+        if plan and "Documentation:" in text:
+            found = re.search(rf"The {plan.group(1)} plan costs (\$\d+)", text)
+            return found.group(1) if found else "unknown"
+        return "unknown"
+    fake_model.rule = rule
+    return fake_model
+
+
+# --- reading and chunking -------------------------------------------------------------------
+
+
+def test_every_format_reads_with_headings_and_boilerplate_dropped(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path)
+    html = read_document(docs / "guides" / "routes.html", "guides/routes.html")
+    assert "tracking" not in html.text and "Copyright" not in html.text and "Home" not in html.text
+    assert [s.headings for s in html.sections] == [("Route planner",), ("Route planner", "Limits")]
+    text = read_document(docs / "guides" / "errors.txt", "guides/errors.txt")
+    assert text.sections[0].headings == ("Troubleshooting",) and "=====" not in text.text
+    md = read_document(docs / "pricing.md", "pricing.md")
+    assert ("Pricing", "Team plan") in [s.headings for s in md.sections]
+
+
+def test_pdf_pages_are_read(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=300, height=200)
+    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                             NameObject("/Subtype"): NameObject("/Type1"),
+                             NameObject("/BaseFont"): NameObject("/Helvetica")})
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
+        {NameObject("/F1"): writer._add_object(font)})})
+    stream = DecodedStreamObject()
+    stream.set_data(b"BT /F1 12 Tf 20 100 Td (Backups run every 6 hours.) Tj ET")
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    path = tmp_path / "ops.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    doc = read_document(path, "ops.pdf")
+    assert "Backups run every 6 hours." in doc.text
+    assert doc.sections[0].headings == ("page 1",)
+
+
+def test_chunks_keep_exact_positions_headings_and_overlap(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path)
+    doc = read_document(docs / "guides" / "errors.txt", "guides/errors.txt")
+    chunks = chunk_document(doc, size=24, overlap=6)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert doc.text[chunk.start:chunk.end] == chunk.text
+        assert chunk.heading == "Troubleshooting"
+        assert chunk.indexed_text.startswith("Troubleshooting\n")
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start < a.end  # windows overlap
+    assert chunks[-1].text.endswith("Settings > Badges.")
+    with pytest.raises(ValueError):
+        chunk_document(doc, size=10, overlap=10)
+
+
+# --- retrieval ------------------------------------------------------------------------------
+
+
+def test_planted_facts_are_retrieved_by_every_method(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path)
+    index = CorpusIndex(tmp_path / "index.db", chunk_tokens=40, overlap=8)
+    index.refresh(docs)
+    from rung.rag import retrievers
+
+    found = retrievers(tmp_path, {"index": "index.db", "chunk_tokens": 40, "overlap": 8})
+    for name, retriever in found.items():
+        hits = retriever.search_many(["what does error E-417 mean",
+                                      "how many stops can one route hold"], 2)
+        assert hits[0][0].chunk.source == "guides/errors.txt", name
+        assert hits[1][0].chunk.source == "guides/routes.html", name
+        assert hits[1][0].chunk.heading == "Route planner > Limits", name
+    index.close()
+
+
+def test_rank_fusion_and_top_k_are_stable() -> None:
+    assert _top_k(np.array([0.1, 0.5, 0.5, 0.9]), 3).tolist() == [3, 1, 2]
+    from rung.rag.chunking import Chunk
+    from rung.rag.retrieval import Hit
+
+    a, b, c = (Chunk("d.md", i, 0, 1, "", "x") for i in range(3))
+    fused = HybridRetriever.fuse(None, [Hit(a, 9, 1), Hit(b, 8, 2)], [Hit(b, .9, 1), Hit(c, .8, 2)], 3)  # type: ignore[arg-type]
+    assert [h.chunk.position for h in fused] == [1, 0, 2]  # b is ranked by both
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_retrieval_metrics_and_grounding() -> None:
+    examples = [make_example("q1", "a", source="docs/a.md"), make_example("q2", "b", source="docs/b.md"),
+                make_example("q3", "c")]
+    metrics = retrieval_metrics(examples, [["a.md#0", "x.md#1"], ["x.md#0", "b.md#2"], ["a.md#0"]],
+                                corpus="docs")
+    assert metrics == {"hit_at_k": 1.0, "recall_at_k": 1.0, "mrr": 0.75, "n": 2, "k": 2}
+    assert is_grounded("$49 per month", "The Team plan costs $49 per month.") is True
+    assert is_grounded("$59", "The Team plan costs $49 per month.") is False
+    # words restated from the question are not inventions; stopwords do not count
+    assert is_grounded("The Team plan is $49", "It costs $49.", "What is the Team plan?") is True
+    assert is_grounded("The Team plan is $99 monthly", "It costs $49.", "Team plan?") is False
+    assert is_grounded("", "anything") is None
+
+
+# --- the index over time ------------------------------------------------------------------
+
+
+def test_edit_add_delete_change_answers_without_a_full_rebuild(tmp_path: Path, fake_model) -> None:
+    reading_model(fake_model)
+    toml = write_qa_task(tmp_path)
+    report, chunks = index_task(toml)
+    assert len(report.added) == 3 and chunks > 0
+    assert ask(toml, "What does the Team plan cost per month?")["answer"] == "$49"
+
+    pricing = tmp_path / "docs" / "pricing.md"
+    pricing.write_text(pricing.read_text().replace("$49", "$59"))
+    (tmp_path / "docs" / "new.md").write_text("# Add-ons\n\nThe Fleet plan costs $75 per month.\n")
+    (tmp_path / "docs" / "guides" / "errors.txt").unlink()
+    report, _ = index_task(toml)
+    assert report.changed == ["pricing.md"] and report.added == ["new.md"]
+    assert report.removed == ["guides/errors.txt"] and report.unchanged == 1
+    assert report.chunks_embedded == len(chunk_document(read_document(pricing, "pricing.md"),
+                                                        size=160, overlap=32)) + 1
+    answer = ask(toml, "What does the Team plan cost per month?")
+    assert answer["answer"] == "$59" and answer["sources"][0]["source"] == "pricing.md"
+    assert ask(toml, "What does the Fleet plan cost per month?")["answer"] == "$75"
+    unchanged, _ = index_task(toml)
+    assert unchanged.chunks_embedded == 0 and unchanged.unchanged == 3
+
+
+def test_ask_refreshes_by_itself(tmp_path: Path, fake_model) -> None:
+    """'Facts update the instant you change a document': no separate index step needed."""
+    reading_model(fake_model)
+    toml = write_qa_task(tmp_path)
+    assert ask(toml, "What does the Starter plan cost per month?")["answer"] == "$19"
+    pricing = tmp_path / "docs" / "pricing.md"
+    pricing.write_text(pricing.read_text().replace("$19", "$23"))
+    assert ask(toml, "What does the Starter plan cost per month?")["answer"] == "$23"
+
+
+def test_unreadable_files_are_reported_and_the_rest_indexed(tmp_path: Path) -> None:
+    toml = write_qa_task(tmp_path)
+    docs = tmp_path / "docs"
+    (docs / "latin1.md").write_bytes("caf\xe9 menu".encode("latin-1"))
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    (docs / "slides.pptx").write_bytes(b"PK\x03\x04")
+    (docs / "empty.md").write_text("   \n")
+    result = runner.invoke(app, ["index", str(toml), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["added"]) == 3 and summary["chunks"] > 0
+    problems = "\n".join(summary["problems"])
+    for name, why in (("latin1.md", "not UTF-8"), ("broken.pdf", "unreadable PDF"),
+                      ("slides.pptx", "unsupported file type"), ("empty.md", "no text")):
+        assert name in problems and why in problems
+
+
+def test_cli_ask_shows_sources(tmp_path: Path, fake_model) -> None:
+    reading_model(fake_model)
+    toml = write_qa_task(tmp_path)
+    result = runner.invoke(app, ["ask", str(toml), "What does the Business plan cost per month?",
+                                 "--method", "bm25", "--k", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "$120"
+    assert "pricing.md (Pricing > Business plan)" in result.stdout
+
+
+# --- the rung in a climb --------------------------------------------------------------------
+
+
+def test_climb_measures_rag_against_the_rungs_without_it(tmp_path: Path, fake_model) -> None:
+    reading_model(fake_model)
+    toml = write_qa_task(tmp_path)
+    result = climb(toml)
+    by_rung = {r.rung: r for r in result.results}
+    assert list(by_rung) == ["prompt", "few-shot", "rag"]
+    assert by_rung["prompt"].test.score.value == 0.0
+    rag = by_rung["rag"]
+    assert rag.test.score.value == 1.0
+    assert rag.versus is not None and rag.versus[1].significant
+    assert rag.test.retrieval["hit_at_k"] == 1.0 and rag.test.retrieval["mrr"] == 1.0
+    assert rag.test.grounding == {"grounded": 1.0, "n": len(result.split.test)}
+    assert {c.label for c in rag.candidates} == {"bm25, k=1", "bm25, k=2", "hybrid, k=1",
+                                                 "hybrid, k=2"}
+    summary = result.summary()
+    assert summary["index"]["added"] and summary["rungs"][2]["retrieval"]["hit_at_k"] == 1.0
+    from rung.store import Store
+
+    store = Store(tmp_path / ".rung")
+    rows = list(store.predictions(result.run_id, "rag"))
+    assert all(json.loads(r["sources"])[0].startswith("pricing.md#") for r in rows)
+    assert all(r["grounded"] == 1 for r in rows)
+    store.close()
+
+
+def test_a_missing_corpus_folder_is_a_config_error(tmp_path: Path) -> None:
+    toml = write_qa_task(tmp_path)
+    toml.write_text(toml.read_text().replace('corpus = "docs"', 'corpus = "missing"'))
+    result = runner.invoke(app, ["index", str(toml)])
+    assert result.exit_code == 2 and "corpus folder 'missing' not found" in result.stderr
