@@ -97,7 +97,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="rung-retrieval-"))
     index = CorpusIndex(folder / "index.db")
     start = time.perf_counter()
-    index._replace("synthetic.md", "0" * 64, chunks, vectors)
+    for first in range(0, args.n, 20):  # one document of 20 chunks at a time, as refresh does
+        index._replace(chunks[first].source, f"{first:064d}", chunks[first:first + 20],
+                       vectors[first:first + 20])
     out["store_chunks_per_s"] = round(args.n / (time.perf_counter() - start))
     start = time.perf_counter()
     index.load()

@@ -178,7 +178,7 @@ def test_rank_fusion_and_top_k_are_stable() -> None:
     from rung.rag.retrieval import Hit
 
     a, b, c = (Chunk("d.md", i, 0, 1, "", "x") for i in range(3))
-    fused = HybridRetriever.fuse(None, [Hit(a, 9, 1), Hit(b, 8, 2)], [Hit(b, .9, 1), Hit(c, .8, 2)], 3)  # type: ignore[arg-type]
+    fused = HybridRetriever.fuse([Hit(a, 9, 1), Hit(b, 8, 2)], [Hit(b, .9, 1), Hit(c, .8, 2)], 3)
     assert [h.chunk.position for h in fused] == [1, 0, 2]  # b is ranked by both
     assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
 

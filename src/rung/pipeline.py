@@ -105,10 +105,11 @@ class Pipeline:
         if self.kind == "classification":
             scored = model.score_choices(prompts, self.labels)
             outputs = []
-            for s in scored:
+            for s, c in zip(scored, contexts):
                 best = max(range(len(self.labels)), key=lambda i: s.logprobs[i])
                 outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best],
-                                      tuple(s.logprobs), tuple(s.choice_tokens)))
+                                      tuple(s.logprobs), tuple(s.choice_tokens),
+                                      sources=tuple(h.chunk.key for h in c)))
             return outputs
         return [
             Output(g.text, g.tokens_in, g.tokens_out, sources=tuple(h.chunk.key for h in c),

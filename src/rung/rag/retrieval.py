@@ -30,6 +30,7 @@ class Hit:
 
 class Retriever(Protocol):
     name: str
+    chunks: list[Chunk]  # everything it searches, in index order
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]: ...
 
@@ -110,8 +111,10 @@ class HybridRetriever:
 
     def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, pool: int = 50) -> None:
         self.bm25, self.dense, self.pool = bm25, dense, pool
+        self.chunks = bm25.chunks
 
-    def fuse(self, lexical: list[Hit], semantic: list[Hit], k: int) -> list[Hit]:
+    @staticmethod
+    def fuse(lexical: list[Hit], semantic: list[Hit], k: int) -> list[Hit]:
         scores: dict[tuple[str, int], float] = {}
         chunks: dict[tuple[str, int], Chunk] = {}
         for hits in (lexical, semantic):

@@ -69,7 +69,7 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
     """Answer through the last climb's rag pipeline (or the best guess before any climb)."""
     from dataclasses import replace
 
-    from rung.rag import retrieve
+    from rung.rag import retrievers
 
     task = load_task(path)
     refresh_index(task)
@@ -77,13 +77,13 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
     settings = dict(pipeline.retrieval or {})
     settings.update({k_: v for k_, v in (("method", method), ("k", k)) if v is not None})
     pipeline = replace(pipeline, retrieval=settings)
-    hits = retrieve(task.root, settings, [question])[0]
     output = pipeline.predict([question])[0]
+    by_key = {c.key: c for c in retrievers(task.root, settings)["bm25"].chunks}
+    used = [by_key[key] for key in output.sources]
     return {"question": question, "answer": output.text.strip(), "method": settings["method"],
             "k": settings["k"], "pipeline": origin,
-            "sources": [{"citation": h.chunk.citation, "source": h.chunk.source,
-                         "heading": h.chunk.heading, "start": h.chunk.start, "end": h.chunk.end,
-                         "score": round(h.score, 4)} for h in hits]}
+            "sources": [{"citation": c.citation, "source": c.source, "heading": c.heading,
+                         "start": c.start, "end": c.end} for c in used]}
 
 
 def _rag_pipeline(task: TaskSpec) -> tuple["Pipeline", str]:
