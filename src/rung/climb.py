@@ -218,6 +218,8 @@ def _reported_beside(task: TaskSpec, metric: str) -> bool:
     if metric.startswith("json"):  # they need JSON answers, and json_schema needs a schema
         return task.task.metric.startswith("json") and (
             metric != "json_schema" or task.task.schema_file is not None)
+    if metric == "answer_in_output":  # a question-answering measure: free-text answers only
+        return task.task.kind == "generation"
     return True
 
 

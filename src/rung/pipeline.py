@@ -74,7 +74,8 @@ class Pipeline:
             _, user = render(self.instruction, self.labels, demo.input)
             turns += [Message("user", user), Message("assistant", demo.output)]
         if context:
-            text = context_block(context) + "\n\nQuestion: " + text
+            text = (context_block(context) + "\n\nAnswer from the documentation above only."
+                    "\n\nQuestion: " + text)
         system, user = render(self.instruction, self.labels, text)
         head = [Message("system", system)] if system else []
         return head + turns + [Message("user", user)]

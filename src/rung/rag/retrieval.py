@@ -9,6 +9,7 @@ calibration between the two and is usually better than either alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,6 +54,7 @@ class BM25Retriever:
         import bm25s
         import Stemmer
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG
         self.chunks = list(chunks)
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25s = bm25s
