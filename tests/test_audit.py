@@ -353,3 +353,18 @@ def test_the_bundled_example_audits_as_ready_with_warnings(tmp_path: Path) -> No
     assert {k for k, v in statuses.items() if v != "pass"} == {"near-duplicates", "pii"}
     assert report.check("near-duplicates").rows == [[563, 855]]
     assert report.check("size").details["per_label"]["FEATURE"]["tier"] == "minimum"
+
+
+def test_the_docs_example_is_too_small_for_a_domain_fine_tune(tmp_path: Path) -> None:
+    """402 questions against the seeds' Domain expertise minimum of 500: not ready to tune,
+    which is the point of that example (knowledge belongs in retrieval)."""
+    import shutil
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa"
+    task = tmp_path / "product-docs-qa"
+    shutil.copytree(example, task, ignore=shutil.ignore_patterns(".rung"))
+    report, _ = audit_dataset(task)
+    assert report.verdict == "not ready"
+    assert [c.check for c in report.checks if c.status == "fail"] == ["size"]
+    assert report.check("size").details["profile"] == "domain"
+    assert report.check("class-balance") is None and "class-balance" in report.skipped
