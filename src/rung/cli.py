@@ -50,27 +50,33 @@ def climb(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again even for prompts it has answered"),
+    force: bool = typer.Option(False, "--force", help="fine-tune even on data the audit "
+                                                      "calls not ready"),
 ) -> None:
     """Build and measure each rung on the same test split; recommend the first that reaches the target."""
-    _climb(path, as_json=as_json, no_cache=no_cache, only=None)
+    _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force)
 
 
 @app.command("eval")
 def eval_rung(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
-    rung: str = typer.Option(..., "--rung", help="prompt, few-shot or rag"),
+    rung: str = typer.Option(..., "--rung", help="prompt, few-shot, rag or finetune"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again"),
+    force: bool = typer.Option(False, "--force", help="fine-tune even on data the audit "
+                                                      "calls not ready"),
 ) -> None:
     """Measure one rung on the test split; the run is stored like a climb's."""
-    _climb(path, as_json=as_json, no_cache=no_cache, only=rung)
+    _climb(path, as_json=as_json, no_cache=no_cache, only=rung, force=force)
 
 
-def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None) -> None:
+def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
+           force: bool = False) -> None:
     from rung.climb import climb as run_climb
 
     with _user_errors(), _progress(not as_json) as reporter:
-        result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only)
+        result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
+                           force=force)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -23,6 +23,7 @@ from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.rungs.base import StageReporter
 from rung.rag.service import file_progress, refresh_index
+from rung.rungs.finetune import FineTuneRung
 from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
@@ -141,6 +142,7 @@ def climb(
     reporter: StageReporter = _quiet,
     use_cache: bool = True,
     only: str | None = None,
+    force: bool = False,
 ) -> ClimbResult:
     """Climb every rung, or with `only` measure one rung (building what it stands on)."""
     if only is not None and only not in LADDER:
@@ -165,11 +167,14 @@ def climb(
 
         def measure(rung: Rung) -> RungResult:
             result = _run_rung(task, rung, split, reporter, cache)
+            if isinstance(rung, FineTuneRung) and rung.tune is not None:
+                result.training = rung.tune.summary()
+                store.add_curves(run_id, rung.name, rung.tune.curves)
             _record(task, store, run_id, len(results), result)
             results.append(result)
             return result
 
-        if only in ("few-shot", "rag"):  # they build on the best prompt, chosen on val only
+        if only in ("few-shot", "rag", "finetune"):  # they build on the best prompt, chosen on val only
             best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
         else:
             best_prompt = measure(PromptRung()).pipeline
@@ -179,6 +184,11 @@ def climb(
         if only in (None, "rag") and task.corpus_path is not None:
             index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
             measure(RagRung(best_prompt))
+        wanted = only == "finetune" or (only is None and "finetune" in task.model_fields_set
+                                        and not any(r.test.score.value >= task.task.target
+                                                    for r in results))
+        if wanted:
+            measure(FineTuneRung(best_prompt, store.artifacts(run_id) / "finetune", force=force))
         compare_with_cheaper(task, results)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results), index)
         store.finish_run(run_id, outcome.summary())

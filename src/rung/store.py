@@ -118,6 +118,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE predictions ADD COLUMN sources TEXT;
     ALTER TABLE predictions ADD COLUMN grounded INTEGER;
     """,
+    # 6: fine-tune curves, one row per logged training or evaluation point
+    """
+    CREATE TABLE training_curves (
+        run_id TEXT NOT NULL,
+        rung TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        epoch REAL NOT NULL,
+        loss REAL,
+        eval_loss REAL,
+        learning_rate REAL,
+        grad_norm REAL,
+        token_accuracy REAL
+    );
+    CREATE INDEX training_curves_by_rung ON training_curves(run_id, rung);
+    """,
 ]
 
 
@@ -210,6 +225,19 @@ class Store:
                   None if p.get("grounded") is None else int(p["grounded"]))
                  for p in predictions],
             )
+
+    def add_curves(self, run_id: str, rung: str, curves: list[dict[str, Any]]) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO training_curves VALUES (?,?,?,?,?,?,?,?,?)",
+                [(run_id, rung, c["step"], c["epoch"], c.get("loss"), c.get("eval_loss"),
+                  c.get("learning_rate"), c.get("grad_norm"), c.get("mean_token_accuracy"))
+                 for c in curves])
+
+    def curves(self, run_id: str, rung: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM training_curves WHERE run_id = ? AND rung = ? ORDER BY rowid",
+            (run_id, rung)).fetchall()
 
     def finish_run(self, run_id: str, summary: dict[str, Any], status: str = "done") -> None:
         rec = summary.get("recommendation", {}).get("rung")

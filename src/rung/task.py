@@ -130,6 +130,30 @@ class RagTable(_Strict):
         return self
 
 
+class FineTuneTable(_Strict):
+    """The seeds' defaults: LoRA r=16, alpha 2r, dropout 0.05 on the attention and MLP
+    projections; lr 2e-4, 3 epochs, batch 4 x accumulation 4, warmup 5%, cosine, decay 0.01."""
+
+    method: Literal["lora"] = "lora"
+    rank: int = Field(default=16, ge=1, le=256)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: [
+        "q_proj", "v_proj", "k_proj", "o_proj", "up_proj", "down_proj"])
+    learning_rate: float = Field(default=2e-4, gt=0.0, le=1e-2)
+    epochs: float = Field(default=3.0, gt=0.0, le=50.0)
+    batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation: int = Field(default=4, ge=1)
+    warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.01, ge=0.0, le=1.0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    max_seq_length: int | None = Field(default=None, ge=16)  # None: [audit] max_seq_length
+    eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate every epoch
+    early_stopping_patience: int = Field(default=2, ge=1)  # evaluations without val-loss gain
+    keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive
+    seed: int | None = None  # None: [task] seed
+
+
 class AuditTable(_Strict):
     # which row of the seeds' dataset-size table applies; None: classification and extraction
     # use their own rows, generation uses "style"
@@ -148,6 +172,7 @@ class TaskSpec(_Strict):
     eval: EvalTable = EvalTable()
     audit: AuditTable = AuditTable()
     rag: RagTable = RagTable()
+    finetune: FineTuneTable = FineTuneTable()
     path: Path = Field(exclude=True)  # the rung.toml this came from
 
     @property

@@ -46,6 +46,10 @@ class HFModel:
                 f"could not load model '{ref.name}' from {ref.location}: {err}",
                 fix="check the path, or for a hub id that this machine can reach the hub",
             ) from None
+        if ref.adapter:  # a fine-tune: merge its LoRA weights, so inference costs nothing extra
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, ref.adapter).merge_and_unload()
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ ALIASES: dict[str, PackagedModel] = {
 }
 
 
+ADAPTER_BASE = "rung_base.json"  # written beside a LoRA adapter: which base it belongs to
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """Where weights live: a folder (with an optional GGUF file in it) or a hub id."""
@@ -43,6 +47,7 @@ class ModelRef:
     location: str  # folder path or hub id
     gguf_file: str | None = None
     is_local: bool = True
+    adapter: str | None = None  # a LoRA adapter folder merged into these weights on load
 
 
 def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
@@ -53,6 +58,12 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         path = base_dir / path
     if path.is_file() and path.suffix == ".gguf":
         return ModelRef(reference, str(path.parent.resolve()), gguf_file=path.name)
+    if path.is_dir() and (path / ADAPTER_BASE).exists():
+        # a fine-tuned adapter: the base it was trained on, plus the adapter
+        base = json.loads((path / ADAPTER_BASE).read_text())
+        ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
+        return ModelRef(reference, ref.location, ref.gguf_file, ref.is_local,
+                        adapter=str(path.resolve()))
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(
@@ -137,6 +148,8 @@ def weights_fingerprint(ref: ModelRef) -> str:
         p for p in folder.iterdir()
         if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
     )
+    if ref.adapter:
+        files += sorted(Path(ref.adapter).glob("adapter_*"))
     stamp = (ref, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     if stamp in _FINGERPRINTS:
         return _FINGERPRINTS[stamp]

@@ -4,6 +4,7 @@ from rung.rungs.base import Candidate, Rung, RungResult
 from rung.rungs.few_shot import FewShotRung
 from rung.rungs.prompt import PromptRung
 
-LADDER = ("prompt", "few-shot", "rag")  # rag runs when [task] corpus is set
+# rag runs when [task] corpus is set; finetune when asked ([finetune] or --rung finetune)
+LADDER = ("prompt", "few-shot", "rag", "finetune")
 
 __all__ = ["LADDER", "Candidate", "Rung", "FewShotRung", "PromptRung", "RungResult"]

@@ -59,6 +59,7 @@ class RungResult:
     candidates: list[Candidate]
     build_seconds: float
     versus: tuple[str, PairedComparison] | None = None  # against the best cheaper rung
+    training: dict[str, Any] | None = None  # fine-tune rungs: steps, best checkpoint, signals
 
     def summary(self) -> dict[str, Any]:
         """The stable JSON shape documented in the README."""
@@ -92,6 +93,7 @@ class RungResult:
                 for c in self.candidates
             ],
             "model": self.pipeline.model,
+            "training": self.training,
             "versus": (
                 {"rung": self.versus[0], **self.versus[1].to_dict()} if self.versus else None
             ),

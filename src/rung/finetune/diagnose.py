@@ -1,0 +1,55 @@
+"""Read training curves for the seeds' overfitting signals and name the seeds' fix for each.
+
+| signal | what it looks like | fix |
+| train loss drops, val loss rises | the classic overfit curve | reduce epochs, add data |
+| val loss flat, train loss dropping | memorisation starting | early stopping |
+| perfect train accuracy | the model memorised the data | more data, regularisation |
+
+(The fourth, worse than the base model on general tasks, needs the regression suite, not
+curves.) "Rises" and "flat" are judged from the best val loss onwards, with a tolerance, so
+noise on a few evaluation points does not raise an alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    evidence: str
+    fix: str
+
+
+RISE = 0.05  # val loss this far (relative) above its best counts as rising
+FLAT = 0.01  # val loss moving less than this (relative) counts as flat
+TRAIN_DROP = 0.10  # train loss must fall at least this much (relative) to count as dropping
+
+
+def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
+             train_accuracy: Sequence[float] = ()) -> list[Signal]:
+    """`train_loss` in logging order, `val_loss` one value per evaluation."""
+    signals: list[Signal] = []
+    if len(val_loss) >= 2 and len(train_loss) >= 2:
+        best_at = min(range(len(val_loss)), key=lambda i: val_loss[i])
+        best, last = val_loss[best_at], val_loss[-1]
+        half = len(train_loss) // 2
+        early = sum(train_loss[:half]) / max(half, 1)
+        late = sum(train_loss[half:]) / max(len(train_loss) - half, 1)
+        train_falls = late < early * (1 - TRAIN_DROP)
+        if train_falls and best_at < len(val_loss) - 1 and last > best * (1 + RISE):
+            signals.append(Signal(
+                "overfitting", f"train loss fell {early:.3f} -> {late:.3f} while val loss rose "
+                f"from its best {best:.3f} (evaluation {best_at + 1}) to {last:.3f}",
+                "reduce epochs, add data"))
+        elif train_falls and abs(last - val_loss[0]) <= FLAT * val_loss[0]:
+            signals.append(Signal(
+                "memorisation", f"val loss stayed at {val_loss[0]:.3f} -> {last:.3f} while train "
+                f"loss fell {early:.3f} -> {late:.3f}", "early stopping"))
+    if train_accuracy and train_accuracy[-1] >= 0.999:
+        signals.append(Signal("perfect-train-accuracy",
+                              f"train token accuracy reached {train_accuracy[-1]:.3f}",
+                              "more data, regularisation"))
+    return signals

@@ -1,0 +1,111 @@
+"""The fine-tune rung on the tiny Llama: LoRA trains, stops early, is refused on data the
+audit calls not ready, is evaluated like every rung; and the overfitting diagnosis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rung.cli import app
+from rung.climb import climb
+from rung.data.example import make_example
+from rung.finetune.diagnose import diagnose
+from rung.finetune.train import NotReadyError, train_lora
+from rung.pipeline import Pipeline
+from rung.store import Store
+from rung.task import load_task
+from conftest import write_task
+
+FINETUNE = """
+[finetune]
+rank = 4
+alpha = 8
+target_modules = ["q_proj", "v_proj"]
+learning_rate = 0.005
+epochs = 2
+batch_size = 8
+gradient_accumulation = 1
+"""
+
+
+def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: Path) -> None:
+    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    result = climb(toml, only="finetune", force=True)  # 20 per label: below the minimum
+    [tuned] = result.results
+    assert tuned.rung == "finetune" and tuned.test.score.n == len(result.split.test)
+    adapter = Path(tuned.pipeline.model)
+    assert (adapter / "adapter_config.json").exists() and (adapter / "rung_base.json").exists()
+    assert json.loads((adapter / "rung_base.json").read_text())["model"] == str(tiny_llama)
+    training = tuned.training
+    assert training["steps"] > 0 and training["best_step"] is not None
+    assert 0 < training["trainable_share"] < 0.2
+    store = Store(task_dir / ".rung")
+    curves = store.curves(result.run_id, "finetune")
+    assert any(r["loss"] is not None for r in curves)
+    assert sum(r["eval_loss"] is not None for r in curves) == 2  # one evaluation per epoch
+    assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
+    [row] = store.rung_rows(result.run_id)
+    assert json.loads(row["summary_json"])["training"]["adapter"] == str(adapter)
+    store.close()
+
+
+def test_a_not_ready_dataset_is_refused_unless_forced(task_dir: Path, tiny_llama: Path) -> None:
+    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    with pytest.raises(NotReadyError, match="size"):
+        climb(toml, only="finetune")
+    result = CliRunner().invoke(app, ["eval", str(toml), "--rung", "finetune"])
+    assert result.exit_code == 2
+    assert "not ready" in result.stderr and "--force" in result.stderr
+
+
+def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Path) -> None:
+    """Train says BILLING to everything, val expects BUG: once the shared format is learnt,
+    val loss can only rise, and training must stop there and keep the best checkpoint."""
+    extra = """
+[finetune]
+rank = 8
+alpha = 16
+learning_rate = 0.01
+epochs = 10
+batch_size = 4
+gradient_accumulation = 1
+eval_steps = 2
+early_stopping_patience = 2
+"""
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    train = [make_example(f"ticket number {i} about money", "BILLING", line=i) for i in range(16)]
+    val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
+    pipeline = Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
+                        instruction="Classify.", labels=["BILLING", "BUG"], base_dir=str(task.root))
+    tune = train_lora(task, pipeline, train, val, task_dir / "out")
+    evaluations = [c["eval_loss"] for c in tune.curves if "eval_loss" in c]
+    assert tune.stopped_early and tune.steps < 10 * 4
+    assert len(evaluations) == tune.steps // 2  # every 2 steps, until patience ran out
+    best = min(range(len(evaluations)), key=evaluations.__getitem__)
+    assert tune.best_step == 2 * (best + 1) and tune.best_val_loss == pytest.approx(evaluations[best])
+    assert all(later >= evaluations[best] for later in evaluations[best:])
+    assert len(evaluations) - 1 - best == 2  # stopped after exactly `patience` worse evaluations
+
+
+# --- the diagnosis, on constructed curves ---------------------------------------------------
+
+
+def test_overfitting_signal_and_its_fix() -> None:
+    [signal] = diagnose(train_loss=[2.0, 1.6, 1.2, 0.8, 0.5, 0.3], val_loss=[1.5, 1.2, 1.4, 1.7])
+    assert signal.name == "overfitting" and signal.fix == "reduce epochs, add data"
+    assert "evaluation 2" in signal.evidence
+
+
+def test_flat_val_loss_while_train_falls_is_memorisation() -> None:
+    [signal] = diagnose(train_loss=[2.0, 1.5, 1.0, 0.6], val_loss=[1.30, 1.29, 1.30, 1.305])
+    assert signal.name == "memorisation" and signal.fix == "early stopping"
+
+
+def test_perfect_train_accuracy_and_healthy_curves() -> None:
+    signals = diagnose([1.0, 0.5, 0.2, 0.1], [1.0, 0.6, 0.4, 0.3], train_accuracy=[0.7, 1.0])
+    assert [s.name for s in signals] == ["perfect-train-accuracy"]
+    assert signals[0].fix == "more data, regularisation"
+    assert diagnose([1.0, 0.8, 0.6, 0.5], [1.0, 0.8, 0.7, 0.65]) == []
