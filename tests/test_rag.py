@@ -203,15 +203,15 @@ def test_retrieval_metrics_and_grounding() -> None:
 def test_edit_add_delete_change_answers_without_a_full_rebuild(tmp_path: Path, fake_model) -> None:
     reading_model(fake_model)
     toml = write_qa_task(tmp_path)
-    report, chunks = index_task(toml)
-    assert len(report.added) == 3 and chunks > 0
+    report = index_task(toml)
+    assert len(report.added) == 3 and report.chunks > 0
     assert ask(toml, "What does the Team plan cost per month?")["answer"] == "$49"
 
     pricing = tmp_path / "docs" / "pricing.md"
     pricing.write_text(pricing.read_text().replace("$49", "$59"))
     (tmp_path / "docs" / "new.md").write_text("# Add-ons\n\nThe Fleet plan costs $75 per month.\n")
     (tmp_path / "docs" / "guides" / "errors.txt").unlink()
-    report, _ = index_task(toml)
+    report = index_task(toml)
     assert report.changed == ["pricing.md"] and report.added == ["new.md"]
     assert report.removed == ["guides/errors.txt"] and report.unchanged == 1
     assert report.chunks_embedded == len(chunk_document(read_document(pricing, "pricing.md"),
@@ -219,7 +219,7 @@ def test_edit_add_delete_change_answers_without_a_full_rebuild(tmp_path: Path, f
     answer = ask(toml, "What does the Team plan cost per month?")
     assert answer["answer"] == "$59" and answer["sources"][0]["source"] == "pricing.md"
     assert ask(toml, "What does the Fleet plan cost per month?")["answer"] == "$75"
-    unchanged, _ = index_task(toml)
+    unchanged = index_task(toml)
     assert unchanged.chunks_embedded == 0 and unchanged.unchanged == 3
 
 
@@ -293,3 +293,14 @@ def test_a_missing_corpus_folder_is_a_config_error(tmp_path: Path) -> None:
     toml.write_text(toml.read_text().replace('corpus = "docs"', 'corpus = "missing"'))
     result = runner.invoke(app, ["index", str(toml)])
     assert result.exit_code == 2 and "corpus folder 'missing' not found" in result.stderr
+
+
+def test_a_missing_index_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
+    from rung.errors import DataError
+    from rung.rag import retrieve
+
+    settings = {"index": ".rung/index.db", "chunk_tokens": 160, "overlap": 32,
+                "method": "bm25", "k": 1}
+    with pytest.raises(DataError, match="rung index"):
+        retrieve(tmp_path, settings, ["anything"])
+    assert not (tmp_path / ".rung").exists()

@@ -230,13 +230,12 @@ def index(
     from rung.rag.service import index_task
 
     with _user_errors(), _progress(not as_json) as reporter:
-        report, chunks = index_task(path, reporter)
-    summary = {**report.to_dict(), "chunks": chunks}
+        report = index_task(path, reporter)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return
     out.print(f"indexed: {len(report.added)} added, {len(report.changed)} changed, "
-              f"{len(report.removed)} removed, {report.unchanged} unchanged; {chunks} chunks "
+              f"{len(report.removed)} removed, {report.unchanged} unchanged; {report.chunks} chunks "
               f"({report.chunks_embedded} embedded now)", highlight=False)
     for problem in report.problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rung.errors import DataError
 from rung.rag.retrieval import Hit, Retriever
 
 _OPEN: dict[tuple[str, str], dict[str, Retriever]] = {}
@@ -20,6 +21,9 @@ def retrievers(base_dir: Path, retrieval: dict[str, Any]) -> dict[str, Retriever
     from rung.rag.retrieval import build_retrievers
 
     path = (base_dir / retrieval["index"]).resolve()
+    if not path.exists():  # opening would create an empty index that answers nothing
+        raise DataError("no corpus index here", file=path,
+                        fix="build it with: rung index PATH (rung climb and rung ask do too)")
     index = CorpusIndex(path, chunk_tokens=retrieval["chunk_tokens"],
                         overlap=retrieval["overlap"])
     try:

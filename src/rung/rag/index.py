@@ -58,12 +58,13 @@ class RefreshReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     chunks_embedded: int = 0
+    chunks: int = 0  # in the index after the refresh
     problems: list[DataError] = field(default_factory=list)  # files that could not be read
 
     def to_dict(self) -> dict:
         return {"added": self.added, "changed": self.changed, "removed": self.removed,
                 "unchanged": self.unchanged, "chunks_embedded": self.chunks_embedded,
-                "problems": [str(p) for p in self.problems]}
+                "chunks": self.chunks, "problems": [str(p) for p in self.problems]}
 
 
 def default_embedder(texts: list[str]) -> np.ndarray:
@@ -139,6 +140,7 @@ class CorpusIndex:
             report.removed.append(source)
         if report.added or report.changed or report.removed or not self.version:
             self._bump(report)
+        report.chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return report
 
     def _stored_settings(self) -> dict:

@@ -53,15 +53,9 @@ def file_progress(reporter: "StageReporter", stage: str) -> Callable[[int, int],
     return on_file
 
 
-def index_task(path: str | Path, reporter: "StageReporter | None" = None) -> tuple[RefreshReport, int]:
+def index_task(path: str | Path, reporter: "StageReporter | None" = None) -> RefreshReport:
     task = load_task(path)
-    report = refresh_index(task, file_progress(reporter, "indexing") if reporter else None)
-    index = CorpusIndex(task.root / task.rag.index)
-    try:
-        chunks = index.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    finally:
-        index.close()
-    return report, chunks
+    return refresh_index(task, file_progress(reporter, "indexing") if reporter else None)
 
 
 def ask(path: str | Path, question: str, *, method: str | None = None,
