@@ -260,6 +260,12 @@ class Store:
             "SELECT * FROM rung_results WHERE run_id = ? ORDER BY position", (run_id,)
         ).fetchall()
 
+    def latest_pipeline(self, rung: str) -> sqlite3.Row | None:
+        """The newest stored pipeline of a rung (run ids sort by time)."""
+        return self.conn.execute(
+            "SELECT run_id, pipeline_json FROM rung_results WHERE rung = ?"
+            " ORDER BY run_id DESC LIMIT 1", (rung,)).fetchone()
+
     def predictions(self, run_id: str, rung: str) -> Iterator[sqlite3.Row]:
         yield from self.conn.execute(
             "SELECT * FROM predictions WHERE run_id = ? AND rung = ? ORDER BY rowid", (run_id, rung)

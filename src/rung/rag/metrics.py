@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
 from rung.data.example import Example
 from rung.eval.text_metrics import normalise_answer
 
@@ -52,8 +54,6 @@ def is_grounded(answer: str, context: str, question: str = "") -> bool | None:
     """Whether the answer's content words come from the retrieved text (or the question it
     restates); stopwords (scikit-learn's English list) do not count either way. None when
     there is nothing to check."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     words = [w for w in _normalise(answer).split() if w not in ENGLISH_STOP_WORDS]
     if not words or not context:
         return None

@@ -94,6 +94,8 @@ class DenseRetriever:
         self.chunks = list(chunks)
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.embed = embed
+        # query text -> vector: every candidate (method x k) on val asks the same questions
+        self._vectors: dict[str, np.ndarray] = {}
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         if not self.chunks:
@@ -103,7 +105,12 @@ class DenseRetriever:
                 for row in similarities]
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        return self.search_vectors(self.embed(list(queries)), k)
+        if not queries:
+            return []
+        new = [q for q in dict.fromkeys(queries) if q not in self._vectors]
+        if new:
+            self._vectors.update(zip(new, self.embed(new)))
+        return self.search_vectors(np.stack([self._vectors[q] for q in queries]), k)
 
 
 class HybridRetriever:

@@ -87,9 +87,7 @@ def _rag_pipeline(task: TaskSpec) -> tuple["Pipeline", str]:
     if (task.store_dir / "runs.db").exists():
         store = Store(task.store_dir)
         try:
-            row = store.conn.execute(
-                "SELECT run_id, pipeline_json FROM rung_results WHERE rung = 'rag'"
-                " ORDER BY run_id DESC LIMIT 1").fetchone()
+            row = store.latest_pipeline("rag")
         finally:
             store.close()
         if row is not None:
