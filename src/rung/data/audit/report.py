@@ -55,6 +55,16 @@ class AuditInput:
     split: SplitTable = SplitTable()
     settings: AuditTable = AuditTable()
     inferred: tuple[str, ...] = ()  # what was guessed rather than configured, for the report
+    # the file as read to infer kind and labels, with its (size, mtime): reused while unchanged
+    scanned: tuple[tuple[int, int], ScanResult] | None = field(
+        default=None, compare=False, repr=False)
+
+    def scan(self) -> ScanResult:
+        """The data file's examples and unreadable lines, read once per version of the file."""
+        stat = self.data_path.stat()
+        if self.scanned is not None and self.scanned[0] == (stat.st_size, stat.st_mtime_ns):
+            return self.scanned[1]
+        return scan_file(self.data_path)
 
     @property
     def profile(self) -> str:
@@ -74,6 +84,7 @@ def audit_input(path: str | Path, *, kind: str | None = None, model: str | None 
             labels=tuple(task.task.labels), model=model or task.models.small,
             base_dir=task.root, store_dir=task.store_dir, task_path=task.path,
             seed=task.task.seed, split=task.split, settings=task.audit)
+    stat = path.stat() if path.is_file() else None
     scan = scan_file(path)
     inferred_kind, labels = infer_kind(scan.examples)
     guessed = ("kind",) if kind is None else ()
@@ -83,7 +94,8 @@ def audit_input(path: str | Path, *, kind: str | None = None, model: str | None 
         labels=labels if kind == "classification" else (), model=model or DEFAULT_MODEL,
         base_dir=path.resolve().parent, store_dir=path.resolve().parent / ".rung",
         inferred=guessed + (("labels",) if kind == "classification" else ())
-        + (("model",) if model is None else ()))
+        + (("model",) if model is None else ()),
+        scanned=((stat.st_size, stat.st_mtime_ns), scan) if stat else None)
 
 
 def infer_kind(examples: list[Example]) -> tuple[str, tuple[str, ...]]:
@@ -165,7 +177,7 @@ def run_audit(
 
     `review_folder` is where the review sample goes (no sample without one); `skip` names
     checks not to run (e.g. "diversity" where the embedding model is not wanted)."""
-    scan: ScanResult = scan_file(inp.data_path)
+    scan = inp.scan()
     examples = scan.examples
     checks: list[CheckResult] = []
     skipped: dict[str, str] = {name: "skipped on request" for name in skip}
