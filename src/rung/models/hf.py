@@ -22,6 +22,7 @@ from rung.data.example import Message
 from rung.errors import ModelError
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import ModelRef, weights_fingerprint
+from rung.models.tokens import render_chat
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its bookkeeping
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
@@ -67,14 +68,7 @@ class HFModel:
     # -- prompts ----------------------------------------------------------------------------
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                turns, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-        # A base model without a chat template gets a plain transcript.
-        text = "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
-        return text + ("Assistant:" if add_generation_prompt else "")
+        return render_chat(self.tokenizer, messages, add_generation_prompt=add_generation_prompt)
 
     def _find_end_of_turn(self) -> str:
         """What the template writes after an assistant's answer (e.g. '<|im_end|>')."""

@@ -54,7 +54,7 @@ def _load(ref: ModelRef) -> TokenCounter:
                          "this machine can reach the hub") from None
 
     def count(conversations: Sequence[Conversation]) -> list[int]:
-        texts = [_render(tokenizer, c) for c in conversations]
+        texts = [render_chat(tokenizer, c) for c in conversations]
         encoded = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False) \
             if hasattr(tokenizer, "backend_tokenizer") else \
             [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -63,11 +63,15 @@ def _load(ref: ModelRef) -> TokenCounter:
     return TokenCounter(ref.name, _context_length(ref), count)
 
 
-def _render(tokenizer: Any, conversation: Conversation) -> str:
+def render_chat(tokenizer: Any, conversation: Conversation, *,
+                add_generation_prompt: bool = False) -> str:
+    """The model's chat template, or for a base model without one a plain transcript."""
     turns = [{"role": m.role, "content": m.content} for m in conversation]
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(turns, tokenize=False)
-    return "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
+        return tokenizer.apply_chat_template(turns, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
+    text = "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
+    return text + ("Assistant:" if add_generation_prompt else "")
 
 
 def _context_length(ref: ModelRef) -> int | None:
