@@ -121,7 +121,6 @@ def train_lora(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
             if keep:
                 curves.append({"step": state.global_step, "epoch": float(state.epoch or 0), **keep})
 
-    steps_per_epoch = max(1, -(-len(train) // (settings.batch_size * settings.gradient_accumulation)))
     every = {"eval_strategy": "steps", "eval_steps": settings.eval_steps,
              "save_strategy": "steps", "save_steps": settings.eval_steps} \
         if settings.eval_steps else {"eval_strategy": "epoch", "save_strategy": "epoch"}
@@ -131,7 +130,7 @@ def train_lora(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation,
         learning_rate=settings.learning_rate, lr_scheduler_type=settings.scheduler,
-        warmup_steps=max(0, round(settings.warmup_ratio * steps_per_epoch * settings.epochs)),
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of all steps
         weight_decay=settings.weight_decay, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
         save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
@@ -164,11 +163,10 @@ def train_lora(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     train_loss = [c["loss"] for c in curves if "loss" in c]
     val_loss = [c["eval_loss"] for c in curves if "eval_loss" in c]
     accuracy = [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c]
-    planned = steps_per_epoch * settings.epochs
     return TuneResult(
         adapter=adapter, curves=curves,
         best_step=_step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
-        stopped_early=state.global_step < int(planned) - 1, steps=state.global_step,
+        stopped_early=state.global_step < state.max_steps, steps=state.global_step,
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
