@@ -1,5 +1,6 @@
-"""The fine-tune rung on the tiny Llama: LoRA trains, stops early, is refused on data the
-audit calls not ready, is evaluated like every rung; and the overfitting diagnosis."""
+"""The fine-tune rung on the tiny Llama: every method takes a step and its artifact serves
+the evaluator; LoRA stops early, resumes after an interruption, is refused on data the audit
+calls not ready, is evaluated like every rung; and the overfitting diagnosis."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from rung.cli import app
 from rung.climb import climb
 from rung.data.example import make_example
 from rung.finetune.diagnose import diagnose
-from rung.finetune.train import NotReadyError, train_lora
+from rung.finetune.methods import METHODS
+from rung.finetune.train import NotReadyError, fine_tune
+from rung.models.registry import load_model
+from rung.errors import RungError
 from rung.pipeline import Pipeline
 from rung.store import Store
 from rung.task import load_task
@@ -80,7 +84,7 @@ early_stopping_patience = 2
     val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
     pipeline = Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
                         instruction="Classify.", labels=["BILLING", "BUG"], base_dir=str(task.root))
-    tune = train_lora(task, pipeline, train, val, task_dir / "out")
+    tune = fine_tune(task, pipeline, train, val, task_dir / "out")
     evaluations = [c["eval_loss"] for c in tune.curves if "eval_loss" in c]
     assert tune.stopped_early and tune.steps < 10 * 4
     assert len(evaluations) == tune.steps // 2  # every 2 steps, until patience ran out
@@ -88,6 +92,100 @@ early_stopping_patience = 2
     assert tune.best_step == 2 * (best + 1) and tune.best_val_loss == pytest.approx(evaluations[best])
     assert all(later >= evaluations[best] for later in evaluations[best:])
     assert len(evaluations) - 1 - best == 2  # stopped after exactly `patience` worse evaluations
+
+
+def _pipeline(tiny_llama: Path, task_dir: Path) -> Pipeline:
+    return Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
+                    instruction="Classify the ticket.", labels=["BILLING", "BUG"],
+                    base_dir=str(task_dir))
+
+
+def _tickets(n: int, label: str = "BILLING", start: int = 0) -> list:
+    return [make_example(f"ticket number {i} about money", label, line=i + 1,
+                         rejected="BUG" if label == "BILLING" else "BILLING")
+            for i in range(start, start + n)]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_takes_a_step_and_its_artifact_serves(
+        method: str, task_dir: Path, tiny_llama: Path) -> None:
+    """The matrix every method joins: one optimiser step, then the artifact loads through
+    the registry and scores and generates like any model."""
+    import torch
+
+    extra = f"""
+[finetune]
+method = "{method}"
+rank = 4
+alpha = 8
+virtual_tokens = 4
+epochs = 1
+batch_size = 8
+gradient_accumulation = 1
+"""
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    pipeline = _pipeline(tiny_llama, task_dir)
+    if METHODS[method].needs_cuda and not torch.cuda.is_available():
+        with pytest.raises(RungError, match="CUDA") as err:
+            fine_tune(task, pipeline, _tickets(8), _tickets(2, start=50), task_dir / "out")
+        assert 'method = "lora"' in err.value.fix
+        return
+    tune = fine_tune(task, pipeline, _tickets(8), _tickets(2, start=50), task_dir / "out")
+    assert tune.steps == 1 and tune.method == method
+    assert any("loss" in c for c in tune.curves) and tune.best_val_loss is not None
+    share = tune.trainable_parameters / tune.total_parameters
+    assert share == 1.0 if method == "full" else 0 < share < 0.5
+    base = json.loads((tune.artifact / "rung_base.json").read_text())
+    assert base["method"] == method and (tune.artifact / "tune.json").exists()
+    assert not (task_dir / "out" / "checkpoints").exists()  # kept only until the tune finished
+    model = load_model(str(tune.artifact))
+    [scores] = model.score_choices([pipeline.messages("ticket 3 about money")], ["BILLING", "BUG"])
+    assert len(scores.logprobs) == 2 and all(lp < 0 for lp in scores.logprobs)
+    [generation] = model.generate([pipeline.messages("ticket 3 about money")], max_new_tokens=3)
+    assert generation.tokens_out <= 3
+
+
+def test_dpo_needs_a_rejected_answer_on_every_example(task_dir: Path, tiny_llama: Path) -> None:
+    task = load_task(write_task(task_dir, model=str(tiny_llama),
+                                extra='[finetune]\nmethod = "dpo"\n'))
+    train = _tickets(4) + [make_example("ticket without a pair", "BUG", line=9)]
+    with pytest.raises(RungError, match=r"1 of 5 .*lines 9\)") as err:
+        fine_tune(task, _pipeline(tiny_llama, task_dir), train, _tickets(2), task_dir / "out")
+    assert "rejected" in err.value.fix
+
+
+def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_llama: Path) -> None:
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    extra = """
+[finetune]
+rank = 4
+alpha = 8
+learning_rate = 0.001
+epochs = 3
+batch_size = 4
+gradient_accumulation = 1
+eval_steps = 2
+early_stopping_patience = 10
+"""
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    pipeline, out = _pipeline(tiny_llama, task_dir), task_dir / "out"
+    train, val = _tickets(8), _tickets(2, "BUG", start=50)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(task, pipeline, train, val, out, callbacks=[Interrupt()])
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2"]
+    tune = fine_tune(task, pipeline, train, val, out)
+    assert tune.resumed_from == 2 and tune.steps == 6 and not tune.reused
+    logged = [c["step"] for c in tune.curves if "loss" in c]
+    assert logged == [1, 2, 3, 4, 5, 6]  # the first two from the checkpoint's own history
+    assert [c["step"] for c in tune.curves if "eval_loss" in c] == [2, 4, 6]
+    again = fine_tune(task, pipeline, train, val, out)  # finished: picked up, not retrained
+    assert again.reused and again.weights_digest == tune.weights_digest
 
 
 # --- the diagnosis, on constructed curves ---------------------------------------------------

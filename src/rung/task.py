@@ -130,17 +130,22 @@ class RagTable(_Strict):
         return self
 
 
+FineTuneMethod = Literal["lora", "qlora", "full", "prefix", "prompt-tuning", "dpo"]
+
+
 class FineTuneTable(_Strict):
     """The seeds' defaults: LoRA r=16, alpha 2r, dropout 0.05 on the attention and MLP
     projections; lr 2e-4, 3 epochs, batch 4 x accumulation 4, warmup 5%, cosine, decay 0.01."""
 
-    method: Literal["lora"] = "lora"
+    method: FineTuneMethod = "lora"
     rank: int = Field(default=16, ge=1, le=256)
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: [
         "q_proj", "v_proj", "k_proj", "o_proj", "up_proj", "down_proj"])
-    learning_rate: float = Field(default=2e-4, gt=0.0, le=1e-2)
+    virtual_tokens: int = Field(default=20, ge=1, le=512)  # prefix and prompt-tuning
+    dpo_beta: float = Field(default=0.1, gt=0.0)  # how far DPO may move from the base
+    learning_rate: float | None = Field(default=None, gt=0.0, le=1.0)  # None: the method's
     epochs: float = Field(default=3.0, gt=0.0, le=50.0)
     batch_size: int = Field(default=4, ge=1)
     gradient_accumulation: int = Field(default=4, ge=1)
@@ -148,9 +153,11 @@ class FineTuneTable(_Strict):
     weight_decay: float = Field(default=0.01, ge=0.0, le=1.0)
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     max_seq_length: int | None = Field(default=None, ge=16)  # None: [audit] max_seq_length
+    gradient_checkpointing: bool = False  # trades ~30% more compute for activation memory
     eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate every epoch
     early_stopping_patience: int = Field(default=2, ge=1)  # evaluations without val-loss gain
     keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive
+    regression_threshold: float = Field(default=0.05, ge=0.0, le=1.0)  # general-suite drop flagged
     seed: int | None = None  # None: [task] seed
 
 

@@ -1,40 +1,52 @@
-"""LoRA supervised fine-tuning with TRL's SFTTrainer and PEFT, as the seeds prescribe.
+"""The fine-tuning recipe: TRL's SFTTrainer (or DPOTrainer) with PEFT, as the seeds prescribe.
 
-What the recipe does, top to bottom:
-1. refuse to start when the audit calls the data "not ready" (unless forced);
-2. load a fresh, trainable copy of the base model (never the shared inference copy);
-3. build prompt-completion records with the best prompt's rendering, so the loss is on the
-   answer only and the tuned model is asked exactly what it was trained on;
-4. train with the seeds' defaults (lr 2e-4, cosine, 5% warmup, decay 0.01, batch 4 x 4),
-   evaluate on val every epoch (or N steps), stop early when val loss stops improving, keep
-   the best checkpoint, and record every logged point (train loss, val loss, learning rate,
-   gradient norm) for the store and the overfitting diagnosis;
-5. save the adapter with a note of its base, so the registry can load base + adapter.
+What it does, top to bottom:
+1. check what would fail late (QLoRA without CUDA, DPO without rejected answers) first;
+2. pick up a finished tune in `out` as it is, or an interrupted one from its last checkpoint;
+3. load a fresh, trainable copy of the base model (never the shared inference copy);
+4. build records with the best prompt's rendering, so the loss is on the answer only and the
+   tuned model is asked exactly what it was trained on;
+5. train with the seeds' defaults (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's
+   learning rate), batches of similar length (no padding to a fixed width; padding-free with
+   FlashAttention on a GPU), evaluate on val every epoch or N steps, stop early when val loss
+   stops improving, keep the best checkpoint;
+6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
+   run's record, `tune.json`, written last: its presence means the tune finished. The
+   intermediate checkpoints exist to resume and are removed then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rung.data.example import Example
 from rung.errors import RungError
-from rung.finetune.data import sft_records
+from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
+from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
+    quantization_config
 from rung.models.registry import ADAPTER_BASE, resolve
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
+TUNE_FILE = "tune.json"  # beside the artifact; written last
+CURVE_KEYS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
+              "num_tokens")
+
 
 @dataclass
 class TuneResult:
-    adapter: Path
+    method: str
+    artifact: Path  # adapter folder, or the whole model for method "full"
     curves: list[dict[str, Any]]  # one row per logged point
     best_step: int | None
     best_val_loss: float | None
@@ -45,18 +57,28 @@ class TuneResult:
     trainable_parameters: int
     total_parameters: int
     train_tokens: int
+    resumed_from: int | None = None  # the checkpoint step an interrupted run went on from
+    world_size: int = 1
+    weights_digest: str = ""  # of the trained parameters: equal on every data-parallel rank
+    peak_memory: dict[str, Any] | None = None  # measured, beside the estimate
+    regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
     signals: list[Signal] = field(default_factory=list)
+    reused: bool = False  # found finished in its folder, not trained in this call
 
     def summary(self) -> dict[str, Any]:
         return {
-            "adapter": str(self.adapter), "best_step": self.best_step,
+            "method": self.method, "adapter": str(self.artifact), "best_step": self.best_step,
             "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
             "steps": self.steps, "epochs": round(self.epochs, 2),
             "seconds": round(self.seconds, 1), "trainable_parameters": self.trainable_parameters,
             "total_parameters": self.total_parameters,
             "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
+            "train_tokens": self.train_tokens,
             "tokens_per_second": round(self.train_tokens / self.seconds, 1) if self.seconds else None,
-            "overfitting": [s.__dict__ for s in self.signals],
+            "resumed_from": self.resumed_from, "world_size": self.world_size,
+            "weights_digest": self.weights_digest, "peak_memory": self.peak_memory,
+            "regression": self.regression, "reused": self.reused,
+            "overfitting": [asdict(s) for s in self.signals],
         }
 
 
@@ -89,104 +111,218 @@ def require_ready(task: TaskSpec, *, force: bool) -> dict[str, Any]:
     return audit
 
 
-def train_lora(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-               val: Sequence[Example], out: Path) -> TuneResult:
+def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
+             val: Sequence[Example], base_fingerprint: str) -> str:
+    """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
+    and a changed config, split, prompt or base model starts afresh."""
+    payload = json.dumps({
+        "finetune": task.finetune.model_dump(), "seed": task.task.seed,
+        "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
+        "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
+    }, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def finished_tune(out: Path) -> TuneResult | None:
+    record = out / "artifact" / TUNE_FILE
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    data["artifact"] = Path(data["artifact"])
+    data["signals"] = [Signal(**s) for s in data["signals"]]
+    return TuneResult(**{**data, "reused": True})
+
+
+def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
+              val: Sequence[Example], out: Path, *, callbacks: Sequence[Any] = ()) -> TuneResult:
+    """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
+    settings = task.finetune
+    method = METHODS[settings.method]
+    check_method(settings, train, file=task.path)
+    if (done := finished_tune(out)) is not None:
+        return done
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
+    from transformers import EarlyStoppingCallback, PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
-    from trl import SFTConfig, SFTTrainer
 
     import datasets
 
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()  # the library never prints
-    settings = task.finetune
-    model, tokenizer = _trainable_model(pipeline)
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [m for m in settings.target_modules if m in present]
-    if not targets:
-        raise RungError(f"none of [finetune] target_modules {settings.target_modules} is a "
-                        f"module of {pipeline.model}", file=task.path,
-                        fix="name the model's projection layers, e.g. q_proj, v_proj")
-    curves: list[dict[str, Any]] = []
-
-    class Curves(TrainerCallback):  # every logged point, for the store and the diagnosis
-        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
-            logs = logs or {}
-            keep = {k: float(v) for k, v in logs.items() if k in (
-                "loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
-                "num_tokens")}
-            if keep:
-                curves.append({"step": state.global_step, "epoch": float(state.epoch or 0), **keep})
-
-    every = {"eval_strategy": "steps", "eval_steps": settings.eval_steps,
-             "save_strategy": "steps", "save_steps": settings.eval_steps} \
-        if settings.eval_steps else {"eval_strategy": "epoch", "save_strategy": "epoch"}
-    args = SFTConfig(
-        output_dir=str(out / "checkpoints"), num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate, lr_scheduler_type=settings.scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of all steps
-        weight_decay=settings.weight_decay, load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
-        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
-        max_length=settings.max_seq_length or task.audit.max_seq_length,
-        seed=settings.seed if settings.seed is not None else task.task.seed,
-        disable_tqdm=True, **every)
-    trainer = SFTTrainer(
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = _trainable_model(pipeline, settings.method)
+    tokenizer.save_pretrained(str(out / "tokenizer"))  # prompt-tuning reads it for its init
+    peft = peft_config(settings, _targets(task, model, pipeline) if method.trains == "lora" else [],
+                       init_text=pipeline.instruction or "Answer the request.",
+                       tokenizer_dir=str(out / "tokenizer"))
+    checkpoints = out / "checkpoints"
+    args = _arguments(task, method.objective, checkpoints)
+    trainer_class, records = _objective(method.objective)
+    trainer = trainer_class(
         model=model, args=args, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(sft_records(pipeline, train)),
-        eval_dataset=Dataset.from_list(sft_records(pipeline, val)),
-        peft_config=LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
-                               lora_dropout=settings.dropout, target_modules=targets,
-                               bias="none", task_type="CAUSAL_LM"),
+        train_dataset=Dataset.from_list(records(pipeline, train)),
+        eval_dataset=Dataset.from_list(records(pipeline, val)), peft_config=peft,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience),
-                   Curves()])
+                   *callbacks])
     trainer.remove_callback(PrinterCallback)  # the library never prints
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        trainer.train()
+        trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
-    state = trainer.state
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(str(adapter))  # the best checkpoint: loaded at the end
-    tokenizer.save_pretrained(str(adapter))
-    (adapter / ADAPTER_BASE).write_text(json.dumps(
-        {"model": pipeline.model, "base_dir": pipeline.base_dir}))
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    train_loss = [c["loss"] for c in curves if "loss" in c]
-    val_loss = [c["eval_loss"] for c in curves if "eval_loss" in c]
-    accuracy = [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c]
-    return TuneResult(
-        adapter=adapter, curves=curves,
+    return _finish(task, pipeline, trainer, tokenizer, out, seconds,
+                   resumed_from=_step_of(last), peak=None)
+
+
+def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
+            seconds: float, *, resumed_from: int | None, peak: dict[str, Any] | None) -> TuneResult:
+    """Save the best weights (loaded at the end of training) and the record of the run."""
+    state, model = trainer.state, trainer.model
+    digest = _digest(model)
+    world = trainer.args.world_size
+    if world > 1:  # data parallel: every rank must hold the same weights, or the run is wrong
+        from accelerate.utils import gather_object
+
+        digests = gather_object([digest])
+        if len(set(digests)) != 1:
+            raise RungError(f"data-parallel ranks finished with different weights: {digests}",
+                            fix="check the accelerate config; every rank must see the same seed")
+    curves = [{"step": row["step"], "epoch": float(row.get("epoch", 0)),
+               **{k: float(row[k]) for k in CURVE_KEYS if k in row}}
+              for row in state.log_history if any(k in row for k in CURVE_KEYS)]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    result = TuneResult(
+        method=task.finetune.method, artifact=out / "artifact", curves=curves,
         best_step=_step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
         stopped_early=state.global_step < state.max_steps, steps=state.global_step,
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
-        signals=diagnose(train_loss, val_loss, accuracy))
+        resumed_from=resumed_from, world_size=world, weights_digest=digest, peak_memory=peak,
+        signals=diagnose([c["loss"] for c in curves if "loss" in c],
+                         [c["eval_loss"] for c in curves if "eval_loss" in c],
+                         [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c]))
+    if trainer.is_world_process_zero():
+        save_record(result, pipeline, model=model, tokenizer=tokenizer)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # they were only for resuming
+    return result
 
 
-def _trainable_model(pipeline: Pipeline) -> tuple[Any, Any]:
-    """A fresh copy of the base weights in fp32 (bf16 on a GPU), separate from inference."""
+def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
+                tokenizer: Any = None) -> None:
+    """Write the artifact (when a model is given) and its tune.json, atomically last."""
+    artifact = result.artifact
+    if model is not None:
+        staging = artifact.with_name("artifact.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        method = METHODS[result.method]
+        (staging / ADAPTER_BASE).write_text(json.dumps(
+            {"model": pipeline.model, "base_dir": pipeline.base_dir, "method": method.name,
+             "trains": method.trains}))
+        shutil.rmtree(artifact, ignore_errors=True)
+        staging.rename(artifact)
+    data = asdict(result)
+    data["artifact"] = str(result.artifact)
+    data.pop("reused")
+    tmp = artifact / (TUNE_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(artifact / TUNE_FILE)
+
+
+def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
+    import torch
+    from trl import DPOConfig, SFTConfig
+
+    settings = task.finetune
+    cuda = torch.cuda.is_available()
+    every = {"eval_strategy": "steps", "eval_steps": settings.eval_steps,
+             "save_strategy": "steps", "save_steps": settings.eval_steps} \
+        if settings.eval_steps else {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    common = dict(
+        output_dir=str(checkpoints), num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        learning_rate=learning_rate(settings), lr_scheduler_type=settings.scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of all steps
+        weight_decay=settings.weight_decay, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
+        use_cpu=not cuda, bf16=cuda, activation_checkpointing=settings.gradient_checkpointing,
+        max_length=settings.max_seq_length or task.audit.max_seq_length,
+        seed=settings.seed if settings.seed is not None else task.task.seed,
+        disable_tqdm=True, **every)
+    if objective == "dpo":
+        return DPOConfig(beta=settings.dpo_beta, **common)
+    # Padding-free batches need FlashAttention to keep sequences apart; elsewhere batches of
+    # similar length waste almost as little on padding.
+    batching = {"padding_free": True} if _flash_attention() else \
+        {"train_sampling_strategy": "group_by_length"}
+    return SFTConfig(**common, **batching)
+
+
+def _objective(objective: str) -> tuple[Any, Any]:
+    from trl import DPOTrainer, SFTTrainer
+
+    return (DPOTrainer, preference_records) if objective == "dpo" else (SFTTrainer, sft_records)
+
+
+def _flash_attention() -> bool:
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
+
+
+def _targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [m for m in task.finetune.target_modules if m in present]
+    if not targets:
+        raise RungError(f"none of [finetune] target_modules {task.finetune.target_modules} is "
+                        f"a module of {pipeline.model}", file=task.path,
+                        fix="name the model's projection layers, e.g. q_proj, v_proj")
+    return targets
+
+
+def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
+    """A fresh copy of the base weights in fp32 (bf16 on a GPU; 4-bit NF4 for QLoRA),
+    separate from the copy that serves inference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
-    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    gguf: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    kwargs = dict(gguf)
+    if method == "qlora":
+        kwargs["quantization_config"] = quantization_config()
+    if _flash_attention():
+        kwargs["attn_implementation"] = "flash_attention_2"
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
-        tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(ref.location, **gguf)
         model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _digest(model: Any) -> str:
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters()):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _step_of(checkpoint: str | None) -> int | None:

@@ -47,10 +47,15 @@ class HFModel:
                 f"could not load model '{ref.name}' from {ref.location}: {err}",
                 fix="check the path, or for a hub id that this machine can reach the hub",
             ) from None
-        if ref.adapter:  # a fine-tune: merge its LoRA weights, so inference costs nothing extra
+        # Soft prompts (prefix, prompt tuning) stay a PeftModel that prepends them; LoRA
+        # weights are merged, so a tuned model costs nothing extra at inference.
+        self.prompt_learning = False
+        if ref.adapter:
             from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(self.model, ref.adapter).merge_and_unload()
+            tuned = PeftModel.from_pretrained(self.model, ref.adapter)
+            self.prompt_learning = tuned.active_peft_config.is_prompt_learning
+            self.model = tuned if self.prompt_learning else tuned.merge_and_unload()
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -132,6 +137,10 @@ class HFModel:
         choice_ids = [self._encode(c + self.end_of_turn) for c in choices]
         if any(not c for c in choice_ids):
             raise ModelError("an empty label cannot be scored", fix="remove empty labels")
+        if self.prompt_learning:  # soft prompts own the cache: score whole sequences
+            rows = [self._score_whole(seq, choice_ids) for seq in encoded]
+            lengths = [len(c) for c in choice_ids]
+            return [ChoiceScores(r, len(e), lengths) for r, e in zip(rows, encoded)]
         shared = _common_prefix(encoded) if len(encoded) > 1 else []
         prefix = self._prefill(shared) if len(shared) >= MIN_SHARED_PREFIX else None
         cached = len(shared) if prefix is not None else 0
@@ -205,6 +214,24 @@ class HFModel:
             for row in range(n):
                 scores[row][k] += gained[row].item()
             _crop_to(cache, cached + width)
+        return scores
+
+
+    def _score_whole(self, sequence: list[int], choice_ids: list[list[int]]) -> list[float]:
+        """Each choice after one prompt, as full sequences in one padded forward: the path
+        for soft prompts, which prepend their own tokens or cache entries to every call."""
+        rows = [sequence + c for c in choice_ids]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows],
+                            device=self.device)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        scores = []
+        for row, choice in enumerate(choice_ids):
+            at = torch.arange(len(sequence) - 1, len(sequence) - 1 + len(choice), device=self.device)
+            scores.append(logp[row, at, torch.tensor(choice, device=self.device)].sum().item())
         return scores
 
 

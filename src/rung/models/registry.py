@@ -36,7 +36,7 @@ ALIASES: dict[str, PackagedModel] = {
 }
 
 
-ADAPTER_BASE = "rung_base.json"  # written beside a LoRA adapter: which base it belongs to
+ADAPTER_BASE = "rung_base.json"  # written beside a fine-tune: its base and method
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ModelRef:
     location: str  # folder path or hub id
     gguf_file: str | None = None
     is_local: bool = True
-    adapter: str | None = None  # a LoRA adapter folder merged into these weights on load
+    adapter: str | None = None  # a PEFT adapter folder applied to these weights on load
 
 
 def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
@@ -61,6 +61,8 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
     if path.is_dir() and (path / ADAPTER_BASE).exists():
         # a fine-tuned adapter: the base it was trained on, plus the adapter
         base = json.loads((path / ADAPTER_BASE).read_text())
+        if base.get("trains") == "all":  # a full fine-tune: a whole model of its own
+            return ModelRef(reference, str(path.resolve()))
         ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
         return ModelRef(reference, ref.location, ref.gguf_file, ref.is_local,
                         adapter=str(path.resolve()))
@@ -147,6 +149,7 @@ def weights_fingerprint(ref: ModelRef) -> str:
     files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
         p for p in folder.iterdir()
         if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
+        and p.name != "tune.json"  # a fine-tune's record, rewritten as checks are added
     )
     if ref.adapter:
         files += sorted(Path(ref.adapter).glob("adapter_*"))
