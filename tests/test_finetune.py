@@ -17,7 +17,7 @@ from rung.finetune.diagnose import diagnose
 from rung.finetune.methods import METHODS
 from rung.finetune.train import NotReadyError, fine_tune
 from rung.models.registry import load_model
-from rung.errors import RungError
+from rung.errors import DataError, RungError
 from rung.pipeline import Pipeline
 from rung.store import Store
 from rung.task import load_task
@@ -52,8 +52,45 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     assert sum(r["eval_loss"] is not None for r in curves) == 2  # one evaluation per epoch
     assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
     [row] = store.rung_rows(result.run_id)
-    assert json.loads(row["summary_json"])["training"]["adapter"] == str(adapter)
+    summary = json.loads(row["summary_json"])["training"]
+    assert summary["adapter"] == str(adapter) and summary["config"]["rank"] == 4
+    regression = summary["regression"]  # the general suite, on the base and the tuned model
+    assert regression["n"] > 50 and 0 <= regression["tuned_accuracy"] <= 1
+    assert regression["flagged"] == (regression["drop"] > 0.05)
     store.close()
+
+
+def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: Path) -> None:
+    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    first = climb(toml, only="finetune", force=True)
+    [tuned] = first.results
+    runner = CliRunner()
+    merged, copied = task_dir / "merged", task_dir / "copied"
+    for args in (["--merge", "--out", str(merged)], ["--out", str(copied)]):
+        result = runner.invoke(app, ["export", first.run_id, "--task", str(toml), *args])
+        assert result.exit_code == 0, result.output
+    provenance = json.loads((merged / "rung_export.json").read_text())
+    assert provenance["merged"] and provenance["run"] == first.run_id
+    assert provenance["base_fingerprint"] and provenance["split_hash"]
+    assert not (merged / "adapter_config.json").exists()  # a plain model, no PEFT needed
+    prompt = [tuned.pipeline.messages("ticket 3 about billing number 21")]
+    merged_scores = load_model(str(merged)).score_choices(prompt, ["BILLING", "BUG"])
+    adapter_scores = load_model(str(copied)).score_choices(prompt, ["BILLING", "BUG"])
+    assert merged_scores[0].logprobs == pytest.approx(adapter_scores[0].logprobs, abs=1e-4)
+    refused = runner.invoke(app, ["export", first.run_id, "--task", str(toml), "--out", str(merged)])
+    assert refused.exit_code == 2 and "not empty" in refused.stderr
+
+    again = climb(toml, tune_from=first.run_id)  # today's cheaper rungs beside yesterday's tune
+    assert [r.rung for r in again.results] == ["prompt", "few-shot", "finetune"]
+    retested = again.results[-1]
+    assert retested.training["reused"] and retested.pipeline.model == tuned.pipeline.model
+    assert retested.test.score.value == pytest.approx(tuned.test.score.value)
+    assert retested.versus is not None  # paired against the best cheaper rung
+
+    reshuffled = toml.read_text().replace("seed = 7", "seed = 8")  # a new split
+    toml.write_text(reshuffled)
+    with pytest.raises(DataError, match="trained on .* of today's"):
+        climb(toml, tune_from=first.run_id)
 
 
 def test_a_not_ready_dataset_is_refused_unless_forced(task_dir: Path, tiny_llama: Path) -> None:
@@ -185,7 +222,7 @@ early_stopping_patience = 10
     assert logged == [1, 2, 3, 4, 5, 6]  # the first two from the checkpoint's own history
     assert [c["step"] for c in tune.curves if "eval_loss" in c] == [2, 4, 6]
     again = fine_tune(task, pipeline, train, val, out)  # finished: picked up, not retrained
-    assert again.reused and again.weights_digest == tune.weights_digest
+    assert again.reused and again.rank_digests == tune.rank_digests
 
 
 # --- the diagnosis, on constructed curves ---------------------------------------------------

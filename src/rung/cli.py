@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -52,9 +53,11 @@ def climb(
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again even for prompts it has answered"),
     force: bool = typer.Option(False, "--force", help="fine-tune even on data the audit "
                                                       "calls not ready"),
+    tune: Optional[str] = typer.Option(None, "--tune", help="measure the fine-tune of this "
+                                       "past run again instead of training one"),
 ) -> None:
     """Build and measure each rung on the same test split; recommend the first that reaches the target."""
-    _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force)
+    _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force, tune_from=tune)
 
 
 @app.command("eval")
@@ -71,12 +74,12 @@ def eval_rung(
 
 
 def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
-           force: bool = False) -> None:
+           force: bool = False, tune_from: str | None = None) -> None:
     from rung.climb import climb as run_climb
 
     with _user_errors(), _progress(not as_json) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
-                           force=force)
+                           force=force, tune_from=tune_from)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -265,6 +268,50 @@ def ask(
     for number, source in enumerate(answer["sources"], 1):
         out.print(f"  [{number}] {source['citation']}  chars {source['start']}-{source['end']}",
                   highlight=False, markup=False)
+
+
+@app.command()
+def tune(
+    path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
+    force: bool = typer.Option(False, "--force", help="tune even on data the audit calls not ready"),
+    as_json: bool = typer.Option(False, "--json", help="print the tune's record as JSON"),
+) -> None:
+    """Train the fine-tune only (under `accelerate launch` for several processes); the next
+    `rung climb` measures it without training again."""
+    from rung.climb import tune_task
+
+    with _user_errors(), _progress(not as_json) as reporter:
+        result = tune_task(path, reporter=reporter, force=force)
+    if os.environ.get("RANK", "0") != "0":  # under accelerate, the first process speaks
+        return
+    if as_json:
+        print(json.dumps(result.summary(), indent=2, default=str))
+    else:
+        out.print(f"{result.method}: {result.steps} steps, best val loss "
+                  f"{result.best_val_loss:.4f} at step {result.best_step}; {result.artifact}")
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="the run id (rung runs PATH lists them)"),
+    to: Path = typer.Option(..., "--out", help="a new folder for the exported model"),
+    merge: bool = typer.Option(False, "--merge", help="fold a LoRA adapter into the base "
+                                                      "weights: one plain transformers model"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+) -> None:
+    """Write a run's fine-tuned model (adapter, or merged weights) with its provenance."""
+    from rung.finetune.artifacts import export_tune
+    from rung.store import Store
+    from rung.task import load_task
+
+    with _user_errors():
+        store = Store(load_task(path).store_dir)
+        try:
+            record = export_tune(store, run, to, merge=merge)
+        finally:
+            store.close()
+    what = "merged model" if record["merged"] else f"{record['method']} artifact"
+    err.print(f"wrote the {what} of run {run} to {to}")
 
 
 @app.command()

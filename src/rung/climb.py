@@ -23,6 +23,8 @@ from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.rungs.base import StageReporter
 from rung.rag.service import file_progress, refresh_index
+from rung.finetune.artifacts import PastTune, past_tune
+from rung.finetune.train import TuneResult
 from rung.rungs.finetune import FineTuneRung
 from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
@@ -143,8 +145,10 @@ def climb(
     use_cache: bool = True,
     only: str | None = None,
     force: bool = False,
+    tune_from: str | None = None,
 ) -> ClimbResult:
-    """Climb every rung, or with `only` measure one rung (building what it stands on)."""
+    """Climb every rung, or with `only` measure one rung (building what it stands on).
+    `tune_from` names a past run whose fine-tune is measured again instead of training."""
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
@@ -184,17 +188,49 @@ def climb(
         if only in (None, "rag") and task.corpus_path is not None:
             index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
             measure(RagRung(best_prompt))
-        wanted = only == "finetune" or (only is None and "finetune" in task.model_fields_set
-                                        and not any(r.test.score.value >= task.task.target
-                                                    for r in results))
+        past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
+        wanted = only == "finetune" or past is not None or (
+            only is None and "finetune" in task.model_fields_set
+            and not any(r.test.score.value >= task.task.target for r in results))
         if wanted:
-            measure(FineTuneRung(best_prompt, store.artifacts(run_id) / "finetune", force=force))
+            measure(FineTuneRung(best_prompt, task.store_dir / "tunes", force=force, past=past))
         compare_with_cheaper(task, results)
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results), index)
         store.finish_run(run_id, outcome.summary())
         return outcome
     finally:
         store.close()
+
+
+def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
+               force: bool) -> PastTune:
+    """A past run's tune, refused when it trained on any of today's test examples: its
+    score there would measure memory, not skill."""
+    past = past_tune(store, run_id, base_dir=str(task.root))
+    seen = [ex.line for ex in split.test if ex.id in past.train_ids]
+    if seen and not force:
+        raise DataError(
+            f"the fine-tune of run {run_id} trained on {len(seen)} of today's "
+            f"{len(split.test)} test examples (lines {', '.join(map(str, seen[:10]))}), so "
+            "its score on them would be inflated", file=task.data_path,
+            fix="re-tune on today's split (rung eval PATH --rung finetune), or pass --force")
+    return past
+
+
+def tune_task(path: str | Path, *, reporter: StageReporter = _quiet, force: bool = False,
+              use_cache: bool = True) -> TuneResult:
+    """Only the training: the best prompt chosen on val, then the tune, in the folder a later
+    climb picks it up from. This is what `accelerate launch` runs on every process."""
+    task = load_task(path)
+    split = make_split(task, load_examples(task))
+    store = Store(task.store_dir)
+    try:
+        cache = store.response_cache() if use_cache else None
+        best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
+    finally:
+        store.close()
+    rung = FineTuneRung(best_prompt, task.store_dir / "tunes", force=force)
+    return rung.train(task, split.train, split.val, reporter)
 
 
 def _build(

@@ -118,6 +118,19 @@ class Pipeline:
             for g, c in zip(model.generate(prompts, max_new_tokens=self.max_new_tokens), contexts)
         ]
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any], *, base_dir: str | None = None) -> "Pipeline":
+        """A stored pipeline (`to_dict`) back as one; `base_dir` re-roots it where the task
+        folder is now."""
+        from rung.data.example import make_example
+
+        record = dict(record)
+        record["demonstrations"] = [make_example(d["input"], d["output"], line=d["line"])
+                                    for d in record.get("demonstrations", [])]
+        if base_dir is not None:
+            record["base_dir"] = base_dir
+        return cls(**record)
+
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["demonstrations"] = [

@@ -34,7 +34,7 @@ from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
     quantization_config
-from rung.models.registry import ADAPTER_BASE, resolve
+from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
@@ -57,9 +57,11 @@ class TuneResult:
     trainable_parameters: int
     total_parameters: int
     train_tokens: int
+    config: dict[str, Any] = field(default_factory=dict)  # the exact [finetune] table used
+    base_fingerprint: str = ""  # of the base weights it was trained from
     resumed_from: int | None = None  # the checkpoint step an interrupted run went on from
     world_size: int = 1
-    weights_digest: str = ""  # of the trained parameters: equal on every data-parallel rank
+    rank_digests: list[str] = field(default_factory=list)  # of the trained weights, per rank
     peak_memory: dict[str, Any] | None = None  # measured, beside the estimate
     regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
     signals: list[Signal] = field(default_factory=list)
@@ -75,8 +77,9 @@ class TuneResult:
             "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
             "train_tokens": self.train_tokens,
             "tokens_per_second": round(self.train_tokens / self.seconds, 1) if self.seconds else None,
+            "config": self.config, "base_fingerprint": self.base_fingerprint,
             "resumed_from": self.resumed_from, "world_size": self.world_size,
-            "weights_digest": self.weights_digest, "peak_memory": self.peak_memory,
+            "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
             "regression": self.regression, "reused": self.reused,
             "overfitting": [asdict(s) for s in self.signals],
         }
@@ -181,7 +184,7 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
     """Save the best weights (loaded at the end of training) and the record of the run."""
     state, model = trainer.state, trainer.model
     digest = _digest(model)
-    world = trainer.args.world_size
+    world, digests = trainer.args.world_size, [digest]
     if world > 1:  # data parallel: every rank must hold the same weights, or the run is wrong
         from accelerate.utils import gather_object
 
@@ -201,7 +204,9 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
-        resumed_from=resumed_from, world_size=world, weights_digest=digest, peak_memory=peak,
+        config=task.finetune.model_dump(),
+        base_fingerprint=fingerprint(pipeline.model, base_dir=task.root),
+        resumed_from=resumed_from, world_size=world, rank_digests=digests, peak_memory=peak,
         signals=diagnose([c["loss"] for c in curves if "loss" in c],
                          [c["eval_loss"] for c in curves if "eval_loss" in c],
                          [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c]))

@@ -91,10 +91,8 @@ def _rag_pipeline(task: TaskSpec) -> tuple["Pipeline", str]:
         finally:
             store.close()
         if row is not None:
-            record = json.loads(row["pipeline_json"])
-            record.pop("demonstrations", None)
-            record["base_dir"] = str(task.root)
-            return Pipeline(**record), f"chosen in run {row['run_id']}"
+            pipeline = Pipeline.from_dict(json.loads(row["pipeline_json"]), base_dir=str(task.root))
+            return pipeline, f"chosen in run {row['run_id']}"
     return Pipeline(
         rung="rag", kind=task.task.kind, model=task.models.small,
         instruction=task.task.instruction, labels=list(task.task.labels),

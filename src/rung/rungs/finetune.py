@@ -1,9 +1,11 @@
-"""Rung 4: LoRA fine-tuning on train, early-stopped on val, built on the best prompt.
+"""Rung 4: fine-tuning on train, early-stopped on val, built on the best prompt.
 
 It is the most expensive rung, so it runs only when asked ([finetune] in rung.toml, or
 `rung eval --rung finetune`) and only on data the audit does not call "not ready" unless
-forced. The tuned pipeline is the prompt rung's winner with the model swapped for base +
-adapter, so the paired test against cheaper rungs isolates what training added.
+forced. The tuned pipeline is the prompt rung's winner with the model swapped for the tuned
+one, so the paired test against cheaper rungs isolates what training added. Each tune lives
+in a folder named by everything that shaped it: a rerun picks a finished tune up, an
+interrupted one resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from rung.data.example import Example
-from rung.finetune.train import TuneResult, require_ready, train_lora
+from rung.finetune.methods import METHODS
+from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_key
+from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.rungs.base import Candidate, Rung, choose_on_val
 from rung.task import TaskSpec
 
 if TYPE_CHECKING:
+    from rung.finetune.artifacts import PastTune
     from rung.models.cache import ResponseCache
     from rung.rungs.base import StageReporter
 
@@ -26,25 +31,62 @@ if TYPE_CHECKING:
 class FineTuneRung(Rung):
     name = "finetune"
 
-    def __init__(self, base: Pipeline, out: Path, *, force: bool = False) -> None:
-        self.base, self.out, self.force = base, out, force
+    def __init__(self, base: Pipeline, tunes: Path, *, force: bool = False,
+                 past: "PastTune | None" = None) -> None:
+        self.base, self.tunes, self.force, self.past = base, tunes, force, past
         self.tune: TuneResult | None = None
 
     def build(
         self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
         reporter: "StageReporter | None" = None, cache: "ResponseCache | None" = None,
     ) -> tuple[Pipeline, list[Candidate]]:
-        require_ready(task, force=self.force)
-        advance = reporter("finetune: training (LoRA)", 1) if reporter else None
-        self.tune = train_lora(task, self.base, train, val, self.out)
-        if advance:
-            advance(1)
+        if self.past is not None:  # yesterday's tune, measured again beside today's rungs
+            self.tune = self.past.tune
+            return self._choose(task, self.past.pipeline, val, reporter, cache)
+        self.tune = self.train(task, train, val, reporter)
+        if self.tune.regression is None:
+            check = reporter("finetune: general-capability suite, base vs tuned", 1) \
+                if reporter else None
+            self.tune.regression = capability_regression(task, self.base, self.tune)
+            save_record(self.tune, self.base)
+            if check:
+                check(1)
         settings = task.finetune
         details = {**self.base.details, "method": settings.method, "rank": settings.rank,
-                   "alpha": settings.alpha, "best_step": self.tune.best_step}
-        pipeline = replace(self.base, rung=self.name, model=str(self.tune.adapter),
+                   "alpha": settings.alpha, "best_step": self.tune.best_step,
+                   "tune": self.tune.artifact.parent.name}
+        pipeline = replace(self.base, rung=self.name, model=str(self.tune.artifact),
                            details=details)
+        return self._choose(task, pipeline, val, reporter, cache)
+
+    def train(self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
+              reporter: "StageReporter | None" = None) -> TuneResult:
+        """The tune alone, in the folder named by what shapes it (see `tune_key`)."""
+        require_ready(task, force=self.force)
+        base_fp = fingerprint(self.base.model, base_dir=task.root)
+        out = self.tunes / tune_key(task, self.base, train, val, base_fp)
+        advance = reporter(f"finetune: training ({task.finetune.method})", 1) if reporter else None
+        self.tune = fine_tune(task, self.base, train, val, out)
+        if advance:
+            advance(1)
+        return self.tune
+
+    def _choose(self, task: TaskSpec, pipeline: Pipeline, val: Sequence[Example],
+                reporter: "StageReporter | None", cache: "ResponseCache | None",
+                ) -> tuple[Pipeline, list[Candidate]]:
         n_val = min(len(val), task.eval.val_limit or len(val))
         progress = reporter(f"{self.name}: scoring on val", n_val) if reporter else None
-        label = f"{settings.method} r={settings.rank}"
+        method = pipeline.details.get("method", "lora")
+        label = method + (f" r={pipeline.details.get('rank')}"
+                          if METHODS[method].trains == "lora" else "")
         return choose_on_val(task, [(label, pipeline)], val, progress, cache)
+
+
+def capability_regression(task: TaskSpec, base: Pipeline, tune: TuneResult) -> dict:
+    """The bundled general-capability suite on the base and the tuned model: forgetting the
+    rest of the world is the seeds' fourth overfitting signal, and curves cannot show it."""
+    from rung.finetune.regression import capability_check
+
+    check = capability_check(base.model, str(tune.artifact), base_dir=task.root,
+                             threshold=task.finetune.regression_threshold)
+    return check.to_dict()

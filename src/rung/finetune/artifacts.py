@@ -1,0 +1,95 @@
+"""A past tune as the run store keeps it: found by run id, re-measured, or exported.
+
+The seeds warn that yesterday's fine-tune can lose to today's base model with a better
+prompt. So a tune is never just a folder of weights: the run that made it names its config,
+data, split and base, and `rung climb --tune RUN` measures it again on today's split beside
+today's cheaper rungs, after checking that today's test examples were not in its training set.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rung.errors import ConfigError, RungError
+from rung.finetune.train import TUNE_FILE, TuneResult, finished_tune
+from rung.models.registry import ADAPTER_BASE, resolve
+from rung.pipeline import Pipeline
+from rung.store import Store
+
+EXPORT_FILE = "rung_export.json"
+
+
+@dataclass
+class PastTune:
+    run_id: str
+    tune: TuneResult
+    pipeline: Pipeline  # the tuned pipeline as that run measured it
+    train_ids: set[str]  # what it trained on (train and val), to guard today's test split
+    run: dict[str, Any]  # the run's row: config, data and split hashes
+
+
+def past_tune(store: Store, run_id: str, *, base_dir: str | None = None) -> PastTune:
+    run = store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if run is None:
+        raise ConfigError(f"no run '{run_id}' in {store.root}",
+                          fix="list the runs with: rung runs PATH")
+    row = next((r for r in store.rung_rows(run_id) if r["rung"] == "finetune"), None)
+    if row is None:
+        raise ConfigError(f"run {run_id} has no fine-tune",
+                          fix="pick a run whose rungs include finetune (rung runs PATH)")
+    artifact = Path(json.loads(row["summary_json"])["training"]["adapter"])
+    tune = finished_tune(artifact.parent)
+    if tune is None:
+        raise RungError(f"the fine-tune of run {run_id} is gone: {artifact / TUNE_FILE} is missing",
+                        fix="re-run the fine-tune (rung eval PATH --rung finetune)")
+    split = json.loads((store.artifacts(run_id) / "split.json").read_text())
+    return PastTune(run_id, tune,
+                    Pipeline.from_dict(json.loads(row["pipeline_json"]), base_dir=base_dir),
+                    set(split["ids"]["train"]) | set(split["ids"]["val"]), dict(run))
+
+
+def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) -> dict[str, Any]:
+    """Copy the run's artifact to `out`, or with `merge` write base + adapter as one plain
+    transformers model that any server loads; either way with the provenance beside it."""
+    past = past_tune(store, run_id)
+    artifact, method = past.tune.artifact, past.tune.method
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty", fix="name a new folder with --out")
+    merged = False
+    if merge and json.loads((artifact / ADAPTER_BASE).read_text()).get("trains") == "lora":
+        _merge(artifact, out)
+        merged = True
+    elif merge and method != "full":
+        raise ConfigError(f"a {method} tune cannot be merged: its soft prompt is prepended to "
+                          "every input, not folded into the weights",
+                          fix="export without --merge and load it with peft.PeftModel")
+    else:
+        shutil.copytree(artifact, out, dirs_exist_ok=True)
+    provenance = {
+        "run": run_id, "method": method, "merged": merged,
+        "config_hash": past.run["config_hash"], "data_hash": past.run["data_hash"],
+        "split_hash": past.run["split_hash"], "base_fingerprint": past.tune.base_fingerprint,
+        "finetune": past.tune.config, "training": past.tune.summary(),
+    }
+    (out / EXPORT_FILE).write_text(json.dumps(provenance, indent=1))
+    return provenance
+
+
+def _merge(artifact: Path, out: Path) -> None:
+    import contextlib
+    import io
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ref = resolve(str(artifact))
+    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
+        base = AutoModelForCausalLM.from_pretrained(ref.location, **kwargs)
+    model = PeftModel.from_pretrained(base, str(artifact)).merge_and_unload()
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(artifact)).save_pretrained(str(out))
