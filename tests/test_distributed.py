@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import write_task
+
+CONFIGS = Path(__file__).parent.parent / "examples" / "accelerate"
 
 FINETUNE = """
 [finetune]
@@ -24,11 +28,10 @@ gradient_accumulation = 1
 def test_two_processes_train_the_same_adapter(task_dir: Path, tiny_llama: Path) -> None:
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    # accelerate's --cpu path for several processes goes through mpirun; its torchrun path
-    # (--multi_gpu) starts the same gloo process group on a machine without GPUs.
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-              "--dynamo_backend", "no", "--main_process_port", "29533",
+    # The shipped ddp.yaml: accelerate's --cpu path for several processes goes through
+    # mpirun; its torchrun path starts the same gloo process group on a machine without GPUs.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(CONFIGS / "ddp.yaml"), "--main_process_port", "29533",
               "-m", "rung.cli", "tune", str(toml), "--force", "--json"]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -47,3 +50,17 @@ def _train_size(toml: Path) -> int:
 
     task = load_task(toml)
     return len(make_split(task, load_examples(task)).train)
+
+
+@pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
+                                        ("deepspeed_zero2", "DEEPSPEED")])
+def test_shipped_accelerate_configs_load(name: str, kind: str) -> None:
+    """The GPU configs cannot run here; accelerate must at least read them as meant."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert config.distributed_type.name == kind and config.num_machines == 1
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == 2
