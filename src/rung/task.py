@@ -138,6 +138,9 @@ class FineTuneTable(_Strict):
     projections; lr 2e-4, 3 epochs, batch 4 x accumulation 4, warmup 5%, cosine, decay 0.01."""
 
     method: FineTuneMethod = "lora"
+    # None: train on the best prompt's instruction. A short one is worth trying: once the
+    # behaviour is trained in, every request stops paying for the long prompt.
+    instruction: str | None = None
     rank: int = Field(default=16, ge=1, le=256)
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)

@@ -33,7 +33,7 @@ class FineTuneRung(Rung):
 
     def __init__(self, base: Pipeline, tunes: Path, *, force: bool = False,
                  past: "PastTune | None" = None) -> None:
-        self.base, self.tunes, self.force, self.past = base, tunes, force, past
+        self.best_prompt, self.tunes, self.force, self.past = base, tunes, force, past
         self.tune: TuneResult | None = None
 
     def build(
@@ -44,29 +44,38 @@ class FineTuneRung(Rung):
             self.tune = self.past.tune
             return self._choose(task, self.past.pipeline, val, reporter, cache)
         self.tune = self.train(task, train, val, reporter)
+        base = self.tuning_base(task)
         if self.tune.regression is None:
             check = reporter("finetune: general-capability suite, base vs tuned", 1) \
                 if reporter else None
-            self.tune.regression = capability_regression(task, self.base, self.tune)
-            save_record(self.tune, self.base)
+            self.tune.regression = capability_regression(task, base, self.tune)
+            save_record(self.tune, base)
             if check:
                 check(1)
         settings = task.finetune
-        details = {**self.base.details, "method": settings.method, "rank": settings.rank,
+        details = {**base.details, "method": settings.method, "rank": settings.rank,
                    "alpha": settings.alpha, "best_step": self.tune.best_step,
                    "tune": self.tune.artifact.parent.name}
-        pipeline = replace(self.base, rung=self.name, model=str(self.tune.artifact),
+        pipeline = replace(base, rung=self.name, model=str(self.tune.artifact),
                            details=details)
         return self._choose(task, pipeline, val, reporter, cache)
+
+    def tuning_base(self, task: TaskSpec) -> Pipeline:
+        """The pipeline the tune is trained (and then asked) through: the best prompt, or
+        the same with [finetune] instruction in place of its instruction."""
+        if task.finetune.instruction is None:
+            return self.best_prompt
+        return replace(self.best_prompt, instruction=task.finetune.instruction)
 
     def train(self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
               reporter: "StageReporter | None" = None) -> TuneResult:
         """The tune alone, in the folder named by what shapes it (see `tune_key`)."""
         require_ready(task, force=self.force)
-        base_fp = fingerprint(self.base.model, base_dir=task.root)
-        out = self.tunes / tune_key(task, self.base, train, val, base_fp)
+        base = self.tuning_base(task)
+        base_fp = fingerprint(base.model, base_dir=task.root)
+        out = self.tunes / tune_key(task, base, train, val, base_fp)
         advance = reporter(f"finetune: training ({task.finetune.method})", 1) if reporter else None
-        self.tune = fine_tune(task, self.base, train, val, out)
+        self.tune = fine_tune(task, base, train, val, out)
         if advance:
             advance(1)
         return self.tune
