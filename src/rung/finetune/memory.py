@@ -1,0 +1,415 @@
+"""How much memory a fine-tune needs, before it starts, and how much it took, after.
+
+Running out of memory mid-training is the commonest fine-tuning blocker (seeds), so `rung
+estimate` sizes full, LoRA and QLoRA from a model's shape, and every tune records its
+measured peak beside the estimate. The seeds' rule of thumb (full ~4x the model) counts
+weights, gradients and optimizer states only; for small models, long sequences and big
+vocabularies the activations dominate, so they are counted tensor by tensor, as autograd keeps
+them for a Llama block (checked with saved-tensor hooks; measured peaks in
+benchmarks/memory_estimate.py): per token, each RMSNorm's fp32 input and 1/rms (and its
+normalised input when its weight trains), the roped q, k, v and attention output plus the
+fp32 log-sum-exp (SDPA keeps no seq x seq matrix), SwiGLU's gate, silu(gate) and up, the
+projections' inputs their weight gradients need, and for the loss three fp32 token x vocab
+buffers, often the largest single term (SmolLM2's vocabulary is 49k).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from rung.errors import ModelError
+
+Method = Literal["full", "lora", "qlora"]
+SEEDS_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# optimizer: (states, scratch copies at the step) per trainable parameter; foreach AdamW
+# (torch's CUDA default outside Trainer) builds one state-sized list before its update
+_OPTIM = {"adamw": (2, 0), "adamw_foreach": (2, 1), "sgd": (0, 0)}
+NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit weight, 8-bit absmax per 64, fp32 per 256 absmax
+_ACCEPTED = ("a size like 7B or 135M, a config.json or model folder, a .gguf file, "
+             "or a model alias")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What memory depends on: parameter count and the transformer's dimensions."""
+
+    parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tie_embeddings: bool
+    head_dim: int = 0  # 0: hidden // heads (Gemma sets its own)
+    name: str = ""
+
+    @property
+    def q_dim(self) -> int:
+        return self.heads * (self.head_dim or self.hidden // self.heads)
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * (self.head_dim or self.hidden // self.heads)
+
+    def projections(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each linear layer in a block, by its usual module name."""
+        h, q, kv, i = self.hidden, self.q_dim, self.kv_dim, self.intermediate
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    @property
+    def linear_parameters(self) -> int:
+        """Parameters in the blocks' projections: what QLoRA quantises to 4 bits."""
+        return self.layers * sum(a * b for a, b in self.projections().values())
+
+
+def llama_shape(layers: int, hidden: int, intermediate: int, heads: int, kv_heads: int,
+                vocab: int, tie_embeddings: bool, head_dim: int = 0, name: str = "") -> ModelShape:
+    """A Llama-family shape, its parameters counted exactly (projections, norms, embeddings)."""
+    shape = ModelShape(0, layers, hidden, intermediate, heads, kv_heads, vocab, tie_embeddings,
+                       head_dim, name)
+    embeddings = vocab * hidden * (1 if tie_embeddings else 2)
+    return replace(shape, parameters=shape.linear_parameters + (2 * layers + 1) * hidden
+                   + embeddings)
+
+
+def shape_from_size(parameters: float, *, vocab: int = 32000, name: str = "") -> ModelShape:
+    """A plausible Llama-2-like shape for a bare size. Assumed ratios (those of Llama 2 7B and
+    13B): hidden = 128 x layers, SwiGLU MLP of 8/3 x hidden rounded up to 256, heads of 128
+    (64 below hidden 2048), as many KV heads as heads, untied embeddings, 32k vocabulary. The
+    depth is the one whose count comes closest: 7B gives Llama 2 7B's 32 x 4096 x 11008."""
+    def build(layers: int) -> ModelShape:
+        hidden = 128 * layers
+        heads = hidden // (128 if hidden >= 2048 else 64)
+        return llama_shape(layers, hidden, math.ceil(hidden * 8 / 3 / 256) * 256, heads, heads,
+                           vocab, False, name=name)
+    return min((build(n) for n in range(1, 161)), key=lambda s: abs(s.parameters - parameters))
+
+
+def shape_from_config(config: dict[str, Any] | Any, *, name: str = "") -> ModelShape:
+    """From a transformers config (object or its config.json dict); multimodal configs give
+    their text model. Keys follow Llama's, with GPT-2's names as fallbacks."""
+    raw = config if isinstance(config, dict) else config.to_dict()
+    raw = raw.get("text_config") or raw
+
+    def get(*keys: str, default: Any = None) -> Any:
+        return next((raw[k] for k in keys if raw.get(k) is not None), default)
+
+    hidden = get("hidden_size", "n_embd", "d_model")
+    layers = get("num_hidden_layers", "n_layer", "num_layers")
+    heads = get("num_attention_heads", "n_head")
+    vocab = get("vocab_size")
+    if not all(isinstance(v, int) for v in (hidden, layers, heads, vocab)):
+        raise ModelError(f"config of '{name or 'model'}' lacks hidden_size, num_hidden_layers,"
+                         " num_attention_heads or vocab_size",
+                         fix="give a decoder model's config.json, or a size like 7B")
+    return llama_shape(layers, hidden, get("intermediate_size", "n_inner", default=4 * hidden),
+                       heads, get("num_key_value_heads", default=heads), vocab,
+                       bool(get("tie_word_embeddings", default=False)),
+                       get("head_dim", default=0) or 0, name)
+
+
+def shape_from_gguf(path: str | Path) -> ModelShape:
+    """From a GGUF header, memory-mapped: no tensor data is read, so no dequantising."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+
+    def field(key: str) -> Any:
+        f = reader.fields.get(key)
+        if f is None:
+            return None
+        value = f.parts[f.data[0]]
+        return bytes(value).decode() if f.types[0] == gguf.GGUFValueType.STRING else int(value[0])
+
+    arch = field("general.architecture")
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    dims = [field(f"{arch}.{k}") for k in ("block_count", "embedding_length",
+                                          "feed_forward_length", "attention.head_count")]
+    vocab = field(f"{arch}.vocab_size") or (len(tokens.data) if tokens else None)
+    if None in dims or vocab is None:
+        raise ModelError(f"{path} does not state its {arch} architecture in full",
+                         fix="give the model's config.json, or a size like 7B")
+    return ModelShape(sum(int(t.n_elements) for t in reader.tensors), *dims,
+                      field(f"{arch}.attention.head_count_kv") or dims[3], vocab,
+                      "output.weight" not in {t.name for t in reader.tensors},
+                      field(f"{arch}.attention.key_length") or 0, Path(path).name)
+
+
+def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
+    """A size ("7B", "135M", "1.5b"), a config.json or model folder, a .gguf file, or
+    anything the model registry resolves (alias, adapter folder, hub id)."""
+    size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmbt])\s*", reference, re.IGNORECASE)
+    if size:
+        scale = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[size[2].lower()]
+        return shape_from_size(float(size[1]) * scale, name=reference.strip().upper())
+    path = Path(reference).expanduser()
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ModelError(f"no such file: {path}", fix=f"give {_ACCEPTED}")
+        return shape_from_config(json.loads(path.read_text()), name=reference)
+    from rung.models.registry import ALIASES, resolve
+
+    try:
+        ref = resolve(reference, base_dir=base_dir)
+    except ModelError as err:
+        if reference in ALIASES:
+            raise  # a known alias whose package is missing: its fix says what to install
+        raise ModelError(f"cannot size '{reference}': {err.message}",
+                         fix=f"give {_ACCEPTED} ({', '.join(sorted(ALIASES))})") from None
+    if ref.gguf_file:
+        return shape_from_gguf(Path(ref.location) / ref.gguf_file)
+    if ref.is_local:
+        return shape_from_config(json.loads((Path(ref.location) / "config.json").read_text()),
+                                 name=reference)
+    from transformers import AutoConfig
+
+    try:
+        return shape_from_config(AutoConfig.from_pretrained(ref.location), name=reference)
+    except (OSError, ValueError):
+        raise ModelError(f"cannot read the config of '{reference}' (offline, or no such hub "
+                         "model)", fix=f"give {_ACCEPTED}") from None
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes of one training step. Each pool is at its largest; `total` is the step's peak,
+    below the pools' sum because backward frees activations as it makes gradients. The peak
+    comes either as backward starts (weights + optimizer + activations + overhead, the first
+    gradients) or at the optimizer step (weights + gradients + optimizer + overhead, the
+    step's scratch); `peak_at` says which."""
+
+    method: str
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+    overhead: int
+    total: int
+    trainable_parameters: int
+    peak_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+LOGIT_COPIES = 3  # fp32 token x vocab: log-softmax kept for backward, its gradient, the logits'
+
+
+def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int = 512,
+                    batch_size: int = 4, lora_rank: int = 16,
+                    lora_targets: tuple[str, ...] | list[str] = SEEDS_TARGETS,
+                    lora_dropout: float = 0.05, dtype: str = "bf16", optimizer: str = "adamw",
+                    gradient_checkpointing: bool | None = None, master_weights: bool = False,
+                    device: str = "cuda", padded: bool = False) -> MemoryEstimate:
+    """Peak bytes of a steady training step (optimizer states exist) of `method`.
+
+    It assumes what transformers, PEFT and torch do by default: weights, gradients and
+    activations in `dtype`, AdamW fused (Trainer's default: in place, no scratch) with its two
+    states in the parameters' dtype (`master_weights` adds an fp32 copy and fp32 states, as
+    apex/DeepSpeed mixed precision does); adapters in fp32, and under QLoRA the unquantised
+    parameters too (prepare_model_for_kbit_training, which also turns gradient checkpointing
+    on: the default here for QLoRA only); SDPA attention (no seq x seq matrix); `padded`
+    batches make transformers expand grouped KV heads; `device` sets dropout's mask width."""
+    if method not in ("full", "lora", "qlora") or dtype not in _BYTES or optimizer not in _OPTIM:
+        raise ModelError(f"cannot estimate method={method!r} dtype={dtype!r} optimizer="
+                         f"{optimizer!r}", fix="method full|lora|qlora, dtype bf16|fp16|fp32, "
+                         f"optimizer {'|'.join(_OPTIM)}")
+    proj = shape.projections()
+    targets = list(proj) if "all-linear" in lora_targets else list(lora_targets)
+    if method != "full" and (not targets or set(targets) - set(proj)):
+        raise ModelError(f"unknown LoRA target modules {sorted(set(targets) - set(proj))}",
+                         fix=f"name some of {', '.join(proj)} (or all-linear)")
+    d, f, tokens, h, i = _BYTES[dtype], 4, seq_len * batch_size, shape.hidden, shape.intermediate
+    states, scratch_copies = _OPTIM[optimizer]
+    if method == "full":
+        trainable = shape.parameters
+        weights = gradients = trainable * d
+        state_bytes = 4 if master_weights else d
+        master = 4 if master_weights and d < 4 else 0
+        optimizer_bytes = trainable * (states * state_bytes + master)
+    else:  # adapters: rank x (in + out) per target and layer, fp32
+        trainable = shape.layers * sum(lora_rank * sum(proj[t]) for t in targets)
+        frozen = shape.parameters * d if method == "lora" else int(
+            shape.linear_parameters * NF4_BYTES) + (shape.parameters - shape.linear_parameters) * f
+        weights, gradients, state_bytes = frozen + trainable * f, trainable * f, f
+        optimizer_bytes = trainable * states * f
+
+    # Per token and block, what autograd keeps for backward (module docstring).
+    norm = f * h + f + (d * h if method == "full" else 0)  # fp32 input, 1/rms, normalised x
+    kv = shape.q_dim if padded and shape.kv_heads < shape.heads else shape.kv_dim
+    attention = d * (2 * shape.q_dim + 2 * kv) + f * shape.heads  # q, k, v, output; logsumexp
+    block = 2 * norm + attention + 3 * d * i + _projection_inputs(
+        shape, method, targets, lora_rank, lora_dropout, d, device)
+    checkpointing = method == "qlora" if gradient_checkpointing is None else gradient_checkpointing
+    if checkpointing:  # each block's input (an fp32 residual under QLoRA), one block recomputed
+        blocks = shape.layers * (f if method == "qlora" else d) * h + block
+    else:
+        blocks = shape.layers * block
+    head = norm + (d * h if method == "full" else 0)  # final norm, lm_head's input
+    activations = tokens * (blocks + head) + LOGIT_COPIES * f * tokens * shape.vocab
+    if method != "full" and d != f:
+        activations += trainable * d  # autocast's low-precision copies of the adapters
+    # lm_head's gradient comes once the loss's buffers but one are freed
+    first_gradients = max(shape.vocab * h * d - (LOGIT_COPIES - 1) * f * tokens * shape.vocab,
+                          0) if method == "full" else 0
+    scratch = scratch_copies * trainable * state_bytes
+    backward = weights + optimizer_bytes + activations + first_gradients
+    step = weights + gradients + optimizer_bytes + scratch
+    return MemoryEstimate(method, weights, gradients, optimizer_bytes, activations,
+                          first_gradients if backward >= step else scratch, max(backward, step),
+                          trainable, "backward" if backward >= step else "optimizer step")
+
+
+def _projection_inputs(shape: ModelShape, method: str, targets: list[str], rank: int,
+                       dropout: float, d: int, device: str) -> int:
+    """Bytes per token and layer of the projections' inputs kept for weight gradients.
+
+    Full: the two norms' outputs and the SwiGLU product (o_proj reads the attention output,
+    already kept). LoRA: frozen layers keep nothing, lora_A keeps its input: shared when it is
+    the very tensor, one copy per target when PEFT casts it to the fp32 adapter's dtype
+    (autocast then keeps a copy in `dtype`) or dropout makes a new one, whose mask costs one
+    byte on CUDA and a full fp32 element on CPU; lora_B keeps lora_A's rank-wide output."""
+    h, i = shape.hidden, shape.intermediate
+    if method == "full":
+        return d * (2 * h + i)
+    proj = shape.projections()
+    mask = 1 if device == "cuda" else 4
+    if dropout > 0 or d != 4:
+        per_target = d + (mask if dropout > 0 else 0)
+        return sum(proj[t][0] * per_target + rank * d for t in targets)
+    groups = [("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("down_proj",)]
+    shared = sum(proj[g[0]][0] * d for g in groups if set(g) & set(targets))
+    return shared + len(targets) * rank * d
+
+
+def seeds_header(lora_rank: int = 16) -> list[str]:
+    return ["Model Size", "Full FT", f"LoRA (r={lora_rank})", "QLoRA (4-bit)"]
+
+
+@dataclass(frozen=True)
+class SeedsRow:
+    """One row of the seeds' "GPU Memory Estimation" table, with the estimates behind it."""
+
+    model: str
+    parameters: int
+    full: MemoryEstimate
+    lora: MemoryEstimate
+    qlora: MemoryEstimate
+
+    def cells(self) -> list[str]:
+        return [self.model] + [gb(e.total) for e in (self.full, self.lora, self.qlora)]
+
+    def breakdown(self) -> list[list[str]]:
+        """Per method: weights, gradients, optimizer, activations, overhead, total, peak."""
+        return [[e.method] + [gb(getattr(e, k)) for k in (
+            "weights", "gradients", "optimizer", "activations", "overhead", "total")]
+            + [e.peak_at] for e in (self.full, self.lora, self.qlora)]
+
+
+def seeds_table(models: tuple[str | ModelShape, ...] | list[str | ModelShape] = (
+        "1B", "7B", "13B", "70B"), *, seq_len: int = 512, batch_size: int = 4,
+        **options: Any) -> list[SeedsRow]:
+    """The seeds' table (a row per model; full, LoRA, QLoRA) for these models and batch."""
+    rows = []
+    for model in models:
+        shape = model if isinstance(model, ModelShape) else shape_for(model)
+        est = {m: estimate_memory(shape, method=m, seq_len=seq_len, batch_size=batch_size,
+                                  **options) for m in ("full", "lora", "qlora")}
+        rows.append(SeedsRow(shape.name or str(model), shape.parameters, **est))
+    return rows
+
+
+def gb(n: int) -> str:
+    """The seeds' way of writing a size: "~56 GB"."""
+    return f"~{n / 1e9:.0f} GB" if n >= 9.5e9 else f"~{n / 1e9:.1f} GB"
+
+
+class PeakMemory:
+    """Peak memory of a block above its level at entry.
+
+    CUDA: the allocator's own peak counter, exact. CPU: the allocator keeps no peak, so a
+    thread samples the process's resident set every `interval_s`; a spike shorter than that
+    can be missed, and memory the C library keeps after a free still counts, as it would
+    against a machine's RAM."""
+
+    def __init__(self, device: str | None = None, *, interval_s: float = 0.005) -> None:
+        self.device, self.interval_s, self.method = device, interval_s, ""
+        self.peak_bytes = self.baseline_bytes = self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        if self.device is None or self.device.startswith("cuda"):
+            import torch
+
+            self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            self.method = "allocator"
+            self.baseline_bytes = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.method, self.baseline_bytes = "rss-sampling", _rss()
+            self._peak = self.baseline_bytes
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._peak = max(self._peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.method == "allocator":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self.baseline_bytes
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self._peak, _rss()) - self.baseline_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peak_bytes": self.peak_bytes, "baseline_bytes": self.baseline_bytes,
+                "device": self.device, "method": self.method}
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: psutil comes with accelerate
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def return_freed_memory(threshold: int = 128 << 10) -> bool:
+    """Have glibc give freed blocks of `threshold` bytes or more back to the OS at once.
+
+    glibc raises its mmap threshold each time a large block is freed; past that, freed
+    activations stay in the heap and fragment it, and a CPU tune's resident memory climbs
+    well past what its tensors hold (SmolLM2-135M LoRA: ~1.7x, benchmarks/memory_estimate.py).
+    A fixed threshold keeps RSS at what training holds. False off glibc."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def memory_record(estimate: MemoryEstimate, peak: PeakMemory) -> dict[str, Any]:
+    """What a tune stores: the estimate, the measured peak, and how far apart they were."""
+    return {"estimate": estimate.to_dict(), "measured": peak.to_dict(),
+            "relative_error": round((estimate.total - peak.peak_bytes) / peak.peak_bytes, 4)
+            if peak.peak_bytes else None}

@@ -1,0 +1,247 @@
+"""Memory estimate: shapes from every kind of reference, the estimate's arithmetic against
+what autograd and PEFT really hold, the seeds' table, and the peak meter. No training here:
+benchmarks/memory_estimate.py compares estimates with measured training peaks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from rung.errors import RungError
+from rung.finetune.memory import (
+    SEEDS_TARGETS,
+    MemoryEstimate,
+    PeakMemory,
+    estimate_memory,
+    gb,
+    llama_shape,
+    memory_record,
+    seeds_header,
+    seeds_table,
+    shape_for,
+    shape_from_config,
+)
+
+SMOLLM2_135M = {  # SmolLM2-135M's config.json, the fields that matter
+    "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
+    "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+    "vocab_size": 49152, "tie_word_embeddings": True,
+}
+
+
+def test_sizes_give_llama_2_like_shapes():
+    seven = shape_for("7B")
+    assert (seven.layers, seven.hidden, seven.intermediate, seven.heads) == (32, 4096, 11008, 32)
+    assert seven.parameters == 6_738_415_616  # Llama 2 7B's count, to the parameter
+    for text, size in [("135M", 135e6), ("1.5b", 1.5e9), (" 13 B ", 13e9), ("70B", 70e9)]:
+        shape = shape_for(text)
+        assert abs(shape.parameters - size) / size < 0.25, (text, shape)
+        assert shape.hidden % shape.heads == 0 and shape.intermediate > shape.hidden
+
+
+def test_config_dict_counts_parameters_exactly():
+    # the GGUF of SmolLM2-135M holds 134,515,008 parameters in its tensors
+    assert shape_from_config(SMOLLM2_135M).parameters == 134_515_008
+    untied = shape_from_config({**SMOLLM2_135M, "tie_word_embeddings": False})
+    assert untied.parameters == 134_515_008 + 49152 * 576
+
+
+def test_tiny_llama_folder_and_config_file(tiny_llama):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_llama)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    real = sum(p.numel() for p in model.parameters())
+    for reference in (str(tiny_llama), str(tiny_llama / "config.json")):
+        shape = shape_for(reference)
+        assert (shape.layers, shape.hidden, shape.kv_heads) == (2, 32, 2)
+        assert shape.parameters == real
+    assert shape_from_config(config).parameters == real  # a PretrainedConfig object too
+
+
+def test_packaged_alias_reads_the_gguf_header():
+    pytest.importorskip("gguf")
+    from rung.models.registry import ALIASES, resolve
+
+    alias = "smollm2-135m-instruct"
+    if alias not in ALIASES:
+        pytest.skip(f"{alias} is no longer an alias")
+    try:
+        resolve(alias)
+    except RungError:
+        pytest.skip(f"{alias} is not installed")
+    shape = shape_for(alias)
+    expected = shape_from_config(SMOLLM2_135M)
+    assert shape.parameters == expected.parameters == 134_515_008
+    assert (shape.layers, shape.hidden, shape.intermediate, shape.heads, shape.kv_heads,
+            shape.vocab, shape.tie_embeddings) == (30, 576, 1536, 9, 3, 49152, True)
+
+
+@pytest.mark.parametrize("reference", ["not-a-model", "./missing/config.json", "a/config.json",
+                                       "", "7 parsecs"])
+def test_bad_reference_is_a_rung_error_naming_what_is_accepted(reference):
+    with pytest.raises(RungError) as err:
+        shape_for(reference)
+    assert "7B" in err.value.fix and ".gguf" in err.value.fix
+
+
+def test_bad_options_are_rung_errors():
+    shape = shape_for("1B")
+    with pytest.raises(RungError, match="method"):
+        estimate_memory(shape, method="prefix")  # type: ignore[arg-type]
+    with pytest.raises(RungError, match="wq"):
+        estimate_memory(shape, method="lora", lora_targets=("wq",))
+
+
+@pytest.mark.parametrize("size", ["135M", "1B", "7B", "70B"])
+def test_full_needs_more_than_lora_more_than_qlora(size):
+    shape = shape_for(size)
+    full, lora, qlora = (estimate_memory(shape, method=m) for m in ("full", "lora", "qlora"))
+    assert full.total > lora.total > qlora.total
+    assert full.trainable_parameters == shape.parameters
+    share = lora.trainable_parameters / shape.parameters
+    assert 0.001 < share < (0.02 if size == "135M" else 0.01)  # seeds: 0.1-1%
+    # 4-bit blocks instead of bf16; embeddings stay unquantised, in fp32 as PEFT casts them:
+    # half of a 135M model, whose QLoRA weights then outweigh its LoRA ones
+    if size != "135M":
+        assert qlora.weights < lora.weights / (3 if size in ("7B", "70B") else 1.5)
+    rest = shape.parameters - shape.linear_parameters
+    assert qlora.weights == int(shape.linear_parameters * (0.5 + 1 / 64 + 1 / 4096)) \
+        + 4 * rest + 4 * qlora.trainable_parameters
+
+
+def test_full_bf16_is_the_seeds_four_times_model_size():
+    shape = shape_for("7B")
+    full = estimate_memory(shape, method="full", dtype="bf16")
+    p = shape.parameters
+    assert (full.weights, full.gradients, full.optimizer) == (2 * p, 2 * p, 4 * p)
+    mixed = estimate_memory(shape, method="full", dtype="bf16", master_weights=True)
+    assert mixed.optimizer == 12 * p  # fp32 master copy + two fp32 states
+    assert mixed.total > full.total + 7 * p
+
+
+def test_seven_b_lands_near_the_seeds_table():
+    seeds = {"1B": (8, 5, 3), "7B": (56, 18, 8), "13B": (104, 32, 14), "70B": (560, 160, 48)}
+    rows = seeds_table(list(seeds), seq_len=512, batch_size=4)
+    for row in rows:
+        ours = [e.total / 1e9 for e in (row.full, row.lora, row.qlora)]
+        for method, got, want in zip(("full", "lora", "qlora"), ours, seeds[row.model]):
+            assert want / 2 <= got <= want * 2, (row.model, method, got, want)
+        assert row.cells()[0] == row.model and all(c.endswith(" GB") for c in row.cells()[1:])
+        assert len(row.cells()) == len(seeds_header())
+        assert [b[0] for b in row.breakdown()] == ["full", "lora", "qlora"]
+    seven = rows[1]
+    assert 0.85 < seven.full.total / 56e9 < 1.15  # "~4x model size" holds for full at 7B
+
+
+def test_total_is_the_peak_of_the_step_not_the_sum():
+    est = estimate_memory(shape_for("7B"), method="full")
+    parts = est.weights + est.gradients + est.optimizer + est.activations
+    assert est.total < parts
+    if est.peak_at == "backward":
+        assert est.total == est.weights + est.optimizer + est.activations + est.overhead
+    else:
+        assert est.total == est.weights + est.gradients + est.optimizer + est.overhead
+    assert gb(56e9) == "~56 GB" and gb(2.4e9) == "~2.4 GB"
+
+
+def test_activations_grow_with_tokens_and_shrink_with_checkpointing():
+    shape = shape_for("1B")
+    short, long = (estimate_memory(shape, method="lora", seq_len=s) for s in (512, 1024))
+    assert long.activations == pytest.approx(2 * short.activations, rel=0.01)
+    assert long.weights == short.weights
+    ckpt = estimate_memory(shape, method="lora", seq_len=1024, gradient_checkpointing=True)
+    assert ckpt.activations < long.activations / 2
+
+
+@pytest.mark.parametrize("targets", [SEEDS_TARGETS, ("q_proj", "v_proj"), ("all-linear",)])
+def test_lora_trainable_parameters_match_peft(targets):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=176,
+                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(
+        r=8, target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+        task_type="CAUSAL_LM"))
+    trainable, total = model.get_nb_trainable_parameters()
+    shape = shape_from_config(config)
+    est = estimate_memory(shape, method="lora", lora_rank=8, lora_targets=targets)
+    assert est.trainable_parameters == trainable
+    assert shape.parameters == total - trainable
+
+
+@pytest.mark.parametrize("method,dropout", [("full", 0.0), ("lora", 0.0), ("lora", 0.05)])
+def test_activations_per_block_match_what_autograd_keeps(method, dropout):
+    """Bytes autograd saves for backward, counted by saved-tensor hooks: one more block adds
+    exactly what the estimate says a block keeps (fp32 on CPU, as the benchmark trains)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def saved(layers: int) -> int:
+        config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=176,
+                             num_hidden_layers=layers, num_attention_heads=4,
+                             num_key_value_heads=2, tie_word_embeddings=True)
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        if method == "lora":
+            model = get_peft_model(model, LoraConfig(
+                r=8, lora_dropout=dropout, target_modules=list(SEEDS_TARGETS),
+                task_type="CAUSAL_LM"))
+        model.train()
+        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        kept: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            if t.untyped_storage().data_ptr() not in params:
+                kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        ids = torch.randint(0, 512, (2, 32))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=ids, labels=ids)
+        return sum(kept.values())
+
+    def estimated(layers: int) -> int:
+        shape = llama_shape(layers, 64, 176, 4, 2, 512, True)
+        return estimate_memory(shape, method=method, seq_len=32, batch_size=2, lora_rank=8,
+                               lora_dropout=dropout, dtype="fp32", device="cpu").activations
+
+    assert saved(3) - saved(2) == estimated(3) - estimated(2)
+
+
+def test_peak_memory_sees_a_200mb_tensor_on_cpu():
+    import torch
+
+    with PeakMemory("cpu") as kept:
+        x = torch.ones(50_000_000)  # 200 MB, every page written
+        time.sleep(0.05)
+    del x
+    with PeakMemory("cpu") as freed:  # freed before the block ends: the peak still counts
+        y = torch.ones(50_000_000)
+        time.sleep(0.05)
+        del y
+        time.sleep(0.05)
+    for peak in (kept, freed):
+        assert peak.device == "cpu" and peak.method == "rss-sampling"
+        assert 0.9 * 200e6 < peak.peak_bytes < 1.25 * 200e6, peak.to_dict()
+    with PeakMemory("cpu") as idle:
+        time.sleep(0.02)
+    assert idle.peak_bytes < 20e6
+
+
+def test_memory_record_is_json_and_signed():
+    est = estimate_memory(shape_for("135M"), method="lora", seq_len=128, batch_size=1)
+    peak = PeakMemory("cpu")
+    peak.peak_bytes, peak.device, peak.method = est.total // 2, "cpu", "rss-sampling"
+    record = json.loads(json.dumps(memory_record(est, peak)))
+    assert record["relative_error"] == pytest.approx(1.0, abs=1e-3)
+    assert MemoryEstimate(**record["estimate"]) == est
