@@ -244,3 +244,41 @@ def test_perfect_train_accuracy_and_healthy_curves() -> None:
     assert [s.name for s in signals] == ["perfect-train-accuracy"]
     assert signals[0].fix == "more data, regularisation"
     assert diagnose([1.0, 0.8, 0.6, 0.5], [1.0, 0.8, 0.7, 0.65]) == []
+
+
+def test_the_answer_only_head_gives_trl_s_loss_and_gradients(task_dir: Path, tiny_llama: Path) -> None:
+    """The same batch through TRL's own loss and through logits at answer positions only."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from rung.finetune.answer_loss import AnswerOnlySFTTrainer
+    from rung.finetune.data import sft_records
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    records = sft_records(_pipeline(tiny_llama, task_dir),
+                          [make_example("short", "BUG"), make_example("a much longer ticket " * 5,
+                                                                      "BILLING")])
+    losses, grads = [], []
+    for trainer_class in (SFTTrainer, AnswerOnlySFTTrainer):
+        torch.manual_seed(0)
+        trainer = trainer_class(
+            model=AutoModelForCausalLM.from_pretrained(tiny_llama), processing_class=tokenizer,
+            args=SFTConfig(output_dir=str(task_dir / "x"), per_device_train_batch_size=2,
+                           use_cpu=True, report_to=[], gradient_checkpointing=False),
+            train_dataset=Dataset.from_list(records),
+            peft_config=LoraConfig(r=4, target_modules=["q_proj"], lora_dropout=0.0,
+                                   init_lora_weights=False))
+        batch = next(iter(trainer.get_train_dataloader()))
+        if trainer_class is AnswerOnlySFTTrainer:  # the short path is the one measured here
+            assert trainer._answer_only(trainer.model, batch, return_outputs=False)
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters()
+                                if p.grad is not None]))
+        assert trainer._metrics["train"]["mean_token_accuracy"]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-7)

@@ -80,16 +80,12 @@ def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) ->
 
 
 def _merge(artifact: Path, out: Path) -> None:
-    import contextlib
-    import io
-
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from rung.models.hf import load_causal_lm
 
     ref = resolve(str(artifact))
-    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
-    with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
-        base = AutoModelForCausalLM.from_pretrained(ref.location, **kwargs)
-    model = PeftModel.from_pretrained(base, str(artifact)).merge_and_unload()
+    model = PeftModel.from_pretrained(load_causal_lm(ref), str(artifact)).merge_and_unload()
     model.save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(artifact)).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(artifact)).save_pretrained(str(out))  # saved with it

@@ -272,9 +272,13 @@ def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
 
 
 def _objective(objective: str) -> tuple[Any, Any]:
-    from trl import DPOTrainer, SFTTrainer
+    from trl import DPOTrainer
 
-    return (DPOTrainer, preference_records) if objective == "dpo" else (SFTTrainer, sft_records)
+    from rung.finetune.answer_loss import AnswerOnlySFTTrainer
+
+    if objective == "dpo":
+        return DPOTrainer, preference_records
+    return AnswerOnlySFTTrainer, sft_records
 
 
 def _flash_attention() -> bool:
@@ -299,19 +303,18 @@ def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
     """A fresh copy of the base weights in fp32 (bf16 on a GPU; 4-bit NF4 for QLoRA),
     separate from the copy that serves inference."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rung.models.hf import load_causal_lm, load_tokenizer
 
     ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
-    gguf: dict[str, Any] = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
-    kwargs = dict(gguf)
+    kwargs: dict[str, Any] = {}
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config()
     if _flash_attention():
         kwargs["attn_implementation"] = "flash_attention_2"
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
-        tokenizer = AutoTokenizer.from_pretrained(ref.location, **gguf)
-        model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+    tokenizer = load_tokenizer(ref)
+    model = load_causal_lm(ref, dtype=dtype, **kwargs)
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import io
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
@@ -28,6 +28,30 @@ MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its book
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
 
 
+def load_tokenizer(ref: ModelRef) -> Any:
+    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    with contextlib.redirect_stderr(io.StringIO()):  # GGUF parsing draws a bar
+        return AutoTokenizer.from_pretrained(ref.location, **kwargs)
+
+
+def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, **kwargs: Any) -> Any:
+    """The base weights as a plain transformers model, GGUF included.
+
+    GGUF weights are dequantised on load, yet transformers keeps marking the model as
+    GGUF-quantised, and the Trainer refuses to train a model so marked; the mark is dropped,
+    since what is in memory is ordinary floating point.
+    """
+    if ref.gguf_file:
+        kwargs["gguf_file"] = ref.gguf_file
+    with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
+        model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if ref.gguf_file and quantizer is not None and "quantization_config" not in kwargs:
+        quantizer.remove_quantization_config(model)
+        model.config._is_quantized = False
+    return model
+
+
 class HFModel:
     def __init__(self, ref: ModelRef) -> None:
         hf_logging.disable_progress_bar()
@@ -36,12 +60,9 @@ class HFModel:
         self.ref = ref
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
         try:
-            # GGUF dequantisation draws its own tqdm bar; the library never prints.
-            with contextlib.redirect_stderr(io.StringIO()):
-                self.tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
-                self.model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+            self.tokenizer = load_tokenizer(ref)
+            self.model = load_causal_lm(ref, dtype=dtype)
         except (OSError, ValueError) as err:
             raise ModelError(
                 f"could not load model '{ref.name}' from {ref.location}: {err}",
