@@ -168,7 +168,7 @@ def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
         raise ModelError(f"cannot size '{reference}': {err.message}",
                          fix=f"give {_ACCEPTED} ({', '.join(sorted(ALIASES))})") from None
     if ref.gguf_file:
-        return shape_from_gguf(Path(ref.location) / ref.gguf_file)
+        return replace(shape_from_gguf(Path(ref.location) / ref.gguf_file), name=reference)
     if ref.is_local:
         return shape_from_config(json.loads((Path(ref.location) / "config.json").read_text()),
                                  name=reference)
