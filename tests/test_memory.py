@@ -156,6 +156,9 @@ def test_activations_grow_with_tokens_and_shrink_with_checkpointing():
     assert long.weights == short.weights
     ckpt = estimate_memory(shape, method="lora", seq_len=1024, gradient_checkpointing=True)
     assert ckpt.activations < long.activations / 2
+    # a loss that asks for logits at 12 answer positions drops the token x vocab buffers
+    answers = estimate_memory(shape, method="lora", seq_len=1024, logit_tokens=12)
+    assert long.activations - answers.activations == 3 * 4 * shape.vocab * (4 * 1024 - 12)
 
 
 @pytest.mark.parametrize("targets", [SEEDS_TARGETS, ("q_proj", "v_proj"), ("all-linear",)])

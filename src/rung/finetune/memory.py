@@ -211,7 +211,8 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
                     lora_targets: tuple[str, ...] | list[str] = SEEDS_TARGETS,
                     lora_dropout: float = 0.05, dtype: str = "bf16", optimizer: str = "adamw",
                     gradient_checkpointing: bool | None = None, master_weights: bool = False,
-                    device: str = "cuda", padded: bool = False) -> MemoryEstimate:
+                    device: str = "cuda", padded: bool = False,
+                    logit_tokens: int | None = None) -> MemoryEstimate:
     """Peak bytes of a steady training step (optimizer states exist) of `method`.
 
     It assumes what transformers, PEFT and torch do by default: weights, gradients and
@@ -220,7 +221,9 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
     apex/DeepSpeed mixed precision does); adapters in fp32, and under QLoRA the unquantised
     parameters too (prepare_model_for_kbit_training, which also turns gradient checkpointing
     on: the default here for QLoRA only); SDPA attention (no seq x seq matrix); `padded`
-    batches make transformers expand grouped KV heads; `device` sets dropout's mask width."""
+    batches make transformers expand grouped KV heads; `device` sets dropout's mask width;
+    `logit_tokens` is how many positions the LM head runs at (all, unless a loss asks for
+    fewer, as rung's answer-only loss does)."""
     if method not in ("full", "lora", "qlora") or dtype not in _BYTES or optimizer not in _OPTIM:
         raise ModelError(f"cannot estimate method={method!r} dtype={dtype!r} optimizer="
                          f"{optimizer!r}", fix="method full|lora|qlora, dtype bf16|fp16|fp32, "
@@ -257,12 +260,13 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
     else:
         blocks = shape.layers * block
     head = norm + (d * h if method == "full" else 0)  # final norm, lm_head's input
-    activations = tokens * (blocks + head) + LOGIT_COPIES * f * tokens * shape.vocab
+    logits = f * shape.vocab * (tokens if logit_tokens is None else logit_tokens)
+    activations = tokens * (blocks + head) + LOGIT_COPIES * logits
     if method != "full" and d != f:
         activations += trainable * d  # autocast's low-precision copies of the adapters
     # lm_head's gradient comes once the loss's buffers but one are freed
-    first_gradients = max(shape.vocab * h * d - (LOGIT_COPIES - 1) * f * tokens * shape.vocab,
-                          0) if method == "full" else 0
+    first_gradients = max(shape.vocab * h * d - (LOGIT_COPIES - 1) * logits, 0) \
+        if method == "full" else 0
     scratch = scratch_copies * trainable * state_bytes
     backward = weights + optimizer_bytes + activations + first_gradients
     step = weights + gradients + optimizer_bytes + scratch
