@@ -55,6 +55,9 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     summary = json.loads(row["summary_json"])["training"]
     assert summary["adapter"] == str(adapter) and summary["config"]["rank"] == 4
     regression = summary["regression"]  # the general suite, on the base and the tuned model
+    memory = summary["peak_memory"]  # measured beside the estimate for this very tune
+    assert memory["measured"]["peak_bytes"] > 0 and memory["estimate"]["total"] > 0
+    assert memory["relative_error"] is not None
     assert regression["n"] > 50 and 0 <= regression["tuned_accuracy"] <= 1
     assert regression["flagged"] == (regression["drop"] > 0.05)
     store.close()

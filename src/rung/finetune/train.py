@@ -32,6 +32,8 @@ from rung.data.example import Example
 from rung.errors import RungError
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
+from rung.finetune.memory import PeakMemory, estimate_memory, memory_record, \
+    return_freed_memory, shape_for
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
     quantization_config
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
@@ -139,14 +141,10 @@ def finished_tune(out: Path) -> TuneResult | None:
 def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
               val: Sequence[Example], out: Path, *, callbacks: Sequence[Any] = ()) -> TuneResult:
     """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
-    settings = task.finetune
-    method = METHODS[settings.method]
-    check_method(settings, train, file=task.path)
+    check_method(task.finetune, train, file=task.path)
     if (done := finished_tune(out)) is not None:
         return done
     import torch
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback, PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 
@@ -155,28 +153,65 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()  # the library never prints
     out.mkdir(parents=True, exist_ok=True)
+    if not torch.cuda.is_available():
+        return_freed_memory()  # else freed activations stay in the heap and RSS overstates
+    with PeakMemory() as peak:  # from before the weights load, as the estimate counts
+        trainer = _trainer(task, pipeline, train, val, out, callbacks)
+        last = get_last_checkpoint(str(out / "checkpoints")) \
+            if (out / "checkpoints").is_dir() else None
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
+                   resumed_from=_step_of(last), peak=_memory(task, pipeline, trainer, peak))
+
+
+def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
+             val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> Any:
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    settings = task.finetune
+    method = METHODS[settings.method]
     model, tokenizer = _trainable_model(pipeline, settings.method)
     tokenizer.save_pretrained(str(out / "tokenizer"))  # prompt-tuning reads it for its init
     peft = peft_config(settings, _targets(task, model, pipeline) if method.trains == "lora" else [],
                        init_text=pipeline.instruction or "Answer the request.",
                        tokenizer_dir=str(out / "tokenizer"))
-    checkpoints = out / "checkpoints"
-    args = _arguments(task, method.objective, checkpoints)
     trainer_class, records = _objective(method.objective)
     trainer = trainer_class(
-        model=model, args=args, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records(pipeline, train)),
+        model=model, args=_arguments(task, method.objective, out / "checkpoints"),
+        processing_class=tokenizer, train_dataset=Dataset.from_list(records(pipeline, train)),
         eval_dataset=Dataset.from_list(records(pipeline, val)), peft_config=peft,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience),
                    *callbacks])
     trainer.remove_callback(PrinterCallback)  # the library never prints
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - started
-    return _finish(task, pipeline, trainer, tokenizer, out, seconds,
-                   resumed_from=_step_of(last), peak=None)
+    return trainer
+
+
+def _memory(task: TaskSpec, pipeline: Pipeline, trainer: Any, peak: PeakMemory) -> dict[str, Any]:
+    """The measured peak beside the estimate for this very tune: its longest batch, padded,
+    and the LM head at answer positions only (see answer_loss.py)."""
+    import torch
+
+    settings = task.finetune
+    if settings.method not in ("full", "lora", "qlora"):  # no estimate: the peak alone
+        return {"estimate": None, "measured": peak.to_dict(), "relative_error": None}
+    data = trainer.train_dataset
+    longest = max(len(ids) for ids in data["input_ids"])
+    answer = max(sum(m) for m in data["completion_mask"]) if "completion_mask" in \
+        data.column_names else longest
+    batch = settings.batch_size
+    cuda = torch.cuda.is_available()
+    estimate = estimate_memory(
+        shape_for(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
+        method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
+        lora_targets=_targets(task, trainer.model, pipeline), lora_dropout=settings.dropout,
+        dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
+        gradient_checkpointing=settings.gradient_checkpointing or None,
+        logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
+    return memory_record(estimate, peak)
 
 
 def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
