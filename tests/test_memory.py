@@ -248,3 +248,22 @@ def test_memory_record_is_json_and_signed():
     record = json.loads(json.dumps(memory_record(est, peak)))
     assert record["relative_error"] == pytest.approx(1.0, abs=1e-3)
     assert MemoryEstimate(**record["estimate"]) == est
+
+
+def test_rung_estimate_prints_the_seeds_table_shape() -> None:
+    from typer.testing import CliRunner
+
+    from rung.cli import app
+
+    result = CliRunner().invoke(app, ["estimate", "7B", "1B", "--seq-len", "512", "--json"])
+    assert result.exit_code == 0, result.output
+    seven, one = json.loads(result.stdout)
+    assert seven["model"] == "7B" and one["model"] == "1B"
+    for row in (seven, one):
+        assert row["full"]["total"] > row["lora"]["total"] > row["qlora"]["total"]
+        assert row["full"]["optimizer"] > 0 and row["lora"]["activations"] > 0
+    assert seven["full"]["total"] > one["full"]["total"]
+    table = CliRunner().invoke(app, ["estimate", "7B"])
+    assert "Full FT" in table.stdout and "QLoRA (4-bit)" in table.stdout and "~54 GB" in table.stdout
+    bad = CliRunner().invoke(app, ["estimate", "no-such-model"])
+    assert bad.exit_code == 2 and "fix:" in bad.stderr

@@ -63,7 +63,7 @@ def climb(
 @app.command("eval")
 def eval_rung(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
-    rung: str = typer.Option(..., "--rung", help="prompt, few-shot, rag or finetune"),
+    rung: str = typer.Option(..., "--rung", help="prompt, few-shot, rag, bigger-model or finetune"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again"),
     force: bool = typer.Option(False, "--force", help="fine-tune even on data the audit "
@@ -88,6 +88,8 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     rec = summary["recommendation"]
     colour = "green" if rec["rung"] else "yellow"
     out.print(f"[bold {colour}]recommendation:[/] {rec['reason']}", highlight=False)
+    for reason in rec["reasons"]:
+        out.print(f"  - {reason['text']}", highlight=False)
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
 
 
@@ -312,6 +314,48 @@ def export(
             store.close()
     what = "merged model" if record["merged"] else f"{record['method']} artifact"
     err.print(f"wrote the {what} of run {run} to {to}")
+
+
+@app.command()
+def estimate(
+    models: list[str] = typer.Argument(..., help="aliases, model folders, config.json files "
+                                       "or sizes like 7B"),
+    seq_len: int = typer.Option(512, "--seq-len", help="tokens per example"),
+    batch: int = typer.Option(4, "--batch", help="examples per device step"),
+    rank: int = typer.Option(16, "--rank", help="LoRA rank"),
+    dtype: str = typer.Option("bf16", "--dtype", help="bf16, fp16 or fp32 training"),
+    checkpointing: bool = typer.Option(False, "--gradient-checkpointing",
+                                       help="recompute activations in backward"),
+    breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown",
+                                   help="weights, gradients, optimizer, activations per method"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Training memory for full fine-tuning, LoRA and QLoRA, in the seeds' table shape."""
+    from rung.finetune.memory import seeds_table
+
+    with _user_errors():
+        rows = seeds_table(models, seq_len=seq_len, batch_size=batch, lora_rank=rank,
+                           dtype=dtype, gradient_checkpointing=checkpointing or None)
+    if as_json:
+        print(json.dumps([{"model": r.model, "parameters": r.parameters,
+                           **{e.method: e.to_dict() for e in (r.full, r.lora, r.qlora)}}
+                          for r in rows], indent=2))
+        return
+    table = Table(title=f"training memory: seq {seq_len} x batch {batch}, {dtype}, AdamW")
+    for col in ("Model Size", "Full FT", f"LoRA (r={rank})", "QLoRA (4-bit)"):
+        table.add_column(col, justify="left" if col == "Model Size" else "right")
+    for r in rows:
+        table.add_row(*r.cells())
+    out.print(table)
+    if not breakdown:
+        return
+    for r in rows:
+        parts = Table(title=f"{r.model} ({r.parameters / 1e6:,.0f}M parameters)")
+        for col in ("method", "weights", "grads", "optimizer", "activations", "total", "peak at"):
+            parts.add_column(col, justify="left" if col in ("method", "peak at") else "right")
+        for cells in r.breakdown():  # overhead (CUDA context, kernels) stays in --json
+            parts.add_row(*cells[:5], *cells[6:])
+        out.print(parts)
 
 
 @app.command()
