@@ -109,6 +109,11 @@ def ticket_records(n_per_label: int = 20) -> list[dict]:
     return records
 
 
+def finetune_table(**settings: object) -> str:
+    """A [finetune] table for rung.toml from keyword settings (JSON values are TOML values)."""
+    return "\n[finetune]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+
+
 def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None = None,
                extra: str = "", group_key: bool = True) -> Path:
     """A complete task folder: tickets.jsonl + rung.toml."""

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_task
+from conftest import finetune_table, write_task
 
 CONFIGS = Path(__file__).parent.parent / "examples" / "accelerate"
 
-FINETUNE = """
-[finetune]
-rank = 4
-alpha = 8
-epochs = 1
-batch_size = 4
-gradient_accumulation = 1
-"""
+FINETUNE = finetune_table(rank=4, alpha=8, epochs=1, batch_size=4, gradient_accumulation=1)
 
 
 def test_two_processes_train_the_same_adapter(task_dir: Path, tiny_llama: Path) -> None:

@@ -21,18 +21,10 @@ from rung.errors import DataError, RungError
 from rung.pipeline import Pipeline
 from rung.store import Store
 from rung.task import load_task
-from conftest import write_task
+from conftest import finetune_table, write_task
 
-FINETUNE = """
-[finetune]
-rank = 4
-alpha = 8
-target_modules = ["q_proj", "v_proj"]
-learning_rate = 0.005
-epochs = 2
-batch_size = 8
-gradient_accumulation = 1
-"""
+FINETUNE = finetune_table(rank=4, alpha=8, target_modules=["q_proj", "v_proj"],
+                          learning_rate=0.005, epochs=2, batch_size=8, gradient_accumulation=1)
 
 
 def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: Path) -> None:
@@ -108,17 +100,8 @@ def test_a_not_ready_dataset_is_refused_unless_forced(task_dir: Path, tiny_llama
 def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Path) -> None:
     """Train says BILLING to everything, val expects BUG: once the shared format is learnt,
     val loss can only rise, and training must stop there and keep the best checkpoint."""
-    extra = """
-[finetune]
-rank = 8
-alpha = 16
-learning_rate = 0.01
-epochs = 10
-batch_size = 4
-gradient_accumulation = 1
-eval_steps = 2
-early_stopping_patience = 2
-"""
+    extra = finetune_table(rank=8, alpha=16, learning_rate=0.01, epochs=10, batch_size=4,
+                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=2)
     task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
     train = [make_example(f"ticket number {i} about money", "BILLING", line=i) for i in range(16)]
     val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
@@ -153,16 +136,8 @@ def test_every_method_takes_a_step_and_its_artifact_serves(
     the registry and scores and generates like any model."""
     import torch
 
-    extra = f"""
-[finetune]
-method = "{method}"
-rank = 4
-alpha = 8
-virtual_tokens = 4
-epochs = 1
-batch_size = 8
-gradient_accumulation = 1
-"""
+    extra = finetune_table(method=method, rank=4, alpha=8, virtual_tokens=4, epochs=1,
+                           batch_size=8, gradient_accumulation=1)
     task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
     pipeline = _pipeline(tiny_llama, task_dir)
     if METHODS[method].needs_cuda and not torch.cuda.is_available():
@@ -187,7 +162,7 @@ gradient_accumulation = 1
 
 def test_dpo_needs_a_rejected_answer_on_every_example(task_dir: Path, tiny_llama: Path) -> None:
     task = load_task(write_task(task_dir, model=str(tiny_llama),
-                                extra='[finetune]\nmethod = "dpo"\n'))
+                                extra=finetune_table(method="dpo")))
     train = _tickets(4) + [make_example("ticket without a pair", "BUG", line=9)]
     with pytest.raises(RungError, match=r"1 of 5 .*lines 9\)") as err:
         fine_tune(task, _pipeline(tiny_llama, task_dir), train, _tickets(2), task_dir / "out")
@@ -202,17 +177,8 @@ def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_ll
             if state.global_step == 3:
                 raise KeyboardInterrupt
 
-    extra = """
-[finetune]
-rank = 4
-alpha = 8
-learning_rate = 0.001
-epochs = 3
-batch_size = 4
-gradient_accumulation = 1
-eval_steps = 2
-early_stopping_patience = 10
-"""
+    extra = finetune_table(rank=4, alpha=8, learning_rate=0.001, epochs=3, batch_size=4,
+                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=10)
     task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
     pipeline, out = _pipeline(tiny_llama, task_dir), task_dir / "out"
     train, val = _tickets(8), _tickets(2, "BUG", start=50)
@@ -247,6 +213,8 @@ def test_perfect_train_accuracy_and_healthy_curves() -> None:
     assert [s.name for s in signals] == ["perfect-train-accuracy"]
     assert signals[0].fix == "more data, regularisation"
     assert diagnose([1.0, 0.8, 0.6, 0.5], [1.0, 0.8, 0.7, 0.65]) == []
+    lucky = [0.9] * 19 + [1.0]  # one perfect batch at the end is not memorisation
+    assert diagnose([1.0, 0.5], [1.0, 0.6], train_accuracy=lucky) == []
 
 
 def test_the_answer_only_head_gives_trl_s_loss_and_gradients(task_dir: Path, tiny_llama: Path) -> None:

@@ -23,6 +23,7 @@ import io
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,7 +156,10 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     out.mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available():
         return_freed_memory()  # else freed activations stay in the heap and RSS overstates
-    with PeakMemory() as peak:  # from before the weights load, as the estimate counts
+    with PeakMemory() as peak, warnings.catch_warnings():  # peak: from before the weights load
+        # transformers' own deprecation notices (its gradient_checkpointing rename) are not
+        # the user's to act on
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = _trainer(task, pipeline, train, val, out, callbacks)
         last = get_last_checkpoint(str(out / "checkpoints")) \
             if (out / "checkpoints").is_dir() else None
