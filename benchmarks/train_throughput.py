@@ -163,57 +163,20 @@ def padded_dataset(tokenizer: Any, records: list[dict[str, Any]], max_length: in
 
 
 def load_tokenizer(pipeline: Pipeline) -> Any:
-    from transformers import AutoTokenizer
+    from rung.models.hf import load_tokenizer as load
 
-    ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir))
-    with contextlib.redirect_stderr(io.StringIO()):
-        tokenizer = AutoTokenizer.from_pretrained(ref.location, gguf_file=ref.gguf_file)
+    tokenizer = load(resolve(pipeline.model, base_dir=Path(pipeline.base_dir)))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_model(pipeline: Pipeline) -> Any:
-    """The base weights in fp32, as rung's recipe loads them on a CPU."""
-    from transformers import AutoModelForCausalLM
+    """The base weights in fp32, loaded exactly as rung's recipe loads them on a CPU."""
+    from rung.models.hf import load_causal_lm
 
-    ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir))
-    with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
-        model = AutoModelForCausalLM.from_pretrained(ref.location, gguf_file=ref.gguf_file,
-                                                     dtype=torch.float32)
-    return unmark_gguf(model)
-
-
-GGUF_WORKAROUND: list[str] = []  # set when a model came marked "quantized: gguf"
-
-
-def unmark_gguf(model: Any) -> Any:
-    """A GGUF checkpoint is dequantised to plain fp32 tensors on load, but transformers (5.x)
-    still marks the model quantized with a method that "does not support training", and
-    Trainer refuses it. The weights are ordinary tensors: drop the mark."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and str(quantizer.quantization_config.quant_method).lower() \
-            .endswith("gguf"):
-        quantizer.remove_quantization_config(model)
-        for module in model.modules():
-            if hasattr(module, "config") and getattr(module.config, "_is_quantized", False):
-                module.config._is_quantized = False
-        GGUF_WORKAROUND.append("gguf")
-    return model
-
-
-def patch_rung_loader() -> None:
-    """rung's own loader keeps the mark (a bug reported beside this benchmark); until it
-    drops it, apply the same fix to the model it loads. A no-op once rung does it itself."""
-    import rung.finetune.train as recipe
-
-    load = recipe._trainable_model
-
-    def trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
-        model, tokenizer = load(pipeline, method)
-        return unmark_gguf(model), tokenizer
-
-    recipe._trainable_model = trainable_model
+    return load_causal_lm(resolve(pipeline.model, base_dir=Path(pipeline.base_dir)),
+                          dtype=torch.float32)
 
 
 def baseline_train(task: TaskSpec, pipeline: Pipeline, train_records: list, val_records: list,
@@ -338,7 +301,6 @@ def main() -> None:
           f"lr {learning_rate(settings):g}, LoRA r={settings.rank} alpha={settings.alpha}; "
           f"records {min(lengths)}-{max(lengths)} tokens, {per_epoch} real tokens per epoch")
 
-    patch_rung_loader()
     with tempfile.TemporaryDirectory() as folder:
         rung_clock = StepClock()
         started = time.perf_counter()
@@ -348,9 +310,6 @@ def main() -> None:
         base = baseline_train(task, pipeline, train_records, val_records, max_length,
                               Path(folder) / "baseline")
 
-    if GGUF_WORKAROUND:
-        print("note: the GGUF-loaded model came marked quantized (not trainable); the mark was "
-              "dropped on both sides (rung.finetune.train._trainable_model does not do it)")
     terms, n_lora, base_clock = base["terms"], result.trainable_parameters, base["clock"]
     # 1 epoch never stops early; with more, rung's early stopping may end it sooner
     rung_epochs, base_epochs = round(result.epochs), round(base["epochs"])
@@ -416,7 +375,6 @@ def main() -> None:
         "flops_per_token": round(per_token),
         "flops_formula": "T*(4*N_lin + 4*h*V + 6*N_lora) + 12*L*d_attn*T^2 per sequence",
         "n_lin": terms["n_lin"], "lm_head": terms["head"], "n_lora": n_lora,
-        "gguf_mark_dropped": bool(GGUF_WORKAROUND),
         "machine": machine(),
     }))
 
