@@ -47,7 +47,8 @@ def test_no_rung_reaches_target_names_the_best(task_dir, fake_model):
     summary = climb(write_task(task_dir)).summary()
     rec = summary["recommendation"]
     assert rec["rung"] is None and rec["best"] in ("prompt", "few-shot")
-    assert "no rung reached the target of 0.9" in rec["reason"]
+    assert rec["reason"].startswith("no rung reaches 0.9") and rec["next_step"]
+    assert {r["rung"] for r in rec["reasons"]} == {"prompt", "few-shot"}  # a reason for each
 
 
 def test_prompt_variant_is_chosen_on_val(task_dir, fake_model):
@@ -102,7 +103,9 @@ def test_cli_climb_json_shape(task_dir, fake_model):
         assert set(r) >= {"rung", "score", "ci", "latency_ms", "tokens_per_request"}
         assert len(r["ci"]) == 2 and r["ci"][0] <= r["score"] <= r["ci"][1]
         assert set(r["latency_ms"]) >= {"p50", "p95"}
-    assert data["recommendation"] == {"rung": "few-shot", "reason": data["recommendation"]["reason"]}
+    rec = data["recommendation"]
+    assert rec["rung"] == "few-shot" and rec["next_step"] is None and rec["criterion"] == "point"
+    assert [r["rung"] for r in rec["reasons"]] == ["prompt"]  # why the cheaper rung fell short
 
 
 def test_cli_climb_table_and_runs(task_dir, fake_model):
@@ -213,3 +216,29 @@ def test_loss_is_the_expected_labels_per_token_nll(task_dir, fake_model):
     assert few_shot["loss"] == 0.0
     db = sqlite3.connect(task_dir / ".rung" / "runs.db")
     assert db.execute("SELECT MAX(loss) FROM predictions WHERE rung = 'prompt'").fetchone()[0] == 12.0
+
+
+def test_bigger_model_runs_the_best_cheaper_pipeline_on_the_large_model(task_dir):
+    """Only the model changes: the same demonstrations go to the bigger model, and the paired
+    test against the cheaper rungs measures capacity alone."""
+    from conftest import FakeModel
+    from rung.models.registry import register_model, unregister_model
+
+    small = FakeModel(name="small", rule=learns_from_demonstrations, default="BILLING")
+    large = FakeModel(name="large", rule=lambda p: _label_in(p[-1].content))  # knows them all
+    register_model("small", small)
+    register_model("large", large)
+    try:
+        toml = write_task(task_dir, model="small")
+        toml.write_text(toml.read_text().replace('small = "small"', 'small = "small"\nlarge = "large"'))
+        result = climb(toml)
+    finally:
+        unregister_model("small")
+        unregister_model("large")
+    names = [r.rung for r in result.results]
+    assert names == ["prompt", "few-shot", "bigger-model"]
+    bigger = result.results[-1]
+    few_shot = result.results[1]
+    assert bigger.pipeline.model == "large" and bigger.pipeline.details["from"] == "few-shot"
+    assert bigger.pipeline.demonstrations == few_shot.pipeline.demonstrations
+    assert large.calls and bigger.versus is not None and bigger.versus[0] == "few-shot"

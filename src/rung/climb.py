@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rung.data.example import Example
+from rung.decide import decide
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.errors import ConfigError, DataError
@@ -25,6 +26,7 @@ from rung.rungs.base import StageReporter
 from rung.rag.service import file_progress, refresh_index
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import TuneResult
+from rung.rungs.bigger import BiggerModelRung, best_on_val
 from rung.rungs.finetune import FineTuneRung
 from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
@@ -90,28 +92,18 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
     return split
 
 
-def recommend(task: TaskSpec, results: list[RungResult]) -> dict[str, Any]:
-    target = task.task.target
-    for r in results:
-        if r.test.score.value >= target:
-            return {
-                "rung": r.rung,
-                "reason": (
-                    f"'{r.rung}' reaches {r.test.score.value:.3f} {task.task.metric} "
-                    f"(95% CI {r.test.score.ci[0]:.3f}-{r.test.score.ci[1]:.3f}) against a target "
-                    f"of {target}; no costlier rung is needed"
-                ),
-            }
-    best = max(results, key=lambda r: r.test.score.value)
-    return {
-        "rung": None,
-        "best": best.rung,
-        "reason": (
-            f"no rung reached the target of {target}; the best was '{best.rung}' at "
-            f"{best.test.score.value:.3f} (95% CI {best.test.score.ci[0]:.3f}-"
-            f"{best.test.score.ci[1]:.3f}); climb further (retrieval, a bigger model, fine-tuning)"
-        ),
-    }
+def recommend(task: TaskSpec, results: list[RungResult], store: Store) -> dict[str, Any]:
+    """The decision (decide.py) in the run's JSON: the rung, the headline as `reason`, a
+    reason per rung below it, and the next step when none reached the target."""
+    row = store.latest_audit(file_hash(task.data_path))
+    audit = json.loads(row["summary_json"]) if row is not None else None
+    decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
+                      audit=audit)
+    record = decision.to_dict()
+    record["reason"] = record.pop("headline")
+    if decision.rung is None:
+        record["best"] = max(results, key=lambda r: r.test.score.value).rung
+    return record
 
 
 def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
@@ -152,6 +144,9 @@ def climb(
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
+    if only == "bigger-model" and task.models.large is None:
+        raise ConfigError("the bigger-model rung needs a bigger model", file=task.path,
+                          fix='add large = "gemma3-270m" (or any model) under [models]')
     if only == "rag" and task.corpus_path is None:
         raise ConfigError("the rag rung needs a corpus", file=task.path,
                           fix='add corpus = "docs/" (a folder of documents) under [task]')
@@ -178,7 +173,7 @@ def climb(
             results.append(result)
             return result
 
-        if only in ("few-shot", "rag", "finetune"):  # they build on the best prompt, chosen on val only
+        if only in ("few-shot", "rag", "bigger-model", "finetune"):  # on the best prompt, from val
             best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
         else:
             best_prompt = measure(PromptRung()).pipeline
@@ -188,6 +183,8 @@ def climb(
         if only in (None, "rag") and task.corpus_path is not None:
             index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
             measure(RagRung(best_prompt))
+        if only in (None, "bigger-model") and task.models.large is not None:
+            measure(BiggerModelRung(best_on_val(results) if results else best_prompt))
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
         wanted = only == "finetune" or past is not None or (
             only is None and "finetune" in task.model_fields_set
@@ -195,7 +192,8 @@ def climb(
         if wanted:
             measure(FineTuneRung(best_prompt, task.store_dir / "tunes", force=force, past=past))
         compare_with_cheaper(task, results)
-        outcome = ClimbResult(task, run_id, split, results, recommend(task, results), index)
+        outcome = ClimbResult(task, run_id, split, results, recommend(task, results, store),
+                              index)
         store.finish_run(run_id, outcome.summary())
         return outcome
     finally:

@@ -111,6 +111,8 @@ class EvalTable(_Strict):
     max_new_tokens: int = Field(default=64, ge=1)
     val_limit: int | None = Field(default=None, ge=1)  # cap val examples used for choices
     min_gain: float = Field(default=0.0, ge=0.0, le=1.0)  # smallest gain worth a costlier rung
+    # what must reach [task] target: the point estimate, or the 95% interval's lower bound
+    decide_on: Literal["point", "lower-bound"] = "point"
 
 
 class RagTable(_Strict):

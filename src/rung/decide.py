@@ -1,0 +1,161 @@
+"""The decision: the seeds' tree walked on measurements, with a reason for every rung.
+
+The seeds ask, in order: can prompting solve it (prompt, few-shot)? Is the gap missing
+knowledge (retrieval)? Would a bigger model do (capacity)? Is it behaviour, format or style
+(fine-tune), and is there the data for that? `decide` stops at the first rung whose score
+reaches the target and says, for each rung below, why it was not enough, each reason read off
+a measurement: the failure breakdown, a paired test, the audit. When no rung reaches the
+target it names the next step the evidence points to, never a bare "no".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from rung.rungs.base import RungResult
+
+SEEDS_ORDER = ("prompt", "few-shot", "rag", "bigger-model", "finetune")
+FORMAT_SHARE = 0.2  # of test answers breaking the output format: a behaviour problem
+Criterion = Literal["point", "lower-bound"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    rung: str
+    kind: str  # format, knowledge-gap, capacity-gap, data, no-gain, below-target
+    text: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    rung: str | None  # the rung to ship; None when none reached the target
+    headline: str
+    reasons: list[Reason]  # one or more per rung below the chosen one (all rungs if none)
+    next_step: str | None  # when nothing reached the target: what the evidence points to
+    criterion: Criterion
+    target: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": [asdict(r) for r in self.reasons]}
+
+
+def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion = "point",
+           audit: dict[str, Any] | None = None) -> Decision:
+    """`audit` is the data's latest audit summary (verdict, reasons), if there is one."""
+    by_name = {r.rung: r for r in results}
+    ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
+    chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
+    below = ordered[:ordered.index(chosen)] if chosen else ordered
+    gaps = _gaps(by_name)
+    reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
+    if chosen is not None:
+        return Decision(chosen.rung, _headline(chosen, ordered, target, criterion), reasons,
+                        None, criterion, target)
+    step = next_step(by_name, gaps, audit)
+    best = max(ordered, key=lambda r: r.test.score.value)
+    return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
+                    f"{_describe(best)}. Next: {step}", reasons, step, criterion, target)
+
+
+def _reaches(r: RungResult, target: float, criterion: Criterion) -> bool:
+    s = r.test.score
+    return (s.ci[0] if criterion == "lower-bound" else s.value) >= target
+
+
+def _bound(criterion: Criterion) -> str:
+    return "by the interval's lower bound" if criterion == "lower-bound" else "by point estimate"
+
+
+def _describe(r: RungResult) -> str:
+    s = r.test.score
+    return f"{r.rung} at {s.value:.3f} ({s.ci[0]:.3f}-{s.ci[1]:.3f})"
+
+
+def _gaps(by_name: dict[str, RungResult]) -> dict[str, Any]:
+    """What the costlier rungs' paired tests say about the cheaper ones."""
+    gaps: dict[str, Any] = {}
+    for rung, gap in (("rag", "knowledge"), ("bigger-model", "capacity")):
+        r = by_name.get(rung)
+        if r is not None and r.versus is not None and r.versus[1].meaningful:
+            gaps[gap] = r.versus[1]
+    return gaps
+
+
+def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str, Any],
+             audit: dict[str, Any] | None) -> list[Reason]:
+    s, shown = r.test.score, _describe(r)
+    reasons: list[Reason] = []
+    failures = r.test.failures
+    if failures and s.n and failures.get("format", 0) / s.n >= FORMAT_SHARE:
+        share = failures["format"] / s.n
+        reasons.append(Reason(r.rung, "format", f"{r.rung}: {share:.0%} of its answers break the "
+                              "output format: a behaviour problem, which fine-tuning is for",
+                              {"failures": failures}))
+    if r.rung in ("prompt", "few-shot") and "knowledge" in gaps:
+        c = gaps["knowledge"]
+        reasons.append(Reason(r.rung, "knowledge-gap", f"{r.rung}: the model lacks the knowledge: "
+                              f"retrieval adds {c.difference:+.3f} (p={c.p_value:.2g})",
+                              {"rag_vs": c.to_dict()}))
+    if r.rung in ("prompt", "few-shot", "rag") and "capacity" in gaps:
+        c = gaps["capacity"]
+        reasons.append(Reason(r.rung, "capacity-gap", f"{r.rung}: the small model lacks capacity: "
+                              f"the bigger model adds {c.difference:+.3f} (p={c.p_value:.2g})",
+                              {"bigger_vs": c.to_dict()}))
+    if r.rung == "finetune" and audit is not None and audit.get("verdict") != "ready":
+        reasons.append(Reason(r.rung, "data", f"finetune: the audit calls the data "
+                              f"{audit['verdict']}: {'; '.join(audit.get('reasons', []))}",
+                              {"audit": audit.get("audit_id")}))
+    if r.versus is not None and not r.versus[1].meaningful:
+        cheaper, c = r.versus
+        reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: no significant gain over {cheaper} "
+                              f"({c.difference:+.3f}, p={c.p_value:.2g})", {"versus": c.to_dict()}))
+    if not reasons:
+        reasons.append(Reason(r.rung, "below-target", f"{shown} is below the target {target} "
+                              f"({_bound(criterion)})", {"score": s.value, "ci": list(s.ci)}))
+    return reasons
+
+
+def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
+              criterion: Criterion) -> str:
+    line = f"use {chosen.rung}{_choice(chosen)}: it reaches {_describe(chosen).split(' at ')[1]}"
+    line += f" against a target of {target} ({_bound(criterion)})"
+    above = [r for r in ordered[ordered.index(chosen) + 1:] if r.versus is not None]
+    for r in above:  # what the costlier rungs would add over it, measured on the same split
+        gain = r.test.score.value - chosen.test.score.value
+        verdict = "significant" if r.versus and r.versus[1].meaningful else "not significant"
+        line += f"; {r.rung} would add {gain:+.3f}, {verdict}"
+    return line
+
+
+def _choice(r: RungResult) -> str:
+    details = r.pipeline.details
+    if "k" in details:
+        return f" with k={details['k']}"
+    if r.pipeline.retrieval:
+        return f" ({r.pipeline.retrieval.get('method')}, k={r.pipeline.retrieval.get('k')})"
+    return ""
+
+
+def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
+              audit: dict[str, Any] | None) -> str:
+    """The seeds' tree, read from the bottom when nothing reached the target."""
+    tuned = by_name.get("finetune")
+    if audit is not None and audit.get("verdict") == "not ready":
+        return ("more and cleaner data: the audit calls it not ready ("
+                + "; ".join(audit.get("reasons", [])) + ")")
+    if tuned is not None and tuned.versus is not None and tuned.versus[1].meaningful:
+        if "knowledge" in gaps:
+            return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"
+        return ("more data: fine-tuning helped significantly but not enough; the seeds' table "
+                "says thousands of examples make the real difference")
+    if "capacity" in gaps:
+        return "a different base model: the bigger model was significantly better"
+    if "knowledge" in gaps:
+        return "RAG plus fine-tune: retrieval closed part of a knowledge gap; train on top of it"
+    if tuned is None:
+        return "fine-tune: prompting, examples and retrieval fell short"
+    return ("a different base model or a redefined task: no rung, fine-tuning included, "
+            "moved the score significantly")

@@ -1,0 +1,119 @@
+"""`decide` on constructed rung results: every branch of the seeds' tree, every kind of reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from rung.decide import decide
+from rung.eval.metrics import Score
+from rung.eval.runner import EvalResult
+from rung.eval.stats import PairedComparison
+from rung.pipeline import Pipeline
+from rung.rungs.base import RungResult
+
+NOT_READY = {"audit_id": "a1", "verdict": "not ready", "reasons": ["size: 40 examples, below 100"]}
+
+
+def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, float, float] | None = None,
+           format_failures: int = 0, n: int = 100, **details: object) -> RungResult:
+    """A rung at `score` (interval +-ci); `versus` = (cheaper rung, difference, p-value)."""
+    pipeline = Pipeline(rung=rung, kind="classification", model="m", instruction="i",
+                        details=dict(details))
+    wrong = round(n * (1 - score))
+    test = EvalResult(Score("accuracy", score, (score - ci, score + ci), n), [],
+                      failures={"correct": n - wrong, "format": format_failures,
+                                "content": wrong - format_failures})
+    compared = None
+    if versus is not None:
+        cheaper, diff, p = versus
+        compared = (cheaper, PairedComparison("mcnemar-exact", score - diff, score, diff,
+                                              (diff - 0.05, diff + 0.05), p, n, 0.0))
+    return RungResult(rung, pipeline, test, [], 0.0, versus=compared)
+
+
+def kinds(decision) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in decision.reasons:
+        out.setdefault(r.rung, []).append(r.kind)
+    return out
+
+
+def test_the_first_rung_that_reaches_the_target_is_chosen_and_costlier_ones_weighed() -> None:
+    results = [result("prompt", 0.70), result("few-shot", 0.91, versus=("prompt", 0.21, 1e-6), k=8),
+               result("finetune", 0.93, versus=("few-shot", 0.02, 0.40))]
+    d = decide(results, target=0.9)
+    assert d.rung == "few-shot" and d.next_step is None
+    assert d.headline.startswith("use few-shot with k=8: it reaches 0.910 (0.860-0.960)")
+    assert "finetune would add +0.020, not significant" in d.headline
+    assert kinds(d) == {"prompt": ["below-target"]}
+
+
+def test_lower_bound_criterion_asks_the_interval_to_clear_the_target() -> None:
+    results = [result("prompt", 0.91, ci=0.04), result("few-shot", 0.97, ci=0.02,
+                                                        versus=("prompt", 0.06, 0.01))]
+    assert decide(results, target=0.9).rung == "prompt"
+    strict = decide(results, target=0.9, criterion="lower-bound")
+    assert strict.rung == "few-shot" and "lower bound" in strict.headline
+
+
+def test_format_failures_are_named_a_behaviour_problem() -> None:
+    results = [result("prompt", 0.5, format_failures=30), result("few-shot", 0.55, format_failures=5,
+                                                                 versus=("prompt", 0.05, 0.3))]
+    d = decide(results, target=0.9)
+    assert d.rung is None and kinds(d)["prompt"] == ["format"]
+    assert "30% of its answers break the output format" in d.reasons[0].text
+    assert kinds(d)["few-shot"] == ["no-gain"]
+    assert d.next_step.startswith("fine-tune")
+
+
+def test_retrieval_significantly_better_is_a_knowledge_gap_below_it() -> None:
+    results = [result("prompt", 0.1), result("few-shot", 0.12, versus=("prompt", 0.02, 0.5)),
+               result("rag", 0.92, versus=("few-shot", 0.80, 1e-9))]
+    d = decide(results, target=0.9)
+    assert d.rung == "rag"
+    assert kinds(d) == {"prompt": ["knowledge-gap"], "few-shot": ["knowledge-gap", "no-gain"]}
+    assert "retrieval adds +0.800" in d.reasons[0].text
+
+
+def test_a_significantly_better_bigger_model_is_a_capacity_gap() -> None:
+    results = [result("prompt", 0.6), result("few-shot", 0.62, versus=("prompt", 0.02, 0.6)),
+               result("bigger-model", 0.8, versus=("few-shot", 0.18, 1e-4))]
+    d = decide(results, target=0.9)
+    assert d.rung is None and "capacity-gap" in kinds(d)["prompt"]
+    assert d.next_step.startswith("a different base model")
+
+
+def test_not_ready_data_is_the_reason_and_the_next_step() -> None:
+    results = [result("prompt", 0.3), result("finetune", 0.35, versus=("prompt", 0.05, 0.2))]
+    d = decide(results, target=0.9, audit=NOT_READY)
+    assert kinds(d)["finetune"] == ["data", "no-gain"]
+    assert "size: 40 examples" in d.next_step and d.next_step.startswith("more and cleaner data")
+
+
+@pytest.mark.parametrize("rag_helped, expected", [(False, "more data"),
+                                                  (True, "RAG plus fine-tune: both")])
+def test_a_fine_tune_that_helped_but_fell_short(rag_helped: bool, expected: str) -> None:
+    results = [result("prompt", 0.3)]
+    if rag_helped:
+        results.append(result("rag", 0.5, versus=("prompt", 0.2, 1e-5)))
+    results.append(result("finetune", 0.8, versus=("rag" if rag_helped else "prompt", 0.3, 1e-6)))
+    d = decide(results, target=0.9)
+    assert d.rung is None and d.next_step.startswith(expected)
+    assert "the best is finetune at 0.800" in d.headline
+
+
+def test_retrieval_that_helped_without_a_tune_points_to_both() -> None:
+    results = [result("prompt", 0.3), result("rag", 0.6, versus=("prompt", 0.3, 1e-6))]
+    assert decide(results, target=0.9).next_step.startswith("RAG plus fine-tune: retrieval")
+
+
+def test_nothing_moved_the_score() -> None:
+    results = [result("prompt", 0.3), result("finetune", 0.31, versus=("prompt", 0.01, 0.8))]
+    d = decide(results, target=0.9, audit={"verdict": "ready", "reasons": []})
+    assert d.next_step.startswith("a different base model or a redefined task")
+    assert kinds(d) == {"prompt": ["below-target"], "finetune": ["no-gain"]}
+
+
+def test_the_order_is_the_seeds_whatever_order_results_come_in() -> None:
+    results = [result("finetune", 0.95, versus=("prompt", 0.05, 0.01)), result("prompt", 0.9)]
+    assert decide(results, target=0.9).rung == "prompt"
