@@ -1,0 +1,94 @@
+"""What each rung costs to build, to keep and to serve, from measured tokens and throughput.
+
+Prices default to the seeds' cost table and can be overridden under [costs] in rung.toml:
+OpenAI fine-tuning (GPT-4o-mini $3.00 per 1M training tokens, $0.60 / $2.40 per 1M tokens in /
+out; GPT-4o $25.00, $3.75 / $15.00) and self-hosting (an A100 at ~$0.50 an hour, Llama 8B
+served at ~$0.20 per 1M tokens). Upkeep follows the seeds' warning that a tune must be redone
+whenever a better base model ships, "roughly monthly": `retrains_per_quarter` times the
+training cost plus `hours_per_retrain` of a person's time.
+
+The break-even is the seeds' "narrow, high-volume task": a small tuned model costs more to
+build but less per request than a bigger prompted one; past some volume it is cheaper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train_per_million: float = Field(ge=0)
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class CostsTable(BaseModel):
+    """[costs] in rung.toml; every default is a figure from the seeds' cost table."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpu_hour: float = Field(default=0.50, ge=0)  # one A100, self-hosted or rented
+    self_hosted_per_million: float = Field(default=0.20, ge=0)  # tokens served, in and out
+    api: dict[str, ApiPrice] = Field(default_factory=lambda: {
+        "gpt-4o-mini": ApiPrice(train_per_million=3.00, input_per_million=0.60,
+                                output_per_million=2.40),
+        "gpt-4o": ApiPrice(train_per_million=25.00, input_per_million=3.75,
+                           output_per_million=15.00)})
+    retrains_per_quarter: float = Field(default=3.0, ge=0)  # a better base model ~monthly
+    hours_per_retrain: float = Field(default=4.0, ge=0)  # rerun, review, ship
+    person_hour: float = Field(default=100.0, ge=0)
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    tokens: int  # training tokens actually seen (all epochs)
+    hours: float  # at the measured throughput
+    self_hosted: float  # hours x gpu_hour
+    api: dict[str, float]  # the same tokens at each API's fine-tuning price
+    upkeep_per_quarter: float  # retrains plus the person-hours each one takes
+    upkeep_hours_per_quarter: float
+
+
+def training_cost(tokens: int, tokens_per_second: float, prices: CostsTable) -> TrainingCost:
+    hours = tokens / tokens_per_second / 3600 if tokens_per_second > 0 else 0.0
+    self_hosted = hours * prices.gpu_hour
+    person = prices.retrains_per_quarter * prices.hours_per_retrain
+    return TrainingCost(
+        tokens=tokens, hours=hours, self_hosted=self_hosted,
+        api={name: tokens / 1e6 * p.train_per_million for name, p in prices.api.items()},
+        upkeep_per_quarter=prices.retrains_per_quarter * self_hosted + person * prices.person_hour,
+        upkeep_hours_per_quarter=person)
+
+
+def serving_cost(tokens_in: float, tokens_out: float, prices: CostsTable,
+                 api: str | None = None) -> float:
+    """Dollars per million requests of `tokens_in` + `tokens_out` each: self-hosted at the
+    per-token price, or at an API's in/out prices."""
+    if api is None:
+        return (tokens_in + tokens_out) * prices.self_hosted_per_million
+    p = prices.api[api]
+    return tokens_in * p.input_per_million + tokens_out * p.output_per_million
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    tuned_per_million: float  # serving cost per million requests
+    prompted_per_million: float
+    fixed_per_quarter: float  # the tune's build cost spread over a quarter, plus upkeep
+    requests_per_quarter: float | None  # None: the tuned model is never cheaper
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def break_even(tuned_per_million: float, prompted_per_million: float, build: float,
+               upkeep_per_quarter: float) -> BreakEven:
+    """Requests a quarter from which the tuned model's lower serving cost has paid for its
+    build (counted in the first quarter) and its upkeep."""
+    fixed = build + upkeep_per_quarter
+    saving = (prompted_per_million - tuned_per_million) / 1e6  # per request
+    volume = fixed / saving if saving > 0 else None
+    return BreakEven(tuned_per_million, prompted_per_million, fixed, volume)

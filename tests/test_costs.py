@@ -1,0 +1,44 @@
+"""The cost arithmetic on the seeds' prices, and the break-even volume."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rung.costs import CostsTable, break_even, serving_cost, training_cost
+
+
+def test_defaults_are_the_seeds_prices() -> None:
+    prices = CostsTable()
+    assert prices.api["gpt-4o-mini"].train_per_million == 3.00
+    assert (prices.api["gpt-4o"].input_per_million, prices.api["gpt-4o"].output_per_million) == (3.75, 15.00)
+    assert prices.gpu_hour == 0.50 and prices.self_hosted_per_million == 0.20
+
+
+def test_training_cost_from_tokens_and_measured_throughput() -> None:
+    cost = training_cost(3_600_000, tokens_per_second=1000, prices=CostsTable())
+    assert cost.hours == pytest.approx(1.0) and cost.self_hosted == pytest.approx(0.50)
+    assert cost.api["gpt-4o-mini"] == pytest.approx(10.80)  # 3.6M x $3 / 1M
+    assert cost.upkeep_hours_per_quarter == 12  # 3 retrains x 4 h
+    assert cost.upkeep_per_quarter == pytest.approx(3 * 0.50 + 12 * 100)
+
+
+def test_serving_cost_per_million_requests() -> None:
+    prices = CostsTable()
+    assert serving_cost(500, 5, prices) == pytest.approx(505 * 0.20)
+    assert serving_cost(500, 5, prices, api="gpt-4o-mini") == pytest.approx(500 * 0.60 + 5 * 2.40)
+
+
+def test_break_even_volume() -> None:
+    # tuned: $20 per 1M requests; prompted: $120; build $500 + upkeep $700 a quarter
+    point = break_even(20, 120, build=500, upkeep_per_quarter=700)
+    assert point.requests_per_quarter == pytest.approx(1200 / (100 / 1e6))  # 12M requests
+    assert break_even(120, 20, build=500, upkeep_per_quarter=0).requests_per_quarter is None
+
+
+def test_prices_are_overridable_and_checked() -> None:
+    prices = CostsTable.model_validate({"gpu_hour": 2.1, "api": {"mine": {
+        "train_per_million": 1, "input_per_million": 0.1, "output_per_million": 0.4}}})
+    assert prices.gpu_hour == 2.1 and list(prices.api) == ["mine"]
+    with pytest.raises(ValidationError):
+        CostsTable.model_validate({"gpu_hour": -1})
