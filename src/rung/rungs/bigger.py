@@ -1,0 +1,44 @@
+"""Rung 4: the best cheaper pipeline, unchanged, on a bigger model.
+
+The seeds' cheapest experiment: "spend an afternoon seeing whether a more capable model simply
+solves the problem". Everything but the model stays as the cheaper rungs chose it (prompt,
+demonstrations, retrieval), so the paired test against them measures model capacity alone.
+Which cheaper pipeline goes up is decided on val, like every other choice on the ladder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from rung.data.example import Example
+from rung.errors import ConfigError
+from rung.pipeline import Pipeline
+from rung.rungs.base import Rung, RungResult
+from rung.task import TaskSpec
+
+
+def best_on_val(results: Sequence[RungResult]) -> Pipeline:
+    """The cheaper rung whose chosen candidate scored best on val (never on test); a tie
+    goes to the cheaper rung."""
+    def val_score(r: RungResult) -> float:
+        return max((c.val_score for c in r.candidates if c.details == r.pipeline.details),
+                   default=float("-inf"))
+
+    return max(results, key=val_score).pipeline
+
+
+class BiggerModelRung(Rung):
+    name = "bigger-model"
+
+    def __init__(self, best: Pipeline) -> None:
+        self.best = best
+
+    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+        large = task.models.large
+        if large is None:
+            raise ConfigError("the bigger-model rung needs a bigger model", file=task.path,
+                              fix='add large = "gemma3-270m" (or any model) under [models]')
+        details = {**self.best.details, "from": self.best.rung}
+        return [(f"{self.best.rung} on {large}",
+                 replace(self.best, rung=self.name, model=large, details=details))]
