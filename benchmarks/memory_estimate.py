@@ -50,7 +50,7 @@ def worker(name: str, method: str, seq_len: int, batch: int, steps: int,
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rung.finetune.memory import PeakMemory, return_freed_memory
+    from rung.finetune.peak import PeakMemory, return_freed_memory
 
     if not malloc_default:
         return_freed_memory()

@@ -13,16 +13,15 @@ from rung.errors import RungError
 from rung.finetune.memory import (
     SEEDS_TARGETS,
     MemoryEstimate,
-    PeakMemory,
     estimate_memory,
     gb,
     llama_shape,
-    memory_record,
     seeds_header,
     seeds_table,
     shape_for,
     shape_from_config,
 )
+from rung.finetune.peak import PeakMemory, memory_record
 
 SMOLLM2_135M = {  # SmolLM2-135M's config.json, the fields that matter
     "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,

@@ -33,8 +33,8 @@ from rung.data.example import Example
 from rung.errors import RungError
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
-from rung.finetune.memory import PeakMemory, estimate_memory, memory_record, \
-    return_freed_memory, shape_for
+from rung.finetune.memory import estimate_memory, shape_for
+from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
     quantization_config
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
