@@ -44,6 +44,7 @@ def test_the_first_rung_that_reaches_the_target_is_chosen_and_costlier_ones_weig
     d = decide(results, target=0.9)
     assert d.rung == "few-shot" and d.next_step is None
     assert d.headline.startswith("use few-shot with k=8: it reaches 0.910 (0.860-0.960)")
+    assert "+0.210 over prompt (p=1e-06)" in d.headline
     assert "finetune would add +0.020, not significant" in d.headline
     assert kinds(d) == {"prompt": ["below-target"]}
 

@@ -122,6 +122,9 @@ def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
               criterion: Criterion) -> str:
     line = f"use {chosen.rung}{_choice(chosen)}: it reaches {_describe(chosen).split(' at ')[1]}"
     line += f" against a target of {target} ({_bound(criterion)})"
+    if chosen.versus is not None:  # what it adds over the best cheaper rung, paired
+        cheaper, c = chosen.versus
+        line += f", {c.difference:+.3f} over {cheaper} (p={c.p_value:.2g})"
     above = [r for r in ordered[ordered.index(chosen) + 1:] if r.versus is not None]
     for r in above:  # what the costlier rungs would add over it, measured on the same split
         gain = r.test.score.value - chosen.test.score.value
