@@ -103,6 +103,7 @@ def test_cli_climb_json_shape(task_dir, fake_model):
         assert set(r) >= {"rung", "score", "ci", "latency_ms", "tokens_per_request"}
         assert len(r["ci"]) == 2 and r["ci"][0] <= r["score"] <= r["ci"][1]
         assert set(r["latency_ms"]) >= {"p50", "p95"}
+        assert r["costs"]["serving_per_million_requests"]["self_hosted"] > 0
     rec = data["recommendation"]
     assert rec["rung"] == "few-shot" and rec["next_step"] is None and rec["criterion"] == "point"
     assert [r["rung"] for r in rec["reasons"]] == ["prompt"]  # why the cheaper rung fell short

@@ -42,3 +42,25 @@ def test_prices_are_overridable_and_checked() -> None:
     assert prices.gpu_hour == 2.1 and list(prices.api) == ["mine"]
     with pytest.raises(ValidationError):
         CostsTable.model_validate({"gpu_hour": -1})
+
+
+def test_a_rung_s_costs_from_its_measured_summary() -> None:
+    from rung.costs import rung_costs
+
+    summary = {"tokens_in": 500.0, "tokens_per_request": 503.0,
+               "training": {"train_tokens": 360_000, "tokens_per_second": 100.0}}
+    costs = rung_costs(summary, CostsTable())
+    serving = costs["serving_per_million_requests"]
+    assert serving["self_hosted"] == pytest.approx(503 * 0.20)
+    assert serving["gpt-4o-mini"] == pytest.approx(500 * 0.60 + 3 * 2.40)
+    assert costs["training"]["hours"] == pytest.approx(1.0)
+    assert costs["training"]["api"]["gpt-4o"] == pytest.approx(0.36 * 25)
+    assert "training" not in rung_costs({"tokens_in": 5.0, "tokens_per_request": 6.0}, CostsTable())
+
+
+def test_prices_come_from_rung_toml(task_dir) -> None:
+    from conftest import write_task
+    from rung.task import load_task
+
+    task = load_task(write_task(task_dir, extra="\n[costs]\ngpu_hour = 2.5\nhours_per_retrain = 1\n"))
+    assert task.costs.gpu_hour == 2.5 and task.costs.api["gpt-4o-mini"].train_per_million == 3.0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rung.data.example import Example
+from rung.costs import rung_costs
 from rung.decide import decide
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
@@ -57,7 +58,8 @@ class ClimbResult:
             "target": self.task.task.target,
             "run_id": self.run_id,
             "split": {name: len(part) for name, part in self.split.parts().items()},
-            "rungs": [r.summary() for r in self.results],
+            "rungs": [{**r.summary(), "costs": rung_costs(r.summary(), self.task.costs)}
+                      for r in self.results],
             "recommendation": self.recommendation,
             "index": self.index,
         }

@@ -92,3 +92,20 @@ def break_even(tuned_per_million: float, prompted_per_million: float, build: flo
     saving = (prompted_per_million - tuned_per_million) / 1e6  # per request
     volume = fixed / saving if saving > 0 else None
     return BreakEven(tuned_per_million, prompted_per_million, fixed, volume)
+
+
+def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
+    """A rung's costs from its measured summary: serving per million requests (self-hosted
+    and at each API's prices, from its measured tokens in and out) and, for a fine-tune, the
+    training run and its upkeep from the tokens it trained on at its measured throughput."""
+    tokens_in, tokens_out = summary["tokens_in"], summary["tokens_per_request"] - summary["tokens_in"]
+    costs: dict[str, Any] = {"serving_per_million_requests": {
+        "self_hosted": round(serving_cost(tokens_in, tokens_out, prices), 2),
+        **{name: round(serving_cost(tokens_in, tokens_out, prices, api=name), 2)
+           for name in prices.api}}}
+    training = summary.get("training")
+    if training and training.get("tokens_per_second"):
+        cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices)
+        costs["training"] = {k: (round(v, 4) if isinstance(v, float) else v)
+                             for k, v in asdict(cost).items()}
+    return costs

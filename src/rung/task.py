@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rung.costs import CostsTable
 from rung.errors import ConfigError, ProblemList, RungError
 from rung.eval.custom_metrics import load_custom_metric
 from rung.eval.text_metrics import TEXT_METRICS, json_schema_metric
@@ -175,6 +176,7 @@ class AuditTable(_Strict):
     near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # MinHash Jaccard
 
 
+
 class TaskSpec(_Strict):
     task: TaskTable
     split: SplitTable = SplitTable()
@@ -185,6 +187,7 @@ class TaskSpec(_Strict):
     audit: AuditTable = AuditTable()
     rag: RagTable = RagTable()
     finetune: FineTuneTable = FineTuneTable()
+    costs: CostsTable = CostsTable()
     path: Path = Field(exclude=True)  # the rung.toml this came from
 
     @property
