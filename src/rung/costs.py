@@ -106,6 +106,11 @@ def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
     training = summary.get("training")
     if training and training.get("tokens_per_second"):
         cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices)
-        costs["training"] = {k: (round(v, 4) if isinstance(v, float) else v)
-                             for k, v in asdict(cost).items()}
+        costs["training"] = _rounded(asdict(cost))
     return costs
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
