@@ -58,11 +58,14 @@ class ClimbResult:
             "target": self.task.task.target,
             "run_id": self.run_id,
             "split": {name: len(part) for name, part in self.split.parts().items()},
-            "rungs": [{**r.summary(), "costs": rung_costs(r.summary(), self.task.costs)}
-                      for r in self.results],
+            "rungs": [_with_costs(r.summary(), self.task) for r in self.results],
             "recommendation": self.recommendation,
             "index": self.index,
         }
+
+
+def _with_costs(summary: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
+    return {**summary, "costs": rung_costs(summary, task.costs)}
 
 
 def load_examples(task: TaskSpec) -> list[Example]:
