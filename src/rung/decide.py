@@ -69,9 +69,13 @@ def _bound(criterion: Criterion) -> str:
     return "by the interval's lower bound" if criterion == "lower-bound" else "by point estimate"
 
 
-def _describe(r: RungResult) -> str:
+def _interval(r: RungResult) -> str:
     s = r.test.score
-    return f"{r.rung} at {s.value:.3f} ({s.ci[0]:.3f}-{s.ci[1]:.3f})"
+    return f"{s.value:.3f} ({s.ci[0]:.3f}-{s.ci[1]:.3f})"
+
+
+def _describe(r: RungResult) -> str:
+    return f"{r.rung} at {_interval(r)}"
 
 
 def _gaps(by_name: dict[str, RungResult]) -> dict[str, Any]:
@@ -120,7 +124,7 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
 
 def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
               criterion: Criterion) -> str:
-    line = f"use {chosen.rung}{_choice(chosen)}: it reaches {_describe(chosen).split(' at ')[1]}"
+    line = f"use {chosen.rung}{_choice(chosen)}: it reaches {_interval(chosen)}"
     line += f" against a target of {target} ({_bound(criterion)})"
     if chosen.versus is not None:  # what it adds over the best cheaper rung, paired
         cheaper, c = chosen.versus
