@@ -353,8 +353,8 @@ def estimate(
         parts = Table(title=f"{r.model} ({r.parameters / 1e6:,.0f}M parameters)")
         for col in ("method", "weights", "grads", "optimizer", "activations", "total", "peak at"):
             parts.add_column(col, justify="left" if col in ("method", "peak at") else "right")
-        for cells in r.breakdown():  # overhead (CUDA context, kernels) stays in --json
-            parts.add_row(*cells[:5], *cells[6:])
+        for cells in r.breakdown():
+            parts.add_row(*cells)
         out.print(parts)
 
 

@@ -312,9 +312,10 @@ class SeedsRow:
         return [self.model] + [gb(e.total) for e in (self.full, self.lora, self.qlora)]
 
     def breakdown(self) -> list[list[str]]:
-        """Per method: weights, gradients, optimizer, activations, overhead, total, peak."""
+        """Per method: weights, gradients, optimizer, activations, total, peak (the small
+        CUDA-context overhead stays in `to_dict`)."""
         return [[e.method] + [gb(getattr(e, k)) for k in (
-            "weights", "gradients", "optimizer", "activations", "overhead", "total")]
+            "weights", "gradients", "optimizer", "activations", "total")]
             + [e.peak_at] for e in (self.full, self.lora, self.qlora)]
 
 
