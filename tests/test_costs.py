@@ -64,3 +64,17 @@ def test_prices_come_from_rung_toml(task_dir) -> None:
 
     task = load_task(write_task(task_dir, extra="\n[costs]\ngpu_hour = 2.5\nhours_per_retrain = 1\n"))
     assert task.costs.gpu_hour == 2.5 and task.costs.api["gpt-4o-mini"].train_per_million == 3.0
+
+
+def test_memory_a_rung_needs_to_serve_and_to_train() -> None:
+    from rung.costs import rung_memory
+    from rung.finetune.memory import llama_shape, serving_memory
+
+    # SmolLM2-135M's shape: 30 layers, 3 KV heads of 64
+    shape = llama_shape(30, 576, 1536, 9, 3, 49152, True)
+    per_token_kv = 2 * 30 * 3 * 64 * 2  # K and V, every layer, bf16
+    assert serving_memory(shape, 500) == shape.parameters * 2 + 500 * per_token_kv
+    memory = rung_memory({"model": "no-such-model", "tokens_per_request": 500, "training": {
+        "peak_memory": {"estimate": {"total": 6_000}, "measured": {"peak_bytes": 5_000}}}})
+    assert memory == {"serving_bytes": None, "training_estimate_bytes": 6_000,
+                      "training_measured_bytes": 5_000}

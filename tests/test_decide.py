@@ -6,7 +6,7 @@ import pytest
 
 from rung.decide import decide
 from rung.eval.metrics import Score
-from rung.eval.runner import EvalResult
+from rung.eval.runner import EvalResult, Prediction
 from rung.eval.stats import PairedComparison
 from rung.pipeline import Pipeline
 from rung.rungs.base import RungResult
@@ -15,12 +15,16 @@ NOT_READY = {"audit_id": "a1", "verdict": "not ready", "reasons": ["size: 40 exa
 
 
 def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, float, float] | None = None,
-           format_failures: int = 0, n: int = 100, **details: object) -> RungResult:
-    """A rung at `score` (interval +-ci); `versus` = (cheaper rung, difference, p-value)."""
+           format_failures: int = 0, n: int = 100, tokens: tuple[int, int] = (0, 0),
+           training: dict | None = None, **details: object) -> RungResult:
+    """A rung at `score` (interval +-ci); `versus` = (cheaper rung, difference, p-value);
+    `tokens` (in, out) of every request."""
     pipeline = Pipeline(rung=rung, kind="classification", model="m", instruction="i",
                         details=dict(details))
     wrong = round(n * (1 - score))
-    test = EvalResult(Score("accuracy", score, (score - ci, score + ci), n), [],
+    requests = [Prediction(str(i), i, "q", "a", "a", True, *tokens) for i in range(n)]
+    test = EvalResult(Score("accuracy", score, (score - ci, score + ci), n),
+                      requests if any(tokens) else [],
                       failures={"correct": n - wrong, "format": format_failures,
                                 "content": wrong - format_failures})
     compared = None
@@ -28,7 +32,7 @@ def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, floa
         cheaper, diff, p = versus
         compared = (cheaper, PairedComparison("mcnemar-exact", score - diff, score, diff,
                                               (diff - 0.05, diff + 0.05), p, n, 0.0))
-    return RungResult(rung, pipeline, test, [], 0.0, versus=compared)
+    return RungResult(rung, pipeline, test, [], 0.0, versus=compared, training=training)
 
 
 def kinds(decision) -> dict[str, list[str]]:
@@ -118,3 +122,45 @@ def test_nothing_moved_the_score() -> None:
 def test_the_order_is_the_seeds_whatever_order_results_come_in() -> None:
     results = [result("finetune", 0.95, versus=("prompt", 0.05, 0.01)), result("prompt", 0.9)]
     assert decide(results, target=0.9).rung == "prompt"
+
+
+TRAINED = {"train_tokens": 3_600_000, "tokens_per_second": 2000.0}  # half an hour
+
+
+def test_a_chosen_tune_is_priced_with_its_break_even_against_the_best_prompt() -> None:
+    results = [result("prompt", 0.50, tokens=(500, 3)),
+               result("finetune", 0.90, versus=("prompt", 0.40, 1e-9), tokens=(100, 3),
+                      training=TRAINED)]
+    d = decide(results, target=0.85)
+    # build 0.5 h x $0.50; upkeep 3 retrains x (4 person-hours x $100 + $0.25) a quarter
+    assert ("the tune costs $0.25 to build (0.50 h at $0.50/h, at the measured throughput) "
+            "and 12 hours of upkeep a quarter ($1,201 with retraining)") in d.headline
+    # served self-hosted at 103 tokens ($20.60 per 1M requests) against the prompt's 503 tokens
+    # self-hosted ($100.60), on gpt-4o-mini ($307.20) and on gpt-4o ($1,920): $1,201 a quarter
+    # divided by the saving per request
+    assert ("against prompt it pays for itself (requests a quarter): past 15.0M self-hosted, "
+            "past 4.2M on gpt-4o-mini, past 632.3k on gpt-4o") in d.headline
+    assert d.costs is not None and d.costs["prompted"] == "prompt"
+    assert d.costs["break_even"]["gpt-4o-mini"]["requests_per_quarter"] == pytest.approx(
+        1201 / (286.6 / 1e6), rel=1e-3)
+
+
+def test_a_tune_above_the_choice_says_what_it_would_cost() -> None:
+    results = [result("prompt", 0.50, tokens=(500, 3)),
+               result("few-shot", 0.91, versus=("prompt", 0.41, 1e-9), tokens=(900, 3), k=4),
+               result("finetune", 0.92, versus=("few-shot", 0.01, 0.6), tokens=(100, 3),
+                      training=TRAINED)]
+    d = decide(results, target=0.9)
+    assert d.rung == "few-shot"
+    assert ("finetune would add +0.010, not significant; the tune would cost $0.25 to build"
+            in d.headline)
+    assert "pays for itself" not in d.headline  # a break-even argues for a tune not chosen
+
+
+def test_a_tune_never_pays_off_when_it_serves_more_tokens() -> None:
+    results = [result("prompt", 0.50, tokens=(50, 3)),
+               result("finetune", 0.90, versus=("prompt", 0.40, 1e-9), tokens=(100, 3),
+                      training=TRAINED)]
+    d = decide(results, target=0.85)
+    assert d.costs["break_even"]["self_hosted"]["requests_per_quarter"] is None
+    assert "(requests a quarter): never self-hosted, past" in d.headline

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rung.data.example import Example
-from rung.costs import rung_costs
+from rung.costs import rung_costs, rung_memory
 from rung.decide import decide
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
@@ -65,7 +65,8 @@ class ClimbResult:
 
 
 def _with_costs(summary: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
-    return {**summary, "costs": rung_costs(summary, task.costs)}
+    return {**summary, "costs": rung_costs(summary, task.costs),
+            "memory": rung_memory(summary, task.root)}
 
 
 def load_examples(task: TaskSpec) -> list[Example]:
@@ -103,7 +104,7 @@ def recommend(task: TaskSpec, results: list[RungResult], store: Store) -> dict[s
     row = store.latest_audit(file_hash(task.data_path))
     audit = json.loads(row["summary_json"]) if row is not None else None
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
-                      audit=audit)
+                      audit=audit, prices=task.costs)
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
     if decision.rung is None:

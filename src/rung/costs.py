@@ -94,6 +94,47 @@ def break_even(tuned_per_million: float, prompted_per_million: float, build: flo
     return BreakEven(tuned_per_million, prompted_per_million, fixed, volume)
 
 
+def tune_economics(tuned: dict[str, Any], prompted: dict[str, Any],
+                   prices: CostsTable) -> dict[str, Any] | None:
+    """What a measured tune costs to build and keep, and the volume from which serving it
+    self-hosted beats serving the best prompted pipeline, self-hosted or on each API in the
+    price table (a bigger model: the seeds' narrow, high-volume case). Each argument holds a
+    rung's name, mean tokens in and out and (the tune) its training record; None when the
+    tune's throughput was not measured."""
+    training = tuned.get("training") or {}
+    if not training.get("tokens_per_second"):
+        return None
+    cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices)
+    tuned_serving = serving_cost(tuned["tokens_in"], tuned["tokens_out"], prices)
+    versus = {name or "self_hosted": break_even(
+        tuned_serving, serving_cost(prompted["tokens_in"], prompted["tokens_out"], prices, api=name),
+        build=cost.self_hosted, upkeep_per_quarter=cost.upkeep_per_quarter).to_dict()
+        for name in (None, *prices.api)}
+    return _rounded({"prompted": prompted["rung"], "build": cost.self_hosted,
+                     "build_hours": cost.hours, "gpu_hour": prices.gpu_hour,
+                     "build_api": cost.api, "upkeep_per_quarter": cost.upkeep_per_quarter,
+                     "upkeep_hours_per_quarter": cost.upkeep_hours_per_quarter,
+                     "break_even": versus})
+
+
+def rung_memory(summary: dict[str, Any], base_dir: Any = None) -> dict[str, Any]:
+    """The memory a rung needs: to serve one request of its measured tokens (weights in bf16
+    plus KV cache) and, for a tune, training's estimated and measured peak. A model whose
+    shape cannot be read (a remote API, a fake in tests) has no serving figure."""
+    from rung.errors import RungError
+    from rung.finetune.memory import serving_memory, shape_for
+
+    try:
+        serving: int | None = serving_memory(shape_for(summary["model"], base_dir=base_dir),
+                                             summary["tokens_per_request"])
+    except (RungError, OSError, KeyError, ValueError):
+        serving = None
+    peak = (summary.get("training") or {}).get("peak_memory") or {}
+    return {"serving_bytes": serving,
+            "training_estimate_bytes": (peak.get("estimate") or {}).get("total"),
+            "training_measured_bytes": (peak.get("measured") or {}).get("peak_bytes")}
+
+
 def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
     """A rung's costs from its measured summary: serving per million requests (self-hosted
     and at each API's prices, from its measured tokens in and out) and, for a fine-tune, the

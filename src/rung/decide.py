@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rung.costs import CostsTable, tune_economics
 from rung.rungs.base import RungResult
 
 SEEDS_ORDER = ("prompt", "few-shot", "rag", "bigger-model", "finetune")
@@ -37,27 +38,78 @@ class Decision:
     next_step: str | None  # when nothing reached the target: what the evidence points to
     criterion: Criterion
     target: float
+    costs: dict[str, Any] | None = None  # a measured tune's build, upkeep and break-even
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": [asdict(r) for r in self.reasons]}
 
 
 def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion = "point",
-           audit: dict[str, Any] | None = None) -> Decision:
-    """`audit` is the data's latest audit summary (verdict, reasons), if there is one."""
+           audit: dict[str, Any] | None = None, prices: CostsTable | None = None) -> Decision:
+    """`audit` is the data's latest audit summary (verdict, reasons), if there is one;
+    `prices` ([costs] in rung.toml, the seeds' figures by default) price a measured tune."""
     by_name = {r.rung: r for r in results}
     ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
     chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
     below = ordered[:ordered.index(chosen)] if chosen else ordered
     gaps = _gaps(by_name)
     reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
+    economics = _economics(ordered, prices or CostsTable())
     if chosen is not None:
-        return Decision(chosen.rung, _headline(chosen, ordered, target, criterion), reasons,
-                        None, criterion, target)
+        headline = _headline(chosen, ordered, target, criterion) + _costs_clause(
+            economics, chosen.rung == "finetune")
+        return Decision(chosen.rung, headline, reasons, None, criterion, target, economics)
     step = next_step(by_name, gaps, audit)
     best = max(ordered, key=lambda r: r.test.score.value)
     return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
-                    f"{_describe(best)}. Next: {step}", reasons, step, criterion, target)
+                    f"{_describe(best)}. Next: {step}", reasons, step, criterion, target,
+                    economics)
+
+
+def _economics(ordered: list[RungResult], prices: CostsTable) -> dict[str, Any] | None:
+    """A measured tune priced against the best prompted rung (by test score)."""
+    tuned = next((r for r in ordered if r.rung == "finetune"), None)
+    prompted = [r for r in ordered if r.rung != "finetune"]
+    if tuned is None or not prompted:
+        return None
+    best = max(prompted, key=lambda r: r.test.score.value)
+    return tune_economics(_tokens(tuned), _tokens(best), prices)
+
+
+def _tokens(r: RungResult) -> dict[str, Any]:
+    return {"rung": r.rung, "tokens_in": r.test.tokens_in, "tokens_out": r.test.tokens_out,
+            "training": r.training}
+
+
+def _costs_clause(economics: dict[str, Any] | None, chosen: bool) -> str:
+    """The issue's "would cost $X to build and Y hours of upkeep a quarter", and for a chosen
+    tune the volume from which it pays for itself against the best prompted pipeline."""
+    if economics is None:
+        return ""
+    e = economics
+    line = (f"; the tune {'costs' if chosen else 'would cost'} ${e['build']:,.2f} to build "
+            f"({e['build_hours']:.2f} h at ${e['gpu_hour']:.2f}/h, at the measured throughput) and "
+            f"{e['upkeep_hours_per_quarter']:g} hours of upkeep a quarter "
+            f"(${e['upkeep_per_quarter']:,.0f} with retraining)")
+    if chosen:
+        line += (f"; against {e['prompted']} it pays for itself (requests a quarter): "
+                 + ", ".join(_pays_off(name, point["requests_per_quarter"])
+                             for name, point in e["break_even"].items()))
+    return line
+
+
+def _pays_off(serving: str, requests: float | None) -> str:
+    where = "self-hosted" if serving == "self_hosted" else f"on {serving}"
+    return f"never {where}" if requests is None else f"past {_volume(requests)} {where}"
+
+
+def _volume(requests: float | None) -> str:
+    if requests is None:
+        return "never"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if requests >= size:
+            return f"{requests / size:.1f}{unit}"
+    return f"{requests:.0f}"
 
 
 def _reaches(r: RungResult, target: float, criterion: Criterion) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class EvalResult:
     predictions: list[Prediction]
     extra_scores: dict[str, Score] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    latency_samples_ms: list[float] = field(default_factory=list)  # each timed request
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     retrieval: dict[str, float] | None = None  # hit@k, recall@k, MRR where gold sources exist
@@ -125,7 +126,9 @@ def evaluate(
                                              pipeline.retrieval.get("corpus", ""))
     if latency_samples:
         texts = [e.input for e in examples[:latency_samples]]
-        result.latency_ms = _latency(pipeline, texts, cache)
+        measured = _latency(pipeline, texts, cache)
+        result.latency_samples_ms = measured.pop("samples", [])
+        result.latency_ms = measured
     result.seconds = time.perf_counter() - started
     return result
 
@@ -147,22 +150,23 @@ def failure_breakdown(
     return counts
 
 
-def _latency(pipeline: Pipeline, texts: list[str], cache: "ResponseCache | None") -> dict[str, float]:
+def _latency(pipeline: Pipeline, texts: list[str], cache: "ResponseCache | None") -> dict[str, Any]:
     """Measured once per (pipeline, model, requests): a re-run reuses the measurement rather
     than pretending a cache hit is what a user would wait for."""
     if cache is None:
         return measure_latency(pipeline, texts)
     model = fingerprint(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
-    key = cache.key(model, "latency", [pipeline.hash(), texts])
+    key = cache.key(model, "latency-samples", [pipeline.hash(), texts])
     found = cache.get_many([key])
     if key not in found:
         found[key] = measure_latency(pipeline, texts)
-        cache.put_many(model, "latency", {key: found[key]})
+        cache.put_many(model, "latency-samples", {key: found[key]})
     return found[key]
 
 
-def measure_latency(pipeline: Pipeline, texts: Sequence[str]) -> dict[str, float]:
-    """Single requests, after one warm-up call, in milliseconds."""
+def measure_latency(pipeline: Pipeline, texts: Sequence[str]) -> dict[str, Any]:
+    """Single requests, after one warm-up call, in milliseconds: the percentiles and every
+    sample (the report draws their distribution)."""
     if not texts:
         return {}
     pipeline.predict([texts[0]])
@@ -172,4 +176,5 @@ def measure_latency(pipeline: Pipeline, texts: Sequence[str]) -> dict[str, float
         pipeline.predict([text])
         times.append((time.perf_counter() - t0) * 1000)
     p50, p95, p99 = np.percentile(times, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "n": float(len(times))}
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "n": float(len(times)),
+            "samples": [round(t, 2) for t in times]}

@@ -294,6 +294,14 @@ def _projection_inputs(shape: ModelShape, method: str, targets: list[str], rank:
     return shared + len(targets) * rank * d
 
 
+def serving_memory(shape: ModelShape, tokens: float, *, dtype: str = "bf16") -> int:
+    """Bytes to answer one request of `tokens` (prompt and answer): the weights and the KV
+    cache the request fills. Batching more requests adds a KV cache each; generation keeps
+    logits for the last position only, so they are left out."""
+    d = _BYTES[dtype]
+    return shape.parameters * d + int(2 * shape.layers * shape.kv_dim * tokens * d)
+
+
 def seeds_header(lora_rank: int = 16) -> list[str]:
     return ["Model Size", "Full FT", f"LoRA (r={lora_rank})", "QLoRA (4-bit)"]
 

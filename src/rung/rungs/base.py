@@ -75,6 +75,7 @@ class RungResult:
                 for name, x in self.test.extra_scores.items()
             },
             "latency_ms": {k: round(v, 1) for k, v in self.test.latency_ms.items() if k != "n"},
+            "latency_samples_ms": self.test.latency_samples_ms,
             "tokens_per_request": round(self.test.tokens_per_request, 1),
             "loss": round(self.test.loss, 4) if self.test.loss is not None else None,
             "tokens_in": round(self.test.tokens_in, 1),
