@@ -20,10 +20,16 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The report test renders pages in a real headless Chromium: Debian's, with its chromedriver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+/usr/bin/chromedriver:
+	$(SUDO) apt-get update -q
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
 demo: install
 	$(BIN)/rung climb examples/support-tickets
 
-test: install
+test: install /usr/bin/chromedriver
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -91,6 +91,8 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     for reason in rec["reasons"]:
         out.print(f"  - {reason['text']}", highlight=False)
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
+    if result.report is not None:
+        out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
 
 
 def _climb_table(summary: dict) -> Table:
@@ -314,6 +316,27 @@ def export(
             store.close()
     what = "merged model" if record["merged"] else f"{record['method']} artifact"
     err.print(f"wrote the {what} of run {run} to {to}")
+
+
+@app.command()
+def report(
+    run: str = typer.Argument(..., help="the run id (rung runs PATH lists them)"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    to: Optional[Path] = typer.Option(None, "--out", help="where to write the HTML file "
+                                      "(default: the run's artifacts folder)"),
+) -> None:
+    """Write a run's report: one self-contained HTML page, the decision first."""
+    from rung.report import write_report
+    from rung.store import Store
+    from rung.task import load_task
+
+    with _user_errors():
+        store = Store(load_task(path).store_dir)
+        try:
+            written = write_report(store, run, to)
+        finally:
+            store.close()
+    print(written)
 
 
 @app.command()

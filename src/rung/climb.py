@@ -25,6 +25,7 @@ from rung.pipeline import Pipeline
 from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
 from rung.rungs.base import StageReporter
 from rung.rag.service import file_progress, refresh_index
+from rung.report import write_report
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import TuneResult
 from rung.rungs.bigger import BiggerModelRung, best_on_val
@@ -49,6 +50,7 @@ class ClimbResult:
     results: list[RungResult]
     recommendation: dict[str, Any]
     index: dict[str, Any] | None = None  # what refreshing the corpus index did (rag only)
+    report: Path | None = None  # the run's HTML report
 
     def summary(self) -> dict[str, Any]:
         """The `rung climb --json` shape; documented in the README and kept stable."""
@@ -201,6 +203,7 @@ def climb(
         outcome = ClimbResult(task, run_id, split, results, recommend(task, results, store),
                               index)
         store.finish_run(run_id, outcome.summary())
+        outcome.report = write_report(store, run_id)
         return outcome
     finally:
         store.close()

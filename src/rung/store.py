@@ -255,6 +255,9 @@ class Store:
         return [RunRow(r["id"], r["created"], r["task"], r["status"], r["metric"], r["target"],
                        r["recommendation"], r["best"]) for r in rows]
 
+    def run(self, run_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
     def rung_rows(self, run_id: str) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM rung_results WHERE run_id = ? ORDER BY position", (run_id,)

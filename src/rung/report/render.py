@@ -1,0 +1,114 @@
+"""One HTML file per run: the decision first, then the evidence a reviewer would ask for.
+
+The file stands alone (plotly.js inlined from the plotly package, no CDN, no fonts fetched),
+so it can be mailed, archived or opened on a machine with no network. Dataset text reaches the
+page only through jinja2's autoescaping or as escaped JSON (charts.py); a Content-Security-
+Policy that lists the hashes of the page's own two scripts is the second lock: a `<script>`
+that slipped through would still not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from rung.report import charts
+from rung.report.gather import ReportData, gather
+from rung.store import Store
+
+# Draws every figure and filters the side-by-side table; the only script besides plotly.js.
+APP_JS = """
+document.querySelectorAll('script[data-figure]').forEach(function (s) {
+  var fig = JSON.parse(s.textContent);
+  Plotly.newPlot(s.dataset.figure, fig.data, fig.layout,
+                 {displayModeBar: false, responsive: true});
+});
+function filterExamples() {
+  var only = document.getElementById('only-disagreements').checked;
+  var wrong = document.getElementById('wrong-in').value;
+  var shown = 0;
+  document.querySelectorAll('#examples tbody tr').forEach(function (tr) {
+    var keep = (!only || tr.dataset.disagree === '1') &&
+               (!wrong || tr.dataset.wrong.split(' ').indexOf(wrong) >= 0);
+    tr.hidden = !keep;
+    if (keep) { shown += 1; }
+  });
+  document.getElementById('shown').textContent = shown;
+}
+document.getElementById('only-disagreements').addEventListener('change', filterExamples);
+document.getElementById('wrong-in').addEventListener('change', filterExamples);
+filterExamples();
+"""
+
+
+def report_path(store: Store, run_id: str) -> Path:
+    return store.artifacts(run_id) / "report.html"
+
+
+def write_report(store: Store, run_id: str, out: Path | None = None) -> Path:
+    """Write the run's report (default: next to its other artifacts) and return its path."""
+    page = render_report(gather(store, run_id))
+    target = out or report_path(store, run_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def render_report(data: ReportData) -> str:
+    from plotly.offline import get_plotlyjs
+
+    plotly_js = get_plotlyjs().replace("</script", "<\\/script")
+    env = Environment(loader=PackageLoader("rung.report", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["gb"] = _gb
+    env.filters["dollars"] = lambda v: "-" if v is None else f"${v:,.2f}"
+    summary = data.summary
+    figures = _figures(data)
+    return env.get_template("report.html").render(
+        run=data.run, summary=summary, decision=summary["recommendation"], rungs=data.rungs,
+        names=[r["rung"] for r in data.rungs], figures=figures, tunes=_tunes(data),
+        audit=data.audit, examples=data.examples,
+        disagreements=sum(row.disagree for row in data.examples),
+        plotly_js=plotly_js, app_js=APP_JS,
+        csp=f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+            f"script-src {_sha256(plotly_js)} {_sha256(APP_JS)}")
+
+
+def _figures(data: ReportData) -> dict[str, str]:
+    """Chart id -> figure JSON; the template places each by its id."""
+    summary, rungs = data.summary, data.rungs
+    out = {"score-vs-cost": charts.figure_json(
+               charts.score_vs_cost(rungs, summary["metric"], summary["target"])),
+           "latency": charts.figure_json(charts.latency(rungs))}
+    for name, curve in data.curves.items():
+        training = next(r for r in rungs if r["rung"] == name).get("training") or {}
+        out[f"curves-{name}"] = charts.figure_json(
+            charts.learning_curves(name, curve, training.get("best_step")))
+    for r in rungs:
+        per_class = r.get("per_class") or {}
+        if per_class.get("confusion"):
+            out[f"confusion-{r['rung']}"] = charts.figure_json(
+                charts.confusion(r["rung"], per_class["confusion"], per_class["labels"]))
+    return out
+
+
+def _tunes(data: ReportData) -> list[dict[str, Any]]:
+    return [{"rung": r["rung"], "training": r["training"], "has_curves": r["rung"] in data.curves}
+            for r in data.rungs if r.get("training")]
+
+
+def _sha256(script: str) -> str:
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def _gb(n: float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"

@@ -1,0 +1,166 @@
+"""The run report: rendered in real headless Chromium (Debian's chromium + chromedriver, which
+`make test` installs), with charts drawn, the decision and every rung on the page, the filter
+working, and hostile dataset text shown as text, never run."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+from html import unescape
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rung.cli import app
+from rung.climb import climb
+from rung.report import render_report
+from rung.report.gather import gather
+from rung.store import Store
+from conftest import finetune_table, ticket_records, write_task
+
+HOSTILE = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
+           "<img src=x onerror=\"window.__pwned = 2\"> & \"quotes\"")
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def hostile_task(folder: Path, model: str, extra: str = "") -> Path:
+    """The tiny tickets task with script and an event handler in every ticket's text."""
+    records = ticket_records()
+    for r in records:
+        r["messages"][0]["content"] += " " + HOSTILE
+    return write_task(folder, model=model, records=records, extra=extra)
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory, tiny_llama: Path) -> tuple[Path, str]:
+    """A whole climb on the tiny Llama, fine-tune included, so every section has data."""
+    folder = tmp_path_factory.mktemp("report-task")
+    toml = hostile_task(folder, str(tiny_llama), finetune_table(
+        rank=4, alpha=8, target_modules=["q_proj", "v_proj"], learning_rate=0.005, epochs=2,
+        batch_size=8))
+    result = climb(toml, force=True)
+    assert [r.rung for r in result.results] == ["prompt", "few-shot", "finetune"]
+    assert result.report is not None and result.report.exists()
+    return folder, result.run_id
+
+
+def browser(tmp_path: Path):
+    for needed in (CHROMIUM, CHROMEDRIVER):
+        assert Path(needed).exists(), (
+            f"{needed} is missing: `make test` installs Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must not look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-sync",
+                 "--disable-component-update", "--window-size=1400,2000",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
+        tuned_run: tuple[Path, str], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder, run_id = tuned_run
+    page = folder / ".rung" / "artifacts" / run_id / "report.html"
+    summary = json.loads(Store(folder / ".rung").run(run_id)["summary_json"])
+    driver = browser(tmp_path)
+    try:
+        driver.get(page.as_uri())
+        charts = driver.find_elements(By.CSS_SELECTOR, "div.chart")
+        # score vs cost, latency, the tune's curves, a confusion matrix per rung
+        assert len(charts) == 2 + 1 + 3
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(
+            By.CSS_SELECTOR, "div.chart svg.main-svg")) >= len(charts))
+        for chart in charts:  # every chart drew its data, not an empty frame
+            assert chart.find_elements(By.CSS_SELECTOR, "g.trace, g.hm"), \
+                chart.get_attribute("id")
+
+        headline = driver.find_element(By.ID, "headline").text
+        assert headline == summary["recommendation"]["reason"]
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#reasons li")) == len(
+            summary["recommendation"]["reasons"])
+        rows = driver.find_elements(By.CSS_SELECTOR, "#rungs tr[data-rung]")
+        assert [r.get_attribute("data-rung") for r in rows] == ["prompt", "few-shot", "finetune"]
+        assert driver.find_element(By.ID, "tune-finetune").find_elements(
+            By.CSS_SELECTOR, "#curves-finetune svg.main-svg")
+        assert "Verdict" in driver.find_element(By.ID, "audit-verdict").text or \
+            "No audit" in driver.find_element(By.ID, "audit-verdict").text
+
+        # the hostile text is on the page as text, and none of it ran
+        examples = driver.find_elements(By.CSS_SELECTOR, "#examples tbody tr")
+        assert len(examples) == summary["split"]["test"]
+        assert HOSTILE in examples[0].find_elements(By.CSS_SELECTOR, "td")[1].text
+        assert driver.execute_script("return window.__pwned") is None
+        assert driver.title.startswith("rung report")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#examples img")
+
+        # filtered to disagreements, exactly the rows whose rungs answered differently
+        disagree = sum(r.get_attribute("data-disagree") == "1" for r in examples)
+        driver.find_element(By.ID, "only-disagreements").click()
+        visible = [r for r in examples if r.is_displayed()]
+        assert len(visible) == disagree
+        assert driver.find_element(By.ID, "shown").text == str(disagree)
+        driver.find_element(By.ID, "only-disagreements").click()  # all rows again
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element(By.ID, "wrong-in")).select_by_value("prompt")
+        wrong = [r for r in examples if "prompt" in r.get_attribute("data-wrong").split()]
+        assert [r for r in examples if r.is_displayed()] == wrong
+        assert all("wrong" in r.find_elements(By.CSS_SELECTOR, "td")[3].get_attribute("class")
+                   for r in wrong)
+        Select(driver.find_element(By.ID, "wrong-in")).select_by_value("")
+
+        driver.execute_script("window.scrollTo(0, 0)")
+        shot = tmp_path / "report.png"
+        driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+        if os.environ.get("RUNG_SCREENSHOTS"):  # keep it where a person can look at it
+            shutil.copy(shot, Path(os.environ["RUNG_SCREENSHOTS"]) / "report.png")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors  # a blocked script or a failed chart would show here
+    finally:
+        driver.quit()
+
+
+def test_the_page_carries_dataset_text_only_escaped(tuned_run: tuple[Path, str]) -> None:
+    folder, run_id = tuned_run
+    store = Store(folder / ".rung")
+    html = render_report(gather(store, run_id))
+    assert HOSTILE not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned" in html  # the table, autoescaped
+    # only the page's own two scripts run, and the policy names exactly them
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    assert len(scripts) == 2
+    policy = unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)[1])
+    for script in scripts:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1]
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    assert not re.search(r'(src|href)="(https?:)?//', markup)  # nothing fetched: works offline
+
+
+def test_cli_report_writes_where_asked_and_refuses_an_unknown_run(
+        tuned_run: tuple[Path, str], tmp_path: Path) -> None:
+    folder, run_id = tuned_run
+    out = tmp_path / "mine.html"
+    done = CliRunner().invoke(app, ["report", run_id, "--task", str(folder), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.exists() and str(out) in done.output
+    missing = CliRunner().invoke(app, ["report", "19990101-000000-dead", "--task", str(folder)])
+    assert missing.exit_code == 2
+    assert "no run '19990101-000000-dead'" in missing.output and run_id in missing.output
