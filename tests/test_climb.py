@@ -104,6 +104,8 @@ def test_cli_climb_json_shape(task_dir, fake_model):
         assert len(r["ci"]) == 2 and r["ci"][0] <= r["score"] <= r["ci"][1]
         assert set(r["latency_ms"]) >= {"p50", "p95"}
         assert r["costs"]["serving_per_million_requests"]["self_hosted"] > 0
+        assert len(r["latency_samples_ms"]) == 2  # [eval] latency_samples, each one kept
+        assert r["memory"]["serving_bytes"] is None  # a fake model has no shape to size
     rec = data["recommendation"]
     assert rec["rung"] == "few-shot" and rec["next_step"] is None and rec["criterion"] == "point"
     assert [r["rung"] for r in rec["reasons"]] == ["prompt"]  # why the cheaper rung fell short
@@ -114,6 +116,9 @@ def test_cli_climb_table_and_runs(task_dir, fake_model):
     result = runner.invoke(app, ["climb", str(write_task(task_dir))])
     assert result.exit_code == 0, result.output
     assert "few-shot" in result.stdout and "recommendation" in result.stdout
+    run_id = json.loads(runner.invoke(app, ["runs", str(task_dir), "--json"]).stdout)[0]["id"]
+    report = task_dir / ".rung" / "artifacts" / run_id / "report.html"
+    assert f"report: {report}" in result.stdout.replace("\n", "") and report.exists()
     listed = runner.invoke(app, ["runs", str(task_dir), "--json"])
     rows = json.loads(listed.stdout)
     assert len(rows) == 1 and rows[0]["recommendation"] == "few-shot" and rows[0]["best"] == 1.0
