@@ -11,13 +11,13 @@ from rung.models.registry import ModelRef
 
 def _brute_force(model, messages, choice: str) -> float:
     """Log-likelihood of choice + end-of-turn after the prompt, by one plain forward pass."""
-    tok = model.tokenizer
-    prompt = tok(model.render(messages), add_special_tokens=False)["input_ids"]
-    answer = tok(choice + model.end_of_turn, add_special_tokens=False)["input_ids"]
+    prompt = model._encode_prompt(messages)
+    answer = model.tokenizer(choice + model.end_of_turn, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt + answer])
-    with torch.no_grad():
-        logp = torch.log_softmax(model.model(ids).logits[0].float(), dim=-1)
-    return sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(answer))
+    with torch.no_grad():  # the logits that predict the answer's tokens, and the last one
+        logits = model.model(ids, logits_to_keep=len(answer) + 1).logits[0, :-1]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return sum(logp[i, t].item() for i, t in enumerate(answer))
 
 
 def _prompts():
@@ -123,3 +123,31 @@ def test_the_bigger_packaged_model_is_assembled_from_its_parts():
     shape = shape_for("gemma3-270m")
     assert (shape.layers, shape.hidden, shape.vocab) == (18, 640, 262144)
     assert 260e6 < shape.parameters < 280e6
+
+
+@pytest.mark.slow
+def test_the_bigger_packaged_model_answers_a_question():
+    """Gemma 3 270M is the base model and its GGUF carries no chat template, so prompts are a
+    plain transcript; without the BOS its tokenizer adds to plain text it answered with a bare
+    newline (an empty answer). One load, about a minute on CPU; its scoring is checked too."""
+    model = load_model("gemma3-270m")
+    assert not model.tokenizer.chat_template
+    question = [Message("user", "What is the capital of France?")]
+    assert model.render(question).endswith("Assistant:")
+    assert model.count_tokens(question) == len(model._encode(model.render(question))) + 1
+    generation = model.generate([question], max_new_tokens=24)[0]
+    # one line, stopped at its end: not the transcript's next turn, not the token limit
+    assert "Paris" in generation.text and "\n" not in generation.text
+    assert 0 < generation.tokens_out < 24
+
+    # Past its 512-token sliding window, a choice's tokens must still be cut back off the
+    # cache, and scoring must still match one plain forward pass.
+    rule = "Classify the ticket. Reply with BILLING, BUG or FEATURE REQUEST. "
+    system = Message("system", rule * 36)
+    prompts = [[system, Message("user", "I was charged twice, refund please")],
+               [system, Message("user", "The export button throws an error " * 4)]]
+    assert model.count_tokens(prompts[0]) > 512
+    choices = ["BILLING", "FEATURE REQUEST"]
+    for prompt, scores in zip(prompts, model.score_choices(prompts, choices)):
+        assert scores.logprobs == pytest.approx([_brute_force(model, prompt, c) for c in choices],
+                                                abs=1e-3)

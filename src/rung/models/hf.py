@@ -15,7 +15,9 @@ import io
 from typing import Any, Sequence
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import (
+    AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList,
+)
 from transformers.utils import logging as hf_logging
 
 from rung.data.example import Message
@@ -81,6 +83,9 @@ class HFModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.end_of_turn = self._find_end_of_turn()
+        self._bos = self._plain_text_bos()
+        windows = [getattr(layer, "sliding_window", None) for layer in self._new_cache().layers]
+        self._window = min((w for w in windows if w), default=None)  # Gemma 3: 512
         self._fingerprint: str | None = None
 
     # -- identity ---------------------------------------------------------------------------
@@ -106,11 +111,29 @@ class HFModel:
         tail = full[full.rfind(_MARK) + len(_MARK):]
         return tail.rstrip("\n ") or (self.tokenizer.eos_token or "\n")
 
+    def _plain_text_bos(self) -> list[int]:
+        """The BOS token to put before a prompt rendered without a chat template, if any.
+
+        A chat template writes the BOS its model wants into the text itself, so rendered
+        prompts are encoded without special tokens. The plain transcript of a base model has
+        no such token, yet a model that always saw one in training can fall apart without it:
+        Gemma 3 270M (base) answered 'User: ...\nAssistant:' with a newline and then repeated
+        the cue, and with its BOS answers the question. So plain text gets the BOS that its
+        tokenizer would add to plain text.
+        """
+        bos = self.tokenizer.bos_token_id
+        if self.tokenizer.chat_template or bos is None:
+            return []
+        return [bos] if self.tokenizer("x")["input_ids"][:1] == [bos] else []
+
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _encode_prompt(self, messages: Sequence[Message]) -> list[int]:
+        return self._bos + self._encode(self.render(messages))
+
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self._encode(self.render(messages)))
+        return len(self._encode_prompt(messages))
 
     # -- generation -------------------------------------------------------------------------
 
@@ -118,10 +141,15 @@ class HFModel:
     def generate(
         self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64, batch_size: int = 8
     ) -> list[Generation]:
-        encoded = [self._encode(self.render(p)) for p in prompts]
+        """Greedy answers. With a chat template an answer ends at the template's end-of-turn
+        token; a base model's plain transcript has no such token, and the model may open its
+        answer with a line break, so there an answer is its first non-blank line."""
+        encoded = [self._encode_prompt(p) for p in prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        plain = not self.tokenizer.chat_template
         stop_ids = {self.tokenizer.eos_token_id}
-        stop_ids.update(self._encode(self.end_of_turn)[:1])
+        if not plain:
+            stop_ids.update(self._encode(self.end_of_turn)[:1])
         results: dict[int, Generation] = {}
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
@@ -136,6 +164,8 @@ class HFModel:
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
                 eos_token_id=sorted(i for i in stop_ids if i is not None),
+                stopping_criteria=StoppingCriteriaList([_FirstLineDone(self.tokenizer, width)]
+                                                       if plain else []),
             )
             for row, i in enumerate(batch):
                 new = out[row, width:].tolist()
@@ -144,8 +174,12 @@ class HFModel:
                     if token in stop_ids:
                         break
                     kept.append(token)
-                text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
-                results[i] = Generation(text, len(encoded[i]), len(kept))
+                if plain:
+                    text, used = _first_line(self.tokenizer, kept)
+                else:
+                    text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+                    used = len(kept)
+                results[i] = Generation(text, len(encoded[i]), used)
         return [results[i] for i in range(len(encoded))]
 
     # -- scoring ----------------------------------------------------------------------------
@@ -154,7 +188,7 @@ class HFModel:
     def score_choices(
         self, prompts: Sequence[Sequence[Message]], choices: Sequence[str], batch_size: int = 8
     ) -> list[ChoiceScores]:
-        encoded = [self._encode(self.render(p)) for p in prompts]
+        encoded = [self._encode_prompt(p) for p in prompts]
         choice_ids = [self._encode(c + self.end_of_turn) for c in choices]
         if any(not c for c in choice_ids):
             raise ModelError("an empty label cannot be scored", fix="remove empty labels")
@@ -162,6 +196,11 @@ class HFModel:
             rows = [self._score_whole(seq, choice_ids) for seq in encoded]
             lengths = [len(c) for c in choice_ids]
             return [ChoiceScores(r, len(e), lengths) for r, e in zip(rows, encoded)]
+        longest = max(len(e) for e in encoded) + max(len(c) for c in choice_ids)
+        if self._window is not None and longest >= self._window:
+            # A sliding window counts cache slots, not positions, so the padding between a
+            # short row and its choice would cost that row real tokens: one row per batch.
+            batch_size = 1
         shared = _common_prefix(encoded) if len(encoded) > 1 else []
         prefix = self._prefill(shared) if len(shared) >= MIN_SHARED_PREFIX else None
         cached = len(shared) if prefix is not None else 0
@@ -175,11 +214,21 @@ class HFModel:
         lengths = [len(c) for c in choice_ids]
         return [ChoiceScores(logprobs[i], len(encoded[i]), lengths) for i in range(len(encoded))]
 
-    def _prefill(self, ids: list[int]) -> DynamicCache | None:
+    def _new_cache(self) -> DynamicCache:
+        """A cache whose sliding-window layers keep what they let go of until `crop`, so a
+        choice's tokens can be cut back off even once a window is full."""
         cache = DynamicCache(config=self.model.config)
-        if not cache.is_croppable:  # e.g. sliding-window layers: no reuse, score from scratch
+        cache.activate_past_recording()
+        return cache
+
+    def _prefill(self, ids: list[int]) -> DynamicCache | None:
+        cache = self._new_cache()
+        if not cache.is_croppable:  # e.g. recurrent layers: no reuse, score from scratch
             return None
-        self.model(torch.tensor([ids], device=self.device), past_key_values=cache, use_cache=True)
+        # only the cache is wanted: one logit row, not one per prefix token (Gemma's
+        # vocabulary is 262k, so a full row per token costs more than the layers do)
+        self.model(torch.tensor([ids], device=self.device), past_key_values=cache, use_cache=True,
+                   logits_to_keep=1)
         return cache
 
     def _score_batch(
@@ -205,7 +254,7 @@ class HFModel:
         ids = torch.tensor([s[cached:] + [pad] * (width - len(s) + cached) for s in sequences], device=device)
         suffix_mask = (torch.arange(width, device=device)[None, :] < lens[:, None]).long()
         mask = torch.cat([torch.ones(n, cached, dtype=torch.long, device=device), suffix_mask], dim=1)
-        cache = copy.deepcopy(prefix) if prefix is not None else DynamicCache(config=self.model.config)
+        cache = copy.deepcopy(prefix) if prefix is not None else self._new_cache()
         if prefix is not None and n > 1:
             cache.batch_repeat_interleave(n)
         positions = torch.arange(cached, cached + width, device=device)[None, :].expand(n, -1)
@@ -254,6 +303,35 @@ class HFModel:
             at = torch.arange(len(sequence) - 1, len(sequence) - 1 + len(choice), device=self.device)
             scores.append(logp[row, at, torch.tensor(choice, device=self.device)].sum().item())
         return scores
+
+
+def _line_ended(text: str) -> bool:
+    """Whether a plain-text answer is complete: a line break after some non-space text."""
+    return "\n" in text.lstrip()
+
+
+def _first_line(tokenizer: Any, ids: list[int]) -> tuple[str, int]:
+    """The first non-blank line that `ids` decode to, and how many ids come before the one
+    that ends it (the stop is not counted, as an end-of-turn token is not)."""
+    for n in range(1, len(ids) + 1):
+        text = tokenizer.decode(ids[:n], skip_special_tokens=True)
+        if _line_ended(text):
+            return text.lstrip().split("\n", 1)[0].strip(), n - 1
+    return tokenizer.decode(ids, skip_special_tokens=True).strip(), len(ids)
+
+
+class _FirstLineDone(StoppingCriteria):
+    """Stops each row once its answer's first non-blank line has ended, so a base model
+    neither stops on a leading line break nor runs on into the next turn of the transcript."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_width:]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return torch.tensor([_line_ended(t) for t in texts], device=input_ids.device)
 
 
 def _crop_to(cache: DynamicCache, length: int) -> None:
