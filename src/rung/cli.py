@@ -33,6 +33,19 @@ def _user_errors() -> Iterator[None]:
 
 
 @contextmanager
+def _task_store(path: Path) -> Iterator["Store"]:
+    """The store of the task at `path`, closed afterwards."""
+    from rung.store import Store
+    from rung.task import load_task
+
+    store = Store(load_task(path).store_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     if not enabled:
         yield lambda stage, total: (lambda n: None)
@@ -305,15 +318,9 @@ def export(
 ) -> None:
     """Write a run's fine-tuned model (adapter, or merged weights) with its provenance."""
     from rung.finetune.artifacts import export_tune
-    from rung.store import Store
-    from rung.task import load_task
 
-    with _user_errors():
-        store = Store(load_task(path).store_dir)
-        try:
-            record = export_tune(store, run, to, merge=merge)
-        finally:
-            store.close()
+    with _user_errors(), _task_store(path) as store:
+        record = export_tune(store, run, to, merge=merge)
     what = "merged model" if record["merged"] else f"{record['method']} artifact"
     err.print(f"wrote the {what} of run {run} to {to}")
 
@@ -327,15 +334,9 @@ def report(
 ) -> None:
     """Write a run's report: one self-contained HTML page, the decision first."""
     from rung.report import write_report
-    from rung.store import Store
-    from rung.task import load_task
 
-    with _user_errors():
-        store = Store(load_task(path).store_dir)
-        try:
-            written = write_report(store, run, to)
-        finally:
-            store.close()
+    with _user_errors(), _task_store(path) as store:
+        written = write_report(store, run, to)
     print(written)
 
 
