@@ -248,3 +248,23 @@ def test_bigger_model_runs_the_best_cheaper_pipeline_on_the_large_model(task_dir
     assert bigger.pipeline.model == "large" and bigger.pipeline.details["from"] == "few-shot"
     assert bigger.pipeline.demonstrations == few_shot.pipeline.demonstrations
     assert large.calls and bigger.versus is not None and bigger.versus[0] == "few-shot"
+
+
+def test_eval_of_the_bigger_model_alone_still_chooses_the_best_cheaper_pipeline_on_val(task_dir):
+    """`rung eval --rung bigger-model` measures no cheaper rung on test, but builds them all on
+    val so the pipeline that goes up is the one a whole climb would send."""
+    from conftest import FakeModel
+    from rung.models.registry import register_model, unregister_model
+
+    register_model("small", FakeModel(name="small", rule=learns_from_demonstrations))
+    register_model("large", FakeModel(name="large", rule=lambda p: _label_in(p[-1].content)))
+    try:
+        toml = write_task(task_dir, model="small")
+        toml.write_text(toml.read_text().replace('small = "small"', 'small = "small"\nlarge = "large"'))
+        result = climb(toml, only="bigger-model")
+    finally:
+        unregister_model("small")
+        unregister_model("large")
+    [bigger] = result.results
+    assert bigger.rung == "bigger-model" and bigger.pipeline.details["from"] == "few-shot"
+    assert len(bigger.pipeline.demonstrations) == 6

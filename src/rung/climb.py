@@ -181,18 +181,26 @@ def climb(
             results.append(result)
             return result
 
-        if only in ("few-shot", "rag", "bigger-model", "finetune"):  # on the best prompt, from val
-            best_prompt, _, _ = _build(task, PromptRung(), split, reporter, cache)
-        else:
-            best_prompt = measure(PromptRung()).pipeline
-        if only in (None, "few-shot"):
-            measure(FewShotRung(best_prompt))
+        built: list[tuple[Pipeline, list[Candidate]]] = []  # cheaper rungs, for bigger-model
+
+        def climb_to(rung: Rung) -> Pipeline:
+            """Measure a rung the climb asks for; only build (on val) one it stands on."""
+            if only in (None, rung.name):
+                result = measure(rung)
+                built.append((result.pipeline, result.candidates))
+            else:
+                built.append(_build(task, rung, split, reporter, cache)[:2])
+            return built[-1][0]
+
+        best_prompt = climb_to(PromptRung())
+        if only in (None, "few-shot", "bigger-model"):
+            climb_to(FewShotRung(best_prompt))
         index = None
-        if only in (None, "rag") and task.corpus_path is not None:
+        if only in (None, "rag", "bigger-model") and task.corpus_path is not None:
             index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
-            measure(RagRung(best_prompt))
+            climb_to(RagRung(best_prompt))
         if only in (None, "bigger-model") and task.models.large is not None:
-            measure(BiggerModelRung(best_on_val(results) if results else best_prompt))
+            measure(BiggerModelRung(best_on_val(built)))
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
         wanted = only == "finetune" or past is not None or (
             only is None and "finetune" in task.model_fields_set

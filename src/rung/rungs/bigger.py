@@ -14,18 +14,19 @@ from typing import Sequence
 from rung.data.example import Example
 from rung.errors import ConfigError
 from rung.pipeline import Pipeline
-from rung.rungs.base import Rung, RungResult
+from rung.rungs.base import Candidate, Rung
 from rung.task import TaskSpec
 
 
-def best_on_val(results: Sequence[RungResult]) -> Pipeline:
+def best_on_val(built: Sequence[tuple[Pipeline, Sequence[Candidate]]]) -> Pipeline:
     """The cheaper rung whose chosen candidate scored best on val (never on test); a tie
-    goes to the cheaper rung."""
-    def val_score(r: RungResult) -> float:
-        return max((c.val_score for c in r.candidates if c.details == r.pipeline.details),
+    goes to the cheaper rung. `built` holds each cheaper rung's pipeline and candidates."""
+    def val_score(entry: tuple[Pipeline, Sequence[Candidate]]) -> float:
+        pipeline, candidates = entry
+        return max((c.val_score for c in candidates if c.details == pipeline.details),
                    default=float("-inf"))
 
-    return max(results, key=val_score).pipeline
+    return max(built, key=val_score)[0]
 
 
 class BiggerModelRung(Rung):
