@@ -93,6 +93,21 @@ def test_not_ready_data_is_the_reason_and_the_next_step() -> None:
     d = decide(results, target=0.9, audit=NOT_READY)
     assert kinds(d)["finetune"] == ["data", "no-gain"]
     assert "size: 40 examples" in d.next_step and d.next_step.startswith("more and cleaner data")
+    # and then what the rest of the tree says: nothing, the tune included, moved the score
+    assert d.next_step.endswith("then a different base model or a redefined task: no rung, "
+                                "fine-tuning included, moved the score significantly")
+
+
+def test_retrieval_helped_but_the_data_is_not_ready_yet() -> None:
+    results = [result("prompt", 0.0), result("rag", 0.42, versus=("prompt", 0.42, 1e-7)),
+               result("bigger-model", 0.17, versus=("rag", -0.25, 0.004))]
+    d = decide(results, target=0.6, audit=NOT_READY)
+    assert d.next_step.startswith("more and cleaner data (the audit calls it not ready: size")
+    assert d.next_step.endswith("then RAG plus fine-tune: retrieval closed part of a knowledge "
+                                "gap; train on top of it")
+    [worse] = [r for r in d.reasons if r.rung == "bigger-model"]
+    assert worse.kind == "no-gain" and worse.text.startswith(
+        "bigger-model: significantly worse than rag (-0.250")
 
 
 @pytest.mark.parametrize("rag_helped, expected", [(False, "more data"),

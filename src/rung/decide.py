@@ -166,7 +166,9 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
                               {"audit": audit.get("audit_id")}))
     if r.versus is not None and not r.versus[1].meaningful:
         cheaper, c = r.versus
-        reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: no significant gain over {cheaper} "
+        worse = c.significant and c.difference < 0
+        verdict = "significantly worse than" if worse else "no significant gain over"
+        reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: {verdict} {cheaper} "
                               f"({c.difference:+.3f}, p={c.p_value:.2g})", {"versus": c.to_dict()}))
     if not reasons:
         reasons.append(Reason(r.rung, "below-target", f"{shown} is below the target {target} "
@@ -202,9 +204,10 @@ def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
               audit: dict[str, Any] | None) -> str:
     """The seeds' tree, read from the bottom when nothing reached the target."""
     tuned = by_name.get("finetune")
-    if audit is not None and audit.get("verdict") == "not ready":
-        return ("more and cleaner data: the audit calls it not ready ("
-                + "; ".join(audit.get("reasons", [])) + ")")
+    if audit is not None and audit.get("verdict") == "not ready":  # first, then the rest
+        return ("more and cleaner data (the audit calls it not ready: "
+                + "; ".join(audit.get("reasons", [])) + "), then "
+                + next_step(by_name, gaps, None))
     if tuned is not None and tuned.versus is not None and tuned.versus[1].meaningful:
         if "knowledge" in gaps:
             return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"
