@@ -15,6 +15,7 @@ buffers, often the largest single term (SmolLM2's vocabulary is 49k).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -117,10 +118,18 @@ def shape_from_config(config: dict[str, Any] | Any, *, name: str = "") -> ModelS
 
 
 def shape_from_gguf(path: str | Path) -> ModelShape:
-    """From a GGUF header, memory-mapped: no tensor data is read, so no dequantising."""
+    """From a GGUF header, memory-mapped: no tensor data is read, so no dequantising. Parsing
+    the header takes GGUFReader seconds (Gemma's 262k-token vocabulary is read entry by entry),
+    so a file's shape is kept for as long as the file is unchanged."""
+    stat = Path(path).stat()
+    return _gguf_shape(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _gguf_shape(path: str, size: int, mtime_ns: int) -> ModelShape:
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
+    reader = gguf.GGUFReader(path)
 
     def field(key: str) -> Any:
         f = reader.fields.get(key)
