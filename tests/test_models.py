@@ -135,6 +135,10 @@ def test_the_bigger_packaged_model_answers_a_question():
     question = [Message("user", "What is the capital of France?")]
     assert model.render(question).endswith("Assistant:")
     assert model.count_tokens(question) == len(model._encode(model.render(question))) + 1
+    from rung.models.tokens import render_chat, token_counter  # the audit counts the BOS too
+
+    transcript = len(model._encode(render_chat(model.tokenizer, question)))
+    assert token_counter("gemma3-270m").count([question]) == [transcript + 1]
     generation = model.generate([question], max_new_tokens=24)[0]
     # one line, stopped at its end: not the transcript's next turn, not the token limit
     assert "Paris" in generation.text and "\n" not in generation.text

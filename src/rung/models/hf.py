@@ -24,7 +24,7 @@ from rung.data.example import Message
 from rung.errors import ModelError
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import ModelRef, weights_fingerprint
-from rung.models.tokens import render_chat
+from rung.models.tokens import plain_text_bos, render_chat
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its bookkeeping
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
@@ -83,7 +83,7 @@ class HFModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.end_of_turn = self._find_end_of_turn()
-        self._bos = self._plain_text_bos()
+        self._bos = plain_text_bos(self.tokenizer)
         windows = [getattr(layer, "sliding_window", None) for layer in self._new_cache().layers]
         self._window = min((w for w in windows if w), default=None)  # Gemma 3: 512
         self._fingerprint: str | None = None
@@ -110,21 +110,6 @@ class HFModel:
         )
         tail = full[full.rfind(_MARK) + len(_MARK):]
         return tail.rstrip("\n ") or (self.tokenizer.eos_token or "\n")
-
-    def _plain_text_bos(self) -> list[int]:
-        """The BOS token to put before a prompt rendered without a chat template, if any.
-
-        A chat template writes the BOS its model wants into the text itself, so rendered
-        prompts are encoded without special tokens. The plain transcript of a base model has
-        no such token, yet a model that always saw one in training can fall apart without it:
-        Gemma 3 270M (base) answered 'User: ...\nAssistant:' with a newline and then repeated
-        the cue, and with its BOS answers the question. So plain text gets the BOS that its
-        tokenizer would add to plain text.
-        """
-        bos = self.tokenizer.bos_token_id
-        if self.tokenizer.chat_template or bos is None:
-            return []
-        return [bos] if self.tokenizer("x")["input_ids"][:1] == [bos] else []
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

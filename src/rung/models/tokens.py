@@ -53,12 +53,14 @@ def _load(ref: ModelRef) -> TokenCounter:
                          f"{err}", fix="check models.small (or --model), or for a hub id that "
                          "this machine can reach the hub") from None
 
+    bos = len(plain_text_bos(tokenizer))  # what the model is given before the text
+
     def count(conversations: Sequence[Conversation]) -> list[int]:
         texts = [render_chat(tokenizer, c) for c in conversations]
         encoded = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False) \
             if hasattr(tokenizer, "backend_tokenizer") else \
             [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        return [len(e) for e in encoded]
+        return [bos + len(e) for e in encoded]
 
     return TokenCounter(ref.name, _context_length(ref), count)
 
@@ -72,6 +74,21 @@ def render_chat(tokenizer: Any, conversation: Conversation, *,
                                              add_generation_prompt=add_generation_prompt)
     text = "".join(f"{t['role'].capitalize()}: {t['content']}\n" for t in turns)
     return text + ("Assistant:" if add_generation_prompt else "")
+
+
+def plain_text_bos(tokenizer: Any) -> list[int]:
+    """The BOS token to put before a prompt rendered without a chat template, if any.
+
+    A chat template writes the BOS its model wants into the text itself, so rendered prompts
+    are encoded without special tokens. The plain transcript of a base model has no such
+    token, yet a model that always saw one in training can fall apart without it: Gemma 3 270M
+    (base) answered 'User: ...\nAssistant:' with a newline and then repeated the cue, and with
+    its BOS answers the question. So plain text gets the BOS its tokenizer adds to plain text.
+    """
+    bos = tokenizer.bos_token_id
+    if tokenizer.chat_template or bos is None:
+        return []
+    return [bos] if tokenizer("x")["input_ids"][:1] == [bos] else []
 
 
 def _context_length(ref: ModelRef) -> int | None:
