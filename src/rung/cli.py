@@ -6,7 +6,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rung.errors import RungError
+from rung.terminal import climb_table, print_audit, print_estimate
+
+if TYPE_CHECKING:
+    from rung.store import Store
 
 app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
                   no_args_is_help=True, add_completion=False)
@@ -97,7 +101,7 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    out.print(_climb_table(summary))
+    out.print(climb_table(summary))
     rec = summary["recommendation"]
     colour = "green" if rec["rung"] else "yellow"
     out.print(f"[bold {colour}]recommendation:[/] {rec['reason']}", highlight=False)
@@ -106,27 +110,6 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
     if result.report is not None:
         out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
-
-
-def _climb_table(summary: dict) -> Table:
-    table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
-    for col in ("rung", "score", "95% CI", "p50/p95 ms", "tokens/req", "chosen on val"):
-        table.add_column(col, justify="left" if col in ("rung", "chosen on val") else "right")
-    for r in summary["rungs"]:
-        reached = r["score"] >= summary["target"]
-        latency = r["latency_ms"]
-        chosen = r["chosen"].get("variant", "")
-        if "k" in r["chosen"]:
-            chosen += f", k={r['chosen']['k']}"
-        table.add_row(
-            r["rung"],
-            f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
-            f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
-            f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
-            f"{r['tokens_per_request']:.0f}",
-            chosen,
-        )
-    return table
 
 
 @app.command()
@@ -194,7 +177,7 @@ def audit(
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        _print_audit(summary)
+        print_audit(out, summary)
     if strict and summary["verdict"] == "not ready":
         raise typer.Exit(1)
 
@@ -205,40 +188,6 @@ def _check_choice(option: str, value: Optional[str], allowed: tuple[str, ...]) -
     if value is not None and value not in allowed:
         raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}",
                           fix=f"use {option} {allowed[0]}")
-
-
-_STATUS = {"pass": "green", "warn": "yellow", "fail": "red"}
-_VERDICT = {"ready": "green", "ready with warnings": "yellow", "not ready": "red"}
-
-
-def _print_audit(summary: dict) -> None:
-    title = f"audit of {summary['data']}: {summary['examples']} examples, {summary['format']}, " \
-            f"{summary['kind']}"
-    table = Table(title=title, show_lines=True)
-    for col in ("check", "status", "finding", "how to fix"):
-        table.add_column(col, overflow="fold")
-    for c in summary["checks"]:
-        colour = _STATUS[c["status"]]
-        table.add_row(c["check"], f"[{colour}]{c['status']}[/]", c["finding"], c["fix"])
-    out.print(table)
-    for name, why in summary["skipped"].items():
-        out.print(f"[dim]skipped {name}: {why}[/]")
-    if summary["inferred"]:
-        out.print(f"[dim]inferred from the data: {', '.join(summary['inferred'])} "
-                  f"(set them in rung.toml or with --kind/--model)[/]")
-    colour = _VERDICT[summary["verdict"]]
-    out.print(f"[bold {colour}]verdict: {summary['verdict']}[/]", highlight=False)
-    for reason in summary["reasons"]:
-        out.print(f"  - {reason}", highlight=False, markup=False)
-    if "fix" in summary:
-        f = summary["fix"]
-        out.print(f"cleaned copy: {f['output']} ({f['kept']} kept, {f['removed']} removed, "
-                  f"{f['set_aside']} set aside, {f['redacted']} redacted)", highlight=False)
-    if "redacted" in summary:
-        r = summary["redacted"]
-        out.print(f"redacted copy: {r['output']} ({r['changed']} examples changed)",
-                  highlight=False)
-    out.print(f"[dim]audit {summary['audit_id']} stored beside the data in .rung/runs.db[/]")
 
 
 @app.command()
@@ -365,21 +314,8 @@ def estimate(
                            **{e.method: e.to_dict() for e in (r.full, r.lora, r.qlora)}}
                           for r in rows], indent=2))
         return
-    table = Table(title=f"training memory: seq {seq_len} x batch {batch}, {dtype}, AdamW")
-    for col in ("Model Size", "Full FT", f"LoRA (r={rank})", "QLoRA (4-bit)"):
-        table.add_column(col, justify="left" if col == "Model Size" else "right")
-    for r in rows:
-        table.add_row(*r.cells())
-    out.print(table)
-    if not breakdown:
-        return
-    for r in rows:
-        parts = Table(title=f"{r.model} ({r.parameters / 1e6:,.0f}M parameters)")
-        for col in ("method", "weights", "grads", "optimizer", "activations", "total", "peak at"):
-            parts.add_column(col, justify="left" if col in ("method", "peak at") else "right")
-        for cells in r.breakdown():
-            parts.add_row(*cells)
-        out.print(parts)
+    print_estimate(out, rows, title=f"training memory: seq {seq_len} x batch {batch}, {dtype}, "
+                   "AdamW", lora_rank=rank, breakdown=breakdown)
 
 
 @app.command()

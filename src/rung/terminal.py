@@ -1,0 +1,86 @@
+"""How results look in a terminal: the rich tables `rung` prints. Only cli.py calls these;
+the library itself never prints."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+def climb_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
+    for col in ("rung", "score", "95% CI", "p50/p95 ms", "tokens/req", "chosen on val"):
+        table.add_column(col, justify="left" if col in ("rung", "chosen on val") else "right")
+    for r in summary["rungs"]:
+        reached = r["score"] >= summary["target"]
+        latency = r["latency_ms"]
+        chosen = r["chosen"].get("variant", "")
+        if "k" in r["chosen"]:
+            chosen += f", k={r['chosen']['k']}"
+        table.add_row(
+            r["rung"],
+            f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
+            f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
+            f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
+            f"{r['tokens_per_request']:.0f}",
+            chosen,
+        )
+    return table
+
+
+_STATUS = {"pass": "green", "warn": "yellow", "fail": "red"}
+_VERDICT = {"ready": "green", "ready with warnings": "yellow", "not ready": "red"}
+
+
+def print_audit(out: Console, summary: dict) -> None:
+    title = f"audit of {summary['data']}: {summary['examples']} examples, {summary['format']}, " \
+            f"{summary['kind']}"
+    table = Table(title=title, show_lines=True)
+    for col in ("check", "status", "finding", "how to fix"):
+        table.add_column(col, overflow="fold")
+    for c in summary["checks"]:
+        colour = _STATUS[c["status"]]
+        table.add_row(c["check"], f"[{colour}]{c['status']}[/]", c["finding"], c["fix"])
+    out.print(table)
+    for name, why in summary["skipped"].items():
+        out.print(f"[dim]skipped {name}: {why}[/]")
+    if summary["inferred"]:
+        out.print(f"[dim]inferred from the data: {', '.join(summary['inferred'])} "
+                  f"(set them in rung.toml or with --kind/--model)[/]")
+    colour = _VERDICT[summary["verdict"]]
+    out.print(f"[bold {colour}]verdict: {summary['verdict']}[/]", highlight=False)
+    for reason in summary["reasons"]:
+        out.print(f"  - {reason}", highlight=False, markup=False)
+    if "fix" in summary:
+        f = summary["fix"]
+        out.print(f"cleaned copy: {f['output']} ({f['kept']} kept, {f['removed']} removed, "
+                  f"{f['set_aside']} set aside, {f['redacted']} redacted)", highlight=False)
+    if "redacted" in summary:
+        r = summary["redacted"]
+        out.print(f"redacted copy: {r['output']} ({r['changed']} examples changed)",
+                  highlight=False)
+    out.print(f"[dim]audit {summary['audit_id']} stored beside the data in .rung/runs.db[/]")
+
+
+def print_estimate(out: Console, rows: Sequence[Any], *, title: str, lora_rank: int,
+                   breakdown: bool) -> None:
+    """The seeds' memory table (finetune.memory.SeedsRow rows), then each model's pools."""
+    from rung.finetune.memory import seeds_header
+
+    table = Table(title=title)
+    for col in seeds_header(lora_rank):
+        table.add_column(col, justify="left" if col == "Model Size" else "right")
+    for r in rows:
+        table.add_row(*r.cells())
+    out.print(table)
+    if not breakdown:
+        return
+    for r in rows:
+        parts = Table(title=f"{r.model} ({r.parameters / 1e6:,.0f}M parameters)")
+        for col in ("method", "weights", "grads", "optimizer", "activations", "total", "peak at"):
+            parts.add_column(col, justify="left" if col in ("method", "peak at") else "right")
+        for cells in r.breakdown():
+            parts.add_row(*cells)
+        out.print(parts)
