@@ -97,8 +97,10 @@ def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
         assert [r.get_attribute("data-rung") for r in rows] == ["prompt", "few-shot", "finetune"]
         assert driver.find_element(By.ID, "tune-finetune").find_elements(
             By.CSS_SELECTOR, "#curves-finetune svg.main-svg")
-        assert "Verdict" in driver.find_element(By.ID, "audit-verdict").text or \
-            "No audit" in driver.find_element(By.ID, "audit-verdict").text
+        # the tune's readiness check audited the data: 20 tickets a label is below the minimum
+        verdict = driver.find_element(By.ID, "audit-verdict").text
+        assert verdict.startswith("Verdict on 60 examples") and "not ready" in verdict
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#audit tr")) > 5  # its checks
 
         # the hostile text is on the page as text, and none of it ran
         examples = driver.find_elements(By.CSS_SELECTOR, "#examples tbody tr")

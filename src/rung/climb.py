@@ -28,7 +28,7 @@ from rung.rag.service import file_progress, refresh_index
 from rung.report import write_report
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import TuneResult
-from rung.rungs.bigger import BiggerModelRung, best_on_val
+from rung.rungs.bigger import BiggerModelRung, best_on_val, require_large
 from rung.rungs.finetune import FineTuneRung
 from rung.rungs.rag import RagRung
 from rung.models.cache import ResponseCache
@@ -152,9 +152,8 @@ def climb(
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
-    if only == "bigger-model" and task.models.large is None:
-        raise ConfigError("the bigger-model rung needs a bigger model", file=task.path,
-                          fix='add large = "gemma3-270m" (or any model) under [models]')
+    if only == "bigger-model":
+        require_large(task)  # before any expensive work
     if only == "rag" and task.corpus_path is None:
         raise ConfigError("the rag rung needs a corpus", file=task.path,
                           fix='add corpus = "docs/" (a folder of documents) under [task]')

@@ -176,7 +176,6 @@ class AuditTable(_Strict):
     near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)  # MinHash Jaccard
 
 
-
 class TaskSpec(_Strict):
     task: TaskTable
     split: SplitTable = SplitTable()

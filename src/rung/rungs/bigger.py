@@ -18,6 +18,14 @@ from rung.rungs.base import Candidate, Rung
 from rung.task import TaskSpec
 
 
+def require_large(task: TaskSpec) -> str:
+    """`[models] large`, or the error that says how to set it."""
+    if task.models.large is None:
+        raise ConfigError("the bigger-model rung needs a bigger model", file=task.path,
+                          fix='add large = "gemma3-270m" (or any model) under [models]')
+    return task.models.large
+
+
 def best_on_val(built: Sequence[tuple[Pipeline, Sequence[Candidate]]]) -> Pipeline:
     """The cheaper rung whose chosen candidate scored best on val (never on test); a tie
     goes to the cheaper rung. `built` holds each cheaper rung's pipeline and candidates."""
@@ -36,10 +44,7 @@ class BiggerModelRung(Rung):
         self.best = best
 
     def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
-        large = task.models.large
-        if large is None:
-            raise ConfigError("the bigger-model rung needs a bigger model", file=task.path,
-                              fix='add large = "gemma3-270m" (or any model) under [models]')
+        large = require_large(task)
         details = {**self.best.details, "from": self.best.rung}
         return [(f"{self.best.rung} on {large}",
                  replace(self.best, rung=self.name, model=large, details=details))]

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 class FineTuneRung(Rung):
     name = "finetune"
 
-    def __init__(self, base: Pipeline, tunes: Path, *, force: bool = False,
+    def __init__(self, best_prompt: Pipeline, tunes: Path, *, force: bool = False,
                  past: "PastTune | None" = None) -> None:
-        self.best_prompt, self.tunes, self.force, self.past = base, tunes, force, past
+        self.best_prompt, self.tunes, self.force, self.past = best_prompt, tunes, force, past
         self.tune: TuneResult | None = None
 
     def build(
