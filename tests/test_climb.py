@@ -268,3 +268,10 @@ def test_eval_of_the_bigger_model_alone_still_chooses_the_best_cheaper_pipeline_
     [bigger] = result.results
     assert bigger.rung == "bigger-model" and bigger.pipeline.details["from"] == "few-shot"
     assert len(bigger.pipeline.demonstrations) == 6
+
+
+def test_the_bigger_model_rung_without_a_bigger_model_says_how_to_set_one(task_dir, fake_model):
+    result = runner.invoke(app, ["eval", str(write_task(task_dir)), "--rung", "bigger-model"])
+    assert result.exit_code == 2
+    assert "needs a bigger model" in result.output and 'large = "gemma3-270m"' in result.output
+    assert not fake_model.calls  # refused before any work
