@@ -1,4 +1,7 @@
+import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +36,24 @@ def test_a_rung_is_stored_whole_or_not_at_all(tmp_path):
     store.add_rung(run, 0, summary, model_hash="h", pipeline={}, pipeline_hash="p", predictions=[good])
     assert [r["score"] for r in store.rung_rows(run)] == [0.5]
     assert [dict(p)["output"] for p in store.predictions(run, "prompt")] == ["A"]
+
+
+def _open_store(root: str, start: "multiprocessing.synchronize.Barrier") -> int:
+    start.wait()  # every process reaches the empty folder at the same moment
+    return Store(Path(root)).schema_version
+
+
+def test_processes_opening_a_new_store_at_once_all_migrate_it(tmp_path):
+    """`accelerate launch` starts one rung per process and each opens the store: the first
+    migrates it, the others wait for its lock and find it done (CI caught "table runs already
+    exists" from the second rank)."""
+    n = 6
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(n)
+        with ctx.Pool(n) as pool:
+            versions = pool.starmap(_open_store, [(str(tmp_path / ".rung"), start)] * n)
+    assert versions == [len(MIGRATIONS)] * n
+    tables = Store(tmp_path / ".rung").conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+    assert tables == 1

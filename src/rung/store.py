@@ -157,6 +157,20 @@ class RunRow:
     best: float | None
 
 
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements where SQLite says one is complete (a ';' inside a
+    string or a trigger body does not end one)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n\t;"):
+        raise ValueError(f"unfinished SQL statement in a migration: {pending!r}")
+
+
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -168,10 +182,26 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            # One transaction per migration: a crash leaves the previous version intact.
-            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        """One transaction per migration, so a crash leaves the previous version intact.
+
+        The version is read after taking the write lock (BEGIN IMMEDIATE): processes started
+        together (`accelerate launch`) would otherwise all read 0 and all run migration 1.
+        executescript commits any open transaction first, so the statements go one by one.
+        """
+        while True:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version >= len(MIGRATIONS):
+                    self.conn.execute("COMMIT")
+                    return
+                for statement in _statements(MIGRATIONS[version]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
 
     @property
     def schema_version(self) -> int:
