@@ -176,7 +176,8 @@ class Store:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = root / "runs.db"
-        self.conn = sqlite3.connect(self.db_path)
+        # Ranks of one launch write to the same file; a long rung insert must not fail the other.
+        self.conn = sqlite3.connect(self.db_path, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA foreign_keys = ON")
         self._migrate()
