@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rung.store import MIGRATIONS, Store
+from rung.store import MIGRATIONS, Store, _statements
 
 
 def test_migrations_run_once_and_reopen_cleanly(tmp_path):
@@ -57,3 +57,11 @@ def test_processes_opening_a_new_store_at_once_all_migrate_it(tmp_path):
     tables = Store(tmp_path / ".rung").conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
     assert tables == 1
+
+
+def test_a_migration_splits_where_sqlite_ends_a_statement():
+    script = "CREATE TABLE t (x TEXT DEFAULT ';');\n INSERT INTO t VALUES ('a;b');\n"
+    assert [s.strip() for s in _statements(script)] == [
+        "CREATE TABLE t (x TEXT DEFAULT ';');", "INSERT INTO t VALUES ('a;b');"]
+    with pytest.raises(ValueError, match="unfinished"):
+        list(_statements("INSERT INTO t VALUES ('a"))  # the string never closes

@@ -189,6 +189,8 @@ class Store:
         together (`accelerate launch`) would otherwise all read 0 and all run migration 1.
         executescript commits any open transaction first, so the statements go one by one.
         """
+        if self.schema_version >= len(MIGRATIONS):
+            return  # versions only grow: an up-to-date store needs no lock
         while True:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
