@@ -98,8 +98,10 @@ def test_mcnemar_big_consistent_gain():
     assert result.p_value < 0.001
     assert result.ci[0] > 0
     assert result.difference == pytest.approx(55 / 300)
-    assert result.meaningful
+    assert result.meaningful and not result.worse
     assert not mcnemar_exact(a, b, min_gain=0.3).meaningful
+    backwards = mcnemar_exact(b, a)  # the same pairs the other way round: B is behind
+    assert backwards.worse and not backwards.meaningful and backwards.to_dict()["worse"]
 
 
 # --- identical inputs ---------------------------------------------------------------------

@@ -166,8 +166,7 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
                               {"audit": audit.get("audit_id")}))
     if r.versus is not None and not r.versus[1].meaningful:
         cheaper, c = r.versus
-        worse = c.significant and c.difference < 0
-        verdict = "significantly worse than" if worse else "no significant gain over"
+        verdict = "significantly worse than" if c.worse else "no significant gain over"
         reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: {verdict} {cheaper} "
                               f"({c.difference:+.3f}, p={c.p_value:.2g})", {"versus": c.to_dict()}))
     if not reasons:

@@ -65,12 +65,18 @@ class PairedComparison:
         """B is better by at least the user's min_gain, and the interval excludes "no better"."""
         return self.significant and self.difference >= self.min_gain and self.ci[0] > 0
 
+    @property
+    def worse(self) -> bool:
+        """B is significantly behind A: a cheaper rung beats the costlier one."""
+        return self.significant and self.difference < 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "ci": list(self.ci),
             "significant": self.significant,
             "meaningful": self.meaningful,
+            "worse": self.worse,
         }
 
 
