@@ -8,9 +8,16 @@ instruction + demonstrations once and scores length-sorted batches over that cac
 Both run in this process on the same examples; predictions must be identical. A second pass
 through the response cache gives `cache_fraction` (cached time / first time).
 
+Similar-example demonstrations (`selection = "similar"`) differ per input, so the prompts
+share only the instruction and the prefix cache saves little. The same comparison is run with
+each example's k nearest train examples (both sides given the same prompts): `similar_ratio`
+is rung against the naive path there, and `similar_cost` how many times slower than the fixed
+demonstrations rung's own path is per example: what the per-input choice costs.
+
     python benchmarks/eval_throughput.py [--n 16] [--k 10]
 
-Last line: JSON with ratio, identical, cache_fraction, baseline, n, cores.
+Last line: JSON with ratio, identical, cache_fraction, similar_ratio, similar_identical,
+similar_cost, baseline, n, cores.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import torch
 from rung.climb import load_examples, make_split
 from rung.eval.runner import evaluate
 from rung.models import load_model
+from rung.pipeline import nearest_examples
 from rung.rungs import PromptRung
 from rung.rungs.few_shot import choose_demonstrations
 from rung.store import Store
@@ -37,11 +45,12 @@ TASK = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
 
 
 @torch.inference_mode()
-def naive_predict(model, pipeline, texts: list[str]) -> list[str]:
+def naive_predict(model, pipeline, texts: list[str], demos=None) -> list[str]:
+    """`demos`: each text's demonstrations (similar selection); None: the pipeline's own."""
     tok = model.tokenizer
     predictions = []
-    for text in texts:
-        prompt = model.render(pipeline.messages(text))
+    for i, text in enumerate(texts):
+        prompt = model.render(pipeline.messages(text, demonstrations=demos[i] if demos else None))
         best, best_score = None, float("-inf")
         for label in pipeline.labels:
             p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
@@ -90,6 +99,19 @@ def main() -> None:
         cached_s = time.perf_counter() - t0
         store.close()
 
+    similar = replace(pipeline, demonstrations=[], nearest=args.k,
+                      pool=sorted(split.train, key=lambda e: (e.id, e.line)))
+    texts = [e.input for e in examples]
+    nearest = nearest_examples(similar.pool, texts, args.k)  # embeddings now, not timed below
+    t0 = time.perf_counter()
+    naive_similar = naive_predict(model, similar, texts, nearest)
+    naive_similar_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours_similar = [o.text for o in similar.predict(texts)]
+    similar_s = time.perf_counter() - t0
+    print(f"similar demonstrations: naive {len(examples) / naive_similar_s:.3f} examples/s, "
+          f"rung {len(examples) / similar_s:.3f} examples/s")
+
     tokens = model.count_tokens(pipeline.messages(examples[0].input))
     print(f"few-shot k={args.k}, ~{tokens} prompt tokens, {len(examples)} examples")
     print(f"naive-per-example: {len(examples) / naive_s:.3f} examples/s ({naive_s:.1f} s)")
@@ -99,6 +121,10 @@ def main() -> None:
         "ratio": round(naive_s / ours_s, 2),
         "identical": naive == ours,
         "cache_fraction": round(cached_s / first_s, 4),
+        "similar_ratio": round(naive_similar_s / similar_s, 2),
+        "similar_identical": naive_similar == ours_similar,
+        "similar_cost": round(similar_s / ours_s, 2),
+        "similar_examples_per_s": round(len(examples) / similar_s, 3),
         "baseline": "naive-per-example (one forward per example and label, no shared prefix)",
         "n": len(examples),
         "k": args.k,

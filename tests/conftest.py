@@ -114,13 +114,19 @@ def finetune_table(**settings: object) -> str:
     return "\n[finetune]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
 
 
+LLM_ONLY = {"skip": ["classifier"]}  # the tickets name their label: TF-IDF gets them all
+
+
 def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None = None,
-               extra: str = "", group_key: bool = True) -> Path:
-    """A complete task folder: tickets.jsonl + rung.toml."""
+               extra: str = "", group_key: bool = True, ladder: dict | None = None) -> Path:
+    """A complete task folder: tickets.jsonl + rung.toml. `ladder` is its [ladder] table;
+    by default the classifier rung is left out, so the LLM rungs are what a test climbs."""
     folder.mkdir(parents=True, exist_ok=True)
     records = ticket_records() if records is None else records
     (folder / "tickets.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     split = '[split]\ngroup_key = "customer"\n' if group_key else ""
+    table = LLM_ONLY if ladder is None else ladder
+    ladder_toml = "[ladder]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
     (folder / "rung.toml").write_text(textwrap.dedent(f"""\
         [task]
         name = "tiny-tickets"
@@ -136,6 +142,7 @@ def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None 
         [models]
         small = "{model}"
 
+        {ladder_toml}
         [few_shot]
         k = [3, 6]
 

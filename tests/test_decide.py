@@ -9,18 +9,19 @@ from rung.eval.metrics import Score
 from rung.eval.runner import EvalResult, Prediction
 from rung.eval.stats import PairedComparison
 from rung.pipeline import Pipeline
-from rung.rungs.base import RungResult
+from rung.rungs.base import Candidate, RungResult
 
 NOT_READY = {"audit_id": "a1", "verdict": "not ready", "reasons": ["size: 40 examples, below 100"]}
 
 
 def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, float, float] | None = None,
            format_failures: int = 0, n: int = 100, tokens: tuple[int, int] = (0, 0),
-           training: dict | None = None, **details: object) -> RungResult:
+           training: dict | None = None, val: float | None = None,
+           classifier: dict | None = None, **details: object) -> RungResult:
     """A rung at `score` (interval +-ci); `versus` = (cheaper rung, difference, p-value);
-    `tokens` (in, out) of every request."""
+    `tokens` (in, out) of every request; `val`: its chosen candidate's score on val."""
     pipeline = Pipeline(rung=rung, kind="classification", model="m", instruction="i",
-                        details=dict(details))
+                        details=dict(details), classifier=classifier)
     wrong = round(n * (1 - score))
     requests = [Prediction(str(i), i, "q", "a", "a", True, *tokens) for i in range(n)]
     test = EvalResult(Score("accuracy", score, (score - ci, score + ci), n),
@@ -32,7 +33,8 @@ def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, floa
         cheaper, diff, p = versus
         compared = (cheaper, PairedComparison("mcnemar-exact", score - diff, score, diff,
                                               (diff - 0.05, diff + 0.05), p, n, 0.0))
-    return RungResult(rung, pipeline, test, [], 0.0, versus=compared, training=training)
+    candidates = [] if val is None else [Candidate("chosen", val, chosen=True)]
+    return RungResult(rung, pipeline, test, candidates, 0.0, versus=compared, training=training)
 
 
 def kinds(decision) -> dict[str, list[str]]:
@@ -49,7 +51,7 @@ def test_the_first_rung_that_reaches_the_target_is_chosen_and_costlier_ones_weig
     assert d.rung == "few-shot" and d.next_step is None
     assert d.headline.startswith("use few-shot with k=8: it reaches 0.910 (0.860-0.960)")
     assert "+0.210 over prompt (p=1e-06)" in d.headline
-    assert "finetune would add +0.020, not significant" in d.headline
+    assert "finetune would add +0.020 (p=0.4), not significant" in d.headline
     assert kinds(d) == {"prompt": ["below-target"]}
 
 
@@ -92,19 +94,18 @@ def test_not_ready_data_is_the_reason_and_the_next_step() -> None:
     results = [result("prompt", 0.3), result("finetune", 0.35, versus=("prompt", 0.05, 0.2))]
     d = decide(results, target=0.9, audit=NOT_READY)
     assert kinds(d)["finetune"] == ["data", "no-gain"]
-    assert "size: 40 examples" in d.next_step and d.next_step.startswith("more and cleaner data")
-    # and then what the rest of the tree says: nothing, the tune included, moved the score
-    assert d.next_step.endswith("then a different base model or a redefined task: no rung, "
-                                "fine-tuning included, moved the score significantly")
+    assert d.next_step == ("more and cleaner data first: the audit calls it not ready (size: "
+                           "40 examples, below 100); climb again once `rung audit` passes")
 
 
 def test_retrieval_helped_but_the_data_is_not_ready_yet() -> None:
     results = [result("prompt", 0.0), result("rag", 0.42, versus=("prompt", 0.42, 1e-7)),
                result("bigger-model", 0.17, versus=("rag", -0.25, 0.004))]
     d = decide(results, target=0.6, audit=NOT_READY)
-    assert d.next_step.startswith("more and cleaner data (the audit calls it not ready: size")
-    assert d.next_step.endswith("then RAG plus fine-tune: retrieval closed part of a knowledge "
-                                "gap; train on top of it")
+    # data the audit calls not ready comes first, and no training is suggested on it; the
+    # knowledge gap stays in the reasons
+    assert d.next_step.startswith("more and cleaner data first: the audit calls it not ready")
+    assert "fine-tun" not in d.next_step and kinds(d)["prompt"] == ["knowledge-gap"]
     [worse] = [r for r in d.reasons if r.rung == "bigger-model"]
     assert worse.kind == "no-gain" and worse.text.startswith(
         "bigger-model: significantly worse than rag (-0.250")
@@ -167,8 +168,8 @@ def test_a_tune_above_the_choice_says_what_it_would_cost() -> None:
                       training=TRAINED)]
     d = decide(results, target=0.9)
     assert d.rung == "few-shot"
-    assert ("finetune would add +0.010, not significant; the tune would cost $0.25 to build"
-            in d.headline)
+    assert ("finetune would add +0.010 (p=0.6), not significant; the tune would cost $0.25 to "
+            "build" in d.headline)
     assert "pays for itself" not in d.headline  # a break-even argues for a tune not chosen
 
 
@@ -179,3 +180,71 @@ def test_a_tune_never_pays_off_when_it_serves_more_tokens() -> None:
     d = decide(results, target=0.85)
     assert d.costs["break_even"]["self_hosted"]["requests_per_quarter"] is None
     assert "(requests a quarter): never self-hosted, past" in d.headline
+
+
+TFIDF = {"features": "tfidf", "estimator": "linear-svm", "C": 1.0}
+
+
+def test_a_classifier_at_the_target_needs_no_llm_and_the_llm_rungs_are_weighed() -> None:
+    results = [result("classifier", 0.95, classifier=TFIDF, **TFIDF),
+               result("prompt", 0.30, versus=("classifier", -0.65, 1e-20)),
+               result("few-shot", 0.40, versus=("classifier", -0.55, 1e-15), k=5)]
+    d = decide(results, target=0.85)
+    assert d.rung == "classifier" and d.reasons == [] and d.next_step is None
+    assert d.headline.startswith("no LLM is needed for this task: use classifier (tfidf + "
+                                 "linear-svm, C=1): it reaches 0.950 (0.900-1.000)")
+    assert "prompt would add -0.650 (p=1e-20), significantly worse" in d.headline
+    assert "few-shot would add -0.550 (p=1e-15), significantly worse" in d.headline
+
+
+def test_costlier_rungs_are_paired_with_the_chosen_one_when_a_comparison_is_given() -> None:
+    """few-shot was paired with prompt on val, but the headline weighs it against the
+    chosen classifier: the comparison the climb supplies decides, not few-shot's own."""
+    results = [result("classifier", 0.90, classifier=TFIDF, **TFIDF), result("prompt", 0.3),
+               result("few-shot", 0.93, versus=("prompt", 0.63, 1e-12), k=5)]
+    asked = []
+
+    def compare(a, b):
+        asked.append((a.rung, b.rung))
+        return PairedComparison("mcnemar-exact", 0.9, b.test.score.value,
+                                b.test.score.value - 0.9, (-0.1, 0.2), 0.31, 100, 0.0)
+
+    d = decide(results, target=0.85, compare=compare)
+    assert asked == [("classifier", "prompt"), ("classifier", "few-shot")]
+    assert "few-shot would add +0.030 (p=0.31), not significant" in d.headline
+    assert "+0.630" not in d.headline
+
+
+def test_the_headline_says_when_the_test_split_is_too_small_to_decide() -> None:
+    tiny = decide([result("prompt", 5 / 6, n=6, ci=0.17)], target=0.9)
+    assert tiny.power.underpowered and tiny.power.min_detectable_difference == 1.0
+    assert ("the test split is too small to decide: with 6 examples the paired test cannot "
+            "call a difference under 1.00 significant, more than the gap of 0.067 to the "
+            "target, and telling 0.833 from the target 0.9 takes about") in tiny.headline
+    enough = decide([result("classifier", 0.97, n=90, classifier=TFIDF, **TFIDF)], target=0.85)
+    assert not enough.power.underpowered and "too small" not in enough.headline
+    assert enough.power.min_detectable_difference == pytest.approx(6 / 90)
+
+
+def test_a_stopped_climb_says_what_it_did_not_measure() -> None:
+    d = decide([result("classifier", 0.95, classifier=TFIDF, val=0.96, **TFIDF)], target=0.85,
+               stopped="classifier")
+    assert d.stopped == "classifier" and "`rung climb --all` measures them" in d.headline
+
+
+def test_a_stop_on_val_that_misses_on_test_points_up_the_ladder() -> None:
+    d = decide([result("classifier", 0.80, classifier=TFIDF, val=0.90, **TFIDF)], target=0.85,
+               stopped="classifier")
+    assert d.rung is None
+    assert d.next_step.startswith("climb the rest of the ladder (`rung climb --all`): "
+                                  "classifier reached the target on val (0.900) but not on test")
+
+
+def test_the_tune_is_priced_against_the_prompted_rung_best_on_val_not_on_test() -> None:
+    results = [result("classifier", 0.70, classifier=TFIDF, val=0.99, **TFIDF),
+               result("prompt", 0.60, val=0.40, tokens=(500, 3)),
+               result("few-shot", 0.50, val=0.45, tokens=(900, 3), k=5),
+               result("finetune", 0.80, val=0.8, tokens=(100, 3), training=TRAINED)]
+    d = decide(results, target=0.85)
+    # few-shot is better on val, prompt on test; the classifier is no prompted LLM rung
+    assert d.costs["prompted"] == "few-shot"

@@ -36,11 +36,16 @@ def test_climb_real_model_on_a_slice_of_the_bundled_task(tmp_path):
     # and so is its bigger model: Gemma answers in test_models.py, the rung in test_climb.py
     toml = "\n".join(line for line in toml.splitlines() if not line.startswith("large ="))
     toml += "\n[eval]\nval_limit = 12\nlatency_samples = 3\nbootstrap = 500\n"
+    toml += "\n[few_shot]\nk = [4]\n"
     (tmp_path / "rung.toml").write_text(toml)
-    summary = climb(tmp_path).summary()
-    assert [r["rung"] for r in summary["rungs"]] == ["prompt", "few-shot"]
-    prompt, few_shot = summary["rungs"]
-    assert few_shot["tokens_per_request"] > prompt["tokens_per_request"] * 2
+    summary = climb(tmp_path, climb_all=True).summary()
+    assert [r["rung"] for r in summary["rungs"]] == ["classifier", "prompt", "few-shot"]
+    classifier, prompt, few_shot = summary["rungs"]
+    assert classifier["latency_ms"]["p50"] < prompt["latency_ms"]["p50"] / 10
+    assert {c["label"] for c in prompt["candidates"]} >= {"role", "role, calibrated"}
+    assert [c["label"] for c in few_shot["candidates"]] == [
+        "k=4 stratified", "k=4 stratified, calibrated", "k=4 similar"]
+    assert few_shot["tokens_per_request"] > prompt["tokens_per_request"] * 1.5
     for r in summary["rungs"]:
         assert 0.0 <= r["ci"][0] <= r["score"] <= r["ci"][1] <= 1.0
         assert r["latency_ms"]["p50"] > 0

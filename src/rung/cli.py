@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
@@ -12,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from rung.errors import RungError
 from rung.terminal import climb_table, print_audit, print_estimate
@@ -54,6 +57,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
     if not enabled:
         yield lambda stage, total: (lambda n: None)
         return
+    if not err.is_terminal:  # a log or a pipe: no bar redraws, a line per stage instead
+        yield _stage_lines
+        return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=err, transient=False)
     with bar:
@@ -61,6 +67,23 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
             task_id = bar.add_task(stage, total=total)
             return lambda n: bar.advance(task_id, n)
         yield reporter
+
+
+def _stage_lines(stage: str, total: int) -> Callable[[int], None]:
+    """Progress where output is not a terminal: a line when a stage starts, a line at each
+    quarter of it with the time so far, so a log shows the climb moving."""
+    started = time.perf_counter()
+    done = [0, 0]  # steps, quarters reported
+    err.print(f"{stage} ({total} steps)", highlight=False, markup=False)
+
+    def advance(n: int) -> None:
+        done[0] += n
+        quarter = 4 * done[0] // max(total, 1)
+        if quarter > done[1]:
+            done[1] = quarter
+            err.print(f"  {stage}: {done[0]}/{total} after {time.perf_counter() - started:.0f} s",
+                      highlight=False, markup=False)
+    return advance
 
 
 @app.command()
@@ -72,15 +95,20 @@ def climb(
                                                       "calls not ready"),
     tune: Optional[str] = typer.Option(None, "--tune", help="measure the fine-tune of this "
                                        "past run again instead of training one"),
+    climb_all: bool = typer.Option(False, "--all", help="measure every rung instead of "
+                                   "stopping at the first whose choice reaches the target on val"),
 ) -> None:
-    """Build and measure each rung on the same test split; recommend the first that reaches the target."""
-    _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force, tune_from=tune)
+    """Build and measure each rung on the same test split, cheapest first; stop at the first
+    that reaches the target (on val) and recommend the first that reaches it on test."""
+    _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force, tune_from=tune,
+           climb_all=climb_all)
 
 
 @app.command("eval")
 def eval_rung(
     path: Path = typer.Argument(..., help="rung.toml, or the folder that holds it"),
-    rung: str = typer.Option(..., "--rung", help="prompt, few-shot, rag, bigger-model or finetune"),
+    rung: str = typer.Option(..., "--rung", help="classifier, prompt, few-shot, rag, "
+                             "bigger-model or finetune"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the model again"),
     force: bool = typer.Option(False, "--force", help="fine-tune even on data the audit "
@@ -91,12 +119,12 @@ def eval_rung(
 
 
 def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
-           force: bool = False, tune_from: str | None = None) -> None:
+           force: bool = False, tune_from: str | None = None, climb_all: bool = False) -> None:
     from rung.climb import climb as run_climb
 
     with _user_errors(), _progress(not as_json) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
-                           force=force, tune_from=tune_from)
+                           force=force, tune_from=tune_from, climb_all=climb_all)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -104,9 +132,14 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     out.print(climb_table(summary))
     rec = summary["recommendation"]
     colour = "green" if rec["rung"] else "yellow"
-    out.print(f"[bold {colour}]recommendation:[/] {rec['reason']}", highlight=False)
+    out.print(Text.assemble(("recommendation: ", f"bold {colour}"), rec["reason"]),
+              highlight=False)
     for reason in rec["reasons"]:
-        out.print(f"  - {reason['text']}", highlight=False)
+        out.print(f"  - {reason['text']}", highlight=False, markup=False)
+    if only is None:
+        for name, why in summary["not_measured"].items():
+            out.print(f"not measured: {name}: {why}", style="dim", highlight=False,
+                      markup=False)
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
     if result.report is not None:
         out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
@@ -264,11 +297,20 @@ def export(
     merge: bool = typer.Option(False, "--merge", help="fold a LoRA adapter into the base "
                                                       "weights: one plain transformers model"),
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    rung: str = typer.Option("finetune", "--rung", help="finetune (the tuned model) or "
+                             "classifier (the scikit-learn model)"),
 ) -> None:
-    """Write a run's fine-tuned model (adapter, or merged weights) with its provenance."""
+    """Write a run's fine-tuned model (adapter, or merged weights) or its classifier, with
+    its provenance."""
     from rung.finetune.artifacts import export_tune
+    from rung.rungs.classifier import export_classifier
 
     with _user_errors(), _task_store(path) as store:
+        _check_choice("--rung", rung, ("finetune", "classifier"))
+        if rung == "classifier":
+            export_classifier(store, run, to)
+            err.print(f"wrote the classifier of run {run} to {to}")
+            return
         record = export_tune(store, run, to, merge=merge)
     what = "merged model" if record["merged"] else f"{record['method']} artifact"
     err.print(f"wrote the {what} of run {run} to {to}")
@@ -335,6 +377,12 @@ def convert(
 
 
 def main() -> None:
+    # Deprecation and version notices from the libraries underneath (transformers, peft, trl,
+    # torch) are for rung's developers, not for its users: nothing a user types changes them.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|peft|trl|torch|"
+                            r"accelerate|sentence_transformers|sklearn)\b")
     app()
 
 

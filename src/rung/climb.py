@@ -1,5 +1,6 @@
-"""The ladder, top to bottom: load and check the task, split once, build and measure each
-rung on the same test split, recommend the first rung that reaches the target.
+"""The ladder, bottom to top: load and check the task, audit the data, split once, build and
+measure each rung on the same test split, stop after the first whose choice on val reaches the
+target, recommend the first that reaches it on test.
 
 Progress is reported through a callback so the library itself never prints.
 """
@@ -8,34 +9,34 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rung.data.example import Example
 from rung.costs import rung_costs, rung_memory
-from rung.decide import decide
+from rung.data.example import Example
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
+from rung.decide import decide, reaches, val_score
 from rung.errors import ConfigError, DataError
-from rung.eval.runner import evaluate
 from rung.eval.metrics import metric_spec, per_example_values
-from rung.eval.stats import mcnemar_exact, paired_bootstrap
-from rung.pipeline import Pipeline
-from rung.rungs import LADDER, Candidate, FewShotRung, PromptRung, Rung, RungResult
-from rung.rungs.base import StageReporter
-from rung.rag.service import file_progress, refresh_index
-from rung.report import write_report
+from rung.eval.runner import evaluate
+from rung.eval.stats import PairedComparison, mcnemar_exact, paired_bootstrap
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import TuneResult
+from rung.models.cache import ResponseCache
+from rung.models.registry import fingerprint
+from rung.pipeline import Pipeline
+from rung.rag.service import file_progress, refresh_index
+from rung.report import write_report
+from rung.rungs import LADDER, Candidate, ClassifierRung, FewShotRung, PromptRung, Rung, \
+    RungResult
+from rung.rungs.base import StageReporter
 from rung.rungs.bigger import BiggerModelRung, best_on_val, require_large
 from rung.rungs.finetune import FineTuneRung
 from rung.rungs.rag import RagRung
-from rung.models.cache import ResponseCache
-from rung.models.registry import fingerprint
 from rung.store import Store, file_hash
 from rung.task import METRICS_BY_KIND, TaskSpec, load_task
-
 
 
 def _quiet(stage: str, total: int) -> Callable[[int], None]:
@@ -51,6 +52,8 @@ class ClimbResult:
     recommendation: dict[str, Any]
     index: dict[str, Any] | None = None  # what refreshing the corpus index did (rag only)
     report: Path | None = None  # the run's HTML report
+    not_measured: dict[str, str] = field(default_factory=dict)  # rung -> why it was left out
+    audit: dict[str, Any] | None = None  # the data audit's id, verdict and reasons
 
     def summary(self) -> dict[str, Any]:
         """The `rung climb --json` shape; documented in the README and kept stable."""
@@ -62,6 +65,8 @@ class ClimbResult:
             "split": {name: len(part) for name, part in self.split.parts().items()},
             "rungs": [_with_costs(r.summary(), self.task) for r in self.results],
             "recommendation": self.recommendation,
+            "not_measured": self.not_measured,
+            "audit": self.audit,
             "index": self.index,
         }
 
@@ -100,13 +105,30 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
     return split
 
 
-def recommend(task: TaskSpec, results: list[RungResult], store: Store) -> dict[str, Any]:
+def audit_for(task: TaskSpec, reporter: StageReporter = _quiet) -> dict[str, Any]:
+    """The latest audit of exactly this data file, or a new one: it is cheap next to any
+    rung, and its verdict shapes the next step whether or not a tune is configured."""
+    from rung.data.audit.report import audit_dataset
+
+    store = Store(task.store_dir)
+    try:
+        row = store.latest_audit(file_hash(task.data_path))
+    finally:
+        store.close()
+    if row is not None:
+        return json.loads(row["summary_json"])
+    report, _ = audit_dataset(task.path, reporter=reporter)
+    return report.to_dict()
+
+
+def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] | None,
+              stopped: str | None = None) -> dict[str, Any]:
     """The decision (decide.py) in the run's JSON: the rung, the headline as `reason`, a
     reason per rung below it, and the next step when none reached the target."""
-    row = store.latest_audit(file_hash(task.data_path))
-    audit = json.loads(row["summary_json"]) if row is not None else None
+    spec = metric_spec(task.task.metric, task.json_schema)
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
-                      audit=audit, prices=task.costs)
+                      audit=audit, prices=task.costs, stopped=stopped, binary=spec.binary,
+                      compare=lambda a, b: paired(task, a, b))
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
     if decision.rung is None:
@@ -114,28 +136,56 @@ def recommend(task: TaskSpec, results: list[RungResult], store: Store) -> dict[s
     return record
 
 
-def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
-    """Pair each rung with the best rung below it on the same test examples.
+def paired(task: TaskSpec, a: RungResult, b: RungResult) -> PairedComparison:
+    """B against A on the same test examples.
 
     A 0/1 metric (accuracy, exact match, JSON checks) gets the exact McNemar test on
     per-example correctness; for macro-F1 that tests the correctness behind it. A graded
     metric (ROUGE-L, BLEU, chrF, most custom ones) gets a paired bootstrap on per-example values.
     """
     spec = metric_spec(task.task.metric, task.json_schema)
+    if not spec.binary:
+        x, y = (per_example_values(spec, [p.expected for p in r.test.predictions],
+                                   [p.output for p in r.test.predictions]) for r in (a, b))
+        return paired_bootstrap(x, y, min_gain=task.eval.min_gain, seed=task.task.seed)
+    return mcnemar_exact([p.correct for p in a.test.predictions],
+                         [p.correct for p in b.test.predictions],
+                         min_gain=task.eval.min_gain, seed=task.task.seed)
+
+
+def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
+    """Pair each rung with a cheaper one on the same test examples. Which one is a choice,
+    so it is made on val: the bigger-model rung with the pipeline it ran (its `from`), every
+    other rung with the cheaper rung whose choice scored best on val (a tie goes to the
+    cheaper). The test split only measures the pair."""
     for i, result in enumerate(results[1:], start=1):
-        cheaper = max(results[:i], key=lambda r: r.test.score.value)
-        if not spec.binary:
-            a, b = (per_example_values(spec, [p.expected for p in r.test.predictions],
-                                       [p.output for p in r.test.predictions])
-                    for r in (cheaper, result))
-            comparison = paired_bootstrap(a, b, min_gain=task.eval.min_gain, seed=task.task.seed)
-        else:
-            comparison = mcnemar_exact(
-                [p.correct for p in cheaper.test.predictions],
-                [p.correct for p in result.test.predictions],
-                min_gain=task.eval.min_gain, seed=task.task.seed,
-            )
-        result.versus = (cheaper.rung, comparison)
+        cheaper = results[:i]
+        source = result.pipeline.details.get("from") if result.rung == "bigger-model" else None
+        partner = next((r for r in cheaper if r.rung == source), None)
+        result.paired_with = "built-from"
+        if partner is None:
+            partner = max(cheaper, key=val_score)  # the first of equals: the cheaper
+            result.paired_with = "best-on-val"
+        result.versus = (partner.rung, paired(task, partner, result))
+
+
+def _measured(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
+    """The rungs this climb would measure, and why each other one is left out."""
+    if only is not None:
+        return {name: "" if name == only else "not asked for (rung eval --rung)"
+                for name in LADDER}
+    why: dict[str, str] = {name: "" for name in LADDER}
+    if task.task.kind != "classification":
+        why["classifier"] = f"a {task.task.kind} task has no labels to classify"
+    if task.corpus_path is None:
+        why["rag"] = "no [task] corpus"
+    if task.models.large is None:
+        why["bigger-model"] = "no [models] large"
+    if "finetune" not in task.model_fields_set and tune_from is None:
+        why["finetune"] = "no [finetune] table (or rung eval --rung finetune)"
+    for name in task.ladder.skip:
+        why[name] = "[ladder] skip"
+    return why
 
 
 def climb(
@@ -146,9 +196,12 @@ def climb(
     only: str | None = None,
     force: bool = False,
     tune_from: str | None = None,
+    climb_all: bool = False,
 ) -> ClimbResult:
-    """Climb every rung, or with `only` measure one rung (building what it stands on).
-    `tune_from` names a past run whose fine-tune is measured again instead of training."""
+    """Climb the ladder cheapest first, stopping after the first rung whose choice on val
+    reaches the target (`climb_all`, or [ladder] all, measures every rung). With `only`,
+    measure one rung (building on val what it stands on). `tune_from` names a past run whose
+    fine-tune is measured again instead of training."""
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
@@ -157,8 +210,14 @@ def climb(
     if only == "rag" and task.corpus_path is None:
         raise ConfigError("the rag rung needs a corpus", file=task.path,
                           fix='add corpus = "docs/" (a folder of documents) under [task]')
+    if only == "classifier" and task.task.kind != "classification":
+        raise ConfigError(f"the classifier rung needs a classification task, not "
+                          f"{task.task.kind}", file=task.path,
+                          fix="measure another rung (rung eval PATH --rung prompt)")
+    climb_all = climb_all or task.ladder.all
     examples = load_examples(task)
     split = make_split(task, examples)
+    audit = audit_for(task, reporter)  # before any rung: its verdict shapes the next step
     store = Store(task.store_dir)
     try:
         run_id = store.start_run(
@@ -170,6 +229,29 @@ def climb(
         split.save(store.artifacts(run_id) / "split.json")
         cache = store.response_cache() if use_cache else None
         results: list[RungResult] = []
+        why_not = _measured(task, only, tune_from)
+        stop: list[str] = []  # the rung whose choice reached the target on val, if any
+        cut: list[str] = []  # rungs left out because the climb stopped
+
+        def climbing(name: str) -> bool:
+            """Whether the stop rule still lets `name` be measured."""
+            return not stop or climb_all or only is not None or (name == "finetune"
+                                                                 and tune_from is not None)
+
+        def going(name: str) -> bool:
+            """Measure this rung? It applies, and the climb has not stopped below it."""
+            if why_not[name]:
+                return False
+            if not climbing(name):
+                why_not[name] = (f"the climb stopped at {stop[0]}: its choice reached the "
+                                 "target on val (`rung climb --all` measures the rest)")
+                cut.append(name)
+                return False
+            return True
+
+        def needed(*later: str) -> bool:
+            """Whether a rung still to be measured stands on the one being considered."""
+            return any(not why_not[n] and climbing(n) for n in later)
 
         def measure(rung: Rung) -> RungResult:
             result = _run_rung(task, rung, split, reporter, cache)
@@ -178,42 +260,61 @@ def climb(
                 store.add_curves(run_id, rung.name, rung.tune.curves)
             _record(task, store, run_id, len(results), result)
             results.append(result)
+            choice = result.choice
+            if not stop and reaches(choice.val_score, choice.val_ci, task.task.target,
+                                    task.eval.decide_on):
+                stop.append(rung.name)
             return result
 
-        built: list[tuple[Pipeline, list[Candidate]]] = []  # cheaper rungs, for bigger-model
+        built: list[tuple[Pipeline, list[Candidate]]] = []  # LLM rungs, for bigger-model
 
-        def climb_to(rung: Rung) -> Pipeline:
-            """Measure a rung the climb asks for; only build (on val) one it stands on."""
-            if only in (None, rung.name):
+        def climb_to(rung: Rung, *later: str) -> Pipeline | None:
+            """Measure a rung the climb asks for; only build (on val) one that a later rung
+            to be measured stands on."""
+            if going(rung.name):
                 result = measure(rung)
                 built.append((result.pipeline, result.candidates))
-            else:
+            elif needed(*later):
                 built.append(_build(task, rung, split, reporter, cache)[:2])
+            else:
+                return None
             return built[-1][0]
 
-        best_prompt = climb_to(PromptRung())
-        if only in (None, "few-shot", "bigger-model"):
-            climb_to(FewShotRung(best_prompt))
+        if going("classifier"):
+            measure(ClassifierRung(task.store_dir / "classifiers"))
+        best_prompt = climb_to(PromptRung(), "few-shot", "rag", "bigger-model", "finetune")
+        if best_prompt is not None:
+            climb_to(FewShotRung(best_prompt), "bigger-model")
         index = None
-        if only in (None, "rag", "bigger-model") and task.corpus_path is not None:
+        if best_prompt is not None and task.corpus_path is not None and (
+                going("rag") or needed("bigger-model")):
             index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
-            climb_to(RagRung(best_prompt))
-        if only in (None, "bigger-model") and task.models.large is not None:
+            climb_to(RagRung(best_prompt), "bigger-model")
+        if going("bigger-model") and built:
             measure(BiggerModelRung(best_on_val(built)))
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
-        wanted = only == "finetune" or past is not None or (
-            only is None and "finetune" in task.model_fields_set
-            and not any(r.test.score.value >= task.task.target for r in results))
-        if wanted:
+        if best_prompt is not None and going("finetune"):
             measure(FineTuneRung(best_prompt, task.store_dir / "tunes", force=force, past=past))
+        for name in set(LADDER) - {r.rung for r in results}:  # say why each was left out
+            if going(name):
+                why_not[name] = "no cheaper LLM rung was built for it to stand on"
         compare_with_cheaper(task, results)
-        outcome = ClimbResult(task, run_id, split, results, recommend(task, results, store),
-                              index)
+        stopped = stop[0] if cut else None  # only a stop that left something out counts
+        outcome = ClimbResult(task, run_id, split, results,
+                              recommend(task, results, audit, stopped), index,
+                              not_measured={n: w for n, w in why_not.items() if w},
+                              audit=_audit_brief(audit))
         store.finish_run(run_id, outcome.summary())
         outcome.report = write_report(store, run_id)
         return outcome
     finally:
         store.close()
+
+
+def _audit_brief(audit: dict[str, Any] | None) -> dict[str, Any] | None:
+    if audit is None:
+        return None
+    return {k: audit.get(k) for k in ("audit_id", "verdict", "reasons", "examples")}
 
 
 def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,

@@ -37,6 +37,9 @@ class CostsTable(BaseModel):
                                 output_per_million=2.40),
         "gpt-4o": ApiPrice(train_per_million=25.00, input_per_million=3.75,
                            output_per_million=15.00)})
+    # a CPU server hour for a classifier (rung 0), which needs no GPU: not a seeds' figure; a
+    # 2-vCPU cloud instance (AWS c7i.large) lists at about $0.09 an hour
+    cpu_hour: float = Field(default=0.10, ge=0)
     retrains_per_quarter: float = Field(default=3.0, ge=0)  # a better base model ~monthly
     hours_per_retrain: float = Field(default=4.0, ge=0)  # rerun, review, ship
     person_hour: float = Field(default=100.0, ge=0)
@@ -71,6 +74,16 @@ def serving_cost(tokens_in: float, tokens_out: float, prices: CostsTable,
         return (tokens_in + tokens_out) * prices.self_hosted_per_million
     p = prices.api[api]
     return tokens_in * p.input_per_million + tokens_out * p.output_per_million
+
+
+def cpu_serving_cost(latency_samples_ms: list[float], prices: CostsTable) -> float | None:
+    """Dollars per million requests of a model that runs on a CPU (the classifier): the mean
+    measured single-request time, one request at a time, at `cpu_hour`. Unbatched, so an
+    upper bound. None without timed requests ([eval] latency_samples = 0)."""
+    if not latency_samples_ms:
+        return None
+    seconds = sum(latency_samples_ms) / len(latency_samples_ms) / 1000
+    return round(seconds * 1e6 / 3600 * prices.cpu_hour, 6)
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,11 @@ def rung_memory(summary: dict[str, Any], base_dir: Any = None) -> dict[str, Any]
     from rung.errors import RungError
     from rung.finetune.memory import serving_memory, shape_for
 
+    if summary.get("rung") == "classifier":  # what loading it took, measured when it was saved
+        from rung.models.classifier import serving_bytes
+
+        return {"serving_bytes": serving_bytes(summary["model"]),
+                "training_estimate_bytes": None, "training_measured_bytes": None}
     try:
         serving: int | None = serving_memory(shape_for(summary["model"], base_dir=base_dir),
                                              summary["tokens_per_request"])
@@ -139,6 +157,9 @@ def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
     """A rung's costs from its measured summary: serving per million requests (self-hosted
     and at each API's prices, from its measured tokens in and out) and, for a fine-tune, the
     training run and its upkeep from the tokens it trained on at its measured throughput."""
+    if summary.get("rung") == "classifier":
+        return {"serving_per_million_requests": {
+            "self_hosted": cpu_serving_cost(summary["latency_samples_ms"], prices)}}
     tokens_in, tokens_out = summary["tokens_in"], summary["tokens_per_request"] - summary["tokens_in"]
     costs: dict[str, Any] = {"serving_per_million_requests": {
         "self_hosted": round(serving_cost(tokens_in, tokens_out, prices), 2),

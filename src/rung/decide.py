@@ -1,25 +1,45 @@
 """The decision: the seeds' tree walked on measurements, with a reason for every rung.
 
-The seeds ask, in order: can prompting solve it (prompt, few-shot)? Is the gap missing
+The seeds ask, in order: does this need an LLM at all (a plain classifier, "a different
+architecture entirely")? Can prompting solve it (prompt, few-shot)? Is the gap missing
 knowledge (retrieval)? Would a bigger model do (capacity)? Is it behaviour, format or style
 (fine-tune), and is there the data for that? `decide` stops at the first rung whose score
 reaches the target and says, for each rung below, why it was not enough, each reason read off
 a measurement: the failure breakdown, a paired test, the audit. When no rung reaches the
-target it names the next step the evidence points to, never a bare "no".
+target it names the next step the evidence points to, never a bare "no". When the test split
+is too small to tell the decisive score from the target, the headline says so.
+
+`reaches` is the stop rule, once: the climb asks it of each rung's choice on val (whether to
+climb on), the decision asks it of the test scores (what to recommend).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rung.costs import CostsTable, tune_economics
+from rung.eval.power import Power, split_power
+from rung.eval.stats import PairedComparison
+from rung.rungs import LADDER
 from rung.rungs.base import RungResult
 
-SEEDS_ORDER = ("prompt", "few-shot", "rag", "bigger-model", "finetune")
+SEEDS_ORDER = LADDER  # classifier, prompt, few-shot, rag, bigger-model, finetune
+LLM_PROMPTED = ("prompt", "few-shot", "rag", "bigger-model")  # what a tune is priced against
 FORMAT_SHARE = 0.2  # of test answers breaking the output format: a behaviour problem
 Criterion = Literal["point", "lower-bound"]
+# B against A on the test split, paired (climb.py supplies it: it knows the metric)
+Compare = Callable[[RungResult, RungResult], PairedComparison]
+
+
+def reaches(score: float, ci: Sequence[float] | None, target: float,
+            criterion: Criterion) -> bool:
+    """The stop rule: the point estimate, or with "lower-bound" the 95% interval's low end,
+    reaches the target."""
+    if criterion == "lower-bound":
+        return ci is not None and ci[0] >= target
+    return score >= target
 
 
 @dataclass(frozen=True)
@@ -39,15 +59,23 @@ class Decision:
     criterion: Criterion
     target: float
     costs: dict[str, Any] | None = None  # a measured tune's build, upkeep and break-even
+    power: Power | None = None  # what the test split can tell about the decisive score
+    stopped: str | None = None  # the rung the climb stopped at (its choice reached it on val)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "reasons": [asdict(r) for r in self.reasons]}
+        return {**asdict(self), "reasons": [asdict(r) for r in self.reasons],
+                "power": self.power.to_dict() if self.power else None}
 
 
 def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion = "point",
-           audit: dict[str, Any] | None = None, prices: CostsTable | None = None) -> Decision:
+           audit: dict[str, Any] | None = None, prices: CostsTable | None = None,
+           compare: Compare | None = None, stopped: str | None = None,
+           binary: bool = True) -> Decision:
     """`audit` is the data's latest audit summary (verdict, reasons), if there is one;
-    `prices` ([costs] in rung.toml, the seeds' figures by default) price a measured tune."""
+    `prices` ([costs] in rung.toml, the seeds' figures by default) price a measured tune;
+    `compare` pairs a costlier rung with the chosen one on test (without it, only a rung whose
+    own `versus` is the chosen one gets a verdict); `stopped` names the rung whose choice
+    reached the target on val, where the climb stopped; `binary`: the metric is 0/1."""
     by_name = {r.rung: r for r in results}
     ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
     chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
@@ -55,24 +83,36 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     gaps = _gaps(by_name)
     reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
     economics = _economics(ordered, prices or CostsTable())
+    decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
+    s = decisive.test.score
+    power = split_power(decisive.rung, s.value, s.ci, s.n, target, binary=binary,
+                        reached=chosen is not None)
+    small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
-        headline = _headline(chosen, ordered, target, criterion) + _costs_clause(
-            economics, chosen.rung == "finetune")
-        return Decision(chosen.rung, headline, reasons, None, criterion, target, economics)
-    step = next_step(by_name, gaps, audit)
-    best = max(ordered, key=lambda r: r.test.score.value)
+        headline = (_headline(chosen, ordered, target, criterion, compare)
+                    + _unmeasured(chosen, ordered, stopped)
+                    + _costs_clause(economics, chosen.rung == "finetune") + small)
+        return Decision(chosen.rung, headline, reasons, None, criterion, target, economics,
+                        power, stopped)
+    step = next_step(by_name, gaps, audit, stopped)
     return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
-                    f"{_describe(best)}. Next: {step}", reasons, step, criterion, target,
-                    economics)
+                    f"{_describe(decisive)}{small}. Next: {step}", reasons, step, criterion,
+                    target, economics, power, stopped)
+
+
+def val_score(r: RungResult) -> float:
+    """The score on val of the candidate a rung kept (-inf for a result built without)."""
+    return max((c.val_score for c in r.candidates if c.chosen), default=float("-inf"))
 
 
 def _economics(ordered: list[RungResult], prices: CostsTable) -> dict[str, Any] | None:
-    """A measured tune priced against the best prompted rung (by test score)."""
+    """A measured tune priced against the best prompted rung, best by its score on val (a
+    tie goes to the cheaper): a choice, so never made on test."""
     tuned = next((r for r in ordered if r.rung == "finetune"), None)
-    prompted = [r for r in ordered if r.rung != "finetune"]
+    prompted = [r for r in ordered if r.rung in LLM_PROMPTED]
     if tuned is None or not prompted:
         return None
-    best = max(prompted, key=lambda r: r.test.score.value)
+    best = max(prompted, key=val_score)
     return tune_economics(_tokens(tuned), _tokens(best), prices)
 
 
@@ -114,7 +154,7 @@ def _volume(requests: float | None) -> str:
 
 def _reaches(r: RungResult, target: float, criterion: Criterion) -> bool:
     s = r.test.score
-    return (s.ci[0] if criterion == "lower-bound" else s.value) >= target
+    return reaches(s.value, s.ci, target, criterion)
 
 
 def _bound(criterion: Criterion) -> str:
@@ -133,9 +173,11 @@ def _describe(r: RungResult) -> str:
 def _gaps(by_name: dict[str, RungResult]) -> dict[str, Any]:
     """What the costlier rungs' paired tests say about the cheaper ones."""
     gaps: dict[str, Any] = {}
-    for rung, gap in (("rag", "knowledge"), ("bigger-model", "capacity")):
-        r = by_name.get(rung)
-        if r is not None and r.versus is not None and r.versus[1].meaningful:
+    for rung, gap, without in (("rag", "knowledge", ("prompt", "few-shot")),
+                               ("bigger-model", "capacity", LLM_PROMPTED)):
+        r = by_name.get(rung)  # a gap is read against an LLM rung, never the classifier
+        if r is not None and r.versus is not None and r.versus[0] in without \
+                and r.versus[1].meaningful:
             gaps[gap] = r.versus[1]
     return gaps
 
@@ -176,37 +218,75 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
 
 
 def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
-              criterion: Criterion) -> str:
-    line = f"use {chosen.rung}{_choice(chosen)}: it reaches {_interval(chosen)}"
+              criterion: Criterion, compare: Compare | None) -> str:
+    opening = "no LLM is needed for this task: " if chosen.rung == "classifier" else ""
+    line = f"{opening}use {chosen.rung}{_choice(chosen)}: it reaches {_interval(chosen)}"
     line += f" against a target of {target} ({_bound(criterion)})"
-    if chosen.versus is not None:  # what it adds over the best cheaper rung, paired
+    if chosen.rung == "classifier":
+        line += _classifier_costs(chosen)
+    if chosen.versus is not None:  # what it adds over the cheaper rung it was paired with
         cheaper, c = chosen.versus
         line += f", {c.difference:+.3f} over {cheaper} (p={c.p_value:.2g})"
-    above = [r for r in ordered[ordered.index(chosen) + 1:] if r.versus is not None]
-    for r in above:  # what the costlier rungs would add over it, measured on the same split
-        gain = r.test.score.value - chosen.test.score.value
-        verdict = "significant" if r.versus and r.versus[1].meaningful else "not significant"
-        line += f"; {r.rung} would add {gain:+.3f}, {verdict}"
+    for r in ordered[ordered.index(chosen) + 1:]:  # what each costlier rung would add over
+        c = _against(chosen, r, compare)            # it, paired on the same test examples
+        if c is None:
+            continue
+        verdict = ("significant" if c.meaningful else "significantly worse" if c.worse
+                   else "not significant")
+        line += f"; {r.rung} would add {c.difference:+.3f} (p={c.p_value:.2g}), {verdict}"
     return line
+
+
+def _against(chosen: RungResult, r: RungResult, compare: Compare | None
+             ) -> PairedComparison | None:
+    if compare is not None:
+        return compare(chosen, r)
+    if r.versus is not None and r.versus[0] == chosen.rung:
+        return r.versus[1]
+    return None
+
+
+def _classifier_costs(r: RungResult) -> str:
+    latency = r.test.latency_ms
+    if not latency:
+        return ""
+    return (f", answering in {latency['p50']:.2g} ms (p50) on a CPU with no LLM to serve")
+
+
+def _unmeasured(chosen: RungResult, ordered: list[RungResult], stopped: str | None) -> str:
+    """Says so when the costlier rungs were not measured because the climb stopped."""
+    if stopped is None or stopped != chosen.rung or chosen is not ordered[-1]:
+        return ""
+    return ("; the climb stopped there (its choice reached the target on val), so the costlier "
+            "rungs were not measured: `rung climb --all` measures them")
 
 
 def _choice(r: RungResult) -> str:
     details = r.pipeline.details
-    if "k" in details:
-        return f" with k={details['k']}"
+    if r.pipeline.classifier:
+        c = r.pipeline.classifier
+        return f" ({c['features']} + {c['estimator']}, C={c['C']:g})"
+    if "k" in details and r.pipeline.retrieval is None:
+        selection = f" {details['selection']}" if "selection" in details else ""
+        return f" with k={details['k']}{selection}"
     if r.pipeline.retrieval:
         return f" ({r.pipeline.retrieval.get('method')}, k={r.pipeline.retrieval.get('k')})"
     return ""
 
 
 def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
-              audit: dict[str, Any] | None) -> str:
-    """The seeds' tree, read from the bottom when nothing reached the target."""
+              audit: dict[str, Any] | None, stopped: str | None = None) -> str:
+    """The seeds' tree, read from the bottom when nothing reached the target. Data the audit
+    calls not ready comes first and alone: it is no ground for training anything."""
     tuned = by_name.get("finetune")
-    if audit is not None and audit.get("verdict") == "not ready":  # first, then the rest
-        return ("more and cleaner data (the audit calls it not ready: "
-                + "; ".join(audit.get("reasons", [])) + "), then "
-                + next_step(by_name, gaps, None))
+    if audit is not None and audit.get("verdict") == "not ready":  # nothing else until then
+        return ("more and cleaner data first: the audit calls it not ready ("
+                + "; ".join(audit.get("reasons", [])) + "); climb again once `rung audit` "
+                "passes")
+    if stopped is not None and stopped in by_name:
+        return (f"climb the rest of the ladder (`rung climb --all`): {stopped} reached the "
+                f"target on val ({val_score(by_name[stopped]):.3f}) but not on test, so the "
+                "costlier rungs were not measured")
     if tuned is not None and tuned.versus is not None and tuned.versus[1].meaningful:
         if "knowledge" in gaps:
             return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"

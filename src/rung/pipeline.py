@@ -8,18 +8,43 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
 
 from rung.data.example import Example, Message
 from rung.models import load_model
 from rung.models.base import Model
-from rung.prompts import VARIANTS
+from rung.prompts import DEMONSTRATION_VARIANTS, VARIANTS
 
 if TYPE_CHECKING:
     from rung.models.cache import ResponseCache
     from rung.rag.retrieval import Hit
+
+
+def nearest_examples(pool: Sequence[Example], texts: list[str], k: int) -> list[list[Example]]:
+    """Each text's k most similar pool examples by MiniLM cosine, the most similar last (next
+    to the input); ties go to the earlier pool example, so the choice is deterministic."""
+    from rung.eval.semantic import sentence_vectors
+
+    if not pool or not texts:
+        return [[] for _ in texts]
+    similarity = sentence_vectors(texts) @ sentence_vectors([e.input for e in pool]).T
+    k = min(k, len(pool))
+    picked = []
+    for row in similarity:
+        order = np.lexsort((np.arange(len(row)), -row))[:k]  # best first, ties by index
+        picked.append([pool[i] for i in order[::-1]])
+    return picked
+
+
+def uncalibrated(pipeline: "Pipeline") -> "Pipeline":
+    """The pipeline without contextual calibration: what a rung builds on when it changes
+    the model or the prompt, since the content-free probabilities belong to the old one."""
+    details = {k: v for k, v in pipeline.details.items() if k != "calibrated"}
+    return replace(pipeline, calibration=None, details=details)
 
 
 def context_block(hits: Sequence["Hit"]) -> str:
@@ -66,12 +91,27 @@ class Pipeline:
     details: dict[str, Any] = field(default_factory=dict)  # e.g. {"k": 10}
     # retrieval: {"corpus": "docs", "index": ".rung/index.db", "method": "hybrid", "k": 3}
     retrieval: dict[str, Any] | None = None
+    # similar-example demonstrations (DSPy's KNNFewShot): each input is shown its `nearest`
+    # most similar examples of `pool` by MiniLM cosine, the most similar last; 0: the fixed
+    # `demonstrations` go before every input
+    nearest: int = 0
+    pool: list[Example] = field(default_factory=list)
+    # contextual calibration (Zhao et al., 2021): log of each label's mean probability after
+    # content-free inputs ("N/A", "", "[MASK]"), divided out before the label is picked
+    calibration: list[float] | None = None
+    # rung 0: a scikit-learn classifier (the folder `model` names) answers, no LLM:
+    # {"features": "tfidf", "estimator": "linear-svm", "C": 1.0}
+    classifier: dict[str, Any] | None = None
 
-    def messages(self, text: str, context: Sequence["Hit"] = ()) -> list[Message]:
+    def messages(self, text: str, context: Sequence["Hit"] = (),
+                 demonstrations: Sequence[Example] | None = None) -> list[Message]:
+        """The conversation sent for `text`; `demonstrations` overrides the fixed ones (the
+        similar-example selection picks them per input)."""
         render = VARIANTS[self.variant]
+        render_demo = DEMONSTRATION_VARIANTS.get(self.variant, render)
         turns: list[Message] = []
-        for demo in self.demonstrations:
-            _, user = render(self.instruction, self.labels, demo.input)
+        for demo in self.demonstrations if demonstrations is None else demonstrations:
+            _, user = render_demo(self.instruction, self.labels, demo.input)
             turns += [Message("user", user), Message("assistant", demo.output)]
         if context:
             text = (context_block(context) + "\n\nAnswer from the documentation above only."
@@ -87,8 +127,11 @@ class Pipeline:
         """Classification picks the most likely label; other kinds generate greedily.
 
         With a cache, answers already given for the same model, prompt and parameters are
-        reused and the model is loaded only if something is missing.
+        reused and the model is loaded only if something is missing. A classifier answers
+        itself: it is faster than a cache lookup.
         """
+        if self.classifier is not None:
+            return self._classify(texts)
         if cache is not None:
             from rung.models.cache import CachedModel
 
@@ -102,12 +145,15 @@ class Pipeline:
 
             base = Path(self.base_dir) if self.base_dir else Path.cwd()
             contexts = retrieve(base, self.retrieval, list(texts))
-        prompts = [self.messages(t, c) for t, c in zip(texts, contexts)]
+        demos: list[Sequence[Example] | None] = [None] * len(texts)
+        if self.nearest:
+            demos = list(nearest_examples(self.pool, list(texts), self.nearest))
+        prompts = [self.messages(t, c, d) for t, c, d in zip(texts, contexts, demos)]
         if self.kind == "classification":
             scored = model.score_choices(prompts, self.labels)
             outputs = []
             for s, c in zip(scored, contexts):
-                best = max(range(len(self.labels)), key=lambda i: s.logprobs[i])
+                best = self.pick(s.logprobs)
                 outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best],
                                       tuple(s.logprobs), tuple(s.choice_tokens),
                                       sources=tuple(h.chunk.key for h in c)))
@@ -118,6 +164,26 @@ class Pipeline:
             for g, c in zip(model.generate(prompts, max_new_tokens=self.max_new_tokens), contexts)
         ]
 
+    def pick(self, logprobs: Sequence[float]) -> int:
+        """The label to answer: the most likely one, after dividing out the content-free
+        probabilities when the pipeline is calibrated."""
+        scores = np.asarray(logprobs, dtype=float)
+        if self.calibration is not None:
+            scores = scores - np.logaddexp.reduce(scores) - np.asarray(self.calibration)
+        return int(np.argmax(scores))  # the first of equals, as max() did
+
+    def _classify(self, texts: Sequence[str]) -> list[Output]:
+        from rung.models.classifier import load_classifier
+
+        model = load_classifier(self.model if self.base_dir is None
+                                else Path(self.base_dir) / self.model)
+        labels, logprobs = model.predict(texts)
+        ones = tuple(1 for _ in self.labels)
+        if logprobs is None:
+            return [Output(label, 0, 0) for label in labels]
+        return [Output(label, 0, 0, tuple(float(x) for x in row), ones)
+                for label, row in zip(labels, logprobs)]
+
     @classmethod
     def from_dict(cls, record: dict[str, Any], *, base_dir: str | None = None) -> "Pipeline":
         """A stored pipeline (`to_dict`) back as one; `base_dir` re-roots it where the task
@@ -125,18 +191,18 @@ class Pipeline:
         from rung.data.example import make_example
 
         record = dict(record)
-        record["demonstrations"] = [make_example(d["input"], d["output"], line=d["line"])
-                                    for d in record.get("demonstrations", [])]
+        for name in ("demonstrations", "pool"):
+            record[name] = [make_example(d["input"], d["output"], line=d["line"])
+                            for d in record.get(name, [])]
         if base_dir is not None:
             record["base_dir"] = base_dir
         return cls(**record)
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
-        record["demonstrations"] = [
-            {"line": d.line, "id": d.id, "input": d.input, "output": d.output}
-            for d in self.demonstrations
-        ]
+        for name in ("demonstrations", "pool"):
+            record[name] = [{"line": d.line, "id": d.id, "input": d.input, "output": d.output}
+                            for d in getattr(self, name)]
         return record
 
     def hash(self) -> str:

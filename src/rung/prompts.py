@@ -48,3 +48,13 @@ VARIANTS: dict[str, Render] = {
     "inline": inline,
     "role": role_and_steps,
 }
+
+
+def inline_demonstration(instruction: str, labels: Sequence[str], text: str) -> tuple[str | None, str]:
+    """A demonstration's turn in the inline variant: the input and the answer cue only. The
+    instruction is said once, in the real input's turn, not again in every example."""
+    return None, f"Input:\n{text}\n\n{'Label:' if labels else 'Answer:'}"
+
+
+# How a demonstration's user turn is phrased, where it differs from the variant's own turn.
+DEMONSTRATION_VARIANTS: dict[str, Render] = {"inline": inline_demonstration}

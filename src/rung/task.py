@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rung.costs import CostsTable
 from rung.errors import ConfigError, ProblemList, RungError
@@ -91,18 +91,62 @@ class ModelsTable(_Strict):
     large: str | None = None
 
 
+RungName = Literal["classifier", "prompt", "few-shot", "rag", "bigger-model", "finetune"]
+
+
+class LadderTable(_Strict):
+    """Which rungs to climb. By default every rung that applies, stopping at the first whose
+    choice on val reaches the target; `all` measures the rest too, to see the whole ladder."""
+
+    skip: list[RungName] = Field(default_factory=list)  # rungs not to measure
+    all: bool = False
+
+
+ClassifierFeatures = Literal["tfidf", "minilm"]
+ClassifierModel = Literal["logistic-regression", "linear-svm"]
+
+
+class ClassifierTable(_Strict):
+    """Rung 0 (classification tasks): every combination is a candidate, chosen on val."""
+
+    features: list[ClassifierFeatures] = Field(default_factory=lambda: ["tfidf", "minilm"])
+    models: list[ClassifierModel] = Field(
+        default_factory=lambda: ["logistic-regression", "linear-svm"])
+    C: list[float] = Field(default_factory=lambda: [1.0, 10.0])  # inverse regularisation
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "ClassifierTable":
+        if not self.features or not self.models or not self.C or any(c <= 0 for c in self.C):
+            raise ValueError("features, models and C must be non-empty; C values positive")
+        return self
+
+
 class PromptTable(_Strict):
     variants: list[str] | None = None  # None: every built-in variant is tried
+    calibrate: bool = True  # classification: each variant also with contextual calibration
+
+
+Selection = Literal["stratified", "random", "similar"]
 
 
 class FewShotTable(_Strict):
     k: list[int] = Field(default_factory=lambda: [5, 10])
-    selection: Literal["stratified", "random"] = "stratified"
+    # how the k demonstrations are picked; each is a candidate, chosen on val. "similar": each
+    # input gets its k nearest train examples by MiniLM similarity
+    selection: list[Selection] = Field(default_factory=lambda: ["stratified", "similar"])
+    calibrate: bool = True  # classification: fixed demonstrations also with calibration
+
+    @field_validator("selection", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _positive(self) -> "FewShotTable":
         if not self.k or any(k < 1 for k in self.k):
             raise ValueError("k must be a non-empty list of positive integers")
+        if not self.selection:
+            raise ValueError("selection must name at least one of stratified, random, similar")
         return self
 
 
@@ -180,6 +224,8 @@ class TaskSpec(_Strict):
     task: TaskTable
     split: SplitTable = SplitTable()
     models: ModelsTable
+    ladder: LadderTable = LadderTable()
+    classifier: ClassifierTable = ClassifierTable()
     prompt: PromptTable = PromptTable()
     few_shot: FewShotTable = FewShotTable()
     eval: EvalTable = EvalTable()

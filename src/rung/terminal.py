@@ -16,18 +16,31 @@ def climb_table(summary: dict) -> Table:
     for r in summary["rungs"]:
         reached = r["score"] >= summary["target"]
         latency = r["latency_ms"]
-        chosen = r["chosen"].get("variant", "")
-        if "k" in r["chosen"]:
-            chosen += f", k={r['chosen']['k']}"
         table.add_row(
             r["rung"],
             f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
             f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
-            f"{r['tokens_per_request']:.0f}",
-            chosen,
+            f"{r['tokens_per_request']:.0f}" if r["rung"] != "classifier" else "-",
+            describe_choice(r["chosen"]),
         )
     return table
+
+
+def describe_choice(chosen: dict[str, Any]) -> str:
+    """A rung's choice on val in a few words: "role, k=10 similar, calibrated"."""
+    if "features" in chosen:
+        return f"{chosen['features']} + {chosen['estimator']}, C={chosen['C']:g}"
+    parts = [str(chosen.get("variant", ""))]
+    if "method" in chosen and "k" in chosen and "selection" not in chosen:
+        parts.append(f"{chosen['method']}, k={chosen['k']}")
+    elif "k" in chosen:
+        parts.append(f"k={chosen['k']} {chosen.get('selection', '')}".strip())
+    if chosen.get("calibrated"):
+        parts.append("calibrated")
+    if "from" in chosen:
+        parts.append(f"from {chosen['from']}")
+    return ", ".join(p for p in parts if p)
 
 
 _STATUS = {"pass": "green", "warn": "yellow", "fail": "red"}

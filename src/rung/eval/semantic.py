@@ -67,3 +67,23 @@ def embed_texts(texts: list[str], *, max_words: int = 128, batch_size: int = 64)
     clipped = [" ".join(t.split()[:max_words]) for t in texts]
     return _encoder().encode(clipped, batch_size=batch_size, normalize_embeddings=True,
                              convert_to_numpy=True)
+
+
+_VECTORS: dict[str, Any] = {}  # text -> its unit vector, for this process
+_MEMO_LIMIT = 200_000
+
+
+def sentence_vectors(texts: list[str]) -> Any:
+    """`embed_texts`, remembered per text for the process: the classifier's features and the
+    similar-example demonstrations ask for the same train, val and test inputs once per
+    candidate, and each text should be embedded once per split, not once per candidate."""
+    import numpy as np
+
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        if len(_VECTORS) + len(missing) > _MEMO_LIMIT:
+            _VECTORS.clear()
+        _VECTORS.update(zip(missing, embed_texts(missing)))
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([_VECTORS[t] for t in texts])

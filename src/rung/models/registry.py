@@ -48,6 +48,7 @@ ALIASES: dict[str, PackagedModel] = {
 
 
 ADAPTER_BASE = "rung_base.json"  # written beside a fine-tune: its base and method
+CLASSIFIER_MANIFEST = "classifier.json"  # the classifier rung's saved model (models/classifier.py)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
         return ModelRef(reference, ref.location, ref.gguf_file, ref.is_local,
                         adapter=str(path.resolve()))
+    if path.is_dir() and (path / CLASSIFIER_MANIFEST).exists():  # rung 0: no LLM
+        return ModelRef(reference, str(path.resolve()))
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(
@@ -176,7 +179,7 @@ def weights_fingerprint(ref: ModelRef) -> str:
     folder = Path(ref.location)
     files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
         p for p in folder.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model"}
+        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib"}
         and p.name != "tune.json"  # a fine-tune's record, rewritten as checks are added
     )
     if ref.adapter:

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.io.json import to_json_plotly
 
-COLOURS = {"prompt": "#4c78a8", "few-shot": "#f58518", "rag": "#54a24b",
+COLOURS = {"classifier": "#9d755d", "prompt": "#4c78a8", "few-shot": "#f58518", "rag": "#54a24b",
            "bigger-model": "#b279a2", "finetune": "#e45756"}
 LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=40, b=50), height=360,
               font=dict(family="system-ui, sans-serif", size=12))
@@ -34,8 +34,12 @@ def score_vs_cost(rungs: list[dict[str, Any]], metric: str, target: float) -> go
     """Each rung at its serving cost (self-hosted, per million requests, from its measured
     tokens) and its test score with the 95% interval; the target as a line."""
     fig = go.Figure()
+    costs = []
     for r in rungs:
         cost = r["costs"]["serving_per_million_requests"]["self_hosted"]
+        if cost is None:  # a classifier with no timed requests
+            continue
+        costs.append(cost)
         fig.add_trace(go.Scatter(
             x=[cost], y=[r["score"]], mode="markers+text", name=r["rung"], text=[r["rung"]],
             textposition="top center", marker=dict(size=13, color=colour(r["rung"])),
@@ -47,17 +51,28 @@ def score_vs_cost(rungs: list[dict[str, Any]], metric: str, target: float) -> go
     fig.add_hline(y=target, line_dash="dash", line_color="#888",
                   annotation_text=f"target {target}", annotation_position="bottom right")
     fig.update_layout(**LAYOUT, title="Score vs serving cost", showlegend=False,
-                      xaxis_title="$ per 1M requests, self-hosted (measured tokens)",
-                      yaxis_title=f"{metric} on test (95% CI)")
+                      xaxis_title="$ per 1M requests, self-hosted (measured tokens; "
+                                  "a classifier: measured CPU time)",
+                      yaxis_title=f"{metric} on test (95% CI)", xaxis_type=_scale(costs))
     return fig
+
+
+def _scale(values: list[float]) -> str:
+    """A log axis when the values span orders of magnitude (a classifier's fraction of a cent
+    beside an LLM's dollars), else linear."""
+    positive = [v for v in values if v > 0]
+    wide = len(positive) == len(values) and positive and max(positive) > 50 * min(positive)
+    return "log" if wide else "linear"
 
 
 def latency(rungs: list[dict[str, Any]]) -> go.Figure:
     """Each timed request per rung; a rung measured before samples were kept shows its
     percentiles only."""
     fig = go.Figure()
+    every: list[float] = []
     for r in rungs:
         samples = r.get("latency_samples_ms") or []
+        every += samples or list((r.get("latency_ms") or {}).values())
         if samples:
             fig.add_trace(go.Box(y=samples, name=r["rung"], boxpoints="all", jitter=0.4,
                                  marker_color=colour(r["rung"])))
@@ -69,7 +84,7 @@ def latency(rungs: list[dict[str, Any]]) -> go.Figure:
                                      marker=dict(color=colour(r["rung"]), symbol="line-ew-open",
                                                  size=18, line=dict(width=2))))
     fig.update_layout(**LAYOUT, title="Latency of single requests", showlegend=False,
-                      yaxis_title="milliseconds")
+                      yaxis_title="milliseconds", yaxis_type=_scale(every))
     return fig
 
 

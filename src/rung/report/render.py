@@ -67,7 +67,8 @@ def render_report(data: ReportData) -> str:
     env = Environment(loader=PackageLoader("rung.report", "templates"),
                       autoescape=select_autoescape(["html"]))
     env.filters["gb"] = _gb
-    env.filters["dollars"] = lambda v: "-" if v is None else f"${v:,.2f}"
+    env.filters["dollars"] = _dollars
+    env.filters["ms"] = lambda v: f"{v:.0f}" if v >= 10 else f"{v:.2g}"
     summary = data.summary
     figures = _figures(data)
     return env.get_template("report.html").render(
@@ -106,6 +107,14 @@ def _tunes(data: ReportData) -> list[dict[str, Any]]:
 def _sha256(script: str) -> str:
     digest = hashlib.sha256(script.encode("utf-8")).digest()
     return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def _dollars(v: float | None) -> str:
+    """Cents for what costs dollars; two significant figures for what costs less (a
+    classifier serves a million requests for under a cent)."""
+    if v is None:
+        return "-"
+    return f"${v:,.2f}" if v >= 0.01 or v == 0 else f"${v:.2g}"
 
 
 def _gb(n: float | None) -> str:

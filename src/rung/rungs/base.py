@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rung.data.example import Example
@@ -28,7 +28,9 @@ class Rung:
 
     name: str
 
-    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+    def candidates(self, task: TaskSpec, train: Sequence[Example],
+                   cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
+        """`cache` is for candidates that ask the model while being built (calibration)."""
         raise NotImplementedError
 
     def build(
@@ -36,7 +38,7 @@ class Rung:
         reporter: "StageReporter | None" = None,
         cache: "ResponseCache | None" = None,
     ) -> tuple[Pipeline, list["Candidate"]]:
-        pipelines = self.candidates(task, train)
+        pipelines = self.candidates(task, train, cache)
         n_val = min(len(val), task.eval.val_limit or len(val))
         progress = reporter(f"{self.name}: choosing on val", len(pipelines) * n_val) if reporter else None
         return choose_on_val(task, pipelines, val, progress, cache)
@@ -49,6 +51,8 @@ class Candidate:
     label: str
     val_score: float
     details: dict[str, Any] = field(default_factory=dict)
+    val_ci: tuple[float, float] | None = None
+    chosen: bool = False  # the one the rung kept
 
 
 @dataclass
@@ -58,8 +62,16 @@ class RungResult:
     test: EvalResult
     candidates: list[Candidate]
     build_seconds: float
-    versus: tuple[str, PairedComparison] | None = None  # against the best cheaper rung
+    versus: tuple[str, PairedComparison] | None = None  # against a cheaper rung (see paired_with)
     training: dict[str, Any] | None = None  # fine-tune rungs: steps, best checkpoint, signals
+    # how the cheaper rung in `versus` was picked: "built-from" (the pipeline this rung ran,
+    # e.g. the bigger model's) or "best-on-val" (the cheaper rung whose choice scored best on val)
+    paired_with: str | None = None
+
+    @property
+    def choice(self) -> Candidate:
+        """The candidate this rung kept, with its val score: what decides on climbing on."""
+        return next(c for c in self.candidates if c.chosen)
 
     def summary(self) -> dict[str, Any]:
         """The stable JSON shape documented in the README."""
@@ -90,13 +102,16 @@ class RungResult:
             "grounding": self.test.grounding,
             "chosen": self.pipeline.details,
             "candidates": [
-                {"label": c.label, "val_score": round(c.val_score, 4), **c.details}
+                {"label": c.label, "val_score": round(c.val_score, 4),
+                 "val_ci": [round(x, 4) for x in c.val_ci] if c.val_ci else None,
+                 "chosen": c.chosen, **c.details}
                 for c in self.candidates
             ],
             "model": self.pipeline.model,
             "training": self.training,
             "versus": (
-                {"rung": self.versus[0], **self.versus[1].to_dict()} if self.versus else None
+                {"rung": self.versus[0], "paired_with": self.paired_with,
+                 **self.versus[1].to_dict()} if self.versus else None
             ),
         }
 
@@ -108,18 +123,21 @@ def choose_on_val(
     progress: Callable[[int], None] | None = None,
     cache: "ResponseCache | None" = None,
 ) -> tuple[Pipeline, list[Candidate]]:
-    """Score each candidate on val and keep the best; ties go to the earlier (cheaper) one."""
+    """Score each candidate on val and keep the best; ties go to the earlier (cheaper) one.
+    Each keeps its val interval too: the stop rule may ask for its lower bound."""
     limit = task.eval.val_limit
     val = list(val[:limit] if limit else val)
     candidates: list[Candidate] = []
-    best: tuple[float, Pipeline] | None = None
+    best: int | None = None
     for label, pipeline in pipelines:
         result = evaluate(
-            pipeline, val, metric=task.task.metric, n_resamples=100, seed=task.task.seed,
-            progress=progress, cache=cache, schema=task.json_schema,
+            pipeline, val, metric=task.task.metric, n_resamples=task.eval.bootstrap,
+            seed=task.task.seed, progress=progress, cache=cache, schema=task.json_schema,
         )
-        candidates.append(Candidate(label, result.score.value, dict(pipeline.details)))
-        if best is None or result.score.value > best[0]:
-            best = (result.score.value, pipeline)
+        candidates.append(Candidate(label, result.score.value, dict(pipeline.details),
+                                    val_ci=result.score.ci))
+        if best is None or result.score.value > candidates[best].val_score:
+            best = len(candidates) - 1
     assert best is not None, "a rung must try at least one candidate"
-    return best[1], candidates
+    candidates[best] = replace(candidates[best], chosen=True)
+    return pipelines[best][1], candidates

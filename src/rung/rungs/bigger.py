@@ -9,13 +9,17 @@ Which cheaper pipeline goes up is decided on val, like every other choice on the
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rung.data.example import Example
 from rung.errors import ConfigError
-from rung.pipeline import Pipeline
+from rung.calibration import calibrated
+from rung.pipeline import Pipeline, uncalibrated
 from rung.rungs.base import Candidate, Rung
 from rung.task import TaskSpec
+
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
 
 
 def require_large(task: TaskSpec) -> str:
@@ -30,9 +34,7 @@ def best_on_val(built: Sequence[tuple[Pipeline, Sequence[Candidate]]]) -> Pipeli
     """The cheaper rung whose chosen candidate scored best on val (never on test); a tie
     goes to the cheaper rung. `built` holds each cheaper rung's pipeline and candidates."""
     def val_score(entry: tuple[Pipeline, Sequence[Candidate]]) -> float:
-        pipeline, candidates = entry
-        return max((c.val_score for c in candidates if c.details == pipeline.details),
-                   default=float("-inf"))
+        return max((c.val_score for c in entry[1] if c.chosen), default=float("-inf"))
 
     return max(built, key=val_score)[0]
 
@@ -43,8 +45,11 @@ class BiggerModelRung(Rung):
     def __init__(self, best: Pipeline) -> None:
         self.best = best
 
-    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+    def candidates(self, task: TaskSpec, train: Sequence[Example],
+                   cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
         large = require_large(task)
         details = {**self.best.details, "from": self.best.rung}
-        return [(f"{self.best.rung} on {large}",
-                 replace(self.best, rung=self.name, model=large, details=details))]
+        pipeline = replace(uncalibrated(self.best), rung=self.name, model=large, details=details)
+        if self.best.calibration is not None:  # calibrated again, on the model that answers
+            pipeline = calibrated(pipeline, cache)
+        return [(f"{self.best.rung} on {large}", pipeline)]

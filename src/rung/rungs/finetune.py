@@ -18,7 +18,7 @@ from rung.data.example import Example
 from rung.finetune.methods import METHODS
 from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_key
 from rung.models.registry import fingerprint
-from rung.pipeline import Pipeline
+from rung.pipeline import Pipeline, uncalibrated
 from rung.rungs.base import Candidate, Rung, choose_on_val
 from rung.task import TaskSpec
 
@@ -62,10 +62,12 @@ class FineTuneRung(Rung):
 
     def tuning_base(self, task: TaskSpec) -> Pipeline:
         """The pipeline the tune is trained (and then asked) through: the best prompt, or
-        the same with [finetune] instruction in place of its instruction."""
+        the same with [finetune] instruction in place of its instruction. Never calibrated:
+        the base model's content-free probabilities say nothing about the tuned model's."""
+        base = uncalibrated(self.best_prompt)
         if task.finetune.instruction is None:
-            return self.best_prompt
-        return replace(self.best_prompt, instruction=task.finetune.instruction)
+            return base
+        return replace(base, instruction=task.finetune.instruction)
 
     def train(self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
               reporter: "StageReporter | None" = None) -> TuneResult:

@@ -1,9 +1,11 @@
-"""Rung 1: the best plain prompt. Several phrasings of the task, chosen on val."""
+"""Rung 1: the best plain prompt. Several phrasings of the task, chosen on val; for a
+classification task each phrasing also with contextual calibration."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from rung.calibration import calibrated
 from rung.data.example import Example
 from rung.errors import ConfigError
 from rung.pipeline import Pipeline
@@ -11,11 +13,28 @@ from rung.prompts import VARIANTS
 from rung.rungs.base import Rung
 from rung.task import TaskSpec
 
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
+
+
+def with_calibrated(task: TaskSpec, candidates: list[tuple[str, Pipeline]],
+                    cache: "ResponseCache | None") -> list[tuple[str, Pipeline]]:
+    """Each candidate, followed by its calibrated twin where calibration applies (a label-
+    scoring pipeline with the same demonstrations for every input). With the response cache
+    the twin's val answers are the original's, so it costs its three content-free prompts."""
+    out = []
+    for label, pipeline in candidates:
+        out.append((label, pipeline))
+        if task.task.kind == "classification" and not pipeline.nearest:
+            out.append((f"{label}, calibrated", calibrated(pipeline, cache)))
+    return out
+
 
 class PromptRung(Rung):
     name = "prompt"
 
-    def candidates(self, task: TaskSpec, train: Sequence[Example] = ()) -> list[tuple[str, Pipeline]]:
+    def candidates(self, task: TaskSpec, train: Sequence[Example] = (),
+                   cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
         names = task.prompt.variants or list(VARIANTS)
         unknown = [n for n in names if n not in VARIANTS]
         if unknown:
@@ -23,7 +42,7 @@ class PromptRung(Rung):
                 f"unknown prompt variant(s) {unknown}", file=task.path,
                 fix=f"[prompt] variants may name: {', '.join(VARIANTS)}",
             )
-        return [
+        plain = [
             (name, Pipeline(
                 rung=self.name, kind=task.task.kind, model=task.models.small,
                 instruction=task.task.instruction, variant=name, labels=list(task.task.labels),
@@ -32,3 +51,4 @@ class PromptRung(Rung):
             ))
             for name in names
         ]
+        return with_calibrated(task, plain, cache) if task.prompt.calibrate else plain

@@ -8,13 +8,16 @@ The index is refreshed before the rung is built, so it answers from the corpus a
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rung.data.example import Example
-from rung.pipeline import Pipeline
+from rung.pipeline import Pipeline, uncalibrated
 from rung.rag.service import retrieval_settings
 from rung.rungs.base import Rung
 from rung.task import TaskSpec
+
+if TYPE_CHECKING:
+    from rung.models.cache import ResponseCache
 
 
 class RagRung(Rung):
@@ -23,12 +26,14 @@ class RagRung(Rung):
     def __init__(self, base: Pipeline) -> None:
         self.base = base
 
-    def candidates(self, task: TaskSpec, train: Sequence[Example]) -> list[tuple[str, Pipeline]]:
+    def candidates(self, task: TaskSpec, train: Sequence[Example],
+                   cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
+        base = uncalibrated(self.base)  # a content-free input retrieves nothing worth dividing out
         out = []
         for method in task.rag.methods:
             for k in sorted(set(task.rag.k)):
-                details = {**self.base.details, "method": method, "k": k}
+                details = {**base.details, "method": method, "k": k}
                 out.append((f"{method}, k={k}", replace(
-                    self.base, rung=self.name, details=details,
+                    base, rung=self.name, details=details,
                     retrieval=retrieval_settings(task, method, k))))
         return out
