@@ -334,3 +334,33 @@ def test_tiny_duplicated_contradictory_data_never_points_to_fine_tuning(task_dir
         assert rec["next_step"].startswith("more and cleaner data first")
         assert "fine-tun" not in rec["next_step"]
     assert all(r.rung != "finetune" for r in result.results)
+
+
+def test_the_classifier_of_a_run_exports_with_its_provenance(task_dir, fake_model, tmp_path):
+    import joblib
+
+    result = climb(write_task(task_dir, ladder={}))
+    out = tmp_path / "exported"
+    done = runner.invoke(app, ["export", result.run_id, "--task", str(task_dir), "--rung",
+                               "classifier", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    provenance = json.loads((out / "rung_export.json").read_text())
+    assert provenance["run"] == result.run_id and provenance["test_score"] == 1.0
+    assert provenance["split_hash"] == result.split.hash()
+    model = joblib.load(out / "classifier.joblib")
+    assert list(model.predict(["ticket 99 about feature number 3"])) == ["FEATURE"]
+    again = runner.invoke(app, ["export", result.run_id, "--task", str(task_dir), "--rung",
+                                "classifier", "--out", str(out)])
+    assert again.exit_code == 2 and "not empty" in again.stderr
+    none = runner.invoke(app, ["export", result.run_id, "--task", str(task_dir), "--rung",
+                               "finetune", "--out", str(tmp_path / "x")])
+    assert none.exit_code == 2 and "has no fine-tune" in none.stderr
+
+
+def test_progress_is_a_line_per_stage_when_stderr_is_not_a_terminal(task_dir, fake_model):
+    out = runner.invoke(app, ["climb", str(write_task(task_dir)), "--json"])
+    assert out.exit_code == 0, out.output
+    json.loads(out.stdout)  # the JSON alone on stdout
+    lines = out.stderr.splitlines()
+    assert "prompt: choosing on val (120 steps)" in lines  # 8 candidates x 15 val examples
+    assert any(line.startswith("  prompt: test: ") and " after " in line for line in lines)

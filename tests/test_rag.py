@@ -304,3 +304,33 @@ def test_a_missing_index_is_an_error_not_an_empty_answer(tmp_path: Path) -> None
     with pytest.raises(DataError, match="rung index"):
         retrieve(tmp_path, settings, ["anything"])
     assert not (tmp_path / ".rung").exists()
+
+
+def test_rag_demonstrations_carry_their_own_passages_and_are_chosen_on_val(
+        tmp_path: Path, fake_model) -> None:
+    """A model that only reads the documentation after seeing it done: right only when a
+    demonstration before the question shows passages and an answer taken from them."""
+    reading_model(fake_model)
+    read = fake_model.rule
+
+    def after_an_example(prompt):
+        shown = [m for m in prompt[:-1] if m.role == "user" and "Documentation:" in m.content]
+        return read(prompt) if shown else "unknown"
+
+    fake_model.rule = after_an_example
+    toml = write_qa_task(tmp_path)
+    toml.write_text(toml.read_text().replace("k = [1, 2]\n", "k = [1, 2]\nshots = [0, 2]\n"))
+    result = climb(toml)
+    rag = next(r for r in result.results if r.rung == "rag")
+    scores = {c.label: c.val_score for c in rag.candidates}
+    assert scores["bm25, k=1"] == 0.0 and scores["bm25, k=1, 2 similar shots"] == 1.0
+    assert rag.pipeline.details["shots"] == 2 and rag.test.score.value == 1.0
+    # what was sent: two demonstrations, each its own question's passages and its gold answer
+    sent = fake_model.calls[-1][1][0]
+    demos = [(q.content, a.content) for q, a in zip(sent, sent[1:])
+             if q.role == "user" and a.role == "assistant"]
+    assert len(demos) == 2
+    for question, answer in demos:
+        assert "Documentation:" in question and "Question: What does the" in question
+        plan = re.search(r"the (\w+) plan", question.rsplit("Question:", 1)[1]).group(1)
+        assert answer == PLANS[plan][0] and f"The {plan} plan costs {answer}" in question

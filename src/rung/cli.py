@@ -122,7 +122,8 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
            force: bool = False, tune_from: str | None = None, climb_all: bool = False) -> None:
     from rung.climb import climb as run_climb
 
-    with _user_errors(), _progress(not as_json) as reporter:
+    # progress goes to stderr: --json keeps stdout for the JSON, and a long climb still shows
+    with _user_errors(), _progress(True) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
                            force=force, tune_from=tune_from, climb_all=climb_all)
     summary = result.summary()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rung.costs import rung_costs, rung_memory
+from rung.data.audit.report import audit_for
 from rung.data.example import Example
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
@@ -105,22 +106,6 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
     return split
 
 
-def audit_for(task: TaskSpec, reporter: StageReporter = _quiet) -> dict[str, Any]:
-    """The latest audit of exactly this data file, or a new one: it is cheap next to any
-    rung, and its verdict shapes the next step whether or not a tune is configured."""
-    from rung.data.audit.report import audit_dataset
-
-    store = Store(task.store_dir)
-    try:
-        row = store.latest_audit(file_hash(task.data_path))
-    finally:
-        store.close()
-    if row is not None:
-        return json.loads(row["summary_json"])
-    report, _ = audit_dataset(task.path, reporter=reporter)
-    return report.to_dict()
-
-
 def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] | None,
               stopped: str | None = None) -> dict[str, Any]:
     """The decision (decide.py) in the run's JSON: the rung, the headline as `reason`, a
@@ -169,7 +154,7 @@ def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
         result.versus = (partner.rung, paired(task, partner, result))
 
 
-def _measured(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
+def _left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
     """The rungs this climb would measure, and why each other one is left out."""
     if only is not None:
         return {name: "" if name == only else "not asked for (rung eval --rung)"
@@ -229,7 +214,7 @@ def climb(
         split.save(store.artifacts(run_id) / "split.json")
         cache = store.response_cache() if use_cache else None
         results: list[RungResult] = []
-        why_not = _measured(task, only, tune_from)
+        why_not = _left_out(task, only, tune_from)
         stop: list[str] = []  # the rung whose choice reached the target on val, if any
         cut: list[str] = []  # rungs left out because the climb stopped
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -45,6 +45,14 @@ def uncalibrated(pipeline: "Pipeline") -> "Pipeline":
     the model or the prompt, since the content-free probabilities belong to the old one."""
     details = {k: v for k, v in pipeline.details.items() if k != "calibrated"}
     return replace(pipeline, calibration=None, details=details)
+
+
+def with_passages(question: str, hits: Sequence["Hit"]) -> str:
+    """A question as the rag rung asks it: its retrieved passages first, then the question."""
+    if not hits:
+        return question
+    return (context_block(hits) + "\n\nAnswer from the documentation above only."
+            "\n\nQuestion: " + question)
 
 
 def context_block(hits: Sequence["Hit"]) -> str:
@@ -104,19 +112,22 @@ class Pipeline:
     classifier: dict[str, Any] | None = None
 
     def messages(self, text: str, context: Sequence["Hit"] = (),
-                 demonstrations: Sequence[Example] | None = None) -> list[Message]:
+                 demonstrations: Sequence[Example] | None = None,
+                 demonstration_contexts: Mapping[str, Sequence["Hit"]] | None = None,
+                 ) -> list[Message]:
         """The conversation sent for `text`; `demonstrations` overrides the fixed ones (the
-        similar-example selection picks them per input)."""
+        similar-example selection picks them per input); with retrieval, each demonstration
+        shows the passages retrieved for its own question (`demonstration_contexts`, by input),
+        so the model sees how an answer is read off the documentation."""
         render = VARIANTS[self.variant]
         render_demo = DEMONSTRATION_VARIANTS.get(self.variant, render)
+        shown = demonstration_contexts or {}
         turns: list[Message] = []
         for demo in self.demonstrations if demonstrations is None else demonstrations:
-            _, user = render_demo(self.instruction, self.labels, demo.input)
+            question = with_passages(demo.input, shown.get(demo.input, ()))
+            _, user = render_demo(self.instruction, self.labels, question)
             turns += [Message("user", user), Message("assistant", demo.output)]
-        if context:
-            text = (context_block(context) + "\n\nAnswer from the documentation above only."
-                    "\n\nQuestion: " + text)
-        system, user = render(self.instruction, self.labels, text)
+        system, user = render(self.instruction, self.labels, with_passages(text, context))
         head = [Message("system", system)] if system else []
         return head + turns + [Message("user", user)]
 
@@ -139,16 +150,9 @@ class Pipeline:
             model: Model = CachedModel(self.model, cache, base_dir=base)
         else:
             model = self.load()
-        contexts: list[list[Hit]] = [[] for _ in texts]
-        if self.retrieval is not None:
-            from rung.rag import retrieve
-
-            base = Path(self.base_dir) if self.base_dir else Path.cwd()
-            contexts = retrieve(base, self.retrieval, list(texts))
-        demos: list[Sequence[Example] | None] = [None] * len(texts)
-        if self.nearest:
-            demos = list(nearest_examples(self.pool, list(texts), self.nearest))
-        prompts = [self.messages(t, c, d) for t, c, d in zip(texts, contexts, demos)]
+        texts = list(texts)
+        contexts = self._retrieve(texts)
+        prompts = self.prompts(texts, contexts)
         if self.kind == "classification":
             scored = model.score_choices(prompts, self.labels)
             outputs = []
@@ -163,6 +167,25 @@ class Pipeline:
                    context="\n".join(h.chunk.text for h in c))
             for g, c in zip(model.generate(prompts, max_new_tokens=self.max_new_tokens), contexts)
         ]
+
+    def prompts(self, texts: list[str], contexts: Sequence[Sequence["Hit"]]) -> list[list[Message]]:
+        """Each input's conversation: its demonstrations (the fixed ones, or its nearest in
+        the pool) and, with retrieval, its passages and each demonstration's own passages."""
+        demos = (nearest_examples(self.pool, texts, self.nearest) if self.nearest
+                 else [self.demonstrations] * len(texts))
+        shown: dict[str, list[Hit]] = {}
+        if self.retrieval is not None:
+            asked = list(dict.fromkeys(d.input for ds in demos for d in ds))
+            shown = dict(zip(asked, self._retrieve(asked)))
+        return [self.messages(t, c, d, shown) for t, c, d in zip(texts, contexts, demos)]
+
+    def _retrieve(self, texts: list[str]) -> list[list["Hit"]]:
+        if self.retrieval is None or not texts:
+            return [[] for _ in texts]
+        from rung.rag import retrieve
+
+        return retrieve(Path(self.base_dir) if self.base_dir else Path.cwd(), self.retrieval,
+                        texts)
 
     def pick(self, logprobs: Sequence[float]) -> int:
         """The label to answer: the most likely one, after dividing out the content-free

@@ -164,6 +164,9 @@ class RagTable(_Strict):
     methods: list[Literal["bm25", "dense", "hybrid"]] = Field(
         default_factory=lambda: ["bm25", "dense", "hybrid"])  # candidates, chosen on val
     k: list[int] = Field(default_factory=lambda: [1, 3, 5])  # chunks in the prompt
+    # similar train questions shown before each question, each with its own retrieved
+    # passages and its answer; 0: none. Every value is a candidate, chosen on val
+    shots: list[int] = Field(default_factory=lambda: [0])
     chunk_tokens: int = Field(default=160, ge=16, le=256)  # MiniLM reads at most 256
     overlap: int = Field(default=32, ge=0)
     index: str = ".rung/index.db"  # relative to rung.toml
@@ -174,6 +177,8 @@ class RagTable(_Strict):
             raise ValueError("overlap must be smaller than chunk_tokens")
         if not self.k or any(k < 1 for k in self.k) or not self.methods:
             raise ValueError("k and methods must be non-empty; k values positive")
+        if not self.shots or any(n < 0 for n in self.shots):
+            raise ValueError("shots must be a non-empty list of counts (0: no demonstrations)")
         return self
 
 

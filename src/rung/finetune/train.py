@@ -94,19 +94,9 @@ class NotReadyError(RungError):
 
 def require_ready(task: TaskSpec, *, force: bool) -> dict[str, Any]:
     """The latest audit of exactly this data file (audited now if there is none)."""
-    from rung.data.audit.report import audit_dataset
-    from rung.store import Store, file_hash
+    from rung.data.audit.report import audit_for
 
-    store = Store(task.store_dir)
-    try:
-        row = store.latest_audit(file_hash(task.data_path))
-    finally:
-        store.close()
-    if row is None:
-        report, _ = audit_dataset(task.path)
-        audit = report.to_dict()
-    else:
-        audit = json.loads(row["summary_json"])
+    audit = audit_for(task)
     if audit["verdict"] == "not ready" and not force:
         reasons = "; ".join(audit["reasons"])
         raise NotReadyError(

@@ -33,6 +33,7 @@ from rung.task import AuditTable, SplitTable, load_task
 
 if TYPE_CHECKING:
     from rung.rungs.base import StageReporter
+    from rung.task import TaskSpec
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CHECKS = ("format", "size", "exact-duplicates", "near-duplicates", "contradictions",
@@ -296,3 +297,20 @@ def audit_dataset(
     finally:
         store.close()
     return report, examples
+
+
+def audit_for(task: "TaskSpec", reporter: "StageReporter" = _quiet) -> dict[str, Any]:
+    """The latest audit of exactly this task's data file (same bytes), or a new one, stored.
+    The climb asks it first (its verdict shapes the next step), the fine-tune before training
+    (it refuses data the audit calls not ready)."""
+    from rung.store import Store, file_hash
+
+    store = Store(task.store_dir)
+    try:
+        row = store.latest_audit(file_hash(task.data_path))
+    finally:
+        store.close()
+    if row is not None:
+        return json.loads(row["summary_json"])
+    report, _ = audit_dataset(task.path, reporter=reporter)
+    return report.to_dict()
