@@ -296,6 +296,21 @@ class Store:
             "SELECT * FROM rung_results WHERE run_id = ? ORDER BY position", (run_id,)
         ).fetchall()
 
+    def measured(self, run_id: str, rung: str, what: str) -> tuple[sqlite3.Row, sqlite3.Row]:
+        """The run and its row for `rung`, or the error that says which run to name instead
+        (`what` is how the rung is called in that message: "a fine-tune")."""
+        from rung.errors import ConfigError
+
+        run = self.run(run_id)
+        if run is None:
+            raise ConfigError(f"no run '{run_id}' in {self.root}",
+                              fix="list the runs with: rung runs PATH")
+        row = next((r for r in self.rung_rows(run_id) if r["rung"] == rung), None)
+        if row is None:
+            raise ConfigError(f"run {run_id} has no {what}",
+                              fix=f"pick a run whose rungs include {rung} (rung runs PATH)")
+        return run, row
+
     def latest_pipeline(self, rung: str) -> sqlite3.Row | None:
         """The newest stored pipeline of a rung (run ids sort by time)."""
         return self.conn.execute(

@@ -33,14 +33,7 @@ class PastTune:
 
 
 def past_tune(store: Store, run_id: str, *, base_dir: str | None = None) -> PastTune:
-    run = store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if run is None:
-        raise ConfigError(f"no run '{run_id}' in {store.root}",
-                          fix="list the runs with: rung runs PATH")
-    row = next((r for r in store.rung_rows(run_id) if r["rung"] == "finetune"), None)
-    if row is None:
-        raise ConfigError(f"run {run_id} has no fine-tune",
-                          fix="pick a run whose rungs include finetune (rung runs PATH)")
+    run, row = store.measured(run_id, "finetune", "fine-tune")
     artifact = Path(json.loads(row["summary_json"])["training"]["adapter"])
     tune = finished_tune(artifact.parent)
     if tune is None:

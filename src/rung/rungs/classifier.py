@@ -104,14 +104,7 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
 
     from rung.errors import ConfigError
 
-    run = store.run(run_id)
-    if run is None:
-        raise ConfigError(f"no run '{run_id}' in {store.root}",
-                          fix="list the runs with: rung runs PATH")
-    row = next((r for r in store.rung_rows(run_id) if r["rung"] == "classifier"), None)
-    if row is None:
-        raise ConfigError(f"run {run_id} has no classifier rung",
-                          fix="pick a run whose rungs include classifier (rung runs PATH)")
+    run, row = store.measured(run_id, "classifier", "classifier rung")
     folder = Path(json.loads(row["pipeline_json"])["model"])
     if not is_classifier_folder(folder):
         raise ConfigError(f"the classifier of run {run_id} is gone from {folder}",
