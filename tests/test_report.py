@@ -28,23 +28,24 @@ HOSTILE = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-def hostile_task(folder: Path, model: str, extra: str = "") -> Path:
+def hostile_task(folder: Path, model: str, extra: str = "", ladder: dict | None = None) -> Path:
     """The tiny tickets task with script and an event handler in every ticket's text."""
     records = ticket_records()
     for r in records:
         r["messages"][0]["content"] += " " + HOSTILE
-    return write_task(folder, model=model, records=records, extra=extra)
+    return write_task(folder, model=model, records=records, extra=extra, ladder=ladder)
 
 
 @pytest.fixture(scope="module")
 def tuned_run(tmp_path_factory, tiny_llama: Path) -> tuple[Path, str]:
-    """A whole climb on the tiny Llama, fine-tune included, so every section has data."""
+    """A whole climb on the tiny Llama, classifier and fine-tune included (--all), so every
+    section has data."""
     folder = tmp_path_factory.mktemp("report-task")
     toml = hostile_task(folder, str(tiny_llama), finetune_table(
         rank=4, alpha=8, target_modules=["q_proj", "v_proj"], learning_rate=0.005, epochs=2,
-        batch_size=8))
+        batch_size=8), ladder={"all": True})
     result = climb(toml, force=True)
-    assert [r.rung for r in result.results] == ["prompt", "few-shot", "finetune"]
+    assert [r.rung for r in result.results] == ["classifier", "prompt", "few-shot", "finetune"]
     assert result.report is not None and result.report.exists()
     return folder, result.run_id
 
@@ -82,7 +83,7 @@ def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
         driver.get(page.as_uri())
         charts = driver.find_elements(By.CSS_SELECTOR, "div.chart")
         # score vs cost, latency, the tune's curves, a confusion matrix per rung
-        assert len(charts) == 2 + 1 + 3
+        assert len(charts) == 2 + 1 + 4
         WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(
             By.CSS_SELECTOR, "div.chart svg.main-svg")) >= len(charts))
         for chart in charts:  # every chart drew its data, not an empty frame
@@ -94,7 +95,20 @@ def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
         assert len(driver.find_elements(By.CSS_SELECTOR, "#reasons li")) == len(
             summary["recommendation"]["reasons"])
         rows = driver.find_elements(By.CSS_SELECTOR, "#rungs tr[data-rung]")
-        assert [r.get_attribute("data-rung") for r in rows] == ["prompt", "few-shot", "finetune"]
+        names = ["classifier", "prompt", "few-shot", "finetune"]
+        assert [r.get_attribute("data-rung") for r in rows] == names
+        assert headline.startswith("no LLM is needed for this task: use classifier")
+        # every rung's candidates on val, the kept one marked, as the summary lists them
+        tables = driver.find_elements(By.CSS_SELECTOR, "#candidates table.candidates")
+        assert [t.get_attribute("data-rung") for t in tables] == names
+        for table, rung in zip(tables, summary["rungs"]):
+            cells = [r.find_elements(By.CSS_SELECTOR, "td")[0].text
+                     for r in table.find_elements(By.CSS_SELECTOR, "tr")[2:]]
+            assert [c.removesuffix(" (kept)") for c in cells] == [
+                c["label"] for c in rung["candidates"]]
+            assert [c.endswith("(kept)") for c in cells] == [c["chosen"] for c in rung["candidates"]]
+        power = driver.find_element(By.ID, "power").text
+        assert f"{summary['split']['test']} test examples" in power
         assert driver.find_element(By.ID, "tune-finetune").find_elements(
             By.CSS_SELECTOR, "#curves-finetune svg.main-svg")
         # the tune's readiness check audited the data: 20 tickets a label is below the minimum
@@ -122,8 +136,9 @@ def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
         Select(driver.find_element(By.ID, "wrong-in")).select_by_value("prompt")
         wrong = [r for r in examples if "prompt" in r.get_attribute("data-wrong").split()]
         assert [r for r in examples if r.is_displayed()] == wrong
-        assert all("wrong" in r.find_elements(By.CSS_SELECTOR, "td")[3].get_attribute("class")
-                   for r in wrong)
+        column = 3 + names.index("prompt")  # after line, input, expected
+        assert wrong and all("wrong" in r.find_elements(By.CSS_SELECTOR, "td")[column]
+                             .get_attribute("class") for r in wrong)
         Select(driver.find_element(By.ID, "wrong-in")).select_by_value("")
 
         driver.execute_script("window.scrollTo(0, 0)")
