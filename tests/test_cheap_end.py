@@ -364,3 +364,18 @@ def test_progress_is_a_line_per_stage_when_stderr_is_not_a_terminal(task_dir, fa
     lines = out.stderr.splitlines()
     assert "prompt: choosing on val (120 steps)" in lines  # 8 candidates x 15 val examples
     assert any(line.startswith("  prompt: test: ") and " after " in line for line in lines)
+
+
+def test_a_label_missing_from_train_is_never_the_classifiers_answer(task_dir, tmp_path):
+    from rung.rungs.classifier import fitted
+
+    task = load_task(write_task(task_dir))
+    train = [e for e in load_examples(task) if e.output != "FEATURE"][:30]
+    spec = {"features": "tfidf", "estimator": "logistic-regression", "C": 1.0}
+    pipeline = Pipeline(rung="classifier", kind="classification", instruction="",
+                        model=str(fitted(task, spec, train, tmp_path)), labels=LABELS,
+                        classifier=spec)
+    [out] = pipeline.predict(["ticket 3 about feature number 11"])
+    assert out.text in ("BILLING", "BUG") and out.label_logprobs[2] == pytest.approx(
+        np.log(1e-12))
+    assert out.loss(LABELS, "FEATURE") == pytest.approx(-np.log(1e-12))  # a number, not inf

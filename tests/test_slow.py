@@ -50,3 +50,24 @@ def test_climb_real_model_on_a_slice_of_the_bundled_task(tmp_path):
         assert 0.0 <= r["ci"][0] <= r["score"] <= r["ci"][1] <= 1.0
         assert r["latency_ms"]["p50"] > 0
     json.dumps(summary)  # the --json shape is serialisable
+
+
+@pytest.mark.slow
+def test_the_demo_climb_stops_at_the_classifier_and_says_no_llm_is_needed(tmp_path):
+    """`make demo` on the bundled task: the classifier reaches the target on val, so the
+    climb stops there; the decision names it, not a tune, and no LLM is loaded."""
+    for name in ("rung.toml", "tickets.jsonl"):
+        (tmp_path / name).write_text((SUPPORT / name).read_text())
+    result = climb(tmp_path)
+    summary = result.summary()
+    [classifier] = summary["rungs"]
+    assert classifier["rung"] == "classifier" and classifier["score"] >= 0.85
+    assert classifier["ci"][0] <= classifier["score"] <= classifier["ci"][1]
+    assert classifier["latency_ms"]["p99"] < 100  # milliseconds, on a CPU, no LLM
+    assert classifier["costs"]["serving_per_million_requests"]["self_hosted"] < 1
+    rec = summary["recommendation"]
+    assert rec["rung"] == "classifier" and rec["reason"].startswith("no LLM is needed")
+    assert not rec["power"]["underpowered"]
+    assert set(summary["not_measured"]) == {"prompt", "few-shot", "rag", "bigger-model",
+                                            "finetune"}
+    assert result.report is not None and result.report.exists()

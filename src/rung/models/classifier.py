@@ -27,6 +27,7 @@ from rung.errors import ModelError
 from rung.models.registry import CLASSIFIER_MANIFEST as MANIFEST
 
 WEIGHTS = "classifier.joblib"
+UNSEEN = 1e-12  # the probability of a label that no train example had
 
 
 class MiniLMEmbedding(TransformerMixin, BaseEstimator):
@@ -62,9 +63,15 @@ class TextClassifier:
         if not hasattr(self.estimator, "predict_proba"):
             return predicted, None
         proba = self.estimator.predict_proba(texts)
-        order = [list(self.estimator.classes_).index(label) for label in self.labels]
-        with np.errstate(divide="ignore"):
-            return predicted, np.log(proba[:, order])
+        seen = [str(c) for c in self.estimator.classes_]
+        logp = np.log(np.maximum(proba, UNSEEN))
+        # a label no train example had is never the answer; its probability is floored at
+        # 1e-12, not 0, so a loss stays a number JSON can carry
+        full = np.full((len(texts), len(self.labels)), np.log(UNSEEN))
+        for i, label in enumerate(self.labels):
+            if label in seen:
+                full[:, i] = logp[:, seen.index(label)]
+        return predicted, full
 
 
 def is_classifier_folder(path: Path) -> bool:
