@@ -51,6 +51,8 @@ def test_the_classifier_comes_first_and_a_classifier_at_target_stops_the_climb(t
     assert rec["rung"] == "classifier" and rec["reason"].startswith(
         "no LLM is needed for this task: use classifier (tfidf + logistic-regression, C=1)")
     assert "`rung climb --all` measures them" in rec["reason"] and rec["stopped"] == "classifier"
+    cost = classifier["costs"]["serving_per_million_requests"]["self_hosted"]
+    assert f"ms (p50) on a CPU for ${cost:.2g} a million requests" in rec["reason"]
     assert "climb stopped at classifier" in summary["not_measured"]["prompt"]
     assert summary["not_measured"]["rag"] == "no [task] corpus"
     assert fake_model.calls == []  # not one prompt: the classifier answered everything

@@ -280,7 +280,8 @@ def climb(
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
         if best_prompt is not None and going("finetune"):
             measure(FineTuneRung(best_prompt, task.store_dir / "tunes", force=force, past=past))
-        for name in set(LADDER) - {r.rung for r in results}:  # say why each was left out
+        measured = {r.rung for r in results}
+        for name in (n for n in LADDER if n not in measured):  # say why each was left out
             if going(name):
                 why_not[name] = "no cheaper LLM rung was built for it to stand on"
         compare_with_cheaper(task, results)

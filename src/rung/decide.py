@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rung.costs import CostsTable, tune_economics
+from rung.costs import CostsTable, cpu_serving_cost, tune_economics
 from rung.eval.power import Power, split_power
 from rung.eval.stats import PairedComparison
 from rung.rungs import LADDER
@@ -76,20 +76,21 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     `compare` pairs a costlier rung with the chosen one on test (without it, only a rung whose
     own `versus` is the chosen one gets a verdict); `stopped` names the rung whose choice
     reached the target on val, where the climb stopped; `binary`: the metric is 0/1."""
+    prices = prices or CostsTable()
     by_name = {r.rung: r for r in results}
     ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
     chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
     below = ordered[:ordered.index(chosen)] if chosen else ordered
     gaps = _gaps(by_name)
     reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
-    economics = _economics(ordered, prices or CostsTable())
+    economics = _economics(ordered, prices)
     decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
     s = decisive.test.score
     power = split_power(decisive.rung, s.value, s.ci, s.n, target, binary=binary,
                         reached=chosen is not None)
     small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
-        headline = (_headline(chosen, ordered, target, criterion, compare)
+        headline = (_headline(chosen, ordered, target, criterion, compare, prices)
                     + _unmeasured(chosen, ordered, stopped)
                     + _costs_clause(economics, chosen.rung == "finetune") + small)
         return Decision(chosen.rung, headline, reasons, None, criterion, target, economics,
@@ -218,12 +219,12 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
 
 
 def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
-              criterion: Criterion, compare: Compare | None) -> str:
+              criterion: Criterion, compare: Compare | None, prices: CostsTable) -> str:
     opening = "no LLM is needed for this task: " if chosen.rung == "classifier" else ""
     line = f"{opening}use {chosen.rung}{_choice(chosen)}: it reaches {_interval(chosen)}"
     line += f" against a target of {target} ({_bound(criterion)})"
     if chosen.rung == "classifier":
-        line += _classifier_costs(chosen)
+        line += _no_llm(chosen, prices)
     if chosen.versus is not None:  # what it adds over the cheaper rung it was paired with
         cheaper, c = chosen.versus
         line += f", {c.difference:+.3f} over {cheaper} (p={c.p_value:.2g})"
@@ -246,11 +247,13 @@ def _against(chosen: RungResult, r: RungResult, compare: Compare | None
     return None
 
 
-def _classifier_costs(r: RungResult) -> str:
-    latency = r.test.latency_ms
-    if not latency:
+def _no_llm(r: RungResult, prices: CostsTable) -> str:
+    """What serving the classifier takes, measured: its latency and CPU cost."""
+    latency, cost = r.test.latency_ms, cpu_serving_cost(r.test.latency_samples_ms, prices)
+    if not latency or cost is None:
         return ""
-    return (f", answering in {latency['p50']:.2g} ms (p50) on a CPU with no LLM to serve")
+    return (f", answering in {latency['p50']:.2g} ms (p50) on a CPU for ${cost:.2g} a million "
+            "requests, with no LLM to serve")
 
 
 def _unmeasured(chosen: RungResult, ordered: list[RungResult], stopped: str | None) -> str:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from rung.data.example import Example
-from rung.pipeline import Pipeline
+from rung.pipeline import Pipeline, uncalibrated
 from rung.rungs.base import Rung
 from rung.rungs.prompt import with_calibrated
 from rung.task import TaskSpec
@@ -65,13 +65,12 @@ class FewShotRung(Rung):
 
     def candidates(self, task: TaskSpec, train: Sequence[Example],
                    cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
-        base = replace(self.base, rung=self.name, calibration=None)
+        base = replace(uncalibrated(self.base), rung=self.name)  # each set calibrates anew
         pool = sorted(train, key=lambda e: (e.id, e.line))
         fixed, similar = [], []
         for selection in selections(task):
             for k in sorted(set(task.few_shot.k)):
-                details = {**{key: v for key, v in self.base.details.items()
-                              if key != "calibrated"}, "k": k, "selection": selection}
+                details = {**base.details, "k": k, "selection": selection}
                 label = f"k={k} {selection}"
                 if selection == "similar":
                     similar.append((label, replace(base, nearest=k, pool=pool, details=details)))
