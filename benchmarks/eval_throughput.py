@@ -112,6 +112,10 @@ def main() -> None:
     print(f"similar demonstrations: naive {len(examples) / naive_similar_s:.3f} examples/s, "
           f"rung {len(examples) / similar_s:.3f} examples/s")
 
+    # both sides scored the same prompts; they must have picked the same labels
+    assert naive == ours, "fixed demonstrations: the two paths disagree"
+    assert naive_similar == ours_similar, "similar demonstrations: the two paths disagree"
+
     tokens = model.count_tokens(pipeline.messages(examples[0].input))
     print(f"few-shot k={args.k}, ~{tokens} prompt tokens, {len(examples)} examples")
     print(f"naive-per-example: {len(examples) / naive_s:.3f} examples/s ({naive_s:.1f} s)")
