@@ -189,25 +189,32 @@ def audit(
                                                   "(a data file's is inferred)"),
     model: Optional[str] = typer.Option(None, help="model whose tokenizer and context to check"),
     skip: list[str] = typer.Option([], "--skip", help="a check not to run (repeatable)"),
+    force: bool = typer.Option(False, "--force", help="replace files --fix or --redact would "
+                               "write that exist already (never the input)"),
 ) -> None:
     """Check a dataset against the seeds' data-quality checklist before anyone trains on it."""
-    from rung.data.audit.fix import companion, write_fixed, write_redacted
-    from rung.data.audit.report import CHECKS, audit_dataset
+    from rung.data.audit.fix import companion, fixed_paths, write_fixed, write_redacted
+    from rung.data.audit.report import CHECKS, audit_dataset, data_file
+    from rung.files import claim
 
     with _user_errors():
         _check_choice("--kind", kind, ("classification", "extraction", "generation"))
         for name in skip:
             _check_choice("--skip", name, CHECKS)
+        source = data_file(path)
+        targets = (list(fixed_paths(fix)) if fix is not None else []) + (
+            [companion(source, "redacted")] if redact else [])
+        claim(targets, inputs=[source], force=force)  # before the audit's work, not after
         with _progress(not as_json) as reporter:
             report, examples = audit_dataset(path, kind=kind, model=model, skip=tuple(skip),
                                              reporter=reporter)
         summary = report.to_dict()
         if fix is not None:
-            summary["fix"] = write_fixed(report, examples, fix)
+            summary["fix"] = write_fixed(report, examples, fix, force=force)
         if redact:
-            target = companion(report.input.data_path, "redacted")
-            summary["redacted"] = {"output": str(target),
-                                   "changed": write_redacted(report, examples, target)}
+            target = companion(source, "redacted")
+            summary["redacted"] = {"output": str(target), "changed": write_redacted(
+                report, examples, target, force=force)}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -323,12 +330,14 @@ def report(
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
     to: Optional[Path] = typer.Option(None, "--out", help="where to write the HTML file "
                                       "(default: the run's artifacts folder)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --out file that is "
+                               "not an earlier rung report"),
 ) -> None:
     """Write a run's report: one self-contained HTML page, the decision first."""
     from rung.report import write_report
 
     with _user_errors(), _task_store(path) as store:
-        written = write_report(store, run, to)
+        written = write_report(store, run, to, force=force)
     print(written)
 
 
@@ -367,11 +376,14 @@ def convert(
     dst: Path = typer.Argument(..., help="output file"),
     to: str = typer.Option(..., "--to", help="openai, anthropic, alpaca, sharegpt or csv"),
     source_format: Optional[str] = typer.Option(None, "--from", help="skip auto-detection"),
+    force: bool = typer.Option(False, "--force", help="replace DST if it exists (never SRC)"),
 ) -> None:
     """Convert examples between formats; the input is never modified."""
     from rung.data.formats import read_examples, write_examples
+    from rung.files import claim
 
     with _user_errors():
+        claim([dst], inputs=[src], force=force)
         examples = read_examples(src, source_format)
         write_examples(examples, dst, to)
     err.print(f"wrote {len(examples)} examples to {dst} ({to})")

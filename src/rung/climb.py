@@ -23,6 +23,7 @@ from rung.errors import ConfigError, DataError
 from rung.eval.metrics import metric_spec, per_example_values
 from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_bootstrap
+from rung.files import atomic_write
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import TuneResult
 from rung.models.cache import ResponseCache
@@ -372,10 +373,8 @@ def _reported_beside(task: TaskSpec, metric: str) -> bool:
 
 def _record(task: TaskSpec, store: Store, run_id: str, position: int, result: RungResult) -> None:
     pipeline = result.pipeline
-    target = store.artifacts(run_id) / f"pipeline-{result.rung}.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(pipeline.to_dict(), indent=1))
-    tmp.replace(target)
+    atomic_write(store.artifacts(run_id) / f"pipeline-{result.rung}.json",
+                 json.dumps(pipeline.to_dict(), indent=1))
     store.add_rung(
         run_id, position, result.summary(), model_hash=fingerprint(pipeline.model, base_dir=task.root),
         pipeline=pipeline.to_dict(), pipeline_hash=pipeline.hash(),

@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 from rung.data.example import Example, Message
 from rung.data.records import CSV_PAIRS, SEE, csv_records, error, json_kind, json_records
 from rung.errors import DataError, ProblemList
+from rung.files import atomic_write
 
 FORMATS = ("openai", "anthropic", "alpaca", "sharegpt", "csv")
 
@@ -66,7 +65,7 @@ def write_examples(examples: Sequence[Example], path: str | Path, fmt: str) -> N
         text = _csv_text(records)
     else:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    _atomic_write(path, text)
+    atomic_write(path, text)  # an interrupted write must not leave a half file
 
 
 def convert(src: str | Path, dst: str | Path, fmt: str) -> int:
@@ -354,21 +353,6 @@ def _csv_text(records: list[dict[str, Any]]) -> str:
         writer.writerow({k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
                          for k, v in record.items()})
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """An interrupted write must not leave a half file that later reads as fewer examples."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 _READERS: dict[str, Callable[[Path, int, dict[str, Any]], Example]] = {

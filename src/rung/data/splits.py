@@ -18,6 +18,7 @@ import numpy as np
 
 from rung.data.example import Example
 from rung.errors import DataError
+from rung.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class Split:
             "ids": {name: [e.id for e in part] for name, part in self.parts().items()},
             "lines": {name: [e.line for e in part] for name, part in self.parts().items()},
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(record, indent=1))
 
 
 def split_examples(

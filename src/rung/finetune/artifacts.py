@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError, RungError
+from rung.files import atomic_folder
 from rung.finetune.train import TUNE_FILE, TuneResult, finished_tune
 from rung.models.registry import ADAPTER_BASE, resolve
 from rung.pipeline import Pipeline
@@ -50,25 +51,23 @@ def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) ->
     transformers model that any server loads; either way with the provenance beside it."""
     past = past_tune(store, run_id)
     artifact, method = past.tune.artifact, past.tune.method
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists and is not empty", fix="name a new folder with --out")
-    merged = False
-    if merge and json.loads((artifact / ADAPTER_BASE).read_text()).get("trains") == "lora":
-        _merge(artifact, out)
-        merged = True
-    elif merge and method != "full":
+    merged = merge and json.loads((artifact / ADAPTER_BASE).read_text()).get("trains") == "lora"
+    if merge and not merged and method != "full":
         raise ConfigError(f"a {method} tune cannot be merged: its soft prompt is prepended to "
                           "every input, not folded into the weights",
                           fix="export without --merge and load it with peft.PeftModel")
-    else:
-        shutil.copytree(artifact, out, dirs_exist_ok=True)
     provenance = {
         "run": run_id, "method": method, "merged": merged,
         "config_hash": past.run["config_hash"], "data_hash": past.run["data_hash"],
         "split_hash": past.run["split_hash"], "base_fingerprint": past.tune.base_fingerprint,
         "finetune": past.tune.config, "training": past.tune.summary(),
     }
-    (out / EXPORT_FILE).write_text(json.dumps(provenance, indent=1))
+    with atomic_folder(out) as folder:  # all of it or nothing, and never over a user's files
+        if merged:
+            _merge(artifact, folder)
+        else:
+            shutil.copytree(artifact, folder, dirs_exist_ok=True)
+        (folder / EXPORT_FILE).write_text(json.dumps(provenance, indent=1))
     return provenance
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from rung.data.example import Example
 from rung.errors import RungError
+from rung.files import atomic_write
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.memory import estimate_memory, shape_for
@@ -263,9 +264,7 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
     data = asdict(result)
     data["artifact"] = str(result.artifact)
     data.pop("reused")
-    tmp = artifact / (TUNE_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(artifact / TUNE_FILE)
+    atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
 
 
 def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rung.report import charts
 from rung.report.gather import ReportData, gather
+from rung.files import atomic_write, claim
 from rung.store import Store
 
 # Draws every figure and filters the side-by-side table; the only script besides plotly.js.
@@ -49,14 +50,26 @@ def report_path(store: Store, run_id: str) -> Path:
     return store.artifacts(run_id) / "report.html"
 
 
-def write_report(store: Store, run_id: str, out: Path | None = None) -> Path:
-    """Write the run's report (default: next to its other artifacts) and return its path."""
-    page = render_report(gather(store, run_id))
+GENERATOR = '<meta name="generator" content="rung report">'  # how rung knows its own page
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is a page rung wrote (so writing it again destroys nothing of a user's)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return GENERATOR in fh.read(4096)
+    except OSError:
+        return False
+
+
+def write_report(store: Store, run_id: str, out: Path | None = None, *,
+                 force: bool = False) -> Path:
+    """Write the run's report (default: next to its other artifacts) and return its path. An
+    `out` that exists is replaced only when it is an earlier rung report, or with `force`."""
     target = out or report_path(store, run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    if out is not None:
+        claim([out], force=force, ours=is_report)
+    atomic_write(target, render_report(gather(store, run_id)))
     return target
 
 

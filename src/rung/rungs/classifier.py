@@ -103,19 +103,19 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
     import shutil
 
     from rung.errors import ConfigError
+    from rung.files import atomic_folder
 
     run, row = store.measured(run_id, "classifier", "classifier rung")
     folder = Path(json.loads(row["pipeline_json"])["model"])
     if not is_classifier_folder(folder):
         raise ConfigError(f"the classifier of run {run_id} is gone from {folder}",
                           fix="climb the task again: the classifier is retrained in seconds")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists and is not empty", fix="name a new folder with --out")
-    shutil.copytree(folder, out, dirs_exist_ok=True)
     summary = json.loads(row["summary_json"])
     provenance = {"run": run_id, "rung": "classifier", "config_hash": run["config_hash"],
                   "data_hash": run["data_hash"], "split_hash": run["split_hash"],
                   "classifier": summary["chosen"], "metric": summary["metric"],
                   "test_score": summary["score"], "test_ci": summary["ci"], "n": summary["n"]}
-    (out / "rung_export.json").write_text(json.dumps(provenance, indent=1))
+    with atomic_folder(out) as target:  # all of it or nothing, and never over a user's files
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+        (target / "rung_export.json").write_text(json.dumps(provenance, indent=1))
     return provenance

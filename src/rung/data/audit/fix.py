@@ -17,13 +17,7 @@ from rung.data.audit.pii import find_pii, redact_example
 from rung.data.audit.report import AuditReport
 from rung.data.example import Example
 from rung.data.formats import write_examples
-from rung.errors import DataError
-
-
-def _guard(source: Path, out: Path) -> None:
-    if out.resolve() == source.resolve():
-        raise DataError("the output would overwrite the input", file=out,
-                        fix="write the cleaned copy to a new path; rung never edits your data")
+from rung.files import atomic_write, claim
 
 
 def companion(out: Path, name: str) -> Path:
@@ -31,11 +25,18 @@ def companion(out: Path, name: str) -> Path:
     return out.with_name(f"{out.stem}.{name}{out.suffix}")
 
 
-def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Path) -> dict[str, Any]:
-    """Write the cleaned copy, the set-aside contradictions and the log; return the summary."""
+def fixed_paths(out: Path) -> tuple[Path, Path, Path]:
+    """What `--fix OUT` writes: the cleaned copy, the set-aside contradictions, the log."""
+    return out, companion(out, "contradictions"), companion(out, "fix").with_suffix(".json")
+
+
+def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Path, *,
+                force: bool = False) -> dict[str, Any]:
+    """Write the cleaned copy, the set-aside contradictions and the log; return the summary.
+    None of them may be the input; none may exist unless `force` (then they are replaced)."""
     out = Path(out)
     source = report.input.data_path
-    _guard(source, out)
+    out, aside_path, log_path = claim(fixed_paths(out), inputs=[source], force=force)
     fate: dict[int, str] = {}
     for name, reason in (("contradictions", "set aside: contradicting outputs"),
                          ("exact-duplicates", "removed: exact copy of line {first}"),
@@ -51,11 +52,10 @@ def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Pat
     fmt = "csv" if out.suffix.lower() == ".csv" else (
         report.format if report.format != "csv" else "openai")
     write_examples([redact_example(ex) for ex in kept], out, fmt)
-    aside_path = companion(out, "contradictions")
     if aside:
         write_examples([redact_example(ex) for ex in aside], aside_path, fmt)
-    else:
-        aside_path.unlink(missing_ok=True)
+    elif aside_path.exists():  # replaced with --force: an old set-aside file would mislead
+        aside_path.unlink()
     problems = report.check("format")
     unreadable = problems.details.get("unreadable_lines", []) if problems else []
     summary = {
@@ -68,15 +68,14 @@ def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Pat
         | {str(line): "dropped: unreadable (see the format check)" for line in unreadable}
         | {str(line): "kept, personal data redacted" for line in redacted},
     }
-    companion(out, "fix").with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n",
-                                                          encoding="utf-8")
+    atomic_write(log_path, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def write_redacted(report: AuditReport, examples: Sequence[Example], out: str | Path) -> int:
+def write_redacted(report: AuditReport, examples: Sequence[Example], out: str | Path, *,
+                   force: bool = False) -> int:
     """Every readable example with personal data replaced; returns how many changed."""
-    out = Path(out)
-    _guard(report.input.data_path, out)
+    [out] = claim([out], inputs=[report.input.data_path], force=force)
     fmt = report.format
     cleaned = [redact_example(ex) for ex in examples]
     write_examples(cleaned, out, fmt)

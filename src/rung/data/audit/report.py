@@ -75,6 +75,14 @@ class AuditInput:
             self.kind, "style")
 
 
+def data_file(path: str | Path) -> Path:
+    """The data file an audit of `path` reads: the file itself, or a task's [task] data."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".toml":
+        return load_task(path).data_path
+    return path.resolve()
+
+
 def audit_input(path: str | Path, *, kind: str | None = None, model: str | None = None) -> AuditInput:
     """A rung.toml (or its folder) or a data file; `kind` and `model` override what is there."""
     path = Path(path)

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rung.data.audit.base import CheckResult
 from rung.data.example import Example
+from rung.files import atomic_write
 
 DEFAULT_SAMPLE = 25
 
@@ -39,14 +40,14 @@ def review_sample(
         examples=[{"line": ex.line, "messages": ex.messages, "flags": flags.get(ex.line, [])}
                   for ex in picked],
         total=len(examples), source=source, seed=seed)
-    html_path.write_text(page, encoding="utf-8")
+    atomic_write(html_path, page)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["line", "system", "input", "output", "flagged_by", "verdict", "note"])
     for ex in picked:
         writer.writerow([ex.line, ex.system or "", ex.input, ex.output,
                          " ".join(flags.get(ex.line, [])), "", ""])
-    csv_path.write_text(buffer.getvalue(), encoding="utf-8")
+    atomic_write(csv_path, buffer.getvalue())
     return CheckResult(
         "review-sample", "pass",
         f"{len(picked)} random examples written for human review: {html_path}",
