@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from rung.errors import RungError
-from rung.terminal import climb_table, print_audit, print_estimate
+from rung.terminal import climb_table, print_audit, print_estimate, runs_table
 
 if TYPE_CHECKING:
     from rung.store import Store
@@ -152,28 +151,20 @@ def runs(
     limit: int = typer.Option(20, help="how many runs to list"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List past runs of a task, newest first."""
-    from rung.store import Store
+    """List past runs of a task, newest first: how each ended, and why when it failed."""
     from rung.task import load_task
 
     with _user_errors():
         task = load_task(path)
-    if not (task.store_dir / "runs.db").exists():
-        err.print("no runs yet: try 'rung climb' first")
-        raise typer.Exit(0)
-    store = Store(task.store_dir)
-    rows = store.runs(limit)
-    store.close()
+        if not (task.store_dir / "runs.db").exists():
+            err.print("no runs yet: try 'rung climb' first")
+            raise typer.Exit(0)
+        with _task_store(path) as store:
+            rows = store.runs(limit)
     if as_json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return
-    table = Table(title=f"runs of {task.task.name}")
-    for col in ("run", "created", "status", "metric", "best score", "target", "recommended"):
-        table.add_column(col)
-    for r in rows:
-        best = f"{r.best:.3f}" if r.best is not None else "-"
-        table.add_row(r.id, r.created, r.status, r.metric, best, str(r.target), r.recommendation or "none")
-    out.print(table)
+    out.print(runs_table(task.task.name, rows))
 
 
 @app.command()
@@ -379,10 +370,12 @@ def convert(
     force: bool = typer.Option(False, "--force", help="replace DST if it exists (never SRC)"),
 ) -> None:
     """Convert examples between formats; the input is never modified."""
-    from rung.data.formats import read_examples, write_examples
+    from rung.data.formats import FORMATS, read_examples, write_examples
     from rung.files import claim
 
     with _user_errors():
+        _check_choice("--to", to, FORMATS)
+        _check_choice("--from", source_format, FORMATS)
         claim([dst], inputs=[src], force=force)
         examples = read_examples(src, source_format)
         write_examples(examples, dst, to)

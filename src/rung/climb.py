@@ -25,7 +25,7 @@ from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_bootstrap
 from rung.files import atomic_write
 from rung.finetune.artifacts import PastTune, past_tune
-from rung.finetune.train import TuneResult
+from rung.finetune.train import NotReadyError, TuneResult, require_ready
 from rung.models.cache import ResponseCache
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
@@ -204,7 +204,16 @@ def climb(
     examples = load_examples(task)
     split = make_split(task, examples)
     audit = audit_for(task, reporter)  # before any rung: its verdict shapes the next step
+    why_not = _left_out(task, only, tune_from)
+    if not why_not["finetune"] and tune_from is None:
+        try:  # the tune's refusal comes before the cheaper rungs' work, not after it
+            require_ready(task, force=force)
+        except NotReadyError as refused:
+            if only == "finetune":
+                raise
+            why_not["finetune"] = f"{refused.message}; fix: {refused.fix}"
     store = Store(task.store_dir)
+    run_id: str | None = None
     try:
         run_id = store.start_run(
             task=task.task.name, task_path=str(task.path), kind=task.task.kind,
@@ -215,7 +224,6 @@ def climb(
         split.save(store.artifacts(run_id) / "split.json")
         cache = store.response_cache() if use_cache else None
         results: list[RungResult] = []
-        why_not = _left_out(task, only, tune_from)
         stop: list[str] = []  # the rung whose choice reached the target on val, if any
         cut: list[str] = []  # rungs left out because the climb stopped
 
@@ -294,6 +302,10 @@ def climb(
         store.finish_run(run_id, outcome.summary())
         outcome.report = write_report(store, run_id)
         return outcome
+    except BaseException as error:  # the run says how it ended; what it stored stays
+        if run_id is not None and (row := store.run(run_id)) and row["status"] == "running":
+            store.fail_run(run_id, error)
+        raise
     finally:
         store.close()
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -133,6 +135,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX training_curves_by_rung ON training_curves(run_id, rung);
     """,
+    # 7: how a run ended: failed or interrupted runs say why and when; the process that ran
+    # it, so a run whose process is gone (killed, crashed) is not "running" for ever
+    """
+    ALTER TABLE runs ADD COLUMN finished TEXT;
+    ALTER TABLE runs ADD COLUMN error TEXT;
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    """,
 ]
 
 
@@ -150,11 +160,27 @@ class RunRow:
     id: str
     created: str
     task: str
-    status: str
+    status: str  # running, done, failed, interrupted
     metric: str
     target: float
     recommendation: str | None
     best: float | None
+    finished: str | None = None
+    error: str | None = None  # why a failed or interrupted run ended
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -227,11 +253,23 @@ class Store:
             self.conn.execute(
                 "INSERT INTO runs (id, created, task, task_path, kind, metric, target, seed,"
                 " config_hash, data_hash, split_hash, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, datetime.now(timezone.utc).isoformat(timespec="seconds"), task,
-                 task_path, kind, metric, target, seed, config_hash, data_hash, split_hash,
-                 "running"),
+                (run_id, _now(), task, task_path, kind, metric, target, seed, config_hash,
+                 data_hash, split_hash, "running"),
             )
+            self.conn.execute("UPDATE runs SET pid = ?, host = ? WHERE id = ?",
+                              (os.getpid(), socket.gethostname(), run_id))
         return run_id
+
+    def fail_run(self, run_id: str, error: BaseException) -> None:
+        """Record how a run ended early: "interrupted" (Ctrl-C, a signal) or "failed", the
+        error's message and when. What it stored before (rungs, predictions) stays."""
+        status = "interrupted" if isinstance(error, (KeyboardInterrupt, SystemExit)) \
+            else "failed"
+        message = str(error) or type(error).__name__
+        with self.conn:
+            self.conn.execute(
+                "UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",
+                (status, f"{type(error).__name__}: {message}"[:2000], _now(), run_id))
 
     def add_rung(self, run_id: str, position: int, summary: dict[str, Any], *,
                  model_hash: str, pipeline: dict[str, Any], pipeline_hash: str,
@@ -276,17 +314,34 @@ class Store:
         rec = summary.get("recommendation", {}).get("rung")
         with self.conn:
             self.conn.execute(
-                "UPDATE runs SET status = ?, recommendation = ?, summary_json = ? WHERE id = ?",
-                (status, rec, json.dumps(summary), run_id),
+                "UPDATE runs SET status = ?, recommendation = ?, summary_json = ?, finished = ?"
+                " WHERE id = ?", (status, rec, json.dumps(summary), _now(), run_id),
             )
 
+    def settle_abandoned(self) -> int:
+        """Runs still "running" whose process on this machine is gone (killed with -9, out of
+        memory, a power cut) become "interrupted"; returns how many."""
+        host = socket.gethostname()
+        gone = [r["id"] for r in self.conn.execute(
+            "SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
+            (host,)) if not _alive(r["pid"])]
+        if gone:
+            with self.conn:
+                self.conn.executemany(
+                    "UPDATE runs SET status = 'interrupted', error = ? WHERE id = ?",
+                    [("its process ended without finishing (killed or crashed); run the same "
+                      "command again: cached answers and finished tunes are reused", run_id)
+                     for run_id in gone])
+        return len(gone)
+
     def runs(self, limit: int = 20) -> list[RunRow]:
+        self.settle_abandoned()
         rows = self.conn.execute(
             "SELECT r.*, (SELECT MAX(score) FROM rung_results WHERE run_id = r.id) AS best"
             " FROM runs r ORDER BY created DESC, id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [RunRow(r["id"], r["created"], r["task"], r["status"], r["metric"], r["target"],
-                       r["recommendation"], r["best"]) for r in rows]
+                       r["recommendation"], r["best"], r["finished"], r["error"]) for r in rows]
 
     def run(self, run_id: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()

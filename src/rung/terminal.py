@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def climb_table(summary: dict) -> Table:
@@ -41,6 +42,23 @@ def describe_choice(chosen: dict[str, Any]) -> str:
     if "from" in chosen:
         parts.append(f"from {chosen['from']}")
     return ", ".join(p for p in parts if p)
+
+
+_RUN_STATUS = {"done": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}
+
+
+def runs_table(task: str, rows: Sequence[Any]) -> Table:
+    """`rung runs`: one line a run (store.RunRow), the error of one that ended early."""
+    table = Table(title=f"runs of {task}")
+    for col in ("run", "created", "status", "metric", "best score", "target", "recommended",
+                "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        best = f"{r.best:.3f}" if r.best is not None else "-"
+        status = f"[{_RUN_STATUS.get(r.status, 'white')}]{r.status}[/]"
+        table.add_row(r.id, r.created, status, r.metric, best, str(r.target),
+                      r.recommendation or "none", Text(r.error or ""))
+    return table
 
 
 _STATUS = {"pass": "green", "warn": "yellow", "fail": "red"}
