@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from rung.errors import RungError
+from rung.errors import explain
 from rung.terminal import climb_table, print_audit, print_estimate, runs_table
 
 if TYPE_CHECKING:
@@ -29,13 +31,35 @@ err = Console(stderr=True)
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """A RungError is the user's to fix: print it plainly, exit 2, no traceback."""
+    """Every failure ends in a message and exit 2, no traceback: a RungError (the user's to
+    fix), what the machine refused (errors.explain: no room, no permission, a damaged store,
+    no memory), or a bug in rung (said so; RUNG_DEBUG=1 shows where)."""
     try:
         yield
-    except RungError as e:
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - the one place every failure becomes a message
+        _fail(e)
+
+
+def _fail(e: BaseException) -> None:
+    if isinstance(e, MemoryError):  # let go of what filled memory before saying so
+        e.__traceback__ = None
+        gc.collect()
+    explained = explain(e)
+    if explained is None and os.environ.get("RUNG_DEBUG"):
+        raise e
+    if explained is None:
+        text = (f"internal error in rung ({type(e).__name__}: {e}); this is a bug, not your "
+                "input\n  fix: rerun with RUNG_DEBUG=1 to see where, and report it")
+    else:
+        text = str(explained)
+    if isinstance(e, MemoryError):  # rich imports as it renders: plain text needs no memory
+        sys.stderr.write(f"error: {text}\n")
+    else:
         err.print("error:", style="bold red", end=" ")
-        err.print(str(e), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 @contextmanager
@@ -389,7 +413,13 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|peft|trl|torch|"
                             r"accelerate|sentence_transformers|sklearn)\b")
-    app()
+    try:
+        app()
+    except Exception as e:  # noqa: BLE001 - printing the result failed, past the handler
+        try:
+            _fail(e)
+        except typer.Exit as code:
+            raise SystemExit(code.exit_code) from None
 
 
 if __name__ == "__main__":

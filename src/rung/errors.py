@@ -6,6 +6,8 @@ the CLI prints only the message: no traceback, exit code 2.
 
 from __future__ import annotations
 
+import errno
+import sqlite3  # imported here, not when a failure is explained: memory may be gone by then
 from pathlib import Path
 
 
@@ -56,3 +58,33 @@ class ProblemList(RungError):
         self.problems = problems
         body = "\n".join(f"- {p}" for p in problems)
         super().__init__(f"{len(problems)} problem(s):\n{body}", file=file)
+
+
+def explain(error: BaseException) -> RungError | None:
+    """What the machine refused (no room, no permission, a damaged store, no memory) as a
+    RungError with its fix, so a command ends with a message instead of a traceback. None for
+    anything else: that is a bug in rung, not the user's to fix."""
+    if isinstance(error, RungError):
+        return error
+    if isinstance(error, MemoryError):
+        return RungError("out of memory", fix="use a smaller model, batch or [eval] val_limit, "
+                         "or a machine with more memory")
+    if isinstance(error, sqlite3.DatabaseError):
+        return RungError(f"the run store (.rung/runs.db) could not be used: {error}",
+                         fix="if another rung command is writing it, wait and retry; if it is "
+                             "damaged, move .rung/runs.db aside and rung starts a new one")
+    if isinstance(error, OSError):
+        name = error.filename or ""
+        reason = error.strerror or str(error)
+        fixes = {
+            (errno.ENOSPC, errno.EFBIG, errno.EDQUOT): "free disk space, or write to another disk",
+            (errno.EACCES, errno.EPERM, errno.EROFS): "check its permissions, or use a folder "
+                                                      "you can write to",
+            (errno.ENOENT,): "check the path",
+            (errno.ENOTDIR, errno.EEXIST, errno.EISDIR): "a file stands where a folder should "
+                                                         "be, or the other way round: move it aside",
+        }
+        fix = next((f for codes, f in fixes.items() if error.errno in codes),
+                   "check the file and the disk it is on")
+        return RungError(f"{reason}", file=name or None, fix=fix)
+    return None

@@ -40,6 +40,11 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # a failed write() names no file: say which one it was
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -65,6 +70,24 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def copy_tree(source: str | Path, target: str | Path) -> None:
+    """Copy a folder's files; the first failure is raised as it is, naming the file it was
+    writing (shutil.copytree gathers them into one list that names none usefully)."""
+    source, target = Path(source), Path(target)
+    for path in sorted(source.rglob("*")):
+        dest = target / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(path, dest)
+        except OSError as error:
+            if error.filename is None:
+                raise OSError(error.errno, error.strerror, str(dest)) from error
+            raise
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -9,13 +9,12 @@ today's cheaper rungs, after checking that today's test examples were not in its
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError, RungError
-from rung.files import atomic_folder
+from rung.files import atomic_folder, copy_tree
 from rung.finetune.train import TUNE_FILE, TuneResult, finished_tune
 from rung.models.registry import ADAPTER_BASE, resolve
 from rung.pipeline import Pipeline
@@ -66,7 +65,7 @@ def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) ->
         if merged:
             _merge(artifact, folder)
         else:
-            shutil.copytree(artifact, folder, dirs_exist_ok=True)
+            copy_tree(artifact, folder)
         (folder / EXPORT_FILE).write_text(json.dumps(provenance, indent=1))
     return provenance
 

@@ -100,10 +100,8 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
     """Copy the run's classifier to `out` with its provenance: the run, the hashes of its
     config, data and split, and the test score it was measured at. Load it with
     `joblib.load(out / "classifier.joblib")` (a MiniLM one needs rung installed)."""
-    import shutil
-
     from rung.errors import ConfigError
-    from rung.files import atomic_folder
+    from rung.files import atomic_folder, copy_tree
 
     run, row = store.measured(run_id, "classifier", "classifier rung")
     folder = Path(json.loads(row["pipeline_json"])["model"])
@@ -116,6 +114,6 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
                   "classifier": summary["chosen"], "metric": summary["metric"],
                   "test_score": summary["score"], "test_ci": summary["ci"], "n": summary["n"]}
     with atomic_folder(out) as target:  # all of it or nothing, and never over a user's files
-        shutil.copytree(folder, target, dirs_exist_ok=True)
+        copy_tree(folder, target)
         (target / "rung_export.json").write_text(json.dumps(provenance, indent=1))
     return provenance

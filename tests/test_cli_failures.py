@@ -1,0 +1,136 @@
+"""Every command against every failure we can provoke: a damaged store, a file where the
+store's folder should be, no room to write, no memory, a bug. Each ends in a message and exit
+2, never a traceback, and writes nothing half (issue 14, finding 4)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ticket_records, write_task
+from rung.cli import app
+from rung.climb import climb
+
+runner = CliRunner()
+
+
+def _commands(task: Path, run_id: str, tmp: Path) -> dict[str, list[str]]:
+    """One invocation of every command that touches a task's store."""
+    t = str(task.parent)
+    return {
+        "climb": ["climb", t], "eval": ["eval", t, "--rung", "prompt"], "runs": ["runs", t],
+        "report": ["report", run_id, "--task", t],
+        "export": ["export", run_id, "--task", t, "--rung", "classifier", "--out",
+                   str(tmp / "exported")],
+        "tune": ["tune", t], "audit": ["audit", t],
+    }
+
+
+def _ends_in_a_message(done, *words: str) -> None:
+    assert done.exit_code == 2, (done.exit_code, done.output)
+    assert "Traceback" not in done.output and done.stderr.startswith("error: ")
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
+def test_a_damaged_store_is_a_message_for_every_command(tmp_path, fake_model):
+    task = write_task(tmp_path / "task", ladder={}, extra="\n[finetune]\nrank = 4\n")
+    run_id = climb(task).run_id
+    (tmp_path / "task" / ".rung" / "runs.db").write_bytes(b"this is not a database" * 100)
+    for name, args in _commands(task, run_id, tmp_path).items():
+        _ends_in_a_message(runner.invoke(app, args), "runs.db", "move .rung/runs.db aside")
+
+
+def test_a_file_where_the_store_folder_goes_is_a_message(tmp_path, fake_model):
+    task = write_task(tmp_path / "task")
+    (tmp_path / "task" / ".rung").write_text("not a folder")
+    for name, args in _commands(task, "20260101-000000-abcd", tmp_path).items():
+        done = runner.invoke(app, args)
+        if name == "runs":  # nothing to list: said so, exit 0
+            assert done.exit_code == 0 and "no runs yet" in done.stderr
+            continue
+        _ends_in_a_message(done, "a file stands where a folder should be")
+
+
+LIMITED = """
+import resource, signal, sys
+from rung.cli import main
+kind, amount = sys.argv[1], int(sys.argv[2])
+if kind == "disk":  # a write past the limit fails with EFBIG, as on a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (amount, resource.RLIM_INFINITY))
+else:  # no more than `amount` MiB of address space beyond what is mapped now
+    with open("/proc/self/statm") as fh:
+        mapped = int(fh.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + amount * 2**20, resource.RLIM_INFINITY))
+sys.argv = ["rung"] + sys.argv[3:]
+main()
+"""
+
+
+def _limited(tmp_path: Path, kind: str, amount: int, *args: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "limited.py"
+    script.write_text(textwrap.dedent(LIMITED))
+    return subprocess.run([sys.executable, str(script), kind, str(amount), *args],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+
+
+def _big(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "big.jsonl"
+    with path.open("w") as fh:
+        for r in ticket_records(n):
+            r["messages"][0]["content"] += " padding" * 60
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["convert", "audit-fix", "report", "export"])
+def test_no_room_to_write_is_a_message_and_leaves_nothing_half_written(tmp_path, fake_model,
+                                                                       command):
+    task = write_task(tmp_path / "task", ladder={}, records=ticket_records(40))
+    run_id = climb(task).run_id
+    data, out = tmp_path / "task" / "tickets.jsonl", tmp_path / "out"
+    args = {"convert": ["convert", str(data), str(out) + ".jsonl", "--to", "sharegpt"],
+            "audit-fix": ["audit", str(data), "--fix", str(out) + ".jsonl", "--skip",
+                          "diversity", "--skip", "token-lengths"],
+            "report": ["report", run_id, "--task", str(task), "--out", str(out) + ".html"],
+            "export": ["export", run_id, "--task", str(task), "--rung", "classifier",
+                       "--out", str(out)]}[command]
+    done = _limited(tmp_path, "disk", 2000, *args)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "File too large" in done.stderr
+    assert "free disk space" in done.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
+
+
+def test_running_out_of_memory_is_a_message(tmp_path):
+    big = _big(tmp_path, 3000)  # 9,000 examples, ~5 MB
+    done = _limited(tmp_path, "memory", 30, "convert", str(big), str(tmp_path / "o.jsonl"),
+                    "--to", "sharegpt")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "error: out of memory" in done.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_bug_is_a_message_that_says_so_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import typer
+
+    from rung.cli import _user_errors
+
+    with pytest.raises(typer.Exit) as code:
+        with _user_errors():
+            raise TypeError("unsupported operand")
+    assert code.value.exit_code == 2
+    said = capsys.readouterr().err
+    assert "internal error in rung (TypeError: unsupported operand)" in said
+    assert "RUNG_DEBUG=1" in said and "Traceback" not in said
+    monkeypatch.setenv("RUNG_DEBUG", "1")
+    with pytest.raises(TypeError):
+        with _user_errors():
+            raise TypeError("unsupported operand")
