@@ -81,12 +81,10 @@ def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
     assert _fingerprint(ModelRef("x", str(copy))) != _fingerprint(ModelRef("x", str(tiny_llama)))
 
 
-def test_resolve_alias_folder_gguf_and_hub_id(tiny_llama, tmp_path):
+def test_resolve_alias_folder_and_gguf(tiny_llama, tmp_path):
     packaged = resolve("smollm2-135m-instruct")
     assert packaged.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert resolve(str(tiny_llama)).location == str(tiny_llama.resolve())
-    hub = resolve("HuggingFaceTB/SmolLM2-360M-Instruct")
-    assert not hub.is_local and hub.location == "HuggingFaceTB/SmolLM2-360M-Instruct"
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     local = resolve(str(tmp_path / "m.gguf"))
     assert local.gguf_file == "m.gguf" and local.location == str(tmp_path)
@@ -118,7 +116,7 @@ def test_the_bigger_packaged_model_is_assembled_from_its_parts():
     from rung.finetune.memory import shape_for
 
     ref = resolve("gemma3-270m")
-    assert ref.gguf_file == "gemma-3-270m-q4_k_m.gguf" and ref.is_local
+    assert ref.gguf_file == "gemma-3-270m-q4_k_m.gguf"
     assert (Path(ref.location) / ref.gguf_file).stat().st_size > 200e6
     shape = shape_for("gemma3-270m")
     assert (shape.layers, shape.hidden, shape.vocab) == (18, 640, 262144)

@@ -154,7 +154,7 @@ def _gguf_shape(path: str, size: int, mtime_ns: int) -> ModelShape:
 
 def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
     """A size ("7B", "135M", "1.5b"), a config.json or model folder, a .gguf file, or
-    anything the model registry resolves (alias, adapter folder, hub id)."""
+    anything the model registry resolves (alias, adapter folder, hf:org/name)."""
     size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmbt])\s*", reference, re.IGNORECASE)
     if size:
         scale = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[size[2].lower()]
@@ -175,16 +175,8 @@ def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
                          fix=f"give {_ACCEPTED} ({', '.join(sorted(ALIASES))})") from None
     if ref.gguf_file:
         return replace(shape_from_gguf(Path(ref.location) / ref.gguf_file), name=reference)
-    if ref.is_local:
-        return shape_from_config(json.loads((Path(ref.location) / "config.json").read_text()),
-                                 name=reference)
-    from transformers import AutoConfig
-
-    try:
-        return shape_from_config(AutoConfig.from_pretrained(ref.location), name=reference)
-    except (OSError, ValueError):
-        raise ModelError(f"cannot read the config of '{reference}' (offline, or no such hub "
-                         "model)", fix=f"give {_ACCEPTED}") from None
+    return shape_from_config(json.loads((Path(ref.location) / "config.json").read_text()),
+                             name=reference)
 
 
 @dataclass(frozen=True)

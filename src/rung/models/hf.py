@@ -68,7 +68,7 @@ class HFModel:
         except (OSError, ValueError) as err:
             raise ModelError(
                 f"could not load model '{ref.name}' from {ref.location}: {err}",
-                fix="check the path, or for a hub id that this machine can reach the hub",
+                fix="check the folder holds a transformers model (config.json, weights)",
             ) from None
         # Soft prompts (prefix, prompt tuning) stay a PeftModel that prepends them; LoRA
         # weights are merged, so a tuned model costs nothing extra at inference.

