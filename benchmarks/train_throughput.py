@@ -1,49 +1,43 @@
-"""Training tokens per second of rung's LoRA fine-tune, beside the seeds' recipe written plainly.
+"""Training tokens per second of rung's LoRA fine-tune, beside the usual Trainer + PEFT script.
 
 Both sides train SmolLM2-135M-Instruct (the support-tickets task's `models.small`, fp32 on the
 CPU) with the same LoRA (the task's [finetune]: r=16, alpha=32, dropout 0.05 on q/k/v/o/up/down
 projections), learning rate, schedule, batch, accumulation, epochs and seed, on the same first
-`--examples` training examples rendered with the zero-shot prompt pipeline, each evaluating
-once per epoch on the same `--val` examples and keeping its best checkpoint.
+`--examples` training examples rendered as rung trains them (the task's short [finetune]
+instruction), each evaluating once per epoch on the same `--val` examples and keeping its best
+checkpoint. No record is longer than the training max length, so nothing is truncated.
 
 - rung: `rung.finetune.train.fine_tune` as it is: TRL's SFTTrainer with prompt-completion
-  records (loss on the answer only), batches of similar length padded to the longest in
-  the batch (`train_sampling_strategy="group_by_length"` on the CPU).
-- baseline (named "hf-trainer-pad-max-length"): transformers `Trainer` + `peft.get_peft_model`,
-  every record rendered with the chat template and tokenized with `padding="max_length"`,
-  labels -100 outside the answer. The max length is the first step of the seeds' table
-  (512-4096: 512, 1024, 2048, 4096) that holds the longest training example of the task, as
-  "match your data" asks (1024 here: the records run 440-670 tokens; 512 would cut answers
-  off). `--max-length` overrides it; a length that would truncate a record is refused.
+  records (loss on the answer only), batches of similar length padded to the longest in the
+  batch (`train_sampling_strategy="group_by_length"` on the CPU), the LM head run only at the
+  answer positions (finetune/answer_loss.py).
+- baseline (named "hf-trainer-dynamic-padding"): what a competent user writes: transformers
+  `Trainer` + `peft.get_peft_model`, each record rendered with the chat template, labels -100
+  outside the answer, shuffled batches padded to their longest record
+  (`DataCollatorForSeq2Seq`), the LM head on every position as the model computes it.
 
-Time: the same callback on both trainers sums the wall time of the optimizer steps (batch
-fetch and collation, forward, backward, optimizer, logging) and leaves out the per-epoch
-evaluation, checkpoint saving and the best-model reload, which both recipes also do;
-`*_wall_s` are the whole `train()` calls beside it. Model loading and tokenizing are outside
-both. rung runs first, so any process-wide warm-up not absorbed by the GEMM measurement counts
-against rung, not the baseline. Tokens are real training tokens (prompt + answer, no pads),
-the same count on both sides; rung's own counter (TRL's `num_tokens`) is printed to check it.
+What each side trained on is counted from the batches themselves: a forward pre-hook on each
+trainer's model reads every training forward's `input_ids`, `attention_mask` and
+`logits_to_keep`. The real tokens (attention mask) must be the same on both sides (asserted):
+identical work. Time: the same callback on both trainers sums the wall time of the optimizer
+steps (batch fetch and collation, forward, backward, optimizer, logging) and leaves out the
+per-epoch evaluation, checkpoint saving and the best-model reload, which both also do.
 
-Model FLOPs utilisation (MFU) = model FLOPs / step seconds / measured GEMM peak. The peak is
-the best fp32 `torch.matmul` of square n x n matrices (n = 512..2048, best of several:
-2n^3 / t) on the same threads. Model FLOPs of a sequence of T real tokens, LoRA on a frozen
-base (PaLM's convention, attention counted without the causal half):
+FLOPs are counted from what ran, per batch of B rows padded to width W with real lengths T_i:
 
-    T * (4*N_lin + 4*h*V + 6*N_lora) + 12 * L * d_attn * T^2
+    real tokens x (4*N_lin + 6*N_lora) + 12*L*d_attn * sum(T_i^2) + head rows x 4*h*V
 
-N_lin = weights of the decoder layers' linear projections (embeddings excluded); forward 2
-FLOPs per weight, backward 2 more for the activation gradient; the frozen weights' own
-gradients (another 2) are skipped. h*V = the LM head (tied to the embedding, frozen), run on
-every position: 4*h*V, which on a 49k vocabulary is a third of N_lin. N_lora = adapter
-weights, trained: 6 per weight. Attention: QK^T and AV, 4*d_attn*T per token per layer
-forward, three times that with backward. Full fine-tuning would be 6*N_lin + 6*h*V + ...;
-printed for reference only. The baseline's MFU uses the same model FLOPs (pads are not
-useful work); its `baseline_hfu` counts the FLOPs it executes on padded rows as well.
+N_lin = decoder linear weights (frozen: forward 2 FLOPs a weight, backward 2 for the activation
+gradient, no weight gradient); N_lora = adapter weights (6); attention QK^T and AV; the LM head
+(h*V, tied and frozen: 4 a row) counted on the rows where it ran on a real token: every real
+position for the baseline, the answer positions for rung. MFU = those FLOPs / step seconds /
+measured GEMM peak (the best fp32 `torch.matmul` of square n x n matrices, n = 512..2048, on
+the same threads). HFU counts what ran on padding too (B*W rows, W^2 attention, every head row).
 
     OMP_NUM_THREADS=2 python benchmarks/train_throughput.py [--examples 16] [--val 8]
 
-Last line: JSON with ratio, mfu, rung_tokens_per_s, baseline_tokens_per_s, gemm_peak_gflops,
-tokens, machine, and the rest.
+Last line: JSON with ratio, tokens_rung, tokens_baseline, mfu, hfu, baseline_mfu,
+baseline_hfu, rung_tokens_per_s, baseline_tokens_per_s, gemm_peak_gflops, machine, ...
 """
 
 from __future__ import annotations
@@ -78,7 +72,6 @@ from rung.pipeline import Pipeline  # noqa: E402
 from rung.task import TaskSpec, load_task  # noqa: E402
 
 TASK = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
-SEEDS_LENGTHS = (512, 1024, 2048, 4096)  # the seeds' "Max sequence length 512-4096"
 
 
 class StepClock(TrainerCallback):
@@ -107,6 +100,51 @@ class StepClock(TrainerCallback):
         self._mark = time.perf_counter()
 
 
+class WorkMeter(TrainerCallback):
+    """What every training forward pass processed, read off its inputs by a pre-hook on the
+    trainer's model: real tokens, padded rows and width, and the rows the LM head ran on."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, Any]] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        model.register_forward_pre_hook(self._seen, with_kwargs=True)
+
+    def _seen(self, module, args, kwargs):
+        if not module.training:  # evaluation is not training work
+            return
+        ids = kwargs["input_ids"]
+        rows, width = ids.shape
+        mask = kwargs.get("attention_mask")
+        lengths = mask.sum(dim=1).tolist() if mask is not None else [width] * rows
+        keep = kwargs.get("logits_to_keep", 0)
+        positions = keep.tolist() if torch.is_tensor(keep) else \
+            list(range(width - keep, width)) if keep else list(range(width))
+        self.batches.append({
+            "lengths": lengths, "rows": rows, "width": width, "head_rows": rows * len(positions),
+            # a head row on a real token: position p of a row of length T, with p < T
+            "head_real": sum(sum(1 for p in positions if p < t) for t in lengths)})
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(sum(b["lengths"]) for b in self.batches))
+
+    def flops(self, terms: dict[str, int], n_lora: int, *, padded: bool) -> float:
+        """Training FLOPs of the batches seen (see the module docstring): on real tokens
+        only, or (padded) on everything that ran."""
+        linear = 4 * terms["n_lin"] + 6 * n_lora
+        attention = 12 * terms["layers"] * terms["d_attn"]
+        total = 0.0
+        for b in self.batches:
+            if padded:
+                total += b["rows"] * b["width"] * linear + attention * b["rows"] * b["width"] ** 2
+                total += b["head_rows"] * 4 * terms["head"]
+            else:
+                total += sum(b["lengths"]) * linear + attention * sum(t * t for t in b["lengths"])
+                total += b["head_real"] * 4 * terms["head"]
+        return total
+
+
 def gemm_peak(sizes=(512, 1024, 1536, 2048), repeats: int = 5) -> dict[str, Any]:
     """Best fp32 matmul rate of square matrices on this process's torch threads."""
     best: dict[int, float] = {}
@@ -123,12 +161,14 @@ def gemm_peak(sizes=(512, 1024, 1536, 2048), repeats: int = 5) -> dict[str, Any]
                                                            for n, f in best.items()}}
 
 
-def zero_shot_pipeline(task: TaskSpec) -> Pipeline:
-    """The plain prompt rung's first candidate: the task's instruction as the system turn."""
+def tuning_pipeline(task: TaskSpec) -> Pipeline:
+    """What rung's tune of this task is trained through: the plain prompt variant with the
+    [finetune] instruction (the task's own instruction when it sets none)."""
     return Pipeline(rung="prompt", kind=task.task.kind, model=task.models.small,
-                    instruction=task.task.instruction, variant="instruction",
-                    labels=list(task.task.labels), max_new_tokens=task.eval.max_new_tokens,
-                    base_dir=str(task.root), details={"variant": "instruction"})
+                    instruction=task.finetune.instruction or task.task.instruction,
+                    variant="instruction", labels=list(task.task.labels),
+                    max_new_tokens=task.eval.max_new_tokens, base_dir=str(task.root),
+                    details={"variant": "instruction"})
 
 
 def render(tokenizer: Any, record: dict[str, Any]) -> tuple[list[int], int]:
@@ -143,22 +183,16 @@ def render(tokenizer: Any, record: dict[str, Any]) -> tuple[list[int], int]:
     return ids, len(prompt_ids)
 
 
-def padded_dataset(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> Any:
-    """The seeds' recipe: every record padded to max_length, loss on the answer only."""
+def tokenized_dataset(tokenizer: Any, records: list[dict[str, Any]]) -> Any:
+    """Each record rendered with the chat template, unpadded, loss on the answer only."""
     from datasets import Dataset
 
     rows: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
     for record in records:
-        full = tokenizer.apply_chat_template(record["prompt"] + record["completion"],
-                                             tokenize=False)
-        enc = tokenizer(full, padding="max_length", max_length=max_length, truncation=True,
-                        add_special_tokens=False)
-        _, n_prompt = render(tokenizer, record)
-        labels = [-100 if i < n_prompt or not m else t
-                  for i, (t, m) in enumerate(zip(enc["input_ids"], enc["attention_mask"]))]
-        rows["input_ids"].append(enc["input_ids"])
-        rows["attention_mask"].append(enc["attention_mask"])
-        rows["labels"].append(labels)
+        ids, n_prompt = render(tokenizer, record)
+        rows["input_ids"].append(ids)
+        rows["attention_mask"].append([1] * len(ids))
+        rows["labels"].append([-100] * n_prompt + ids[n_prompt:])
     return Dataset.from_dict(rows)
 
 
@@ -180,11 +214,11 @@ def load_model(pipeline: Pipeline) -> Any:
 
 
 def baseline_train(task: TaskSpec, pipeline: Pipeline, train_records: list, val_records: list,
-                   max_length: int, out: Path) -> dict[str, Any]:
-    """transformers Trainer + PEFT LoRA on max-length-padded records, as the seeds write it."""
+                   out: Path, meter: WorkMeter) -> dict[str, Any]:
+    """transformers Trainer + PEFT LoRA, batches padded to their longest record."""
     from peft import LoraConfig, get_peft_model
-    from transformers import PrinterCallback, Trainer, TrainingArguments, \
-        default_data_collator, set_seed
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, \
+        TrainingArguments, set_seed
     from transformers.utils import logging as hf_logging
 
     import datasets
@@ -212,9 +246,10 @@ def baseline_train(task: TaskSpec, pipeline: Pipeline, train_records: list, val_
         seed=seed, disable_tqdm=True)
     clock = StepClock()
     trainer = Trainer(model=model, args=args,
-                      train_dataset=padded_dataset(tokenizer, train_records, max_length),
-                      eval_dataset=padded_dataset(tokenizer, val_records, max_length),
-                      data_collator=default_data_collator, callbacks=[clock])
+                      train_dataset=tokenized_dataset(tokenizer, train_records),
+                      eval_dataset=tokenized_dataset(tokenizer, val_records),
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding="longest"),
+                      callbacks=[clock, meter])
     trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -233,15 +268,6 @@ def flop_terms(model: Any) -> dict[str, int]:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     return {"n_lin": n_lin, "head": model.get_output_embeddings().weight.numel(),
             "layers": cfg.num_hidden_layers, "d_attn": cfg.num_attention_heads * head_dim}
-
-
-def model_flops(lengths: list[int], terms: dict[str, int], n_lora: int, *,
-                full: bool = False) -> float:
-    """Training FLOPs of sequences of these lengths (see the module docstring)."""
-    per_token = (6 * terms["n_lin"] + 6 * terms["head"]) if full else \
-        (4 * terms["n_lin"] + 4 * terms["head"] + 6 * n_lora)
-    attention = 12 * terms["layers"] * terms["d_attn"]
-    return float(sum(t * per_token + attention * t * t for t in lengths))
 
 
 def machine() -> dict[str, Any]:
@@ -264,9 +290,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: the task's batch_size")
     parser.add_argument("--accumulation", type=int, default=1,
                         help="gradient accumulation (the task's 4 leaves a small subset one step)")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="the baseline's padded width; default: the seeds' smallest step "
-                             "(512/1024/2048/4096) holding the task's longest training example")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -276,21 +299,18 @@ def main() -> None:
         "gradient_accumulation": args.accumulation})
     task = task.model_copy(update={"finetune": settings})
     split = make_split(task, load_examples(task))
-    pipeline = zero_shot_pipeline(task)
+    pipeline = tuning_pipeline(task)
     train, val = split.train[: args.examples], split.val[: args.val]
     train_records, val_records = sft_records(pipeline, train), sft_records(pipeline, val)
 
     tokenizer = load_tokenizer(pipeline)
     lengths = [len(render(tokenizer, r)[0]) for r in train_records]
     val_lengths = [len(render(tokenizer, r)[0]) for r in val_records]
-    longest = max(len(render(tokenizer, r)[0]) for r in sft_records(pipeline, split.train))
-    max_length = args.max_length or next((n for n in SEEDS_LENGTHS if n >= longest), longest)
-    too_long = sum(n > max_length for n in lengths + val_lengths)
-    if too_long:
-        raise SystemExit(f"--max-length {max_length} would truncate {too_long} records (the "
-                         f"longest has {max(lengths + val_lengths)} tokens): the baseline would "
-                         "train on less than rung")
-    per_epoch = sum(lengths)
+    max_length = settings.max_seq_length or task.audit.max_seq_length
+    if max(lengths + val_lengths) > max_length:
+        raise SystemExit(f"a record of {max(lengths + val_lengths)} tokens is longer than the "
+                         f"training max length {max_length}: rung would train on a truncated "
+                         "copy and the two sides would not do the same work")
 
     peak = gemm_peak()
     peak_flops = peak["flops"]
@@ -299,82 +319,80 @@ def main() -> None:
     print(f"task support-tickets: {len(train)} train x {args.epochs} epoch(s), {len(val)} val; "
           f"batch {settings.batch_size} x accumulation {settings.gradient_accumulation}, "
           f"lr {learning_rate(settings):g}, LoRA r={settings.rank} alpha={settings.alpha}; "
-          f"records {min(lengths)}-{max(lengths)} tokens, {per_epoch} real tokens per epoch")
+          f"records {min(lengths)}-{max(lengths)} tokens (max length {max_length}), "
+          f"{sum(lengths)} real tokens per epoch")
 
+    rung_meter, base_meter = WorkMeter(), WorkMeter()
     with tempfile.TemporaryDirectory() as folder:
         rung_clock = StepClock()
         started = time.perf_counter()
         result = fine_tune(task, pipeline, train, val, Path(folder) / "rung",
-                           callbacks=[rung_clock])
+                           callbacks=[rung_clock, rung_meter])
         rung_call = time.perf_counter() - started  # loading and tokenizing included
-        base = baseline_train(task, pipeline, train_records, val_records, max_length,
-                              Path(folder) / "baseline")
+        base = baseline_train(task, pipeline, train_records, val_records,
+                              Path(folder) / "baseline", base_meter)
 
     terms, n_lora, base_clock = base["terms"], result.trainable_parameters, base["clock"]
-    # 1 epoch never stops early; with more, rung's early stopping may end it sooner
-    rung_epochs, base_epochs = round(result.epochs), round(base["epochs"])
-    rung_tokens, base_tokens = per_epoch * rung_epochs, per_epoch * base_epochs
-    if result.train_tokens != rung_tokens:
-        print(f"warning: rung's token counter says {result.train_tokens}, this script "
-              f"{rung_tokens}")
-    if n_lora != base["trainable"]:
-        print(f"warning: trainable parameters differ: rung {n_lora}, baseline "
-              f"{base['trainable']}")
-
-    flops_epoch = model_flops(lengths, terms, n_lora)
-    per_token = flops_epoch / per_epoch
-    full_per_token = model_flops(lengths, terms, 0, full=True) / per_epoch
-    padded_epoch = model_flops([max_length] * len(lengths), terms, n_lora)
-    rung_tps = rung_tokens / rung_clock.seconds
-    base_tps = base_tokens / base_clock.seconds
-    mfu = flops_epoch * rung_epochs / rung_clock.seconds / peak_flops
-    base_mfu = flops_epoch * base_epochs / base_clock.seconds / peak_flops
-    base_hfu = padded_epoch * base_epochs / base_clock.seconds / peak_flops
+    tokens_rung, tokens_base = rung_meter.tokens, base_meter.tokens
+    # identical work: the same real tokens went through both trainers, all of every record
+    assert tokens_rung == tokens_base == sum(lengths) * args.epochs, \
+        (tokens_rung, tokens_base, sum(lengths) * args.epochs)
+    assert n_lora == base["trainable"], (n_lora, base["trainable"])
+    rung_tps = tokens_rung / rung_clock.seconds
+    base_tps = tokens_base / base_clock.seconds
     ratio = rung_tps / base_tps
+    rung_model, rung_hw = (rung_meter.flops(terms, n_lora, padded=p) for p in (False, True))
+    base_model, base_hw = (base_meter.flops(terms, n_lora, padded=p) for p in (False, True))
+    mfu, hfu = (f / rung_clock.seconds / peak_flops for f in (rung_model, rung_hw))
+    base_mfu, base_hfu = (f / base_clock.seconds / peak_flops for f in (base_model, base_hw))
+    head_rung = sum(b["head_rows"] for b in rung_meter.batches)
+    head_base = sum(b["head_rows"] for b in base_meter.batches)
 
     print(f"FLOPs: N_lin {terms['n_lin'] / 1e6:.1f}M, LM head h*V {terms['head'] / 1e6:.1f}M, "
           f"N_lora {n_lora / 1e6:.2f}M, L {terms['layers']}, d_attn {terms['d_attn']}")
-    print("model FLOPs per sequence of T tokens (LoRA, frozen base) = "
-          "T*(4*N_lin + 4*h*V + 6*N_lora) + 12*L*d_attn*T^2: "
-          f"{per_token / 1e6:.0f} MFLOP per token here (full fine-tuning, "
-          f"T*(6*N_lin + 6*h*V) + the same attention: {full_per_token / 1e6:.0f})")
-    print(f"hf-trainer-pad-max-length (padding to {max_length}): {base_tps:.1f} tokens/s "
-          f"({base_clock.seconds:.1f} s in {base_clock.steps} steps; "
-          f"train() {base['wall']:.1f} s), MFU {base_mfu:.1%}, "
-          f"{base_hfu:.1%} counting the padded rows")
-    print(f"rung fine_tune (group_by_length): {rung_tps:.1f} tokens/s "
-          f"({rung_clock.seconds:.1f} s in {rung_clock.steps} steps; "
-          f"train() {result.seconds:.1f} s), MFU {mfu:.1%}")
-    print(f"ratio {ratio:.2f}x (target >= 1.5)")
+    print(f"tokens trained, counted from the batches: rung {tokens_rung}, baseline "
+          f"{tokens_base}; padded rows x width: rung "
+          f"{sum(b['rows'] * b['width'] for b in rung_meter.batches)}, baseline "
+          f"{sum(b['rows'] * b['width'] for b in base_meter.batches)}; LM head rows: rung "
+          f"{head_rung}, baseline {head_base}")
+    print(f"hf-trainer-dynamic-padding: {base_tps:.1f} tokens/s ({base_clock.seconds:.1f} s in "
+          f"{base_clock.steps} steps; train() {base['wall']:.1f} s), MFU {base_mfu:.1%}, "
+          f"HFU {base_hfu:.1%}")
+    print(f"rung fine_tune: {rung_tps:.1f} tokens/s ({rung_clock.seconds:.1f} s in "
+          f"{rung_clock.steps} steps; train() {result.seconds:.1f} s), MFU {mfu:.1%}, "
+          f"HFU {hfu:.1%}")
+    print(f"ratio {ratio:.2f}x")
     print(json.dumps({
         "ratio": round(ratio, 3),
-        "mfu": round(mfu, 4),
-        "baseline_mfu": round(base_mfu, 4),
-        "baseline_hfu": round(base_hfu, 4),
+        "tokens_rung": tokens_rung,
+        "tokens_baseline": tokens_base,
+        "same_tokens": tokens_rung == tokens_base,
+        "mfu": round(mfu, 4), "hfu": round(hfu, 4),
+        "baseline_mfu": round(base_mfu, 4), "baseline_hfu": round(base_hfu, 4),
         "rung_tokens_per_s": round(rung_tps, 2),
         "baseline_tokens_per_s": round(base_tps, 2),
+        "model_flops": {"rung": rung_model, "baseline": base_model},
+        "executed_flops": {"rung": rung_hw, "baseline": base_hw},
+        "lm_head_rows": {"rung": head_rung, "baseline": head_base},
         "gemm_peak_gflops": round(peak_flops / 1e9, 2),
         "gemm_by_size_gflops": peak["by_size_gflops"],
-        "tokens": rung_tokens,
-        "baseline_tokens": base_tokens,
-        "rung_counted_tokens": result.train_tokens,
         "rung_step_s": round(rung_clock.seconds, 2),
         "baseline_step_s": round(base_clock.seconds, 2),
         "rung_train_wall_s": round(result.seconds, 2),
         "baseline_train_wall_s": round(base["wall"], 2),
-        "ratio_wall": round(base["wall"] / result.seconds * rung_tokens / base_tokens, 3),
         "rung_call_wall_s": round(rung_call, 2),
         "steps": {"rung": rung_clock.steps, "baseline": base_clock.steps},
-        "baseline": f"hf-trainer-pad-max-length (Trainer + PEFT LoRA, padding to {max_length})",
+        "baseline": "hf-trainer-dynamic-padding (Trainer + PEFT LoRA, DataCollatorForSeq2Seq "
+                    "padding each shuffled batch to its longest record)",
         "max_length": max_length,
         "examples": len(train),
         "val": len(val),
-        "epochs": {"rung": rung_epochs, "baseline": base_epochs},
+        "epochs": args.epochs,
         "batch_size": settings.batch_size,
         "gradient_accumulation": settings.gradient_accumulation,
-        "flops_per_token": round(per_token),
-        "flops_formula": "T*(4*N_lin + 4*h*V + 6*N_lora) + 12*L*d_attn*T^2 per sequence",
         "n_lin": terms["n_lin"], "lm_head": terms["head"], "n_lora": n_lora,
+        "n": len(train),
+        "cores": os.cpu_count(),
         "machine": machine(),
     }))
 
