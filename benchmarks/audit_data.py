@@ -44,7 +44,8 @@ def request(rng: random.Random) -> str:
 
 
 def chat_records(n: int, seed: int = 0) -> list[dict]:
-    """`n` OpenAI-format records; about 1% exact copies, 1% near-copies, a few e-mails."""
+    """`n` OpenAI-format records; about 1% exact copies, 1% near-copies, 0.5% contradictions
+    (a copied request with another label), a few e-mails."""
     rng = random.Random(seed)
     records: list[dict] = []
     for i in range(n):
@@ -57,8 +58,14 @@ def chat_records(n: int, seed: int = 0) -> list[dict]:
             copy["messages"][1]["content"] += " Thanks!"
             records.append(copy)
             continue
+        if records and roll < 0.025:
+            copy = json.loads(json.dumps(rng.choice(records)))
+            answer = copy["messages"][2]
+            answer["content"] = rng.choice([x for x in LABELS if x != answer["content"]])
+            records.append(copy)
+            continue
         text = request(rng)
-        if roll < 0.025:
+        if roll < 0.03:
             text += f" Reach me at user{i}@example.org."
         records.append({"messages": [
             {"role": "system", "content": "Classify the support request."},

@@ -34,7 +34,7 @@ position for the baseline, the answer positions for rung. MFU = those FLOPs / st
 measured GEMM peak (the best fp32 `torch.matmul` of square n x n matrices, n = 512..2048, on
 the same threads). HFU counts what ran on padding too (B*W rows, W^2 attention, every head row).
 
-    OMP_NUM_THREADS=2 python benchmarks/train_throughput.py [--examples 16] [--val 8]
+    OMP_NUM_THREADS=2 python benchmarks/train_throughput.py [--examples 64] [--val 8]
 
 Last line: JSON with ratio, tokens_rung, tokens_baseline, mfu, hfu, baseline_mfu,
 baseline_hfu, rung_tokens_per_s, baseline_tokens_per_s, gemm_peak_gflops, machine, ...
@@ -284,7 +284,7 @@ def machine() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--examples", type=int, default=16, help="training examples (the first N)")
+    parser.add_argument("--examples", type=int, default=64, help="training examples (the first N)")
     parser.add_argument("--val", type=int, default=8, help="val examples for the per-epoch eval")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=None, help="default: the task's batch_size")
