@@ -157,3 +157,15 @@ def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None 
 def task_dir(tmp_path) -> Path:
     """A fresh task folder per test, so every test has its own .rung store."""
     return tmp_path / "task"
+
+
+def fuzz_settings(default: int = 40):
+    """Hypothesis settings for the fuzz tests: a bounded, repeatable run inside `make test`;
+    RUNG_FUZZ_EXAMPLES=N runs N random examples per test instead (say 5000, for an hour)."""
+    from hypothesis import HealthCheck, settings
+
+    wanted = os.environ.get("RUNG_FUZZ_EXAMPLES")
+    return settings(max_examples=int(wanted) if wanted else default, deadline=None,
+                    derandomize=not wanted, database=None, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.large_base_example])

@@ -277,7 +277,14 @@ def load_task(path: str | Path) -> TaskSpec:
         raise ConfigError(
             "no task file here", file=path, fix="pass a rung.toml or a folder that has one"
         )
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start}",
+                          file=path, line=line, fix="re-save rung.toml as UTF-8 (TOML files "
+                          "must be UTF-8)") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -66,6 +66,11 @@ def json_records(path: Path) -> Iterator[tuple[int, Record]]:
                               "make the line one complete JSON object; check quotes, commas and "
                               f"brackets near column {e.colno}{hint}")
             continue
+        except RecursionError:  # the parser recurses once per nested bracket
+            yield line, error(path, line, "JSON nested too deeply to read",
+                              "an example needs a few levels of objects and lists; check the "
+                              "line for runaway brackets")
+            continue
         first = False
         if not isinstance(record, dict):
             yield line, error(path, line, f"expected a JSON object, got {json_kind(record)}",

@@ -154,16 +154,24 @@ def _html(raw: str) -> tuple[str, list[Section]]:
 
 def _pdf(path: Path, data: bytes) -> tuple[str, list[Section]]:
     import io
+    import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
+    quiet = logging.getLogger("pypdf")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its repair notes would go to stderr; the error says it
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, OSError) as err:
-        raise DataError(f"unreadable PDF: {err}", file=path,
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged PDF makes pypdf raise almost anything
+        # (fuzzing found AttributeError, TypeError, IndexError, RecursionError, zlib errors)
+        raise DataError(f"unreadable PDF: {type(err).__name__}: {err}"[:300], file=path,
                         fix="re-export the PDF, or convert it to text or Markdown") from None
+    finally:
+        quiet.setLevel(level)
     text_parts: list[str] = []
     sections: list[Section] = []
     offset = 0
