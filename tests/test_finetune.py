@@ -5,6 +5,7 @@ calls not ready, is evaluated like every rung; and the overfitting diagnosis."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,32 @@ def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_ll
     assert [c["step"] for c in tune.curves if "eval_loss" in c] == [2, 4, 6]
     again = fine_tune(task, pipeline, train, val, out)  # finished: picked up, not retrained
     assert again.reused and again.rank_digests == tune.rank_digests
+
+
+def test_a_checkpoint_cut_off_mid_save_is_dropped_and_the_one_before_resumes(
+        task_dir: Path, tiny_llama: Path) -> None:
+    """The Trainer writes trainer_state.json last: a kill while saving leaves a checkpoint
+    without it, which transformers would pick as the latest and fail to resume from."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    extra = finetune_table(rank=4, alpha=8, learning_rate=0.001, epochs=3, batch_size=4,
+                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=10)
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    pipeline, out = _pipeline(tiny_llama, task_dir), task_dir / "out"
+    train, val = _tickets(8), _tickets(2, "BUG", start=50)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(task, pipeline, train, val, out, callbacks=[Interrupt()])
+    whole, cut = out / "checkpoints" / "checkpoint-2", out / "checkpoints" / "checkpoint-4"
+    cut.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):  # weights, no state
+        shutil.copy(whole / name, cut / name)
+    tune = fine_tune(task, pipeline, train, val, out)
+    assert tune.resumed_from == 2 and tune.steps == 6
 
 
 # --- the diagnosis, on constructed curves ---------------------------------------------------

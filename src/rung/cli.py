@@ -164,6 +164,9 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
         for name, why in summary["not_measured"].items():
             out.print(f"not measured: {name}: {why}", style="dim", highlight=False,
                       markup=False)
+    if (cache := summary["cache"]) and cache["hits"]:
+        out.print(f"[dim]{cache['hits']:,} model answers came from the store, "
+                  f"{cache['misses']:,} were asked[/]")
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
     if result.report is not None:
         out.print(f"report: {result.report}", highlight=False, soft_wrap=True)

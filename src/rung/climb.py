@@ -56,6 +56,8 @@ class ClimbResult:
     report: Path | None = None  # the run's HTML report
     not_measured: dict[str, str] = field(default_factory=dict)  # rung -> why it was left out
     audit: dict[str, Any] | None = None  # the data audit's id, verdict and reasons
+    # model answers this run took from the store ("hits") and asked a model for ("misses")
+    cache: dict[str, int] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The `rung climb --json` shape; documented in the README and kept stable."""
@@ -70,6 +72,7 @@ class ClimbResult:
             "not_measured": self.not_measured,
             "audit": self.audit,
             "index": self.index,
+            "cache": self.cache,
         }
 
 
@@ -298,7 +301,9 @@ def climb(
         outcome = ClimbResult(task, run_id, split, results,
                               recommend(task, results, audit, stopped), index,
                               not_measured={n: w for n, w in why_not.items() if w},
-                              audit=_audit_brief(audit))
+                              audit=_audit_brief(audit),
+                              cache=None if cache is None else
+                              {"hits": cache.hits, "misses": cache.misses})
         store.finish_run(run_id, outcome.summary())
         outcome.report = write_report(store, run_id)
         return outcome

@@ -72,7 +72,8 @@ def explain(error: BaseException) -> RungError | None:
     if isinstance(error, sqlite3.DatabaseError):
         return RungError(f"the run store (.rung/runs.db) could not be used: {error}",
                          fix="if another rung command is writing it, wait and retry; if it is "
-                             "damaged, move .rung/runs.db aside and rung starts a new one")
+                             "damaged, move .rung/runs.db aside (with runs.db-wal and runs.db-shm "
+                             "beside it) and rung starts a new one")
     if isinstance(error, OSError):
         name = error.filename or ""
         reason = error.strerror or str(error)

@@ -206,6 +206,12 @@ class Store:
         self.conn = sqlite3.connect(self.db_path, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA foreign_keys = ON")
+        # Two climbs of one task may run at once: in WAL mode readers never wait for a writer
+        # and a writer waits (busy timeout) instead of failing with "database is locked".
+        # The mode is stored in the file, so setting it once is enough; a filesystem without
+        # shared memory (some network mounts) keeps the rollback journal and stays correct.
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
         self._migrate()
 
     def _migrate(self) -> None:

@@ -136,8 +136,55 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     check_method(task.finetune, train, file=task.path)
     if (done := finished_tune(out)) is not None:
         return done
+    with tune_lock(out):  # another climb of this task may be training the same tune
+        if (done := finished_tune(out)) is not None:
+            return done  # it was: take its result instead of training it again
+        return _train(task, pipeline, train, val, out, callbacks)
+
+
+@contextlib.contextmanager
+def tune_lock(out: Path) -> Any:
+    """Hold the tune's lock file while training it: a second process asking for the same tune
+    (two climbs of one task at once) waits, then picks the finished tune up. The lock is the
+    operating system's (flock), so a killed process releases it. Processes of one
+    `accelerate launch` train one tune together and do not lock against each other."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent climbs there may train twice
+        yield
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing. It writes trainer_state.json last,
+    so a folder without one was cut off mid-save (a kill, a full disk): it is removed, and
+    the one before it resumes the run instead of a crash on half a checkpoint."""
+    if not folder.is_dir():
+        return None
+    steps = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
+                   if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
+    for _, path in reversed(steps):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
+           val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> TuneResult:
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from transformers.utils import logging as hf_logging
 
     import datasets
@@ -152,8 +199,7 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = _trainer(task, pipeline, train, val, out, callbacks)
-        last = get_last_checkpoint(str(out / "checkpoints")) \
-            if (out / "checkpoints").is_dir() else None
+        last = last_complete_checkpoint(out / "checkpoints")
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train(resume_from_checkpoint=last)

@@ -93,9 +93,16 @@ def save_classifier(estimator: Any, folder: Path, manifest: dict[str, Any]) -> P
                   "memory_bytes": _loaded_bytes(tmp / WEIGHTS)
                   + (_embedding_bytes() if manifest.get("features") == "minilm" else 0)}
         (tmp / MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True))
-        if folder.exists():  # an earlier, interrupted or outdated copy
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        if folder.exists() and not (folder / MANIFEST).is_file():  # not a finished copy
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            # another climb of this task saved the same classifier first (its key names the
+            # candidate, seed, labels and train ids, so the fit is the same): keep theirs
+            if not (folder / MANIFEST).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
