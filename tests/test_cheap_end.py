@@ -15,6 +15,7 @@ from conftest import LABELS, FakeModel, write_task
 from rung.calibration import CONTENT_FREE, calibrated
 from rung.cli import app
 from rung.climb import climb, compare_with_cheaper, load_examples, make_split
+from rung.decide import reaches
 from rung.data.example import make_example
 from rung.eval.metrics import Score
 from rung.eval.runner import EvalResult, Prediction, evaluate
@@ -381,3 +382,35 @@ def test_a_label_missing_from_train_is_never_the_classifiers_answer(task_dir, tm
     assert out.text in ("BILLING", "BUG") and out.label_logprobs[2] == pytest.approx(
         np.log(1e-12))
     assert out.loss(LABELS, "FEATURE") == pytest.approx(-np.log(1e-12))  # a number, not inf
+
+
+@pytest.mark.parametrize("decide_on", ["point", "lower-bound"])
+def test_the_stop_rule_on_val_honours_decide_on(task_dir, fake_model, decide_on):
+    """Zero-shot misses one val example: 0.9+ on val by its point estimate, with an interval
+    reaching well below the target. "point" stops there; "lower-bound" climbs on. One
+    function (decide.reaches) is the rule for both the climb and the decision."""
+    toml = write_task(task_dir, extra=f'decide_on = "{decide_on}"\n')
+    task = load_task(toml)
+    split = make_split(task, load_examples(task))
+    missed = split.val[0].input
+
+    def rule(prompt):
+        shown = any(m.role == "assistant" for m in prompt)
+        if not shown and missed in prompt[-1].content:
+            return next(label for label in LABELS if label != _named(missed))
+        return _named(prompt[-1].content)
+
+    fake_model.rule = rule
+    summary = climb(toml).summary()
+    [prompt, *rest] = summary["rungs"]
+    chosen = next(c for c in prompt["candidates"] if c["chosen"])
+    assert chosen["val_score"] >= 0.9 > chosen["val_ci"][0]
+    if decide_on == "point":
+        assert rest == [] and summary["recommendation"]["stopped"] == "prompt"
+        assert "climb stopped at prompt" in summary["not_measured"]["few-shot"]
+    else:
+        assert [r["rung"] for r in rest] == ["few-shot"]
+        assert "few-shot" not in summary["not_measured"]
+    # the decision applies the same rule to the test scores (zero-shot is right on all of test)
+    on_test = reaches(prompt["score"], prompt["ci"], 0.9, decide_on)
+    assert on_test and summary["recommendation"]["rung"] == "prompt"
