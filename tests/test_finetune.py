@@ -170,7 +170,9 @@ def test_dpo_needs_a_rejected_answer_on_every_example(task_dir: Path, tiny_llama
     assert "rejected" in err.value.fix
 
 
-def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_llama: Path) -> None:
+def _interrupted_at_step_3(task_dir: Path, tiny_llama: Path) -> tuple:
+    """A 6-step LoRA tune stopped by Ctrl-C at step 3, with checkpoint-2 saved: what it
+    needs to be resumed (task, pipeline, train, val, out)."""
     from transformers import TrainerCallback
 
     class Interrupt(TrainerCallback):
@@ -186,6 +188,11 @@ def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_ll
     with pytest.raises(KeyboardInterrupt):
         fine_tune(task, pipeline, train, val, out, callbacks=[Interrupt()])
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2"]
+    return task, pipeline, train, val, out
+
+
+def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_llama: Path) -> None:
+    task, pipeline, train, val, out = _interrupted_at_step_3(task_dir, tiny_llama)
     tune = fine_tune(task, pipeline, train, val, out)
     assert tune.resumed_from == 2 and tune.steps == 6 and not tune.reused
     logged = [c["step"] for c in tune.curves if "loss" in c]
@@ -199,20 +206,7 @@ def test_a_checkpoint_cut_off_mid_save_is_dropped_and_the_one_before_resumes(
         task_dir: Path, tiny_llama: Path) -> None:
     """The Trainer writes trainer_state.json last: a kill while saving leaves a checkpoint
     without it, which transformers would pick as the latest and fail to resume from."""
-    from transformers import TrainerCallback
-
-    class Interrupt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 3:
-                raise KeyboardInterrupt
-
-    extra = finetune_table(rank=4, alpha=8, learning_rate=0.001, epochs=3, batch_size=4,
-                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=10)
-    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
-    pipeline, out = _pipeline(tiny_llama, task_dir), task_dir / "out"
-    train, val = _tickets(8), _tickets(2, "BUG", start=50)
-    with pytest.raises(KeyboardInterrupt):
-        fine_tune(task, pipeline, train, val, out, callbacks=[Interrupt()])
+    task, pipeline, train, val, out = _interrupted_at_step_3(task_dir, tiny_llama)
     whole, cut = out / "checkpoints" / "checkpoint-2", out / "checkpoints" / "checkpoint-4"
     cut.mkdir()
     for name in ("adapter_config.json", "adapter_model.safetensors"):  # weights, no state

@@ -69,6 +69,13 @@ def explain(error: BaseException) -> RungError | None:
     if isinstance(error, MemoryError):
         return RungError("out of memory", fix="use a smaller model, batch or [eval] val_limit, "
                          "or a machine with more memory")
+    if isinstance(error, sqlite3.DatabaseError) and any(
+            words in str(error) for words in ("disk I/O error", "disk is full")):
+        # SQLite names no errno: a full disk, a file size limit or a folder it may not write
+        # (WAL mode writes runs.db-wal and runs.db-shm beside the store) all read like this
+        return RungError(f"the run store (.rung/runs.db) could not be written: {error}",
+                         fix="free disk space, or check that the .rung folder and its files "
+                             "are writable; then run the same command again")
     if isinstance(error, sqlite3.DatabaseError):
         return RungError(f"the run store (.rung/runs.db) could not be used: {error}",
                          fix="if another rung command is writing it, wait and retry; if it is "
