@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -211,8 +212,22 @@ class Store:
         # The mode is stored in the file, so setting it once is enough; a filesystem without
         # shared memory (some network mounts) keeps the rollback journal and stays correct.
         self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal()
         self._migrate()
+
+    def _use_wal(self) -> None:
+        """Switch to WAL once. Changing the journal mode needs the file to itself, and SQLite
+        answers "locked" at once (no busy wait) while another process has it open in the old
+        mode, as when the ranks of one launch open a new store together: wait and retry."""
+        deadline = time.monotonic() + 30
+        while self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return  # set, or refused for good (no shared memory there): stay as it is
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         """One transaction per migration, so a crash leaves the previous version intact.
