@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rung.models.remote import FLOOR
 from rung.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -24,15 +25,18 @@ if TYPE_CHECKING:
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
-def calibrated(pipeline: Pipeline, cache: "ResponseCache | None" = None) -> Pipeline:
+def calibrated(pipeline: Pipeline, cache: "ResponseCache | None" = None) -> Pipeline | None:
     """The same pipeline with its content-free label probabilities measured and stored, so
-    what is served divides out exactly what was measured."""
+    what is served divides out exactly what was measured. None where the model gives no
+    probabilities to divide (a remote API whose labels are parsed from its words)."""
     if pipeline.kind != "classification" or pipeline.classifier is not None:
         raise ValueError("contextual calibration applies to label scoring by an LLM")
     if pipeline.nearest:
         raise ValueError("similar-example demonstrations change with the input; a content-free "
                          "input has no neighbours worth calibrating against")
     outputs = replace(pipeline, calibration=None).predict(list(CONTENT_FREE), cache=cache)
+    if any(not out.label_logprobs or min(out.label_logprobs) <= FLOOR for out in outputs):
+        return None
     probabilities = []
     for out in outputs:
         logprobs = np.asarray(out.label_logprobs, dtype=float)

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from rung.errors import explain
-from rung.terminal import climb_table, print_audit, print_estimate, runs_table
+from rung.terminal import climb_table, dry_run_table, print_audit, print_estimate, runs_table
 
 if TYPE_CHECKING:
     from rung.store import Store
@@ -120,11 +120,26 @@ def climb(
                                        "past run again instead of training one"),
     climb_all: bool = typer.Option(False, "--all", help="measure every rung instead of "
                                    "stopping at the first whose choice reaches the target on val"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="count and price what every rung "
+                                 "would send to its models, without sending anything"),
+    budget: Optional[float] = typer.Option(None, "--budget", min=0, help="stop before the "
+                                           "dollars spent at remote models would pass this"),
 ) -> None:
     """Build and measure each rung on the same test split, cheapest first; stop at the first
     that reaches the target (on val) and recommend the first that reaches it on test."""
+    if dry_run:
+        from rung.dry_run import dry_run as count_requests
+
+        with _user_errors():
+            estimate = count_requests(path)
+        if as_json:
+            print(json.dumps(estimate, indent=2))
+        else:
+            out.print(dry_run_table(estimate))
+            out.print(f"[dim]{estimate['estimate']}[/]", highlight=False)
+        return
     _climb(path, as_json=as_json, no_cache=no_cache, only=None, force=force, tune_from=tune,
-           climb_all=climb_all)
+           climb_all=climb_all, budget=budget)
 
 
 @app.command("eval")
@@ -142,13 +157,15 @@ def eval_rung(
 
 
 def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
-           force: bool = False, tune_from: str | None = None, climb_all: bool = False) -> None:
+           force: bool = False, tune_from: str | None = None, climb_all: bool = False,
+           budget: float | None = None) -> None:
     from rung.climb import climb as run_climb
 
     # progress goes to stderr: --json keeps stdout for the JSON, and a long climb still shows
     with _user_errors(), _progress(True) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
-                           force=force, tune_from=tune_from, climb_all=climb_all)
+                           force=force, tune_from=tune_from, climb_all=climb_all,
+                           budget=budget)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -27,6 +27,8 @@ from rung.files import atomic_write
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import NotReadyError, TuneResult, require_ready
 from rung.models.cache import ResponseCache
+from rung.models.remote import Budget, BudgetReached, is_remote, set_budget, spent, usage_before
+from rung.models.remote import prepare as prepare_endpoints
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.rag.service import file_progress, refresh_index
@@ -172,6 +174,10 @@ def _left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[s
         why["bigger-model"] = "no [models] large"
     if "finetune" not in task.model_fields_set and tune_from is None:
         why["finetune"] = "no [finetune] table (or rung eval --rung finetune)"
+    elif is_remote(task.models.small) and tune_from is None:
+        why["finetune"] = (f"[models] small is a remote model ({task.models.small}): the "
+                           "fine-tune trains weights on this machine; name a local copy of "
+                           "the model to tune it (hosted fine-tuning is not supported)")
     for name in task.ladder.skip:
         why[name] = "[ladder] skip"
     return why
@@ -186,11 +192,15 @@ def climb(
     force: bool = False,
     tune_from: str | None = None,
     climb_all: bool = False,
+    budget: float | None = None,
+    store_dir: Path | None = None,
+    leave_out: dict[str, str] | None = None,
 ) -> ClimbResult:
     """Climb the ladder cheapest first, stopping after the first rung whose choice on val
     reaches the target (`climb_all`, or [ladder] all, measures every rung). With `only`,
     measure one rung (building on val what it stands on). `tune_from` names a past run whose
-    fine-tune is measured again instead of training."""
+    fine-tune is measured again instead of training. `budget` caps the dollars spent at remote
+    models. `store_dir` and `leave_out` (rung -> why) are for the dry run."""
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
@@ -204,10 +214,12 @@ def climb(
                           f"{task.task.kind}", file=task.path,
                           fix="measure another rung (rung eval PATH --rung prompt)")
     climb_all = climb_all or task.ladder.all
+    prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
+    spending = _budget(task, budget)
     examples = load_examples(task)
     split = make_split(task, examples)
     audit = audit_for(task, reporter)  # before any rung: its verdict shapes the next step
-    why_not = _left_out(task, only, tune_from)
+    why_not = {**_left_out(task, only, tune_from), **(leave_out or {})}
     if not why_not["finetune"] and tune_from is None:
         try:  # the tune's refusal comes before the cheaper rungs' work, not after it
             require_ready(task, force=force)
@@ -215,8 +227,10 @@ def climb(
             if only == "finetune":
                 raise
             why_not["finetune"] = f"{refused.message}; fix: {refused.fix}"
-    store = Store(task.store_dir)
+    store = Store(store_dir or task.store_dir)
     run_id: str | None = None
+    results: list[RungResult] = []
+    set_budget(spending)
     try:
         run_id = store.start_run(
             task=task.task.name, task_path=str(task.path), kind=task.task.kind,
@@ -226,7 +240,6 @@ def climb(
         )
         split.save(store.artifacts(run_id) / "split.json")
         cache = store.response_cache() if use_cache else None
-        results: list[RungResult] = []
         stop: list[str] = []  # the rung whose choice reached the target on val, if any
         cut: list[str] = []  # rungs left out because the climb stopped
 
@@ -251,7 +264,10 @@ def climb(
             return any(not why_not[n] and climbing(n) for n in later)
 
         def measure(rung: Rung) -> RungResult:
+            before = {m: usage_before(m) for m in (task.models.small, task.models.large) if m}
             result = _run_rung(task, rung, split, reporter, cache)
+            model = result.pipeline.model
+            result.remote = spent(model, before.get(model), task.costs)
             if isinstance(rung, FineTuneRung) and rung.tune is not None:
                 result.training = rung.tune.summary()
                 store.add_curves(run_id, rung.name, rung.tune.curves)
@@ -308,11 +324,31 @@ def climb(
         outcome.report = write_report(store, run_id)
         return outcome
     except BaseException as error:  # the run says how it ended; what it stored stays
+        if isinstance(error, BudgetReached):  # say how far the money went
+            done = ", ".join(r.rung for r in results) or "no rung yet"
+            error = BudgetReached(f"{error.message}; measured before it: {done}",
+                                  fix=error.fix)
         if run_id is not None and (row := store.run(run_id)) and row["status"] == "running":
             store.fail_run(run_id, error)
+        if isinstance(error, BudgetReached):
+            raise error from None
         raise
     finally:
+        set_budget(None)
         store.close()
+
+
+def _budget(task: TaskSpec, dollars: float | None) -> Budget | None:
+    """The climb's spending cap; every remote model it may call needs a price to count."""
+    if dollars is None:
+        return None
+    unpriced = [e.reference for e in task.models.endpoints() if e.model not in task.costs.api]
+    if unpriced:
+        raise ConfigError(
+            f"--budget needs a price for {', '.join(unpriced)}", file=task.path,
+            fix="add its prices under [costs.api.MODEL] (train_per_million, input_per_million, "
+                "output_per_million)")
+    return Budget(dollars, dict(task.costs.api))
 
 
 def _audit_brief(audit: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -157,6 +157,10 @@ class Pipeline:
             scored = model.score_choices(prompts, self.labels)
             outputs = []
             for s, c in zip(scored, contexts):
+                if s.answer is not None:  # its words named no label: a format failure
+                    outputs.append(Output(s.answer, s.tokens_in, 0,
+                                          sources=tuple(h.chunk.key for h in c)))
+                    continue
                 best = self.pick(s.logprobs)
                 outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best],
                                       tuple(s.logprobs), tuple(s.choice_tokens),

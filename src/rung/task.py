@@ -12,7 +12,7 @@ import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -20,6 +20,9 @@ from rung.costs import CostsTable
 from rung.errors import ConfigError, ProblemList, RungError
 from rung.eval.custom_metrics import load_custom_metric
 from rung.eval.text_metrics import TEXT_METRICS, json_schema_metric
+
+if TYPE_CHECKING:
+    from rung.models.remote import Endpoint
 
 TaskKind = Literal["classification", "extraction", "generation"]
 
@@ -86,9 +89,42 @@ class SplitTable(_Strict):
         return self
 
 
+class EndpointTable(_Strict):
+    """[models.openai] / [models.anthropic]: where a remote backend answers and which
+    environment variable holds its key (never the key itself)."""
+
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 for vLLM or a llama.cpp server
+    api_key_env: str | None = None  # default OPENAI_API_KEY / ANTHROPIC_API_KEY; "" for none
+
+
 class ModelsTable(_Strict):
-    small: str
+    small: str  # an alias, a folder, a .gguf file, hf:org/name, openai:MODEL or anthropic:MODEL
     large: str | None = None
+    openai: EndpointTable = EndpointTable()
+    anthropic: EndpointTable = EndpointTable()
+    # remote models only: requests in flight at once, seconds each, the SDK's retries (with
+    # backoff and jitter, honouring Retry-After), and the share of failed requests that stops
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+
+    def endpoints(self) -> list["Endpoint"]:
+        """The remote models this task names, with their settings."""
+        from rung.models.remote import BACKENDS, Endpoint, is_remote
+
+        found = []
+        for reference in (self.small, self.large):
+            if reference is None or not is_remote(reference):
+                continue
+            backend = reference.split(":", 1)[0]
+            table: EndpointTable = getattr(self, backend)
+            found.append(Endpoint.of(
+                reference, base_url=table.base_url,
+                api_key_env=BACKENDS[backend] if table.api_key_env is None else table.api_key_env,
+                concurrency=self.concurrency, timeout_s=self.timeout_s,
+                max_retries=self.max_retries, max_error_rate=self.max_error_rate))
+        return found
 
 
 RungName = Literal["classifier", "prompt", "few-shot", "rag", "bigger-model", "finetune"]

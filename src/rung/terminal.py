@@ -115,3 +115,15 @@ def print_estimate(out: Console, rows: Sequence[Any], *, title: str, lora_rank: 
         for cells in r.breakdown():
             parts.add_row(*cells)
         out.print(parts)
+
+
+def dry_run_table(estimate: dict) -> Table:
+    """`rung climb --dry-run`: what each rung would send, per model, and what it would cost."""
+    table = Table(title=f"{estimate['task']}: what a climb would send (dry run, nothing sent)")
+    for name in ("rung", "model", "requests", "tokens in", "tokens out", "dollars"):
+        table.add_column(name, justify="right" if name not in ("rung", "model") else "left")
+    for row in [*estimate["rungs"], {"rung": "total", "model": "", **estimate["total"]}]:
+        dollars = "no price" if row["dollars"] is None else f"${row['dollars']:,.4f}"
+        table.add_row(row["rung"], row["model"], f"{row['requests']:,}",
+                      f"{row['tokens_in']:,}", f"{row['tokens_out']:,}", dollars)
+    return table

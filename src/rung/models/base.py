@@ -18,6 +18,7 @@ class Generation:
     text: str
     tokens_in: int
     tokens_out: int
+    error: bool = False  # the request failed (a remote server): counted wrong, never cached
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class ChoiceScores:
     logprobs: list[float]  # summed log-probability of each choice, in the order given
     tokens_in: int  # prompt tokens
     choice_tokens: list[int]  # tokens of each choice (the answer the model "writes")
+    # a model whose labels are parsed from its words (a remote API without log-probabilities)
+    # and that named none: what it said, which is then the prediction (a format failure)
+    answer: str | None = None
+    error: bool = False  # the request failed (a remote server): counted wrong, never cached
 
 
 @runtime_checkable

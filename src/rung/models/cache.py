@@ -91,7 +91,8 @@ class CachedModel:
         if missing:
             fresh = self.inner.score_choices([prompts[i] for i in missing], choices)
             new = {keys[i]: asdict(s) for i, s in zip(missing, fresh)}
-            self.cache.put_many(self.fingerprint, "score", new)
+            self.cache.put_many(self.fingerprint, "score",
+                                {k: v for k, v in new.items() if not v["error"]})
             found.update(new)
         return [ChoiceScores(**found[k]) for k in keys]
 
@@ -107,6 +108,7 @@ class CachedModel:
         if missing:
             fresh = self.inner.generate([prompts[i] for i in missing], max_new_tokens=max_new_tokens)
             new = {keys[i]: asdict(g) for i, g in zip(missing, fresh)}
-            self.cache.put_many(self.fingerprint, "generate", new)
+            self.cache.put_many(self.fingerprint, "generate",
+                                {k: v for k, v in new.items() if not v["error"]})
             found.update(new)
         return [Generation(**found[k]) for k in keys]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rung.errors import ModelError
 from rung.models.base import Model
+from rung.models.remote import is_remote
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class ModelRef:
 
 
 def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
+    if is_remote(reference):  # served elsewhere: no weights here to read
+        raise ModelError(f"{reference} is a remote model: its weights are not on this machine",
+                         fix="use a local model (an alias, a folder, a .gguf file or hf:org/name) "
+                             "for what needs the weights (fine-tuning, memory estimates)")
     if reference in ALIASES:
         return _packaged(reference, ALIASES[reference])
     if reference.startswith(HUB):
@@ -109,7 +114,8 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
                              f"give an existing folder, a .gguf file or an alias ({known})")
     raise ModelError(
         f"unknown model '{reference}'",
-        fix=f"use an alias ({known}), a local folder, a .gguf file or hf:org/name",
+        fix=f"use an alias ({known}), a local folder, a .gguf file, hf:org/name, or a "
+            "remote model: openai:MODEL (any OpenAI-compatible server) or anthropic:MODEL",
     )
 
 
@@ -193,6 +199,10 @@ def load_model(reference: str | ModelRef, *, base_dir: Path | None = None) -> Mo
     """Load once per process: every rung of a climb shares the same weights in memory."""
     if isinstance(reference, str) and reference in _IN_PROCESS:
         return _IN_PROCESS[reference]
+    if isinstance(reference, str) and is_remote(reference):
+        from rung.models.remote import remote_model
+
+        return remote_model(reference)
     ref = reference if isinstance(reference, ModelRef) else resolve(reference, base_dir=base_dir)
     if ref not in _LOADED:
         from rung.models.hf import HFModel  # torch is imported only when a model is needed
@@ -205,6 +215,10 @@ def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
     """The model's fingerprint without loading it, so a fully cached run never loads weights."""
     if reference in _IN_PROCESS:
         return _IN_PROCESS[reference].fingerprint
+    if is_remote(reference):
+        from rung.models.remote import endpoint_for
+
+        return endpoint_for(reference).fingerprint
     return weights_fingerprint(resolve(reference, base_dir=base_dir))
 
 

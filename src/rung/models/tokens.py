@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from rung.data.example import Message
 from rung.errors import ModelError
+from rung.models.remote import is_remote
 from rung.models.registry import ModelRef, in_process, resolve
 
 Conversation = Sequence[Message]
@@ -35,6 +36,11 @@ def token_counter(reference: str, *, base_dir: Path | None = None) -> TokenCount
     if model is not None:
         return TokenCounter(reference, getattr(model, "context_length", None),
                             lambda convs: [model.count_tokens(c) for c in convs])
+    if is_remote(reference):  # its tokenizer is at the server: the backend's stated estimate
+        from rung.models.remote import remote_model
+
+        remote = remote_model(reference)
+        return TokenCounter(reference, None, lambda convs: [remote.count_tokens(c) for c in convs])
     return _load(resolve(reference, base_dir=base_dir))
 
 

@@ -65,7 +65,10 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
 
     from rung.rag import retrievers
 
+    from rung.models.remote import prepare
+
     task = load_task(path)
+    prepare(task.models.endpoints())
     refresh_index(task)
     pipeline, origin = _rag_pipeline(task)
     settings = dict(pipeline.retrieval or {})

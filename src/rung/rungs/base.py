@@ -38,7 +38,11 @@ class Rung:
         reporter: "StageReporter | None" = None,
         cache: "ResponseCache | None" = None,
     ) -> tuple[Pipeline, list["Candidate"]]:
+        # candidates may ask the model too (calibration), and embed the train examples
+        prepared = reporter(f"{self.name}: preparing candidates", 1) if reporter else None
         pipelines = self.candidates(task, train, cache)
+        if prepared:
+            prepared(1)
         n_val = min(len(val), task.eval.val_limit or len(val))
         progress = reporter(f"{self.name}: choosing on val", len(pipelines) * n_val) if reporter else None
         return choose_on_val(task, pipelines, val, progress, cache)
@@ -67,6 +71,8 @@ class RungResult:
     # how the cheaper rung in `versus` was picked: "built-from" (the pipeline this rung ran,
     # e.g. the bigger model's) or "best-on-val" (the cheaper rung whose choice scored best on val)
     paired_with: str | None = None
+    # a remote model's spend on this rung (requests, errors, tokens, dollars, scoring method)
+    remote: dict[str, Any] | None = None
 
     @property
     def choice(self) -> Candidate:
@@ -108,6 +114,7 @@ class RungResult:
                 for c in self.candidates
             ],
             "model": self.pipeline.model,
+            "remote": self.remote,
             "training": self.training,
             "versus": (
                 {"rung": self.versus[0], "paired_with": self.paired_with,

@@ -51,5 +51,5 @@ class BiggerModelRung(Rung):
         details = {**self.best.details, "from": self.best.rung}
         pipeline = replace(uncalibrated(self.best), rung=self.name, model=large, details=details)
         if self.best.calibration is not None:  # calibrated again, on the model that answers
-            pipeline = calibrated(pipeline, cache)
+            pipeline = calibrated(pipeline, cache) or pipeline  # if it gives probabilities
         return [(f"{self.best.rung} on {large}", pipeline)]

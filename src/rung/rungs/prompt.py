@@ -25,8 +25,9 @@ def with_calibrated(task: TaskSpec, candidates: list[tuple[str, Pipeline]],
     out = []
     for label, pipeline in candidates:
         out.append((label, pipeline))
-        if task.task.kind == "classification" and not pipeline.nearest:
-            out.append((f"{label}, calibrated", calibrated(pipeline, cache)))
+        if task.task.kind == "classification" and not pipeline.nearest and (
+                twin := calibrated(pipeline, cache)) is not None:
+            out.append((f"{label}, calibrated", twin))
     return out
 
 

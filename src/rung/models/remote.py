@@ -1,0 +1,472 @@
+"""Models a team already runs, over HTTP: `openai:MODEL` (OpenAI's API, or any OpenAI-
+compatible server: vLLM, TGI, Ollama, a llama.cpp server, LM Studio, Together, Groq, Azure,
+by `base_url`) and `anthropic:MODEL` (Anthropic's Messages API).
+
+Both sit behind the same two operations as an in-process model. Generation is one chat
+request per prompt. Classification scores labels from the token log-probabilities the server
+returns for the first answer token ("logprobs": OpenAI, vLLM and llama.cpp serve them); where
+a server returns none (Anthropic never does), the model is asked to answer with one label and
+its words are parsed ("parsed"), an answer that is no label counting as a format failure.
+
+Requests go out `concurrency` at a time on threads (the official SDK clients are thread-safe).
+The SDKs retry 429s, 5xx and timeouts with exponential backoff and jitter, honouring
+Retry-After, within a per-request timeout; a request that still fails is that example's error,
+is never cached, and once more than `max_error_rate` of the requests have failed the climb
+stops with the last error. Keys come only from the environment and are never written down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from rung.data.example import Message
+from rung.errors import ConfigError, ModelError
+from rung.models.base import ChoiceScores, Generation
+
+BACKENDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+FLOOR = -1e9  # a label the model gave no probability at all (finite: the cache stores JSON)
+_MIN_REQUESTS = 20  # the error rate is judged once this many requests have been made
+_MIN_ERRORS = 3
+
+
+def is_remote(reference: str) -> bool:
+    return reference.split(":", 1)[0] in BACKENDS and ":" in reference
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a remote model answers and how rung talks to it ([models] in rung.toml)."""
+
+    backend: str  # openai | anthropic
+    model: str
+    base_url: str | None = None  # None: the SDK's own default (or OPENAI_BASE_URL)
+    api_key_env: str = ""  # the variable holding the key; "" for a server that needs none
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    max_error_rate: float = 0.05
+
+    @classmethod
+    def of(cls, reference: str, **settings: Any) -> "Endpoint":
+        backend, model = reference.split(":", 1)
+        if not model:
+            raise ConfigError(f"'{reference}' names no model", fix=f"write {backend}:MODEL")
+        return cls(backend=backend, model=model, **settings)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.backend == "openai" and os.environ.get("OPENAI_BASE_URL"):
+            return os.environ["OPENAI_BASE_URL"].rstrip("/")
+        return {"openai": "https://api.openai.com/v1",
+                "anthropic": "https://api.anthropic.com"}[self.backend]
+
+    @property
+    def loopback(self) -> bool:
+        return urlparse(self.url).hostname in {"127.0.0.1", "localhost", "::1"}
+
+    def key(self) -> str | None:
+        """The key from the environment; a server on this machine may need none."""
+        value = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if value:
+            return value
+        if not self.api_key_env or self.loopback:
+            return None
+        raise ConfigError(
+            f"{self.reference} needs an API key in the environment variable "
+            f"{self.api_key_env}, which is not set",
+            fix=f"export {self.api_key_env}=... (keys are read from the environment only), or "
+                f"name another variable with [models.{self.backend}] api_key_env")
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's name at its server: answers cached from one server are not served
+        for another. (A provider may change the model behind a name; pin a dated one.)"""
+        text = f"{self.backend}|{self.model}|{self.url}"
+        return f"{self.backend}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Usage:
+    """What this process has spent at one endpoint, from the servers' own usage fields."""
+
+    requests: int = 0
+    errors: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: list[float] = field(default_factory=list)  # each request, end to end
+    last_error: str = ""
+    scoring: str | None = None  # logprobs | parsed: how labels were scored
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "scoring": self.scoring}
+
+
+class BudgetReached(ModelError):
+    """The next request would take the climb past `--budget`."""
+
+
+@dataclass
+class Budget:
+    """Dollars a climb may spend at remote models, shared by all of them. Each request
+    reserves its worst case (the prompt estimate plus every token it may write) before it is
+    sent and settles at what the server's usage fields say it cost."""
+
+    limit: float
+    prices: dict[str, Any]  # model name -> ApiPrice ([costs] api)
+    spent: float = 0.0
+    reserved: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def price(self, model: str, tokens_in: int, tokens_out: int) -> float:
+        p = self.prices[model]
+        return tokens_in / 1e6 * p.input_per_million + tokens_out / 1e6 * p.output_per_million
+
+    def reserve(self, model: str, tokens_in: int, tokens_out: int) -> float:
+        worst = self.price(model, tokens_in, tokens_out)
+        with self.lock:
+            if self.spent + self.reserved + worst > self.limit:
+                raise BudgetReached(
+                    f"the budget of {_dollars(self.limit)} is reached: {_dollars(self.spent)} "
+                    f"spent, and the next request to {model} could cost up to "
+                    f"{_dollars(worst)}",
+                    fix="every answer so far is cached: run again with a larger --budget to "
+                        "go on from here (rung climb PATH --dry-run estimates the whole climb)")
+            self.reserved += worst
+        return worst
+
+    def settle(self, reserved: float, model: str, tokens_in: int, tokens_out: int) -> None:
+        with self.lock:
+            self.reserved -= reserved
+            self.spent += self.price(model, tokens_in, tokens_out)
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
+
+
+_BUDGET: list[Budget] = []  # the climb's budget while it runs (set_budget)
+
+
+def set_budget(budget: Budget | None) -> None:
+    _BUDGET.clear()
+    if budget is not None:
+        _BUDGET.append(budget)
+
+
+class RemoteModel:
+    """One endpoint; every rung of a climb shares it (and its usage counters)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.reference
+        self.usage = Usage()
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.endpoint.fingerprint
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            e = self.endpoint
+            options = {"api_key": e.key() or "none", "timeout": e.timeout_s,
+                       "max_retries": e.max_retries}
+            if e.backend == "openai":
+                from openai import OpenAI
+
+                self._client = OpenAI(base_url=e.url, **options)
+            else:
+                from anthropic import Anthropic
+
+                self._client = Anthropic(base_url=e.url, **options)
+        return self._client
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return estimate_tokens(messages)
+
+    # -- the two operations -------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[Sequence[Message]],
+                 max_new_tokens: int = 64) -> list[Generation]:
+        def one(prompt: Sequence[Message]) -> Generation:
+            reply = self._ask(prompt, max_tokens=max_new_tokens)
+            if reply is None:
+                return Generation("", 0, 0, error=True)
+            return Generation(reply.text, reply.tokens_in, reply.tokens_out)
+
+        return self._many(one, prompts)
+
+    def score_choices(self, prompts: Sequence[Sequence[Message]],
+                      choices: Sequence[str]) -> list[ChoiceScores]:
+        n = len(choices)
+
+        def one(prompt: Sequence[Message]) -> ChoiceScores:
+            if self.endpoint.backend == "openai" and self.usage.scoring != "parsed":
+                reply = self._ask(prompt, max_tokens=_answer_budget(choices), top_logprobs=20)
+                if reply is None:
+                    return ChoiceScores([FLOOR] * n, 0, [1] * n, answer="", error=True)
+                if reply.alternatives:
+                    self.usage.scoring = "logprobs"
+                    return ChoiceScores(label_logprobs(reply, choices), reply.tokens_in, [1] * n)
+                if self.usage.scoring == "logprobs":  # none this once: read its answer instead
+                    return _parsed(reply, choices)
+            self.usage.scoring = "parsed"  # the server gives no log-probabilities
+            reply = self._ask(with_label_rule(prompt, choices), max_tokens=_answer_budget(choices))
+            if reply is None:
+                return ChoiceScores([FLOOR] * n, 0, [1] * n, answer="", error=True)
+            return _parsed(reply, choices)
+
+        return self._many(one, prompts)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _many(self, one: Callable[[Sequence[Message]], Any],
+              prompts: Sequence[Sequence[Message]]) -> list[Any]:
+        if len(prompts) <= 1 or self.endpoint.concurrency == 1:
+            results = [one(p) for p in prompts]
+        else:
+            with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
+                results = list(pool.map(one, prompts))
+        self._check_errors()
+        return results
+
+    def _ask(self, prompt: Sequence[Message], *, max_tokens: int,
+             top_logprobs: int = 0) -> "Reply | None":
+        budget = _BUDGET[0] if _BUDGET else None
+        reserved = budget.reserve(self.endpoint.model, self.count_tokens(prompt),
+                                  max_tokens) if budget else 0.0
+        started = time.perf_counter()
+        try:
+            if self.endpoint.backend == "openai":
+                reply = self._openai(prompt, max_tokens, top_logprobs)
+            else:
+                reply = self._anthropic(prompt, max_tokens)
+        except Exception as error:  # noqa: BLE001 - after the SDK's retries: this example's error
+            if budget:
+                budget.settle(reserved, self.endpoint.model, 0, 0)
+            with self._lock:
+                self.usage.requests += 1
+                self.usage.errors += 1
+                self.usage.last_error = _describe(error)
+            return None
+        if budget:
+            budget.settle(reserved, self.endpoint.model, reply.tokens_in, reply.tokens_out)
+        with self._lock:
+            self.usage.requests += 1
+            self.usage.tokens_in += reply.tokens_in
+            self.usage.tokens_out += reply.tokens_out
+            self.usage.seconds.append(time.perf_counter() - started)
+        return reply
+
+    def _openai(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int) -> "Reply":
+        extra: dict[str, Any] = {}
+        if top_logprobs:
+            extra = {"logprobs": True, "top_logprobs": top_logprobs}
+        response = self.client.chat.completions.create(
+            model=self.endpoint.model, messages=[{"role": m.role, "content": m.content}
+                                                 for m in prompt],
+            max_tokens=max_tokens, temperature=0, seed=0, **extra)
+        choice = response.choices[0]
+        usage = response.usage
+        return Reply(choice.message.content or "",
+                     usage.prompt_tokens if usage else self.count_tokens(prompt),
+                     usage.completion_tokens if usage else 0,
+                     _alternatives(getattr(choice, "logprobs", None)))
+
+    def _anthropic(self, prompt: Sequence[Message], max_tokens: int) -> "Reply":
+        system = "\n\n".join(m.content for m in prompt if m.role == "system")
+        turns = [{"role": m.role, "content": m.content} for m in prompt if m.role != "system"]
+        options: dict[str, Any] = {"system": system} if system else {}
+        # no temperature: the Messages API (version 2026-10-21, which the SDK 2.x sends)
+        # refuses every sampling parameter, so answers may vary; the cache keeps the first
+        response = self.client.messages.create(model=self.endpoint.model, messages=turns,
+                                               max_tokens=max_tokens, **options)
+        text = "".join(block.text for block in response.content
+                       if getattr(block, "type", "") == "text")
+        return Reply(text, response.usage.input_tokens, response.usage.output_tokens, [])
+
+    def _check_errors(self) -> None:
+        u, e = self.usage, self.endpoint
+        if u.errors >= _MIN_ERRORS and u.errors > e.max_error_rate * max(u.requests,
+                                                                          _MIN_REQUESTS):
+            raise ModelError(
+                f"{e.reference} at {e.url} failed {u.errors} of {u.requests} requests "
+                f"(last: {u.last_error})",
+                fix="check the server and the key; lower [models] concurrency if it is "
+                    "rate-limited, or raise [models] timeout_s / max_retries / max_error_rate; "
+                    "answers already received are cached, so running again resumes")
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """Tokens a conversation takes, before asking: about 4 characters a token in English, plus
+    a few per message for the chat template. What was sent is counted from the server's usage
+    fields afterwards."""
+    return sum(4 + math.ceil(len(m.content) / 4) for m in messages)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    # the first answer token's alternatives [(token, logprob), ...], most likely first
+    alternatives: list[tuple[str, float]]
+
+
+def _parsed(reply: Reply, labels: Sequence[str]) -> ChoiceScores:
+    """Scores from the answer's words: the label it gives, or none (then the answer itself
+    is the prediction, a format failure)."""
+    hit = parse_label(reply.text, labels)
+    scores = [0.0 if i == hit else FLOOR for i in range(len(labels))]
+    return ChoiceScores(scores, reply.tokens_in, [1] * len(labels),
+                        answer=None if hit is not None else reply.text)
+
+
+def _alternatives(logprobs: Any) -> list[tuple[str, float]]:
+    """The first position's top alternatives, in OpenAI's chat shape (content[0].top_logprobs)
+    or the legacy completions shape some servers return (top_logprobs[0] as a dict)."""
+    if logprobs is None:
+        return []
+    content = getattr(logprobs, "content", None)
+    if content:
+        first = content[0]
+        pairs = [(t.token, t.logprob) for t in (first.top_logprobs or [])]
+        return pairs or [(first.token, first.logprob)]
+    legacy = getattr(logprobs, "top_logprobs", None)
+    if legacy is None and isinstance(logprobs, dict):
+        legacy = logprobs.get("top_logprobs")
+    if legacy and isinstance(legacy[0], dict):
+        return sorted(legacy[0].items(), key=lambda kv: -kv[1])
+    return []
+
+
+def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
+    """Each label's log-probability as the model's first answer token: the most likely listed
+    token that begins the label (case and leading space ignored). Labels sharing that token
+    are told apart by the greedy answer; a label no listed token begins gets a floor below
+    every listed one."""
+    floor = min(lp for _, lp in reply.alternatives) - 1.0
+    scores = []
+    for label in labels:
+        wanted = label.strip().lower()
+        begins = [lp for token, lp in reply.alternatives
+                  if token.strip() and wanted.startswith(token.strip().lower())]
+        scores.append(max(begins, default=floor))
+    said = parse_label(reply.text, labels)
+    if said is not None:
+        for i, score in enumerate(scores):
+            if i != said and score == scores[said]:
+                scores[i] = score - 1e-6
+    return scores
+
+
+_EDGES = re.compile(r"^[\s\"'`*_.:\-\[\](){}]+|[\s\"'`*_.:!\-\[\](){}]+$")
+
+
+def parse_label(text: str, labels: Sequence[str]) -> int | None:
+    """The label an answer gives: the whole answer (quotes, markup and punctuation aside,
+    any case), or the one label it names as a word; None when it names none or several."""
+    answer = _EDGES.sub("", text.strip()).lower()
+    lowered = [label.lower() for label in labels]
+    if answer in lowered:
+        return lowered.index(answer)
+    named = [i for i, label in enumerate(lowered)
+             if re.search(rf"(?<!\w){re.escape(label)}(?!\w)", answer)]
+    return named[0] if len(named) == 1 else None
+
+
+def with_label_rule(prompt: Sequence[Message], labels: Sequence[str]) -> list[Message]:
+    """The prompt with the answer format spelled out, for servers whose labels are parsed."""
+    rule = f"Answer with exactly one of these labels and nothing else: {', '.join(labels)}."
+    turns = list(prompt)
+    if turns and turns[0].role == "system":
+        return [Message("system", f"{turns[0].content}\n\n{rule}")] + turns[1:]
+    return [Message("system", rule)] + turns
+
+
+def _answer_budget(labels: Sequence[str]) -> int:
+    """Tokens enough to write the longest label (two characters a token, at worst) and stop."""
+    return min(64, max(4, max(len(label) for label in labels) // 2 + 3))
+
+
+def _describe(error: Exception) -> str:
+    status = getattr(error, "status_code", None)
+    text = f"{type(error).__name__}" + (f" {status}" if status else "") + f": {error}"
+    return text[:300]
+
+
+_REMOTE: dict[Endpoint, RemoteModel] = {}
+_ENDPOINTS: dict[str, Endpoint] = {}
+
+
+def configure(endpoints: Sequence[Endpoint]) -> None:
+    """Settings for the remote references a task names (rung.toml's [models]): later loads
+    of those references use them."""
+    for endpoint in endpoints:
+        _ENDPOINTS[endpoint.reference] = endpoint
+
+
+def endpoint_for(reference: str) -> Endpoint:
+    if reference in _ENDPOINTS:
+        return _ENDPOINTS[reference]
+    endpoint = Endpoint.of(reference, api_key_env=BACKENDS[reference.split(":", 1)[0]])
+    return endpoint
+
+
+def remote_model(reference: str) -> RemoteModel:
+    endpoint = endpoint_for(reference)
+    if endpoint not in _REMOTE:
+        _REMOTE[endpoint] = RemoteModel(endpoint)
+    return _REMOTE[endpoint]
+
+
+def prepare(endpoints: Sequence[Endpoint]) -> None:
+    """Before any work: every key a task's remote models need is in the environment (a
+    missing one is an error naming its variable), and their settings are in force."""
+    from rung.models.registry import in_process
+
+    for endpoint in endpoints:
+        if in_process(endpoint.reference) is None:  # a stand-in (the dry run) needs no key
+            endpoint.key()
+    configure(endpoints)
+
+
+def spent(reference: str, before: dict[str, Any] | None, prices: Any) -> dict[str, Any] | None:
+    """What a rung spent at its remote model: requests, failures, tokens from the server's
+    usage fields and, where [costs] api prices the model, dollars. None for a local model."""
+    if not is_remote(reference):
+        return None
+    model = remote_model(reference)
+    now, before = model.usage.snapshot(), before or {}
+    delta = {k: now[k] - before.get(k, 0) for k in ("requests", "errors", "tokens_in",
+                                                    "tokens_out")}
+    price = prices.api.get(model.endpoint.model)
+    dollars = None if price is None else round(
+        delta["tokens_in"] / 1e6 * price.input_per_million
+        + delta["tokens_out"] / 1e6 * price.output_per_million, 6)
+    return {"backend": model.endpoint.backend, "model": model.endpoint.model,
+            "base_url": model.endpoint.url, "scoring": now["scoring"], **delta,
+            "dollars": dollars, "latency": "remote: measured per request against the server"}
+
+
+def usage_before(reference: str) -> dict[str, Any] | None:
+    return remote_model(reference).usage.snapshot() if is_remote(reference) else None

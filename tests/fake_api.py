@@ -1,0 +1,105 @@
+"""An HTTP-level FAKE of the vendors' APIs, on loopback, for what no local server can show:
+Anthropic's Messages API itself, 429s with Retry-After, 500s and timeouts.
+
+It speaks real HTTP to the real SDKs (nothing in rung or the SDKs is patched): POST
+/v1/messages (Anthropic) and POST /v1/chat/completions (OpenAI). Each request is recorded
+(time, path, headers, body). `script` is a queue of (status, headers, delay_s) to play before
+answering normally; the normal answer is `answer(request_body) -> text`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeVendorAPI:
+    answer: Callable[[dict[str, Any]], str] = lambda body: "BILLING"
+    script: deque = field(default_factory=deque)  # (status, headers, delay_s) to play first
+    requests: list[Recorded] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeVendorAPI":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append(Recorded(time.monotonic(), self.path,
+                                              {k.lower(): v for k, v in self.headers.items()},
+                                              body))
+                if fake.script:
+                    status, headers, delay = fake.script.popleft()
+                    time.sleep(delay)
+                    if status != 200:
+                        self._send(status, {"error": {"type": "fake", "message": f"{status}"}},
+                                   headers)
+                        return
+                text = fake.answer(body)
+                if self.path.endswith("/messages"):
+                    self._send(200, {
+                        "id": "msg_fake", "type": "message", "role": "assistant",
+                        "model": body.get("model"), "stop_reason": "end_turn",
+                        "stop_sequence": None, "content": [{"type": "text", "text": text}],
+                        "usage": {"input_tokens": 11, "output_tokens": 2}})
+                else:  # OpenAI returns the first token's alternatives when asked
+                    logprobs = None
+                    if body.get("logprobs"):
+                        first = {"token": text, "logprob": -0.05, "bytes": None,
+                                 "top_logprobs": [{"token": text, "logprob": -0.05,
+                                                   "bytes": None}]}
+                        logprobs = {"content": [first], "refusal": None}
+                    self._send(200, {
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                        "model": body.get("model"), "choices": [{
+                            "index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                            "message": {"role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 2,
+                                  "total_tokens": 13}})
+
+            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -1,0 +1,286 @@
+"""Remote models (issue 15): `openai:MODEL` against a real OpenAI-compatible server on
+loopback (llama-cpp-python's server running the packaged SmolLM2 GGUF), and, for what no local
+server can show (Anthropic's API, 429s, 500s, timeouts), an HTTP-level FAKE vendor API
+(tests/fake_api.py). Nothing in rung or the SDKs is patched: every request is real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ticket_records, write_task
+from fake_api import FakeVendorAPI
+from rung.cli import app
+from rung.climb import climb
+from rung.data.example import Message
+from rung.errors import ConfigError, ModelError
+from rung.models.cache import CachedModel
+from rung.models.registry import resolve
+from rung.models.remote import Endpoint, RemoteModel, configure, parse_label
+from rung.store import Store
+
+runner = CliRunner()
+PLANTED = "sk-planted-3f9c1e7d-do-not-write-me-down"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on the packaged SmolLM2, on loopback."""
+    ref = resolve("smollm2-135m-instruct")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    process = subprocess.Popen(  # its log goes to a file: a full pipe would stall it
+        [sys.executable, "-m", "llama_cpp.server", "--model",
+         str(Path(ref.location) / ref.gguf_file), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2", "--verbose", "false"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/models", timeout=2).read()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("llama_cpp.server did not start: "
+                                   + log.read_text()[-2000:])
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def fake_api():
+    fake = FakeVendorAPI().start()
+    yield fake
+    fake.stop()
+
+
+def _remote_task(folder: Path, model: str, table: str, **settings: object) -> Path:
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+    return write_task(folder, model=model, records=ticket_records(8),
+                      ladder={"skip": ["classifier"], "all": True},
+                      extra=f"\n[models.{table}]\n{lines}")
+
+
+# --- a real OpenAI-compatible server ----------------------------------------------------------
+
+
+def test_a_task_on_an_openai_compatible_server_climbs_prompt_and_few_shot(tmp_path,
+                                                                          llama_server):
+    toml = _remote_task(tmp_path / "task", "openai:smollm2", "openai", base_url=llama_server)
+    with toml.open("a") as fh:  # a price for this model, so dollars can be counted
+        fh.write("\n[costs.api.smollm2]\ntrain_per_million = 0.0\n"
+                 "input_per_million = 0.5\noutput_per_million = 1.5\n")
+    done = runner.invoke(app, ["climb", str(toml), "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert [r["rung"] for r in summary["rungs"]] == ["prompt", "few-shot"]
+    for rung in summary["rungs"]:
+        remote = rung["remote"]
+        assert remote["backend"] == "openai" and remote["base_url"] == llama_server
+        assert remote["scoring"] == "logprobs"  # llama.cpp's server returns them
+        assert remote["requests"] > 0 and remote["errors"] == 0 and remote["tokens_in"] > 0
+        assert remote["dollars"] == round(remote["tokens_in"] / 1e6 * 0.5
+                                          + remote["tokens_out"] / 1e6 * 1.5, 6)
+        assert remote["latency"].startswith("remote")
+        assert rung["latency_ms"]["p50"] > 0 and rung["n"] == summary["split"]["test"]
+        assert 0 <= rung["score"] <= 1
+    # the same climb again: every answer (and the latency samples) from the store
+    again = runner.invoke(app, ["climb", str(toml), "--json"])
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.stdout)
+    assert [r["remote"]["requests"] for r in second["rungs"]] == [0, 0]
+    assert [r["score"] for r in second["rungs"]] == [r["score"] for r in summary["rungs"]]
+    assert second["cache"]["misses"] == 0 and second["cache"]["hits"] > 0
+
+
+def test_concurrent_requests_give_the_answers_one_at_a_time_gives(llama_server):
+    prompts = [[Message("user", f"Name a colour that starts with the letter {c}.")]
+               for c in "BGRWYOPT"]
+    one = RemoteModel(Endpoint.of("openai:smollm2", base_url=llama_server, concurrency=1))
+    many = RemoteModel(Endpoint.of("openai:smollm2", base_url=llama_server, concurrency=8))
+    assert [g.text for g in one.generate(prompts, 12)] == \
+        [g.text for g in many.generate(prompts, 12)]
+    assert many.usage.requests == 8 and many.usage.errors == 0 and many.usage.tokens_out > 0
+
+
+# --- what only a fake vendor API can show ---------------------------------------------------
+
+
+def _anthropic_answer(body: dict) -> str:
+    ticket = body["messages"][-1]["content"].lower()
+    if "bug" in ticket:
+        return "BUG"
+    if "feature" in ticket:
+        return "The label is FEATURE."
+    return "I would need more context to say."  # no label: a format failure
+
+
+def test_anthropic_classification_is_parsed_and_no_key_is_written_anywhere(tmp_path, fake_api,
+                                                                           monkeypatch):
+    fake_api.answer = _anthropic_answer
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLANTED)
+    toml = _remote_task(tmp_path / "task", "anthropic:claude-fake", "anthropic",
+                        base_url=fake_api.url)
+    with toml.open("a") as fh:
+        fh.write("\n[finetune]\nrank = 4\n")
+    done = runner.invoke(app, ["climb", str(toml), "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    prompt = summary["rungs"][0]
+    assert prompt["remote"]["backend"] == "anthropic" and prompt["remote"]["scoring"] == "parsed"
+    assert prompt["failures"]["format"] > 0  # the billing tickets got no label
+    assert "remote model (anthropic:claude-fake)" in summary["not_measured"]["finetune"]
+    # the Messages API as Anthropic defines it: top-level system, user first, max_tokens
+    request = fake_api.requests[0]
+    assert request.path == "/v1/messages" and "temperature" not in request.body
+    assert PLANTED in (request.headers.get("x-api-key"), request.headers.get(
+        "authorization", "").removeprefix("Bearer "))
+    assert isinstance(request.body["system"], str) and "exactly one of these labels" in \
+        request.body["system"]
+    assert request.body["messages"][0]["role"] == "user" and request.body["max_tokens"] > 0
+    assert all(m["role"] != "system" for m in request.body["messages"])
+    # the key is nowhere rung wrote: store, artifacts, report, review sample, output
+    written = [p for p in (tmp_path / "task").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in written) and any(p.name == "runs.db" for p in written)
+    leaked = [str(p) for p in written if PLANTED.encode() in p.read_bytes()]
+    assert leaked == [] and PLANTED not in done.output
+
+
+def test_a_missing_key_stops_before_any_work_and_names_its_variable(tmp_path, fake_api,
+                                                                    monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    toml = _remote_task(tmp_path / "task", "anthropic:claude-fake", "anthropic",
+                        base_url="https://api.anthropic.example")
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY") as err:
+        climb(toml)
+    assert "export ANTHROPIC_API_KEY" in err.value.fix
+    assert not (tmp_path / "task" / ".rung").exists()  # nothing was started
+
+
+def _openai_at(fake: FakeVendorAPI, monkeypatch, **settings) -> RemoteModel:
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    return RemoteModel(Endpoint.of("openai:gpt-fake", base_url=fake.url + "/v1",
+                                   api_key_env="RUNG_TEST_KEY", **settings))
+
+
+def test_a_429_is_retried_after_the_time_its_retry_after_header_asks(fake_api, monkeypatch):
+    fake_api.script = deque([(429, {"retry-after": "1"}, 0.0)])
+    model = _openai_at(fake_api, monkeypatch)
+    [answer] = model.generate([[Message("user", "hello")]], 8)
+    assert answer.text == "BILLING" and not answer.error
+    first, second = fake_api.requests
+    assert second.at - first.at >= 0.9  # it waited as told, then succeeded
+    assert first.headers["authorization"] == f"Bearer {PLANTED}"
+
+
+def test_server_errors_are_retried_with_backoff(fake_api, monkeypatch):
+    fake_api.script = deque([(500, {}, 0.0), (503, {}, 0.0)])
+    model = _openai_at(fake_api, monkeypatch, max_retries=3)
+    [answer] = model.generate([[Message("user", "hello")]], 8)
+    assert answer.text == "BILLING" and len(fake_api.requests) == 3
+    assert model.usage.errors == 0 and model.usage.requests == 1
+
+
+def test_timeouts_are_errors_never_cached_and_too_many_stop_the_climb(tmp_path, fake_api,
+                                                                      monkeypatch):
+    fake_api.script = deque([(200, {}, 1.5)] * 12)
+    model = _openai_at(fake_api, monkeypatch, timeout_s=0.3, max_retries=0, concurrency=4)
+    configure([model.endpoint])
+    store = Store(tmp_path / ".rung")
+    cached = CachedModel("openai:gpt-fake", store.response_cache())  # loads that endpoint
+    prompts = [[Message("user", f"ticket {i}")] for i in range(4)]
+    with pytest.raises(ModelError, match=r"failed 4 of 4 requests") as err:
+        cached.generate(prompts, 8)
+    assert fake_api.url + "/v1" in err.value.message and "concurrency" in err.value.fix
+    rows = store.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    store.close()
+    assert rows == 0  # a failed request is not an answer: the next run asks again
+
+
+def test_parse_label_reads_a_label_out_of_an_answer():
+    labels = ["BILLING", "BUG", "FEATURE"]
+    assert parse_label("  **bug**. ", labels) == 1
+    assert parse_label("The label is FEATURE.", labels) == 2
+    assert parse_label("BUG or FEATURE", labels) is None  # two labels: no answer
+    assert parse_label("debugging", labels) is None  # not as a word
+    assert parse_label("", labels) is None
+
+
+# --- money before and after --------------------------------------------------------------------
+
+
+def _priced_task(folder: Path, fake: FakeVendorAPI) -> Path:
+    """openai:gpt-4o-mini, which [costs] prices by default (the seeds' $0.60 / $2.40 per 1M)."""
+    return _remote_task(folder, "openai:gpt-4o-mini", "openai", base_url=fake.url + "/v1",
+                        api_key_env="RUNG_TEST_KEY")
+
+
+def test_a_dry_run_counts_and_prices_every_rung_and_sends_nothing(tmp_path, fake_api,
+                                                                 monkeypatch):
+    monkeypatch.delenv("RUNG_TEST_KEY", raising=False)  # no key needed to estimate
+    done = runner.invoke(app, ["climb", str(_priced_task(tmp_path / "task", fake_api)),
+                               "--dry-run", "--json"])
+    assert done.exit_code == 0, done.output
+    estimate = json.loads(done.stdout)
+    assert fake_api.requests == []  # the server saw nothing
+    assert [r["rung"] for r in estimate["rungs"]] == ["prompt", "few-shot"]
+    for row in estimate["rungs"]:
+        assert row["model"] == "openai:gpt-4o-mini" and row["requests"] > 0
+        assert row["dollars"] == round(row["tokens_in"] / 1e6 * 0.60
+                                       + row["tokens_out"] / 1e6 * 2.40, 4)
+    # the real climb sends what the dry run counted (it climbs both rungs here too)
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    real = runner.invoke(app, ["climb", str(tmp_path / "task"), "--json"])
+    assert real.exit_code == 0, real.output
+    sent = {r["rung"]: r["remote"]["requests"] for r in json.loads(real.stdout)["rungs"]}
+    assert sent == {r["rung"]: r["requests"] for r in estimate["rungs"]}
+    assert len(fake_api.requests) == sum(sent.values())
+
+
+def test_a_budget_stops_the_climb_before_it_is_passed_and_says_how_far_it_got(
+        tmp_path, fake_api, monkeypatch):
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    toml = _priced_task(tmp_path / "task", fake_api)
+    done = runner.invoke(app, ["climb", str(toml), "--budget", "0.0002"])
+    assert done.exit_code == 2, done.output
+    assert "budget of $0.0002 is reached" in done.output
+    assert "measured before it: no rung yet" in done.output and "--budget" in done.output
+    # what the fake server was asked (11 tokens in, 2 out each) stayed within the budget
+    spent = len(fake_api.requests) * (11 * 0.60 + 2 * 2.40) / 1e6
+    assert 0 < spent <= 0.0002
+    store = Store(tmp_path / "task" / ".rung")
+    [run] = store.runs()
+    store.close()
+    assert run.status == "failed" and "budget" in run.error
+    asked = len(fake_api.requests)
+    again = runner.invoke(app, ["climb", str(toml), "--budget", "5", "--json"])
+    assert again.exit_code == 0, again.output  # enough: it goes on, from the cache
+    assert json.loads(again.stdout)["cache"]["hits"] > 0 and asked > 0
+
+
+def test_budget_needs_a_price_for_every_remote_model(tmp_path, fake_api, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLANTED)
+    toml = _remote_task(tmp_path / "task", "anthropic:claude-fake", "anthropic",
+                        base_url=fake_api.url)
+    with pytest.raises(ConfigError, match="--budget needs a price for anthropic:claude-fake"):
+        climb(toml, budget=1.0)
+    assert fake_api.requests == []
