@@ -284,3 +284,25 @@ def test_budget_needs_a_price_for_every_remote_model(tmp_path, fake_api, monkeyp
     with pytest.raises(ConfigError, match="--budget needs a price for anthropic:claude-fake"):
         climb(toml, budget=1.0)
     assert fake_api.requests == []
+
+
+def test_a_local_small_model_and_a_remote_large_one_climb_together(tmp_path, fake_api,
+                                                                   fake_model, monkeypatch):
+    """The bigger-model rung runs the best cheaper pipeline on the provider's larger model."""
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    fake_api.answer = lambda body: _anthropic_answer(body).split()[-1].strip(".")
+    toml = write_task(tmp_path / "task", model="fake", records=ticket_records(8),
+                      ladder={"skip": ["classifier"], "all": True}, extra=(
+                          f'\n[models.openai]\nbase_url = "{fake_api.url}/v1"\n'
+                          'api_key_env = "RUNG_TEST_KEY"\n'))
+    text = toml.read_text().replace('small = "fake"', 'small = "fake"\nlarge = "openai:gpt-4o"')
+    toml.write_text(text)
+    summary = climb(toml).summary()
+    rungs = {r["rung"]: r for r in summary["rungs"]}
+    assert list(rungs) == ["prompt", "few-shot", "bigger-model"]
+    assert rungs["prompt"]["remote"] is None  # the local one spent nothing remote
+    bigger = rungs["bigger-model"]
+    assert bigger["model"] == "openai:gpt-4o" and bigger["remote"]["backend"] == "openai"
+    assert bigger["remote"]["requests"] == len(fake_api.requests) > 0
+    assert bigger["remote"]["dollars"] == round(bigger["remote"]["tokens_in"] / 1e6 * 3.75
+                                                + bigger["remote"]["tokens_out"] / 1e6 * 15.0, 6)
