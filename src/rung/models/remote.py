@@ -186,19 +186,22 @@ class RemoteModel:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            e = self.endpoint
-            options = {"api_key": e.key() or "none", "timeout": e.timeout_s,
-                       "max_retries": e.max_retries}
-            if e.backend == "openai":
-                from openai import OpenAI
-
-                self._client = OpenAI(base_url=e.url, **options)
-            else:
-                from anthropic import Anthropic
-
-                self._client = Anthropic(base_url=e.url, **options)
+        with self._lock:  # the first requests of a batch ask for it at once, from threads
+            if self._client is None:
+                self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Any:
+        e = self.endpoint
+        options = {"api_key": e.key() or "none", "timeout": e.timeout_s,
+                   "max_retries": e.max_retries}
+        if e.backend == "openai":
+            from openai import OpenAI
+
+            return OpenAI(base_url=e.url, **options)
+        from anthropic import Anthropic
+
+        return Anthropic(base_url=e.url, **options)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return estimate_tokens(messages)
