@@ -360,6 +360,50 @@ def export(
 
 
 @app.command()
+def serve(
+    run: Optional[str] = typer.Argument(None, help="the run to serve (default: the latest "
+                                        "finished one)"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    rung: Optional[str] = typer.Option(None, "--rung", help="the rung to serve (default: the "
+                                       "run's recommendation, or its best)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind; 127.0.0.1 keeps "
+                             "it on this machine"),
+    port: int = typer.Option(8000, "--port"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RUNG_SERVE_API_KEY",
+                                          help="require 'Authorization: Bearer KEY' (or set "
+                                               "RUNG_SERVE_API_KEY)"),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="inputs per forward pass"),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0,
+                                        help="how long a batch waits for more requests"),
+    queue: int = typer.Option(64, "--queue", min=1, help="requests that may wait; more get "
+                              "503 with Retry-After"),
+    log: bool = typer.Option(False, "--log", help="record each request in the store, inputs "
+                             "redacted (PII), to audit and check later"),
+) -> None:
+    """Serve a run's pipeline as an OpenAI-compatible API (POST /v1/chat/completions,
+    GET /v1/models, /health, /metrics): exactly what was measured."""
+    import uvicorn
+
+    from rung.serve import create_app, load_served
+
+    with _user_errors():
+        served = load_served(path, run, rung)
+        served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
+        app_ = create_app(served, api_key=api_key, max_batch=max_batch,
+                          batch_wait_ms=batch_wait_ms, queue_size=queue,
+                          log_to=_store_dir(path) if log else None)
+    err.print(f"serving {served.rung} of run {served.run_id} as {served.model_id} on "
+              f"http://{host}:{port}/v1" + (" (key required)" if api_key else ""))
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _store_dir(path: Path) -> Path:
+    from rung.task import load_task
+
+    return load_task(path).store_dir
+
+
+@app.command()
 def report(
     run: str = typer.Argument(..., help="the run id (rung runs PATH lists them)"),
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),

@@ -144,6 +144,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN pid INTEGER;
     ALTER TABLE runs ADD COLUMN host TEXT;
     """,
+    # 8: requests `rung serve --log` answered, inputs redacted: production inputs to audit
+    # and check later
+    """
+    CREATE TABLE served (
+        at TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        rung TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        latency_ms REAL NOT NULL
+    );
+    CREATE INDEX served_by_run ON served(run_id, at);
+    """,
 ]
 
 
@@ -392,6 +405,12 @@ class Store:
         return self.conn.execute(
             "SELECT run_id, pipeline_json FROM rung_results WHERE rung = ?"
             " ORDER BY run_id DESC LIMIT 1", (rung,)).fetchone()
+
+    def log_served(self, rows: list[tuple[str, str, str, str, float]]) -> None:
+        """(run_id, rung, redacted input, output, latency_ms) of answered requests."""
+        with self.conn:
+            self.conn.executemany("INSERT INTO served VALUES (?,?,?,?,?,?)",
+                                  [(_now(), *row) for row in rows])
 
     def predictions(self, run_id: str, rung: str) -> Iterator[sqlite3.Row]:
         yield from self.conn.execute(

@@ -1,0 +1,276 @@
+"""`rung serve`: a run's stored pipeline behind an OpenAI-compatible HTTP API.
+
+What is served is what was measured: the Pipeline the run stored for the rung (its
+instruction, demonstrations or similar-example pool, retriever settings, calibration, model,
+tune or classifier), loaded from the store and asked through `Pipeline.predict`, the same call
+`rung eval` scored the test split with. The last user message of a chat request is the input;
+everything else the pipeline adds itself. A rag answer carries its sources.
+
+Requests that arrive together share one `predict` call (dynamic batching: up to `max_batch`
+inputs, waiting at most `batch_wait_ms` for more); the queue in front of it is bounded, and a
+request that finds it full gets 503 with Retry-After instead of joining an unbounded backlog.
+Built on FastAPI and uvicorn; metrics by prometheus_client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request  # at module level: FastAPI reads the handlers' annotations
+
+from rung.errors import ConfigError
+from rung.pipeline import Output, Pipeline
+
+
+@dataclass(frozen=True)
+class Served:
+    pipeline: Pipeline
+    run_id: str
+    rung: str
+    task: str
+
+    @property
+    def model_id(self) -> str:
+        return f"rung:{self.task}:{self.rung}"
+
+
+def load_served(task_path: str | Path, run_id: str | None = None,
+                rung: str | None = None) -> Served:
+    """The pipeline a run stored for `rung`: by default the latest finished run, and its
+    recommended rung (or its best, when none reached the target)."""
+    from rung.models.remote import prepare
+    from rung.store import Store
+    from rung.task import load_task
+
+    task = load_task(task_path)
+    prepare(task.models.endpoints())
+    store = Store(task.store_dir)
+    try:
+        if run_id is None:
+            done = [r for r in store.runs(limit=1000) if r.status == "done"]
+            if not done:
+                raise ConfigError(f"no finished run of {task.task.name} to serve",
+                                  file=task.path, fix=f"climb it first: rung climb {task.path}")
+            run_id = done[0].id
+        run = store.run(run_id)
+        if run is None:
+            raise ConfigError(f"no run '{run_id}' in {store.root}",
+                              fix=f"rung runs {task.path} lists the runs")
+        rows = {row["rung"]: row for row in store.rung_rows(run_id)}
+        if rung is None:
+            summary = json.loads(run["summary_json"] or "{}").get("recommendation", {})
+            rung = summary.get("rung") or summary.get("best")
+        if rung not in rows:
+            raise ConfigError(f"run {run_id} measured no rung '{rung}'",
+                              fix=f"serve one it measured: {', '.join(rows) or 'none'}")
+        pipeline = Pipeline.from_dict(json.loads(rows[rung]["pipeline_json"]),
+                                      base_dir=str(task.root))
+    finally:
+        store.close()
+    return Served(pipeline, run_id, rung, task.task.name)
+
+
+class Busy(Exception):
+    """The queue is full: the client should come back later."""
+
+
+class Batcher:
+    """Inputs that arrive together go to one predict call, at most `max_batch` at a time."""
+
+    def __init__(self, predict: Callable[[list[str]], list[Output]], *, max_batch: int,
+                 max_wait_s: float, queue_size: int, on_batch: Callable[[int], None]) -> None:
+        self.predict, self.max_batch, self.max_wait_s = predict, max_batch, max_wait_s
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
+        self.on_batch = on_batch
+
+    async def submit(self, text: str) -> Output:
+        future = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait((text, future))
+        except asyncio.QueueFull:
+            raise Busy from None
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), left))
+                except asyncio.TimeoutError:
+                    break
+            self.on_batch(len(batch))
+            try:
+                outputs = await asyncio.to_thread(self.predict, [text for text, _ in batch])
+            except Exception as error:  # noqa: BLE001 - each waiting request gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), output in zip(batch, outputs):
+                if not future.done():
+                    future.set_result(output)
+
+
+def _input(messages: Sequence[dict[str, Any]]) -> str | None:
+    """The last user message's text (a string, or the text parts of a content list)."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict)
+                           and part.get("type") == "text")
+    return None
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}},
+                        status_code=status, headers=headers)
+
+
+def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8,
+               batch_wait_ms: float = 5.0, queue_size: int = 64,
+               log_to: Path | None = None) -> Any:
+    """The FastAPI app; `log_to` (a task's store folder) records each answered request with
+    its input redacted."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response, StreamingResponse
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, \
+        Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    requests = Counter("rung_requests", "Chat completion requests by outcome", ["status"],
+                       registry=registry)
+    latency = Histogram("rung_request_seconds", "Time from arrival to answer",
+                        registry=registry)
+    batches = Histogram("rung_batch_size", "Inputs per predict call",
+                        buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
+    pipeline = served.pipeline
+    batcher = Batcher(lambda texts: pipeline.predict(texts), max_batch=max_batch,
+                      max_wait_s=batch_wait_ms / 1000, queue_size=queue_size,
+                      on_batch=batches.observe)
+    Gauge("rung_queue_depth", "Requests waiting for a batch", registry=registry).set_function(
+        batcher.queue.qsize)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = asyncio.create_task(batcher.run())
+        yield
+        worker.cancel()
+
+    app = FastAPI(title="rung serve", lifespan=lifespan)
+
+    def authorised(request: Request) -> bool:
+        if api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode())
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "run": served.run_id, "rung": served.rung,
+                "model": pipeline.model, "queue": batcher.queue.qsize()}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        if not authorised(request):
+            return _error(401, "invalid API key", "invalid_request_error")
+        return {"object": "list", "data": [{"id": served.model_id, "object": "model",
+                                            "created": 0, "owned_by": "rung"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        started = time.perf_counter()
+        if not authorised(request):
+            requests.labels("401").inc()
+            return _error(401, "invalid API key", "invalid_request_error")
+        try:
+            body = await request.json()
+        except ValueError:
+            requests.labels("400").inc()
+            return _error(400, "the body is not JSON", "invalid_request_error")
+        text = _input(body.get("messages") or []) if isinstance(body, dict) else None
+        if text is None:
+            requests.labels("400").inc()
+            return _error(400, "no user message: the last user message is the input",
+                          "invalid_request_error")
+        try:
+            output = await batcher.submit(text)
+        except Busy:
+            requests.labels("503").inc()
+            return _error(503, "the queue is full; retry shortly", "overloaded",
+                          headers={"Retry-After": "1"})
+        seconds = time.perf_counter() - started
+        latency.observe(seconds)
+        requests.labels("200").inc()
+        if log_to is not None:  # off the event loop: it writes to SQLite
+            await asyncio.to_thread(_log, log_to, served, text, output.text, seconds * 1000)
+        answer = _completion(served, output)
+        if body.get("stream"):
+            return StreamingResponse(_stream(answer), media_type="text/event-stream")
+        return answer
+
+    return app
+
+
+def _completion(served: Served, output: Output) -> dict[str, Any]:
+    extra: dict[str, Any] = {"run": served.run_id, "rung": served.rung}
+    if output.sources:
+        extra["sources"] = list(output.sources)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+        "created": int(time.time()), "model": served.model_id,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": output.text}}],
+        "usage": {"prompt_tokens": output.tokens_in, "completion_tokens": output.tokens_out,
+                  "total_tokens": output.tokens_in + output.tokens_out},
+        "rung": extra,
+    }
+
+
+async def _stream(answer: dict[str, Any]) -> AsyncIterator[str]:
+    """The answer as server-sent chunks in OpenAI's shape. The pipeline answers whole (a label
+    is picked from scores, not written token by token), so the text comes in one chunk."""
+    base = {"id": answer["id"], "object": "chat.completion.chunk",
+            "created": answer["created"], "model": answer["model"]}
+    text = answer["choices"][0]["message"]["content"]
+    for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if finish:
+            chunk["rung"] = answer["rung"]
+        yield f"data: {json.dumps(chunk)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: float) -> None:
+    from rung.data.audit.pii import redact
+    from rung.store import Store
+
+    store = Store(store_dir)
+    try:
+        store.log_served([(served.run_id, served.rung, redact(text), answer, latency_ms)])
+    finally:
+        store.close()

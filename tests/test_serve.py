@@ -1,0 +1,233 @@
+"""`rung serve` (issue 16): a real server process on a real port, talked to with the official
+`openai` client. What it answers equals what `rung climb` stored for the same inputs; a wrong
+key gets 401, a full queue 503 with Retry-After; metrics and the redacted request log work.
+
+The server's model is conftest's fake one, registered by the child process before the real
+`rung serve` command line runs, with the same rule the climb in this process used."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from conftest import FakeModel, ticket_records, write_task
+from rung.climb import climb
+from rung.models.registry import register_model, unregister_model
+from rung.store import Store
+
+TESTS = Path(__file__).resolve().parent
+KEY = "serve-test-key"
+
+CHILD = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from conftest import FakeModel, LABELS
+from rung.models.registry import register_model
+import test_serve
+
+slow = float(os.environ.get("SLOW", "0"))
+
+
+class Slow(FakeModel):
+    def score_choices(self, prompts, choices):
+        time.sleep(slow)
+        return super().score_choices(prompts, choices)
+
+
+register_model("served", Slow(name="served", rule=test_serve.rule))
+from rung.cli import main
+sys.argv = ["rung", *sys.argv[1:]]
+main()
+"""
+
+
+def rule(prompt):
+    """Zero-shot always says BILLING; shown examples, it reads the label off the ticket."""
+    if not any(m.role == "assistant" for m in prompt):
+        return "BILLING"
+    text = prompt[-1].content.lower()
+    return next((label for label in ("BILLING", "BUG", "FEATURE") if label.lower() in text),
+                "BILLING")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp_path: Path, args: list[str], **env: str) -> None:
+        script = tmp_path / "serve_child.py"
+        script.write_text(textwrap.dedent(CHILD.format(tests=str(TESTS))))
+        self.port = _free_port()
+        self.log = (tmp_path / f"server-{self.port}.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), "serve", *args, "--port", str(self.port)],
+            env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=2).read()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(Path(self.log.name).read_text()[-3000:])
+                time.sleep(0.2)
+
+    def client(self, key: str = KEY, **options) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, **options)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture
+def climbed(tmp_path):
+    """A climb of every rung (classifier, prompt, few-shot) with the served model's rule."""
+    toml = write_task(tmp_path / "task", model="served", records=ticket_records(10),
+                      ladder={"all": True})
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        run_id = climb(toml).run_id
+    finally:
+        unregister_model("served")
+    return toml, run_id
+
+
+def _stored(toml: Path, run_id: str, rung: str) -> list[tuple[str, str]]:
+    store = Store(toml.parent / ".rung")
+    try:
+        return [(row["input"], row["output"]) for row in store.predictions(run_id, rung)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("rung", ["classifier", "prompt", "few-shot"])
+def test_the_server_answers_what_the_climb_measured(tmp_path, climbed, rung):
+    toml, run_id = climbed
+    server = Server(tmp_path, [run_id, "--task", str(toml), "--rung", rung, "--api-key", KEY])
+    try:
+        client = server.client()
+        [model] = client.models.list().data
+        assert model.id == f"rung:tiny-tickets:{rung}"
+        stored = _stored(toml, run_id, rung)
+        assert stored
+        answers = {}
+
+        def ask(text: str) -> None:
+            answers[text] = client.chat.completions.create(
+                model=model.id, messages=[{"role": "user", "content": text}])
+
+        threads = [threading.Thread(target=ask, args=(text,)) for text, _ in stored]
+        for thread in threads:  # all at once: they share forward passes
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [answers[t].choices[0].message.content for t, _ in stored] == \
+            [out for _, out in stored]
+        assert answers[stored[0][0]].model_extra["rung"] == {"run": run_id, "rung": rung}
+        # streamed, the same answer
+        chunks = list(client.chat.completions.create(
+            model=model.id, stream=True, messages=[{"role": "user", "content": stored[0][0]}]))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == stored[0][1]
+        metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
+        assert 'rung_requests_total{status="200"}' in metrics and "rung_batch_size" in metrics
+    finally:
+        server.stop()
+
+
+def test_a_wrong_key_gets_401_and_a_full_queue_503(tmp_path, climbed):
+    toml, run_id = climbed
+    server = Server(tmp_path, [run_id, "--task", str(toml), "--rung", "prompt", "--api-key",
+                               KEY, "--queue", "1", "--max-batch", "1"], SLOW="0.5")
+    try:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            server.client(key="wrong").chat.completions.create(
+                model="x", messages=[{"role": "user", "content": "ticket"}])
+        assert refused.value.status_code == 401
+        client = server.client(max_retries=0)
+        outcomes: list[object] = []
+
+        def ask() -> None:
+            try:
+                outcomes.append(client.chat.completions.create(
+                    model="x", messages=[{"role": "user", "content": "a bug ticket"}]))
+            except openai.APIStatusError as error:
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        busy = [o for o in outcomes if isinstance(o, openai.APIStatusError)]
+        served = [o for o in outcomes if not isinstance(o, openai.APIStatusError)]
+        assert busy and served  # one in the model, one waiting, the rest turned away
+        assert all(e.status_code == 503 and e.response.headers["retry-after"] == "1"
+                   for e in busy)
+    finally:
+        server.stop()
+
+
+def test_the_request_log_keeps_inputs_redacted(tmp_path, climbed):
+    toml, run_id = climbed
+    server = Server(tmp_path, [run_id, "--task", str(toml), "--rung", "prompt", "--log"])
+    try:
+        server.client(key="none").chat.completions.create(model="x", messages=[
+            {"role": "system", "content": "ignored: rung adds its own instruction"},
+            {"role": "user", "content": "billing ticket from jane.doe@example.com"}])
+    finally:
+        server.stop()
+    store = Store(toml.parent / ".rung")
+    [row] = store.conn.execute("SELECT run_id, rung, input, output FROM served").fetchall()
+    store.close()
+    assert row["run_id"] == run_id and row["rung"] == "prompt" and row["output"] == "BILLING"
+    assert "jane.doe@example.com" not in row["input"] and "[EMAIL]" in row["input"]
+    log = json.dumps([tuple(row)])
+    assert "example.com" not in log
+
+
+def test_requests_that_arrive_together_share_one_predict_call_and_the_queue_is_bounded():
+    import asyncio
+
+    from rung.pipeline import Output
+    from rung.serve import Batcher, Busy
+
+    calls: list[list[str]] = []
+
+    def predict(texts: list[str]) -> list[Output]:
+        calls.append(list(texts))
+        time.sleep(0.05)
+        return [Output(t.upper(), 1, 1) for t in texts]
+
+    async def scenario() -> tuple[list[str], int]:
+        sizes: list[int] = []
+        batcher = Batcher(predict, max_batch=4, max_wait_s=0.02, queue_size=6,
+                          on_batch=sizes.append)
+        worker = asyncio.create_task(batcher.run())
+        asks = [asyncio.create_task(batcher.submit(f"t{i}")) for i in range(10)]
+        done = await asyncio.gather(*asks, return_exceptions=True)
+        worker.cancel()
+        busy = sum(isinstance(d, Busy) for d in done)
+        return [d.text for d in done if not isinstance(d, Busy)], busy
+
+    answers, busy = asyncio.run(scenario())
+    assert busy == 4  # ten at once, six may wait: four turned away, none left hanging
+    assert answers == [f"T{i}" for i in range(6)]  # each answer is its own, in order
+    assert [len(c) for c in calls] == [4, 2]  # shared forward passes, at most max_batch
