@@ -231,3 +231,42 @@ def test_requests_that_arrive_together_share_one_predict_call_and_the_queue_is_b
     assert busy == 4  # ten at once, six may wait: four turned away, none left hanging
     assert answers == [f"T{i}" for i in range(6)]  # each answer is its own, in order
     assert [len(c) for c in calls] == [4, 2]  # shared forward passes, at most max_batch
+
+
+# --- rung check -------------------------------------------------------------------------------
+
+
+def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, climbed):
+    from typer.testing import CliRunner
+
+    from rung.cli import app
+
+    toml, run_id = climbed
+    runner = CliRunner()
+    # more tickets like the task's own, never seen: expected outputs given
+    held_out = tmp_path / "held_out.jsonl"
+    records = [r for r in ticket_records(16)][30:]  # tickets 10-15, past the task's 0-9
+    held_out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # another task's inputs, no outputs: the product-docs questions
+    qa = Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa" / "qa.jsonl"
+    questions = [json.loads(line)["messages"][-2]["content"]
+                 for line in qa.read_text().splitlines()[:40]]
+    drifted = tmp_path / "drifted.txt"
+    drifted.write_text("\n".join(questions) + "\n")
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        ok = runner.invoke(app, ["check", run_id, "--task", str(toml), "--rung", "prompt",
+                                 "--inputs", str(held_out), "--json", "--strict"])
+        bad = runner.invoke(app, ["check", run_id, "--task", str(toml), "--rung", "prompt",
+                                  "--inputs", str(drifted), "--json", "--strict"])
+    finally:
+        unregister_model("served")
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert report["significant"] == [] and report["n"] == len(records)
+    assert report["score"]["test"] == "Fisher's exact test, share correct"
+    assert Path(report["review_sample"]).is_file()
+    assert bad.exit_code == 1, bad.output
+    drift = json.loads(bad.stdout)
+    assert "distance" in drift["significant"] and drift["score"] is None
+    assert drift["drift"]["distance"]["share_far"] > 0.5

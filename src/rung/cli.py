@@ -397,6 +397,44 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def check(
+    run: Optional[str] = typer.Argument(None, help="the run whose pipeline to check (default: "
+                                        "the latest finished one)"),
+    inputs: Path = typer.Option(..., "--inputs", help="production inputs: any data format "
+                                "(with expected outputs), JSON lines with an input key, or a "
+                                ".txt file of one input per line"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    rung: Optional[str] = typer.Option(None, "--rung", help="default: the run's recommendation"),
+    as_json: bool = typer.Option(False, "--json"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 on significant drift or a "
+                                "significantly lower score"),
+) -> None:
+    """Validate before you deploy: the shipped pipeline on production inputs, its score
+    against the test score, and drift of the inputs from the training data."""
+    from rung.check import check as run_check
+
+    with _user_errors():
+        report = run_check(path, inputs, run_id=run, rung=rung)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        score = report["score"]
+        if score:
+            out.print(f"{score['metric']} {score['score']:.3f} ({score['ci'][0]:.3f}-"
+                      f"{score['ci'][1]:.3f}) on {report['n']} inputs, test "
+                      f"{score['test_score']:.3f}; p = {score['p_value']:.3g} "
+                      f"({score['test']})", highlight=False)
+        for name, found in report["drift"].items():
+            p = found["p_value"]
+            out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
+                      + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
+        if report["review_sample"]:
+            out.print(f"review sample: {report['review_sample']}", soft_wrap=True)
+    if strict and report["significant"]:
+        raise typer.Exit(1)
+
+
 def _store_dir(path: Path) -> Path:
     from rung.task import load_task
 

@@ -1,0 +1,175 @@
+"""`rung check`: the seeds' "validate before you deploy", on production inputs.
+
+The run's shipped pipeline answers the inputs. With expected outputs, the score (with its
+bootstrap interval) is compared with the run's test score by Fisher's exact test on the share
+answered correctly. Always, the inputs are compared with what the pipeline was built on:
+
+* distance: each input's cosine similarity to its nearest train input (MiniLM). The threshold
+  is the 5th percentile of the test inputs' own nearest-train similarity, so about 5% of
+  inputs like the test split fall below it; a one-sided binomial test says whether more do.
+* labels (classification): the predicted labels against the test split's predicted labels,
+  chi-square test of the two count rows.
+* length: input lengths in words against the train inputs', Mann-Whitney U test.
+* PII: kinds of personal data found in the inputs that the train inputs never had.
+
+A finding is significant at p < `alpha` (0.01 by default: several tests run at once). The
+audit's review sample of the inputs is written for a person to read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rung.data.example import Example, make_example
+from rung.errors import DataError
+
+INPUT_KEYS = ("input", "prompt", "text", "question")
+
+
+def read_inputs(path: Path) -> tuple[list[Example], bool]:
+    """Examples from any supported format (outputs known), or inputs alone: a .txt file (one
+    per line) or JSON lines with an input/prompt/text/question key. Returns (examples, whether
+    they carry expected outputs)."""
+    from rung.data.formats import read_examples
+
+    if path.suffix.lower() == ".txt":
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [make_example(t, "", line=i + 1) for i, t in enumerate(lines)], False
+    try:
+        return read_examples(path), True
+    except DataError as first:
+        found = []
+        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                raise first from None
+            key = next((k for k in INPUT_KEYS if isinstance(record, dict)
+                        and isinstance(record.get(k), str)), None)
+            if key is None:
+                raise first from None
+            found.append(make_example(record[key], "", line=number))
+        if not found:
+            raise first from None
+        return found, False
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    significant: bool
+    p_value: float | None
+    detail: dict[str, Any]
+
+
+def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = None,
+          rung: str | None = None, alpha: float = 0.01) -> dict[str, Any]:
+    from scipy import stats
+
+    from rung.climb import load_examples, make_split
+    from rung.data.audit.pii import find_pii
+    from rung.data.audit.review import review_sample
+    from rung.eval.runner import evaluate
+    from rung.eval.semantic import sentence_vectors
+    from rung.serve import load_served
+    from rung.store import Store
+    from rung.task import load_task
+
+    task = load_task(task_path)
+    served = load_served(task_path, run_id, rung)
+    path = Path(inputs)
+    examples, labelled = read_inputs(path)
+    split = make_split(task, load_examples(task))
+    pipeline = served.pipeline
+    store = Store(task.store_dir)
+    try:
+        cache = store.response_cache()
+        row = next(r for r in store.rung_rows(served.run_id) if r["rung"] == served.rung)
+        tested = list(store.predictions(served.run_id, served.rung))
+        if labelled:
+            result = evaluate(pipeline, examples, metric=task.task.metric, cache=cache,
+                              n_resamples=task.eval.bootstrap, seed=task.task.seed)
+            outputs = [p.output for p in result.predictions]
+        else:
+            outputs = [o.text for o in pipeline.predict([e.input for e in examples],
+                                                        cache=cache)]
+    finally:
+        store.close()
+    findings: list[Finding] = []
+
+    score = None
+    if labelled:
+        summary = json.loads(row["summary_json"])
+        right = sum(p.correct for p in result.predictions)
+        test_right = sum(bool(p["correct"]) for p in tested)
+        _, p_value = stats.fisher_exact([[right, len(examples) - right],
+                                         [test_right, len(tested) - test_right]])
+        s = result.score
+        worse = right / len(examples) < test_right / max(len(tested), 1)
+        score = {"metric": s.metric, "score": round(s.value, 4),
+                 "ci": [round(s.ci[0], 4), round(s.ci[1], 4)], "n": s.n,
+                 "test_score": summary["score"], "test_ci": summary["ci"],
+                 "p_value": float(p_value), "test": "Fisher's exact test, share correct",
+                 "significantly_worse": bool(worse and p_value < alpha)}
+
+    train_texts = [e.input for e in split.train]
+    train_vectors = sentence_vectors(train_texts)
+
+    def nearest(texts: list[str]) -> np.ndarray:
+        return (sentence_vectors(texts) @ train_vectors.T).max(axis=1)
+
+    threshold = float(np.percentile(nearest([e.input for e in split.test]), 5))
+    similarity = nearest([e.input for e in examples])
+    far = int((similarity < threshold).sum())
+    p_far = stats.binomtest(far, len(examples), 0.05, alternative="greater").pvalue
+    findings.append(Finding("distance", bool(p_far < alpha), float(p_far), {
+        "far": far, "share_far": round(far / len(examples), 4), "expected_share": 0.05,
+        "threshold": round(threshold, 4),
+        "median_similarity": round(float(np.median(similarity)), 4)}))
+
+    if task.task.kind == "classification":
+        labels = list(task.task.labels)
+        now = Counter(o for o in outputs if o in labels)
+        before = Counter(p["output"] for p in tested if p["output"] in labels)
+        used = [label for label in labels if now[label] + before[label] > 0]
+        if len(used) > 1:
+            table = [[now[label] for label in used], [before[label] for label in used]]
+            p_labels = float(stats.chi2_contingency(table).pvalue)
+        else:
+            p_labels = 1.0
+        findings.append(Finding("labels", bool(p_labels < alpha), p_labels, {
+            "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels}}))
+
+    lengths = [len(e.input.split()) for e in examples]
+    train_lengths = [len(t.split()) for t in train_texts]
+    p_length = float(stats.mannwhitneyu(lengths, train_lengths).pvalue)
+    findings.append(Finding("length", bool(p_length < alpha), p_length, {
+        "median_words": float(np.median(lengths)),
+        "train_median_words": float(np.median(train_lengths))}))
+
+    seen = {kind for t in train_texts for kind, _, _ in find_pii(t)}
+    kinds = Counter(kind for e in examples for kind, _, _ in find_pii(e.input))
+    new = {k: n for k, n in kinds.items() if k not in seen}
+    findings.append(Finding("pii", bool(new), None, {"new_kinds": new, "all": dict(kinds)}))
+
+    folder = task.store_dir / "checks" / f"{served.run_id}-{path.stem}"
+    review = review_sample([make_example(e.input, o, line=e.line)
+                            for e, o in zip(examples, outputs)], folder, seed=task.task.seed,
+                           source=str(path))
+    drift = [f.name for f in findings if f.significant]
+    return {
+        "run": served.run_id, "rung": served.rung, "inputs": str(path), "n": len(examples),
+        "score": score, "alpha": alpha,
+        "drift": {f.name: {"significant": f.significant, "p_value": f.p_value, **f.detail}
+                  for f in findings},
+        "significant": drift + (["score"] if score and score["significantly_worse"] else []),
+        "review_sample": str(folder / "review.html") if review.status != "skip" else None,
+    }
