@@ -274,3 +274,53 @@ def test_the_answer_only_head_gives_trl_s_loss_and_gradients(task_dir: Path, tin
         assert trainer._metrics["train"]["mean_token_accuracy"]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+
+
+def test_a_vllm_or_hf_export_carries_the_prompt_in_its_chat_template(task_dir: Path,
+                                                                      tiny_llama: Path) -> None:
+    """Read back with transformers alone: the folder's template renders a bare user message
+    as rung rendered the pipeline's prompt, and the model there picks the label rung served."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rung.models.hf import render_chat
+
+    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    first = climb(toml, only="finetune", force=True)
+    [tuned] = first.results
+    runner = CliRunner()
+    folders = {fmt: task_dir / f"export-{fmt}" for fmt in ("vllm", "hf")}
+    for fmt, folder in folders.items():
+        done = runner.invoke(app, ["export", first.run_id, "--task", str(toml), "--format", fmt,
+                                   "--out", str(folder)])
+        assert done.exit_code == 0, done.output
+        assert "vllm serve" in done.stderr
+    manifest = json.loads((folders["vllm"] / "rung_manifest.json").read_text())
+    assert manifest["format"] == "vllm" and manifest["base_model"] == str(tiny_llama)
+    assert manifest["test_score"] == round(tuned.test.score.value, 4)
+    assert manifest["adapter"] == str(folders["vllm"]) and manifest["split_hash"]
+    assert (folders["vllm"] / "adapter_config.json").exists()  # base + adapter, for LoRA serving
+    text = tuned.pipeline.messages("ticket 3 about billing number 21")[-1].content
+    ticket = "ticket 3 about billing number 21"
+    ours = AutoTokenizer.from_pretrained(str(tiny_llama))
+    for folder in folders.values():
+        theirs = AutoTokenizer.from_pretrained(str(folder))
+        rendered = theirs.apply_chat_template([{"role": "user", "content": ticket}],
+                                              tokenize=False, add_generation_prompt=True)
+        assert rendered == render_chat(ours, tuned.pipeline.messages(ticket),
+                                       add_generation_prompt=True)
+        assert text in rendered
+    # the merged model, loaded by transformers alone, picks the label rung's pipeline picks
+    model = AutoModelForCausalLM.from_pretrained(str(folders["hf"])).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folders["hf"]))
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": ticket}], tokenize=False,
+                                           add_generation_prompt=True)
+    scores = []
+    for label in tuned.pipeline.labels:
+        prefix = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(prompt + label, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+        scores.append(sum(logits[i - 1, ids[i]].item() for i in range(len(prefix), len(ids))))
+    served = tuned.pipeline.predict([ticket])[0].text
+    assert tuned.pipeline.labels[scores.index(max(scores))] == served

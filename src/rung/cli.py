@@ -342,6 +342,10 @@ def export(
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
     rung: str = typer.Option("finetune", "--rung", help="finetune (the tuned model) or "
                              "classifier (the scikit-learn model)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="hf (merged weights) or vllm "
+                                      "(base + adapter), each with a chat template that "
+                                      "carries the pipeline's prompt and a manifest; "
+                                      "classifier (as --rung classifier)"),
 ) -> None:
     """Write a run's fine-tuned model (adapter, or merged weights) or its classifier, with
     its provenance."""
@@ -350,7 +354,15 @@ def export(
 
     with _user_errors(), _task_store(path) as store:
         _check_choice("--rung", rung, ("finetune", "classifier"))
-        if rung == "classifier":
+        _check_choice("--format", fmt, ("hf", "vllm", "classifier"))
+        if fmt in ("hf", "vllm"):
+            from rung.export import export_pipeline
+
+            manifest = export_pipeline(store, run, to, fmt)
+            err.print(f"wrote the {fmt} export of run {run} to {to}; start it with:\n  "
+                      f"{manifest['serve']}")
+            return
+        if rung == "classifier" or fmt == "classifier":
             export_classifier(store, run, to)
             err.print(f"wrote the classifier of run {run} to {to}")
             return

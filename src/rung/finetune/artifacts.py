@@ -9,6 +9,7 @@ today's cheaper rungs, after checking that today's test examples were not in its
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,11 @@ def past_tune(store: Store, run_id: str, *, base_dir: str | None = None) -> Past
                     set(split["ids"]["train"]) | set(split["ids"]["val"]), dict(run))
 
 
-def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) -> dict[str, Any]:
+def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False,
+                finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Copy the run's artifact to `out`, or with `merge` write base + adapter as one plain
-    transformers model that any server loads; either way with the provenance beside it."""
+    transformers model that any server loads; either way with the provenance beside it.
+    `finish` adds its own files to the folder before it is moved into place."""
     past = past_tune(store, run_id)
     artifact, method = past.tune.artifact, past.tune.method
     merged = merge and json.loads((artifact / ADAPTER_BASE).read_text()).get("trains") == "lora"
@@ -67,6 +70,8 @@ def export_tune(store: Store, run_id: str, out: Path, *, merge: bool = False) ->
         else:
             copy_tree(artifact, folder)
         (folder / EXPORT_FILE).write_text(json.dumps(provenance, indent=1))
+        if finish is not None:
+            finish(folder)
     return provenance
 
 

@@ -1,0 +1,107 @@
+"""`rung export RUN --format hf|vllm`: a tuned pipeline as a folder another server loads.
+
+The prompt is part of what was measured, so it travels with the weights: the folder's chat
+template wraps the base model's own template so that a conversation holding only the user's
+input is rendered exactly as rung rendered it (the pipeline's system instruction and fixed
+demonstrations first, the input inside the prompt variant's wording). A server that applies
+the folder's template (vLLM, TGI, transformers' `apply_chat_template`) then asks the tuned
+model what rung measured. Pipelines whose prompt changes with the input (similar-example
+demonstrations, retrieved passages) cannot be written as a fixed template: serve those with
+`rung serve`.
+
+* `hf`: LoRA merged into the base weights: one plain transformers model.
+* `vllm`: the adapter beside a record of its base, for vLLM's LoRA serving; the manifest holds
+  the command line that starts it.
+
+Both carry `rung_manifest.json`: base model, adapter, method, the [finetune] config, the
+config, data and split hashes, the test score with its interval, and the template's origin.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rung.errors import ConfigError
+from rung.pipeline import Pipeline
+
+SENTINEL = "\x00RUNG_INPUT\x00"
+MANIFEST = "rung_manifest.json"
+TEMPLATE = "chat_template.jinja"
+
+
+def rung_chat_template(pipeline: Pipeline, base_template: str) -> str:
+    """The base template, fed the pipeline's fixed turns and its wording of the input."""
+    if pipeline.nearest or pipeline.retrieval is not None:
+        raise ConfigError("this pipeline's prompt changes with each input (similar-example "
+                          "demonstrations or retrieved passages): no fixed chat template "
+                          "can carry it", fix="serve it with rung serve RUN")
+    turns = pipeline.messages(SENTINEL)
+    wording = turns[-1].content
+    if wording.count(SENTINEL) != 1:
+        raise ConfigError("the prompt variant does not hold the input once",
+                          fix="serve it with rung serve RUN")
+    before, after = wording.split(SENTINEL)
+    fixed = [{"role": m.role, "content": m.content} for m in turns[:-1]]
+    # JSON string and list literals are Jinja literals too
+    return ("{#- rung: the measured pipeline's instruction and demonstrations before the "
+            "user's input, worded as rung worded it -#}\n"
+            f"{{%- set rung_fixed = {json.dumps(fixed)} -%}}\n"
+            "{%- set rung_input = messages | selectattr('role', 'equalto', 'user') | list "
+            "| last -%}\n"
+            f"{{%- set messages = rung_fixed + [{{'role': 'user', 'content': "
+            f"{json.dumps(before)} ~ rung_input['content'] ~ {json.dumps(after)}}}] -%}}\n"
+            + base_template)
+
+
+def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, Any]:
+    """Write the run's tune in `fmt` (hf: merged; vllm: adapter) with the pipeline's chat
+    template and the manifest; returns the manifest."""
+    from transformers import AutoTokenizer
+
+    from rung.finetune.artifacts import export_tune, past_tune
+
+    past = past_tune(store, run_id)
+    _, row = store.measured(run_id, "finetune", "fine-tune")
+    summary = json.loads(row["summary_json"])
+    tokenizer = AutoTokenizer.from_pretrained(str(past.tune.artifact))
+    if not tokenizer.chat_template:
+        raise ConfigError("the tuned model's tokenizer has no chat template to wrap",
+                          fix="export with rung export RUN --rung finetune and render "
+                              "prompts as rung's pipeline JSON says")
+    template = rung_chat_template(past.pipeline, tokenizer.chat_template)
+    base = json.loads((past.tune.artifact / "rung_base.json").read_text())
+    summary_of_run = {"metric": summary["metric"], "test_score": summary["score"],
+                      "test_ci": summary["ci"], "n": summary["n"]}
+    manifest: dict[str, Any] = {}
+
+    def finish(folder: Path) -> None:  # inside the folder before it is moved into place
+        (folder / TEMPLATE).write_text(template)
+        tokenizer.chat_template = template
+        tokenizer.save_pretrained(str(folder))  # its config now carries the template too
+        manifest.update(_manifest(provenance_of(folder), fmt, out, base, summary_of_run,
+                                  past.pipeline))
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
+
+    export_tune(store, run_id, out, merge=fmt == "hf", finish=finish)
+    return manifest
+
+
+def provenance_of(folder: Path) -> dict[str, Any]:
+    from rung.finetune.artifacts import EXPORT_FILE
+
+    return json.loads((folder / EXPORT_FILE).read_text())
+
+
+def _manifest(provenance: dict[str, Any], fmt: str, out: Path, base: dict[str, Any],
+              measured: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+    return {
+        **provenance, "format": fmt, "rung": "finetune",
+        "base_model": base["model"], "adapter": None if fmt == "hf" else str(out),
+        **measured, "pipeline": pipeline.to_dict(), "chat_template": TEMPLATE,
+        "labels": pipeline.labels,
+        "serve": (f"vllm serve {out} --chat-template {out / TEMPLATE}" if fmt == "hf" else
+                  f"vllm serve BASE_MODEL_FOLDER --enable-lora --lora-modules rung={out} "
+                  f"--chat-template {out / TEMPLATE}"),
+    }
