@@ -45,7 +45,11 @@ class Slow(FakeModel):
         return super().score_choices(prompts, choices)
 
 
-register_model("served", Slow(name="served", rule=test_serve.rule))
+if os.environ.get("READER"):  # the rag tests' reader, under the rag task's model name
+    import test_rag
+    register_model("fake", test_rag.reading_model(Slow(name="fake")))
+else:
+    register_model("served", Slow(name="served", rule=test_serve.rule))
 from rung.cli import main
 sys.argv = ["rung", *sys.argv[1:]]
 main()
@@ -270,3 +274,25 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     drift = json.loads(bad.stdout)
     assert "distance" in drift["significant"] and drift["score"] is None
     assert drift["drift"]["distance"]["share_far"] > 0.5
+
+
+def test_a_served_rag_pipeline_answers_with_its_sources(tmp_path, fake_model):
+    from test_rag import reading_model, write_qa_task
+
+    toml = write_qa_task(tmp_path / "qa")
+    reading_model(fake_model)
+    run_id = climb(toml, only="rag").run_id
+    stored = Store(toml.parent / ".rung")
+    rows = [(r["input"], r["output"], json.loads(r["sources"])) for r in
+            stored.predictions(run_id, "rag")]
+    stored.close()
+    server = Server(tmp_path, [run_id, "--task", str(toml), "--rung", "rag"], READER="1")
+    try:
+        client = server.client(key="none")
+        for question, answer, sources in rows[:6]:
+            reply = client.chat.completions.create(
+                model="rung", messages=[{"role": "user", "content": question}])
+            assert reply.choices[0].message.content == answer
+            assert reply.model_extra["rung"]["sources"] == sources and sources
+    finally:
+        server.stop()
