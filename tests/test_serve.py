@@ -296,3 +296,32 @@ def test_a_served_rag_pipeline_answers_with_its_sources(tmp_path, fake_model):
             assert reply.model_extra["rung"]["sources"] == sources and sources
     finally:
         server.stop()
+
+
+def test_a_served_tune_answers_what_the_climb_measured(tmp_path, tiny_llama):
+    from conftest import finetune_table
+
+    extra = finetune_table(rank=4, alpha=8, target_modules=["q_proj", "v_proj"],
+                           learning_rate=0.005, epochs=1, batch_size=8, gradient_accumulation=1)
+    toml = write_task(tmp_path / "task", model=str(tiny_llama), records=ticket_records(10),
+                      extra=extra)
+    run_id = climb(toml, only="finetune", force=True).run_id
+    stored = _stored(toml, run_id, "finetune")
+    server = Server(tmp_path, [run_id, "--task", str(toml), "--rung", "finetune"])
+    try:
+        client = server.client(key="none")
+        answers = {}
+
+        def ask(text: str) -> None:
+            answers[text] = client.chat.completions.create(
+                model="rung", messages=[{"role": "user", "content": text}])
+
+        threads = [threading.Thread(target=ask, args=(text,)) for text, _ in stored]
+        for thread in threads:  # together: the tuned model scores them in shared batches
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [answers[t].choices[0].message.content for t, _ in stored] == \
+            [out for _, out in stored]
+    finally:
+        server.stop()
