@@ -194,6 +194,8 @@ def runs(
     path: Path = typer.Argument(Path("."), help="rung.toml or its folder"),
     limit: int = typer.Option(20, help="how many runs to list"),
     as_json: bool = typer.Option(False, "--json"),
+    pin: Optional[str] = typer.Option(None, "--pin", help="make this run the baseline "
+                                      "rung gate compares with"),
 ) -> None:
     """List past runs of a task, newest first: how each ended, and why when it failed."""
     from rung.task import load_task
@@ -204,9 +206,12 @@ def runs(
             err.print("no runs yet: try 'rung climb' first")
             raise typer.Exit(0)
         with _task_store(path) as store:
+            if pin is not None:
+                store.pin(pin)
+                err.print(f"run {pin} is the baseline of rung gate")
             rows = store.runs(limit)
     if as_json:
-        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        print(json.dumps([{"run_id": r.id, **r.__dict__} for r in rows], indent=2))
         return
     out.print(runs_table(task.task.name, rows))
 
@@ -444,6 +449,75 @@ def check(
         if report["review_sample"]:
             out.print(f"review sample: {report['review_sample']}", soft_wrap=True)
     if strict and report["significant"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="the first run (the reference)"),
+    run_b: str = typer.Argument(..., help="the second run"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Two runs on the same test split: per rung and overall, the paired difference, McNemar's
+    exact p-value and the examples that went from right to wrong and back."""
+    from rung.compare import compare_runs
+
+    with _user_errors(), _task_store(path) as store:
+        report = compare_runs(store, run_a, run_b)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for name, row in [*report["rungs"].items(), ("overall", report["overall"])]:
+        out.print(f"{name}: {row['a']['score']:.3f} -> {row['b']['score']:.3f} "
+                  f"({row['difference']:+.3f}, 95% CI {row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}"
+                  f", p = {row['p_value']:.3g}); right to wrong {len(row['right_to_wrong'])}, "
+                  f"wrong to right {len(row['wrong_to_right'])}", highlight=False)
+        for flip in row["right_to_wrong"][:5]:
+            out.print(f"  line {flip['line']}: {flip['a']!r} -> {flip['b']!r} "
+                      f"(expected {flip['expected']!r})", highlight=False, markup=False)
+
+
+@app.command()
+def gate(
+    path: Path = typer.Argument(Path("."), help="rung.toml or its folder"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="default: the run pinned "
+                                           "with rung runs --pin"),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="default: climb the "
+                                            "task now"),
+    tolerance: float = typer.Option(0.0, "--tolerance", min=0, help="a drop this small is "
+                                    "accepted even when significant"),
+    markdown_to: Optional[Path] = typer.Option(None, "--markdown", help="write a summary for a "
+                                               "pull-request comment here"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """For CI: exit 1 when the candidate is significantly worse than the baseline (by more
+    than --tolerance), 0 when not, 2 on an error."""
+    from rung.climb import climb as run_climb
+    from rung.compare import gate as run_gate, markdown
+
+    with _user_errors():
+        with _task_store(path) as store:
+            baseline = baseline or store.pinned()
+        if baseline is None:
+            from rung.errors import ConfigError
+
+            raise ConfigError("no baseline run", fix="pass --baseline RUN, or pin one: rung runs "
+                              f"{path} --pin RUN")
+        if candidate is None:
+            with _progress(not as_json) as reporter:
+                candidate = run_climb(path, reporter=reporter).run_id
+        with _task_store(path) as store:
+            verdict = run_gate(store, baseline, candidate, tolerance=tolerance)
+        if markdown_to is not None:
+            from rung.files import atomic_write
+
+            atomic_write(markdown_to, markdown(verdict))
+    if as_json:
+        print(json.dumps(verdict, indent=2))
+    else:
+        out.print(markdown(verdict), highlight=False, markup=False)
+    if verdict["fails"]:
         raise typer.Exit(1)
 
 

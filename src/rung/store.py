@@ -157,6 +157,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX served_by_run ON served(run_id, at);
     """,
+    # 9: the run `rung gate` compares candidates with unless told otherwise
+    """
+    ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -181,6 +185,7 @@ class RunRow:
     best: float | None
     finished: str | None = None
     error: str | None = None  # why a failed or interrupted run ended
+    pinned: bool = False  # the baseline rung gate compares with
 
 
 def _now() -> str:
@@ -375,7 +380,8 @@ class Store:
             " FROM runs r ORDER BY created DESC, id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [RunRow(r["id"], r["created"], r["task"], r["status"], r["metric"], r["target"],
-                       r["recommendation"], r["best"], r["finished"], r["error"]) for r in rows]
+                       r["recommendation"], r["best"], r["finished"], r["error"],
+                       bool(r["pinned"])) for r in rows]
 
     def run(self, run_id: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -405,6 +411,20 @@ class Store:
         return self.conn.execute(
             "SELECT run_id, pipeline_json FROM rung_results WHERE rung = ?"
             " ORDER BY run_id DESC LIMIT 1", (rung,)).fetchone()
+
+    def pin(self, run_id: str) -> None:
+        """Make `run_id` the baseline (`rung gate` without --baseline); one at a time."""
+        if self.run(run_id) is None:
+            from rung.errors import ConfigError
+
+            raise ConfigError(f"no run '{run_id}' in {self.root}", fix="rung runs lists them")
+        with self.conn:
+            self.conn.execute("UPDATE runs SET pinned = 0 WHERE pinned = 1")
+            self.conn.execute("UPDATE runs SET pinned = 1 WHERE id = ?", (run_id,))
+
+    def pinned(self) -> str | None:
+        row = self.conn.execute("SELECT id FROM runs WHERE pinned = 1").fetchone()
+        return row["id"] if row else None
 
     def log_served(self, rows: list[tuple[str, str, str, str, float]]) -> None:
         """(run_id, rung, redacted input, output, latency_ms) of answered requests."""

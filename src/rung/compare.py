@@ -1,0 +1,135 @@
+"""Two runs of one task, side by side, and the CI gate built on that comparison.
+
+Two runs measured on the same test split answer the same examples, so they are compared
+pair by pair: per rung both measured, and overall (each run's shipped rung: its
+recommendation, or its best when none reached the target), the difference with a paired
+bootstrap interval, McNemar's exact test on the examples that changed, and the list of those
+examples, right to wrong and wrong to right, with both answers. Runs on different splits are
+refused: their scores are not paired and a difference between them mixes the pipeline with
+the examples.
+
+`gate` is that comparison for a pull request: a candidate run (or a climb made now) against
+a baseline run (named, or pinned with `rung runs --pin`); it fails when the candidate is
+significantly worse by more than the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rung.errors import ConfigError
+from rung.eval.stats import mcnemar_exact
+from rung.rungs import LADDER
+from rung.store import Store
+
+
+def shipped(store: Store, run_id: str) -> str:
+    """The rung a run would ship: its recommendation, else its best."""
+    run = _run(store, run_id)
+    recommendation = json.loads(run["summary_json"] or "{}").get("recommendation", {})
+    rung = recommendation.get("rung") or recommendation.get("best")
+    if rung is None:
+        raise ConfigError(f"run {run_id} recommends no rung", fix="compare finished runs")
+    return rung
+
+
+def _run(store: Store, run_id: str) -> Any:
+    run = store.run(run_id)
+    if run is None:
+        raise ConfigError(f"no run '{run_id}' in {store.root}", fix="rung runs PATH lists them")
+    if run["status"] != "done":
+        raise ConfigError(f"run {run_id} did not finish ({run['status']})",
+                          fix="compare finished runs (rung runs PATH shows how each ended)")
+    return run
+
+
+def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str, *,
+                 n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples."""
+    a = {p["example_id"]: p for p in store.predictions(run_a, rung_a)}
+    b = {p["example_id"]: p for p in store.predictions(run_b, rung_b)}
+    ids = sorted(a)
+    if set(ids) != set(b):
+        raise ConfigError(f"{rung_a} of {run_a} and {rung_b} of {run_b} answered different "
+                          "examples", fix="compare runs of the same test split")
+    result = mcnemar_exact([bool(a[i]["correct"]) for i in ids],
+                           [bool(b[i]["correct"]) for i in ids], n_resamples=n_resamples,
+                           seed=seed)
+
+    def flipped(was: bool) -> list[dict[str, Any]]:
+        return [{"example_id": i, "line": a[i]["line"], "input": a[i]["input"],
+                 "expected": a[i]["expected"], "a": a[i]["output"], "b": b[i]["output"]}
+                for i in ids if bool(a[i]["correct"]) == was and bool(b[i]["correct"]) != was]
+
+    return {"a": {"run": run_a, "rung": rung_a, "score": round(result.a_score, 4)},
+            "b": {"run": run_b, "rung": rung_b, "score": round(result.b_score, 4)},
+            "n": result.n, "difference": round(result.difference, 4),
+            "ci": [round(x, 4) for x in result.ci], "p_value": result.p_value,
+            "test": "McNemar's exact test on the examples that changed",
+            "right_to_wrong": flipped(True), "wrong_to_right": flipped(False)}
+
+
+def compare_runs(store: Store, run_a: str, run_b: str, **options: Any) -> dict[str, Any]:
+    first, second = _run(store, run_a), _run(store, run_b)
+    if first["split_hash"] != second["split_hash"]:
+        raise ConfigError(
+            f"runs {run_a} and {run_b} were measured on different test splits",
+            fix="compare runs of the same data and [split] settings (their split hashes "
+                "must match); climb again to measure both on one split")
+    rungs_a = {r["rung"] for r in store.rung_rows(run_a)}
+    rungs_b = {r["rung"] for r in store.rung_rows(run_b)}
+    both = [name for name in LADDER if name in rungs_a and name in rungs_b]
+    return {
+        "a": run_a, "b": run_b, "split_hash": first["split_hash"],
+        "config_changed": first["config_hash"] != second["config_hash"],
+        "data_changed": first["data_hash"] != second["data_hash"],
+        "rungs": {name: compare_rung(store, run_a, name, run_b, name, **options)
+                  for name in both},
+        "overall": compare_rung(store, run_a, shipped(store, run_a), run_b,
+                                shipped(store, run_b), **options),
+    }
+
+
+def gate(store: Store, baseline: str, candidate: str, *, tolerance: float = 0.0,
+         alpha: float = 0.05) -> dict[str, Any]:
+    """Fail when the candidate's rung is significantly worse than the baseline's by more than
+    `tolerance`: the baseline's shipped rung against the same rung of the candidate (or the
+    candidate's shipped rung, when the candidate did not measure it)."""
+    if _run(store, baseline)["split_hash"] != _run(store, candidate)["split_hash"]:
+        raise ConfigError(f"the candidate {candidate} and the baseline {baseline} were "
+                          "measured on different test splits",
+                          fix="keep the data and [split] settings, or pin a new baseline "
+                              "(rung runs PATH --pin RUN) once the change is accepted")
+    rung = shipped(store, baseline)
+    measured = {r["rung"] for r in store.rung_rows(candidate)}
+    candidate_rung = rung if rung in measured else shipped(store, candidate)
+    result = compare_rung(store, baseline, rung, candidate, candidate_rung)
+    worse = result["difference"] < -tolerance and result["p_value"] < alpha
+    return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse)}
+
+
+def markdown(verdict: dict[str, Any]) -> str:
+    """A short pull-request comment."""
+    a, b = verdict["a"], verdict["b"]
+    word = "FAILS" if verdict["fails"] else "passes"
+    lines = [
+        f"**rung gate {word}**: {b['rung']} of `{b['run']}` scores {b['score']:.3f} against "
+        f"{a['score']:.3f} for {a['rung']} of the baseline `{a['run']}` on the same "
+        f"{verdict['n']} test examples.",
+        "",
+        f"- difference {verdict['difference']:+.3f} (95% CI {verdict['ci'][0]:+.3f} to "
+        f"{verdict['ci'][1]:+.3f}), p = {verdict['p_value']:.3g} ({verdict['test']}); the gate "
+        f"fails below -{verdict['tolerance']:g} at p < {verdict['alpha']:g}",
+        f"- right to wrong: {len(verdict['right_to_wrong'])}, wrong to right: "
+        f"{len(verdict['wrong_to_right'])}",
+    ]
+    for flip in verdict["right_to_wrong"][:10]:
+        lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
+                     f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)")
+    return "\n".join(lines) + "\n"
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(str(text).split()).replace("`", "'")
+    return text if len(text) <= width else text[: width - 1] + "…"
