@@ -521,6 +521,37 @@ def gate(
         raise typer.Exit(1)
 
 
+@app.command()
+def review(
+    run: str = typer.Argument(..., help="the run whose answers to review"),
+    path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
+    rungs: Optional[str] = typer.Option(None, "--rungs", help="A,B (default: the best cheaper "
+                                        "rung, then the recommended one)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8001, "--port"),
+    show: bool = typer.Option(False, "--results", help="print the results so far and exit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Blind side-by-side review of two rungs' answers in the browser; votes go to the store,
+    results with the exact sign test (--results)."""
+    from rung.review import create_app, pair_to_review, results, verdict_text
+
+    with _user_errors():
+        with _task_store(path) as store:
+            rung_a, rung_b = pair_to_review(store, run, rungs)
+            summary = results(store, run, rung_a, rung_b)
+        if not show:
+            app_ = create_app(_store_dir(path), run, rung_a, rung_b)
+    if show:
+        print(json.dumps(summary, indent=2)) if as_json else out.print(
+            verdict_text(summary), highlight=False)
+        return
+    import uvicorn
+
+    err.print(f"review {rung_a} against {rung_b} of run {run}: open http://{host}:{port}/")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 def _store_dir(path: Path) -> Path:
     from rung.task import load_task
 

@@ -161,6 +161,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
     """,
+    # 10: blind side-by-side votes (rung review), append-only: who, when, which rung was left
+    """
+    CREATE TABLE votes (
+        at TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        rung_a TEXT NOT NULL,
+        rung_b TEXT NOT NULL,
+        example_id TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        left_rung TEXT NOT NULL,
+        choice TEXT NOT NULL,
+        winner TEXT NOT NULL
+    );
+    CREATE INDEX votes_by_pair ON votes(run_id, rung_a, rung_b);
+    """,
 ]
 
 
@@ -425,6 +440,20 @@ class Store:
     def pinned(self) -> str | None:
         row = self.conn.execute("SELECT id FROM runs WHERE pinned = 1").fetchone()
         return row["id"] if row else None
+
+    def add_vote(self, run_id: str, rung_a: str, rung_b: str, example_id: str, reviewer: str,
+                 left: str, choice: str, winner: str) -> None:
+        """`left` is "a" or "b" (which rung the reviewer saw on the left); `winner` is a, b,
+        tie or skip. Votes are only ever added: a changed mind is a later vote."""
+        with self.conn:
+            self.conn.execute("INSERT INTO votes VALUES (?,?,?,?,?,?,?,?,?)",
+                              (_now(), run_id, rung_a, rung_b, example_id, reviewer,
+                               rung_a if left == "a" else rung_b, choice, winner))
+
+    def votes(self, run_id: str, rung_a: str, rung_b: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM votes WHERE run_id = ? AND rung_a = ? AND rung_b = ? ORDER BY rowid",
+            (run_id, rung_a, rung_b)).fetchall()
 
     def log_served(self, rows: list[tuple[str, str, str, str, float]]) -> None:
         """(run_id, rung, redacted input, output, latency_ms) of answered requests."""

@@ -1,0 +1,248 @@
+"""`rung review`: blind side-by-side human review of two rungs' answers, as the seeds ask
+before any deployment ("human eval, side-by-side"; "human review of 50-100 real outputs").
+
+A local page (loopback, FastAPI like `rung serve`) shows one test example at a time: the input,
+the expected answer (hideable) and the two rungs' answers in an order drawn at random per item
+and reviewer, their names hidden until the reviewer is done. Keys: A (left is better), B (right
+is better), T (tie), S (skip). Votes are appended to the store with who, when and which rung
+was on which side, so a reviewer resumes where they stopped and nothing is overwritten.
+
+Results: wins, ties and losses of B against A (skips aside), B's win rate among decided items
+with a Wilson 95% interval, the exact sign test (two-sided binomial at 1/2 on the decided
+items), and with two or more reviewers their agreement on the items they both judged
+(Cohen's kappa on A/B/tie).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request  # at module level: FastAPI reads the handlers' annotations
+
+from rung.errors import ConfigError
+from rung.store import Store
+
+CHOICES = ("left", "right", "tie", "skip")
+
+
+def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str, Any]]:
+    """The test examples both rungs answered, in the order the run stored them."""
+    a = {p["example_id"]: p for p in store.predictions(run_id, rung_a)}
+    b = {p["example_id"]: p for p in store.predictions(run_id, rung_b)}
+    if not a or not b:
+        missing = rung_a if not a else rung_b
+        raise ConfigError(f"run {run_id} has no answers of rung '{missing}'",
+                          fix="name two rungs it measured with --rungs A,B")
+    return [{"item": i, "input": a[i]["input"], "expected": a[i]["expected"],
+             "a": a[i]["output"], "b": b[i]["output"]} for i in a if i in b]
+
+
+def left_is_a(item: str, reviewer: str, salt: str) -> bool:
+    """The side order of one item for one reviewer: random, and the same on a reload."""
+    return hashlib.sha256(f"{salt}|{reviewer}|{item}".encode()).digest()[0] % 2 == 0
+
+
+def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, Any]:
+    from scipy.stats import binomtest
+
+    votes = store.votes(run_id, rung_a, rung_b)
+    latest: dict[tuple[str, str], str] = {}
+    for vote in votes:  # a reviewer's last word on an item counts
+        latest[(vote["reviewer"], vote["example_id"])] = vote["winner"]
+    counted = [w for w in latest.values() if w != "skip"]
+    wins, losses, ties = counted.count("b"), counted.count("a"), counted.count("tie")
+    decided = wins + losses
+    p_value = float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0
+    reviewers = sorted({r for r, _ in latest})
+    out: dict[str, Any] = {
+        "a": rung_a, "b": rung_b, "reviewers": reviewers, "items": len({i for _, i in latest}),
+        "b_wins": wins, "ties": ties, "a_wins": losses, "skips": len(latest) - len(counted),
+        "b_win_rate": round(wins / decided, 4) if decided else None,
+        "b_win_rate_ci": _wilson(wins, decided), "p_value": p_value,
+        "test": "exact sign test (two-sided binomial at 1/2 on decided items)"}
+    if len(reviewers) >= 2:
+        out["agreement"] = _kappa(latest, reviewers)
+    return out
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> list[float] | None:
+    if n == 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str, Any]:
+    """Cohen's kappa of each pair of reviewers on the items both decided (skips aside)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    pairs = {}
+    for i, first in enumerate(reviewers):
+        for second in reviewers[i + 1:]:
+            shared = sorted({item for r, item in latest if r == first}
+                            & {item for r, item in latest if r == second})
+            both = [(latest[(first, s)], latest[(second, s)]) for s in shared
+                    if "skip" not in (latest[(first, s)], latest[(second, s)])]
+            kappa = (float(cohen_kappa_score([x for x, _ in both], [y for _, y in both],
+                                             labels=["a", "b", "tie"])) if both else None)
+            pairs[f"{first} / {second}"] = {"items": len(both), "kappa": kappa}
+    return pairs
+
+
+def verdict_text(result: dict[str, Any]) -> str:
+    """One sentence for the report and the decision."""
+    decided = result["b_wins"] + result["a_wins"]
+    return (f"reviewers preferred {result['b']} on {result['b_wins']} of "
+            f"{decided + result['ties']} items and {result['a']} on {result['a_wins']}, "
+            f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")
+
+
+def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str) -> Any:
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    with _store(store_dir) as store:
+        queue = items(store, run_id, rung_a, rung_b)
+        salt = store.run(run_id)["split_hash"]
+    by_id = {q["item"]: q for q in queue}
+    app = FastAPI(title="rung review")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE
+
+    @app.get("/api/next")
+    async def next_item(reviewer: str) -> Any:
+        reviewer = reviewer.strip()[:80]
+        if not reviewer:
+            return JSONResponse({"error": "name the reviewer"}, status_code=400)
+        with _store(store_dir) as store:
+            done = {v["example_id"] for v in store.votes(run_id, rung_a, rung_b)
+                    if v["reviewer"] == reviewer}
+            summary = results(store, run_id, rung_a, rung_b)
+        left = [q for q in queue if q["item"] not in done]
+        progress = {"done": len(queue) - len(left), "total": len(queue)}
+        if not left:  # finished: the names are shown now, with the results so far
+            return {"finished": True, "progress": progress, "results": summary,
+                    "verdict": verdict_text(summary)}
+        q = left[0]
+        a_left = left_is_a(q["item"], reviewer, salt)
+        return {"finished": False, "progress": progress, "item": q["item"],
+                "input": q["input"], "expected": q["expected"],
+                "left": q["a"] if a_left else q["b"], "right": q["b"] if a_left else q["a"]}
+
+    @app.post("/api/vote")
+    async def vote(request: Request) -> Any:
+        body = await request.json()
+        reviewer = str(body.get("reviewer", "")).strip()[:80]
+        item, choice = body.get("item"), body.get("choice")
+        if not reviewer or item not in by_id or choice not in CHOICES:
+            return JSONResponse({"error": "need reviewer, a known item and a choice among "
+                                          + ", ".join(CHOICES)}, status_code=400)
+        a_left = left_is_a(item, reviewer, salt)
+        winner = {"left": "a" if a_left else "b", "right": "b" if a_left else "a",
+                  "tie": "tie", "skip": "skip"}[choice]
+        with _store(store_dir) as store:
+            store.add_vote(run_id, rung_a, rung_b, item, reviewer,
+                           "a" if a_left else "b", choice, winner)
+        return {"ok": True}
+
+    return app
+
+
+class _store:
+    """A store opened per request: the server may run while a climb writes the same file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __enter__(self) -> Store:
+        self.store = Store(self.folder)
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def pair_to_review(store: Store, run_id: str, rungs: str | None) -> tuple[str, str]:
+    """--rungs A,B, or the recommended rung (B) against the best cheaper one it measured (A)."""
+    if rungs:
+        names = [r.strip() for r in rungs.split(",")]
+        if len(names) != 2 or names[0] == names[1]:
+            raise ConfigError(f"--rungs {rungs!r} must name two rungs", fix="--rungs prompt,finetune")
+        return names[0], names[1]
+    from rung.compare import shipped
+
+    top = shipped(store, run_id)
+    rows = [r for r in store.rung_rows(run_id) if r["rung"] != top]
+    order = [r["rung"] for r in store.rung_rows(run_id)]
+    cheaper = [r for r in rows if order.index(r["rung"]) < order.index(top)] or rows
+    if not cheaper:
+        raise ConfigError(f"run {run_id} measured one rung only", fix="climb with --all")
+    best = max(cheaper, key=lambda r: r["score"])
+    return best["rung"], top
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rung review</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
+.pair{display:flex;gap:1em}.pair>div{flex:1;border:1px solid #999;border-radius:6px;padding:1em;
+white-space:pre-wrap}#input,#expected{white-space:pre-wrap;background:#f4f4f4;padding:.6em}
+kbd{border:1px solid #999;border-radius:3px;padding:0 .3em}
+</style></head><body>
+<h1>Which answer is better?</h1>
+<p><label>Reviewer <input id="reviewer" autocomplete="off"></label>
+<button id="start">Start</button> <span id="progress"></span></p>
+<section id="item" hidden>
+<h2>Input</h2><div id="input"></div>
+<p><label><input type="checkbox" id="show-expected" checked> show the expected answer</label></p>
+<div id="expected"></div>
+<div class="pair"><div><h3>Left (<kbd>A</kbd>)</h3><div id="left"></div></div>
+<div><h3>Right (<kbd>B</kbd>)</h3><div id="right"></div></div></div>
+<p><kbd>A</kbd> left is better · <kbd>B</kbd> right is better · <kbd>T</kbd> tie ·
+<kbd>S</kbd> skip</p>
+</section>
+<section id="done" hidden><h2>Done: the rungs are revealed</h2><p id="verdict"></p>
+<pre id="results"></pre></section>
+<script>
+// Dataset text is untrusted: it is only ever put on the page as text (textContent).
+let current = null;
+const $ = id => document.getElementById(id);
+function who() { return $("reviewer").value.trim(); }
+async function load() {
+  const r = await fetch("/api/next?reviewer=" + encodeURIComponent(who()));
+  const data = await r.json();
+  $("progress").textContent = data.progress.done + " of " + data.progress.total + " reviewed";
+  if (data.finished) {
+    current = null; $("item").hidden = true; $("done").hidden = false;
+    $("verdict").textContent = data.verdict;
+    $("results").textContent = JSON.stringify(data.results, null, 1);
+    return;
+  }
+  current = data.item; $("done").hidden = true; $("item").hidden = false;
+  $("input").textContent = data.input; $("expected").textContent = data.expected;
+  $("left").textContent = data.left; $("right").textContent = data.right;
+}
+async function vote(choice) {
+  if (!current) return;
+  const item = current; current = null;
+  await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
+    body: JSON.stringify({reviewer: who(), item: item, choice: choice})});
+  await load();
+}
+$("start").addEventListener("click", () => { if (who()) load(); });
+$("show-expected").addEventListener("change", e => { $("expected").hidden = !e.target.checked; });
+document.addEventListener("keydown", e => {
+  if (e.target === $("reviewer")) { if (e.key === "Enter" && who()) load(); return; }
+  const choice = {a: "left", b: "right", t: "tie", s: "skip"}[e.key.toLowerCase()];
+  if (choice) vote(choice);
+});
+</script></body></html>
+"""

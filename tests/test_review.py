@@ -1,0 +1,135 @@
+"""`rung review` (issue 17): a real server process, a scripted reviewer in real headless
+Chromium voting with the keyboard; votes stored append-only with the side each rung was on;
+the sign test equals the closed form for the counts; hostile dataset text stays text."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from math import comb
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from conftest import LABELS, ticket_records, write_task
+from rung.cli import app
+from rung.climb import climb
+from rung.store import Store
+from test_report import HOSTILE, browser
+
+runner = CliRunner()
+
+
+def _rule(prompt):
+    """Zero-shot says BILLING; shown examples, it reads the label off the ticket."""
+    if not any(m.role == "assistant" for m in prompt):
+        return "BILLING"
+    text = prompt[-1].content.lower()
+    return next((label for label in LABELS if label.lower() in text), "BILLING")
+
+
+def _sign_test(wins: int, losses: int) -> float:
+    n, k = wins + losses, min(wins, losses)
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def test_a_reviewer_votes_with_the_keyboard_in_chromium(tmp_path, fake_model):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fake_model.rule = _rule
+    records = ticket_records(20)
+    for r in records:
+        r["messages"][0]["content"] += " " + HOSTILE
+    toml = write_task(tmp_path / "task", records=records, ladder={"skip": ["classifier"],
+                                                                    "all": True})
+    run_id = climb(toml).run_id
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "review.log").open("w")
+    server = subprocess.Popen([sys.executable, "-c", "from rung.cli import main; main()",
+                               "review", run_id, "--task", str(toml), "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    driver = None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    Path(log.name).read_text()
+                time.sleep(0.2)
+        driver = browser(tmp_path)
+        driver.get(url)
+        name = driver.find_element(By.ID, "reviewer")
+        name.send_keys("ada", Keys.ENTER)
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.ID, "progress").text.startswith("0 of "))
+        total = int(driver.find_element(By.ID, "progress").text.split(" of ")[1].split()[0])
+        # the reviewer prefers whichever answer is right (few-shot's), else calls a tie
+        body = driver.find_element(By.TAG_NAME, "body")
+        for done in range(total):
+            wait.until(lambda d: d.find_element(By.ID, "progress").text.startswith(
+                f"{done} of "))
+            expected = driver.find_element(By.ID, "expected").text
+            left = driver.find_element(By.ID, "left").text
+            right = driver.find_element(By.ID, "right").text
+            assert HOSTILE.split("<script>")[0] in driver.find_element(By.ID, "input").text
+            key = "t" if left == right else ("a" if left == expected else "b") \
+                if expected in (left, right) else "s"
+            body.send_keys(key)
+        wait.until(lambda d: d.find_element(By.ID, "done").is_displayed())
+        assert driver.execute_script("return window.__pwned") is None  # text, never run
+        verdict = driver.find_element(By.ID, "verdict").text
+        assert "reviewers preferred few-shot" in verdict
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+    store = Store(tmp_path / "task" / ".rung")
+    votes = store.votes(run_id, "prompt", "few-shot")
+    store.close()
+    assert len(votes) == total and {v["reviewer"] for v in votes} == {"ada"}
+    assert {v["left_rung"] for v in votes} == {"prompt", "few-shot"}  # both sides were drawn
+    done = runner.invoke(app, ["review", run_id, "--task", str(toml), "--results", "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    wins, losses = result["b_wins"], result["a_wins"]
+    assert wins > 0 and wins + losses + result["ties"] + result["skips"] == total
+    assert result["p_value"] == _sign_test(wins, losses)
+    lo, hi = result["b_win_rate_ci"]
+    assert lo <= result["b_win_rate"] <= hi
+
+
+def test_two_reviewers_agreement_is_cohens_kappa(tmp_path, fake_model):
+    from sklearn.metrics import cohen_kappa_score
+
+    from rung.review import results
+
+    fake_model.rule = _rule
+    toml = write_task(tmp_path / "task", records=ticket_records(12),
+                      ladder={"skip": ["classifier"], "all": True})
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    ids = [p["example_id"] for p in store.predictions(run_id, "prompt")][:6]
+    assert len(ids) == 6
+    first, second = ["b", "b", "a", "tie", "b", "a"], ["b", "a", "a", "tie", "b", "b"]
+    for reviewer, winners in (("ada", first), ("bob", second)):
+        for item, winner in zip(ids, winners):
+            store.add_vote(run_id, "prompt", "few-shot", item, reviewer, "a", "x", winner)
+    summary = results(store, run_id, "prompt", "few-shot")
+    store.close()
+    assert summary["agreement"]["ada / bob"]["kappa"] == cohen_kappa_score(
+        first, second, labels=["a", "b", "tie"])
