@@ -133,3 +133,21 @@ def test_two_reviewers_agreement_is_cohens_kappa(tmp_path, fake_model):
     store.close()
     assert summary["agreement"]["ada / bob"]["kappa"] == cohen_kappa_score(
         first, second, labels=["a", "b", "tie"])
+
+
+def test_the_report_carries_the_human_verdict(tmp_path, fake_model):
+    fake_model.rule = _rule
+    toml = write_task(tmp_path / "task", records=ticket_records(12),
+                      ladder={"skip": ["classifier"], "all": True})
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    ids = [p["example_id"] for p in store.predictions(run_id, "prompt")]
+    for item in ids:
+        store.add_vote(run_id, "prompt", "few-shot", item, "ada", "a", "right", "b")
+    store.close()
+    out = tmp_path / "report.html"
+    done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    page = out.read_text()
+    assert (f"Human review:</strong> reviewers preferred few-shot on {len(ids)} of {len(ids)}"
+            in page)

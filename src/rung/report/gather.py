@@ -35,6 +35,7 @@ class ReportData:
     examples: list[ExampleRow]
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tuned rungs
     audit: dict[str, Any] | None = None  # the data's latest audit with its checks
+    human: list[dict[str, Any]] = field(default_factory=list)  # rung review results, per pair
 
     @property
     def rungs(self) -> list[dict[str, Any]]:
@@ -59,6 +60,12 @@ def gather(store: Store, run_id: str) -> ReportData:
         curve = [dict(c) for c in store.curves(run_id, name)]
         if curve:
             data.curves[name] = curve
+    from rung.review import results, verdict_text
+
+    for pair in store.conn.execute("SELECT DISTINCT rung_a, rung_b FROM votes WHERE run_id = ?",
+                                   (run_id,)).fetchall():
+        human = results(store, run_id, pair["rung_a"], pair["rung_b"])
+        data.human.append({**human, "verdict": verdict_text(human)})
     audit = store.latest_audit(row["data_hash"])
     if audit is not None:
         data.audit = {**json.loads(audit["summary_json"]),

@@ -87,7 +87,7 @@ def render_report(data: ReportData) -> str:
     return env.get_template("report.html").render(
         run=data.run, summary=summary, decision=summary["recommendation"], rungs=data.rungs,
         names=[r["rung"] for r in data.rungs], figures=figures, tunes=_tunes(data),
-        audit=data.audit, examples=data.examples,
+        audit=data.audit, examples=data.examples, human=data.human,
         disagreements=sum(row.disagree for row in data.examples),
         plotly_js=plotly_js, app_js=APP_JS,
         csp=f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
