@@ -151,3 +151,29 @@ def test_the_report_carries_the_human_verdict(tmp_path, fake_model):
     page = out.read_text()
     assert (f"Human review:</strong> reviewers preferred few-shot on {len(ids)} of {len(ids)}"
             in page)
+
+
+def test_review_on_new_inputs_asks_both_stored_pipelines(tmp_path, fake_model):
+    from fastapi.testclient import TestClient
+
+    from rung.review import create_app, items_for_inputs
+
+    fake_model.rule = _rule
+    toml = write_task(tmp_path / "task", records=ticket_records(8),
+                      ladder={"skip": ["classifier"], "all": True})
+    run_id = climb(toml).run_id
+    inputs = tmp_path / "production.txt"
+    inputs.write_text("a bug in the export\na feature request for dark mode\n")
+    store = Store(tmp_path / "task" / ".rung")
+    queue = items_for_inputs(store, tmp_path / "task", run_id, "prompt", "few-shot", inputs)
+    store.close()
+    assert [(q["a"], q["b"]) for q in queue] == [("BILLING", "BUG"), ("BILLING", "FEATURE")]
+    client = TestClient(create_app(tmp_path / "task" / ".rung", run_id, "prompt", "few-shot",
+                                   queue))
+    first = client.get("/api/next", params={"reviewer": "ada"}).json()
+    assert first["input"] == "a bug in the export" and first["progress"]["total"] == 2
+    side = "left" if first["left"] == "BUG" else "right"
+    assert client.post("/api/vote", json={"reviewer": "ada", "item": first["item"],
+                                          "choice": side}).json() == {"ok": True}
+    assert client.get("/api/next", params={"reviewer": "ada"}).json()["input"] == \
+        "a feature request for dark mode"

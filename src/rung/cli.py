@@ -531,17 +531,26 @@ def review(
     port: int = typer.Option(8001, "--port"),
     show: bool = typer.Option(False, "--results", help="print the results so far and exit"),
     as_json: bool = typer.Option(False, "--json"),
+    inputs: Optional[Path] = typer.Option(None, "--inputs", help="review answers to these "
+                                          "inputs (any data format, JSON lines with an input "
+                                          "key, or .txt) instead of the test examples"),
 ) -> None:
     """Blind side-by-side review of two rungs' answers in the browser; votes go to the store,
     results with the exact sign test (--results)."""
-    from rung.review import create_app, pair_to_review, results, verdict_text
+    from rung.review import create_app, items_for_inputs, pair_to_review, results, \
+        verdict_text
+    from rung.task import load_task
 
     with _user_errors():
+        queue = None
         with _task_store(path) as store:
             rung_a, rung_b = pair_to_review(store, run, rungs)
             summary = results(store, run, rung_a, rung_b)
+            if inputs is not None and not show:
+                queue = items_for_inputs(store, load_task(path).root, run, rung_a, rung_b,
+                                         inputs)
         if not show:
-            app_ = create_app(_store_dir(path), run, rung_a, rung_b)
+            app_ = create_app(_store_dir(path), run, rung_a, rung_b, queue)
     if show:
         print(json.dumps(summary, indent=2)) if as_json else out.print(
             verdict_text(summary), highlight=False)

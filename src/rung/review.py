@@ -41,6 +41,31 @@ def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str,
              "a": a[i]["output"], "b": b[i]["output"]} for i in a if i in b]
 
 
+def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, rung_b: str,
+                     inputs: Path) -> list[dict[str, Any]]:
+    """Both rungs' pipelines, as the run stored them, on new inputs (production ones, say):
+    each item is named by a hash of its input."""
+    from rung.check import read_inputs
+    from rung.pipeline import Pipeline
+
+    rows = {r["rung"]: r for r in store.rung_rows(run_id)}
+    for name in (rung_a, rung_b):
+        if name not in rows:
+            raise ConfigError(f"run {run_id} measured no rung '{name}'",
+                              fix=f"name two it measured: {', '.join(rows)}")
+    examples, labelled = read_inputs(inputs)
+    texts = [e.input for e in examples]
+    cache = store.response_cache()
+    answers = {}
+    for name in (rung_a, rung_b):
+        pipeline = Pipeline.from_dict(json.loads(rows[name]["pipeline_json"]),
+                                      base_dir=str(task_root))
+        answers[name] = [o.text for o in pipeline.predict(texts, cache=cache)]
+    return [{"item": "input-" + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
+             "expected": e.output if labelled else "", "a": x, "b": y}
+            for t, e, x, y in zip(texts, examples, answers[rung_a], answers[rung_b])]
+
+
 def left_is_a(item: str, reviewer: str, salt: str) -> bool:
     """The side order of one item for one reviewer: random, and the same on a reload."""
     return hashlib.sha256(f"{salt}|{reviewer}|{item}".encode()).digest()[0] % 2 == 0
@@ -103,12 +128,14 @@ def verdict_text(result: dict[str, Any]) -> str:
             f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")
 
 
-def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str) -> Any:
+def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
+               queue: list[dict[str, Any]] | None = None) -> Any:
+    """`queue`: the items to review (default: the run's test examples)."""
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse
 
     with _store(store_dir) as store:
-        queue = items(store, run_id, rung_a, rung_b)
+        queue = queue if queue is not None else items(store, run_id, rung_a, rung_b)
         salt = store.run(run_id)["split_hash"]
     by_id = {q["item"]: q for q in queue}
     app = FastAPI(title="rung review")
@@ -124,7 +151,7 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str) -> Any:
             return JSONResponse({"error": "name the reviewer"}, status_code=400)
         with _store(store_dir) as store:
             done = {v["example_id"] for v in store.votes(run_id, rung_a, rung_b)
-                    if v["reviewer"] == reviewer}
+                    if v["reviewer"] == reviewer} & set(by_id)
             summary = results(store, run_id, rung_a, rung_b)
         left = [q for q in queue if q["item"] not in done]
         progress = {"done": len(queue) - len(left), "total": len(queue)}
