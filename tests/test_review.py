@@ -32,6 +32,14 @@ def _rule(prompt):
     return next((label for label in LABELS if label.lower() in text), "BILLING")
 
 
+def _climbed(tmp_path, fake_model, per_label: int = 12):
+    """prompt and few-shot of the tickets task, climbed with `_rule`: (toml, run id)."""
+    fake_model.rule = _rule
+    toml = write_task(tmp_path / "task", records=ticket_records(per_label),
+                      ladder={"skip": ["classifier"], "all": True})
+    return toml, climb(toml).run_id
+
+
 def _sign_test(wins: int, losses: int) -> float:
     n, k = wins + losses, min(wins, losses)
     return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
@@ -118,10 +126,7 @@ def test_two_reviewers_agreement_is_cohens_kappa(tmp_path, fake_model):
 
     from rung.review import results
 
-    fake_model.rule = _rule
-    toml = write_task(tmp_path / "task", records=ticket_records(12),
-                      ladder={"skip": ["classifier"], "all": True})
-    run_id = climb(toml).run_id
+    _, run_id = _climbed(tmp_path, fake_model)
     store = Store(tmp_path / "task" / ".rung")
     ids = [p["example_id"] for p in store.predictions(run_id, "prompt")][:6]
     assert len(ids) == 6
@@ -136,10 +141,7 @@ def test_two_reviewers_agreement_is_cohens_kappa(tmp_path, fake_model):
 
 
 def test_the_report_carries_the_human_verdict(tmp_path, fake_model):
-    fake_model.rule = _rule
-    toml = write_task(tmp_path / "task", records=ticket_records(12),
-                      ladder={"skip": ["classifier"], "all": True})
-    run_id = climb(toml).run_id
+    toml, run_id = _climbed(tmp_path, fake_model)
     store = Store(tmp_path / "task" / ".rung")
     ids = [p["example_id"] for p in store.predictions(run_id, "prompt")]
     for item in ids:
@@ -158,10 +160,7 @@ def test_review_on_new_inputs_asks_both_stored_pipelines(tmp_path, fake_model):
 
     from rung.review import create_app, items_for_inputs
 
-    fake_model.rule = _rule
-    toml = write_task(tmp_path / "task", records=ticket_records(8),
-                      ladder={"skip": ["classifier"], "all": True})
-    run_id = climb(toml).run_id
+    _, run_id = _climbed(tmp_path, fake_model, 8)
     inputs = tmp_path / "production.txt"
     inputs.write_text("a bug in the export\na feature request for dark mode\n")
     store = Store(tmp_path / "task" / ".rung")
