@@ -27,7 +27,8 @@ from rung.files import atomic_write
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import NotReadyError, TuneResult, require_ready
 from rung.models.cache import ResponseCache
-from rung.models.remote import Budget, BudgetReached, is_remote, set_budget, spent, usage_before
+from rung.models.budget import Budget, BudgetReached, set_budget
+from rung.models.remote import is_remote, spent, usage_before
 from rung.models.remote import prepare as prepare_endpoints
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
