@@ -134,6 +134,8 @@ def choose_on_val(
     Each keeps its val interval too: the stop rule may ask for its lower bound."""
     limit = task.eval.val_limit
     val = list(val[:limit] if limit else val)
+    if task.eval.selection == "race" and len(pipelines) > 1:
+        return _race(task, pipelines, val, progress, cache)
     candidates: list[Candidate] = []
     best: int | None = None
     for label, pipeline in pipelines:
@@ -147,4 +149,61 @@ def choose_on_val(
             best = len(candidates) - 1
     assert best is not None, "a rung must try at least one candidate"
     candidates[best] = replace(candidates[best], chosen=True)
+    return pipelines[best][1], candidates
+
+
+def _race(
+    task: TaskSpec,
+    pipelines: Sequence[tuple[str, Pipeline]],
+    val: list[Example],
+    progress: Callable[[int], None] | None,
+    cache: "ResponseCache | None",
+) -> tuple[Pipeline, list[Candidate]]:
+    """Every candidate on the first `race_start` val examples; one clearly behind the leader
+    there (exact McNemar on the examples both answered, worse with p < race_alpha) stops; the
+    rest go on to twice as many, until one is left or val is used up. The leader on the most
+    val examples is chosen (ties to the earlier, cheaper one). Each scoring of a longer prefix
+    repeats the shorter one from the response cache, not from the model."""
+    from rung.eval.stats import mcnemar_exact
+
+    alive = list(range(len(pipelines)))
+    results: dict[int, Any] = {}
+    stopped: dict[int, str] = {}
+    size, scored, advanced = min(len(val), task.eval.race_start), 0, 0
+    while True:
+        for i in alive:
+            results[i] = evaluate(
+                pipelines[i][1], val[:size], metric=task.task.metric,
+                n_resamples=task.eval.bootstrap, seed=task.task.seed, cache=cache,
+                schema=task.json_schema)
+        if progress:
+            progress(len(alive) * (size - scored))
+        advanced += len(alive) * (size - scored)
+        scored = size
+        leader = max(alive, key=lambda i: (results[i].score.value, -i))
+        ahead = [p.correct for p in results[leader].predictions]
+        for i in [i for i in alive if i != leader]:
+            test = mcnemar_exact(ahead, [p.correct for p in results[i].predictions])
+            if test.difference < 0 and test.p_value < task.eval.race_alpha:
+                alive.remove(i)
+                stopped[i] = (f"behind {pipelines[leader][0]} by {-test.difference:.3f} on "
+                              f"{size} val examples (p={test.p_value:.2g})")
+        if len(alive) == 1 or size == len(val):
+            break
+        size = min(len(val), size * 2)
+    if len(alive) == 1 and size < len(val):  # the winner is measured on all of val
+        [last] = alive
+        results[last] = evaluate(
+            pipelines[last][1], val, metric=task.task.metric, n_resamples=task.eval.bootstrap,
+            seed=task.task.seed, cache=cache, schema=task.json_schema)
+    if progress:  # the stage is done: what the stopped candidates did not need counts as done
+        progress(len(pipelines) * len(val) - advanced)
+    best = max(alive, key=lambda i: (results[i].score.value, -i))
+    candidates = []
+    for i, (label, pipeline) in enumerate(pipelines):
+        score = results[i].score
+        details = {**pipeline.details, "val_n": score.n,
+                   "stopped": stopped.get(i, "raced to the end of val")}
+        candidates.append(Candidate(label, score.value, details, val_ci=score.ci,
+                                    chosen=i == best))
     return pipelines[best][1], candidates

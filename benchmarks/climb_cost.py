@@ -1,0 +1,73 @@
+"""Seconds to climb the bundled product-docs-qa task with every candidate scored on all of val
+("full", the baseline) and with candidates raced on val ([eval] selection = "race").
+
+Each side is a fresh copy of the example (no store, no response cache, no index) climbed by
+`rung climb --json` in its own process, one after the other on the same machine, so neither
+inherits the other's loaded model or embeddings. Both measure the same rungs on the same test
+split; what racing may change is only which candidate each rung keeps, so the chosen
+candidates are compared rung by rung (and, where they differ, their val scores).
+
+    python benchmarks/climb_cost.py
+
+Last line: JSON with ratio (full_seconds / raced_seconds), same_choice, val_scored (val
+examples scored per rung on each side), scores, ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASK = Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa"
+
+
+def climb(selection: str, folder: Path) -> tuple[dict, float]:
+    shutil.copytree(TASK, folder, ignore=shutil.ignore_patterns(".rung"))
+    toml = folder / "rung.toml"
+    toml.write_text(toml.read_text().replace("[eval]\n", f'[eval]\nselection = "{selection}"\n'))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", "from rung.cli import main; main()", "climb",
+                           str(folder), "--json"], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{selection} climb failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout), seconds
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="rung-climb-cost-"))
+    full, full_seconds = climb("full", root / "full")
+    raced, raced_seconds = climb("race", root / "race")
+    n_val = full["split"]["val"]
+    same, differ, val_scored = True, {}, {}
+    for a, b in zip(full["rungs"], raced["rungs"]):
+        assert a["rung"] == b["rung"]
+        chosen_a = next(c for c in a["candidates"] if c["chosen"])
+        chosen_b = next(c for c in b["candidates"] if c["chosen"])
+        val_scored[a["rung"]] = {
+            "full": len(a["candidates"]) * min(n_val, 40),
+            "raced": sum(c.get("val_n", n_val) for c in b["candidates"])}
+        if chosen_a["label"] != chosen_b["label"]:
+            same = False
+            differ[a["rung"]] = {"full": [chosen_a["label"], chosen_a["val_score"]],
+                                 "raced": [chosen_b["label"], chosen_b["val_score"]]}
+    ratio = full_seconds / raced_seconds
+    print(f"full selection: {full_seconds:.0f} s; raced: {raced_seconds:.0f} s; ratio {ratio:.2f}")
+    print(f"same choice on every rung: {same} {differ or ''}")
+    print(json.dumps({
+        "ratio": round(ratio, 3), "same_choice": same, "differences": differ,
+        "val_scored": val_scored, "full_seconds": round(full_seconds, 1),
+        "raced_seconds": round(raced_seconds, 1),
+        "scores": {"full": {r["rung"]: r["score"] for r in full["rungs"]},
+                   "raced": {r["rung"]: r["score"] for r in raced["rungs"]}},
+        "baseline": "full (every candidate on all of val)", "cores": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
