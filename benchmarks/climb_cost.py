@@ -52,7 +52,7 @@ def main() -> None:
         chosen_b = next(c for c in b["candidates"] if c["chosen"])
         val_scored[a["rung"]] = {
             "full": len(a["candidates"]) * min(n_val, 40),
-            "raced": sum(c.get("val_n", n_val) for c in b["candidates"])}
+            "raced": sum(c.get("val_n", min(n_val, 40)) for c in b["candidates"])}
         if chosen_a["label"] != chosen_b["label"]:
             same = False
             differ[a["rung"]] = {"full": [chosen_a["label"], chosen_a["val_score"]],
