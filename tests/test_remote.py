@@ -6,7 +6,6 @@ server can show (Anthropic's API, 429s, 500s, timeouts), an HTTP-level FAKE vend
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ticket_records, write_task
+from conftest import free_port, ticket_records, write_task
 from fake_api import FakeVendorAPI
 from rung.cli import app
 from rung.climb import climb
@@ -32,17 +31,12 @@ runner = CliRunner()
 PLANTED = "sk-planted-3f9c1e7d-do-not-write-me-down"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server on the packaged SmolLM2, on loopback."""
     ref = resolve("smollm2-135m-instruct")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     process = subprocess.Popen(  # its log goes to a file: a full pipe would stall it
         [sys.executable, "-m", "llama_cpp.server", "--model",

@@ -5,7 +5,6 @@ the sign test equals the closed form for the counts; hostile dataset text stays 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import LABELS, ticket_records, write_task
+from conftest import LABELS, free_port, ticket_records, write_task
 from rung.cli import app
 from rung.climb import climb
 from rung.store import Store
@@ -57,9 +56,7 @@ def test_a_reviewer_votes_with_the_keyboard_in_chromium(tmp_path, fake_model):
     toml = write_task(tmp_path / "task", records=records, ladder={"skip": ["classifier"],
                                                                     "all": True})
     run_id = climb(toml).run_id
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = (tmp_path / "review.log").open("w")
     server = subprocess.Popen([sys.executable, "-c", "from rung.cli import main; main()",
                                "review", run_id, "--task", str(toml), "--port", str(port)],

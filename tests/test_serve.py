@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import FakeModel, ticket_records, write_task
+from conftest import FakeModel, free_port, ticket_records, write_task
 from rung.climb import climb
 from rung.models.registry import register_model, unregister_model
 from rung.store import Store
@@ -65,17 +64,12 @@ def rule(prompt):
                 "BILLING")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Server:
     def __init__(self, tmp_path: Path, args: list[str], **env: str) -> None:
         script = tmp_path / "serve_child.py"
         script.write_text(textwrap.dedent(CHILD.format(tests=str(TESTS))))
-        self.port = _free_port()
+        self.port = free_port()
         self.log = (tmp_path / f"server-{self.port}.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, str(script), "serve", *args, "--port", str(self.port)],

@@ -152,10 +152,11 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
         with _store(store_dir) as store:
             done = {v["example_id"] for v in store.votes(run_id, rung_a, rung_b)
                     if v["reviewer"] == reviewer} & set(by_id)
-            summary = results(store, run_id, rung_a, rung_b)
-        left = [q for q in queue if q["item"] not in done]
+            left = [q for q in queue if q["item"] not in done]
+            # the results only once this reviewer is done: not on every item's request
+            summary = None if left else results(store, run_id, rung_a, rung_b)
         progress = {"done": len(queue) - len(left), "total": len(queue)}
-        if not left:  # finished: the names are shown now, with the results so far
+        if summary is not None:  # finished: the names are shown now, with the results so far
             return {"finished": True, "progress": progress, "results": summary,
                     "verdict": verdict_text(summary)}
         q = left[0]
