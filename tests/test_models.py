@@ -153,3 +153,45 @@ def test_the_bigger_packaged_model_answers_a_question():
     for prompt, scores in zip(prompts, model.score_choices(prompts, choices)):
         assert scores.logprobs == pytest.approx([_brute_force(model, prompt, c) for c in choices],
                                                 abs=1e-3)
+
+
+def _few_shot_prompts(n: int):
+    """The product-docs example's few-shot prompts: instruction and three demonstrations
+    shared, then each question."""
+    from dataclasses import replace
+
+    from rung.climb import load_examples, make_split
+    from rung.rungs import PromptRung
+    from rung.rungs.few_shot import choose_demonstrations
+    from rung.task import load_task
+
+    task = load_task(Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa")
+    split = make_split(task, load_examples(task))
+    pipeline = PromptRung().candidates(task, split.train)[0][1]
+    pipeline = replace(pipeline, demonstrations=choose_demonstrations(split.train, 3, seed=1))
+    return [pipeline.messages(e.input) for e in split.val[:n]]
+
+
+@pytest.mark.parametrize("model_name", ["tiny", "smollm2-135m-instruct"])
+def test_generation_from_the_shared_prefix_cache_equals_generation_without_it(
+        model_name, tiny_llama):
+    """The same answers and token counts either way, in batches that mix prompt lengths; with
+    the cache, the model is fed the shared prefix once instead of once per prompt."""
+    model = load_model(str(tiny_llama) if model_name == "tiny" else model_name)
+    prompts = _few_shot_prompts(12)
+    fed: list[int] = []
+    model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: fed.append(
+            (args[0] if args else kwargs["input_ids"]).numel()), with_kwargs=True)
+    shared = len(model._shared_prefix([model._encode_prompt(p) for p in prompts], 16))
+    assert shared > 100  # instruction + three demonstrations
+    runs = {}
+    for share in (False, True):
+        model.share_prefix, fed[:] = share, []
+        runs[share] = (model.generate(prompts, max_new_tokens=16, batch_size=5), sum(fed))
+    (whole, fed_whole), (reused, fed_reused) = runs[False], runs[True]
+    assert [(g.text, g.tokens_in, g.tokens_out) for g in reused] == \
+        [(g.text, g.tokens_in, g.tokens_out) for g in whole]
+    assert model_name == "tiny" or sum(bool(g.text) for g in whole) == len(whole)
+    # every row of every batch skips the prefix; it is fed once, on its own
+    assert fed_whole - fed_reused == 12 * shared - shared

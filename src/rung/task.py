@@ -194,12 +194,11 @@ class EvalTable(_Strict):
     min_gain: float = Field(default=0.0, ge=0.0, le=1.0)  # smallest gain worth a costlier rung
     # what must reach [task] target: the point estimate, or the 95% interval's lower bound
     decide_on: Literal["point", "lower-bound"] = "point"
-    # how candidates are chosen on val: every one on all of val ("full"), or raced: all start
-    # on `race_start` examples, a candidate clearly behind the leader on those (paired exact
-    # test, p < race_alpha) stops, the rest go on to twice as many, until val is used up
-    selection: Literal["full", "race"] = "full"
-    race_start: int = Field(default=20, ge=2)
-    race_alpha: float = Field(default=0.05, gt=0, lt=1)
+    # how candidates are chosen on val: raced by successive halving (all start on a few val
+    # examples, the better half goes on to twice as many, the last two meet on all of val;
+    # no round smaller than race_start), or every one on all of val ("full")
+    selection: Literal["full", "race"] = "race"
+    race_start: int = Field(default=10, ge=1)
 
 
 class RagTable(_Strict):

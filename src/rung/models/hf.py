@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 
 from typing import Any, Sequence
@@ -87,6 +88,11 @@ class HFModel:
         windows = [getattr(layer, "sliding_window", None) for layer in self._new_cache().layers]
         self._window = min((w for w in windows if w), default=None)  # Gemma 3: 512
         self._fingerprint: str | None = None
+        # the shared prefix's cache is reused (False: every prompt encoded whole, to compare)
+        self.share_prefix = True
+        # transformers 5 renamed past_key_values to cache; older 5.x releases take only the old
+        forward = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in forward else "past_key_values"
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -128,29 +134,48 @@ class HFModel:
     ) -> list[Generation]:
         """Greedy answers. With a chat template an answer ends at the template's end-of-turn
         token; a base model's plain transcript has no such token, and the model may open its
-        answer with a line break, so there an answer is its first non-blank line."""
+        answer with a line break, so there an answer is its first non-blank line.
+
+        As in scoring, the prefix every prompt shares (instruction, fixed demonstrations) is
+        encoded once; each batch starts from a copy of its cache and encodes only its own
+        tokens. Each row is then [shared prefix][padding][own tokens]: the mask hides the
+        padding and positions come from the mask, so every token sits where it would without
+        the shared cache."""
         encoded = [self._encode_prompt(p) for p in prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         plain = not self.tokenizer.chat_template
         stop_ids = {self.tokenizer.eos_token_id}
         if not plain:
             stop_ids.update(self._encode(self.end_of_turn)[:1])
+        shared = self._shared_prefix(encoded, max_new_tokens)
+        prefix = self._prefill(shared) if shared else None
+        cached = len(shared) if prefix is not None else 0
         results: dict[int, Generation] = {}
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            width = max(len(encoded[i]) for i in batch)
+            width = cached + max(len(encoded[i]) - cached for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
+            ids[:, :cached] = torch.tensor(shared[:cached])
+            mask[:, :cached] = 1
             for row, i in enumerate(batch):  # left padding keeps every prompt's end aligned
-                ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]):] = 1
+                own = encoded[i][cached:]
+                ids[row, width - len(own):] = torch.tensor(own)
+                mask[row, width - len(own):] = 1
+            reuse = {}
+            if prefix is not None:
+                cache = copy.deepcopy(prefix)
+                if len(batch) > 1:
+                    cache.batch_repeat_interleave(len(batch))
+                reuse = {self._cache_kw: cache}
             out = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
                 eos_token_id=sorted(i for i in stop_ids if i is not None),
                 stopping_criteria=StoppingCriteriaList([_FirstLineDone(self.tokenizer, width)]
                                                        if plain else []),
+                **reuse,
             )
             for row, i in enumerate(batch):
                 new = out[row, width:].tolist()
@@ -166,6 +191,19 @@ class HFModel:
                     used = len(kept)
                 results[i] = Generation(text, len(encoded[i]), used)
         return [results[i] for i in range(len(encoded))]
+
+    def _shared_prefix(self, encoded: list[list[int]], extra: int) -> list[int]:
+        """The token prefix all prompts share, when reusing its cache pays and is exact:
+        long enough, more than one prompt, no soft prompt owning the cache, and no sliding
+        window that the padding between prefix and suffix could push real tokens out of
+        (`extra`: tokens appended after the longest prompt)."""
+        if not self.share_prefix or self.prompt_learning or len(encoded) < 2:
+            return []
+        longest = max(len(e) for e in encoded) + extra
+        if self._window is not None and longest >= self._window:
+            return []
+        shared = _common_prefix(encoded)
+        return shared if len(shared) >= MIN_SHARED_PREFIX else []
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -212,8 +250,8 @@ class HFModel:
             return None
         # only the cache is wanted: one logit row, not one per prefix token (Gemma's
         # vocabulary is 262k, so a full row per token costs more than the layers do)
-        self.model(torch.tensor([ids], device=self.device), past_key_values=cache, use_cache=True,
-                   logits_to_keep=1)
+        self.model(torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1,
+                   **{self._cache_kw: cache})
         return cache
 
     def _score_batch(
@@ -246,8 +284,8 @@ class HFModel:
         last = lens - 1
         keep = torch.unique(last)
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-            use_cache=True, logits_to_keep=keep,
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+            logits_to_keep=keep, **{self._cache_kw: cache},
         )
         column = torch.searchsorted(keep, last)
         first = torch.log_softmax(out.logits[torch.arange(n, device=device), column].float(), dim=-1)
@@ -261,7 +299,7 @@ class HFModel:
             step_pos = (cached + lens)[:, None] + torch.arange(steps, device=device)[None, :]
             step = self.model(
                 input_ids=step_ids, attention_mask=step_mask, position_ids=step_pos,
-                past_key_values=cache, use_cache=True,
+                use_cache=True, **{self._cache_kw: cache},
             )
             logp = torch.log_softmax(step.logits.float(), dim=-1)
             targets = torch.tensor(choice[1:], device=device)

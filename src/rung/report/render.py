@@ -89,6 +89,7 @@ def render_report(data: ReportData) -> str:
         names=[r["rung"] for r in data.rungs], figures=figures, tunes=_tunes(data),
         audit=data.audit, examples=data.examples, human=data.human,
         disagreements=sum(row.disagree for row in data.examples),
+        raced=any("stopped" in c for r in data.rungs for c in r.get("candidates") or []),
         plotly_js=plotly_js, app_js=APP_JS,
         csp=f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
             f"script-src {_sha256(plotly_js)} {_sha256(APP_JS)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -43,8 +44,8 @@ class Rung:
         pipelines = self.candidates(task, train, cache)
         if prepared:
             prepared(1)
-        n_val = min(len(val), task.eval.val_limit or len(val))
-        progress = reporter(f"{self.name}: choosing on val", len(pipelines) * n_val) if reporter else None
+        progress = reporter(f"{self.name}: choosing on val",
+                            val_work(task, len(pipelines), len(val))) if reporter else None
         return choose_on_val(task, pipelines, val, progress, cache)
 
 
@@ -123,6 +124,14 @@ class RungResult:
         }
 
 
+def val_work(task: TaskSpec, n_candidates: int, n_val: int) -> int:
+    """Candidate-examples choosing among `n_candidates` scores on val, before it starts."""
+    n_val = min(n_val, task.eval.val_limit or n_val)
+    if task.eval.selection == "race" and n_candidates > 1:
+        return race_work(n_candidates, n_val, task.eval.race_start)
+    return n_candidates * n_val
+
+
 def choose_on_val(
     task: TaskSpec,
     pipelines: Sequence[tuple[str, Pipeline]],
@@ -143,13 +152,40 @@ def choose_on_val(
             pipeline, val, metric=task.task.metric, n_resamples=task.eval.bootstrap,
             seed=task.task.seed, progress=progress, cache=cache, schema=task.json_schema,
         )
-        candidates.append(Candidate(label, result.score.value, dict(pipeline.details),
+        candidates.append(Candidate(label, result.score.value,
+                                    {**pipeline.details, "val_n": result.score.n},
                                     val_ci=result.score.ci))
         if best is None or result.score.value > candidates[best].val_score:
             best = len(candidates) - 1
     assert best is not None, "a rung must try at least one candidate"
     candidates[best] = replace(candidates[best], chosen=True)
     return pipelines[best][1], candidates
+
+
+def race_schedule(n_candidates: int, n_val: int, start: int) -> list[tuple[int, int]]:
+    """Successive halving's rounds as (candidates still in, val examples each has seen by the
+    end of the round). Each round keeps the better half; the sizes double so that the last
+    pair is compared on all of val, and none is smaller than `start` (or val). Whether a
+    candidate goes on depends on scores, but how many do does not, so the work is known
+    before the first call: the progress bar's total and the dry run's count."""
+    rounds = max(1, math.ceil(math.log2(max(n_candidates, 2))))
+    floor = min(start, n_val)
+    sizes = [min(n_val, max(floor, math.ceil(n_val / 2 ** (rounds - 1 - r))))
+             for r in range(rounds)]
+    schedule, alive = [], n_candidates
+    for size in sizes:
+        schedule.append((alive, size))
+        alive = math.ceil(alive / 2)
+    return schedule
+
+
+def race_work(n_candidates: int, n_val: int, start: int) -> int:
+    """Candidate-examples a race scores, every repeat of an example counted once."""
+    seen, work = 0, 0
+    for alive, size in race_schedule(n_candidates, n_val, start):
+        work += alive * (size - seen)
+        seen = size
+    return work
 
 
 def _race(
@@ -159,51 +195,47 @@ def _race(
     progress: Callable[[int], None] | None,
     cache: "ResponseCache | None",
 ) -> tuple[Pipeline, list[Candidate]]:
-    """Every candidate on the first `race_start` val examples; one clearly behind the leader
-    there (exact McNemar on the examples both answered, worse with p < race_alpha) stops; the
-    rest go on to twice as many, until one is left or val is used up. The leader on the most
-    val examples is chosen (ties to the earlier, cheaper one). Each scoring of a longer prefix
-    repeats the shorter one from the response cache, not from the model."""
-    from rung.eval.stats import mcnemar_exact
+    """Successive halving on val (see race_schedule): every candidate answers the first few
+    val examples, the better half goes on to twice as many, until the last two are compared
+    on all of val. Ranks are by the task's metric on the examples seen; a tie goes to the
+    earlier (cheaper) candidate, as in full selection. So the choice differs from full
+    selection's only when full selection's winner was in the weaker half on a prefix of val.
+    Each candidate answers each example once; the rounds add examples, never repeat them."""
+    from rung.eval.metrics import score_predictions
 
-    alive = list(range(len(pipelines)))
-    results: dict[int, Any] = {}
+    answered: dict[int, list[Any]] = {i: [] for i in range(len(pipelines))}
+    scores: dict[int, Any] = {}
     stopped: dict[int, str] = {}
-    size, scored, advanced = min(len(val), task.eval.race_start), 0, 0
-    while True:
+    alive, seen = list(range(len(pipelines))), 0
+    for _, size in race_schedule(len(pipelines), len(val), task.eval.race_start):
         for i in alive:
-            results[i] = evaluate(
-                pipelines[i][1], val[:size], metric=task.task.metric,
-                n_resamples=task.eval.bootstrap, seed=task.task.seed, cache=cache,
-                schema=task.json_schema)
-        if progress:
-            progress(len(alive) * (size - scored))
-        advanced += len(alive) * (size - scored)
-        scored = size
-        leader = max(alive, key=lambda i: (results[i].score.value, -i))
-        ahead = [p.correct for p in results[leader].predictions]
-        for i in [i for i in alive if i != leader]:
-            test = mcnemar_exact(ahead, [p.correct for p in results[i].predictions])
-            if test.difference < 0 and test.p_value < task.eval.race_alpha:
-                alive.remove(i)
-                stopped[i] = (f"behind {pipelines[leader][0]} by {-test.difference:.3f} on "
-                              f"{size} val examples (p={test.p_value:.2g})")
-        if len(alive) == 1 or size == len(val):
-            break
-        size = min(len(val), size * 2)
-    if len(alive) == 1 and size < len(val):  # the winner is measured on all of val
-        [last] = alive
-        results[last] = evaluate(
-            pipelines[last][1], val, metric=task.task.metric, n_resamples=task.eval.bootstrap,
-            seed=task.task.seed, cache=cache, schema=task.json_schema)
-    if progress:  # the stage is done: what the stopped candidates did not need counts as done
-        progress(len(pipelines) * len(val) - advanced)
-    best = max(alive, key=lambda i: (results[i].score.value, -i))
+            if size > seen:
+                answered[i] += evaluate(
+                    pipelines[i][1], val[seen:size], metric=task.task.metric, n_resamples=1,
+                    seed=task.task.seed, progress=progress, cache=cache,
+                    schema=task.json_schema).predictions
+            scores[i] = score_predictions(
+                task.task.metric, [p.expected for p in answered[i]],
+                [p.output for p in answered[i]], labels=pipelines[i][1].labels,
+                n_resamples=task.eval.bootstrap, seed=task.task.seed, schema=task.json_schema)
+        seen = size
+        ranked = sorted(alive, key=lambda i: (-scores[i].value, i))
+        kept = ranked[:math.ceil(len(ranked) / 2)]
+        last = kept[-1]
+        for i in ranked[len(kept):]:
+            stopped[i] = (
+                f"in the weaker half on {size} val examples: {scores[i].value:.3f}, tied with "
+                f"{pipelines[last][0]}, which comes first (cheaper)"
+                if scores[i].value == scores[last].value else
+                f"in the weaker half on {size} val examples: {scores[i].value:.3f} against "
+                f"{scores[last].value:.3f} for {pipelines[last][0]}")
+        alive = sorted(kept)
+    [best] = alive
     candidates = []
     for i, (label, pipeline) in enumerate(pipelines):
-        score = results[i].score
+        score = scores[i]
         details = {**pipeline.details, "val_n": score.n,
-                   "stopped": stopped.get(i, "raced to the end of val")}
+                   "stopped": stopped.get(i, "kept: raced to the end of val")}
         candidates.append(Candidate(label, score.value, details, val_ci=score.ci,
                                     chosen=i == best))
     return pipelines[best][1], candidates
