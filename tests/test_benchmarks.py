@@ -46,3 +46,15 @@ def test_audit_speed_measures_its_ratio_on_the_same_examples():
     assert result["n"] == 400 and result["baseline"] == "naive-all-pairs"
     assert all(share >= 0.9 for share in result["found"].values())
     assert result["counts"]["contradictions"]["naive"] > 0  # planted, so compared for real
+
+
+@pytest.mark.slow
+def test_generation_throughput_feeds_the_shared_prefix_once_for_the_same_answers():
+    result = _last_json("generation_throughput.py", "--n", "6", "--k", "2")
+    assert result["identical"] and result["n"] == 6
+    shared = result["shared_prefix_tokens"]
+    assert shared > 50  # instruction + two demonstrations
+    # every prompt but the one that fills the cache skips the prefix
+    fed = result["tokens_fed"]
+    assert fed["baseline"] - fed["rung"] == (6 - 1) * shared
+    assert result["baseline"].startswith("hf-generate-left-padded")

@@ -107,6 +107,13 @@ def test_the_report_renders_in_chromium_and_dataset_script_cannot_run(
             assert [c.removesuffix(" (kept)") for c in cells] == [
                 c["label"] for c in rung["candidates"]]
             assert [c.endswith("(kept)") for c in cells] == [c["chosen"] for c in rung["candidates"]]
+            # how many val examples each answered, and, where raced, how far it went
+            rows_ = [[td.text for td in r.find_elements(By.CSS_SELECTOR, "td")]
+                     for r in table.find_elements(By.CSS_SELECTOR, "tr")[2:]]
+            assert [int(r[3]) for r in rows_] == [c["val_n"] for c in rung["candidates"]]
+            raced = any("stopped" in c for c in rung["candidates"])
+            assert [r[4] if raced else None for r in rows_] == [
+                c["stopped"] if raced else None for c in rung["candidates"]]
         power = driver.find_element(By.ID, "power").text
         assert f"{summary['split']['test']} test examples" in power
         assert driver.find_element(By.ID, "tune-finetune").find_elements(

@@ -18,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from rung.errors import explain
-from rung.terminal import climb_table, dry_run_table, print_audit, print_estimate, runs_table
+from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, print_estimate, \
+    runs_table
 
 if TYPE_CHECKING:
+    from rung.plan import Eta
     from rung.store import Store
 
 app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
@@ -76,36 +78,80 @@ def _task_store(path: Path) -> Iterator["Store"]:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+def _progress(enabled: bool, plan: dict | None = None
+              ) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Stage bars on stderr; with a plan, also the whole climb's, whose ETA comes from the
+    tokens done per second so far (rung.plan.Eta)."""
     if not enabled:
         yield lambda stage, total: (lambda n: None)
         return
+    from rung.plan import Eta, RungPlan
+
+    eta = Eta([RungPlan(**{k: r[k] for k in RungPlan.__dataclass_fields__})
+               for r in plan["rungs"]]) if plan else None
+    shown = [plan is None]
+
+    def announce(stage: str) -> None:
+        """The plan, once, as the first rung starts: after the checks and the audit (an
+        error there is the first thing said), before any model call."""
+        if not shown[0] and not stage.startswith("audit"):
+            shown[0] = True
+            err.print(plan_table(plan))
+
     if not err.is_terminal:  # a log or a pipe: no bar redraws, a line per stage instead
-        yield _stage_lines
+        def lines(stage: str, total: int) -> Callable[[int], None]:
+            announce(stage)
+            return _stage_lines(stage, total, eta)
+        yield lines
         return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err, transient=False)
+                   TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=err,
+                   transient=False)
     with bar:
+        overall = bar.add_task("climb (all rungs, by tokens)", total=eta.total, left="",
+                               ) if eta else None
+
         def reporter(stage: str, total: int) -> Callable[[int], None]:
-            task_id = bar.add_task(stage, total=total)
-            return lambda n: bar.advance(task_id, n)
+            announce(stage)
+            task_id = bar.add_task(stage, total=total, left="")
+
+            def advance(n: int) -> None:
+                bar.advance(task_id, n)
+                if eta is not None:
+                    eta.advance(eta.units(stage, n))
+                    bar.update(overall, completed=eta.done, left=_left(eta))
+            return advance
         yield reporter
+        if overall is not None:
+            bar.update(overall, completed=eta.total, left="")
 
 
-def _stage_lines(stage: str, total: int) -> Callable[[int], None]:
+def _left(eta: "Eta | None") -> str:
+    seconds = eta.seconds_left() if eta is not None else None
+    if seconds is None:
+        return ""
+    return f"about {seconds / 60:.0f} min left" if seconds >= 90 else \
+        f"about {seconds:.0f} s left"
+
+
+def _stage_lines(stage: str, total: int, eta: "Eta | None" = None) -> Callable[[int], None]:
     """Progress where output is not a terminal: a line when a stage starts, a line at each
-    quarter of it with the time so far, so a log shows the climb moving."""
+    quarter of it with the time so far (and the climb's time left), so a log shows the climb
+    moving."""
     started = time.perf_counter()
     done = [0, 0]  # steps, quarters reported
     err.print(f"{stage} ({total} steps)", highlight=False, markup=False)
 
     def advance(n: int) -> None:
         done[0] += n
+        if eta is not None:
+            eta.advance(eta.units(stage, n))
         quarter = 4 * done[0] // max(total, 1)
         if quarter > done[1]:
             done[1] = quarter
-            err.print(f"  {stage}: {done[0]}/{total} after {time.perf_counter() - started:.0f} s",
-                      highlight=False, markup=False)
+            left = _left(eta)
+            err.print(f"  {stage}: {done[0]}/{total} after {time.perf_counter() - started:.0f} s"
+                      + (f"; climb: {left}" if left else ""), highlight=False, markup=False)
     return advance
 
 
@@ -135,6 +181,7 @@ def climb(
         if as_json:
             print(json.dumps(estimate, indent=2))
         else:
+            out.print(plan_table(estimate["work"]))
             out.print(dry_run_table(estimate))
             out.print(f"[dim]{estimate['estimate']}[/]", highlight=False)
         return
@@ -161,8 +208,12 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
            budget: float | None = None) -> None:
     from rung.climb import climb as run_climb
 
+    from rung.plan import plan_for
+
     # progress goes to stderr: --json keeps stdout for the JSON, and a long climb still shows
-    with _user_errors(), _progress(True) as reporter:
+    with _user_errors():
+        plan = plan_for(path, only)
+    with _user_errors(), _progress(True, plan) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
                            force=force, tune_from=tune_from, climb_all=climb_all,
                            budget=budget)

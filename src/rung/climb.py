@@ -161,7 +161,7 @@ def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
         result.versus = (partner.rung, paired(task, partner, result))
 
 
-def _left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
+def left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
     """The rungs this climb would measure, and why each other one is left out."""
     if only is not None:
         return {name: "" if name == only else "not asked for (rung eval --rung)"
@@ -220,7 +220,7 @@ def climb(
     examples = load_examples(task)
     split = make_split(task, examples)
     audit = audit_for(task, reporter)  # before any rung: its verdict shapes the next step
-    why_not = {**_left_out(task, only, tune_from), **(leave_out or {})}
+    why_not = {**left_out(task, only, tune_from), **(leave_out or {})}
     if not why_not["finetune"] and tune_from is None:
         try:  # the tune's refusal comes before the cheaper rungs' work, not after it
             require_ready(task, force=force)

@@ -100,8 +100,10 @@ def dry_run(path: str | Path) -> dict[str, Any]:
             rows.append({"rung": rung, "model": ref, "remote": is_remote(ref), **row,
                          "dollars": dollars})
     priced = [r["dollars"] for r in rows if r["dollars"] is not None]
+    from rung.plan import plan_for
+
     return {
-        "dry_run": True, "task": task.task.name, "rungs": rows,
+        "dry_run": True, "task": task.task.name, "rungs": rows, "work": plan_for(path),
         "total": {"requests": sum(r["requests"] for r in rows),
                   "tokens_in": sum(r["tokens_in"] for r in rows),
                   "tokens_out": sum(r["tokens_out"] for r in rows),

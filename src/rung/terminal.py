@@ -127,3 +127,19 @@ def dry_run_table(estimate: dict) -> Table:
         table.add_row(row["rung"], row["model"], f"{row['requests']:,}",
                       f"{row['tokens_in']:,}", f"{row['tokens_out']:,}", dollars)
     return table
+
+
+def plan_table(plan: dict) -> Table:
+    """The work a climb is about to do, per rung, before its first model call."""
+    split = plan["split"]
+    table = Table(title=f"work ahead ({plan['selection']} selection on {split['val']} val "
+                        f"examples, {split['test']} test)")
+    for name in ("rung", "model", "cands", "val", "test+timed", "tok/req", "tokens"):
+        table.add_column(name, justify="left" if name in ("rung", "model") else "right")
+    for r in plan["rungs"]:
+        table.add_row(r["rung"], r["model"], str(r["candidates"]), f"{r['val_examples']:,}",
+                      f"{r['test_examples']} + {r['latency_requests']}",
+                      f"~{r['tokens_in'] + r['tokens_out']:,}", f"~{r['tokens']:,}")
+    total = plan["total"]
+    table.add_row("total", "", "", "", "", "", f"~{total['tokens']:,}")
+    return table

@@ -28,6 +28,9 @@ class Rung:
     """
 
     name: str
+    # candidates raced on val under [eval] selection = "race"; a rung whose candidates cost
+    # no model call (the classifier) scores them all on all of val: racing would save nothing
+    raced: bool = True
 
     def candidates(self, task: TaskSpec, train: Sequence[Example],
                    cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
@@ -44,9 +47,9 @@ class Rung:
         pipelines = self.candidates(task, train, cache)
         if prepared:
             prepared(1)
-        progress = reporter(f"{self.name}: choosing on val",
-                            val_work(task, len(pipelines), len(val))) if reporter else None
-        return choose_on_val(task, pipelines, val, progress, cache)
+        progress = reporter(f"{self.name}: choosing on val", val_work(
+            task, len(pipelines), len(val), race=self.raced)) if reporter else None
+        return choose_on_val(task, pipelines, val, progress, cache, race=self.raced)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class RungResult:
                  "chosen": c.chosen, **c.details}
                 for c in self.candidates
             ],
+            "seconds": {"choose": round(self.build_seconds, 1),
+                        "test": round(self.test.seconds, 1)},
             "model": self.pipeline.model,
             "remote": self.remote,
             "training": self.training,
@@ -124,10 +129,10 @@ class RungResult:
         }
 
 
-def val_work(task: TaskSpec, n_candidates: int, n_val: int) -> int:
+def val_work(task: TaskSpec, n_candidates: int, n_val: int, *, race: bool = True) -> int:
     """Candidate-examples choosing among `n_candidates` scores on val, before it starts."""
     n_val = min(n_val, task.eval.val_limit or n_val)
-    if task.eval.selection == "race" and n_candidates > 1:
+    if race and task.eval.selection == "race" and n_candidates > 1:
         return race_work(n_candidates, n_val, task.eval.race_start)
     return n_candidates * n_val
 
@@ -138,12 +143,15 @@ def choose_on_val(
     val: Sequence[Example],
     progress: Callable[[int], None] | None = None,
     cache: "ResponseCache | None" = None,
+    *,
+    race: bool = True,
 ) -> tuple[Pipeline, list[Candidate]]:
     """Score each candidate on val and keep the best; ties go to the earlier (cheaper) one.
-    Each keeps its val interval too: the stop rule may ask for its lower bound."""
+    Each keeps its val interval too: the stop rule may ask for its lower bound. Raced
+    (see _race) when [eval] selection says so and `race` allows."""
     limit = task.eval.val_limit
     val = list(val[:limit] if limit else val)
-    if task.eval.selection == "race" and len(pipelines) > 1:
+    if race and task.eval.selection == "race" and len(pipelines) > 1:
         return _race(task, pipelines, val, progress, cache)
     candidates: list[Candidate] = []
     best: int | None = None

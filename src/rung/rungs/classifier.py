@@ -76,6 +76,7 @@ def fitted(task: TaskSpec, spec: dict[str, Any], train: Sequence[Example], folde
 
 class ClassifierRung(Rung):
     name = "classifier"
+    raced = False  # fitting and predicting cost milliseconds: every candidate sees all of val
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder  # .rung/classifiers

@@ -1,0 +1,197 @@
+"""What a climb will ask its models, counted before the first call, and how long it has left.
+
+The plan is per rung: how many candidates it tries, how many candidate-examples choosing
+among them scores on val (the race's schedule, or every candidate on all of val), the test
+examples and timed latency requests that measure the one kept, and about how many tokens a
+request carries. It covers every rung the ladder would measure, so it is an upper bound on a
+climb that stops early. Candidates are the rungs' own, built without the model; a calibrated
+twin is counted as a candidate that reuses its original's answers (what the response cache
+makes it cost), so it adds steps but no requests. Tokens in are estimated at about four
+characters a token, a retrieved passage as its index's mean chunk (`chunk_tokens` before the
+first index); tokens out are the most a request may write.
+
+The ETA weighs work by tokens: a rag example with nine passages costs more than a zero-shot
+one, so "examples left" would mislead. Throughput is measured as the climb goes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from statistics import fmean
+from typing import Any, Callable, Sequence
+
+from rung.data.example import Example
+from rung.data.splits import Split
+from rung.models.remote import estimate_tokens
+from rung.pipeline import Pipeline
+from rung.rungs import FewShotRung, PromptRung
+from rung.rungs.base import val_work
+from rung.rungs.rag import RagRung
+from rung.task import TaskSpec
+
+SAMPLE = 8  # val inputs whose prompts are rendered to estimate tokens per request
+
+
+@dataclass(frozen=True)
+class RungPlan:
+    rung: str
+    model: str
+    candidates: int
+    val_examples: int  # candidate-examples scored while choosing: the stage's steps
+    val_requests: int  # of which asked of the model (a calibrated twin reuses answers)
+    test_examples: int
+    latency_requests: int  # single timed requests after a warm-up
+    tokens_in: int  # per request, estimated
+    tokens_out: int  # per request, at most
+
+    @property
+    def requests(self) -> int:
+        return self.val_requests + self.test_examples + self.latency_requests
+
+    @property
+    def tokens(self) -> int:
+        return self.requests * (self.tokens_in + self.tokens_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "requests": self.requests, "tokens": self.tokens}
+
+
+def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungPlan]:
+    """The plan for the LLM rungs among `rungs` (the ones the climb would measure)."""
+    plain = task.model_copy(update={  # candidates without asking the model for calibration
+        "prompt": task.prompt.model_copy(update={"calibrate": False}),
+        "few_shot": task.few_shot.model_copy(update={"calibrate": False})})
+    n_val = len(split.val)
+    latency = task.eval.latency_samples + 1 if task.eval.latency_samples else 0
+    out_tokens = (max(len(label) for label in task.task.labels) // 4 + 2
+                  if task.task.kind == "classification" else task.eval.max_new_tokens)
+    sample = [e.input for e in split.val[:SAMPLE]] or [""]
+    prompt = PromptRung().candidates(plain, split.train)
+    base = prompt[0][1]
+    built: dict[str, list[Pipeline]] = {"prompt": [p for _, p in prompt]}
+    built["few-shot"] = [p for _, p in FewShotRung(base).candidates(plain, split.train)]
+    if task.corpus_path is not None:
+        built["rag"] = [p for _, p in RagRung(base).candidates(plain, split.train)]
+    plans = []
+    for name in (n for n in ("prompt", "few-shot", "rag") if n in rungs and n in built):
+        pipelines = built[name]
+        n = len(pipelines) + sum(_calibrates(task, name, p) for p in pipelines)
+        plans.append(RungPlan(
+            name, task.models.small, n, val_work(task, n, n_val),
+            val_work(task, len(pipelines), n_val), len(split.test), latency,
+            round(fmean(_tokens_in(task, p, sample, split.train) for p in pipelines)),
+            out_tokens))
+    if "bigger-model" in rungs and task.models.large:
+        below = [p for p in plans if p.rung != "prompt"] or plans
+        n = val_work(task, 1, n_val)
+        plans.append(RungPlan("bigger-model", task.models.large, 1, n, n, len(split.test), latency,
+                              max((p.tokens_in for p in below), default=0), out_tokens))
+    if "finetune" in rungs:
+        plans.append(RungPlan("finetune", task.models.small, 1, 0, 0, len(split.test), latency,
+                              plans[0].tokens_in if plans else 0, out_tokens))
+    return plans
+
+
+def _calibrates(task: TaskSpec, rung: str, pipeline: Pipeline) -> bool:
+    """Whether the rung adds a calibrated twin of this candidate (see with_calibrated)."""
+    wanted = task.prompt.calibrate if rung == "prompt" else task.few_shot.calibrate
+    return (rung != "rag" and wanted and task.task.kind == "classification"
+            and not pipeline.nearest)
+
+
+def _tokens_in(task: TaskSpec, pipeline: Pipeline, texts: Sequence[str],
+               train: Sequence[Example]) -> float:
+    """A request's tokens for a few val inputs: the rendered prompt, with the first train
+    examples standing in for per-input demonstrations and `chunk_tokens` for each passage."""
+    shots = list(train[:pipeline.nearest]) if pipeline.nearest else None
+    passages = 0
+    if pipeline.retrieval is not None:
+        passages = pipeline.retrieval["k"] * (1 + (pipeline.nearest or 0))
+    return fmean(estimate_tokens(pipeline.messages(t, demonstrations=shots)) for t in texts) \
+        + passages * _passage_tokens(task)
+
+
+def _passage_tokens(task: TaskSpec) -> float:
+    """A retrieved passage's tokens: its index's mean chunk where the corpus was indexed
+    before, else the most a chunk may hold."""
+    db = task.root / task.rag.index
+    if db.is_file():
+        try:
+            with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                [(chars,)] = conn.execute("SELECT avg(length(text)) FROM chunks").fetchall()
+            if chars:
+                return 4 + chars / 4  # as estimate_tokens counts a message
+        except sqlite3.Error:
+            pass  # a damaged index is the climb's to report
+    return task.rag.chunk_tokens
+
+
+def stage_rung(stage: str) -> str:
+    """The rung a progress stage belongs to ("rag: choosing on val" -> "rag")."""
+    return stage.split(":", 1)[0]
+
+
+class Eta:
+    """Seconds left, from the tokens done so far and the time they took. Work before the
+    first measured batch has no rate yet, so the first answer comes after one."""
+
+    def __init__(self, plans: Sequence[RungPlan],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.per_request = {p.rung: p.tokens_in + p.tokens_out for p in plans}
+        # a choosing step is a candidate-example; twins' steps cost no request, so each step
+        # carries its share of the stage's requests
+        self.per_val_step = {p.rung: p.val_requests * (p.tokens_in + p.tokens_out)
+                             / max(p.val_examples, 1) for p in plans}
+        self.total = sum(p.tokens for p in plans)
+        self.done = 0.0
+        self.started: float | None = None
+        self.timed = 0.0  # tokens done since the clock started
+
+    def units(self, stage: str, requests: int) -> float:
+        """Tokens `requests` of this stage stand for (0 for stages that ask no model)."""
+        if stage.endswith(": choosing on val"):
+            return requests * self.per_val_step.get(stage_rung(stage), 0)
+        if stage.endswith(": test"):
+            return requests * self.per_request.get(stage_rung(stage), 0)
+        return 0.0
+
+    def advance(self, units: float) -> None:
+        if self.started is None:  # the clock starts after the first batch: loading the
+            self.started = self.clock()  # model is not throughput
+        else:
+            self.timed += units
+        self.done += units
+
+    def seconds_left(self) -> float | None:
+        if self.started is None or self.timed <= 0:
+            return None
+        rate = self.timed / (self.clock() - self.started)
+        return max(self.total - self.done, 0.0) / rate
+
+
+def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:
+    return {"rungs": [p.to_dict() for p in plans],
+            "total": {"requests": sum(p.requests for p in plans),
+                      "tokens": sum(p.tokens for p in plans)},
+            "note": "every rung the ladder would measure (a climb that stops early does less); "
+                    "val examples under [eval] selection; tokens in estimated at ~4 characters "
+                    "a token, tokens out at the most a request may write"}
+
+
+def plan_for(path: Any, only: str | None = None) -> dict[str, Any]:
+    """The plan of `rung climb PATH` (or `rung eval --rung ONLY`), before any model call."""
+    from rung.climb import left_out, load_examples, make_split
+    from rung.task import load_task
+
+    task = load_task(path)
+    split = make_split(task, load_examples(task))
+    why_not = left_out(task, only, None)
+    plans = plan_climb(task, split, [name for name, why in why_not.items() if not why])
+    return {**plan_summary(plans), "selection": task.eval.selection,
+            "split": {"train": len(split.train), "test": len(split.test),
+                      "val": min(len(split.val), task.eval.val_limit or len(split.val))}}
+
