@@ -85,11 +85,10 @@ def _progress(enabled: bool, plan: dict | None = None
     if not enabled:
         yield lambda stage, total: (lambda n: None)
         return
-    from rung.plan import Eta, RungPlan
+    from rung.plan import Eta
 
-    eta = Eta([RungPlan(**{k: r[k] for k in RungPlan.__dataclass_fields__})
-               for r in plan["rungs"]]) if plan else None
-    shown = [plan is None]
+    eta = Eta.for_plan(plan) if plan and plan["rungs"] else None
+    shown = [eta is None]
 
     def announce(stage: str) -> None:
         """The plan, once, as the first rung starts: after the checks and the audit (an

@@ -151,6 +151,12 @@ class Eta:
         self.started: float | None = None
         self.timed = 0.0  # tokens done since the clock started
 
+    @classmethod
+    def for_plan(cls, plan: dict[str, Any]) -> "Eta":
+        """From plan_for's JSON shape."""
+        fields = RungPlan.__dataclass_fields__
+        return cls([RungPlan(**{k: row[k] for k in fields}) for row in plan["rungs"]])
+
     def units(self, stage: str, requests: int) -> float:
         """Tokens `requests` of this stage stand for (0 for stages that ask no model)."""
         if stage.endswith(": choosing on val"):
@@ -179,7 +185,8 @@ def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:
                       "tokens": sum(p.tokens for p in plans)},
             "note": "every rung the ladder would measure (a climb that stops early does less); "
                     "val examples under [eval] selection; tokens in estimated at ~4 characters "
-                    "a token, tokens out at the most a request may write"}
+                    "a token, tokens out at the most a request may write; answers already in "
+                    "the store are not asked again"}
 
 
 def plan_for(path: Any, only: str | None = None) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def choose_on_val(
     (see _race) when [eval] selection says so and `race` allows."""
     limit = task.eval.val_limit
     val = list(val[:limit] if limit else val)
-    if race and task.eval.selection == "race" and len(pipelines) > 1:
+    if race and task.eval.selection == "race" and len(pipelines) > 1 and val:
         return _race(task, pipelines, val, progress, cache)
     candidates: list[Candidate] = []
     best: int | None = None
