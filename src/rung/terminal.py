@@ -133,7 +133,9 @@ def plan_table(plan: dict) -> Table:
     """The work a climb is about to do, per rung, before its first model call."""
     split = plan["split"]
     table = Table(title=f"work ahead ({plan['selection']} selection on {split['val']} val "
-                        f"examples, {split['test']} test)")
+                        f"examples, {split['test']} test)",
+                  caption="every LLM rung the ladder may measure: a climb that stops early "
+                          "does less, and answers in the store are not asked again")
     for name in ("rung", "model", "cands", "val", "test+timed", "tok/req", "tokens"):
         table.add_column(name, justify="left" if name in ("rung", "model") else "right")
     for r in plan["rungs"]:
