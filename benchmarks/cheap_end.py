@@ -1,6 +1,7 @@
 """The cheap end of the ladder on the bundled support-ticket task, every candidate family on test.
 
-Climbs the task with every rung measured (`rung climb --all`), then takes the candidate
+Climbs the task with every rung measured (`rung climb --all`) and every candidate scored on
+all of val (`[eval] selection = "full"`), then takes the candidate
 families the climb chose between on val and measures the best of each family (chosen on val,
 like the climb) on the same test split: the classifier, the best plain prompt and the best
 calibrated one, the best few-shot set of each selection (stratified, similar) and its
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -60,6 +62,13 @@ def main() -> None:
             raise SystemExit(f"{folder}/rung.toml has a [ladder] table; pass --finetune or "
                              "remove it")
         toml += '\n[ladder]\nskip = ["finetune"]\n'
+    # the best of each family is compared by val score, so every candidate must have been
+    # scored on all of val: full selection, not a race whose losers saw part of it
+    if re.search(r'^selection\s*=\s*"(full|race)"', toml, re.M):
+        raise SystemExit(f"{folder}/rung.toml sets [eval] selection; remove it (this "
+                         "benchmark needs full selection)")
+    toml = toml.replace("[eval]\n", '[eval]\nselection = "full"\n') if "[eval]" in toml \
+        else toml + '\n[eval]\nselection = "full"\n'
     variant.write_text(toml)
     try:
         started = time.perf_counter()
