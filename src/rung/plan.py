@@ -75,6 +75,7 @@ def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungP
     built["few-shot"] = [p for _, p in FewShotRung(base).candidates(plain, split.train)]
     if task.corpus_path is not None:
         built["rag"] = [p for _, p in RagRung(base).candidates(plain, split.train)]
+    passage = _passage_tokens(task) if "rag" in built else 0.0
     plans = []
     for name in (n for n in ("prompt", "few-shot", "rag") if n in rungs and n in built):
         pipelines = built[name]
@@ -82,7 +83,7 @@ def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungP
         plans.append(RungPlan(
             name, task.models.small, n, val_work(task, n, n_val),
             val_work(task, len(pipelines), n_val), len(split.test), latency,
-            round(fmean(_tokens_in(task, p, sample, split.train) for p in pipelines)),
+            round(fmean(_tokens_in(p, sample, split.train, passage) for p in pipelines)),
             out_tokens))
     if "bigger-model" in rungs and task.models.large:
         below = [p for p in plans if p.rung != "prompt"] or plans
@@ -102,16 +103,17 @@ def _calibrates(task: TaskSpec, rung: str, pipeline: Pipeline) -> bool:
             and not pipeline.nearest)
 
 
-def _tokens_in(task: TaskSpec, pipeline: Pipeline, texts: Sequence[str],
-               train: Sequence[Example]) -> float:
+def _tokens_in(pipeline: Pipeline, texts: Sequence[str], train: Sequence[Example],
+               passage: float) -> float:
     """A request's tokens for a few val inputs: the rendered prompt, with the first train
-    examples standing in for per-input demonstrations and `chunk_tokens` for each passage."""
+    examples standing in for per-input demonstrations and `passage` tokens for each retrieved
+    passage (the question's own and each demonstration's)."""
     shots = list(train[:pipeline.nearest]) if pipeline.nearest else None
     passages = 0
     if pipeline.retrieval is not None:
         passages = pipeline.retrieval["k"] * (1 + (pipeline.nearest or 0))
     return fmean(estimate_tokens(pipeline.messages(t, demonstrations=shots)) for t in texts) \
-        + passages * _passage_tokens(task)
+        + passages * passage
 
 
 def _passage_tokens(task: TaskSpec) -> float:
