@@ -48,8 +48,12 @@ def test_the_eta_waits_for_a_measured_batch_and_weighs_steps_by_tokens():
     now[0] += 2.0
     eta.advance(eta.units("prompt: choosing on val", 10))  # 1,000 tokens in 2 s
     assert eta.seconds_left() == (23_000 - 2_000) / 500
-    now[0] += 2.0  # no progress for 2 s: the rate halves
-    assert eta.seconds_left() == (23_000 - 2_000) / 250
+    now[0] += 2.0  # no step for 2 s: the estimate counts down
+    assert eta.seconds_left() == (23_000 - 2_000) / 500 - 2.0
+    now[0] += 100.0
+    assert eta.seconds_left() == 0.0  # late, never negative
+    eta.advance(eta.units("rag: test", 4))  # the next step: 3,000 tokens in 104 s
+    assert eta.seconds_left() == (23_000 - 4_000) / (3_000 / 104)
 
 
 def test_the_docs_example_plan_counts_the_race_and_the_bigger_requests():

@@ -107,8 +107,8 @@ def _progress(enabled: bool, plan: dict | None = None
                    TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=err,
                    transient=False)
     with bar:
-        overall = bar.add_task("climb (all rungs, by tokens)", total=eta.total, left="",
-                               ) if eta else None
+        overall = bar.add_task("climb (all rungs, by tokens)", total=eta.total,
+                               left=_Left(eta)) if eta else None
 
         def reporter(stage: str, total: int) -> Callable[[int], None]:
             announce(stage)
@@ -118,11 +118,22 @@ def _progress(enabled: bool, plan: dict | None = None
                 bar.advance(task_id, n)
                 if eta is not None:
                     eta.advance(eta.units(stage, n))
-                    bar.update(overall, completed=eta.done, left=_left(eta))
+                    bar.update(overall, completed=eta.done)
             return advance
         yield reporter
         if overall is not None:
             bar.update(overall, completed=eta.total, left="")
+
+
+class _Left:
+    """The climb's time left, worked out each time the bar redraws, so it counts down
+    between steps (a slow stage's rows take seconds each)."""
+
+    def __init__(self, eta: "Eta") -> None:
+        self.eta = eta
+
+    def __format__(self, spec: str) -> str:
+        return _left(self.eta)
 
 
 def _left(eta: "Eta | None") -> str:

@@ -152,6 +152,7 @@ class Eta:
         self.done = 0.0
         self.started: float | None = None
         self.timed = 0.0  # tokens done since the clock started
+        self.last = 0.0  # when the last step was done
 
     @classmethod
     def for_plan(cls, plan: dict[str, Any]) -> "Eta":
@@ -168,17 +169,22 @@ class Eta:
         return 0.0
 
     def advance(self, units: float) -> None:
+        now = self.clock()
         if self.started is None:  # the clock starts after the first batch: loading the
-            self.started = self.clock()  # model is not throughput
+            self.started = now  # model is not throughput
         else:
             self.timed += units
         self.done += units
+        self.last = now
 
     def seconds_left(self) -> float | None:
-        if self.started is None or self.timed <= 0:
+        """As of the last step, at the rate so far, less the time since: between steps the
+        estimate counts down instead of growing as the rate seems to fall."""
+        if self.started is None or self.timed <= 0 or self.last <= self.started:
             return None
-        rate = self.timed / (self.clock() - self.started)
-        return max(self.total - self.done, 0.0) / rate
+        rate = self.timed / (self.last - self.started)
+        left = max(self.total - self.done, 0.0) / rate
+        return max(left - (self.clock() - self.last), 0.0)
 
 
 def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:
