@@ -29,6 +29,7 @@ from rung.models.remote import estimate_tokens
 from rung.pipeline import Pipeline
 from rung.rungs import FewShotRung, PromptRung
 from rung.rungs.base import val_work
+from rung.rungs.prompt import can_calibrate
 from rung.rungs.rag import RagRung
 from rung.task import TaskSpec
 
@@ -97,10 +98,10 @@ def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungP
 
 
 def _calibrates(task: TaskSpec, rung: str, pipeline: Pipeline) -> bool:
-    """Whether the rung adds a calibrated twin of this candidate (see with_calibrated)."""
-    wanted = task.prompt.calibrate if rung == "prompt" else task.few_shot.calibrate
-    return (rung != "rag" and wanted and task.task.kind == "classification"
-            and not pipeline.nearest)
+    """Whether the rung adds a calibrated twin of this candidate (see with_calibrated; rag
+    never calibrates)."""
+    wanted = {"prompt": task.prompt.calibrate, "few-shot": task.few_shot.calibrate}
+    return wanted.get(rung, False) and can_calibrate(task, pipeline)
 
 
 def _tokens_in(pipeline: Pipeline, texts: Sequence[str], train: Sequence[Example],

@@ -19,7 +19,7 @@ from rung.finetune.methods import METHODS
 from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_key
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline, uncalibrated
-from rung.rungs.base import Candidate, Rung, choose_on_val
+from rung.rungs.base import Candidate, Rung, choose_on_val, val_work
 from rung.task import TaskSpec
 
 if TYPE_CHECKING:
@@ -85,8 +85,8 @@ class FineTuneRung(Rung):
     def _choose(self, task: TaskSpec, pipeline: Pipeline, val: Sequence[Example],
                 reporter: "StageReporter | None", cache: "ResponseCache | None",
                 ) -> tuple[Pipeline, list[Candidate]]:
-        n_val = min(len(val), task.eval.val_limit or len(val))
-        progress = reporter(f"{self.name}: scoring on val", n_val) if reporter else None
+        progress = reporter(f"{self.name}: scoring on val",
+                            val_work(task, 1, len(val))) if reporter else None
         method = pipeline.details.get("method", "lora")
         label = method + (f" r={pipeline.details.get('rank')}"
                           if METHODS[method].trains == "lora" else "")

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from rung.models.cache import ResponseCache
 
 
+def can_calibrate(task: TaskSpec, pipeline: Pipeline) -> bool:
+    """Whether a candidate gets a calibrated twin: label scoring with the same demonstrations
+    for every input (similar-example ones change with it)."""
+    return task.task.kind == "classification" and not pipeline.nearest
+
+
 def with_calibrated(task: TaskSpec, candidates: list[tuple[str, Pipeline]],
                     cache: "ResponseCache | None") -> list[tuple[str, Pipeline]]:
     """Each candidate, followed by its calibrated twin where calibration applies (a label-
@@ -25,8 +31,7 @@ def with_calibrated(task: TaskSpec, candidates: list[tuple[str, Pipeline]],
     out = []
     for label, pipeline in candidates:
         out.append((label, pipeline))
-        if task.task.kind == "classification" and not pipeline.nearest and (
-                twin := calibrated(pipeline, cache)) is not None:
+        if can_calibrate(task, pipeline) and (twin := calibrated(pipeline, cache)) is not None:
             out.append((f"{label}, calibrated", twin))
     return out
 
