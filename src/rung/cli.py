@@ -6,15 +6,13 @@ import gc
 import json
 import os
 import sys
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from rung.errors import explain
@@ -22,7 +20,6 @@ from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, p
     runs_table
 
 if TYPE_CHECKING:
-    from rung.plan import Eta
     from rung.store import Store
 
 app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
@@ -77,92 +74,12 @@ def _task_store(path: Path) -> Iterator["Store"]:
         store.close()
 
 
-@contextmanager
 def _progress(enabled: bool, plan: dict | None = None
-              ) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """Stage bars on stderr; with a plan, also the whole climb's, whose ETA comes from the
-    tokens done per second so far (rung.plan.Eta)."""
-    if not enabled:
-        yield lambda stage, total: (lambda n: None)
-        return
-    from rung.plan import Eta
+              ) -> ContextManager[Callable[[str, int], Callable[[int], None]]]:
+    """Progress on stderr (rung.progress), where --json keeps stdout for the JSON."""
+    from rung.progress import stage_progress
 
-    eta = Eta.for_plan(plan) if plan and plan["rungs"] else None
-    shown = [eta is None]
-
-    def announce(stage: str) -> None:
-        """The plan, once, as the first rung starts: after the checks and the audit (an
-        error there is the first thing said), before any model call."""
-        if not shown[0] and not stage.startswith("audit"):
-            shown[0] = True
-            err.print(plan_table(plan))
-
-    if not err.is_terminal:  # a log or a pipe: no bar redraws, a line per stage instead
-        def lines(stage: str, total: int) -> Callable[[int], None]:
-            announce(stage)
-            return _stage_lines(stage, total, eta)
-        yield lines
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=err,
-                   transient=False)
-    with bar:
-        overall = bar.add_task("climb (all rungs, by tokens)", total=eta.total,
-                               left=_Left(eta)) if eta else None
-
-        def reporter(stage: str, total: int) -> Callable[[int], None]:
-            announce(stage)
-            task_id = bar.add_task(stage, total=total, left="")
-
-            def advance(n: int) -> None:
-                bar.advance(task_id, n)
-                if eta is not None:
-                    eta.advance(eta.units(stage, n))
-                    bar.update(overall, completed=eta.done)
-            return advance
-        yield reporter
-        if overall is not None:
-            bar.update(overall, completed=eta.total, left="")
-
-
-class _Left:
-    """The climb's time left, worked out each time the bar redraws, so it counts down
-    between steps (a slow stage's rows take seconds each)."""
-
-    def __init__(self, eta: "Eta") -> None:
-        self.eta = eta
-
-    def __format__(self, spec: str) -> str:
-        return _left(self.eta)
-
-
-def _left(eta: "Eta | None") -> str:
-    seconds = eta.seconds_left() if eta is not None else None
-    if seconds is None:
-        return ""
-    return f"about {seconds / 60:.0f} min left" if seconds >= 90 else \
-        f"about {seconds:.0f} s left"
-
-
-def _stage_lines(stage: str, total: int, eta: "Eta | None" = None) -> Callable[[int], None]:
-    """Progress where output is not a terminal: a line when a stage starts, a line at each
-    quarter of it with the time so far (and the climb's time left), so a log shows the climb
-    moving."""
-    started = time.perf_counter()
-    done = [0, 0]  # steps, quarters reported
-    err.print(f"{stage} ({total} steps)", highlight=False, markup=False)
-
-    def advance(n: int) -> None:
-        done[0] += n
-        if eta is not None:
-            eta.advance(eta.units(stage, n))
-        quarter = 4 * done[0] // max(total, 1)
-        if quarter > done[1]:
-            done[1] = quarter
-            left = _left(eta)
-            err.print(f"  {stage}: {done[0]}/{total} after {time.perf_counter() - started:.0f} s"
-                      + (f"; climb: {left}" if left else ""), highlight=False, markup=False)
-    return advance
+    return stage_progress(err, enabled, plan)
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""How results look in a terminal: the rich tables `rung` prints. Only cli.py calls these;
-the library itself never prints."""
+"""How results look in a terminal: the rich tables `rung` prints. Only cli.py and its
+progress display (progress.py) call these; the library itself never prints."""
 
 from __future__ import annotations
 
