@@ -21,7 +21,9 @@ from fake_api import FakeVendorAPI
 from rung.cli import app
 from rung.climb import climb
 from rung.data.example import Message
+from rung.costs import ApiPrice
 from rung.errors import ConfigError, ModelError
+from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
 from rung.models.remote import Endpoint, RemoteModel, configure, parse_label
@@ -208,6 +210,31 @@ def test_timeouts_are_errors_never_cached_and_too_many_stop_the_climb(tmp_path, 
     rows = store.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     store.close()
     assert rows == 0  # a failed request is not an answer: the next run asks again
+
+
+def test_a_budget_reached_partway_through_a_batch_keeps_every_answer_it_paid_for(
+        tmp_path, fake_api, monkeypatch):
+    fake_api.script = deque([(200, {}, 0.05)] * 8)  # slow enough that four are in flight
+    model = _openai_at(fake_api, monkeypatch, concurrency=4)
+    configure([model.endpoint])
+    store = Store(tmp_path / ".rung")
+    cached = CachedModel("openai:gpt-fake", store.response_cache())
+    prompts = [[Message("user", f"ticket {i}")] for i in range(8)]
+    # $1 per million tokens: each request reserves 6 + 8 tokens and costs 11 + 2 (the fake's
+    # usage), so about five fit in 80 millionths of a dollar, fewer than the batch's eight
+    set_budget(Budget(80e-6, {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
+                                                   output_per_million=1)}))
+    try:
+        with pytest.raises(BudgetReached):
+            cached.generate(prompts, 8)
+    finally:
+        set_budget(None)
+    paid = len(fake_api.requests)
+    kept = store.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert 0 < paid < 8 and kept == paid  # every answer paid for is in the cache
+    again = cached.generate(prompts, 8)  # no budget now: only the rest are asked
+    store.close()
+    assert len(fake_api.requests) == 8 and all(a.text == "BILLING" for a in again)
 
 
 def test_parse_label_reads_a_label_out_of_an_answer():

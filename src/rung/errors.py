@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import sqlite3  # imported here, not when a failure is explained: memory may be gone by then
 from pathlib import Path
+from typing import Any
 
 
 class RungError(Exception):
@@ -48,7 +49,16 @@ class DataError(RungError):
 
 
 class ModelError(RungError):
-    """A model reference cannot be resolved or loaded."""
+    """A model reference cannot be resolved or loaded, or a model stopped answering.
+
+    A remote model that stops partway through a batch (a budget reached, too many failed
+    requests) puts the answers it was paid for in `answered` (position in the batch -> answer),
+    so the response cache keeps them and running again does not pay for them twice."""
+
+    def __init__(self, message: str, *, answered: dict[int, Any] | None = None,
+                 **where: Any) -> None:
+        super().__init__(message, **where)
+        self.answered: dict[int, Any] = answered or {}
 
 
 class ProblemList(RungError):

@@ -12,9 +12,10 @@ import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rung.data.example import Message
+from rung.errors import ModelError
 from rung.models.base import ChoiceScores, Generation, Model
 from rung.models.registry import fingerprint as model_fingerprint
 from rung.models.registry import load_model
@@ -85,30 +86,42 @@ class CachedModel:
     def score_choices(
         self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]
     ) -> list[ChoiceScores]:
-        keys = [self.cache.key(self.fingerprint, "score", [_messages(p), list(choices)]) for p in prompts]
-        found = self.cache.get_many(keys)
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        if missing:
-            fresh = self.inner.score_choices([prompts[i] for i in missing], choices)
-            new = {keys[i]: asdict(s) for i, s in zip(missing, fresh)}
-            self.cache.put_many(self.fingerprint, "score",
-                                {k: v for k, v in new.items() if not v["error"]})
-            found.update(new)
+        keys = [self.cache.key(self.fingerprint, "score", [_messages(p), list(choices)])
+                for p in prompts]
+        found = self._answer("score", keys, prompts,
+                             lambda asked: self.inner.score_choices(asked, choices))
         return [ChoiceScores(**found[k]) for k in keys]
 
     def generate(
         self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64
     ) -> list[Generation]:
-        keys = [
-            self.cache.key(self.fingerprint, "generate", [_messages(p), {"max_new_tokens": max_new_tokens, "greedy": True}])
-            for p in prompts
-        ]
+        settings = {"max_new_tokens": max_new_tokens, "greedy": True}
+        keys = [self.cache.key(self.fingerprint, "generate", [_messages(p), settings])
+                for p in prompts]
+        found = self._answer("generate", keys, prompts,
+                             lambda asked: self.inner.generate(
+                                 asked, max_new_tokens=max_new_tokens))
+        return [Generation(**found[k]) for k in keys]
+
+    def _answer(self, operation: str, keys: list[str], prompts: Sequence[Sequence[Message]],
+                ask: Callable[[list[Sequence[Message]]], list[Any]]) -> dict[str, Any]:
+        """Answers by key: from the cache, else from the model. Failed answers are not kept
+        (the next run asks again); when the model stops partway (a budget reached, too many
+        errors), the answers it did give are kept before the error goes on."""
         found = self.cache.get_many(keys)
         missing = [i for i, k in enumerate(keys) if k not in found]
-        if missing:
-            fresh = self.inner.generate([prompts[i] for i in missing], max_new_tokens=max_new_tokens)
-            new = {keys[i]: asdict(g) for i, g in zip(missing, fresh)}
-            self.cache.put_many(self.fingerprint, "generate",
-                                {k: v for k, v in new.items() if not v["error"]})
-            found.update(new)
-        return [Generation(**found[k]) for k in keys]
+        if not missing:
+            return found
+        try:
+            fresh = ask([prompts[i] for i in missing])
+        except ModelError as stopped:
+            self._keep(operation, {keys[missing[j]]: a for j, a in stopped.answered.items()})
+            raise
+        found.update(self._keep(operation, {keys[i]: a for i, a in zip(missing, fresh)}))
+        return found
+
+    def _keep(self, operation: str, answers: dict[str, Any]) -> dict[str, Any]:
+        rows = {key: asdict(answer) for key, answer in answers.items()}
+        self.cache.put_many(self.fingerprint, operation,
+                            {k: v for k, v in rows.items() if not v["error"]})
+        return rows

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 from rung.data.example import Message
 from rung.errors import ConfigError, ModelError
 from rung.models.base import ChoiceScores, Generation
-from rung.models.budget import current_budget
+from rung.models.budget import BudgetReached, current_budget
 
 BACKENDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 FLOOR = -1e9  # a label the model gave no probability at all (finite: the cache stores JSON)
@@ -193,13 +193,31 @@ class RemoteModel:
 
     def _many(self, one: Callable[[Sequence[Message]], Any],
               prompts: Sequence[Sequence[Message]]) -> list[Any]:
+        answered: dict[int, Any] = {}
+        stopped: BudgetReached | None = None
         if len(prompts) <= 1 or self.endpoint.concurrency == 1:
-            results = [one(p) for p in prompts]
-        else:
+            for i, prompt in enumerate(prompts):
+                try:
+                    answered[i] = one(prompt)
+                except BudgetReached as reached:
+                    stopped = reached
+                    break
+        else:  # every request runs to its end, so none that was paid for is dropped
             with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
-                results = list(pool.map(one, prompts))
-        self._check_errors()
-        return results
+                futures = [pool.submit(one, prompt) for prompt in prompts]
+            for i, future in enumerate(futures):
+                error = future.exception()
+                if error is None:
+                    answered[i] = future.result()
+                elif isinstance(error, BudgetReached):
+                    stopped = stopped or error
+                else:
+                    raise error
+        if stopped is not None:
+            stopped.answered = answered
+            raise stopped
+        self._check_errors(answered)
+        return [answered[i] for i in range(len(prompts))]
 
     def _ask(self, prompt: Sequence[Message], *, max_tokens: int,
              top_logprobs: int = 0) -> "Reply | None":
@@ -256,7 +274,7 @@ class RemoteModel:
                        if getattr(block, "type", "") == "text")
         return Reply(text, response.usage.input_tokens, response.usage.output_tokens, [])
 
-    def _check_errors(self) -> None:
+    def _check_errors(self, answered: dict[int, Any]) -> None:
         u, e = self.usage, self.endpoint
         if u.errors >= _MIN_ERRORS and u.errors > e.max_error_rate * max(u.requests,
                                                                           _MIN_REQUESTS):
@@ -265,7 +283,8 @@ class RemoteModel:
                 f"(last: {u.last_error})",
                 fix="check the server and the key; lower [models] concurrency if it is "
                     "rate-limited, or raise [models] timeout_s / max_retries / max_error_rate; "
-                    "answers already received are cached, so running again resumes")
+                    "answers already received are cached, so running again resumes",
+                answered=answered)
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
