@@ -202,6 +202,26 @@ def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_ll
     assert again.reused and again.rank_digests == tune.rank_digests
 
 
+def test_training_shows_each_optimizer_step_and_a_resumed_tune_starts_at_its_checkpoint(
+        task_dir: Path, tiny_llama: Path) -> None:
+    from rung.finetune.progress import StepProgress
+    from rung.plan import train_steps
+
+    task, pipeline, train, val, out = _interrupted_at_step_3(task_dir, tiny_llama)
+    stages: list[tuple[str, int]] = []
+    steps: list[int] = []
+
+    def reporter(stage: str, total: int):  # type: ignore[no-untyped-def]
+        stages.append((stage, total))
+        return steps.append
+
+    tune = fine_tune(task, pipeline, train, val, out,
+                     callbacks=[StepProgress(reporter, "finetune: training (lora)")])
+    assert stages == [("finetune: training (lora)", 6)]  # the Trainer's max_steps, and
+    assert train_steps(task, len(train)) == 6  # the plan's: 8 examples in 4s, 3 epochs
+    assert steps == [2, 1, 1, 1, 1] and tune.steps == 6  # from checkpoint-2, then a step each
+
+
 def test_a_checkpoint_cut_off_mid_save_is_dropped_and_the_one_before_resumes(
         task_dir: Path, tiny_llama: Path) -> None:
     """The Trainer writes trainer_state.json last: a kill while saving leaves a checkpoint

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import write_task
+from conftest import finetune_table, write_task
 from rung.cli import app
 from rung.plan import Eta, RungPlan, plan_for
 from rung.rungs.base import race_work
@@ -43,17 +43,65 @@ def test_the_eta_waits_for_a_measured_batch_and_weighs_steps_by_tokens():
     assert eta.total == 30 * 100 + 40 * 500
     assert eta.units("rag: choosing on val", 3) == 3 * 500
     assert eta.units("prompt: test", 2) == 200 and eta.units("audit", 5) == 0
-    eta.advance(eta.units("prompt: choosing on val", 10))  # the first batch: loading, no rate
+    eta.step("audit", 5)
+    now[0] += 30.0  # loading the model
+    eta.step("prompt: choosing on val", 10)  # the first batch: loading, no rate
     assert eta.seconds_left() is None
     now[0] += 2.0
-    eta.advance(eta.units("prompt: choosing on val", 10))  # 1,000 tokens in 2 s
+    eta.step("prompt: choosing on val", 10)  # 1,000 tokens in 2 s
     assert eta.seconds_left() == (23_000 - 2_000) / 500
     now[0] += 2.0  # no step for 2 s: the estimate counts down
     assert eta.seconds_left() == (23_000 - 2_000) / 500 - 2.0
     now[0] += 100.0
     assert eta.seconds_left() == 0.0  # late, never negative
-    eta.advance(eta.units("rag: test", 4))  # the next step: 3,000 tokens in 104 s
+    eta.step("rag: test", 4)  # the next step: 3,000 tokens in 104 s
     assert eta.seconds_left() == (23_000 - 4_000) / (3_000 / 104)
+    assert not eta.training_unmeasured  # no fine-tune in this plan
+
+
+def test_training_is_timed_in_steps_apart_from_answers():
+    plans = [RungPlan("prompt", "m", 1, 10, 10, 10, 0, 90, 10),
+             RungPlan("finetune", "m", 1, 10, 10, 10, 0, 90, 10, train_steps=12)]
+    now = [0.0]
+    eta = Eta(plans, clock=lambda: now[0])
+    eta.step("prompt: choosing on val", 5)
+    now[0] += 1.0
+    eta.step("prompt: choosing on val", 5)  # answers: 500 tokens a second
+    assert eta.training_unmeasured  # twelve steps ahead, and no rate for them yet
+    assert eta.seconds_left() == (4_000 - 1_000) / 500
+    eta.begin("finetune: training (lora)", 8)  # the Trainer's max_steps replaces the plan's
+    now[0] += 60.0  # loading and the first step: not a rate
+    eta.step("finetune: training (lora)", 1)
+    assert eta.training_unmeasured
+    now[0] += 10.0
+    eta.step("finetune: training (lora)", 2)  # 2 steps in 10 s
+    assert not eta.training_unmeasured
+    assert eta.seconds_left() == 5 * 5.0 + (4_000 - 1_000) / 500
+    now[0] += 4.0  # the time since comes off training's part, which is at work
+    assert eta.seconds_left() == 5 * 5.0 - 4.0 + (4_000 - 1_000) / 500
+    for _ in range(5):
+        now[0] += 5.0
+        eta.step("finetune: training (lora)", 1)
+    now[0] += 300.0  # saving, the capability suite: neither rate sees it
+    eta.step("finetune: scoring on val", 10)
+    assert eta.answer.rate == 500 and eta.train.rate == 7 / (10 + 9 + 4 * 5)
+    assert eta.seconds_left() == (4_000 - 2_000) / 500
+
+
+def test_a_fine_tune_shows_its_training_steps_and_the_plan_counts_them(task_dir, tiny_llama):
+    toml = write_task(task_dir, model=str(tiny_llama), extra=finetune_table(
+        rank=4, alpha=8, learning_rate=0.001, epochs=2, batch_size=8, gradient_accumulation=2))
+    [plan] = plan_for(toml, "finetune")["rungs"]
+    assert plan["rung"] == "finetune" and plan["train_steps"] > 1
+    out = runner.invoke(app, ["eval", str(toml), "--rung", "finetune", "--force", "--json"])
+    assert out.exit_code == 0, out.output
+    lines = out.stderr.splitlines()
+    assert f"finetune: training (lora) ({plan['train_steps']} steps)" in lines
+    assert f"finetune: scoring on val ({plan['val_examples']} steps)" in lines
+    assert f"the fine-tune trains up to {plan['train_steps']} optimizer steps" in " ".join(
+        out.stderr.split())  # the plan's caption, however the table wraps it
+    steps = json.loads(out.stdout)["rungs"][0]["training"]["steps"]
+    assert steps <= plan["train_steps"]  # early stopping may end it sooner
 
 
 def test_the_docs_example_plan_counts_the_race_and_the_bigger_requests():

@@ -16,6 +16,7 @@ one, so "examples left" would mislead. Throughput is measured as the climb goes.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from contextlib import closing
@@ -47,6 +48,7 @@ class RungPlan:
     latency_requests: int  # single timed requests after a warm-up
     tokens_in: int  # per request, estimated
     tokens_out: int  # per request, at most
+    train_steps: int = 0  # the fine-tune's optimizer steps, at most (early stopping may cut)
 
     @property
     def requests(self) -> int:
@@ -92,9 +94,20 @@ def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungP
         plans.append(RungPlan("bigger-model", task.models.large, 1, n, n, len(split.test), latency,
                               max((p.tokens_in for p in below), default=0), out_tokens))
     if "finetune" in rungs:
-        plans.append(RungPlan("finetune", task.models.small, 1, 0, 0, len(split.test), latency,
-                              plans[0].tokens_in if plans else 0, out_tokens))
+        n = val_work(task, 1, n_val)  # the tune's val score, for the stop rule
+        plans.append(RungPlan("finetune", task.models.small, 1, n, n, len(split.test), latency,
+                              plans[0].tokens_in if plans else 0, out_tokens,
+                              train_steps(task, len(split.train))))
     return plans
+
+
+def train_steps(task: TaskSpec, n_train: int) -> int:
+    """The Trainer's max_steps on one process: batches per epoch, over gradient
+    accumulation (a last short group still steps), times epochs."""
+    settings = task.finetune
+    batches = math.ceil(n_train / settings.batch_size)
+    per_epoch = max(math.ceil(batches / settings.gradient_accumulation), 1)
+    return math.ceil(settings.epochs * per_epoch)
 
 
 def _calibrates(task: TaskSpec, rung: str, pipeline: Pipeline) -> bool:
@@ -138,8 +151,12 @@ def stage_rung(stage: str) -> str:
 
 
 class Eta:
-    """Seconds left, from the tokens done so far and the time they took. Work before the
-    first measured batch has no rate yet, so the first answer comes after one."""
+    """Seconds left, from the work done so far and the time it took, in two kinds at their
+    own rates: answers (weighed by tokens) and training (optimizer steps, far slower per
+    token). Only the time between two steps of one kind is timed: the gap before a kind's
+    first step is loading and setting up, and the hour a tune trains says nothing about how
+    fast the next rung answers. Training not yet under way has no rate, so it is named
+    instead of guessed ("plus training")."""
 
     def __init__(self, plans: Sequence[RungPlan],
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -149,10 +166,9 @@ class Eta:
         # carries its share of the stage's requests
         self.per_val_step = {p.rung: p.val_requests * (p.tokens_in + p.tokens_out)
                              / max(p.val_examples, 1) for p in plans}
-        self.total = sum(p.tokens for p in plans)
-        self.done = 0.0
-        self.started: float | None = None
-        self.timed = 0.0  # tokens done since the clock started
+        self.answer = _Rate(total=sum(p.tokens for p in plans))
+        self.train = _Rate(total=sum(p.train_steps for p in plans))
+        self.kind: str | None = None  # of the last step
         self.last = 0.0  # when the last step was done
 
     @classmethod
@@ -161,31 +177,89 @@ class Eta:
         fields = RungPlan.__dataclass_fields__
         return cls([RungPlan(**{k: row[k] for k in fields}) for row in plan["rungs"]])
 
+    @property
+    def total(self) -> float:
+        """Tokens of all the answers ahead: the climb's bar (training is not on it)."""
+        return self.answer.total
+
+    @property
+    def done(self) -> float:
+        return self.answer.done
+
     def units(self, stage: str, requests: int) -> float:
         """Tokens `requests` of this stage stand for (0 for stages that ask no model)."""
-        if stage.endswith(": choosing on val"):
+        if stage.endswith((": choosing on val", ": scoring on val")):
             return requests * self.per_val_step.get(stage_rung(stage), 0)
         if stage.endswith(": test"):
             return requests * self.per_request.get(stage_rung(stage), 0)
         return 0.0
 
-    def advance(self, units: float) -> None:
+    def begin(self, stage: str, total: int) -> None:
+        """A stage opens: training's says its exact number of steps (the Trainer's
+        max_steps), where the plan could only work it out."""
+        if _training(stage):
+            self.train.total = self.train.done + total
+
+    def step(self, stage: str, n: int) -> None:
+        """`n` steps of `stage` are done (every stage's steps come here, so the time between
+        steps is known)."""
         now = self.clock()
-        if self.started is None:  # the clock starts after the first batch: loading the
-            self.started = now  # model is not throughput
-        else:
-            self.timed += units
-        self.done += units
-        self.last = now
+        since = now - self.last
+        if _training(stage):
+            kind = "train"
+            self.train.add(n, since if self.kind == kind else None)
+        else:  # the first answers' time is loading the model: the clock starts after them
+            kind = "answer"
+            self.answer.add(self.units(stage, n),
+                            since if self.kind == kind and self.answer.done else None)
+        self.kind, self.last = kind, now
+
+    @property
+    def training_unmeasured(self) -> bool:
+        """Training is still ahead (or just begun) and has no rate yet."""
+        return self.train.left > 0 and self.train.rate is None
 
     def seconds_left(self) -> float | None:
-        """As of the last step, at the rate so far, less the time since: between steps the
-        estimate counts down instead of growing as the rate seems to fall."""
-        if self.started is None or self.timed <= 0 or self.last <= self.started:
+        """As of the last step, at each kind's rate so far, less the time since (from the kind
+        at work): between steps the estimate counts down instead of growing as the rate seems
+        to fall. None until answers have a rate; training without one is left out (see
+        training_unmeasured)."""
+        if self.answer.rate is None:
             return None
-        rate = self.timed / (self.last - self.started)
-        left = max(self.total - self.done, 0.0) / rate
-        return max(left - (self.clock() - self.last), 0.0)
+        since = self.clock() - self.last
+        parts = {"answer": self.answer.left / self.answer.rate,
+                 "train": self.train.left / self.train.rate if self.train.rate else 0.0}
+        if self.kind is not None:
+            parts[self.kind] = max(parts[self.kind] - since, 0.0)
+        return parts["answer"] + parts["train"]
+
+
+@dataclass
+class _Rate:
+    """Work of one kind: how much there is, how much is done, and how fast it went."""
+
+    total: float
+    done: float = 0.0
+    timed: float = 0.0  # work done in timed intervals
+    busy: float = 0.0  # and their seconds
+
+    def add(self, work: float, seconds: float | None) -> None:
+        self.done += work
+        if seconds is not None:
+            self.timed += work
+            self.busy += seconds
+
+    @property
+    def rate(self) -> float | None:
+        return self.timed / self.busy if self.timed > 0 and self.busy > 0 else None
+
+    @property
+    def left(self) -> float:
+        return max(self.total - self.done, 0.0)
+
+
+def _training(stage: str) -> bool:
+    return stage.startswith("finetune: training")
 
 
 def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def stage_progress(err: Console, enabled: bool, plan: dict | None = None
     if not err.is_terminal:  # a log or a pipe: no bar redraws, a line per stage instead
         def lines(stage: str, total: int) -> Callable[[int], None]:
             announce(stage)
+            if eta is not None:
+                eta.begin(stage, total)
             return _stage_lines(err, stage, total, eta)
         yield lines
         return
@@ -50,11 +52,13 @@ def stage_progress(err: Console, enabled: bool, plan: dict | None = None
         def reporter(stage: str, total: int) -> Callable[[int], None]:
             announce(stage)
             task_id = bar.add_task(stage, total=total, left="")
+            if eta is not None:
+                eta.begin(stage, total)
 
             def advance(n: int) -> None:
                 bar.advance(task_id, n)
                 if eta is not None:
-                    eta.advance(eta.units(stage, n))
+                    eta.step(stage, n)
                     bar.update(overall, completed=eta.done)
             return advance
         yield reporter
@@ -75,10 +79,11 @@ class _Left:
 
 def _left(eta: "Eta | None") -> str:
     seconds = eta.seconds_left() if eta is not None else None
-    if seconds is None:
+    if eta is None or seconds is None:
         return ""
-    return f"about {seconds / 60:.0f} min left" if seconds >= 90 else \
+    text = f"about {seconds / 60:.0f} min left" if seconds >= 90 else \
         f"about {seconds:.0f} s left"
+    return text + " plus training" if eta.training_unmeasured else text
 
 
 def _stage_lines(err: Console, stage: str, total: int,
@@ -93,7 +98,7 @@ def _stage_lines(err: Console, stage: str, total: int,
     def advance(n: int) -> None:
         done[0] += n
         if eta is not None:
-            eta.advance(eta.units(stage, n))
+            eta.step(stage, n)
         quarter = 4 * done[0] // max(total, 1)
         if quarter > done[1]:
             done[1] = quarter

@@ -132,10 +132,13 @@ def dry_run_table(estimate: dict) -> Table:
 def plan_table(plan: dict) -> Table:
     """The work a climb is about to do, per rung, before its first model call."""
     split = plan["split"]
+    caption = ("every LLM rung the ladder may measure: a climb that stops early does less, "
+               "and answers in the store are not asked again")
+    steps = sum(r.get("train_steps", 0) for r in plan["rungs"])
+    if steps:
+        caption += f"; before its answers, the fine-tune trains up to {steps:,} optimizer steps"
     table = Table(title=f"work ahead ({plan['selection']} selection on {split['val']} val "
-                        f"examples, {split['test']} test)",
-                  caption="every LLM rung the ladder may measure: a climb that stops early "
-                          "does less, and answers in the store are not asked again")
+                        f"examples, {split['test']} test)", caption=caption)
     for name in ("rung", "model", "cands", "val", "test+timed", "tok/req", "tokens"):
         table.add_column(name, justify="left" if name in ("rung", "model") else "right")
     for r in plan["rungs"]:

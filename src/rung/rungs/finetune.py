@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rung.data.example import Example
 from rung.finetune.methods import METHODS
@@ -76,10 +76,13 @@ class FineTuneRung(Rung):
         base = self.tuning_base(task)
         base_fp = fingerprint(base.model, base_dir=task.root)
         out = self.tunes / tune_key(task, base, train, val, base_fp)
-        advance = reporter(f"finetune: training ({task.finetune.method})", 1) if reporter else None
-        self.tune = fine_tune(task, base, train, val, out)
-        if advance:
-            advance(1)
+        callbacks: list[Any] = []
+        if reporter is not None:  # a bar of optimizer steps, from when training begins
+            from rung.finetune.progress import StepProgress
+
+            stage = f"finetune: training ({task.finetune.method})"
+            callbacks.append(StepProgress(reporter, stage))
+        self.tune = fine_tune(task, base, train, val, out, callbacks=callbacks)
         return self.tune
 
     def _choose(self, task: TaskSpec, pipeline: Pipeline, val: Sequence[Example],
