@@ -9,7 +9,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
+from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, p
     runs_table
 
 if TYPE_CHECKING:
+    from rung.progress import SilentProgress, StageProgress
     from rung.store import Store
 
 app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
@@ -74,12 +75,11 @@ def _task_store(path: Path) -> Iterator["Store"]:
         store.close()
 
 
-def _progress(enabled: bool, plan: dict | None = None
-              ) -> ContextManager[Callable[[str, int], Callable[[int], None]]]:
+def _progress(enabled: bool) -> ContextManager["StageProgress | SilentProgress"]:
     """Progress on stderr (rung.progress), where --json keeps stdout for the JSON."""
     from rung.progress import stage_progress
 
-    return stage_progress(err, enabled, plan)
+    return stage_progress(err, enabled)
 
 
 @app.command()
@@ -135,15 +135,11 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
            budget: float | None = None) -> None:
     from rung.climb import climb as run_climb
 
-    from rung.plan import plan_for
-
     # progress goes to stderr: --json keeps stdout for the JSON, and a long climb still shows
-    with _user_errors():
-        plan = plan_for(path, only)
-    with _user_errors(), _progress(True, plan) as reporter:
+    with _user_errors(), _progress(True) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
                            force=force, tune_from=tune_from, climb_all=climb_all,
-                           budget=budget)
+                           budget=budget, on_plan=reporter.planned)
     summary = result.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

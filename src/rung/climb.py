@@ -196,12 +196,15 @@ def climb(
     budget: float | None = None,
     store_dir: Path | None = None,
     leave_out: dict[str, str] | None = None,
+    on_plan: Callable[[dict[str, Any]], None] | None = None,
 ) -> ClimbResult:
     """Climb the ladder cheapest first, stopping after the first rung whose choice on val
     reaches the target (`climb_all`, or [ladder] all, measures every rung). With `only`,
     measure one rung (building on val what it stands on). `tune_from` names a past run whose
     fine-tune is measured again instead of training. `budget` caps the dollars spent at remote
-    models. `store_dir` and `leave_out` (rung -> why) are for the dry run."""
+    models. `store_dir` and `leave_out` (rung -> why) are for the dry run. `on_plan` is handed
+    the work ahead (rung.plan.work_plan) after the checks and the audit, before any model
+    call."""
     if only is not None and only not in LADDER:
         raise ConfigError(f"unknown rung '{only}'", fix=f"use one of: {', '.join(LADDER)}")
     task = load_task(path)
@@ -228,6 +231,10 @@ def climb(
             if only == "finetune":
                 raise
             why_not["finetune"] = f"{refused.message}; fix: {refused.fix}"
+    if on_plan is not None:
+        from rung.plan import work_plan
+
+        on_plan(work_plan(task, split, why_not))
     store = Store(store_dir or task.store_dir)
     run_id: str | None = None
     results: list[RungResult] = []

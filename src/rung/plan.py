@@ -273,15 +273,18 @@ def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:
 
 
 def plan_for(path: Any, only: str | None = None) -> dict[str, Any]:
-    """The plan of `rung climb PATH` (or `rung eval --rung ONLY`), before any model call."""
+    """The plan of `rung climb PATH` (or `rung eval --rung ONLY`) without climbing: what
+    `--dry-run` shows."""
     from rung.climb import left_out, load_examples, make_split
     from rung.task import load_task
 
     task = load_task(path)
-    split = make_split(task, load_examples(task))
-    why_not = left_out(task, only, None)
+    return work_plan(task, make_split(task, load_examples(task)), left_out(task, only, None))
+
+
+def work_plan(task: TaskSpec, split: Split, why_not: dict[str, str]) -> dict[str, Any]:
+    """The plan's JSON for the rungs `why_not` leaves in (an empty reason: measured)."""
     plans = plan_climb(task, split, [name for name, why in why_not.items() if not why])
     return {**plan_summary(plans), "selection": task.eval.selection,
             "split": {"train": len(split.train), "test": len(split.test),
                       "val": min(len(split.val), task.eval.val_limit or len(split.val))}}
-

@@ -1,5 +1,5 @@
-"""How a long command shows it is moving, on stderr: a bar per stage, and for a climb with a
-plan (rung.plan) one bar for the whole climb with its time left. Where stderr is not a
+"""How a long command shows it is moving, on stderr: a bar per stage, and for a climb, once it
+has its plan (rung.plan), one bar for the whole climb with its time left. Where stderr is not a
 terminal (a log, a pipe) a line per stage and per quarter of it instead. Only cli.py calls
 this; the library reports stages through the callback it is handed and never prints."""
 
@@ -10,60 +10,81 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, \
+    TimeElapsedColumn
 
 from rung.plan import Eta
 from rung.terminal import plan_table
 
 
-@contextmanager
-def stage_progress(err: Console, enabled: bool, plan: dict | None = None
-                   ) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """Stage bars on stderr; with a plan, also the whole climb's, whose ETA comes from the
-    tokens done per second so far (rung.plan.Eta)."""
-    if not enabled:
-        yield lambda stage, total: (lambda n: None)
-        return
-    eta = Eta.for_plan(plan) if plan and plan["rungs"] else None
-    shown = [eta is None]
+class StageProgress:
+    """The StageReporter a command hands the library (called with a stage and its steps,
+    returning the function that advances it), plus `planned`, which a climb calls with its
+    plan (rung.plan) once the checks and the audit are done and before any model call: the
+    plan is printed then, and from then on one bar follows the whole climb."""
 
-    def announce(stage: str) -> None:
-        """The plan, once, as the first rung starts: after the checks and the audit (an
-        error there is the first thing said), before any model call."""
-        if not shown[0] and not stage.startswith("audit"):
-            shown[0] = True
-            err.print(plan_table(plan))
+    def __init__(self, err: Console, bar: Progress | None) -> None:
+        self.err, self.bar = err, bar  # no bar: a log or a pipe, a line per stage instead
+        self.eta: Eta | None = None
+        self.overall: TaskID | None = None
 
-    if not err.is_terminal:  # a log or a pipe: no bar redraws, a line per stage instead
-        def lines(stage: str, total: int) -> Callable[[int], None]:
-            announce(stage)
+    def planned(self, plan: dict) -> None:
+        if not plan["rungs"]:
+            return
+        self.err.print(plan_table(plan))
+        self.eta = Eta.for_plan(plan)
+        if self.bar is not None:
+            self.overall = self.bar.add_task("climb (all rungs, by tokens)",
+                                             total=self.eta.total, left=_Left(self.eta))
+
+    def __call__(self, stage: str, total: int) -> Callable[[int], None]:
+        eta, bar, overall = self.eta, self.bar, self.overall
+        if eta is not None:
+            eta.begin(stage, total)
+        if bar is None:
+            return _stage_lines(self.err, stage, total, eta)
+        task_id = bar.add_task(stage, total=total, left="")
+
+        def advance(n: int) -> None:
+            bar.advance(task_id, n)
             if eta is not None:
-                eta.begin(stage, total)
-            return _stage_lines(err, stage, total, eta)
-        yield lines
+                eta.step(stage, n)
+            if eta is not None and overall is not None:
+                bar.update(overall, completed=eta.done)
+        return advance
+
+    def finish(self) -> None:
+        if self.bar is not None and self.overall is not None and self.eta is not None:
+            self.bar.update(self.overall, completed=self.eta.total, left="")
+
+
+class SilentProgress:
+    """Progress where none is wanted (--json on a command that prints nothing else)."""
+
+    def planned(self, plan: dict) -> None:
+        pass
+
+    def __call__(self, stage: str, total: int) -> Callable[[int], None]:
+        return lambda n: None
+
+
+@contextmanager
+def stage_progress(err: Console, enabled: bool) -> Iterator[StageProgress | SilentProgress]:
+    """Stage bars on stderr (lines where it is not a terminal); with a plan, also the whole
+    climb's, whose time left comes from the work done per second so far (rung.plan.Eta)."""
+    if not enabled:
+        yield SilentProgress()
+        return
+    if not err.is_terminal:
+        yield StageProgress(err, None)
         return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("{task.fields[left]}"), console=err,
                    transient=False)
     with bar:
-        overall = bar.add_task("climb (all rungs, by tokens)", total=eta.total,
-                               left=_Left(eta)) if eta else None
-
-        def reporter(stage: str, total: int) -> Callable[[int], None]:
-            announce(stage)
-            task_id = bar.add_task(stage, total=total, left="")
-            if eta is not None:
-                eta.begin(stage, total)
-
-            def advance(n: int) -> None:
-                bar.advance(task_id, n)
-                if eta is not None:
-                    eta.step(stage, n)
-                    bar.update(overall, completed=eta.done)
-            return advance
-        yield reporter
-        if overall is not None:
-            bar.update(overall, completed=eta.total, left="")
+        progress = StageProgress(err, bar)
+        yield progress
+        progress.finish()
 
 
 class _Left:
