@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rung.store import MIGRATIONS, Store, _statements
+from rung.migrations import MIGRATIONS, _statements
+from rung.store import Store
 
 
 def test_migrations_run_once_and_reopen_cleanly(tmp_path):

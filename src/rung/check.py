@@ -79,12 +79,12 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     from rung.data.audit.review import review_sample
     from rung.eval.runner import evaluate
     from rung.eval.semantic import sentence_vectors
-    from rung.serve import load_served
+    from rung.serve import served_from
     from rung.store import Store
     from rung.task import load_task
 
     task = load_task(task_path)
-    served = load_served(task_path, run_id, rung)
+    served = served_from(task, run_id, rung)
     path = Path(inputs)
     examples, labelled = read_inputs(path)
     split = make_split(task, load_examples(task))

@@ -23,12 +23,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request  # at module level: FastAPI reads the handlers' annotations
 
 from rung.errors import ConfigError
 from rung.pipeline import Output, Pipeline
+
+if TYPE_CHECKING:
+    from rung.task import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,16 @@ def load_served(task_path: str | Path, run_id: str | None = None,
                 rung: str | None = None) -> Served:
     """The pipeline a run stored for `rung`: by default the latest finished run, and its
     recommended rung (or its best, when none reached the target)."""
-    from rung.models.remote import prepare
-    from rung.store import Store
     from rung.task import load_task
 
-    task = load_task(task_path)
+    return served_from(load_task(task_path), run_id, rung)
+
+
+def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = None) -> Served:
+    """load_served for a task already loaded."""
+    from rung.models.remote import prepare
+    from rung.store import Store
+
     prepare(task.models.endpoints())
     store = Store(task.store_dir)
     try:
