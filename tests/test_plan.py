@@ -83,9 +83,19 @@ def test_training_is_timed_in_steps_apart_from_answers():
         now[0] += 5.0
         eta.step("finetune: training (lora)", 1)
     now[0] += 300.0  # saving, the capability suite: neither rate sees it
+    eta.begin("finetune: scoring on val", 10)
     eta.step("finetune: scoring on val", 10)
     assert eta.answer.rate == 500 and eta.train.rate == 7 / (10 + 9 + 4 * 5)
     assert eta.seconds_left() == (4_000 - 2_000) / 500
+
+
+def test_a_tune_picked_up_instead_of_trained_leaves_no_training_ahead():
+    plans = [RungPlan("finetune", "m", 1, 10, 10, 10, 0, 90, 10, train_steps=300)]
+    eta = Eta(plans)
+    eta.step("finetune: scoring on val", 2)
+    assert eta.training_unmeasured  # it may still train, as far as the plan knows
+    eta.begin("finetune: test", 10)  # the tune was found finished: no training stage came
+    assert not eta.training_unmeasured and eta.train.left == 0
 
 
 def test_a_fine_tune_shows_its_training_steps_and_the_plan_counts_them(task_dir, tiny_llama):

@@ -196,9 +196,12 @@ class Eta:
 
     def begin(self, stage: str, total: int) -> None:
         """A stage opens: training's says its exact number of steps (the Trainer's
-        max_steps), where the plan could only work it out."""
+        max_steps), where the plan could only work it out; any later stage of the fine-tune
+        says training is over (or was not needed: a finished tune is picked up)."""
         if _training(stage):
             self.train.total = self.train.done + total
+        elif stage_rung(stage) == "finetune":
+            self.train.total = self.train.done
 
     def step(self, stage: str, n: int) -> None:
         """`n` steps of `stage` are done (every stage's steps come here, so the time between
