@@ -38,6 +38,7 @@ class FakeModel:
     rule: Callable[[Sequence[Message]], str | None] | None = None  # consulted first
     name: str = "fake"
     calls: list[tuple[str, list[list[Message]]]] = field(default_factory=list)
+    streams: bool = False  # generate tells on_text each answer word by word, as HFModel does
 
     @property
     def fingerprint(self) -> str:
@@ -51,9 +52,16 @@ class FakeModel:
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return sum(len(m.content.split()) for m in messages)
 
-    def generate(self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64) -> list[Generation]:
+    def generate(self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64,
+                 on_text: Callable[[int, str], None] | None = None) -> list[Generation]:
         self.calls.append(("generate", [list(p) for p in prompts]))
-        return [Generation(self._answer(p), self.count_tokens(p), 1) for p in prompts]
+        answers = [self._answer(p) for p in prompts]
+        if on_text is not None:
+            for i, answer in enumerate(answers):
+                words = answer.split(" ")
+                for n in range(1, len(words) + 1):
+                    on_text(i, " ".join(words[:n]))
+        return [Generation(a, self.count_tokens(p), 1) for a, p in zip(answers, prompts)]
 
     def score_choices(self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]) -> list[ChoiceScores]:
         self.calls.append(("score", [list(p) for p in prompts]))

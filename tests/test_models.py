@@ -141,6 +141,10 @@ def test_the_bigger_packaged_model_answers_a_question():
     # one line, stopped at its end: not the transcript's next turn, not the token limit
     assert "Paris" in generation.text and "\n" not in generation.text
     assert 0 < generation.tokens_out < 24
+    heard: list[str] = []  # streamed (rung serve), it grows into the same first line
+    model.generate([question], max_new_tokens=24, on_text=lambda i, text: heard.append(text))
+    assert heard[-1] == generation.text and len(set(heard)) > 1
+    assert all(later.startswith(earlier) for earlier, later in zip(heard, heard[1:]))
 
     # Past its 512-token sliding window, a choice's tokens must still be cut back off the
     # cache, and scoring must still match one plain forward pass.
@@ -195,3 +199,22 @@ def test_generation_from_the_shared_prefix_cache_equals_generation_without_it(
     assert model_name == "tiny" or sum(bool(g.text) for g in whole) == len(whole)
     # every row of every batch skips the prefix; it is fed once, on its own
     assert fed_whole - fed_reused == 12 * shared - shared
+
+
+@pytest.mark.parametrize("model_name", ["tiny", "smollm2-135m-instruct"])  # gemma3: above
+def test_a_streamed_answer_grows_into_the_answer_generated_whole(model_name, tiny_llama):
+    """What `rung serve` streams: each text heard extends the last, the last is the answer,
+    and the answers are the ones generated without listening."""
+    model = load_model(str(tiny_llama) if model_name == "tiny" else model_name)
+    prompts = _few_shot_prompts(3)
+    heard: dict[int, list[str]] = {}
+    streamed = model.generate(prompts, max_new_tokens=12, batch_size=2,
+                              on_text=lambda i, text: heard.setdefault(i, []).append(text))
+    whole = model.generate(prompts, max_new_tokens=12, batch_size=2)
+    assert [g.text for g in streamed] == [g.text for g in whole]
+    for i, answer in enumerate(whole):
+        texts = heard[i]
+        assert texts[-1] == answer.text
+        assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    # it grew step by step (the tiny random model's tokens decode to nothing)
+    assert model_name == "tiny" or sum(len(set(t)) for t in heard.values()) > 2 * len(prompts)

@@ -47,6 +47,8 @@ class Slow(FakeModel):
 if os.environ.get("READER"):  # the rag tests' reader, under the rag task's model name
     import test_rag
     register_model("fake", test_rag.reading_model(Slow(name="fake")))
+elif os.environ.get("STREAMER"):
+    register_model("streamer", FakeModel(name="streamer", rule=test_serve.spoken, streams=True))
 else:
     register_model("served", Slow(name="served", rule=test_serve.rule))
 from rung.cli import main
@@ -319,3 +321,90 @@ def test_a_served_tune_answers_what_the_climb_measured(tmp_path, tiny_llama):
             [out for _, out in stored]
     finally:
         server.stop()
+
+
+def test_each_streaming_request_hears_only_its_own_answer_grow():
+    import asyncio
+
+    from rung.pipeline import Output
+    from rung.serve import Batcher
+
+    def predict(texts: list[str], on_text=None) -> list[Output]:  # type: ignore[no-untyped-def]
+        for n in range(1, 4):  # the answers grow together, as rows of one batch do
+            for i, text in enumerate(texts):
+                if on_text is not None:
+                    on_text(i, text.upper()[:n])
+        return [Output(t.upper(), 1, 3) for t in texts]
+
+    async def scenario() -> tuple[dict[str, list[str]], list[str]]:
+        heard: dict[str, list[str]] = {"abc": [], "xyz": []}
+        batcher = Batcher(predict, max_batch=4, max_wait_s=0.02, queue_size=8,
+                          on_batch=lambda n: None)
+        worker = asyncio.create_task(batcher.run())
+        pending = [batcher.enqueue("abc", heard["abc"].append), batcher.enqueue("plain"),
+                   batcher.enqueue("xyz", heard["xyz"].append)]
+        done = await asyncio.gather(*pending)
+        worker.cancel()
+        return heard, [d.text for d in done]
+
+    heard, answers = asyncio.run(scenario())
+    assert answers == ["ABC", "PLAIN", "XYZ"]
+    assert heard == {"abc": ["A", "AB", "ABC"], "xyz": ["X", "XY", "XYZ"]}
+
+
+def spoken(prompt):
+    """The streaming stand-in's answers: a sentence, so that it streams word by word."""
+    return f"you asked about {prompt[-1].content} and here is the answer"
+
+
+def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
+    """A generation pipeline behind `rung serve`, its model one that streams (conftest's
+    fake, word by word, as HFModel does token by token: tests/test_models.py): the official
+    client gets several chunks, and they join into the answer the climb stored."""
+    records = [{"messages": [{"role": "user", "content": f"question {i} about the product"},
+                             {"role": "assistant", "content": f"answer {i}"}]}
+               for i in range(18)]
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "quiz"
+        kind = "generation"
+        instruction = "Answer the question."
+        data = "qa.jsonl"
+        metric = "answer_in_output"
+        target = 0.9
+
+        [models]
+        small = "streamer"
+
+        [prompt]
+        variants = ["instruction"]
+
+        [eval]
+        bootstrap = 100
+        latency_samples = 0
+        """))
+    register_model("streamer", FakeModel(name="streamer", rule=spoken, streams=True))
+    try:
+        run_id = climb(folder / "rung.toml", only="prompt").run_id
+    finally:
+        unregister_model("streamer")
+    [(text, stored), *_] = _stored(folder / "rung.toml", run_id, "prompt")
+    server = Server(tmp_path, [run_id, "--task", str(folder), "--rung", "prompt"],
+                    STREAMER="1")
+    try:
+        client = server.client(key="none")
+        whole = client.chat.completions.create(
+            model="rung", messages=[{"role": "user", "content": text}])
+        chunks = list(client.chat.completions.create(
+            model="rung", stream=True, messages=[{"role": "user", "content": text}]))
+    finally:
+        server.stop()
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert "".join(pieces) == whole.choices[0].message.content == stored
+    assert pieces[:3] == ["you", " asked", " about"]  # word by word, as the model said them
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra["rung"]["rung"] == "prompt"

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -134,12 +134,15 @@ class Pipeline:
     def load(self) -> Model:
         return load_model(self.model, base_dir=Path(self.base_dir) if self.base_dir else None)
 
-    def predict(self, texts: Sequence[str], cache: "ResponseCache | None" = None) -> list[Output]:
+    def predict(self, texts: Sequence[str], cache: "ResponseCache | None" = None,
+                on_text: Callable[[int, str], None] | None = None) -> list[Output]:
         """Classification picks the most likely label; other kinds generate greedily.
 
         With a cache, answers already given for the same model, prompt and parameters are
         reused and the model is loaded only if something is missing. A classifier answers
-        itself: it is faster than a cache lookup.
+        itself: it is faster than a cache lookup. `on_text(i, text)` hears input i's answer
+        grow while it is generated, where the model can say (a transformers model, no cache);
+        elsewhere it is not called and the answer comes whole.
         """
         if self.classifier is not None:
             return self._classify(texts)
@@ -166,10 +169,12 @@ class Pipeline:
                                       tuple(s.logprobs), tuple(s.choice_tokens),
                                       sources=tuple(h.chunk.key for h in c)))
             return outputs
+        streaming = {"on_text": on_text} if on_text and getattr(model, "streams", False) else {}
+        generated = model.generate(prompts, max_new_tokens=self.max_new_tokens, **streaming)
         return [
             Output(g.text, g.tokens_in, g.tokens_out, sources=tuple(h.chunk.key for h in c),
                    context="\n".join(h.chunk.text for h in c))
-            for g, c in zip(model.generate(prompts, max_new_tokens=self.max_new_tokens), contexts)
+            for g, c in zip(generated, contexts)
         ]
 
     def prompts(self, texts: list[str], contexts: Sequence[Sequence["Hit"]]) -> list[list[Message]]:

@@ -19,7 +19,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,21 +92,27 @@ class Busy(Exception):
 
 
 class Batcher:
-    """Inputs that arrive together go to one predict call, at most `max_batch` at a time."""
+    """Inputs that arrive together go to one predict call, at most `max_batch` at a time.
+    A streaming request brings `on_text`, which hears its answer grow (on the event loop)."""
 
-    def __init__(self, predict: Callable[[list[str]], list[Output]], *, max_batch: int,
+    def __init__(self, predict: Callable[..., list[Output]], *, max_batch: int,
                  max_wait_s: float, queue_size: int, on_batch: Callable[[int], None]) -> None:
         self.predict, self.max_batch, self.max_wait_s = predict, max_batch, max_wait_s
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self.on_batch = on_batch
 
-    async def submit(self, text: str) -> Output:
+    def enqueue(self, text: str, on_text: Callable[[str], None] | None = None
+                ) -> "asyncio.Future[Output]":
+        """The future answer; Busy when the queue is full."""
         future = asyncio.get_running_loop().create_future()
         try:
-            self.queue.put_nowait((text, future))
+            self.queue.put_nowait((text, future, on_text))
         except asyncio.QueueFull:
             raise Busy from None
-        return await future
+        return future
+
+    async def submit(self, text: str) -> Output:
+        return await self.enqueue(text)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -122,14 +128,22 @@ class Batcher:
                 except asyncio.TimeoutError:
                     break
             self.on_batch(len(batch))
+            listeners = [on_text for _, _, on_text in batch]
+
+            def heard(i: int, text: str) -> None:  # on the predict thread: hand to the loop
+                if (listener := listeners[i]) is not None:
+                    loop.call_soon_threadsafe(listener, text)
+
+            streaming = {"on_text": heard} if any(listeners) else {}
             try:
-                outputs = await asyncio.to_thread(self.predict, [text for text, _ in batch])
+                outputs = await asyncio.to_thread(self.predict, [text for text, _, _ in batch],
+                                                  **streaming)
             except Exception as error:  # noqa: BLE001 - each waiting request gets the error
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for (_, future), output in zip(batch, outputs):
+            for (_, future, _), output in zip(batch, outputs):
                 if not future.done():
                     future.set_result(output)
 
@@ -173,7 +187,7 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
     batches = Histogram("rung_batch_size", "Inputs per predict call",
                         buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
     pipeline = served.pipeline
-    batcher = Batcher(lambda texts: pipeline.predict(texts), max_batch=max_batch,
+    batcher = Batcher(pipeline.predict, max_batch=max_batch,
                       max_wait_s=batch_wait_ms / 1000, queue_size=queue_size,
                       on_batch=batches.observe)
     Gauge("rung_queue_depth", "Requests waiting for a batch", registry=registry).set_function(
@@ -225,21 +239,26 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
             requests.labels("400").inc()
             return _error(400, "no user message: the last user message is the input",
                           "invalid_request_error")
+        heard: asyncio.Queue[str] | None = asyncio.Queue() if body.get("stream") else None
         try:
-            output = await batcher.submit(text)
+            pending = batcher.enqueue(text, heard.put_nowait if heard is not None else None)
         except Busy:
             requests.labels("503").inc()
             return _error(503, "the queue is full; retry shortly", "overloaded",
                           headers={"Retry-After": "1"})
-        seconds = time.perf_counter() - started
-        latency.observe(seconds)
-        requests.labels("200").inc()
-        if log_to is not None:  # off the event loop: it writes to SQLite
-            await asyncio.to_thread(_log, log_to, served, text, output.text, seconds * 1000)
-        answer = _completion(served, output)
-        if body.get("stream"):
-            return StreamingResponse(_stream(answer), media_type="text/event-stream")
-        return answer
+
+        async def answered(output: Output) -> dict[str, Any]:
+            seconds = time.perf_counter() - started
+            latency.observe(seconds)
+            requests.labels("200").inc()
+            if log_to is not None:  # off the event loop: it writes to SQLite
+                await asyncio.to_thread(_log, log_to, served, text, output.text, seconds * 1000)
+            return _completion(served, output)
+
+        if heard is not None:
+            return StreamingResponse(_stream(served, pending, heard, answered),
+                                     media_type="text/event-stream")
+        return await answered(await pending)
 
     return app
 
@@ -259,17 +278,43 @@ def _completion(served: Served, output: Output) -> dict[str, Any]:
     }
 
 
-async def _stream(answer: dict[str, Any]) -> AsyncIterator[str]:
-    """The answer as server-sent chunks in OpenAI's shape. The pipeline answers whole (a label
-    is picked from scores, not written token by token), so the text comes in one chunk."""
-    base = {"id": answer["id"], "object": "chat.completion.chunk",
-            "created": answer["created"], "model": answer["model"]}
+async def _stream(served: Served, pending: "asyncio.Future[Output]",
+                  heard: "asyncio.Queue[str]",
+                  answered: Callable[[Output], Awaitable[dict[str, Any]]]) -> AsyncIterator[str]:
+    """Server-sent chunks in OpenAI's shape: the answer's new text as the model makes it
+    (each text heard extends the last), then what the finished answer adds, then the
+    finish chunk with rung's fields. A label is picked from scores, not written token by
+    token, so a classification answer (like any answer from a model that cannot stream)
+    comes in one chunk."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": served.model_id}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra}
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    sent = ""
+    while not pending.done() or not heard.empty():
+        waiting = asyncio.ensure_future(heard.get())
+        await asyncio.wait({waiting, pending}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            continue
+        text = waiting.result()
+        if text.startswith(sent) and text != sent:
+            yield chunk({"content": text[len(sent):]})
+            sent = text
+    try:
+        answer = await answered(pending.result())
+    except Exception as error:  # noqa: BLE001 - the status went out with the first chunk
+        yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
+        return
     text = answer["choices"][0]["message"]["content"]
-    for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
-        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-        if finish:
-            chunk["rung"] = answer["rung"]
-        yield f"data: {json.dumps(chunk)}\n\n"
+    if text.startswith(sent) and text != sent:
+        yield chunk({"content": text[len(sent):]})
+    yield chunk({}, "stop", usage=answer["usage"], rung=answer["rung"])
     yield "data: [DONE]\n\n"
 
 

@@ -13,12 +13,13 @@ import copy
 import inspect
 import io
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from transformers import (
     AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList,
 )
+from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as hf_logging
 
 from rung.data.example import Message
@@ -56,6 +57,8 @@ def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, **kwargs:
 
 
 class HFModel:
+    streams = True  # generate takes on_text, to hear answers as they are made
+
     def __init__(self, ref: ModelRef) -> None:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
@@ -130,7 +133,8 @@ class HFModel:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64, batch_size: int = 8
+        self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64, batch_size: int = 8,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> list[Generation]:
         """Greedy answers. With a chat template an answer ends at the template's end-of-turn
         token; a base model's plain transcript has no such token, and the model may open its
@@ -140,7 +144,10 @@ class HFModel:
         encoded once; each batch starts from a copy of its cache and encodes only its own
         tokens. Each row is then [shared prefix][padding][own tokens]: the mask hides the
         padding and positions come from the mask, so every token sits where it would without
-        the shared cache."""
+        the shared cache.
+
+        `on_text(i, text)` hears prompt i's answer grow as it is generated (`rung serve`
+        streams it): each text extends the last one heard, and the last is the answer."""
         encoded = [self._encode_prompt(p) for p in prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         plain = not self.tokenizer.chat_template
@@ -175,6 +182,8 @@ class HFModel:
                 eos_token_id=sorted(i for i in stop_ids if i is not None),
                 stopping_criteria=StoppingCriteriaList([_FirstLineDone(self.tokenizer, width)]
                                                        if plain else []),
+                streamer=_Answers(self.tokenizer, batch, stop_ids, plain, on_text)
+                if on_text is not None else None,
                 **reuse,
             )
             for row, i in enumerate(batch):
@@ -190,6 +199,8 @@ class HFModel:
                     text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
                     used = len(kept)
                 results[i] = Generation(text, len(encoded[i]), used)
+                if on_text is not None:
+                    on_text(i, text)
         return [results[i] for i in range(len(encoded))]
 
     def _shared_prefix(self, encoded: list[list[int]], extra: int) -> list[int]:
@@ -341,6 +352,44 @@ def _first_line(tokenizer: Any, ids: list[int]) -> tuple[str, int]:
         if _line_ended(text):
             return text.lstrip().split("\n", 1)[0].strip(), n - 1
     return tokenizer.decode(ids, skip_special_tokens=True).strip(), len(ids)
+
+
+class _Answers(BaseStreamer):
+    """Each row's answer so far, as generate makes it, handed to `on_text(prompt index,
+    text)`: the tokens before the row's stop, decoded, with what the finished answer would
+    strip held back (leading and trailing space, a character whose bytes are not all in yet,
+    for a base model all after its first line), so each text heard extends the last."""
+
+    def __init__(self, tokenizer: Any, rows: list[int], stop_ids: set[int], plain: bool,
+                 on_text: Callable[[int, str], None]) -> None:
+        self.tokenizer, self.rows, self.stop_ids, self.plain = tokenizer, rows, stop_ids, plain
+        self.on_text = on_text
+        self.ids: list[list[int]] = [[] for _ in rows]
+        self.heard = [""] * len(rows)
+        self.done = [False] * len(rows)
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
+            if self.done[row]:
+                continue
+            if token in self.stop_ids:
+                self.done[row] = True
+                continue
+            self.ids[row].append(token)
+            text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True).lstrip()
+            if self.plain and "\n" in text:
+                text, self.done[row] = text.split("\n", 1)[0], True
+            text = text.rstrip("\ufffd").rstrip()
+            if text != self.heard[row] and text.startswith(self.heard[row]):
+                self.heard[row] = text
+                self.on_text(self.rows[row], text)
+
+    def end(self) -> None:
+        pass
 
 
 class _FirstLineDone(StoppingCriteria):
