@@ -30,6 +30,19 @@ from pathlib import Path
 TASK = Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa"
 
 
+def warm_conversions() -> None:
+    """Convert the task's GGUF models (rung.models.converted) before either side runs, so
+    that neither pays a first conversion the other is spared."""
+    from rung.models.converted import source_of
+    from rung.models.registry import resolve
+    from rung.task import load_task
+
+    models = load_task(TASK).models
+    for reference in (models.small, models.large):
+        if reference:
+            source_of(resolve(reference))
+
+
 def climb(selection: str, folder: Path) -> tuple[dict, float]:
     shutil.copytree(TASK, folder, ignore=shutil.ignore_patterns(".rung"))
     toml = folder / "rung.toml"
@@ -44,6 +57,7 @@ def climb(selection: str, folder: Path) -> tuple[dict, float]:
 
 
 def main() -> None:
+    warm_conversions()
     root = Path(tempfile.mkdtemp(prefix="rung-climb-cost-"))
     full, full_seconds = climb("full", root / "full")
     raced, raced_seconds = climb("race", root / "race")

@@ -218,3 +218,55 @@ def test_a_streamed_answer_grows_into_the_answer_generated_whole(model_name, tin
         assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
     # it grew step by step (the tiny random model's tokens decode to nothing)
     assert model_name == "tiny" or sum(len(set(t)) for t in heard.values()) > 2 * len(prompts)
+
+
+def test_a_gguf_is_converted_once_to_the_same_weights_and_tokenizer(tmp_path, monkeypatch):
+    """rung.models.converted: the first load saves what transformers made of the GGUF, later
+    loads read that folder (seconds instead of the GGUF's slow path) and get the very same
+    tensors, tokenizer and context length."""
+    import torch
+
+    from rung.models.converted import DONE, converted_folder, source_of
+    from rung.models.hf import load_causal_lm, load_tokenizer
+    from rung.models.tokens import _context_length, render_chat
+
+    monkeypatch.setenv("RUNG_GGUF_CACHE", str(tmp_path / "cache"))
+    ref = resolve("smollm2-135m-instruct")
+    folder = converted_folder(ref)
+    assert folder is not None and not folder.exists()
+    location, kwargs = source_of(ref)  # converts
+    assert location == str(folder) and kwargs == {} and (folder / DONE).is_file()
+    stamp = (folder / DONE).stat().st_mtime_ns
+    assert source_of(ref) == (str(folder), {})  # kept: not converted again
+    assert (folder / DONE).stat().st_mtime_ns == stamp
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no staging left
+
+    slow = load_causal_lm(ref, dtype=torch.float32, convert=False).state_dict()
+    fast = load_causal_lm(ref, dtype=torch.float32).state_dict()
+    assert sorted(slow) == sorted(fast) and all(torch.equal(slow[k], fast[k]) for k in slow)
+    gguf, converted = load_tokenizer(ref, convert=False), load_tokenizer(ref)
+    chat = [Message("system", "Be brief."), Message("user", "Où est le café? 🙂\n  ok")]
+    for tokenizer in (gguf, converted):
+        assert tokenizer.chat_template
+    assert render_chat(gguf, chat, add_generation_prompt=True) == render_chat(
+        converted, chat, add_generation_prompt=True)
+    text = render_chat(gguf, chat)
+    assert gguf(text)["input_ids"] == converted(text)["input_ids"]
+    assert (gguf.bos_token_id, gguf.eos_token_id) == (converted.bos_token_id,
+                                                      converted.eos_token_id)
+    # the context length from the converted config is the GGUF header's
+    assert _context_length(ref, str(folder), False) == _context_length(ref, ref.location,
+                                                                       True) == 8192
+
+
+def test_without_a_writable_cache_or_with_it_off_the_gguf_is_read_as_before(tmp_path,
+                                                                          monkeypatch):
+    from rung.models.converted import source_of
+
+    ref = resolve("smollm2-135m-instruct")
+    monkeypatch.setenv("RUNG_GGUF_CACHE", "off")
+    assert source_of(ref) == (ref.location, {"gguf_file": ref.gguf_file})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("RUNG_GGUF_CACHE", str(blocker / "cache"))
+    assert source_of(ref) == (ref.location, {"gguf_file": ref.gguf_file})

@@ -25,6 +25,7 @@ from transformers.utils import logging as hf_logging
 from rung.data.example import Message
 from rung.errors import ModelError
 from rung.models.base import ChoiceScores, Generation
+from rung.models.converted import source_of
 from rung.models.registry import ModelRef, weights_fingerprint
 from rung.models.tokens import plain_text_bos, render_chat
 
@@ -32,28 +33,35 @@ MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its book
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
 
 
-def load_tokenizer(ref: ModelRef) -> Any:
-    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+def load_tokenizer(ref: ModelRef, *, convert: bool = True) -> Any:
+    """The model's tokenizer; a GGUF's from its converted folder (rung.models.converted)
+    unless `convert` is off."""
+    location, kwargs = source_of(ref) if convert else (ref.location, _gguf(ref))
     with contextlib.redirect_stderr(io.StringIO()):  # GGUF parsing draws a bar
-        return AutoTokenizer.from_pretrained(ref.location, **kwargs)
+        return AutoTokenizer.from_pretrained(location, **kwargs)
 
 
-def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, **kwargs: Any) -> Any:
-    """The base weights as a plain transformers model, GGUF included.
+def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, convert: bool = True,
+                   **kwargs: Any) -> Any:
+    """The base weights as a plain transformers model, GGUF included (from its converted
+    folder unless `convert` is off: rung.models.converted).
 
     GGUF weights are dequantised on load, yet transformers keeps marking the model as
     GGUF-quantised, and the Trainer refuses to train a model so marked; the mark is dropped,
     since what is in memory is ordinary floating point.
     """
-    if ref.gguf_file:
-        kwargs["gguf_file"] = ref.gguf_file
+    location, gguf = source_of(ref) if convert else (ref.location, _gguf(ref))
     with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
-        model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **gguf, **kwargs)
     quantizer = getattr(model, "hf_quantizer", None)
-    if ref.gguf_file and quantizer is not None and "quantization_config" not in kwargs:
+    if gguf and quantizer is not None and "quantization_config" not in kwargs:
         quantizer.remove_quantization_config(model)
         model.config._is_quantized = False
     return model
+
+
+def _gguf(ref: ModelRef) -> dict[str, str]:
+    return {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
 
 
 class HFModel:

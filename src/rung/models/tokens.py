@@ -50,10 +50,12 @@ def _load(ref: ModelRef) -> TokenCounter:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    kwargs = {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
+    from rung.models.converted import source_of
+
+    location, kwargs = source_of(ref)  # a GGUF's converted folder: seconds faster
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"could not load the tokenizer of '{ref.name}' from {ref.location}: "
                          f"{err}", fix="check models.small (or --model): the folder must hold a "
@@ -68,7 +70,7 @@ def _load(ref: ModelRef) -> TokenCounter:
             [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         return [bos + len(e) for e in encoded]
 
-    return TokenCounter(ref.name, _context_length(ref), count)
+    return TokenCounter(ref.name, _context_length(ref, location, bool(kwargs)), count)
 
 
 def render_chat(tokenizer: Any, conversation: Conversation, *,
@@ -97,9 +99,10 @@ def plain_text_bos(tokenizer: Any) -> list[int]:
     return [bos] if tokenizer("x")["input_ids"][:1] == [bos] else []
 
 
-def _context_length(ref: ModelRef) -> int | None:
-    """From the GGUF header (memory-mapped, no tensors read) or the model's config."""
-    if ref.gguf_file:
+def _context_length(ref: ModelRef, location: str, gguf: bool) -> int | None:
+    """From the model's config (a GGUF's converted folder has one), or the GGUF header
+    (memory-mapped, no tensors read)."""
+    if gguf:
         import gguf
 
         reader = gguf.GGUFReader(str(Path(ref.location) / ref.gguf_file))
@@ -112,7 +115,7 @@ def _context_length(ref: ModelRef) -> int | None:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(ref.location)
+        config = AutoConfig.from_pretrained(location)
     except (OSError, ValueError):
         return None
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
