@@ -8,10 +8,12 @@ climb that stops early. Candidates are the rungs' own, built without the model; 
 twin is counted as a candidate that reuses its original's answers (what the response cache
 makes it cost), so it adds steps but no requests. Tokens in are estimated at about four
 characters a token, a retrieved passage as its index's mean chunk (`chunk_tokens` before the
-first index); tokens out are the most a request may write.
+first index); tokens out are the most a request may write. A fine-tune adds its optimizer
+steps (at most: early stopping may end it sooner).
 
-The ETA weighs work by tokens: a rag example with nine passages costs more than a zero-shot
-one, so "examples left" would mislead. Throughput is measured as the climb goes.
+The ETA weighs answers by tokens: a rag example with nine passages costs more than a
+zero-shot one, so "examples left" would mislead. Training is counted in steps at a rate of
+its own. Throughput is measured as the climb goes.
 """
 
 from __future__ import annotations

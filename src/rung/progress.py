@@ -49,8 +49,8 @@ class StageProgress:
             bar.advance(task_id, n)
             if eta is not None:
                 eta.step(stage, n)
-            if eta is not None and overall is not None:
-                bar.update(overall, completed=eta.done)
+                if overall is not None:
+                    bar.update(overall, completed=eta.done)
         return advance
 
     def finish(self) -> None:
