@@ -32,15 +32,17 @@ TASK = Path(__file__).resolve().parents[1] / "examples" / "product-docs-qa"
 
 def warm_conversions() -> None:
     """Convert the task's GGUF models (rung.models.converted) before either side runs, so
-    that neither pays a first conversion the other is spared."""
-    from rung.models.converted import source_of
-    from rung.models.registry import resolve
-    from rung.task import load_task
-
-    models = load_task(TASK).models
-    for reference in (models.small, models.large):
-        if reference:
-            source_of(resolve(reference))
+    that neither pays a first conversion the other is spared. In a process of its own: the
+    weights it loads to convert would otherwise stay in this one's memory throughout."""
+    subprocess.run([sys.executable, "-c", f"""
+from rung.models.converted import source_of
+from rung.models.registry import resolve
+from rung.task import load_task
+models = load_task({str(TASK)!r}).models
+for reference in (models.small, models.large):
+    if reference:
+        source_of(resolve(reference))
+"""], check=True)
 
 
 def climb(selection: str, folder: Path) -> tuple[dict, float]:
