@@ -114,7 +114,8 @@ def _stage_lines(err: Console, stage: str, total: int,
     moving."""
     started = time.perf_counter()
     done = [0, 0]  # steps, quarters reported
-    err.print(f"{stage} ({total} steps)", highlight=False, markup=False)
+    err.print(f"{stage} ({total} step{'' if total == 1 else 's'})", highlight=False,
+              markup=False)
 
     def advance(n: int) -> None:
         done[0] += n

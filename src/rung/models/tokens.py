@@ -49,11 +49,11 @@ def _load(ref: ModelRef) -> TokenCounter:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
     from rung.models.converted import source_of
 
-    location, kwargs = source_of(ref)  # a GGUF's converted folder: seconds faster
-    try:
+    hf_logging.set_verbosity_error()
+    try:  # a GGUF's converted folder: seconds faster (converting may fail as loading would)
+        location, kwargs = source_of(ref)
         with contextlib.redirect_stderr(io.StringIO()):
             tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     except (OSError, ValueError) as err:
