@@ -4,7 +4,8 @@ Anthropic's Messages API itself, 429s with Retry-After, 500s and timeouts.
 It speaks real HTTP to the real SDKs (nothing in rung or the SDKs is patched): POST
 /v1/messages (Anthropic) and POST /v1/chat/completions (OpenAI). Each request is recorded
 (time, path, headers, body). `script` is a queue of (status, headers, delay_s) to play before
-answering normally; the normal answer is `answer(request_body) -> text`.
+answering normally; the normal answer is `answer(request_body) -> text`, streamed a word a
+chunk when the request asks for a stream (OpenAI's shape).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class FakeVendorAPI:
     script: deque = field(default_factory=deque)  # (status, headers, delay_s) to play first
     requests: list[Recorded] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    cut_streams: bool = False  # end streamed answers early, without a finish_reason
 
     @property
     def url(self) -> str:
@@ -61,6 +63,9 @@ class FakeVendorAPI:
                                    headers)
                         return
                 text = fake.answer(body)
+                if body.get("stream"):
+                    self._stream(body, text)
+                    return
                 if self.path.endswith("/messages"):
                     self._send(200, {
                         "id": "msg_fake", "type": "message", "role": "assistant",
@@ -81,6 +86,29 @@ class FakeVendorAPI:
                             "message": {"role": "assistant", "content": text}}],
                         "usage": {"prompt_tokens": 11, "completion_tokens": 2,
                                   "total_tokens": 13}})
+
+            def _stream(self, body: dict, text: str) -> None:
+                """OpenAI's server-sent chunks, a word each; with `cut_streams`, the stream
+                ends as llama-cpp-python's does when it interrupts one: [DONE], no finish."""
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                        "created": 0, "model": body.get("model")}
+                words = text.split(" ")
+                pieces = [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
+                chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+                          for d in pieces[:2 if fake.cut_streams else None]]
+                if not fake.cut_streams:
+                    chunks.append({**base, "choices": [{"index": 0, "delta": {},
+                                                        "finish_reason": "stop"}]})
+                    chunks.append({**base, "choices": [], "usage": {
+                        "prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}})
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for chunk in chunks:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()

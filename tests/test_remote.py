@@ -43,7 +43,8 @@ def llama_server(tmp_path_factory):
     process = subprocess.Popen(  # its log goes to a file: a full pipe would stall it
         [sys.executable, "-m", "llama_cpp.server", "--model",
          str(Path(ref.location) / ref.gguf_file), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2", "--verbose", "false"],
+         "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2", "--verbose", "false",
+         "--interrupt_requests", "false"],  # else a stream is cut when another request comes
         stdout=subprocess.DEVNULL, stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
@@ -116,6 +117,27 @@ def test_concurrent_requests_give_the_answers_one_at_a_time_gives(llama_server):
     assert [g.text for g in one.generate(prompts, 12)] == \
         [g.text for g in many.generate(prompts, 12)]
     assert many.usage.requests == 8 and many.usage.errors == 0 and many.usage.tokens_out > 0
+
+
+def test_a_streamed_answer_from_the_server_grows_into_the_answer_asked_whole(llama_server):
+    """What `rung serve` streams from a remote pipeline: each text heard extends the last,
+    the last is the answer the same request gets unstreamed, and the usage is counted."""
+    prompts = [[Message("user", f"Describe the colour {c} in one sentence.")]
+               for c in ("red", "green", "blue")]
+    model = RemoteModel(Endpoint.of("openai:smollm2", base_url=llama_server, concurrency=3))
+    assert model.streams
+    heard: dict[int, list[str]] = {}
+    streamed = model.generate(prompts, 16,
+                              on_text=lambda i, text: heard.setdefault(i, []).append(text))
+    whole = model.generate(prompts, 16)
+    assert [g.text for g in streamed] == [g.text for g in whole]
+    for i, answer in enumerate(whole):
+        texts = heard[i]
+        assert len(texts) > 3 and texts[-1] == answer.text  # piece by piece
+        assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    # llama-cpp-python sends no usage in a stream: a token a chunk is counted instead
+    assert [g.tokens_out for g in streamed] == [g.tokens_out for g in whole]
+    assert model.usage.requests == 6 and model.usage.errors == 0
 
 
 # --- what only a fake vendor API can show ---------------------------------------------------
@@ -235,6 +257,22 @@ def test_a_budget_reached_partway_through_a_batch_keeps_every_answer_it_paid_for
     again = cached.generate(prompts, 8)  # no budget now: only the rest are asked
     store.close()
     assert len(fake_api.requests) == 8 and all(a.text == "BILLING" for a in again)
+
+
+def test_a_stream_cut_off_before_its_finish_is_an_error_never_a_short_answer(fake_api,
+                                                                          monkeypatch):
+    fake_api.answer = lambda body: "the export button crashes on large files"
+    model = _openai_at(fake_api, monkeypatch, max_retries=0)
+    heard: list[str] = []
+    [whole] = model.generate([[Message("user", "ticket")]], 16,
+                             on_text=lambda i, text: heard.append(text))
+    assert whole.text == "the export button crashes on large files" and not whole.error
+    assert heard[:3] == ["the", "the export", "the export button"] and heard[-1] == whole.text
+    assert (whole.tokens_in, whole.tokens_out) == (11, 2)  # the usage chunk's
+    fake_api.cut_streams = True  # as llama-cpp-python's server interrupts a stream
+    [cut] = model.generate([[Message("user", "ticket")]], 16, on_text=lambda i, text: None)
+    assert cut.error and cut.text == ""  # not "the export": an error, asked again next run
+    assert "interrupt_requests" in model.usage.last_error
 
 
 def test_parse_label_reads_a_label_out_of_an_answer():

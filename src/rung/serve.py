@@ -296,16 +296,21 @@ async def _stream(served: Served, pending: "asyncio.Future[Output]",
 
     yield chunk({"role": "assistant", "content": ""})
     sent = ""
-    while not pending.done() or not heard.empty():
-        waiting = asyncio.ensure_future(heard.get())
-        await asyncio.wait({waiting, pending}, return_when=asyncio.FIRST_COMPLETED)
-        if not waiting.done():
+    waiting: asyncio.Future[str] | None = None
+    try:
+        while not pending.done() or not heard.empty():
+            waiting = asyncio.ensure_future(heard.get())
+            await asyncio.wait({waiting, pending}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():  # the answer is done: what is still queued comes next
+                waiting.cancel()
+                continue
+            text = waiting.result()
+            if text.startswith(sent) and text != sent:
+                yield chunk({"content": text[len(sent):]})
+                sent = text
+    finally:  # the answer came, or the client left: stop listening either way
+        if waiting is not None and not waiting.done():
             waiting.cancel()
-            continue
-        text = waiting.result()
-        if text.startswith(sent) and text != sent:
-            yield chunk({"content": text[len(sent):]})
-            sent = text
     try:
         answer = await answered(pending.result())
     except Exception as error:  # noqa: BLE001 - the status went out with the first chunk

@@ -61,10 +61,10 @@ def _base(ref: ModelRef) -> ModelRef:
     return ModelRef("gguf", ref.location, ref.gguf_file)
 
 
-def source_of(ref: ModelRef) -> tuple[str, dict[str, str]]:
+def source_of(ref: ModelRef, *, convert: bool = True) -> tuple[str, dict[str, str]]:
     """What to hand `from_pretrained`: the converted folder where one is complete, converting
-    the GGUF now where the cache allows, else the GGUF itself."""
-    folder = converted_folder(ref)
+    the GGUF now where the cache allows, else (or without `convert`) the GGUF itself."""
+    folder = converted_folder(ref) if convert else None
     if folder is not None and ((folder / DONE).is_file() or _convert(ref, folder)):
         return str(folder), {}
     return ref.location, {"gguf_file": ref.gguf_file} if ref.gguf_file else {}

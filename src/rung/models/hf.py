@@ -36,7 +36,7 @@ _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where conte
 def load_tokenizer(ref: ModelRef, *, convert: bool = True) -> Any:
     """The model's tokenizer; a GGUF's from its converted folder (rung.models.converted)
     unless `convert` is off."""
-    location, kwargs = source_of(ref) if convert else (ref.location, _gguf(ref))
+    location, kwargs = source_of(ref, convert=convert)
     with contextlib.redirect_stderr(io.StringIO()):  # GGUF parsing draws a bar
         return AutoTokenizer.from_pretrained(location, **kwargs)
 
@@ -50,7 +50,7 @@ def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, convert: 
     GGUF-quantised, and the Trainer refuses to train a model so marked; the mark is dropped,
     since what is in memory is ordinary floating point.
     """
-    location, gguf = source_of(ref) if convert else (ref.location, _gguf(ref))
+    location, gguf = source_of(ref, convert=convert)
     with contextlib.redirect_stderr(io.StringIO()):  # GGUF dequantisation draws a bar
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **gguf, **kwargs)
     quantizer = getattr(model, "hf_quantizer", None)
@@ -58,10 +58,6 @@ def load_causal_lm(ref: ModelRef, *, dtype: torch.dtype | None = None, convert: 
         quantizer.remove_quantization_config(model)
         model.config._is_quantized = False
     return model
-
-
-def _gguf(ref: ModelRef) -> dict[str, str]:
-    return {"gguf_file": ref.gguf_file} if ref.gguf_file else {}
 
 
 class HFModel:

@@ -157,10 +157,17 @@ class RemoteModel:
 
     # -- the two operations -------------------------------------------------------------------
 
-    def generate(self, prompts: Sequence[Sequence[Message]],
-                 max_new_tokens: int = 64) -> list[Generation]:
-        def one(prompt: Sequence[Message]) -> Generation:
-            reply = self._ask(prompt, max_tokens=max_new_tokens)
+    @property
+    def streams(self) -> bool:
+        """Whether generate can hand answers over as they arrive (`rung serve` streams
+        them): OpenAI-compatible servers stream; the Anthropic backend answers whole."""
+        return self.endpoint.backend == "openai"
+
+    def generate(self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64,
+                 on_text: Callable[[int, str], None] | None = None) -> list[Generation]:
+        def one(i: int, prompt: Sequence[Message]) -> Generation:
+            heard = None if on_text is None else (lambda text: on_text(i, text))
+            reply = self._ask(prompt, max_tokens=max_new_tokens, on_text=heard)
             if reply is None:
                 return Generation("", 0, 0, error=True)
             return Generation(reply.text, reply.tokens_in, reply.tokens_out)
@@ -171,7 +178,7 @@ class RemoteModel:
                       choices: Sequence[str]) -> list[ChoiceScores]:
         n = len(choices)
 
-        def one(prompt: Sequence[Message]) -> ChoiceScores:
+        def one(_: int, prompt: Sequence[Message]) -> ChoiceScores:
             if self.endpoint.backend == "openai" and self.usage.scoring != "parsed":
                 reply = self._ask(prompt, max_tokens=_answer_budget(choices), top_logprobs=20)
                 if reply is None:
@@ -191,20 +198,20 @@ class RemoteModel:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _many(self, one: Callable[[Sequence[Message]], Any],
+    def _many(self, one: Callable[[int, Sequence[Message]], Any],
               prompts: Sequence[Sequence[Message]]) -> list[Any]:
         answered: dict[int, Any] = {}
         stopped: BudgetReached | None = None
         if len(prompts) <= 1 or self.endpoint.concurrency == 1:
             for i, prompt in enumerate(prompts):
                 try:
-                    answered[i] = one(prompt)
+                    answered[i] = one(i, prompt)
                 except BudgetReached as reached:
                     stopped = reached
                     break
         else:  # every request runs to its end, so none that was paid for is dropped
             with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
-                futures = [pool.submit(one, prompt) for prompt in prompts]
+                futures = [pool.submit(one, i, prompt) for i, prompt in enumerate(prompts)]
             for i, future in enumerate(futures):
                 error = future.exception()
                 if error is None:
@@ -219,14 +226,16 @@ class RemoteModel:
         self._check_errors(answered)
         return [answered[i] for i in range(len(prompts))]
 
-    def _ask(self, prompt: Sequence[Message], *, max_tokens: int,
-             top_logprobs: int = 0) -> "Reply | None":
+    def _ask(self, prompt: Sequence[Message], *, max_tokens: int, top_logprobs: int = 0,
+             on_text: Callable[[str], None] | None = None) -> "Reply | None":
         budget = current_budget()
         reserved = budget.reserve(self.endpoint.model, self.count_tokens(prompt),
                                   max_tokens) if budget else 0.0
         started = time.perf_counter()
         try:
-            if self.endpoint.backend == "openai":
+            if self.endpoint.backend == "openai" and on_text is not None:
+                reply = self._openai_streamed(prompt, max_tokens, on_text)
+            elif self.endpoint.backend == "openai":
                 reply = self._openai(prompt, max_tokens, top_logprobs)
             else:
                 reply = self._anthropic(prompt, max_tokens)
@@ -262,6 +271,34 @@ class RemoteModel:
                      usage.completion_tokens if usage else 0,
                      _alternatives(getattr(choice, "logprobs", None)))
 
+    def _openai_streamed(self, prompt: Sequence[Message], max_tokens: int,
+                         on_text: Callable[[str], None]) -> "Reply":
+        """The same request, streamed: `on_text` hears the answer so far after each piece.
+        The usage comes in the last chunk where the server sends it (llama-cpp-python's does
+        not): elsewhere tokens out are the pieces (servers send a token a chunk) and tokens
+        in are estimated, as before any request."""
+        stream = self.client.chat.completions.create(
+            model=self.endpoint.model, messages=[{"role": m.role, "content": m.content}
+                                                 for m in prompt],
+            max_tokens=max_tokens, temperature=0, seed=0, stream=True,
+            stream_options={"include_usage": True})
+        text, usage, finished, pieces = "", None, None, 0
+        for chunk in stream:
+            usage = chunk.usage or usage
+            if chunk.choices:
+                finished = chunk.choices[0].finish_reason or finished
+                if chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+                    pieces += 1
+                    on_text(text)
+        if finished is None:  # cut off: a partial answer must not pass for a whole one
+            raise StreamCut("the server ended the stream before the answer finished (no "
+                            "finish_reason; llama-cpp-python's server does this to a stream "
+                            "when another request arrives: start it with "
+                            "--interrupt_requests false)")
+        return Reply(text, usage.prompt_tokens if usage else self.count_tokens(prompt),
+                     usage.completion_tokens if usage else pieces, [])
+
     def _anthropic(self, prompt: Sequence[Message], max_tokens: int) -> "Reply":
         system = "\n\n".join(m.content for m in prompt if m.role == "system")
         turns = [{"role": m.role, "content": m.content} for m in prompt if m.role != "system"]
@@ -292,6 +329,10 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     a few per message for the chat template. What was sent is counted from the server's usage
     fields afterwards."""
     return sum(4 + math.ceil(len(m.content) / 4) for m in messages)
+
+
+class StreamCut(Exception):
+    """A streamed answer ended without its finish chunk."""
 
 
 @dataclass(frozen=True)
