@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from rung.climb import load_examples, make_split
@@ -32,6 +31,9 @@ from rung.models.registry import resolve
 from rung.models.remote import Endpoint, configure, remote_model
 from rung.pipeline import Pipeline
 from rung.task import load_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import wait_until_serving  # noqa: E402
 
 TASK = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
 
@@ -48,15 +50,8 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str]:
          "--n_ctx", "4096", "--logits_all", "true", "--n_threads", str(threads),
          "--verbose", "false"], stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=2).read()
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"llama_cpp.server did not start; see {log.name}")
-            time.sleep(0.5)
+    wait_until_serving(f"{url}/models", process, log.name, timeout_s=180)
+    return process, url
 
 
 def run(pipeline: Pipeline, texts: list[str]) -> tuple[list[str], float]:

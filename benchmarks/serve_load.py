@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,6 +34,9 @@ import openai
 
 from rung.store import Store
 from rung.task import load_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import wait_until_serving  # noqa: E402
 
 TASK = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
 RUNG = [sys.executable, "-c", "from rung.cli import main; main()"]
@@ -78,15 +80,8 @@ def start(run_id: str, max_batch: int) -> tuple[subprocess.Popen, str]:
                                 "--port", str(port), "--max-batch", str(max_batch),
                                 "--queue", "256"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=2).read()
-            return process, url + "/v1"
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"rung serve did not start; see {log.name}")
-            time.sleep(0.5)
+    wait_until_serving(url + "/health", process, log.name)
+    return process, url + "/v1"
 
 
 def drive(url: str, texts: list[str], concurrency: int) -> tuple[list[str], list[float], float]:

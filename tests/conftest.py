@@ -12,7 +12,7 @@ import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -186,3 +186,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: Any, log: Path, timeout_s: float = 120) -> None:
+    """Until `url` answers (a server a test started in `process`, a Popen): RuntimeError
+    with the end of its log if it exits or takes longer than `timeout_s`."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the server at {url} did not start:\n"
+                                   + log.read_text()[-3000:]) from None
+            time.sleep(0.2)
+

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import free_port, ticket_records, write_task
+from conftest import free_port, ticket_records, wait_until_serving, write_task
 from fake_api import FakeVendorAPI
 from rung.cli import app
 from rung.climb import climb
@@ -47,17 +45,7 @@ def llama_server(tmp_path_factory):
          "--interrupt_requests", "false"],  # else a stream is cut when another request comes
         stdout=subprocess.DEVNULL, stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("llama_cpp.server did not start: "
-                                   + log.read_text()[-2000:])
-            time.sleep(0.5)
+    wait_until_serving(f"{url}/models", process, log, timeout_s=180)
     yield url
     process.terminate()
     process.wait(timeout=30)

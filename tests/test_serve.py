@@ -20,7 +20,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import FakeModel, free_port, ticket_records, write_task
+from conftest import FakeModel, free_port, ticket_records, wait_until_serving, write_task
 from rung.climb import climb
 from rung.models.registry import register_model, unregister_model
 from rung.store import Store
@@ -77,16 +77,11 @@ class Server:
             [sys.executable, str(script), "serve", *args, "--port", str(self.port)],
             env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=2).read()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(Path(self.log.name).read_text()[-3000:])
-                time.sleep(0.2)
+        try:
+            wait_until_serving(self.url + "/health", self.process, Path(self.log.name))
+        except RuntimeError:
+            self.log.close()
+            raise
 
     def client(self, key: str = KEY, **options) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, **options)
