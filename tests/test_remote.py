@@ -24,7 +24,8 @@ from rung.errors import ConfigError, ModelError
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
-from rung.models.remote import Endpoint, RemoteModel, configure, parse_label
+from rung.models.labels import parse_label
+from rung.models.remote import Endpoint, RemoteModel, configure
 from rung.store import Store
 
 runner = CliRunner()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rung.models.remote import FLOOR
+from rung.models.labels import FLOOR
 from rung.pipeline import Pipeline
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from typing import Any
 from rung.data.example import Message
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import register_model, unregister_model
-from rung.models.remote import _answer_budget, estimate_tokens, is_remote
+from rung.models.labels import answer_budget
+from rung.models.remote import estimate_tokens, is_remote
 from rung.task import load_task
 
 
@@ -58,7 +59,7 @@ class CountingModel:
 
     def score_choices(self, prompts: Sequence[Sequence[Message]],
                       choices: Sequence[str]) -> list[ChoiceScores]:
-        self._count(prompts, _answer_budget(choices))
+        self._count(prompts, answer_budget(choices))
         return [ChoiceScores([0.0] * len(choices), estimate_tokens(p), [1] * len(choices))
                 for p in prompts]
 
