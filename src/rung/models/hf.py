@@ -17,13 +17,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 from transformers import (
-    AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList,
+    AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteriaList,
 )
-from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as hf_logging
 
 from rung.data.example import Message
 from rung.errors import ModelError
+from rung.models.answers import AnswerStream, FirstLineDone, first_line
 from rung.models.base import ChoiceScores, Generation
 from rung.models.converted import source_of
 from rung.models.registry import ModelRef, weights_fingerprint
@@ -184,9 +184,9 @@ class HFModel:
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
                 eos_token_id=sorted(i for i in stop_ids if i is not None),
-                stopping_criteria=StoppingCriteriaList([_FirstLineDone(self.tokenizer, width)]
+                stopping_criteria=StoppingCriteriaList([FirstLineDone(self.tokenizer, width)]
                                                        if plain else []),
-                streamer=_Answers(self.tokenizer, batch, stop_ids, plain, on_text)
+                streamer=AnswerStream(self.tokenizer, batch, stop_ids, plain, on_text)
                 if on_text is not None else None,
                 **reuse,
             )
@@ -198,7 +198,7 @@ class HFModel:
                         break
                     kept.append(token)
                 if plain:
-                    text, used = _first_line(self.tokenizer, kept)
+                    text, used = first_line(self.tokenizer, kept)
                 else:
                     text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
                     used = len(kept)
@@ -341,73 +341,6 @@ class HFModel:
             at = torch.arange(len(sequence) - 1, len(sequence) - 1 + len(choice), device=self.device)
             scores.append(logp[row, at, torch.tensor(choice, device=self.device)].sum().item())
         return scores
-
-
-def _line_ended(text: str) -> bool:
-    """Whether a plain-text answer is complete: a line break after some non-space text."""
-    return "\n" in text.lstrip()
-
-
-def _first_line(tokenizer: Any, ids: list[int]) -> tuple[str, int]:
-    """The first non-blank line that `ids` decode to, and how many ids come before the one
-    that ends it (the stop is not counted, as an end-of-turn token is not)."""
-    for n in range(1, len(ids) + 1):
-        text = tokenizer.decode(ids[:n], skip_special_tokens=True)
-        if _line_ended(text):
-            return text.lstrip().split("\n", 1)[0].strip(), n - 1
-    return tokenizer.decode(ids, skip_special_tokens=True).strip(), len(ids)
-
-
-class _Answers(BaseStreamer):
-    """Each row's answer so far, as generate makes it, handed to `on_text(prompt index,
-    text)`: the tokens before the row's stop, decoded, with what the finished answer would
-    strip held back (leading and trailing space, a character whose bytes are not all in yet,
-    for a base model all after its first line), so each text heard extends the last."""
-
-    def __init__(self, tokenizer: Any, rows: list[int], stop_ids: set[int], plain: bool,
-                 on_text: Callable[[int, str], None]) -> None:
-        self.tokenizer, self.rows, self.stop_ids, self.plain = tokenizer, rows, stop_ids, plain
-        self.on_text = on_text
-        self.ids: list[list[int]] = [[] for _ in rows]
-        self.heard = [""] * len(rows)
-        self.done = [False] * len(rows)
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:  # generate hands over the prompt first
-            self.prompt_seen = True
-            return
-        for row, token in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
-            if self.done[row]:
-                continue
-            if token in self.stop_ids:
-                self.done[row] = True
-                continue
-            self.ids[row].append(token)
-            text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True).lstrip()
-            if self.plain and "\n" in text:
-                text, self.done[row] = text.split("\n", 1)[0], True
-            text = text.rstrip("\ufffd").rstrip()
-            if text != self.heard[row] and text.startswith(self.heard[row]):
-                self.heard[row] = text
-                self.on_text(self.rows[row], text)
-
-    def end(self) -> None:
-        pass
-
-
-class _FirstLineDone(StoppingCriteria):
-    """Stops each row once its answer's first non-blank line has ended, so a base model
-    neither stops on a leading line break nor runs on into the next turn of the transcript."""
-
-    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        new = input_ids[:, self.prompt_width:]
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return torch.tensor([_line_ended(t) for t in texts], device=input_ids.device)
 
 
 def _crop_to(cache: DynamicCache, length: int) -> None:
