@@ -256,14 +256,17 @@ class RemoteModel:
             self.usage.seconds.append(time.perf_counter() - started)
         return reply
 
+    def _chat(self, prompt: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        """An OpenAI chat request's body, streamed or not: greedy, seeded."""
+        return {"model": self.endpoint.model, "max_tokens": max_tokens, "temperature": 0,
+                "seed": 0, "messages": [{"role": m.role, "content": m.content} for m in prompt]}
+
     def _openai(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int) -> "Reply":
         extra: dict[str, Any] = {}
         if top_logprobs:
             extra = {"logprobs": True, "top_logprobs": top_logprobs}
-        response = self.client.chat.completions.create(
-            model=self.endpoint.model, messages=[{"role": m.role, "content": m.content}
-                                                 for m in prompt],
-            max_tokens=max_tokens, temperature=0, seed=0, **extra)
+        response = self.client.chat.completions.create(**self._chat(prompt, max_tokens),
+                                                       **extra)
         choice = response.choices[0]
         usage = response.usage
         return Reply(choice.message.content or "",
@@ -278,10 +281,7 @@ class RemoteModel:
         not): elsewhere tokens out are the pieces (servers send a token a chunk) and tokens
         in are estimated, as before any request."""
         stream = self.client.chat.completions.create(
-            model=self.endpoint.model, messages=[{"role": m.role, "content": m.content}
-                                                 for m in prompt],
-            max_tokens=max_tokens, temperature=0, seed=0, stream=True,
-            stream_options={"include_usage": True})
+            **self._chat(prompt, max_tokens), stream=True, stream_options={"include_usage": True})
         text, usage, finished, pieces = "", None, None, 0
         for chunk in stream:
             usage = chunk.usage or usage
