@@ -39,6 +39,7 @@ class FakeModel:
     name: str = "fake"
     calls: list[tuple[str, list[list[Message]]]] = field(default_factory=list)
     streams: bool = False  # generate tells on_text each answer word by word, as HFModel does
+    cut_after: int | None = None  # words streamed before the request fails (a cut stream)
 
     @property
     def fingerprint(self) -> str:
@@ -59,8 +60,10 @@ class FakeModel:
         if on_text is not None:
             for i, answer in enumerate(answers):
                 words = answer.split(" ")
-                for n in range(1, len(words) + 1):
+                for n in range(1, min(len(words), self.cut_after or len(words)) + 1):
                     on_text(i, " ".join(words[:n]))
+        if self.cut_after is not None:
+            return [Generation("", 0, 0, error=True) for _ in prompts]
         return [Generation(a, self.count_tokens(p), 1) for a, p in zip(answers, prompts)]
 
     def score_choices(self, prompts: Sequence[Sequence[Message]], choices: Sequence[str]) -> list[ChoiceScores]:

@@ -47,8 +47,10 @@ class Slow(FakeModel):
 if os.environ.get("READER"):  # the rag tests' reader, under the rag task's model name
     import test_rag
     register_model("fake", test_rag.reading_model(Slow(name="fake")))
-elif os.environ.get("STREAMER"):
-    register_model("streamer", FakeModel(name="streamer", rule=test_serve.spoken, streams=True))
+elif os.environ.get("STREAMER"):  # "cut": its requests fail after two words
+    cut = 2 if os.environ["STREAMER"] == "cut" else None
+    register_model("streamer", FakeModel(name="streamer", rule=test_serve.spoken, streams=True,
+                                         cut_after=cut))
 else:
     register_model("served", Slow(name="served", rule=test_serve.rule))
 from rung.cli import main
@@ -352,10 +354,8 @@ def spoken(prompt):
     return f"you asked about {prompt[-1].content} and here is the answer"
 
 
-def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
-    """A generation pipeline behind `rung serve`, its model one that streams (conftest's
-    fake, word by word, as HFModel does token by token: tests/test_models.py): the official
-    client gets several chunks, and they join into the answer the climb stored."""
+def _streamed_run(tmp_path: Path) -> tuple[Path, str]:
+    """A generation task climbed (prompt rung) with the streaming stand-in: folder, run."""
     records = [{"messages": [{"role": "user", "content": f"question {i} about the product"},
                              {"role": "assistant", "content": f"answer {i}"}]}
                for i in range(18)]
@@ -383,9 +383,16 @@ def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
         """))
     register_model("streamer", FakeModel(name="streamer", rule=spoken, streams=True))
     try:
-        run_id = climb(folder / "rung.toml", only="prompt").run_id
+        return folder, climb(folder / "rung.toml", only="prompt").run_id
     finally:
         unregister_model("streamer")
+
+
+def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
+    """A generation pipeline behind `rung serve`, its model one that streams (conftest's
+    fake, word by word, as HFModel does token by token: tests/test_models.py): the official
+    client gets several chunks, and they join into the answer the climb stored."""
+    folder, run_id = _streamed_run(tmp_path)
     [(text, stored), *_] = _stored(folder / "rung.toml", run_id, "prompt")
     server = Server(tmp_path, [run_id, "--task", str(folder), "--rung", "prompt"],
                     STREAMER="1")
@@ -403,3 +410,31 @@ def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["rung"]["rung"] == "prompt"
+
+
+def test_a_failed_answer_is_a_502_and_a_cut_stream_ends_in_an_error_not_a_stop(tmp_path):
+    """The model's request failed (a remote stream cut off, say) after two words were heard:
+    unstreamed, a 502; streamed, the words already sent are followed by an error event,
+    never by a finish chunk that would make them pass for the answer."""
+    folder, run_id = _streamed_run(tmp_path)
+    [(text, _), *_] = _stored(folder / "rung.toml", run_id, "prompt")
+    server = Server(tmp_path, [run_id, "--task", str(folder), "--rung", "prompt"],
+                    STREAMER="cut")
+    try:
+        client = server.client(key="none", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.chat.completions.create(
+                model="rung", messages=[{"role": "user", "content": text}])
+        assert failed.value.status_code == 502
+        pieces = []
+        with pytest.raises(openai.APIError, match="failed to answer"):
+            for chunk in client.chat.completions.create(
+                    model="rung", stream=True, messages=[{"role": "user", "content": text}]):
+                pieces.append(chunk.choices[0].delta.content or "")
+                assert chunk.choices[0].finish_reason is None
+        metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
+    finally:
+        server.stop()
+    assert "".join(pieces) == "you asked"  # heard before the request failed
+    assert 'rung_requests_total{status="502"} 2.0' in metrics
+

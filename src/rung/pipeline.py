@@ -75,6 +75,8 @@ class Output:
     # the text they held (for the grounding check)
     sources: tuple[str, ...] = ()
     context: str = ""
+    # the model's request failed (a remote server): scored wrong; `rung serve` says so
+    error: bool = False
 
     def loss(self, labels: Sequence[str], expected: str) -> float | None:
         """Per-token negative log-likelihood of the expected label: the validation loss a
@@ -162,7 +164,8 @@ class Pipeline:
             for s, c in zip(scored, contexts):
                 if s.answer is not None:  # its words named no label: a format failure
                     outputs.append(Output(s.answer, s.tokens_in, 0,
-                                          sources=tuple(h.chunk.key for h in c)))
+                                          sources=tuple(h.chunk.key for h in c),
+                                          error=s.error))
                     continue
                 best = self.pick(s.logprobs)
                 outputs.append(Output(self.labels[best], s.tokens_in, s.choice_tokens[best],
@@ -173,7 +176,7 @@ class Pipeline:
         generated = model.generate(prompts, max_new_tokens=self.max_new_tokens, **streaming)
         return [
             Output(g.text, g.tokens_in, g.tokens_out, sources=tuple(h.chunk.key for h in c),
-                   context="\n".join(h.chunk.text for h in c))
+                   context="\n".join(h.chunk.text for h in c), error=g.error)
             for g, c in zip(generated, contexts)
         ]
 

@@ -91,6 +91,10 @@ class Busy(Exception):
     """The queue is full: the client should come back later."""
 
 
+class Unanswered(Exception):
+    """The pipeline's model failed to answer this request."""
+
+
 class Batcher:
     """Inputs that arrive together go to one predict call, at most `max_batch` at a time.
     A streaming request brings `on_text`, which hears its answer grow (on the event loop)."""
@@ -248,6 +252,10 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
                           headers={"Retry-After": "1"})
 
         async def answered(output: Output) -> dict[str, Any]:
+            if output.error:  # a remote model's request failed (or its stream was cut)
+                requests.labels("502").inc()
+                raise Unanswered("the model behind this pipeline failed to answer; "
+                                 "try again (rung's remote usage counts the errors)")
             seconds = time.perf_counter() - started
             latency.observe(seconds)
             requests.labels("200").inc()
@@ -258,7 +266,10 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
         if heard is not None:
             return StreamingResponse(_stream(served, pending, heard, answered),
                                      media_type="text/event-stream")
-        return await answered(await pending)
+        try:
+            return await answered(await pending)
+        except Unanswered as failed:
+            return _error(502, str(failed), "upstream_error")
 
     return app
 
@@ -314,7 +325,8 @@ async def _stream(served: Served, pending: "asyncio.Future[Output]",
     try:
         answer = await answered(pending.result())
     except Exception as error:  # noqa: BLE001 - the status went out with the first chunk
-        yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
+        kind = "upstream_error" if isinstance(error, Unanswered) else "server_error"
+        yield f"data: {json.dumps({'error': {'message': str(error), 'type': kind}})}\n\n"
         return
     text = answer["choices"][0]["message"]["content"]
     if text.startswith(sent) and text != sent:
