@@ -5,7 +5,7 @@ It speaks real HTTP to the real SDKs (nothing in rung or the SDKs is patched): P
 /v1/messages (Anthropic) and POST /v1/chat/completions (OpenAI). Each request is recorded
 (time, path, headers, body). `script` is a queue of (status, headers, delay_s) to play before
 answering normally; the normal answer is `answer(request_body) -> text`, streamed a word a
-chunk when the request asks for a stream (OpenAI's shape).
+chunk when the request asks for a stream (in each vendor's own event shape).
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+def _words(text: str) -> list[str]:
+    """The pieces a streamed answer comes in: its words, each but the first after a space."""
+    return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
 
 
 @dataclass
@@ -63,8 +68,11 @@ class FakeVendorAPI:
                                    headers)
                         return
                 text = fake.answer(body)
+                if body.get("stream") and self.path.endswith("/messages"):
+                    self._send_events(self._anthropic_events(body, text))
+                    return
                 if body.get("stream"):
-                    self._stream(body, text)
+                    self._send_events(self._openai_events(body, text))
                     return
                 if self.path.endswith("/messages"):
                     self._send(200, {
@@ -87,27 +95,50 @@ class FakeVendorAPI:
                         "usage": {"prompt_tokens": 11, "completion_tokens": 2,
                                   "total_tokens": 13}})
 
-            def _stream(self, body: dict, text: str) -> None:
-                """OpenAI's server-sent chunks, a word each; with `cut_streams`, the stream
-                ends as llama-cpp-python's does when it interrupts one: [DONE], no finish."""
+            def _openai_events(self, body: dict, text: str) -> list[tuple[str | None, dict]]:
+                """OpenAI's chunks, a word each; with `cut_streams`, the stream ends as
+                llama-cpp-python's does when it interrupts one: [DONE], no finish_reason."""
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
                         "created": 0, "model": body.get("model")}
-                words = text.split(" ")
-                pieces = [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
-                chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
-                          for d in pieces[:2 if fake.cut_streams else None]]
+                chunks = [{**base, "choices": [{"index": 0, "delta": {"content": w},
+                                                "finish_reason": None}]}
+                          for w in _words(text)[:2 if fake.cut_streams else None]]
                 if not fake.cut_streams:
                     chunks.append({**base, "choices": [{"index": 0, "delta": {},
                                                         "finish_reason": "stop"}]})
                     chunks.append({**base, "choices": [], "usage": {
                         "prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}})
+                return [(None, chunk) for chunk in chunks]
+
+            def _anthropic_events(self, body: dict, text: str) -> list[tuple[str | None, dict]]:
+                """Anthropic's named events, a word a text delta; with `cut_streams`, the
+                stream stops after two deltas, before message_delta and message_stop."""
+                start = {"type": "message_start", "message": {
+                    "id": "msg_fake", "type": "message", "role": "assistant",
+                    "model": body.get("model"), "content": [], "stop_reason": None,
+                    "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 1}}}
+                events = [start, {"type": "content_block_start", "index": 0,
+                                  "content_block": {"type": "text", "text": ""}}]
+                events += [{"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "text_delta", "text": w}}
+                           for w in _words(text)[:2 if fake.cut_streams else None]]
+                if not fake.cut_streams:
+                    events += [{"type": "content_block_stop", "index": 0},
+                               {"type": "message_delta", "usage": {"output_tokens": 2},
+                                "delta": {"stop_reason": "end_turn", "stop_sequence": None}},
+                               {"type": "message_stop"}]
+                return [(event["type"], event) for event in events]
+
+            def _send_events(self, events: list[tuple[str | None, dict]]) -> None:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()
-                for chunk in chunks:
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                for name, data in events:
+                    head = f"event: {name}\n" if name else ""
+                    self.wfile.write(f"{head}data: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
+                if not events or events[0][0] is None:  # OpenAI's stream ends with [DONE]
+                    self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:

@@ -248,20 +248,29 @@ def test_a_budget_reached_partway_through_a_batch_keeps_every_answer_it_paid_for
     assert len(fake_api.requests) == 8 and all(a.text == "BILLING" for a in again)
 
 
+@pytest.mark.parametrize("backend", ["openai", "anthropic"])
 def test_a_stream_cut_off_before_its_finish_is_an_error_never_a_short_answer(fake_api,
-                                                                          monkeypatch):
+                                                                          monkeypatch, backend):
     fake_api.answer = lambda body: "the export button crashes on large files"
-    model = _openai_at(fake_api, monkeypatch, max_retries=0)
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    model = RemoteModel(Endpoint.of(
+        f"{backend}:model-fake", api_key_env="RUNG_TEST_KEY", max_retries=0,
+        base_url=fake_api.url + ("/v1" if backend == "openai" else "")))
+    assert model.streams
     heard: list[str] = []
-    [whole] = model.generate([[Message("user", "ticket")]], 16,
+    [whole] = model.generate([[Message("system", "be brief"), Message("user", "ticket")]], 16,
                              on_text=lambda i, text: heard.append(text))
     assert whole.text == "the export button crashes on large files" and not whole.error
     assert heard[:3] == ["the", "the export", "the export button"] and heard[-1] == whole.text
-    assert (whole.tokens_in, whole.tokens_out) == (11, 2)  # the usage chunk's
+    assert (whole.tokens_in, whole.tokens_out) == (11, 2)  # the usage the server sent
+    request = fake_api.requests[-1]
+    assert request.body["stream"] is True
+    assert request.path == ("/v1/chat/completions" if backend == "openai" else "/v1/messages")
     fake_api.cut_streams = True  # as llama-cpp-python's server interrupts a stream
     [cut] = model.generate([[Message("user", "ticket")]], 16, on_text=lambda i, text: None)
     assert cut.error and cut.text == ""  # not "the export": an error, asked again next run
-    assert "interrupt_requests" in model.usage.last_error
+    assert ("interrupt_requests" if backend == "openai" else "message_stop") in \
+        model.usage.last_error
 
 
 def test_parse_label_reads_a_label_out_of_an_answer():

@@ -160,8 +160,8 @@ class RemoteModel:
     @property
     def streams(self) -> bool:
         """Whether generate can hand answers over as they arrive (`rung serve` streams
-        them): OpenAI-compatible servers stream; the Anthropic backend answers whole."""
-        return self.endpoint.backend == "openai"
+        them): both backends stream when asked to."""
+        return True
 
     def generate(self, prompts: Sequence[Sequence[Message]], max_new_tokens: int = 64,
                  on_text: Callable[[int, str], None] | None = None) -> list[Generation]:
@@ -237,6 +237,8 @@ class RemoteModel:
                 reply = self._openai_streamed(prompt, max_tokens, on_text)
             elif self.endpoint.backend == "openai":
                 reply = self._openai(prompt, max_tokens, top_logprobs)
+            elif on_text is not None:
+                reply = self._anthropic_streamed(prompt, max_tokens, on_text)
             else:
                 reply = self._anthropic(prompt, max_tokens)
         except Exception as error:  # noqa: BLE001 - after the SDK's retries: this example's error
@@ -299,17 +301,39 @@ class RemoteModel:
         return Reply(text, usage.prompt_tokens if usage else self.count_tokens(prompt),
                      usage.completion_tokens if usage else pieces, [])
 
-    def _anthropic(self, prompt: Sequence[Message], max_tokens: int) -> "Reply":
+    def _messages(self, prompt: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        """A Messages API request's body, streamed or not: the system turns go on top."""
         system = "\n\n".join(m.content for m in prompt if m.role == "system")
         turns = [{"role": m.role, "content": m.content} for m in prompt if m.role != "system"]
         options: dict[str, Any] = {"system": system} if system else {}
         # no temperature: the Messages API (version 2026-10-21, which the SDK 2.x sends)
         # refuses every sampling parameter, so answers may vary; the cache keeps the first
-        response = self.client.messages.create(model=self.endpoint.model, messages=turns,
-                                               max_tokens=max_tokens, **options)
+        return {"model": self.endpoint.model, "messages": turns, "max_tokens": max_tokens,
+                **options}
+
+    def _anthropic(self, prompt: Sequence[Message], max_tokens: int) -> "Reply":
+        response = self.client.messages.create(**self._messages(prompt, max_tokens))
         text = "".join(block.text for block in response.content
                        if getattr(block, "type", "") == "text")
         return Reply(text, response.usage.input_tokens, response.usage.output_tokens, [])
+
+    def _anthropic_streamed(self, prompt: Sequence[Message], max_tokens: int,
+                            on_text: Callable[[str], None]) -> "Reply":
+        """The same request, streamed: `on_text` hears the text so far after each delta.
+        The answer is whole only once `message_stop` arrives (its message carries the stop
+        reason and the usage); a stream that ends before it was cut."""
+        text, final = "", None
+        with self.client.messages.stream(**self._messages(prompt, max_tokens)) as stream:
+            for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    text += event.delta.text
+                    on_text(text)
+                elif event.type == "message_stop":
+                    final = event.message
+        if final is None or final.stop_reason is None:
+            raise StreamCut("the server ended the stream before the answer finished (no "
+                            "message_stop); the request is asked again on the next run")
+        return Reply(text, final.usage.input_tokens, final.usage.output_tokens, [])
 
     def _check_errors(self, answered: dict[int, Any]) -> None:
         u, e = self.usage, self.endpoint
@@ -332,7 +356,8 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
 
 
 class StreamCut(Exception):
-    """A streamed answer ended without its finish chunk."""
+    """A streamed answer ended without its finish (OpenAI's finish_reason, Anthropic's
+    message_stop): what was heard is part of an answer, never the answer."""
 
 
 def _describe(error: Exception) -> str:
