@@ -248,3 +248,34 @@ def test_the_tune_is_priced_against_the_prompted_rung_best_on_val_not_on_test() 
     d = decide(results, target=0.85)
     # few-shot is better on val, prompt on test; the classifier is no prompted LLM rung
     assert d.costs["prompted"] == "few-shot"
+
+
+FORGOT = {"overfitting": [{"name": "overfitting", "evidence": "train loss fell 1.2 -> 0.3 while "
+                           "val loss rose from its best 0.40 (evaluation 2) to 0.55",
+                           "fix": "reduce epochs, add data"}],
+          "regression": {"flagged": True, "drop": 0.09, "p_value": 0.01,
+                         "finding": "The tuned model is worse than the base on general tasks.",
+                         "fix": "lower LR, fewer epochs, LoRA"}}
+
+
+def test_a_chosen_tune_that_forgot_and_overfit_is_recommended_with_its_warning_signs() -> None:
+    results = [result("prompt", 0.50),
+               result("finetune", 0.90, versus=("prompt", 0.40, 1e-9), training=FORGOT)]
+    d = decide(results, target=0.85)
+    assert d.rung == "finetune"
+    assert d.headline.endswith("check before shipping: the tune shows overfitting (fix: reduce "
+                               "epochs, add data); forgetting (fix: lower LR, fewer epochs, LoRA)")
+    assert kinds(d) == {"prompt": ["below-target"], "finetune": ["overfitting", "forgetting"]}
+    healthy = decide([results[0], result("finetune", 0.90, versus=("prompt", 0.40, 1e-9),
+                                         training={"overfitting": [],
+                                                   "regression": {"flagged": False}})],
+                     target=0.85)
+    assert "check before shipping" not in healthy.headline and "finetune" not in kinds(healthy)
+
+
+def test_a_tune_below_the_target_is_explained_by_its_warning_signs_too() -> None:
+    d = decide([result("prompt", 0.50),
+                result("finetune", 0.60, versus=("prompt", 0.10, 1e-3), training=FORGOT)],
+               target=0.85)
+    assert d.rung is None and kinds(d)["finetune"] == ["overfitting", "forgetting"]
+    assert "val loss rose from its best 0.40" in d.reasons[-2].text

@@ -310,6 +310,9 @@ def tune(
     else:
         out.print(f"{result.method}: {result.steps} steps, best val loss "
                   f"{result.best_val_loss:.4f} at step {result.best_step}; {result.artifact}")
+        for signal in result.signals:  # the seeds' overfitting signals, each with its fix
+            out.print(f"  - {signal.name}: {signal.evidence} (fix: {signal.fix})",
+                      style="yellow", highlight=False, markup=False)
 
 
 @app.command()

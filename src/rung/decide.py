@@ -45,7 +45,9 @@ def reaches(score: float, ci: Sequence[float] | None, target: float,
 @dataclass(frozen=True)
 class Reason:
     rung: str
-    kind: str  # format, knowledge-gap, capacity-gap, data, no-gain, below-target
+    kind: str  # format, knowledge-gap, capacity-gap, data, no-gain, below-target; for a
+    # measured tune also its warning signs: overfitting, memorisation, perfect-train-accuracy,
+    # forgetting (see tune_health)
     text: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -90,11 +92,13 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
                         reached=chosen is not None)
     small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
+        cautions = tune_health(chosen)  # a tune is shipped with its warning signs said
         headline = (_headline(chosen, ordered, target, criterion, compare, prices)
                     + _unmeasured(chosen, ordered, stopped)
-                    + _costs_clause(economics, chosen.rung == "finetune") + small)
-        return Decision(chosen.rung, headline, reasons, None, criterion, target, economics,
-                        power, stopped)
+                    + _costs_clause(economics, chosen.rung == "finetune") + small
+                    + _cautions_clause(cautions))
+        return Decision(chosen.rung, headline, reasons + cautions, None, criterion, target,
+                        economics, power, stopped)
     step = next_step(by_name, gaps, audit, stopped)
     return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
                     f"{_describe(decisive)}{small}. Next: {step}", reasons, step, criterion,
@@ -203,6 +207,7 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
         reasons.append(Reason(r.rung, "capacity-gap", f"{r.rung}: the small model lacks capacity: "
                               f"the bigger model adds {c.difference:+.3f} (p={c.p_value:.2g})",
                               {"bigger_vs": c.to_dict()}))
+    reasons += tune_health(r)
     if r.rung == "finetune" and audit is not None and audit.get("verdict") != "ready":
         reasons.append(Reason(r.rung, "data", f"finetune: the audit calls the data "
                               f"{audit['verdict']}: {'; '.join(audit.get('reasons', []))}",
@@ -216,6 +221,31 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
         reasons.append(Reason(r.rung, "below-target", f"{shown} is below the target {target} "
                               f"({_bound(criterion)})", {"score": s.value, "ci": list(s.ci)}))
     return reasons
+
+
+def tune_health(r: RungResult) -> list[Reason]:
+    """A measured tune's warning signs: the seeds' overfitting signals read off its curves and
+    the general-capability check ("worse than base on general tasks"). The seeds say to check
+    them before shipping, so a tune that forgot or memorised is never recommended, or
+    explained, without them."""
+    training = r.training or {}
+    reasons = [Reason(r.rung, s["name"], f"{r.rung}: {s['name']}: {s['evidence']} "
+                      f"(fix: {s['fix']})", {"fix": s["fix"], "evidence": s["evidence"]})
+               for s in training.get("overfitting") or []]
+    check = training.get("regression")
+    if check and check.get("flagged"):
+        reasons.append(Reason(r.rung, "forgetting", f"{r.rung}: forgetting: {check['finding']} "
+                              f"(fix: {check['fix']})",
+                              {"fix": check["fix"], "drop": check["drop"],
+                               "p_value": check["p_value"]}))
+    return reasons
+
+
+def _cautions_clause(cautions: list[Reason]) -> str:
+    if not cautions:
+        return ""
+    signs = "; ".join(f"{c.kind} (fix: {c.evidence['fix']})" for c in cautions)
+    return f"; check before shipping: the tune shows {signs}"
 
 
 def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
