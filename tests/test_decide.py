@@ -279,3 +279,27 @@ def test_a_tune_below_the_target_is_explained_by_its_warning_signs_too() -> None
                target=0.85)
     assert d.rung is None and kinds(d)["finetune"] == ["overfitting", "forgetting"]
     assert "val loss rose from its best 0.40" in d.reasons[-2].text
+
+
+def test_a_knowledge_gap_is_read_against_the_best_llm_rung_when_rag_was_paired_with_the_classifier(
+) -> None:
+    """The classifier scored best on val, so rag's own pairing is with it; the gap is about
+    what retrieval adds to the prompted model, so it is read against few-shot (best on val
+    among prompt and few-shot), on the same test examples."""
+    results = [result("classifier", 0.70, val=0.75, classifier=TFIDF, **TFIDF),
+               result("prompt", 0.20, val=0.2), result("few-shot", 0.30, val=0.3),
+               result("rag", 0.72, val=0.7, versus=("classifier", 0.02, 0.7))]
+    asked = []
+
+    def compare(a, b):
+        asked.append((a.rung, b.rung))
+        return PairedComparison("mcnemar-exact", a.test.score.value, b.test.score.value,
+                                b.test.score.value - a.test.score.value, (0.3, 0.54), 1e-9,
+                                100, 0.0)
+
+    d = decide(results, target=0.85, compare=compare)
+    assert asked == [("few-shot", "rag")]
+    assert kinds(d)["prompt"] == ["knowledge-gap"] and "retrieval adds +0.420" in d.reasons[1].text
+    assert d.next_step.startswith("RAG plus fine-tune")
+    without = decide(results, target=0.85)  # no comparison to make: rag's own pairing only
+    assert "knowledge-gap" not in kinds(without)["prompt"]

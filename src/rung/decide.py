@@ -83,7 +83,7 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
     chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
     below = ordered[:ordered.index(chosen)] if chosen else ordered
-    gaps = _gaps(by_name)
+    gaps = _gaps(by_name, compare)
     reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
     economics = _economics(ordered, prices)
     decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
@@ -175,15 +175,23 @@ def _describe(r: RungResult) -> str:
     return f"{r.rung} at {_interval(r)}"
 
 
-def _gaps(by_name: dict[str, RungResult]) -> dict[str, Any]:
-    """What the costlier rungs' paired tests say about the cheaper ones."""
+def _gaps(by_name: dict[str, RungResult], compare: Compare | None) -> dict[str, Any]:
+    """What the costlier rungs' paired tests say about the cheaper LLM rungs. A gap is read
+    against an LLM rung, never the classifier: where a rung was paired with the classifier
+    (it scored best on val), it is paired again, on the same test examples, with the LLM rung
+    below it that scored best on val."""
     gaps: dict[str, Any] = {}
     for rung, gap, without in (("rag", "knowledge", ("prompt", "few-shot")),
-                               ("bigger-model", "capacity", LLM_PROMPTED)):
-        r = by_name.get(rung)  # a gap is read against an LLM rung, never the classifier
-        if r is not None and r.versus is not None and r.versus[0] in without \
-                and r.versus[1].meaningful:
-            gaps[gap] = r.versus[1]
+                               ("bigger-model", "capacity", ("prompt", "few-shot", "rag"))):
+        r = by_name.get(rung)
+        if r is None:
+            continue
+        c = r.versus[1] if r.versus is not None and r.versus[0] in without else None
+        cheaper = [by_name[name] for name in without if name in by_name]
+        if c is None and compare is not None and cheaper:
+            c = compare(max(cheaper, key=val_score), r)  # the first of equals: the cheaper
+        if c is not None and c.meaningful:
+            gaps[gap] = c
     return gaps
 
 
