@@ -303,3 +303,22 @@ def test_a_knowledge_gap_is_read_against_the_best_llm_rung_when_rag_was_paired_w
     assert d.next_step.startswith("RAG plus fine-tune")
     without = decide(results, target=0.85)  # no comparison to make: rag's own pairing only
     assert "knowledge-gap" not in kinds(without)["prompt"]
+
+
+def test_without_a_tune_the_next_step_asks_the_seeds_behaviour_or_facts_question() -> None:
+    # broken formats on the rung best on val: behaviour, fine-tuning's ground
+    broken = decide([result("prompt", 0.4, val=0.5, format_failures=40),
+                     result("few-shot", 0.5, val=0.4, versus=("prompt", 0.1, 0.2))], target=0.9)
+    assert broken.next_step.startswith("fine-tune: 40% of prompt's answers break the output "
+                                       "format")
+    # well-formed but wrong, no retrieval measured: maybe missing facts, retrieval first
+    wrong = decide([result("prompt", 0.4, val=0.4), result("few-shot", 0.5, val=0.5,
+                                                           versus=("prompt", 0.1, 0.2))],
+                   target=0.9)
+    assert wrong.next_step.startswith("fine-tune if what few-shot gets wrong (well-formed but "
+                                      "wrong) is behaviour")
+    assert "give the task a corpus ([task] corpus) and climb rag first" in wrong.next_step
+    # retrieval measured and no gap: the facts were not what was missing
+    climbed = decide([result("prompt", 0.4, val=0.4),
+                      result("rag", 0.45, val=0.45, versus=("prompt", 0.05, 0.4))], target=0.9)
+    assert climbed.next_step == "fine-tune: prompting, examples and retrieval fell short"

@@ -338,6 +338,27 @@ def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
     if "knowledge" in gaps:
         return "RAG plus fine-tune: retrieval closed part of a knowledge gap; train on top of it"
     if tuned is None:
-        return "fine-tune: prompting, examples and retrieval fell short"
+        return _untuned_step(by_name)
     return ("a different base model or a redefined task: no rung, fine-tuning included, "
             "moved the score significantly")
+
+
+def _untuned_step(by_name: dict[str, RungResult]) -> str:
+    """No tune was measured and no gap found: the seeds' "is it style, format or behaviour?",
+    asked of the LLM rung best on val. Broken formats are behaviour, fine-tuning's own ground.
+    Answers well-formed but wrong with no retrieval measured may be missing facts, and the
+    seeds put retrieval before training for that: fine-tuning teaches behaviour, not facts."""
+    prompted = [by_name[name] for name in LLM_PROMPTED if name in by_name]
+    if not prompted:
+        return "fine-tune: no prompted rung was measured to say otherwise"
+    best = max(prompted, key=val_score)
+    failures, n = best.test.failures or {}, best.test.score.n
+    if n and failures.get("format", 0) / n >= FORMAT_SHARE:
+        return (f"fine-tune: {failures['format'] / n:.0%} of {best.rung}'s answers break the "
+                "output format, a behaviour problem, which is what fine-tuning teaches")
+    if "rag" not in by_name:
+        wrong = " (well-formed but wrong)" if failures.get("content") else ""
+        return (f"fine-tune if what {best.rung} gets wrong{wrong} is behaviour (style, format, a "
+                "labelling rule); if it is facts the model lacks, give the task a corpus "
+                "([task] corpus) and climb rag first: fine-tuning teaches behaviour, not facts")
+    return "fine-tune: prompting, examples and retrieval fell short"
