@@ -84,3 +84,38 @@ def test_graded_metric_uses_a_paired_bootstrap(tmp_path, fake_model):
     versus = summary["rungs"][1]["versus"]
     assert versus["test"] == "paired-bootstrap" and versus["difference"] > 0.5
     assert versus["significant"] and versus["ci"][0] > 0
+
+
+def test_the_audit_fails_reference_outputs_that_are_not_json_or_break_the_schema(tmp_path,
+                                                                                  fake_model):
+    from rung.data.audit.report import audit_dataset, audit_for
+
+    toml = _task(tmp_path / "t")
+    data = tmp_path / "t" / "data.jsonl"
+    lines = data.read_text().splitlines()
+    bad = {4: "the amount is 3 euros", 9: '{"amount": "nine"}', 20: '```json\n{"amount": 19}\n```'}
+    for number, answer in bad.items():  # 1-based lines
+        record = json.loads(lines[number - 1])
+        record["messages"][1]["content"] = answer
+        lines[number - 1] = json.dumps(record)
+    data.write_text("\n".join(lines) + "\n")
+    report, _ = audit_dataset(toml, skip=("diversity",))
+    check = report.check("json-outputs")
+    assert check.status == "fail" and check.rows == [4, 9]  # a fenced block is JSON
+    assert check.finding == ("1 outputs are not JSON (line 4); 1 do not meet the schema (line 9: "
+                             "$.amount: 'nine' is not of type 'number')")
+    assert "meets [task] schema" in check.fix and report.verdict == "not ready"
+    # without a schema only JSON-ness is asked; a classification task skips the check
+    (tmp_path / "t" / "rung.toml").write_text(toml.read_text().replace('schema = "schema.json"\n',
+                                                                      "").replace(
+        'metric = "json_schema"', 'metric = "json_match"'))
+    assert audit_dataset(toml, skip=("diversity",))[0].check("json-outputs").rows == [4]
+    # a stored audit made for another schema is not reused
+    assert audit_for(load_task(toml))["checks"]
+    first = audit_for(load_task(toml))
+    (tmp_path / "t" / "rung.toml").write_text(toml.read_text().replace(
+        'kind = "extraction"', 'kind = "extraction"\nschema = "schema.json"').replace(
+        'metric = "json_match"', 'metric = "json_schema"'))
+    again = audit_for(load_task(toml))
+    assert again["audit_id"] != first["audit_id"] and again["schema"] is not None
+    assert audit_for(load_task(toml))["audit_id"] == again["audit_id"]  # then it is

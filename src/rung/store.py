@@ -289,9 +289,10 @@ class Store:
             )
 
     def latest_audit(self, data_hash: str) -> sqlite3.Row | None:
-        """The newest audit of exactly this data (by content hash), if any."""
+        """The newest audit of exactly this data (by content hash), if any; of two made in
+        the same second, the one stored last."""
         return self.conn.execute(
-            "SELECT * FROM audits WHERE data_hash = ? ORDER BY created DESC, id DESC LIMIT 1",
+            "SELECT * FROM audits WHERE data_hash = ? ORDER BY created DESC, rowid DESC LIMIT 1",
             (data_hash,),
         ).fetchone()
 

@@ -313,6 +313,13 @@ def _conforms(schema: dict, value: Any) -> bool:
         ) from None
 
 
+def schema_problem(schema: dict, value: Any) -> str | None:
+    """Where and how `value` first breaks `schema` ("$.age: 'x' is not of type 'integer'"),
+    or None when it conforms: what the audit tells a person to correct."""
+    error = next(iter(_validator(schema).iter_errors(value)), None)
+    return None if error is None else f"{error.json_path}: {error.message}"
+
+
 def json_schema_conforms(expected: str, predicted: str, *, schema: dict | None = None) -> float:
     """1.0 if the answer is JSON (as `json_valid`) and conforms to `schema`, else 0.0."""
     if schema is None:

@@ -8,6 +8,7 @@ audit can say where the time went.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from rung.data.audit.duplicates import (CONTRADICTION_THRESHOLD, contradictions,
                                         input_similarity, leakage, near_duplicates)
 from rung.data.audit.format import format_check
 from rung.data.audit.lengths import token_lengths
+from rung.data.audit.outputs import json_outputs
 from rung.data.audit.pii import pii_check
 from rung.data.audit.review import review_sample
 from rung.data.audit.similarity import TextSimilarity
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CHECKS = ("format", "size", "exact-duplicates", "near-duplicates", "contradictions",
-          "class-balance", "diversity", "pii", "token-lengths", "leakage", "review-sample")
+          "class-balance", "json-outputs", "diversity", "pii", "token-lengths", "leakage",
+          "review-sample")
 VERDICTS = ("ready", "ready with warnings", "not ready")
 
 
@@ -56,6 +59,7 @@ class AuditInput:
     split: SplitTable = SplitTable()
     settings: AuditTable = AuditTable()
     inferred: tuple[str, ...] = ()  # what was guessed rather than configured, for the report
+    schema: dict | None = field(default=None, compare=False)  # [task] schema (extraction)
     # the file as read to infer kind and labels, with its (size, mtime): reused while unchanged
     scanned: tuple[tuple[int, int], ScanResult] | None = field(
         default=None, compare=False, repr=False)
@@ -92,7 +96,8 @@ def audit_input(path: str | Path, *, kind: str | None = None, model: str | None 
             data_path=task.data_path, kind=kind or task.task.kind,
             labels=tuple(task.task.labels), model=model or task.models.small,
             base_dir=task.root, store_dir=task.store_dir, task_path=task.path,
-            seed=task.task.seed, split=task.split, settings=task.audit)
+            seed=task.task.seed, split=task.split, settings=task.audit,
+            schema=task.json_schema)
     stat = path.stat() if path.is_file() else None
     scan = scan_file(path)
     inferred_kind, labels = infer_kind(scan.examples)
@@ -164,6 +169,7 @@ class AuditReport:
             "task": str(inp.task_path) if inp.task_path else None, "format": self.format,
             "kind": inp.kind, "labels": list(inp.labels), "model": inp.model,
             "profile": inp.profile, "inferred": list(inp.inferred), "examples": self.examples,
+            "schema": _fingerprint(inp.schema),
             "lines": self.lines, "verdict": self.verdict, "reasons": self.reasons,
             "checks": [c.to_dict() for c in self.checks], "skipped": self.skipped,
             "seconds": self.seconds,
@@ -223,6 +229,8 @@ def run_audit(
                                                  similarity=similar))
     run("class-balance", lambda: class_balance(examples, inp.labels),
         "" if classification else f"not a classification task ({inp.kind})")
+    run("json-outputs", lambda: json_outputs(examples, inp.schema),
+        "" if inp.kind == "extraction" else f"not an extraction task ({inp.kind})")
     run("leakage", lambda: _leakage(inp, examples, threshold, similar))
     run("pii", lambda: pii_check(examples))
     run("token-lengths", lambda: _token_lengths(inp, examples))
@@ -319,6 +327,25 @@ def audit_for(task: "TaskSpec", reporter: "StageReporter" = _quiet) -> dict[str,
     finally:
         store.close()
     if row is not None:
-        return json.loads(row["summary_json"])
+        summary = json.loads(row["summary_json"])
+        if _still_applies(summary, task):
+            return summary
     report, _ = audit_dataset(task.path, reporter=reporter)
     return report.to_dict()
+
+
+def _still_applies(summary: dict[str, Any], task: "TaskSpec") -> bool:
+    """A stored audit of the same bytes stands for this task while it was made for the same
+    kind, labels and schema, and ran (or skipped) every check this version of rung has: an
+    audit from before a check existed, or for other labels, is made again."""
+    covered = {c["check"] for c in summary.get("checks", [])} | set(summary.get("skipped", {}))
+    return (summary.get("kind") == task.task.kind
+            and summary.get("labels") == list(task.task.labels)
+            and summary.get("schema") == _fingerprint(task.json_schema)
+            and covered >= set(CHECKS))
+
+
+def _fingerprint(schema: dict | None) -> str | None:
+    if schema is None:
+        return None
+    return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
