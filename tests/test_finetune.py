@@ -344,3 +344,23 @@ def test_a_vllm_or_hf_export_carries_the_prompt_in_its_chat_template(task_dir: P
         scores.append(sum(logits[i - 1, ids[i]].item() for i in range(len(prefix), len(ids))))
     served = tuned.pipeline.predict([ticket])[0].text
     assert tuned.pipeline.labels[scores.index(max(scores))] == served
+
+
+def test_a_tune_that_cannot_fit_the_device_is_refused_before_its_first_step(
+        task_dir: Path, tiny_llama: Path) -> None:
+    """The seeds' "right-size your hardware before you start": a batch of ten million
+    sequences needs petabytes of logits on any machine, so the tune stops before training,
+    saying what it needs, what there is and what would fit; memory_check = false lets it try."""
+    from rung.finetune.train import device_memory
+
+    task = load_task(write_task(task_dir, model=str(tiny_llama),
+                                extra=finetune_table(method="lora", batch_size=10_000_000)))
+    with pytest.raises(RungError, match=r"the lora tune needs about ~\d+ GB at its peak") as err:
+        fine_tune(task, _pipeline(tiny_llama, task_dir), _tickets(4), _tickets(2),
+                  task_dir / "out")
+    available, where = device_memory()
+    assert where in err.value.message and available > 2**30
+    assert 'method = "qlora"' in err.value.fix and "gradient_checkpointing = true" in err.value.fix
+    assert "memory_check = false" in err.value.fix and err.value.file == str(task.path)
+    assert not (task_dir / "out" / "checkpoints").exists() or not any(
+        (task_dir / "out" / "checkpoints").iterdir())  # no step was taken

@@ -250,6 +250,8 @@ class FineTuneTable(_Strict):
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     max_seq_length: int | None = Field(default=None, ge=16)  # None: [audit] max_seq_length
     gradient_checkpointing: bool = False  # trades ~30% more compute for activation memory
+    # refuse, before the first step, a tune whose estimated peak exceeds the device's memory
+    memory_check: bool = True
     eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate every epoch
     early_stopping_patience: int = Field(default=2, ge=1)  # evaluations without val-loss gain
     keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive

@@ -87,8 +87,9 @@ def return_freed_memory(threshold: int = 128 << 10) -> bool:
         return False
 
 
-def memory_record(estimate: MemoryEstimate, peak: PeakMemory) -> dict[str, Any]:
-    """What a tune stores: the estimate, the measured peak, and how far apart they were."""
-    return {"estimate": estimate.to_dict(), "measured": peak.to_dict(),
+def memory_record(estimate: MemoryEstimate | None, peak: PeakMemory) -> dict[str, Any]:
+    """What a tune stores: the estimate (None for a method it does not model), the measured
+    peak, and how far apart they were."""
+    return {"estimate": estimate.to_dict() if estimate else None, "measured": peak.to_dict(),
             "relative_error": round((estimate.total - peak.peak_bytes) / peak.peak_bytes, 4)
-            if peak.peak_bytes else None}
+            if estimate and peak.peak_bytes else None}

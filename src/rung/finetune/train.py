@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import time
 import warnings
@@ -34,7 +35,7 @@ from rung.errors import RungError
 from rung.files import atomic_write
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
-from rung.finetune.memory import estimate_memory, shape_for
+from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
     quantization_config
@@ -199,13 +200,16 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = _trainer(task, pipeline, train, val, out, callbacks)
+        estimate = _estimate(task, pipeline, trainer)
+        if task.finetune.memory_check and estimate is not None:
+            check_fits(task, estimate)
         last = last_complete_checkpoint(out / "checkpoints")
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
-                   resumed_from=_step_of(last), peak=_memory(task, pipeline, trainer, peak))
+                   resumed_from=_step_of(last), peak=memory_record(estimate, peak))
 
 
 def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
@@ -231,28 +235,63 @@ def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     return trainer
 
 
-def _memory(task: TaskSpec, pipeline: Pipeline, trainer: Any, peak: PeakMemory) -> dict[str, Any]:
-    """The measured peak beside the estimate for this very tune: its longest batch, padded,
-    and the LM head at answer positions only (see answer_loss.py)."""
+def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
+    """The estimated peak of this very tune: its longest batch, padded, and the LM head at
+    answer positions only (see answer_loss.py). None for a method the estimate does not
+    model (prefix, prompt tuning, DPO)."""
     import torch
 
     settings = task.finetune
-    if settings.method not in ("full", "lora", "qlora"):  # no estimate: the peak alone
-        return {"estimate": None, "measured": peak.to_dict(), "relative_error": None}
+    if settings.method not in ("full", "lora", "qlora"):
+        return None
     data = trainer.train_dataset
     longest = max(len(ids) for ids in data["input_ids"])
     answer = max(sum(m) for m in data["completion_mask"]) if "completion_mask" in \
         data.column_names else longest
     batch = settings.batch_size
     cuda = torch.cuda.is_available()
-    estimate = estimate_memory(
+    return estimate_memory(
         shape_for(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
         method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
         lora_targets=_targets(task, trainer.model, pipeline), lora_dropout=settings.dropout,
         dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
         gradient_checkpointing=settings.gradient_checkpointing or None,
         logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
-    return memory_record(estimate, peak)
+
+
+def device_memory() -> tuple[int, str]:
+    """Bytes the tune can use at most, and where: the GPU's total memory, else the machine's
+    physical memory."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[1], f"GPU {torch.cuda.get_device_name()}"
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
+
+
+def check_fits(task: TaskSpec, estimate: MemoryEstimate) -> None:
+    """The seeds: right-size the hardware before you start. A tune whose estimated peak is
+    over the device's whole memory would fail, after its model loaded, on its first long
+    batch, or swap for hours on a CPU; so it is refused with what would make it fit."""
+    available, where = device_memory()
+    if estimate.total <= available:
+        return
+    s = task.finetune
+    ways = []
+    if s.method != "qlora":
+        ways.append('method = "qlora" (4-bit base weights, a CUDA GPU)' if s.method == "lora"
+                    else 'method = "lora" or "qlora"')
+    if not s.gradient_checkpointing:
+        ways.append("gradient_checkpointing = true")
+    ways.append(f"a smaller batch_size (now {s.batch_size}; raise gradient_accumulation to keep "
+                "the effective batch) or max_seq_length")
+    raise RungError(
+        f"the {s.method} tune needs about {gb(estimate.total)} at its peak (weights "
+        f"{gb(estimate.weights)}, optimizer {gb(estimate.optimizer)}, activations "
+        f"{gb(estimate.activations)}) and {where} has {gb(available)}",
+        file=task.path,
+        fix="in [finetune] set " + ", or ".join(ways) + "; `rung estimate` shows the figures; "
+            "memory_check = false tries anyway")
 
 
 def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
