@@ -368,3 +368,52 @@ def test_the_docs_example_is_too_small_for_a_domain_fine_tune(tmp_path: Path) ->
     assert [c.check for c in report.checks if c.status == "fail"] == ["size"]
     assert report.check("size").details["profile"] == "domain"
     assert report.check("class-balance") is None and "class-balance" in report.skipped
+
+
+def test_verdicts_marked_in_the_review_csv_count_in_the_next_audit_and_are_kept(
+        tmp_path: Path, fake_model) -> None:
+    """A person marks outputs in review.csv; the next audit of the same data reads the marks,
+    writes them into its own CSV, warns on one bad output, fails at a tenth of the reviewed,
+    and --fix drops the bad ones. A verdict that is neither ok nor bad names its row."""
+    import csv
+
+    path = write_jsonl(tmp_path / "x.jsonl", clean_records(60))
+    first = audit_cli(path, "--json")
+    assert first.exit_code == 0, first.output
+    review = next(c for c in json.loads(first.stdout)["checks"] if c["check"] == "review-sample")
+    assert review["status"] == "pass" and review["details"]["reviewed"] == 0
+    sheet = Path(review["details"]["csv"])
+    rows = list(csv.DictReader(sheet.open(newline="")))
+    bad_line = int(rows[3]["line"])
+    for i, row in enumerate(rows[:12]):
+        row["verdict"] = "bad" if i == 3 else "OK"
+    rows[3]["note"] = "wrong label"
+
+    def write(rows):
+        with sheet.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write(rows)
+    second = json.loads(audit_cli(path, "--json").stdout)
+    review = next(c for c in second["checks"] if c["check"] == "review-sample")
+    assert review["status"] == "warn" and review["rows"] == [bad_line]  # 1 of 12: under a tenth
+    assert review["finding"].startswith(f"reviewers marked 1 of 12 reviewed outputs bad (line "
+                                        f"{bad_line}: wrong label)")
+    carried = list(csv.DictReader(Path(review["details"]["csv"]).open(newline="")))
+    assert [r["verdict"] for r in carried[:4]] == ["ok", "ok", "ok", "bad"]  # kept, not lost
+    sheet = Path(review["details"]["csv"])  # the newest review is the one a person edits
+    rows = carried
+    rows[5]["verdict"] = "bad"  # 2 of 12: a tenth or more
+    write(rows)
+    out = tmp_path / "clean.jsonl"
+    third = audit_cli(path, "--json", "--fix", str(out))
+    review = next(c for c in json.loads(third.stdout)["checks"] if c["check"] == "review-sample")
+    assert review["status"] == "fail" and json.loads(third.stdout)["verdict"] == "not ready"
+    assert len(out.read_text().splitlines()) == 180 - 2  # the two marked bad were dropped
+    rows[0]["verdict"] = "maybe"
+    write(rows)
+    wrong = audit_cli(path)
+    assert wrong.exit_code == 2 and "neither ok nor bad" in wrong.output
+    assert f"{sheet}:2" in wrong.output and "write ok or bad" in wrong.output

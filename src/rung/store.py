@@ -296,6 +296,12 @@ class Store:
             (data_hash,),
         ).fetchone()
 
+    def audit_ids(self, data_hash: str) -> list[str]:
+        """Every audit of exactly this data, the newest first."""
+        return [row["id"] for row in self.conn.execute(
+            "SELECT id FROM audits WHERE data_hash = ? ORDER BY created DESC, rowid DESC",
+            (data_hash,))]
+
     def audit_checks(self, audit_id: str) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM audit_checks WHERE audit_id = ? ORDER BY position", (audit_id,)

@@ -46,6 +46,10 @@ def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Pat
             members = group if name == "contradictions" else group[1:]
             for line in members:
                 fate.setdefault(line, reason.format(first=group[0]))
+    review = report.check("review-sample")
+    if review is not None and review.status != "pass":  # its rows: outputs a person marked bad
+        for line in review.rows:
+            fate.setdefault(line, "removed: marked bad in human review")
     kept = [ex for ex in examples if ex.line not in fate]
     aside = [ex for ex in examples if fate.get(ex.line, "").startswith("set aside")]
     redacted = [ex.line for ex in kept if any(find_pii(m.content) for m in ex.messages)]

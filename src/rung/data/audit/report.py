@@ -24,7 +24,7 @@ from rung.data.audit.format import format_check
 from rung.data.audit.lengths import token_lengths
 from rung.data.audit.outputs import json_outputs
 from rung.data.audit.pii import pii_check
-from rung.data.audit.review import review_sample
+from rung.data.audit.review import read_verdicts, review_sample
 from rung.data.audit.similarity import TextSimilarity
 from rung.data.audit.size import class_balance, size_check
 from rung.data.example import Example
@@ -184,13 +184,15 @@ def run_audit(
     inp: AuditInput,
     *,
     review_folder: Path | None = None,
+    reviewed: tuple[Path, ...] = (),
     skip: tuple[str, ...] = (),
     reporter: "StageReporter" = _quiet,
     diversity_sample: int | None = None,
 ) -> tuple[AuditReport, list[Example]]:
     """Run the checks; returns the report and the examples that could be read (for --fix).
 
-    `review_folder` is where the review sample goes (no sample without one); `skip` names
+    `review_folder` is where the review sample goes (no sample without one), `reviewed` the
+    review CSVs of earlier audits of the same data, newest first, whose verdicts count; `skip` names
     checks not to run (e.g. "diversity" where the embedding model is not wanted)."""
     scan = inp.scan()
     examples = scan.examples
@@ -242,7 +244,8 @@ def run_audit(
                 flags.setdefault(line, []).append(c.check)
     run("review-sample",
         lambda: review_sample(examples, review_folder, n=settings.review_sample, seed=inp.seed,
-                              source=str(inp.data_path), flags=flags)  # type: ignore[arg-type]
+                              source=str(inp.data_path), flags=flags,  # type: ignore[arg-type]
+                              verdicts=read_verdicts(reviewed, examples))
         if settings.review_sample else None,
         "" if review_folder is not None else "no folder to write it to")
     checks.sort(key=lambda c: CHECKS.index(c.check))
@@ -304,12 +307,16 @@ def audit_dataset(
     store = Store(inp.store_dir)
     try:
         audit_id = store.new_id()
-        report, examples = run_audit(inp, review_folder=inp.store_dir / "audits" / audit_id,
+        data_hash = file_hash(inp.data_path)
+        folders = inp.store_dir / "audits"
+        reviewed = tuple(folders / earlier / "review.csv" for earlier in store.audit_ids(data_hash)
+                         if (folders / earlier / "review.csv").is_file())
+        report, examples = run_audit(inp, review_folder=folders / audit_id, reviewed=reviewed,
                                      skip=skip, reporter=reporter,
                                      diversity_sample=diversity_sample)
         report.audit_id = audit_id
         report.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        store.add_audit(report.to_dict(), data_hash=file_hash(inp.data_path))
+        store.add_audit(report.to_dict(), data_hash=data_hash)
     finally:
         store.close()
     return report, examples
