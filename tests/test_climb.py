@@ -7,10 +7,10 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LABELS, write_task
+from conftest import LABELS, ticket_records, write_task
 from rung.cli import app
 from rung.climb import climb
-from rung.errors import DataError
+from rung.errors import ConfigError, DataError
 from rung.rungs.few_shot import choose_demonstrations
 from rung.data.example import make_example
 
@@ -279,3 +279,32 @@ def test_the_bigger_model_rung_without_a_bigger_model_says_how_to_set_one(task_d
     assert result.exit_code == 2
     assert "needs a bigger model" in result.output and 'large = "gemma3-270m"' in result.output
     assert not fake_model.calls  # refused before any work
+
+
+def test_a_latency_budget_no_rung_meets_keeps_the_climb_going_and_points_to_a_smaller_tune(
+        task_dir, fake_model):
+    """few-shot reaches the target on val, but not within a budget no model meets: the climb
+    does not stop there, nothing is recommended, and the next step is the seeds' "too slow:
+    fine-tune a smaller model". Latency is timed on val inputs, never on test ones."""
+    from rung.climb import load_examples, make_split
+    from rung.task import load_task
+
+    fake_model.rule = learns_from_demonstrations
+    toml = write_task(task_dir, records=ticket_records(50),  # enough for the audit
+                      extra="max_latency_ms = 0.000001\n")
+    summary = climb(toml).summary()
+    rec = summary["recommendation"]
+    assert rec["rung"] is None and rec["stopped"] is None
+    assert rec["next_step"].startswith("fine-tune a smaller model: few-shot reaches the target")
+    assert [r["kind"] for r in rec["reasons"] if r["rung"] == "few-shot"] == ["too-slow"]
+    task = load_task(toml)
+    split = make_split(task, load_examples(task))
+    val, test = {e.input for e in split.val}, {e.input for e in split.test}
+    timed = [prompts[0][-1].content for kind, prompts in fake_model.calls if len(prompts) == 1]
+    assert timed and all(any(v in text for v in val) for text in timed)
+    assert not any(t in text for text in timed for t in test)
+    unmeasured = write_task(task_dir / "b")
+    unmeasured.write_text(unmeasured.read_text().replace(
+        "latency_samples = 2", "latency_samples = 0\nmax_latency_ms = 5"))
+    with pytest.raises(ConfigError, match="set latency_samples above 0"):
+        load_task(unmeasured)

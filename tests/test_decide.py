@@ -322,3 +322,31 @@ def test_without_a_tune_the_next_step_asks_the_seeds_behaviour_or_facts_question
     climbed = decide([result("prompt", 0.4, val=0.4),
                       result("rag", 0.45, val=0.45, versus=("prompt", 0.05, 0.4))], target=0.9)
     assert climbed.next_step == "fine-tune: prompting, examples and retrieval fell short"
+
+
+def _timed(r, p95: float):
+    r.test.latency_ms = {"p50": p95 / 2, "p95": p95, "p99": p95}
+    return r
+
+
+def test_a_rung_at_the_target_but_over_the_latency_budget_is_not_chosen() -> None:
+    """The seeds' "is the base model too slow? fine-tune a smaller model": the bigger model
+    reaches the score but not the budget, so the next step is a smaller model tuned."""
+    results = [_timed(result("prompt", 0.5), 80), _timed(result("few-shot", 0.6), 120),
+               _timed(result("bigger-model", 0.92, versus=("few-shot", 0.32, 1e-9)), 900)]
+    d = decide(results, target=0.9, max_latency_ms=300)
+    assert d.rung is None and kinds(d)["bigger-model"] == ["too-slow"]
+    assert d.reasons[-1].text == ("bigger-model: reaches the target (0.920 (0.870-0.970)) but "
+                                  "answers in 900 ms at p95, over the 300 ms budget")
+    assert d.next_step.startswith("fine-tune a smaller model: bigger-model reaches the target "
+                                  "but answers in 900 ms at p95 against a 300 ms budget")
+    assert decide(results, target=0.9).rung == "bigger-model"  # no budget: as before
+    # a tune within the budget that reaches the target is chosen, the slow rung below it
+    # explained by the budget alone
+    tuned = results + [_timed(result("finetune", 0.91, versus=("bigger-model", -0.01, 0.8)), 150)]
+    d = decide(tuned, target=0.9, max_latency_ms=300)
+    assert d.rung == "finetune" and kinds(d)["bigger-model"] == ["too-slow"]
+    assert "it answers within the 300 ms budget (150 ms at p95)" in d.headline
+    # data the audit calls not ready still comes first
+    assert decide(results, target=0.9, max_latency_ms=300,
+                  audit=NOT_READY).next_step.startswith("more and cleaner data first")

@@ -18,7 +18,7 @@ from rung.data.audit.report import audit_for
 from rung.data.example import Example
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
-from rung.decide import decide, reaches, val_score
+from rung.decide import decide, fast_enough, reaches, val_score
 from rung.errors import ConfigError, DataError
 from rung.eval.metrics import metric_spec, per_example_values
 from rung.eval.runner import evaluate
@@ -120,7 +120,8 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
     spec = metric_spec(task.task.metric, task.json_schema)
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
                       audit=audit, prices=task.costs, stopped=stopped, binary=spec.binary,
-                      compare=lambda a, b: paired(task, a, b))
+                      compare=lambda a, b: paired(task, a, b),
+                      max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
     if decision.rung is None:
@@ -283,7 +284,8 @@ def climb(
             results.append(result)
             choice = result.choice
             if not stop and reaches(choice.val_score, choice.val_ci, task.task.target,
-                                    task.eval.decide_on):
+                                    task.eval.decide_on) and fast_enough(
+                    result, task.eval.max_latency_ms):
                 stop.append(rung.name)
             return result
 
@@ -415,6 +417,9 @@ def _run_rung(
     test = evaluate(
         pipeline, split.test, metric=task.task.metric, extra_metrics=extra,
         n_resamples=task.eval.bootstrap, latency_samples=task.eval.latency_samples,
+        # timed on val inputs: a latency budget decides whether to climb on, and choices are
+        # made on val
+        latency_inputs=[e.input for e in split.val] or None,
         seed=task.task.seed, progress=advance, cache=cache, schema=task.json_schema,
     )
     return RungResult(rung.name, pipeline, test, candidates, build_seconds)

@@ -69,22 +69,31 @@ class Decision:
                 "power": self.power.to_dict() if self.power else None}
 
 
+def fast_enough(r: RungResult, max_latency_ms: float | None) -> bool:
+    """Within the latency budget ([eval] max_latency_ms: p95 of single requests), if any."""
+    return max_latency_ms is None or r.test.latency_ms.get("p95", float("inf")) <= max_latency_ms
+
+
 def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion = "point",
            audit: dict[str, Any] | None = None, prices: CostsTable | None = None,
            compare: Compare | None = None, stopped: str | None = None,
-           binary: bool = True) -> Decision:
+           binary: bool = True, max_latency_ms: float | None = None) -> Decision:
     """`audit` is the data's latest audit summary (verdict, reasons), if there is one;
     `prices` ([costs] in rung.toml, the seeds' figures by default) price a measured tune;
     `compare` pairs a costlier rung with the chosen one on test (without it, only a rung whose
     own `versus` is the chosen one gets a verdict); `stopped` names the rung whose choice
-    reached the target on val, where the climb stopped; `binary`: the metric is 0/1."""
+    reached the target on val, where the climb stopped; `binary`: the metric is 0/1;
+    `max_latency_ms`: a rung must also answer within it (p95) to be chosen."""
     prices = prices or CostsTable()
     by_name = {r.rung: r for r in results}
     ordered = [by_name[name] for name in SEEDS_ORDER if name in by_name]
-    chosen = next((r for r in ordered if _reaches(r, target, criterion)), None)
+    chosen = next((r for r in ordered if _reaches(r, target, criterion)
+                   and fast_enough(r, max_latency_ms)), None)
     below = ordered[:ordered.index(chosen)] if chosen else ordered
     gaps = _gaps(by_name, compare)
-    reasons = [reason for r in below for reason in _why_not(r, target, criterion, gaps, audit)]
+    reasons = [reason for r in below for reason in (
+        [_too_slow(r, max_latency_ms)] if _reaches(r, target, criterion)  # only the budget
+        else _why_not(r, target, criterion, gaps, audit))]
     economics = _economics(ordered, prices)
     decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
     s = decisive.test.score
@@ -93,16 +102,44 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
         cautions = tune_health(chosen)  # a tune is shipped with its warning signs said
-        headline = (_headline(chosen, ordered, target, criterion, compare, prices)
+        budget = (f"; it answers within the {max_latency_ms:g} ms budget "
+                  f"({chosen.test.latency_ms['p95']:.0f} ms at p95)" if max_latency_ms else "")
+        headline = (_headline(chosen, ordered, target, criterion, compare, prices) + budget
                     + _unmeasured(chosen, ordered, stopped)
                     + _costs_clause(economics, chosen.rung == "finetune") + small
                     + _cautions_clause(cautions))
         return Decision(chosen.rung, headline, reasons + cautions, None, criterion, target,
                         economics, power, stopped)
-    step = next_step(by_name, gaps, audit, stopped)
+    slow = [r for r in ordered if _reaches(r, target, criterion)]
+    ready = audit is None or audit.get("verdict") != "not ready"  # else data comes first
+    step = _smaller_model(slow[0], max_latency_ms, by_name) if slow and ready else \
+        next_step(by_name, gaps, audit, stopped)
     return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
                     f"{_describe(decisive)}{small}. Next: {step}", reasons, step, criterion,
                     target, economics, power, stopped)
+
+
+def _too_slow(r: RungResult, max_latency_ms: float | None) -> Reason:
+    p95 = r.test.latency_ms.get("p95")
+    took = f"{p95:.0f} ms at p95" if p95 is not None else "no measured latency"
+    return Reason(r.rung, "too-slow", f"{r.rung}: reaches the target ({_interval(r)}) but "
+                  f"answers in {took}, over the {max_latency_ms:g} ms budget",
+                  {"p95_ms": p95, "max_latency_ms": max_latency_ms})
+
+
+def _smaller_model(r: RungResult, max_latency_ms: float | None,
+                   by_name: dict[str, RungResult]) -> str:
+    """The seeds' "is the base model too slow or expensive? fine-tune a smaller model": a
+    rung reached the score but not the budget, so the score is there to be had cheaper."""
+    tuned = by_name.get("finetune")
+    also = ("; the tune measured here is too slow as well: a smaller base model to tune, or "
+            "faster serving (a GPU, quantised weights, batching)"
+            if tuned is r or (tuned is not None and not fast_enough(tuned, max_latency_ms))
+            else "")
+    return (f"fine-tune a smaller model: {r.rung} reaches the target but answers in "
+            f"{r.test.latency_ms.get('p95', float('nan')):.0f} ms at p95 against a "
+            f"{max_latency_ms:g} ms budget; a tune of a smaller model can learn what it does"
+            + also)
 
 
 def val_score(r: RungResult) -> float:

@@ -199,6 +199,15 @@ class EvalTable(_Strict):
     # no round smaller than race_start), or every one on all of val ("full")
     selection: Literal["full", "race"] = "race"
     race_start: int = Field(default=10, ge=1)
+    # the seeds' "is the base model too slow?": a rung reaches the target only if its p95
+    # latency (single requests on val inputs) is within this many milliseconds too
+    max_latency_ms: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _latency_measured(self) -> "EvalTable":
+        if self.max_latency_ms is not None and self.latency_samples == 0:
+            raise ValueError("max_latency_ms needs latency measured: set latency_samples above 0")
+        return self
 
 
 class RagTable(_Strict):

@@ -84,6 +84,7 @@ def evaluate(
     extra_metrics: Sequence[str] = (),
     n_resamples: int = 2000,
     latency_samples: int = 0,
+    latency_inputs: Sequence[str] | None = None,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 32,
@@ -125,7 +126,8 @@ def evaluate(
         result.retrieval = retrieval_metrics(examples, [p.sources for p in predictions],
                                              pipeline.retrieval.get("corpus", ""))
     if latency_samples:
-        texts = [e.input for e in examples[:latency_samples]]
+        texts = list(latency_inputs if latency_inputs is not None
+                     else [e.input for e in examples])[:latency_samples]
         measured = _latency(pipeline, texts, cache)
         result.latency_samples_ms = measured.pop("samples", [])
         result.latency_ms = measured
