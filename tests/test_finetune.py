@@ -364,3 +364,19 @@ def test_a_tune_that_cannot_fit_the_device_is_refused_before_its_first_step(
     assert "memory_check = false" in err.value.fix and err.value.file == str(task.path)
     assert not (task_dir / "out" / "checkpoints").exists() or not any(
         (task_dir / "out" / "checkpoints").iterdir())  # no step was taken
+
+
+def test_gradient_norms_that_explode_or_vanish_are_signals_with_fixes() -> None:
+    """The seeds' monitoring list: gradient norms, explosions or vanishing."""
+    falling, healthy = [2.0, 1.5, 1.1, 0.8], [1.5, 1.2, 1.0, 0.9]
+    norms = [1.2, 0.9, 1.1, 1.0, 0.8, 1.3, 0.95, 1.05, 0.9, 1.1]
+    assert diagnose(falling, healthy, grad_norm=norms) == []
+    [spike] = diagnose(falling, healthy, grad_norm=norms[:6] + [40.0] + norms[6:])
+    assert spike.name == "exploding-gradients" and "at logged point 7" in spike.evidence
+    assert "38x the median 1.05 of the 6 before it" in spike.evidence and "lower the learning rate" in spike.fix
+    [nan] = diagnose(falling, healthy, grad_norm=[1.0, float("nan")])
+    assert nan.name == "exploding-gradients" and nan.evidence.startswith("gradient norm nan")
+    flat = [1.0, 1.0, 0.99, 1.0]  # the loss does not move while the norms die
+    [dead] = diagnose(flat, healthy, grad_norm=[1.0] + [0.5] * 8 + [1e-6])
+    assert dead.name == "vanishing-gradients" and "raise the learning rate" in dead.fix
+    assert diagnose(falling, healthy, grad_norm=[1.0] + [0.5] * 8 + [1e-6]) == []  # it learned

@@ -188,3 +188,15 @@ def test_cli_report_writes_where_asked_and_refuses_an_unknown_run(
     missing = CliRunner().invoke(app, ["report", "19990101-000000-dead", "--task", str(folder)])
     assert missing.exit_code == 2
     assert "no run '19990101-000000-dead'" in missing.output and run_id in missing.output
+
+
+def test_the_learning_curves_chart_draws_gradient_norms_on_their_own_axis() -> None:
+    from rung.report.charts import learning_curves
+
+    curve = [{"step": 1, "loss": 2.0, "grad_norm": 5.0}, {"step": 2, "eval_loss": 1.5},
+             {"step": 3, "loss": 1.2, "grad_norm": 3.0}]
+    fig = learning_curves("finetune", curve, best_step=2)
+    traces = {t.name: t for t in fig.data}
+    assert list(traces) == ["train loss", "val loss", "gradient norm"]
+    assert traces["gradient norm"].yaxis == "y2" and list(traces["gradient norm"].y) == [5.0, 3.0]
+    assert fig.layout.yaxis2.overlaying == "y" and traces["train loss"].yaxis == "y"

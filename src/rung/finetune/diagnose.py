@@ -8,10 +8,16 @@
 (The fourth, worse than the base model on general tasks, needs the regression suite, not
 curves.) "Rises" and "flat" are judged from the best val loss onwards, with a tolerance, so
 noise on a few evaluation points does not raise an alarm.
+
+The gradient norms the seeds ask to monitor ("explosions or vanishing") are read too: a
+non-finite norm or one many times the run's median so far is an explosion; norms that
+collapse towards zero while the train loss stays where it was mean nothing is learning.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,11 +32,16 @@ class Signal:
 RISE = 0.05  # val loss this far (relative) above its best counts as rising
 FLAT = 0.01  # val loss moving less than this (relative) counts as flat
 TRAIN_DROP = 0.10  # train loss must fall at least this much (relative) to count as dropping
+SPIKE = 10.0  # a gradient norm this many times the median of those before it: an explosion
+SPIKE_AFTER = 5  # logged norms needed before a spike can be judged
+VANISH = 1e-3  # the last tenth's mean norm below this share of the first tenth's: vanishing
 
 
 def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
-             train_accuracy: Sequence[float] = ()) -> list[Signal]:
-    """`train_loss` in logging order, `val_loss` one value per evaluation."""
+             train_accuracy: Sequence[float] = (),
+             grad_norm: Sequence[float] = ()) -> list[Signal]:
+    """`train_loss` (and `train_accuracy`, `grad_norm`) in logging order, `val_loss` one
+    value per evaluation."""
     signals: list[Signal] = []
     if len(val_loss) >= 2 and len(train_loss) >= 2:
         best_at = min(range(len(val_loss)), key=lambda i: val_loss[i])
@@ -56,4 +67,29 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
                               f"train token accuracy averaged {sum(window) / len(window):.3f} "
                               f"over the last {len(window)} logged batches",
                               "more data, regularisation"))
+    signals += _gradient_signals(train_loss, grad_norm)
     return signals
+
+
+def _gradient_signals(train_loss: Sequence[float], norms: Sequence[float]) -> list[Signal]:
+    for i, norm in enumerate(norms):
+        median = statistics.median(norms[:i]) if i else None
+        if not math.isfinite(norm) or (i >= SPIKE_AFTER and median and norm > SPIKE * median):
+            seen = f"{norm:.3g}" + (f", {norm / median:.0f}x the median {median:.3g} of the "
+                                    f"{i} before it" if math.isfinite(norm) and median else "")
+            return [Signal("exploding-gradients", f"gradient norm {seen} at logged point {i + 1}",
+                           "lower the learning rate, lengthen the warmup, keep gradient "
+                           "clipping on; look for broken or extreme examples")]
+    tenth = max(1, len(norms) // 10)
+    if len(norms) >= 10 and len(train_loss) >= 2:
+        first, last = sum(norms[:tenth]) / tenth, sum(norms[-tenth:]) / tenth
+        half = len(train_loss) // 2
+        early = sum(train_loss[:half]) / max(half, 1)
+        late = sum(train_loss[half:]) / max(len(train_loss) - half, 1)
+        if first > 0 and last < VANISH * first and late > early * (1 - TRAIN_DROP):
+            return [Signal("vanishing-gradients",
+                           f"gradient norm fell {first:.3g} -> {last:.3g} while train loss "
+                           f"stayed {early:.3f} -> {late:.3f}",
+                           "raise the learning rate, check the trainable modules and that the "
+                           "loss covers the answer tokens")]
+    return []
