@@ -137,3 +137,49 @@ def test_a_bug_is_a_message_that_says_so_and_debug_shows_the_traceback(monkeypat
     with pytest.raises(TypeError):
         with _user_errors():
             raise TypeError("unsupported operand")
+
+
+def test_no_command_writes_over_the_store_the_task_or_its_data_even_with_force(tmp_path,
+                                                                                fake_model):
+    """The store, rung.toml and the data are what every command reads: a --markdown, --out or
+    --fix that names one is refused, --force or not, and the file is as it was. A gate summary
+    rung wrote is replaced without --force (CI writes it on every push); any other existing
+    file needs --force."""
+    task = write_task(tmp_path / "task", ladder={})
+    run_id = climb(task).run_id
+    folder = tmp_path / "task"
+    store, data = folder / ".rung" / "runs.db", folder / "tickets.jsonl"
+    before = {p: p.read_bytes() for p in (store, task, data)}
+    for args in (["gate", str(folder), "--baseline", run_id, "--candidate", run_id,
+                  "--markdown", str(store)],
+                 ["gate", str(folder), "--baseline", run_id, "--candidate", run_id,
+                  "--markdown", str(task), "--force"],
+                 ["report", run_id, "--task", str(folder), "--out", str(store), "--force"],
+                 ["report", run_id, "--task", str(folder), "--out", str(data), "--force"],
+                 ["convert", str(data), str(task), "--to", "csv", "--force"],
+                 ["audit", str(folder), "--fix", str(store), "--force"]):
+        done = runner.invoke(app, args)
+        _ends_in_a_message(done, "rung never writes over", "write to a new path")
+    assert {p: p.read_bytes() for p in (store, task, data)} == before
+    # a user's own file needs --force; a summary the gate wrote does not
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    gate = ["gate", str(folder), "--baseline", run_id, "--candidate", run_id, "--markdown",
+            str(notes)]
+    _ends_in_a_message(runner.invoke(app, gate), "exists and rung did not write it", "--force")
+    assert notes.read_text() == "my notes"
+    assert runner.invoke(app, gate + ["--force"]).exit_code == 0
+    assert runner.invoke(app, gate).exit_code == 0  # now it is the gate's own summary
+    assert notes.read_text().startswith("**rung gate passes**")
+
+
+def test_a_report_of_an_unknown_run_makes_no_folder_anywhere(tmp_path, fake_model):
+    task = write_task(tmp_path / "task", ladder={})
+    climb(task)
+    artifacts = tmp_path / "task" / ".rung" / "artifacts"
+    before = sorted(p.name for p in artifacts.iterdir())
+    for run in ("NOPE", "a/b/c", "../../../escape"):
+        _ends_in_a_message(runner.invoke(app, ["report", run, "--task", str(task)]),
+                           f"no run '{run}'")
+    assert sorted(p.name for p in artifacts.iterdir()) == before
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "task" / "escape").exists()

@@ -466,14 +466,19 @@ def gate(
                                     "accepted even when significant"),
     markdown_to: Optional[Path] = typer.Option(None, "--markdown", help="write a summary for a "
                                                "pull-request comment here"),
+    force: bool = typer.Option(False, "--force", help="replace an existing --markdown file "
+                               "that is not an earlier gate summary"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """For CI: exit 1 when the candidate is significantly worse than the baseline (by more
     than --tolerance), 0 when not, 2 on an error."""
     from rung.climb import climb as run_climb
-    from rung.compare import gate as run_gate, markdown
+    from rung.compare import GATE_MARK, gate as run_gate, is_gate_summary, markdown
+    from rung.files import atomic_write, claim
 
     with _user_errors():
+        if markdown_to is not None:  # refused before a climb, not after
+            claim([markdown_to], force=force, ours=is_gate_summary, option="--force")
         with _task_store(path) as store:
             baseline = baseline or store.pinned()
         if baseline is None:
@@ -487,9 +492,7 @@ def gate(
         with _task_store(path) as store:
             verdict = run_gate(store, baseline, candidate, tolerance=tolerance)
         if markdown_to is not None:
-            from rung.files import atomic_write
-
-            atomic_write(markdown_to, markdown(verdict))
+            atomic_write(markdown_to, markdown(verdict) + f"\n{GATE_MARK}\n")
     if as_json:
         print(json.dumps(verdict, indent=2))
     else:

@@ -16,6 +16,7 @@ significantly worse by more than the tolerance.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
@@ -128,6 +129,18 @@ def markdown(verdict: dict[str, Any]) -> str:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
                      f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)")
     return "\n".join(lines) + "\n"
+
+
+GATE_MARK = "<!-- written by rung gate -->"  # how rung knows a summary it wrote before
+
+
+def is_gate_summary(path: Path) -> bool:
+    """Whether `path` is a summary `rung gate --markdown` wrote (so writing it again, as CI
+    does on every push, destroys nothing of a user's)."""
+    try:
+        return GATE_MARK in path.read_text(encoding="utf-8", errors="replace")[-200:]
+    except OSError:
+        return False
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -96,24 +96,46 @@ def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _rungs_own(path: Path) -> str | None:
+    """What a file no command may replace, --force or not, is: a task's rung.toml, or a SQLite
+    database (a run store, an index); a report, a summary or a data copy is never one."""
+    if path.name == "rung.toml" and path.is_file():
+        return "a task's rung.toml"
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+                return "a SQLite database (a run store or an index)"
+    except OSError:
+        pass
+    return None
+
+
 def claim(targets: Sequence[str | Path], *, inputs: Sequence[str | Path] = (),
           force: bool = False, ours: Callable[[Path], bool] | None = None,
           option: str = "--force") -> list[Path]:
     """The files a command is about to write, checked before anything is: none may be one of
-    its `inputs` (not even with force), and none may exist already unless `force`, or unless
-    `ours` recognises it as a file rung wrote. Every refused target is named at once."""
+    its `inputs` or rung's own files (a rung.toml, a store), not even with force, and none may
+    exist already unless `force`, or unless `ours` recognises it as a file rung wrote. Every
+    refused target is named at once."""
     paths = [Path(t) for t in targets]
     problems = []
     for path in paths:
         source = next((Path(i) for i in inputs if _same(path, Path(i))), None)
+        own = _rungs_own(path)
         if source is not None:
             problems.append(f"{path} is the input {source}: rung never writes over its input")
+        elif own:
+            problems.append(f"{path} is {own}: rung never writes over it")
         elif path.is_dir():
             problems.append(f"{path} is a folder")
         elif path.exists() and not force and not (ours is not None and ours(path)):
             problems.append(f"{path} exists and rung did not write it")
     if problems:
-        fix = "write to a new path" if any("input" in p or "folder" in p for p in problems) \
+        fix = "write to a new path" if any("input" in p or "folder" in p or "never" in p
+                                           for p in problems) \
             else f"write to a new path, or pass {option} to replace it"
         raise ConfigError("; ".join(problems), fix=fix)
     return paths

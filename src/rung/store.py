@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from rung.errors import ConfigError
 from rung.migrations import migrate
 
 if TYPE_CHECKING:
@@ -98,6 +99,10 @@ class Store:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def artifacts(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", "..") \
+                or self.run(run_id) is None:  # a folder only for a run there is
+            raise ConfigError(f"no run '{run_id}' in {self.db_path}",
+                              fix="name one that `rung runs` lists")
         path = self.root / "artifacts" / run_id
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -66,11 +66,26 @@ def write_report(store: Store, run_id: str, out: Path | None = None, *,
                  force: bool = False) -> Path:
     """Write the run's report (default: next to its other artifacts) and return its path. An
     `out` that exists is replaced only when it is an earlier rung report, or with `force`."""
-    target = out or report_path(store, run_id)
+    data = gather(store, run_id)  # an unknown run is refused before any folder is made
     if out is not None:
-        claim([out], force=force, ours=is_report)
-    atomic_write(target, render_report(gather(store, run_id)))
+        claim([out], inputs=_inputs_of(data), force=force, ours=is_report)
+    target = out or report_path(store, run_id)
+    atomic_write(target, render_report(data))
     return target
+
+
+def _inputs_of(data: "ReportData") -> list[Path]:
+    """The run's task files: a report is never written over its data or its corpus."""
+    task = data.run.get("task_path")
+    if not task or not Path(task).is_file():
+        return []
+    from rung.task import load_task
+
+    try:
+        spec = load_task(task)
+    except Exception:  # noqa: BLE001 - a task changed since: only the guards in claim apply
+        return []
+    return [spec.data_path] + ([spec.corpus_path] if spec.corpus_path else [])
 
 
 def render_report(data: ReportData) -> str:
