@@ -438,3 +438,28 @@ def test_a_failed_answer_is_a_502_and_a_cut_stream_ends_in_an_error_not_a_stop(t
     assert "".join(pieces) == "you asked"  # heard before the request failed
     assert 'rung_requests_total{status="502"} 2.0' in metrics
 
+
+
+def test_check_inputs_that_cannot_be_read_name_their_file_and_line(tmp_path):
+    """rung check's --inputs: an empty file, a byte that is not UTF-8 and a broken JSON line
+    are each a DataError naming the file and the line, never an internal error."""
+    from rung.check import read_inputs
+    from rung.errors import DataError
+
+    cases = {"empty.txt": (b"", None, "no inputs in the file"),
+             "blank.txt": (b"\n\n  \n", None, "no inputs in the file"),
+             "latin.txt": (b"fine\ncaf\xe9\n", 2, "not UTF-8: byte 0xe9"),
+             "binary.jsonl": (b"\x00\xff\xfe garbage", 1, "not UTF-8"),
+             "broken.jsonl": (b'{"input": "hi"}\n{"input": \n', 2, "invalid JSON"),
+             "keyless.jsonl": (b'{"input": "hi"}\n{"body": "x"}\n', 2, "no input")}
+    for name, (data, line, words) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DataError, match=words) as err:
+            read_inputs(path)
+        assert err.value.file == str(path) and err.value.line == line, name
+    good = tmp_path / "good.txt"
+    good.write_text("first question\n\nsecond question\n")
+    examples, labelled = read_inputs(good)
+    assert [(e.input, e.line) for e in examples] == [("first question", 1),
+                                                     ("second question", 3)] and not labelled

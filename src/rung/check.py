@@ -35,31 +35,42 @@ INPUT_KEYS = ("input", "prompt", "text", "question")
 def read_inputs(path: Path) -> tuple[list[Example], bool]:
     """Examples from any supported format (outputs known), or inputs alone: a .txt file (one
     per line) or JSON lines with an input/prompt/text/question key. Returns (examples, whether
-    they carry expected outputs)."""
+    they carry expected outputs). A line that cannot be read is an error naming that line; a
+    file with no inputs at all is one too."""
     from rung.data.formats import read_examples
+    from rung.data.records import error, json_records, lines
 
     if path.suffix.lower() == ".txt":
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [make_example(t, "", line=i + 1) for i, t in enumerate(lines)], False
+        found = []
+        for number, text in lines(path):
+            if isinstance(text, DataError):
+                raise text
+            if text.strip():
+                found.append(make_example(text.strip("\r\n"), "", line=number))
+        return _some(found, path), False
     try:
-        return read_examples(path), True
+        return _some(read_examples(path), path), True
     except DataError as first:
         found = []
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                raise first from None
-            key = next((k for k in INPUT_KEYS if isinstance(record, dict)
-                        and isinstance(record.get(k), str)), None)
+        for number, record in json_records(path):
+            if isinstance(record, DataError):
+                raise record from None
+            key = next((k for k in INPUT_KEYS if isinstance(record.get(k), str)), None)
             if key is None:
+                if found:  # inputs alone so far: this line is the one that breaks them
+                    raise error(path, number, f"no input: the record has none of the keys "
+                                f"{', '.join(INPUT_KEYS)}", "give every line the same key as the "
+                                "lines before it") from None
                 raise first from None
             found.append(make_example(record[key], "", line=number))
-        if not found:
-            raise first from None
-        return found, False
+        return _some(found, path), False
+
+
+def _some(examples: list[Example], path: Path) -> list[Example]:
+    if not examples:
+        raise DataError("no inputs in the file", file=path,
+                        fix="one input per line (.txt), or JSON lines with an \"input\" key")
+    return examples
 
 
 @dataclass(frozen=True)
