@@ -12,6 +12,7 @@ from rung.cli import app
 from rung.climb import climb
 from rung.errors import ConfigError, DataError
 from rung.rungs.few_shot import choose_demonstrations
+from rung.task import load_task
 from rung.data.example import make_example
 
 runner = CliRunner()
@@ -308,3 +309,26 @@ def test_a_latency_budget_no_rung_meets_keeps_the_climb_going_and_points_to_a_sm
         "latency_samples = 2", "latency_samples = 0\nmax_latency_ms = 5"))
     with pytest.raises(ConfigError, match="set latency_samples above 0"):
         load_task(unmeasured)
+
+
+def test_splits_that_cannot_be_climbed_say_why_before_any_model_call(task_dir, fake_model):
+    """Data that is valid line by line but cannot make a climb: one label only, or a
+    group_key with too few values for three splits. Each is a DataError naming the data file
+    and the real cause, never an internal error from scikit-learn; a negative seed is a
+    config error."""
+    only_bug = [r for r in ticket_records(40)
+                if r["messages"][-1]["content"] == "BUG"]
+    with pytest.raises(DataError, match="every train example is labelled BUG") as err:
+        climb(write_task(task_dir / "one", records=only_bug))
+    assert "BILLING, FEATURE" in err.value.fix
+    two_customers = ticket_records(40)
+    for i, r in enumerate(two_customers):
+        r["customer"] = f"c{i % 2}"
+    with pytest.raises(DataError, match="in 2 group\\(s\\) of \\[split\\] group_key 'customer' "
+                                        "leave the"):
+        climb(write_task(task_dir / "two", records=two_customers))
+    assert fake_model.calls == []
+    negative = write_task(task_dir / "neg")
+    negative.write_text(negative.read_text().replace("seed = 7", "seed = -7"))
+    with pytest.raises(ConfigError, match="seed"):
+        load_task(negative)

@@ -105,11 +105,27 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
         stratify=task.task.kind == "classification", group_key=s.group_key,
         source=task.data_path,
     )
-    if not split.val or not split.test:
+    empty = [name for name, part in (("train", split.train), ("val", split.val),
+                                     ("test", split.test)) if not part]
+    if empty and s.group_key:
+        groups = len({str(ex.extra.get(s.group_key)) for ex in examples})
         raise DataError(
-            f"{len(examples)} examples leave the val or test split empty", file=task.data_path,
-            fix="add examples or raise [split] val/test fractions",
-        )
+            f"{len(examples)} examples in {groups} group(s) of [split] group_key "
+            f"'{s.group_key}' leave the {' and '.join(empty)} split empty: a group stays whole "
+            "in one split", file=task.data_path,
+            fix="give the examples more distinct group_key values (a few per split at least), "
+                "or drop [split] group_key")
+    if empty:
+        raise DataError(
+            f"{len(examples)} examples leave the {' and '.join(empty)} split empty",
+            file=task.data_path, fix="add examples or raise the [split] fraction of that split")
+    if task.task.kind == "classification":
+        present = sorted({ex.output.strip() for ex in split.train})
+        if len(present) < 2:
+            raise DataError(
+                f"every train example is labelled {present[0]}: nothing to tell apart",
+                file=task.data_path,
+                fix=f"add examples of the other labels ({', '.join(l for l in task.task.labels if l not in present)})")
     return split
 
 

@@ -57,7 +57,7 @@ class TaskTable(_Strict):
     schema_file: str | None = Field(default=None, alias="schema")
     metric: str
     target: float = Field(gt=0.0, le=1.0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> "TaskTable":
@@ -265,7 +265,7 @@ class FineTuneTable(_Strict):
     early_stopping_patience: int = Field(default=2, ge=1)  # evaluations without val-loss gain
     keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive
     regression_threshold: float = Field(default=0.05, ge=0.0, le=1.0)  # general-suite drop flagged
-    seed: int | None = None  # None: [task] seed
+    seed: int | None = Field(default=None, ge=0)  # None: [task] seed
 
 
 class AuditTable(_Strict):
