@@ -463,3 +463,29 @@ def test_check_inputs_that_cannot_be_read_name_their_file_and_line(tmp_path):
     examples, labelled = read_inputs(good)
     assert [(e.input, e.line) for e in examples] == [("first question", 1),
                                                      ("second question", 3)] and not labelled
+
+
+def test_a_port_in_use_or_a_bad_host_is_said_before_the_model_loads(tmp_path):
+    """Exit 2 with the address and the fix, no uvicorn traceback, and no "serving on" line
+    that is not true; the check comes before anything is loaded (there is no run here)."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from rung.cli import app
+
+    runner = CliRunner()
+    task = write_task(tmp_path / "task")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        busy = runner.invoke(app, ["serve", "--task", str(task), "--port", str(port)])
+    finally:
+        taken.close()
+    assert busy.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+    assert "pass another --port" in busy.stderr and "http://" not in busy.stderr
+    host = runner.invoke(app, ["serve", "--task", str(task), "--host", "no.such.host.invalid"])
+    assert host.exit_code == 2 and "--host no.such.host.invalid is not an address" in host.stderr
+    assert runner.invoke(app, ["serve", "--task", str(task), "--port", "99999"]).exit_code == 2

@@ -362,7 +362,7 @@ def serve(
                                        "run's recommendation, or its best)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind; 127.0.0.1 keeps "
                              "it on this machine"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port"),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RUNG_SERVE_API_KEY",
                                           help="require 'Authorization: Bearer KEY' (or set "
                                                "RUNG_SERVE_API_KEY)"),
@@ -378,17 +378,19 @@ def serve(
     GET /v1/models, /health, /metrics): exactly what was measured."""
     import uvicorn
 
-    from rung.serve import create_app, load_served
+    from rung.serve import create_app, listening_socket, load_served
 
     with _user_errors():
+        sock = listening_socket(host, port)  # before the model loads: a taken port is said now
         served = load_served(path, run, rung)
         served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
         app_ = create_app(served, api_key=api_key, max_batch=max_batch,
                           batch_wait_ms=batch_wait_ms, queue_size=queue,
                           log_to=_store_dir(path) if log else None)
+    port = sock.getsockname()[1]
     err.print(f"serving {served.rung} of run {served.run_id} as {served.model_id} on "
               f"http://{host}:{port}/v1" + (" (key required)" if api_key else ""))
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[sock])
 
 
 @app.command()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -344,3 +345,28 @@ def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: fl
         store.log_served([(served.run_id, served.rung, redact(text), answer, latency_ms)])
     finally:
         store.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the model loads: a port in use or a host that is no
+    address of this machine is said at once, and "serving on" is printed only once it is true."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise ConfigError(f"--host {host} is not an address: {err.strerror}",
+                          fix="pass --host 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                              "interface)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}",
+                          fix="pass another --port, or stop what is serving there"
+                              if err.errno == 98 else
+                              "pass an --host this machine has (127.0.0.1, 0.0.0.0) and a "
+                              "--port it may use") from None
+    return sock
