@@ -266,3 +266,28 @@ def test_rung_estimate_prints_the_seeds_table_shape() -> None:
     assert "Full FT" in table.stdout and "QLoRA (4-bit)" in table.stdout and "~54 GB" in table.stdout
     bad = CliRunner().invoke(app, ["estimate", "no-such-model"])
     assert bad.exit_code == 2 and "fix:" in bad.stderr
+
+
+def test_rung_estimate_refuses_files_and_numbers_it_cannot_size(tmp_path) -> None:
+    """A config.json that is not JSON, a .gguf that is not GGUF, a config with a negative
+    width, a size of nothing, and --seq-len/--batch/--rank below 1 or an unknown --dtype: each
+    exit 2 with a fix, never an internal error or a negative gigabyte."""
+    from typer.testing import CliRunner
+
+    from rung.cli import app
+
+    broken, odd, negative = tmp_path / "config.json", tmp_path / "f.gguf", tmp_path / "n" / "config.json"
+    broken.write_text("{bad")
+    odd.write_bytes(b"not a gguf header at all" * 40)
+    negative.parent.mkdir()
+    negative.write_text(json.dumps({"hidden_size": -5, "num_hidden_layers": 2,
+                                    "num_attention_heads": 1, "vocab_size": 10}))
+    runs = {"not JSON": [str(broken)], "not a GGUF file": [str(odd)],
+            "lacks hidden_size": [str(negative)], "too small a model": ["0B"],
+            "--seq-len": ["7B", "--seq-len", "-5"], "--batch": ["7B", "--batch", "0"],
+            "--rank": ["7B", "--rank", "0"], "--dtype 'int3' is not one of": ["7B", "--dtype",
+                                                                               "int3"]}
+    for words, args in runs.items():
+        done = CliRunner().invoke(app, ["estimate", *args])
+        assert done.exit_code == 2, (args, done.output)
+        assert words in done.output and "Traceback" not in done.output, (args, done.output)

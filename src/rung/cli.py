@@ -241,8 +241,12 @@ def _check_choice(option: str, value: Optional[str], allowed: tuple[str, ...]) -
     from rung.errors import ConfigError
 
     if value is not None and value not in allowed:
+        from difflib import get_close_matches
+
+        near = get_close_matches(value, allowed, n=1)
         raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}",
-                          fix=f"use {option} {allowed[0]}")
+                          fix=f"use {option} {near[0]}" if near else
+                              f"use {option} with one of those")
 
 
 @app.command()
@@ -570,9 +574,9 @@ def report(
 def estimate(
     models: list[str] = typer.Argument(..., help="aliases, model folders, config.json files "
                                        "or sizes like 7B"),
-    seq_len: int = typer.Option(512, "--seq-len", help="tokens per example"),
-    batch: int = typer.Option(4, "--batch", help="examples per device step"),
-    rank: int = typer.Option(16, "--rank", help="LoRA rank"),
+    seq_len: int = typer.Option(512, "--seq-len", min=1, help="tokens per example"),
+    batch: int = typer.Option(4, "--batch", min=1, help="examples per device step"),
+    rank: int = typer.Option(16, "--rank", min=1, help="LoRA rank"),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16, fp16 or fp32 training"),
     checkpointing: bool = typer.Option(False, "--gradient-checkpointing",
                                        help="recompute activations in backward"),
@@ -584,6 +588,7 @@ def estimate(
     from rung.finetune.memory import seeds_table
 
     with _user_errors():
+        _check_choice("--dtype", dtype, ("bf16", "fp16", "fp32"))
         rows = seeds_table(models, seq_len=seq_len, batch_size=batch, lora_rank=rank,
                            dtype=dtype, gradient_checkpointing=checkpointing or None)
     if as_json:

@@ -107,7 +107,7 @@ def shape_from_config(config: dict[str, Any] | Any, *, name: str = "") -> ModelS
     layers = get("num_hidden_layers", "n_layer", "num_layers")
     heads = get("num_attention_heads", "n_head")
     vocab = get("vocab_size")
-    if not all(isinstance(v, int) for v in (hidden, layers, heads, vocab)):
+    if not all(isinstance(v, int) and v > 0 for v in (hidden, layers, heads, vocab)):
         raise ModelError(f"config of '{name or 'model'}' lacks hidden_size, num_hidden_layers,"
                          " num_attention_heads or vocab_size",
                          fix="give a decoder model's config.json, or a size like 7B")
@@ -122,7 +122,11 @@ def shape_from_gguf(path: str | Path) -> ModelShape:
     the header takes GGUFReader seconds (Gemma's 262k-token vocabulary is read entry by entry),
     so a file's shape is kept for as long as the file is unchanged."""
     stat = Path(path).stat()
-    return _gguf_shape(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    try:
+        return _gguf_shape(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    except (ValueError, IndexError, KeyError) as err:  # gguf's words for a file it cannot parse
+        raise ModelError(f"{path} is not a GGUF file rung can read ({err})",
+                         fix="give a .gguf model file, its config.json, or a size like 7B") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -158,12 +162,15 @@ def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
     size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmbt])\s*", reference, re.IGNORECASE)
     if size:
         scale = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[size[2].lower()]
+        if float(size[1]) * scale < 1e6:
+            raise ModelError(f"'{reference}' is too small a model to size",
+                             fix="give a size of a million parameters or more, like 135M or 7B")
         return shape_from_size(float(size[1]) * scale, name=reference.strip().upper())
     path = Path(reference).expanduser()
     if path.suffix == ".json":
         if not path.is_file():
             raise ModelError(f"no such file: {path}", fix=f"give {_ACCEPTED}")
-        return shape_from_config(json.loads(path.read_text()), name=reference)
+        return shape_from_config(_json_file(path), name=reference)
     from rung.models.registry import ALIASES, resolve
 
     try:
@@ -175,8 +182,19 @@ def shape_for(reference: str, *, base_dir: Path | None = None) -> ModelShape:
                          fix=f"give {_ACCEPTED} ({', '.join(sorted(ALIASES))})") from None
     if ref.gguf_file:
         return replace(shape_from_gguf(Path(ref.location) / ref.gguf_file), name=reference)
-    return shape_from_config(json.loads((Path(ref.location) / "config.json").read_text()),
-                             name=reference)
+    return shape_from_config(_json_file(Path(ref.location) / "config.json"), name=reference)
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path} is not JSON: {getattr(err, 'msg', err)}",
+                         fix="give a model's config.json as transformers writes it, or a size "
+                             "like 7B") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path} is not a JSON object", fix="give a model's config.json")
+    return config
 
 
 @dataclass(frozen=True)
