@@ -334,3 +334,16 @@ def test_rag_demonstrations_carry_their_own_passages_and_are_chosen_on_val(
         assert "Documentation:" in question and "Question: What does the" in question
         plan = re.search(r"the (\w+) plan", question.rsplit("Question:", 1)[1]).group(1)
         assert answer == PLANS[plan][0] and f"The {plan} plan costs {answer}" in question
+
+
+def test_a_damaged_index_is_named_as_the_index_and_the_run_store_is_left_alone(
+        tmp_path: Path) -> None:
+    """The index is derived data: the message names it and says rebuilding is free; it must
+    not send the user to move the run store (their history) aside."""
+    toml = write_qa_task(tmp_path)
+    index = tmp_path / ".rung" / "index.db"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_bytes(b"junk" * 100)
+    done = runner.invoke(app, ["index", str(toml)])
+    assert done.exit_code == 2 and f"{index}: the retrieval index could not be used" in done.stderr
+    assert "rung index PATH" in done.stderr and "runs.db" not in done.stderr

@@ -79,8 +79,14 @@ class CorpusIndex:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path
         self.conn = sqlite3.connect(db_path)
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.executescript(_SCHEMA)
+        try:
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:  # the index, not the run store: say which
+            self.conn.close()
+            raise DataError(f"the retrieval index could not be used: {error}", file=db_path,
+                            fix="it holds nothing but what the corpus makes: delete it (or move "
+                                "it aside) and `rung index PATH` builds it again") from None
         self.settings = {"chunk_tokens": chunk_tokens, "overlap": overlap,
                          "embedder": getattr(embedder, "__qualname__", "custom")}
         self.embedder = embedder
