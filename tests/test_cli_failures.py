@@ -183,3 +183,27 @@ def test_a_report_of_an_unknown_run_makes_no_folder_anywhere(tmp_path, fake_mode
                            f"no run '{run}'")
     assert sorted(p.name for p in artifacts.iterdir()) == before
     assert not (tmp_path / "escape").exists() and not (tmp_path / "task" / "escape").exists()
+
+
+def test_a_task_folder_moved_or_copied_serves_its_own_saved_models(tmp_path, fake_model):
+    """The classifier a climb saved lives in the task's .rung folder; stored pipelines name it
+    by the absolute path of the time. Moved, the folder's runs still export and check; copied,
+    the copy uses its own files, never the original's."""
+    import shutil
+
+    task = write_task(tmp_path / "a", ladder={})
+    run_id = climb(task).run_id
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("ticket about billing number 3\nticket about bug number 4\n")
+    exported = runner.invoke(app, ["export", run_id, "--task", str(tmp_path / "b"), "--rung",
+                                   "classifier", "--out", str(tmp_path / "e")])
+    assert exported.exit_code == 0, exported.output
+    checked = runner.invoke(app, ["check", run_id, "--task", str(tmp_path / "b"), "--rung",
+                                  "classifier", "--inputs", str(inputs), "--json"])
+    assert checked.exit_code in (0, 1), checked.output  # it ran: a verdict, not a lost file
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    shutil.rmtree(tmp_path / "b" / ".rung" / "classifiers")  # the original's files are gone
+    copied = runner.invoke(app, ["export", run_id, "--task", str(tmp_path / "c"), "--rung",
+                                 "classifier", "--out", str(tmp_path / "e2")])
+    assert copied.exit_code == 0, copied.output

@@ -231,6 +231,7 @@ class Pipeline:
                             for d in record.get(name, [])]
         if base_dir is not None:
             record["base_dir"] = base_dir
+            record["model"] = rerooted(record["model"], Path(base_dir))
         return cls(**record)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,3 +246,17 @@ class Pipeline:
         record = {k: v for k, v in self.to_dict().items() if k != "base_dir"}
         payload = json.dumps(record, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def rerooted(model: str, base_dir: Path) -> str:
+    """A model rung saved in a task's .rung folder (a classifier, a tune) is stored with the
+    absolute path the task had then; once the folder is moved or copied, that path is gone, or
+    worse, still the original's. The same file under the task's .rung folder now is meant."""
+    path = Path(model)
+    if not path.is_absolute() or ".rung" not in path.parts:
+        return model
+    parts = path.parts
+    inside = parts[len(parts) - 1 - parts[::-1].index(".rung"):]
+    here = base_dir.joinpath(*inside)
+    return model if path == here else str(here)
+

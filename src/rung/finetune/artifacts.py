@@ -18,7 +18,7 @@ from rung.errors import ConfigError, RungError
 from rung.files import atomic_folder, copy_tree
 from rung.finetune.train import TUNE_FILE, TuneResult, finished_tune
 from rung.models.registry import ADAPTER_BASE, resolve
-from rung.pipeline import Pipeline
+from rung.pipeline import Pipeline, rerooted
 from rung.store import Store
 
 EXPORT_FILE = "rung_export.json"
@@ -35,7 +35,8 @@ class PastTune:
 
 def past_tune(store: Store, run_id: str, *, base_dir: str | None = None) -> PastTune:
     run, row = store.measured(run_id, "finetune", "fine-tune")
-    artifact = Path(json.loads(row["summary_json"])["training"]["adapter"])
+    artifact = Path(rerooted(json.loads(row["summary_json"])["training"]["adapter"],
+                             store.root.parent))  # where the task folder is now
     tune = finished_tune(artifact.parent)
     if tune is None:
         raise RungError(f"the fine-tune of run {run_id} is gone: {artifact / TUNE_FILE} is missing",

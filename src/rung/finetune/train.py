@@ -126,7 +126,7 @@ def finished_tune(out: Path) -> TuneResult | None:
     if not record.exists():
         return None
     data = json.loads(record.read_text())
-    data["artifact"] = Path(data["artifact"])
+    data["artifact"] = out / "artifact"  # where it is now: the task folder may have moved
     data["signals"] = [Signal(**s) for s in data["signals"]]
     return TuneResult(**{**data, "reused": True})
 

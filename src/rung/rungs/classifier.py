@@ -105,7 +105,9 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
     from rung.files import atomic_folder, copy_tree
 
     run, row = store.measured(run_id, "classifier", "classifier rung")
-    folder = Path(json.loads(row["pipeline_json"])["model"])
+    from rung.pipeline import rerooted
+
+    folder = Path(rerooted(json.loads(row["pipeline_json"])["model"], store.root.parent))
     if not is_classifier_folder(folder):
         raise ConfigError(f"the classifier of run {run_id} is gone from {folder}",
                           fix="climb the task again: the classifier is retrained in seconds")
