@@ -42,6 +42,9 @@ def test_metric_must_fit_kind(task_dir):
         load_task(toml)
     assert "does not fit a classification task" in str(info.value)
     assert "accuracy" in str(info.value)
+    # a check across the table's keys points at the key it is about, not at [task]
+    line = [t.strip() for t in toml.read_text().splitlines()].index('metric = "exact_match"') + 1
+    assert info.value.line == line and info.value.fix == "change 'task.metric'"
 
 
 def test_every_problem_is_reported_at_once(task_dir):
@@ -84,8 +87,31 @@ def test_classification_needs_labels(task_dir):
 def test_split_fractions_must_add_up(task_dir):
     toml = write_task(task_dir)
     _replace(toml, '[split]\n', '[split]\ntrain = 0.9\n')
-    with pytest.raises(ConfigError, match="add up to 1.0"):
+    with pytest.raises(ConfigError, match=r"add up to 1.0, not 1.1 \(0.9 \+ 0.1 \+ 0.1\)"):
         load_task(toml)
+
+
+def test_a_misspelt_model_is_refused_before_any_work_with_its_line(task_dir, fake_model):
+    from rung.climb import climb
+    from rung.dry_run import dry_run
+
+    toml = write_task(task_dir)
+    _replace(toml, 'small = "fake"', 'small = "smollm2-135m-instrct"\nlarge = "org/name"')
+    for run in (climb, dry_run):
+        with pytest.raises(ProblemList) as info:
+            run(toml)
+        first, second = info.value.problems
+        assert "did you mean 'smollm2-135m-instruct'" in first.message and first.line
+        assert "no such model folder 'org/name'" in second.message and 'hf:org/name' in second.fix
+    assert fake_model.calls == [] and not (task_dir / ".rung" / "runs.db").exists()
+
+
+def test_a_past_tune_that_is_not_there_is_refused_before_any_rung(task_dir, fake_model):
+    from rung.climb import climb
+
+    with pytest.raises(ConfigError, match="no run 'NOPE'"):
+        climb(write_task(task_dir), tune_from="NOPE")
+    assert fake_model.calls == []
 
 
 @pytest.mark.parametrize("toml", EXAMPLES, ids=lambda p: p.parent.name)

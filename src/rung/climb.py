@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -96,6 +97,31 @@ def load_examples(task: TaskSpec) -> list[Example]:
                     fix="correct the label, or add it to [task] labels in rung.toml",
                 )
     return examples
+
+
+def check_models(task: TaskSpec) -> None:
+    """Every local model [models] names resolves, before the audit and any rung: a misspelt
+    name is said at once with its line, not after the classifier ran. A hub model (hf:) is
+    fetched when first loaded and a remote one was checked with its key, so neither is
+    asked here."""
+    from rung.errors import ModelError, ProblemList
+    from rung.models.registry import HUB, in_process, resolve
+
+    problems = []
+    for key in ("small", "large"):
+        reference = getattr(task.models, key)
+        if not reference or is_remote(reference) or reference.startswith(HUB) \
+                or in_process(reference) is not None:
+            continue
+        try:
+            resolve(reference, base_dir=task.root)
+        except ModelError as err:
+            problems.append(ConfigError(f"models.{key}: {err.message}", file=task.path,
+                                        line=task.line_of("models", key), fix=err.fix))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ProblemList(problems, file=task.path)
 
 
 def make_split(task: TaskSpec, examples: list[Example]) -> Split:
@@ -236,6 +262,10 @@ def climb(
                           fix="measure another rung (rung eval PATH --rung prompt)")
     climb_all = climb_all or task.ladder.all
     prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
+    check_models(task)
+    if tune_from is not None:  # the past run must have a tune before any rung is measured
+        with closing(Store(task.store_dir)) as store:
+            store.measured(tune_from, "finetune", "a fine-tune")
     spending = _budget(task, budget)
     examples = load_examples(task)
     split = make_split(task, examples)

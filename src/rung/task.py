@@ -85,7 +85,9 @@ class SplitTable(_Strict):
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitTable":
         if abs(self.train + self.val + self.test - 1.0) > 1e-6:
-            raise ValueError("train + val + test must add up to 1.0")
+            total = self.train + self.val + self.test
+            raise ValueError(f"train + val + test must add up to 1.0, not {total:g} "
+                             f"({self.train:g} + {self.val:g} + {self.test:g})")
         return self
 
 
@@ -315,6 +317,13 @@ class TaskSpec(_Strict):
             return None
         return json.loads((self.root / self.task.schema_file).read_text(encoding="utf-8"))
 
+    def line_of(self, section: str, key: str) -> int | None:
+        """Where `key` is set in this task's rung.toml, for an error found after loading."""
+        try:
+            return _line_of(self.path.read_text(encoding="utf-8"), section, key)
+        except OSError:
+            return None
+
     def config_hash(self) -> str:
         text = self.model_dump_json(exclude={"path"})
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -346,7 +355,7 @@ def load_task(path: str | Path) -> TaskSpec:
     try:
         spec = TaskSpec.model_validate({**raw, "path": path.resolve()})
     except ValidationError as err:
-        raise _problems(err, text, path) from None
+        raise _problems(err, text, path, raw) from None
     if is_custom_metric(spec.task.metric):
         try:
             load_custom_metric(spec.task.metric, base_dir=spec.root)
@@ -392,12 +401,15 @@ def _check_schema(spec: TaskSpec, text: str, path: Path) -> None:
         raise ConfigError(err.message, file=path, line=line, fix=err.fix) from None
 
 
-def _problems(err: ValidationError, text: str, path: Path) -> RungError:
+def _problems(err: ValidationError, text: str, path: Path, raw: dict[str, Any]) -> RungError:
     problems: list[ConfigError] = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
         section = loc[0] if loc else ""
         key = loc[1] if len(loc) > 1 else ""
+        if section and not key:  # a check across a table's keys: the key its message names
+            key = _named_key(e["msg"], raw.get(section))
+            loc = loc + [key] if key else loc
         dotted = ".".join(loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
@@ -412,6 +424,16 @@ def _problems(err: ValidationError, text: str, path: Path) -> RungError:
     if len(problems) == 1:
         return problems[0]
     return ProblemList(list(problems), file=path)
+
+
+def _named_key(message: str, table: Any) -> str:
+    """The first of the table's keys the message names, as a word ("metric 'x' does not fit"):
+    where a check across keys points the user."""
+    if not isinstance(table, dict):
+        return ""
+    found = [(m.start(), k) for k in table for m in [re.search(rf"\b{re.escape(k)}\b", message)]
+             if m is not None]
+    return min(found)[1] if found else ""
 
 
 def _line_of_section(text: str, section: str) -> int | None:

@@ -112,8 +112,11 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         raise ModelError(f"no such model folder '{reference}'",
                          fix=f"for a Hugging Face hub model write \"{HUB}{reference}\"; else "
                              f"give an existing folder, a .gguf file or an alias ({known})")
+    from difflib import get_close_matches
+
+    near = get_close_matches(reference, list(ALIASES), n=1)
     raise ModelError(
-        f"unknown model '{reference}'",
+        f"unknown model '{reference}'" + (f" (did you mean '{near[0]}'?)" if near else ""),
         fix=f"use an alias ({known}), a local folder, a .gguf file, hf:org/name, or a "
             "remote model: openai:MODEL (any OpenAI-compatible server) or anthropic:MODEL",
     )
