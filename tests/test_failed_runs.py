@@ -54,6 +54,11 @@ def test_a_climb_that_fails_is_recorded_with_its_error_and_keeps_what_it_stored(
     store.close()
     table = runner.invoke(app, ["runs", str(task_dir)])
     assert "failed" in table.stdout and "away" in table.stdout  # the error, folded to fit
+    # a failed run recommends nothing and has no test scores to gate against
+    pin = runner.invoke(app, ["runs", str(task_dir), "--pin", run["id"]])
+    assert pin.exit_code == 2 and "did not finish (status failed)" in pin.stderr
+    serve = runner.invoke(app, ["serve", run["id"], "--task", str(task_dir), "--port", "0"])
+    assert serve.exit_code == 2 and "it recommends nothing" in serve.stderr
 
 
 def test_ctrl_c_is_recorded_as_interrupted(task_dir):

@@ -378,3 +378,22 @@ def test_scan_file_reads_past_bad_lines_and_names_each(tmp_path: Path) -> None:
     assert "empty" in result.problems[3].message
     with pytest.raises(DataError, match=":2: invalid JSON"):
         read_examples(path)
+
+
+def test_a_utf16_file_is_named_utf16_and_every_bad_line_is_counted(tmp_path):
+    """A UTF-16 file (Windows' 'Unicode') is said to be one, with iconv's right source
+    encoding; a file of 30 bad lines says 30 problems though it lists 20."""
+    from rung.data.formats import read_examples
+    from rung.errors import DataError, ProblemList
+
+    wide = tmp_path / "wide.jsonl"
+    wide.write_bytes('{"messages": []}\n'.encode("utf-16"))
+    with pytest.raises((DataError, ProblemList), match="UTF-16") as err:
+        read_examples(wide)
+    assert "iconv -f utf-16" in str(err.value)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("not json\n" * 30)
+    with pytest.raises(ProblemList) as many:
+        scan_file(broken)  # the audit's reader, which reads past bad lines
+    assert len(many.value.problems) == 30 and str(many.value).count("\n- ") == 21
+    assert "30 problem(s)" in str(many.value) and "... and 10 more" in str(many.value)

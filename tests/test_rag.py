@@ -347,3 +347,19 @@ def test_a_damaged_index_is_named_as_the_index_and_the_run_store_is_left_alone(
     done = runner.invoke(app, ["index", str(toml)])
     assert done.exit_code == 2 and f"{index}: the retrieval index could not be used" in done.stderr
     assert "rung index PATH" in done.stderr and "runs.db" not in done.stderr
+
+
+def test_an_empty_corpus_is_said_by_index_and_refused_by_ask(tmp_path: Path) -> None:
+    """Retrieval over nothing would make an answer up: rung index warns, rung ask refuses
+    (and an empty question is refused before anything loads)."""
+    toml = write_qa_task(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "docs")
+    (tmp_path / "docs").mkdir()
+    indexed = runner.invoke(app, ["index", str(toml)])
+    assert indexed.exit_code == 0 and "the index is empty" in indexed.stderr
+    asked = runner.invoke(app, ["ask", str(toml), "What is the limit?"])
+    assert asked.exit_code == 2 and "the corpus has no text to retrieve from" in asked.stderr
+    blank = runner.invoke(app, ["ask", str(toml), "  "])
+    assert blank.exit_code == 2 and "the question is empty" in blank.stderr

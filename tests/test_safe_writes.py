@@ -120,3 +120,15 @@ def test_claim_names_every_refused_target_at_once(tmp_path):
     message = str(info.value)
     assert "a.jsonl is the input" in message and "b.jsonl exists" in message
     assert "is a folder" in message
+
+
+def test_export_options_that_contradict_each_other_are_refused(tmp_path, fake_model):
+    task = write_task(tmp_path / "task", ladder={})
+    run_id = climb(task).run_id
+    for options, words in ((["--rung", "classifier", "--format", "vllm"], "--rung classifier"),
+                           (["--merge", "--format", "hf"], "drop --merge"),
+                           (["--merge", "--format", "classifier"], "a classifier has none")):
+        done = runner.invoke(app, ["export", run_id, "--task", str(task), "--out",
+                                   str(tmp_path / "out"), *options])
+        assert done.exit_code == 2 and words in done.stderr, (options, done.output)
+        assert not (tmp_path / "out").exists()

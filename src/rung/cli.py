@@ -267,6 +267,10 @@ def index(
               f"({report.chunks_embedded} embedded now)", highlight=False)
     for problem in report.problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    if report.chunks == 0:
+        err.print("[yellow]warning:[/] the index is empty: the corpus folder has no document "
+                  "with text (.md, .txt, .html, .pdf), so retrieval has nothing to find",
+                  highlight=False)
 
 
 @app.command()
@@ -319,6 +323,23 @@ def tune(
                       style="yellow", highlight=False, markup=False)
 
 
+def _check_export_options(rung: str, fmt: Optional[str], merge: bool) -> None:
+    """Options that contradict each other are refused, never one of them silently dropped."""
+    from rung.errors import ConfigError
+
+    if rung == "classifier" and fmt in ("hf", "vllm"):
+        raise ConfigError(f"--format {fmt} exports a fine-tuned LLM, and --rung classifier "
+                          "names a scikit-learn model", fix="drop --format (or use --format "
+                          "classifier) to export the classifier")
+    if fmt == "classifier" and rung == "finetune" and merge:
+        raise ConfigError("--merge folds a LoRA adapter into its base; a classifier has none",
+                          fix="drop --merge")
+    if merge and fmt in ("hf", "vllm"):
+        raise ConfigError(f"--merge and --format {fmt} both say how the tune is written",
+                          fix="--format hf writes merged weights, --format vllm base + adapter; "
+                              "drop --merge")
+
+
 @app.command()
 def export(
     run: str = typer.Argument(..., help="the run id (rung runs PATH lists them)"),
@@ -341,6 +362,7 @@ def export(
     with _user_errors(), _task_store(path) as store:
         _check_choice("--rung", rung, ("finetune", "classifier"))
         _check_choice("--format", fmt, ("hf", "vllm", "classifier"))
+        _check_export_options(rung, fmt, merge)
         if fmt in ("hf", "vllm"):
             from rung.export import export_pipeline
 
@@ -386,11 +408,15 @@ def serve(
 
     with _user_errors():
         sock = listening_socket(host, port)  # before the model loads: a taken port is said now
-        served = load_served(path, run, rung)
-        served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
-        app_ = create_app(served, api_key=api_key, max_batch=max_batch,
-                          batch_wait_ms=batch_wait_ms, queue_size=queue,
-                          log_to=_store_dir(path) if log else None)
+        try:
+            served = load_served(path, run, rung)
+            served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
+            app_ = create_app(served, api_key=api_key, max_batch=max_batch,
+                              batch_wait_ms=batch_wait_ms, queue_size=queue,
+                              log_to=_store_dir(path) if log else None)
+        except BaseException:
+            sock.close()
+            raise
     port = sock.getsockname()[1]
     err.print(f"serving {served.rung} of run {served.run_id} as {served.model_id} on "
               f"http://{host}:{port}/v1" + (" (key required)" if api_key else ""))

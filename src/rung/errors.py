@@ -64,10 +64,15 @@ class ModelError(RungError):
 class ProblemList(RungError):
     """Several problems found at once, so the user fixes them all in one go."""
 
-    def __init__(self, problems: list[RungError], *, file: str | Path | None = None) -> None:
+    def __init__(self, problems: list[RungError], *, file: str | Path | None = None,
+                 shown: int | None = None) -> None:
+        """`shown`: list only the first so many (a file with 900 bad lines), but count all."""
         self.problems = problems
-        body = "\n".join(f"- {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s):\n{body}", file=file)
+        listed = problems[:shown] if shown is not None else problems
+        body = "\n".join(f"- {p}" for p in listed)
+        more = f"\n- ... and {len(problems) - len(listed)} more" if len(listed) < len(problems) \
+            else ""
+        super().__init__(f"{len(problems)} problem(s):\n{body}{more}", file=file)
 
 
 def explain(error: BaseException) -> RungError | None:

@@ -74,6 +74,10 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
         if run is None:
             raise ConfigError(f"no run '{run_id}' in {store.root}",
                               fix=f"rung runs {task.path} lists the runs")
+        if run["status"] != "done" and rung is None:
+            raise ConfigError(f"run {run_id} did not finish (status {run['status']}): it "
+                              "recommends nothing", fix="serve a finished run (rung runs lists "
+                              "them), or name a rung it measured with --rung")
         rows = {row["rung"]: row for row in store.rung_rows(run_id)}
         if rung is None:
             summary = json.loads(run["summary_json"] or "{}").get("recommendation", {})

@@ -241,10 +241,12 @@ class Store:
 
     def pin(self, run_id: str) -> None:
         """Make `run_id` the baseline (`rung gate` without --baseline); one at a time."""
-        if self.run(run_id) is None:
-            from rung.errors import ConfigError
-
+        run = self.run(run_id)
+        if run is None:
             raise ConfigError(f"no run '{run_id}' in {self.root}", fix="rung runs lists them")
+        if run["status"] != "done":  # a baseline the gate can compare against has test scores
+            raise ConfigError(f"run {run_id} did not finish (status {run['status']}): it cannot "
+                              "be a baseline", fix="pin a finished run (rung runs lists them)")
         with self.conn:
             self.conn.execute("UPDATE runs SET pinned = 0 WHERE pinned = 1")
             self.conn.execute("UPDATE runs SET pinned = 1 WHERE id = ?", (run_id,))

@@ -117,7 +117,7 @@ def _scan(path: Path, fmt: str | None,
                 raise
             problems.append(problem)
     if not examples and problems:
-        raise ProblemList(problems[:20], file=path)
+        raise ProblemList(problems, file=path, shown=20)
     if not examples:
         raise DataError("no examples in file", file=path, fix="add at least one example: one JSON "
                         "object per line, or CSV rows under a header row; " + SEE)

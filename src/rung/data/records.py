@@ -38,6 +38,10 @@ def json_kind(value: Any) -> str:
 def lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
     """Decode line by line so a bad byte is blamed on its own line, not on the whole file."""
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a BOM says which: no guessing
+        yield 1, error(path, 1, "the file is UTF-16 (it starts with a UTF-16 byte-order mark)",
+                       "re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 in > out")
+        return
     offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     for line, raw in enumerate(data[offset:].splitlines(keepends=True), 1):
         try:

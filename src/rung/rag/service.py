@@ -67,9 +67,17 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
 
     from rung.models.remote import prepare
 
+    from rung.errors import DataError
+
+    if not question.strip():
+        raise ConfigError("the question is empty", fix='ask one: rung ask PATH "How do I ...?"')
     task = load_task(path)
     prepare(task.models.endpoints())
-    refresh_index(task)
+    refreshed = refresh_index(task)
+    if refreshed.chunks == 0:  # an answer with nothing to read is made up
+        raise DataError("the corpus has no text to retrieve from", file=task.corpus_path,
+                        fix="put documents (.md, .txt, .html, .pdf) in the corpus folder; "
+                            "`rung index PATH` lists the files it could not read")
     pipeline, origin = _rag_pipeline(task)
     settings = dict(pipeline.retrieval or {})
     settings.update({k_: v for k_, v in (("method", method), ("k", k)) if v is not None})
