@@ -267,6 +267,12 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     drift = json.loads(bad.stdout)
     assert "distance" in drift["significant"] and drift["score"] is None
     assert drift["drift"]["distance"]["share_far"] > 0.5
+    # a label the task does not have is refused with its line, as the climb refuses it
+    records[2]["messages"][-1]["content"] = "REFUND"
+    held_out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    refund = runner.invoke(app, ["check", run_id, "--task", str(toml), "--rung", "prompt",
+                                 "--inputs", str(held_out)])
+    assert refund.exit_code == 2 and f"{held_out}:3: label 'REFUND'" in refund.stderr
 
 
 def test_a_served_rag_pipeline_answers_with_its_sources(tmp_path, fake_model):

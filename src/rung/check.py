@@ -98,6 +98,14 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     served = served_from(task, run_id, rung)
     path = Path(inputs)
     examples, labelled = read_inputs(path)
+    if labelled and task.task.kind == "classification":  # as the climb refuses them
+        known = set(task.task.labels)
+        for ex in examples:
+            if ex.output.strip() not in known:
+                raise DataError(f"label '{ex.output}' is not one of the task's labels "
+                                f"{task.task.labels}", file=path, line=ex.line,
+                                fix="correct the label, or leave outputs out to check the "
+                                    "inputs alone")
     split = make_split(task, load_examples(task))
     pipeline = served.pipeline
     store = Store(task.store_dir)
