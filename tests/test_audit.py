@@ -389,8 +389,8 @@ def test_verdicts_marked_in_the_review_csv_count_in_the_next_audit_and_are_kept(
         row["verdict"] = "bad" if i == 3 else "OK"
     rows[3]["note"] = "wrong label"
 
-    def write(rows):
-        with sheet.open("w", newline="") as fh:
+    def write(rows):  # as a spreadsheet saves "CSV UTF-8": with a byte-order mark
+        with sheet.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
@@ -417,3 +417,20 @@ def test_verdicts_marked_in_the_review_csv_count_in_the_next_audit_and_are_kept(
     wrong = audit_cli(path)
     assert wrong.exit_code == 2 and "neither ok nor bad" in wrong.output
     assert f"{sheet}:2" in wrong.output and "write ok or bad" in wrong.output
+    sheet.write_bytes(sheet.read_bytes().replace(b"wrong label", b"caf\xe9"))  # cp1252
+    latin = audit_cli(path)
+    assert latin.exit_code == 2 and f"{sheet}: not UTF-8: byte 0xe9" in latin.output
+    assert "CSV UTF-8" in latin.output
+
+
+def test_a_climb_reuses_an_audit_made_without_a_review_sample(task_dir, fake_model) -> None:
+    """[audit] review_sample = 0 is a check skipped on purpose, so the stored audit covers
+    every check and the next climb does not audit again."""
+    from conftest import write_task
+    from rung.data.audit.report import audit_for
+    from rung.task import load_task
+
+    toml = write_task(task_dir, extra="\n[audit]\nreview_sample = 0\n")
+    first = audit_for(load_task(toml))
+    assert first["skipped"]["review-sample"] == "[audit] review_sample = 0"
+    assert audit_for(load_task(toml))["audit_id"] == first["audit_id"]

@@ -207,3 +207,31 @@ def test_a_task_folder_moved_or_copied_serves_its_own_saved_models(tmp_path, fak
     copied = runner.invoke(app, ["export", run_id, "--task", str(tmp_path / "c"), "--rung",
                                  "classifier", "--out", str(tmp_path / "e2")])
     assert copied.exit_code == 0, copied.output
+
+
+def test_rerooting_moves_only_the_runs_own_saved_models(tmp_path):
+    """A path under the recorded task's .rung is the run's own: it follows the folder. A model
+    in another task's .rung (a tune used as a base) is left alone; without a record of where
+    the task was, a path moves only when it is gone and the same file is here."""
+    from rung.pipeline import rerooted
+
+    was, now, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
+    own = str(was / ".rung" / "classifiers" / "k1")
+    assert rerooted(own, now, was) == str(now / ".rung" / "classifiers" / "k1")
+    base = str(other / ".rung" / "tunes" / "k2" / "artifact")
+    assert rerooted(base, now, was) == base
+    assert rerooted("smollm2-135m-instruct", now, was) == "smollm2-135m-instruct"
+    (now / ".rung" / "classifiers" / "k1").mkdir(parents=True)
+    assert rerooted(own, now) == str(now / ".rung" / "classifiers" / "k1")  # gone, here
+    (other / ".rung" / "tunes" / "k2" / "artifact").mkdir(parents=True)
+    assert rerooted(base, now) == base  # still there: left alone
+
+
+def test_a_gate_summary_from_before_the_mark_is_still_the_gates_own(tmp_path):
+    from rung.compare import is_gate_summary
+
+    old = tmp_path / "old.md"
+    old.write_text("**rung gate passes**: finetune of `r2` scores 0.900 ...\n")
+    mine = tmp_path / "mine.md"
+    mine.write_text("# my notes\n")
+    assert is_gate_summary(old) and not is_gate_summary(mine)

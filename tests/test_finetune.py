@@ -380,3 +380,20 @@ def test_gradient_norms_that_explode_or_vanish_are_signals_with_fixes() -> None:
     [dead] = diagnose(flat, healthy, grad_norm=[1.0] + [0.5] * 8 + [1e-6])
     assert dead.name == "vanishing-gradients" and "raise the learning rate" in dead.fix
     assert diagnose(falling, healthy, grad_norm=[1.0] + [0.5] * 8 + [1e-6]) == []  # it learned
+
+
+def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path) -> None:
+    """memory_check says whether to start, not what is trained: switching it off to get past
+    a refusal resumes the same tune folder, and a store from before the setting existed
+    keeps its tunes."""
+    from rung.finetune.train import tune_key
+
+    on = load_task(write_task(task_dir / "on", model=str(tiny_llama), extra=finetune_table()))
+    off = load_task(write_task(task_dir / "off", model=str(tiny_llama),
+                               extra=finetune_table(memory_check=False)))
+    pipeline, train = _pipeline(tiny_llama, task_dir), _tickets(4)
+    assert tune_key(on, pipeline, train, [], "base") == tune_key(off, pipeline, train, [], "base")
+    wider = load_task(write_task(task_dir / "r8", model=str(tiny_llama),
+                                 extra=finetune_table(rank=8)))
+    assert tune_key(wider, pipeline, train, [], "base") != tune_key(on, pipeline, train, [],
+                                                                     "base")

@@ -126,7 +126,7 @@ def test_export_options_that_contradict_each_other_are_refused(tmp_path, fake_mo
     task = write_task(tmp_path / "task", ladder={})
     run_id = climb(task).run_id
     for options, words in ((["--rung", "classifier", "--format", "vllm"], "--rung classifier"),
-                           (["--merge", "--format", "hf"], "drop --merge"),
+                           (["--merge", "--format", "vllm"], "drop --merge"),
                            (["--merge", "--format", "classifier"], "a classifier has none")):
         done = runner.invoke(app, ["export", run_id, "--task", str(task), "--out",
                                    str(tmp_path / "out"), *options])

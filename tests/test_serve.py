@@ -495,3 +495,16 @@ def test_a_port_in_use_or_a_bad_host_is_said_before_the_model_loads(tmp_path):
     host = runner.invoke(app, ["serve", "--task", str(task), "--host", "no.such.host.invalid"])
     assert host.exit_code == 2 and "--host no.such.host.invalid is not an address" in host.stderr
     assert runner.invoke(app, ["serve", "--task", str(task), "--port", "99999"]).exit_code == 2
+
+
+def test_check_inputs_in_a_csv_keep_the_csv_readers_word(tmp_path):
+    """A file that is not JSON lines at all is not blamed for invalid JSON on line 1: the
+    format's own reader says what is wrong."""
+    from rung.check import read_inputs
+    from rung.errors import DataError
+
+    inputs = tmp_path / "in.csv"
+    inputs.write_text("input\nfirst question\n")
+    with pytest.raises(DataError) as err:
+        read_inputs(inputs)
+    assert "invalid JSON" not in str(err.value)

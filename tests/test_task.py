@@ -151,3 +151,16 @@ def test_a_custom_metric_file_is_found_from_any_working_directory(task_dir, tmp_
     monkeypatch.chdir(tmp_path)
     spec = load_task(toml)
     assert score_predictions(spec.task.metric, ["a", "b"], ["a", "c"]).value == 0.5
+
+
+def test_a_large_model_no_rung_will_use_is_not_asked_for(task_dir, fake_model):
+    """rung eval --rung prompt, or a ladder that skips the bigger model, does not need
+    [models] large to resolve; a climb that may run it does."""
+    from rung.climb import check_models, left_out
+
+    toml = write_task(task_dir)
+    _replace(toml, 'small = "fake"', 'small = "fake"\nlarge = "not-downloaded-yet"')
+    task = load_task(toml)
+    check_models(task, left_out(task, "prompt", None))  # nothing raised
+    with pytest.raises(ConfigError, match="models.large: unknown model"):
+        check_models(task, left_out(task, None, None))

@@ -53,8 +53,8 @@ def read_inputs(path: Path) -> tuple[list[Example], bool]:
     except DataError as first:
         found = []
         for number, record in json_records(path):
-            if isinstance(record, DataError):
-                raise record from None
+            if isinstance(record, DataError):  # not JSON lines at all: the reader's word
+                raise (record if found else first) from None
             key = next((k for k in INPUT_KEYS if isinstance(record.get(k), str)), None)
             if key is None:
                 if found:  # inputs alone so far: this line is the one that breaks them

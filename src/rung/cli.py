@@ -334,10 +334,9 @@ def _check_export_options(rung: str, fmt: Optional[str], merge: bool) -> None:
     if fmt == "classifier" and rung == "finetune" and merge:
         raise ConfigError("--merge folds a LoRA adapter into its base; a classifier has none",
                           fix="drop --merge")
-    if merge and fmt in ("hf", "vllm"):
-        raise ConfigError(f"--merge and --format {fmt} both say how the tune is written",
-                          fix="--format hf writes merged weights, --format vllm base + adapter; "
-                              "drop --merge")
+    if merge and fmt == "vllm":
+        raise ConfigError("--merge folds the adapter in, and --format vllm serves base + adapter",
+                          fix="--format hf writes merged weights; or drop --merge")
 
 
 @app.command()
@@ -404,10 +403,10 @@ def serve(
     GET /v1/models, /health, /metrics): exactly what was measured."""
     import uvicorn
 
-    from rung.serve import create_app, listening_socket, load_served
+    from rung.serve import bound_socket, create_app, load_served
 
     with _user_errors():
-        sock = listening_socket(host, port)  # before the model loads: a taken port is said now
+        sock = bound_socket(host, port)  # before the model loads: a taken port is said now
         try:
             served = load_served(path, run, rung)
             served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])

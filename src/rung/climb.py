@@ -99,16 +99,20 @@ def load_examples(task: TaskSpec) -> list[Example]:
     return examples
 
 
-def check_models(task: TaskSpec) -> None:
-    """Every local model [models] names resolves, before the audit and any rung: a misspelt
-    name is said at once with its line, not after the classifier ran. A hub model (hf:) is
-    fetched when first loaded and a remote one was checked with its key, so neither is
-    asked here."""
+def check_models(task: TaskSpec, why_not: dict[str, str]) -> None:
+    """Every local model [models] names that a rung to be measured uses resolves, before the
+    audit and any rung: a misspelt name is said at once with its line, not after the
+    classifier ran. `why_not` (left_out) says which rungs are left out: the large model is
+    asked only when the bigger-model rung may run. A hub model (hf:) is fetched when first
+    loaded and a remote one was checked with its key, so neither is asked here."""
     from rung.errors import ModelError, ProblemList
     from rung.models.registry import HUB, in_process, resolve
 
+    used = {"small": any(not why_not.get(name) for name in ("prompt", "few-shot", "rag",
+                                                             "bigger-model", "finetune")),
+            "large": not why_not.get("bigger-model")}
     problems = []
-    for key in ("small", "large"):
+    for key in [k for k, needed in used.items() if needed]:
         reference = getattr(task.models, key)
         if not reference or is_remote(reference) or reference.startswith(HUB) \
                 or in_process(reference) is not None:
@@ -262,7 +266,7 @@ def climb(
                           fix="measure another rung (rung eval PATH --rung prompt)")
     climb_all = climb_all or task.ladder.all
     prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
-    check_models(task)
+    check_models(task, left_out(task, only, tune_from))
     if tune_from is not None:  # the past run must have a tune before any rung is measured
         with closing(Store(task.store_dir)) as store:
             store.measured(tune_from, "finetune", "a fine-tune")

@@ -66,10 +66,10 @@ class CountingModel:
 
 def dry_run(path: str | Path) -> dict[str, Any]:
     """Per rung and model: requests, tokens in and out, dollars; and the totals."""
-    from rung.climb import check_models, climb
+    from rung.climb import check_models, climb, left_out
 
     task = load_task(path)
-    check_models(task)  # a misspelt model is refused by the dry run as by the climb
+    check_models(task, left_out(task, None, None))  # refused by the dry run as by the climb
     references = [m for m in (task.models.small, task.models.large) if m]
     stand_ins = {ref: CountingModel(ref) for ref in references}
 

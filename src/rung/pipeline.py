@@ -220,9 +220,10 @@ class Pipeline:
                 for label, row in zip(labels, logprobs)]
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any], *, base_dir: str | None = None) -> "Pipeline":
+    def from_dict(cls, record: dict[str, Any], *, base_dir: str | None = None,
+                  was_at: Path | None = None) -> "Pipeline":
         """A stored pipeline (`to_dict`) back as one; `base_dir` re-roots it where the task
-        folder is now."""
+        folder is now (`was_at`: where the run recorded it, see rerooted)."""
         from rung.data.example import make_example
 
         record = dict(record)
@@ -231,7 +232,7 @@ class Pipeline:
                             for d in record.get(name, [])]
         if base_dir is not None:
             record["base_dir"] = base_dir
-            record["model"] = rerooted(record["model"], Path(base_dir))
+            record["model"] = rerooted(record["model"], Path(base_dir), was_at)
         return cls(**record)
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,15 +249,22 @@ class Pipeline:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def rerooted(model: str, base_dir: Path) -> str:
+def rerooted(model: str, base_dir: Path, was_at: Path | None = None) -> str:
     """A model rung saved in a task's .rung folder (a classifier, a tune) is stored with the
     absolute path the task had then; once the folder is moved or copied, that path is gone, or
-    worse, still the original's. The same file under the task's .rung folder now is meant."""
+    worse, still the original's. The same file under the task's .rung folder now is meant.
+    `was_at`, the task folder the run recorded, says which paths were its own: a model in
+    another task's .rung (a tune used as a base) is left alone. Without it, a path is moved
+    only when it is gone and the same file is here."""
     path = Path(model)
     if not path.is_absolute() or ".rung" not in path.parts:
         return model
+    if was_at is not None:
+        try:
+            inside = path.relative_to(was_at / ".rung")
+        except ValueError:
+            return model
+        return str(base_dir / ".rung" / inside)
     parts = path.parts
-    inside = parts[len(parts) - 1 - parts[::-1].index(".rung"):]
-    here = base_dir.joinpath(*inside)
-    return model if path == here else str(here)
-
+    here = base_dir.joinpath(*parts[len(parts) - 1 - parts[::-1].index(".rung"):])
+    return str(here) if not path.exists() and here.exists() else model

@@ -15,6 +15,7 @@ Built on FastAPI and uvicorn; metrics by prometheus_client.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import secrets
 import socket
@@ -86,7 +87,8 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
             raise ConfigError(f"run {run_id} measured no rung '{rung}'",
                               fix=f"serve one it measured: {', '.join(rows) or 'none'}")
         pipeline = Pipeline.from_dict(json.loads(rows[rung]["pipeline_json"]),
-                                      base_dir=str(task.root))
+                                      base_dir=str(task.root),
+                                      was_at=Path(run["task_path"]).parent)
     finally:
         store.close()
     return Served(pipeline, run_id, rung, task.task.name)
@@ -351,9 +353,11 @@ def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: fl
         store.close()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound before the model loads: a port in use or a host that is no
-    address of this machine is said at once, and "serving on" is printed only once it is true."""
+    address of this machine is said at once, and "serving on" is printed only once it is true.
+    It listens only once the server starts (asyncio does), so no client is accepted into a
+    queue that nothing answers while the model loads."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM)[0]
@@ -365,12 +369,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
-        sock.listen(2048)
     except OSError as err:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}",
                           fix="pass another --port, or stop what is serving there"
-                              if err.errno == 98 else
+                              if err.errno == errno.EADDRINUSE else
                               "pass an --host this machine has (127.0.0.1, 0.0.0.0) and a "
                               "--port it may use") from None
     return sock

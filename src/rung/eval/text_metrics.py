@@ -316,7 +316,15 @@ def _conforms(schema: dict, value: Any) -> bool:
 def schema_problem(schema: dict, value: Any) -> str | None:
     """Where and how `value` first breaks `schema` ("$.age: 'x' is not of type 'integer'"),
     or None when it conforms: what the audit tells a person to correct."""
-    error = next(iter(_validator(schema).iter_errors(value)), None)
+    from referencing.exceptions import Unresolvable
+
+    try:
+        error = next(iter(_validator(schema).iter_errors(value)), None)
+    except Unresolvable as err:
+        raise ConfigError(
+            f"the JSON Schema has a $ref that cannot be resolved: {err}",
+            fix="point every $ref inside the schema (e.g. #/$defs/name); rung fetches no remote schemas",
+        ) from None
     return None if error is None else f"{error.json_path}: {error.message}"
 
 

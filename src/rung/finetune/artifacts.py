@@ -35,15 +35,17 @@ class PastTune:
 
 def past_tune(store: Store, run_id: str, *, base_dir: str | None = None) -> PastTune:
     run, row = store.measured(run_id, "finetune", "fine-tune")
+    was_at = Path(run["task_path"]).parent  # the task folder when the run was made
     artifact = Path(rerooted(json.loads(row["summary_json"])["training"]["adapter"],
-                             store.root.parent))  # where the task folder is now
+                             store.root.parent, was_at))  # where the task folder is now
     tune = finished_tune(artifact.parent)
     if tune is None:
         raise RungError(f"the fine-tune of run {run_id} is gone: {artifact / TUNE_FILE} is missing",
                         fix="re-run the fine-tune (rung eval PATH --rung finetune)")
     split = json.loads((store.artifacts(run_id) / "split.json").read_text())
     return PastTune(run_id, tune,
-                    Pipeline.from_dict(json.loads(row["pipeline_json"]), base_dir=base_dir),
+                    Pipeline.from_dict(json.loads(row["pipeline_json"]), base_dir=base_dir,
+                                       was_at=was_at if base_dir else None),
                     set(split["ids"]["train"]) | set(split["ids"]["val"]), dict(run))
 
 

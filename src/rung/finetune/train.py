@@ -114,7 +114,8 @@ def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
     and a changed config, split, prompt or base model starts afresh."""
     payload = json.dumps({
-        "finetune": task.finetune.model_dump(), "seed": task.task.seed,
+        # memory_check says whether to start, not what is trained: a tune resumes across it
+        "finetune": task.finetune.model_dump(exclude={"memory_check"}), "seed": task.task.seed,
         "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
         "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
     }, sort_keys=True)
@@ -201,7 +202,7 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = _trainer(task, pipeline, train, val, out, callbacks)
         estimate = _estimate(task, pipeline, trainer)
-        if task.finetune.memory_check and estimate is not None:
+        if task.finetune.memory_check and estimate is not None and not _sharded():
             check_fits(task, estimate)
         last = last_complete_checkpoint(out / "checkpoints")
         started = time.perf_counter()
@@ -257,6 +258,14 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
         dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
         gradient_checkpointing=settings.gradient_checkpointing or None,
         logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
+
+
+def _sharded() -> bool:
+    """FSDP or DeepSpeed under accelerate split the weights and optimizer across devices,
+    which the one-device estimate does not model: no refusal there (DDP replicates, so the
+    estimate holds per device)."""
+    return any(os.environ.get(name, "").lower() in ("1", "true")
+               for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
 def device_memory() -> tuple[int, str]:

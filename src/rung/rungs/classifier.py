@@ -107,7 +107,8 @@ def export_classifier(store: "Store", run_id: str, out: Path) -> dict[str, Any]:
     run, row = store.measured(run_id, "classifier", "classifier rung")
     from rung.pipeline import rerooted
 
-    folder = Path(rerooted(json.loads(row["pipeline_json"])["model"], store.root.parent))
+    folder = Path(rerooted(json.loads(row["pipeline_json"])["model"], store.root.parent,
+                           Path(run["task_path"]).parent))
     if not is_classifier_folder(folder):
         raise ConfigError(f"the classifier of run {run_id} is gone from {folder}",
                           fix="climb the task again: the classifier is retrained in seconds")

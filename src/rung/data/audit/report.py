@@ -247,7 +247,8 @@ def run_audit(
                               source=str(inp.data_path), flags=flags,  # type: ignore[arg-type]
                               verdicts=read_verdicts(reviewed, examples))
         if settings.review_sample else None,
-        "" if review_folder is not None else "no folder to write it to")
+        "no folder to write it to" if review_folder is None else
+        "" if settings.review_sample else "[audit] review_sample = 0")
     checks.sort(key=lambda c: CHECKS.index(c.check))
     lines = len(examples) + len(scan.problems)
     return AuditReport(inp, scan.format, len(examples), lines, checks, skipped, seconds), examples

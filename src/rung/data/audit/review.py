@@ -36,19 +36,25 @@ def read_verdicts(csvs: Sequence[Path], examples: Sequence[Example]) -> dict[int
     outputs = {ex.line: ex.output for ex in examples}
     verdicts: dict[int, tuple[str, str]] = {}
     for path in csvs:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            for row in reader:
-                said = (row.get("verdict") or "").strip().lower()
-                if not said:
-                    continue
-                if said not in OK + BAD:
-                    raise DataError(f"the verdict {row['verdict']!r} is neither ok nor bad",
-                                    file=path, line=reader.line_num,
-                                    fix="write ok or bad in the verdict column, or leave it empty")
-                line = int(row["line"]) if (row.get("line") or "").isdigit() else -1
-                if outputs.get(line) == row.get("output") and line not in verdicts:
-                    verdicts[line] = ("ok" if said in OK else "bad", row.get("note") or "")
+        try:  # bytes decoded whole: newlines inside a quoted output stay as written
+            text = path.read_bytes().decode("utf-8-sig")  # a spreadsheet may add a BOM
+        except UnicodeDecodeError as err:
+            raise DataError(f"not UTF-8: byte 0x{err.object[err.start]:02x} at byte offset "
+                            f"{err.start}", file=path,
+                            fix="save the review sheet as 'CSV UTF-8', or re-save it: iconv "
+                                "-f cp1252 -t utf-8 in > out") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            said = (row.get("verdict") or "").strip().lower()
+            if not said:
+                continue
+            if said not in OK + BAD:
+                raise DataError(f"the verdict {row['verdict']!r} is neither ok nor bad",
+                                file=path, line=reader.line_num,
+                                fix="write ok or bad in the verdict column, or leave it empty")
+            line = int(row["line"]) if (row.get("line") or "").isdigit() else -1
+            if outputs.get(line) == row.get("output") and line not in verdicts:
+                verdicts[line] = ("ok" if said in OK else "bad", row.get("note") or "")
     return verdicts
 
 
