@@ -60,6 +60,48 @@ def test_every_problem_is_reported_at_once(task_dir):
     assert all(p.line for p in info.value.problems)
 
 
+def test_a_check_across_keys_is_not_held_back_by_a_bad_key_beside_it(task_dir):
+    """pydantic runs [task]'s metric-fits-kind check only when every key of [task] passed;
+    rung runs it on the keys that did, so both problems come in one round."""
+    toml = write_task(task_dir)
+    _replace(toml, 'target = 0.9', 'target = 7')
+    _replace(toml, 'metric = "accuracy"', 'metric = "rouge_l"')
+    _replace(toml, 'group_key = "customer"', 'group_key = 3\ntest = 0.3')
+    with pytest.raises(ProblemList) as info:
+        load_task(toml)
+    text = str(info.value)
+    assert len(info.value.problems) == 4, text
+    assert "task.target" in text and "metric 'rouge_l' does not fit a classification" in text
+    assert "split.group_key" in text and "must add up to 1.0" in text
+    metric = next(p for p in info.value.problems if "rouge_l" in p.message)
+    assert toml.read_text().splitlines()[metric.line - 1].strip().startswith("metric")
+
+
+def test_missing_files_come_in_the_same_round_as_bad_keys(task_dir):
+    """A new user's first rung.toml: a typo in a key, a data path and a corpus path that are
+    not there, and a schema that is a folder. One run lists all four, each with its line."""
+    toml = write_task(task_dir)
+    _replace(toml, 'target = 0.9', 'target = 7')
+    _replace(toml, 'data = "tickets.jsonl"',
+             'data = "tickets.json"\ncorpus = "docs"\nschema = "."')
+    with pytest.raises(ProblemList) as info:
+        load_task(toml)
+    text = str(info.value)
+    assert len(info.value.problems) == 4, text
+    assert "task.target" in text and "data file 'tickets.json' not found" in text
+    assert "corpus folder 'docs' not found" in text and "schema file '.' not found" in text
+    lines = toml.read_text().splitlines()
+    for problem in info.value.problems:
+        key = problem.message.split("'")[0].split()[0].removeprefix("task.")
+        assert lines[problem.line - 1].strip().startswith(
+            {"data": "data", "corpus": "corpus", "schema": "schema"}.get(key, "target")), problem
+    # the keys mended, the files are still reported, together, once the tables load
+    _replace(toml, 'target = 7', 'target = 0.9')
+    with pytest.raises(ProblemList) as info:
+        load_task(toml)
+    assert len(info.value.problems) == 3
+
+
 def test_bad_toml_and_missing_data(task_dir, tmp_path):
     toml = write_task(task_dir)
     toml.write_text(toml.read_text().replace('name = "tiny-tickets"', 'name = "tiny'))

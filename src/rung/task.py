@@ -355,33 +355,61 @@ def load_task(path: str | Path) -> TaskSpec:
     try:
         spec = TaskSpec.model_validate({**raw, "path": path.resolve()})
     except ValidationError as err:
-        raise _problems(err, text, path, raw) from None
+        # the files it names are checked too, so one round shows every problem
+        raise _all_of(_problems(err, text, path, raw), _missing_files(raw, path, text)) \
+            from None
+    problems = _missing_files(raw, path, text)
     if is_custom_metric(spec.task.metric):
         try:
             load_custom_metric(spec.task.metric, base_dir=spec.root)
         except ConfigError as err:
-            raise ConfigError(err.message, file=path, line=_line_of(text, "task", "metric"),
-                              fix=err.fix) from None
-        module, _, function = spec.task.metric.rpartition(":")
-        if module.endswith(".py") and not Path(module).is_absolute():
-            # The evaluator runs from anywhere: anchor a file reference at the task folder.
-            task_table = spec.task.model_copy(update={"metric": f"{spec.root / module}:{function}"})
-            spec = spec.model_copy(update={"task": task_table})
-    if spec.task.schema_file is not None:
-        _check_schema(spec, text, path)
-    if spec.corpus_path is not None and not spec.corpus_path.is_dir():
-        raise ConfigError(
-            f"corpus folder '{spec.task.corpus}' not found (looked at {spec.corpus_path})",
-            file=path, line=_line_of(text, "task", "corpus"),
-            fix="set [task] corpus to a folder of documents relative to rung.toml, or remove it",
-        )
-    if not spec.data_path.exists():
-        raise ConfigError(
-            f"data file '{spec.task.data}' not found (looked at {spec.data_path})",
-            file=path, line=_line_of(text, "task", "data"),
-            fix="set [task] data to a path relative to rung.toml",
-        )
+            problems.append(ConfigError(err.message, file=path, fix=err.fix,
+                                        line=_line_of(text, "task", "metric")))
+        else:
+            module, _, function = spec.task.metric.rpartition(":")
+            if module.endswith(".py") and not Path(module).is_absolute():
+                # The evaluator runs from anywhere: anchor a file reference at the task folder.
+                task_table = spec.task.model_copy(
+                    update={"metric": f"{spec.root / module}:{function}"})
+                spec = spec.model_copy(update={"task": task_table})
+    if spec.task.schema_file is not None and (spec.root / spec.task.schema_file).is_file():
+        try:
+            _check_schema(spec, text, path)
+        except ConfigError as err:
+            problems.append(err)
+    if problems:
+        raise _all_of(*problems)
     return spec
+
+
+def _missing_files(raw: dict[str, Any], path: Path, text: str) -> list[RungError]:
+    """The data file, corpus folder and schema file [task] names that are not there. Read from
+    the raw table, so they are reported beside the problems pydantic finds, not a round later."""
+    table = raw.get("task") if isinstance(raw.get("task"), dict) else {}
+    root = path.resolve().parent
+    problems: list[RungError] = []
+    wanted = (("data", Path.exists, "data file", "set [task] data to a path relative to rung.toml"),
+              ("corpus", Path.is_dir, "corpus folder", "set [task] corpus to a folder of "
+               "documents relative to rung.toml, or remove it"),
+              ("schema", Path.is_file, "schema file", "set [task] schema to a JSON Schema file "
+               "relative to rung.toml"))
+    for key, there, what, fix in wanted:
+        value = table.get(key)
+        if isinstance(value, str) and value and not there((root / value).resolve()):
+            problems.append(ConfigError(
+                f"{what} '{value}' not found (looked at {(root / value).resolve()})",
+                file=path, line=_line_of(text, "task", key), fix=fix))
+    return problems
+
+
+def _all_of(*found: RungError | list[RungError]) -> RungError:
+    problems: list[RungError] = []
+    for item in found:
+        problems.extend(item.problems if isinstance(item, ProblemList)
+                        else item if isinstance(item, list) else [item])
+    if len(problems) == 1:
+        return problems[0]
+    return ProblemList(problems, file=problems[0].file)
 
 
 def _check_schema(spec: TaskSpec, text: str, path: Path) -> None:
@@ -389,9 +417,6 @@ def _check_schema(spec: TaskSpec, text: str, path: Path) -> None:
     schema_path = spec.root / str(spec.task.schema_file)
     try:
         schema = spec.json_schema
-    except FileNotFoundError:
-        raise ConfigError(f"schema file '{spec.task.schema_file}' not found", file=path, line=line,
-                          fix="set [task] schema to a JSON Schema file relative to rung.toml") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{schema_path} is not valid JSON: {err}", file=path, line=line,
                           fix="fix the schema file") from None
@@ -403,7 +428,7 @@ def _check_schema(spec: TaskSpec, text: str, path: Path) -> None:
 
 def _problems(err: ValidationError, text: str, path: Path, raw: dict[str, Any]) -> RungError:
     problems: list[ConfigError] = []
-    for e in err.errors():
+    for e in [*err.errors(), *_unrun_table_checks(err, raw)]:
         loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
         section = loc[0] if loc else ""
         key = loc[1] if len(loc) > 1 else ""
@@ -424,6 +449,37 @@ def _problems(err: ValidationError, text: str, path: Path, raw: dict[str, Any]) 
     if len(problems) == 1:
         return problems[0]
     return ProblemList(list(problems), file=path)
+
+
+def _unrun_table_checks(err: ValidationError, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """pydantic skips a table's checks across keys when one of its keys failed, so a wrong
+    metric would be reported only once the target was mended. Run them here on the keys that
+    passed (the failed ones left at their defaults), as errors in pydantic's own shape."""
+    failed: dict[str, set[str]] = {}
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
+        if len(loc) >= 2:
+            failed.setdefault(loc[0], set()).add(loc[1])
+    found = []
+    for section, bad_keys in failed.items():
+        field = TaskSpec.model_fields.get(section)
+        table = raw.get(section)
+        if field is None or not isinstance(table, dict) or not isinstance(field.annotation, type):
+            continue
+        model = field.annotation
+        checks = [d.func for d in model.__pydantic_decorators__.model_validators.values()
+                  if d.info.mode == "after"]
+        if not checks or not issubclass(model, BaseModel):
+            continue
+        partial = model.model_construct(**{k: v for k, v in table.items() if k not in bad_keys})
+        for check in checks:
+            try:
+                check(partial)
+            except ValueError as problem:
+                found.append({"loc": (section,), "msg": str(problem), "type": "value_error"})
+            except Exception:  # a required key that failed, a value of the wrong type: no
+                continue  # check can be made without it, and pydantic named it already
+    return found
 
 
 def _named_key(message: str, table: Any) -> str:
