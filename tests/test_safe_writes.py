@@ -69,6 +69,16 @@ def test_audit_fix_never_touches_the_input_or_files_beside_out(tmp_path):
     assert json.loads(log.read_text())["kept"] == 15
 
 
+def test_audit_fix_where_nothing_can_be_written_is_refused_before_the_audit(tmp_path):
+    src = _data(tmp_path)
+    beside = _data(tmp_path, "notes.jsonl")  # a file where --fix would need a folder
+    done = runner.invoke(app, ["audit", str(src), "--fix", str(beside / "clean" / "out.jsonl")])
+    assert done.exit_code == 2, done.output
+    assert "cannot be written" in done.stderr and "notes.jsonl is a file, not a folder" in \
+        done.stderr and "write somewhere you may write" in done.stderr
+    assert not (tmp_path / ".rung").exists()  # refused before the audit's work
+
+
 def test_report_out_replaces_only_its_own_page_unless_forced(tmp_path, fake_model):
     task = write_task(tmp_path / "task")
     run_id = climb(task).run_id

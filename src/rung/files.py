@@ -90,6 +90,19 @@ def copy_tree(source: str | Path, target: str | Path) -> None:
             raise
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why a file could not be made at `path`, found before the work that would fill it: the
+    nearest folder that exists on its way must be a folder this user may write into."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
 def _same(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
@@ -133,9 +146,14 @@ def claim(targets: Sequence[str | Path], *, inputs: Sequence[str | Path] = (),
             problems.append(f"{path} is a folder")
         elif path.exists() and not force and not (ours is not None and ours(path)):
             problems.append(f"{path} exists and rung did not write it")
+        elif (blocked := _unwritable(path)) is not None:
+            problems.append(f"{path} cannot be written: {blocked}")
     if problems:
-        fix = "write to a new path" if any("input" in p or "folder" in p or "never" in p
-                                           for p in problems) \
-            else f"write to a new path, or pass {option} to replace it"
+        if all("cannot be written" in p for p in problems):
+            fix = "write somewhere you may write, or mend the folder's permissions"
+        elif any("input" in p or "folder" in p or "never" in p for p in problems):
+            fix = "write to a new path"
+        else:
+            fix = f"write to a new path, or pass {option} to replace it"
         raise ConfigError("; ".join(problems), fix=fix)
     return paths
