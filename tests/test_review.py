@@ -173,3 +173,12 @@ def test_review_on_new_inputs_asks_both_stored_pipelines(tmp_path, fake_model):
                                           "choice": side}).json() == {"ok": True}
     assert client.get("/api/next", params={"reviewer": "ada"}).json()["input"] == \
         "a feature request for dark mode"
+
+
+def test_results_before_any_vote_say_there_are_none_and_how_to_vote(tmp_path, fake_model):
+    toml, run_id = _climbed(tmp_path, fake_model, per_label=6)
+    done = runner.invoke(app, ["review", run_id, "--task", str(toml), "--results"])
+    assert done.exit_code == 0, done.output
+    assert "no review votes yet on few-shot against prompt" in done.stdout
+    said = " ".join(done.stdout.split())  # rich wraps it to the terminal
+    assert f"rung review {run_id}" in said and "0 of 0" not in said

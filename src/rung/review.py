@@ -84,7 +84,7 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
     p_value = float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0
     reviewers = sorted({r for r, _ in latest})
     out: dict[str, Any] = {
-        "a": rung_a, "b": rung_b, "reviewers": reviewers, "items": len({i for _, i in latest}),
+        "run": run_id, "a": rung_a, "b": rung_b, "reviewers": reviewers, "items": len({i for _, i in latest}),
         "b_wins": wins, "ties": ties, "a_wins": losses, "skips": len(latest) - len(counted),
         "b_win_rate": round(wins / decided, 4) if decided else None,
         "b_win_rate_ci": _wilson(wins, decided), "p_value": p_value,
@@ -123,6 +123,10 @@ def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str
 def verdict_text(result: dict[str, Any]) -> str:
     """One sentence for the report and the decision."""
     decided = result["b_wins"] + result["a_wins"]
+    if decided + result["ties"] == 0:
+        skipped = f" ({result['skips']} skipped)" if result["skips"] else ""
+        return (f"no review votes yet on {result['b']} against {result['a']}{skipped}: run "
+                f"'rung review {result.get('run', 'RUN')}' and open the page it names to vote")
     return (f"reviewers preferred {result['b']} on {result['b_wins']} of "
             f"{decided + result['ties']} items and {result['a']} on {result['a_wins']}, "
             f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")
