@@ -123,6 +123,28 @@ def test_a_fine_tune_that_helped_but_fell_short(rag_helped: bool, expected: str)
     assert "the best is finetune at 0.800" in d.headline
 
 
+def test_a_tune_is_judged_against_the_base_model_with_its_best_prompt() -> None:
+    """The classifier scored best on val, so the tune's own pairing is with it, and no
+    better; the seeds ask what the tune adds to the base model with its best prompt, so it is
+    paired again with the prompted rung best on val (few-shot), on the same test examples."""
+    results = [result("classifier", 0.78, val=0.8, classifier=TFIDF, **TFIDF),
+               result("prompt", 0.35, val=0.3), result("few-shot", 0.3, val=0.4),
+               result("finetune", 0.8, val=0.79, versus=("classifier", 0.02, 0.6))]
+    asked = []
+
+    def compare(a, b):
+        asked.append((a.rung, b.rung))
+        return PairedComparison("mcnemar-exact", a.test.score.value, b.test.score.value,
+                                b.test.score.value - a.test.score.value, (0.4, 0.6), 1e-12,
+                                100, 0.0)
+
+    d = decide(results, target=0.9, compare=compare)
+    assert ("few-shot", "finetune") in asked  # best on val, though prompt is better on test
+    assert d.next_step.startswith("more data: fine-tuning helped significantly")
+    alone = decide(results, target=0.9)  # nothing to re-pair with: its own pairing decides
+    assert alone.next_step.startswith("a different base model or a redefined task")
+
+
 def test_retrieval_that_helped_without_a_tune_points_to_both() -> None:
     results = [result("prompt", 0.3), result("rag", 0.6, versus=("prompt", 0.3, 1e-6))]
     assert decide(results, target=0.9).next_step.startswith("RAG plus fine-tune: retrieval")

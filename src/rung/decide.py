@@ -218,8 +218,12 @@ def _gaps(by_name: dict[str, RungResult], compare: Compare | None) -> dict[str, 
     (it scored best on val), it is paired again, on the same test examples, with the LLM rung
     below it that scored best on val."""
     gaps: dict[str, Any] = {}
+    # "tuning": what the tune adds to the base model with its best prompt, the comparison the
+    # seeds ask of every tune; not to the classifier or the bigger model it may have been
+    # paired with because they scored best on val
     for rung, gap, without in (("rag", "knowledge", ("prompt", "few-shot")),
-                               ("bigger-model", "capacity", ("prompt", "few-shot", "rag"))):
+                               ("bigger-model", "capacity", ("prompt", "few-shot", "rag")),
+                               ("finetune", "tuning", ("prompt", "few-shot", "rag"))):
         r = by_name.get(rung)
         if r is None:
             continue
@@ -227,6 +231,8 @@ def _gaps(by_name: dict[str, RungResult], compare: Compare | None) -> dict[str, 
         cheaper = [by_name[name] for name in without if name in by_name]
         if c is None and compare is not None and cheaper:
             c = compare(max(cheaper, key=val_score), r)  # the first of equals: the cheaper
+        if c is None and not cheaper and gap == "tuning" and r.versus is not None:
+            c = r.versus[1]  # no prompted rung was measured: its own pairing is all there is
         if c is not None and c.meaningful:
             gaps[gap] = c
     return gaps
@@ -365,7 +371,7 @@ def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
         return (f"climb the rest of the ladder (`rung climb --all`): {stopped} reached the "
                 f"target on val ({val_score(by_name[stopped]):.3f}) but not on test, so the "
                 "costlier rungs were not measured")
-    if tuned is not None and tuned.versus is not None and tuned.versus[1].meaningful:
+    if tuned is not None and "tuning" in gaps:
         if "knowledge" in gaps:
             return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"
         return ("more data: fine-tuning helped significantly but not enough; the seeds' table "
