@@ -247,6 +247,13 @@ def test_overfitting_signal_and_its_fix() -> None:
 def test_flat_val_loss_while_train_falls_is_memorisation() -> None:
     [signal] = diagnose(train_loss=[2.0, 1.5, 1.0, 0.6], val_loss=[1.30, 1.29, 1.30, 1.305])
     assert signal.name == "memorisation" and signal.fix == "early stopping"
+    # judged from the best on: val loss that improved early, then stopped, while train fell
+    [signal] = diagnose(train_loss=[2, 1.6, 1.2, .8, .5, .3, .2, .1],
+                        val_loss=[1.5, 1.0, 1.0, 1.0, 1.0])
+    assert signal.name == "memorisation" and "best 1.000 (evaluation 2)" in signal.evidence
+    # still improving at the end, or train loss no longer falling after the best: no signal
+    assert diagnose([2, 1.6, 1.2, .8, .5, .3, .2, .1], [1.5, 1.2, 1.1, 1.0, 0.95]) == []
+    assert diagnose([2, 1.0, .9, .9, .9, .9, .9, .9], [1.5, 1.0, 1.0, 1.0, 1.0]) == []
 
 
 def test_perfect_train_accuracy_and_healthy_curves() -> None:

@@ -55,10 +55,8 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
                 "overfitting", f"train loss fell {early:.3f} -> {late:.3f} while val loss rose "
                 f"from its best {best:.3f} (evaluation {best_at + 1}) to {last:.3f}",
                 "reduce epochs, add data"))
-        elif train_falls and abs(last - val_loss[0]) <= FLAT * val_loss[0]:
-            signals.append(Signal(
-                "memorisation", f"val loss stayed at {val_loss[0]:.3f} -> {last:.3f} while train "
-                f"loss fell {early:.3f} -> {late:.3f}", "early stopping"))
+        elif (flat := _flat_since_best(train_loss, val_loss, best_at)) is not None:
+            signals.append(Signal("memorisation", flat, "early stopping"))
     # Token accuracy is logged per batch: one small batch can be perfect by luck, so the
     # signal reads the mean of the last tenth of the points.
     window = train_accuracy[-max(1, len(train_accuracy) // 10):]
@@ -69,6 +67,32 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
                               "more data, regularisation"))
     signals += _gradient_signals(train_loss, grad_norm)
     return signals
+
+
+def _flat_since_best(train_loss: Sequence[float], val_loss: Sequence[float],
+                     best_at: int) -> str | None:
+    """Val loss that stopped improving (every evaluation from its best on within FLAT of it)
+    while train loss kept falling after that evaluation: the seeds' memorisation. Train
+    points are matched to evaluations by position, evaluations being spread over the run."""
+    since = val_loss[best_at:]
+    best = val_loss[best_at]
+    # one evaluation after the best must stay within FLAT of it; two or more, below RISE
+    # (drifting up a little, not yet the overfitting curve)
+    tolerance = FLAT if len(since) == 2 else RISE
+    if len(since) < 2 or any(v > best * (1 + tolerance) for v in since):
+        return None
+    cut = round(len(train_loss) * (best_at + 1) / len(val_loss))
+    before, after = train_loss[:cut], train_loss[cut:]
+    if not before or len(after) < 2:
+        return None
+    width = max(1, len(after) // 2)
+    at_best = sum(before[-width:]) / len(before[-width:])
+    late = sum(after[-width:]) / width
+    if late >= at_best * (1 - TRAIN_DROP):
+        return None
+    return (f"val loss stayed within {tolerance:.0%} of its best {best:.3f} (evaluation "
+            f"{best_at + 1}) for the {len(since) - 1} evaluation(s) after it, while train "
+            f"loss fell {at_best:.3f} -> {late:.3f}")
 
 
 def _gradient_signals(train_loss: Sequence[float], norms: Sequence[float]) -> list[Signal]:
