@@ -206,3 +206,17 @@ def test_a_large_model_no_rung_will_use_is_not_asked_for(task_dir, fake_model):
     check_models(task, left_out(task, "prompt", None))  # nothing raised
     with pytest.raises(ConfigError, match="models.large: unknown model"):
         check_models(task, left_out(task, None, None))
+
+
+def test_the_fine_tune_defaults_are_the_seeds():
+    """LoRA r=16 with alpha twice the rank, dropout 0.05, on the attention and MLP
+    projections; 3 epochs at batch 4 x accumulation 4, warmup 5%, cosine, decay 0.01."""
+    from rung.task import FineTuneTable
+
+    table = FineTuneTable()
+    assert (table.method, table.rank, table.alpha, table.dropout) == ("lora", 16, 32, 0.05)
+    assert {"q_proj", "v_proj"} <= set(table.target_modules)
+    assert (table.epochs, table.batch_size, table.gradient_accumulation) == (3.0, 4, 4)
+    assert (table.warmup_ratio, table.scheduler, table.weight_decay) == (0.05, "cosine", 0.01)
+    assert FineTuneTable(rank=8).alpha == 16 and FineTuneTable(rank=64).alpha == 128
+    assert FineTuneTable(rank=8, alpha=8).alpha == 8  # set, it is kept

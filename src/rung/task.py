@@ -12,7 +12,7 @@ import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -246,7 +246,7 @@ class FineTuneTable(_Strict):
     # behaviour is trained in, every request stops paying for the long prompt.
     instruction: str | None = None
     rank: int = Field(default=16, ge=1, le=256)
-    alpha: int = Field(default=32, ge=1)
+    alpha: int = Field(default=32, ge=1)  # unset: twice the rank, the seeds' rule
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: [
         "q_proj", "v_proj", "k_proj", "o_proj", "up_proj", "down_proj"])
@@ -268,6 +268,15 @@ class FineTuneTable(_Strict):
     keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive
     regression_threshold: float = Field(default=0.05, ge=0.0, le=1.0)  # general-suite drop flagged
     seed: int | None = Field(default=None, ge=0)  # None: [task] seed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alpha_twice_the_rank(cls, data: Any) -> Any:
+        """The seeds: alpha "typically 2x rank". A rank of 8 with the default alpha of 32
+        would scale its updates twice as hard as the rank-16 default does."""
+        if isinstance(data, dict) and "alpha" not in data and isinstance(data.get("rank"), int):
+            return {**data, "alpha": 2 * data["rank"]}
+        return data
 
 
 class AuditTable(_Strict):
