@@ -145,6 +145,16 @@ def test_a_tune_is_judged_against_the_base_model_with_its_best_prompt() -> None:
     assert alone.next_step.startswith("a different base model or a redefined task")
 
 
+def test_a_tune_that_fell_short_names_its_settings_outside_the_seeds_ranges() -> None:
+    odd = ["learning_rate = 0.05 (the seeds' typical range is 1e-05 to 0.0005)"]
+    results = [result("prompt", 0.3), result("finetune", 0.31, versus=("prompt", 0.01, 0.8),
+                                              training={"unusual_settings": odd})]
+    d = decide(results, target=0.9)
+    [settings] = [r for r in d.reasons if r.kind == "settings"]
+    assert settings.text == ("finetune: trained with settings outside the seeds' typical "
+                             "ranges: " + odd[0])
+
+
 def test_retrieval_that_helped_without_a_tune_points_to_both() -> None:
     results = [result("prompt", 0.3), result("rag", 0.6, versus=("prompt", 0.3, 1e-6))]
     assert decide(results, target=0.9).next_step.startswith("RAG plus fine-tune: retrieval")

@@ -21,7 +21,7 @@ from rung.models.registry import load_model
 from rung.errors import DataError, RungError
 from rung.pipeline import Pipeline
 from rung.store import Store
-from rung.task import load_task
+from rung.task import FineTuneTable, load_task
 from conftest import finetune_table, write_task
 
 FINETUNE = finetune_table(rank=4, alpha=8, target_modules=["q_proj", "v_proj"],
@@ -42,11 +42,13 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     store = Store(task_dir / ".rung")
     curves = store.curves(result.run_id, "finetune")
     assert any(r["loss"] is not None for r in curves)
-    assert sum(r["eval_loss"] is not None for r in curves) == 2  # one evaluation per epoch
+    assert sum(r["eval_loss"] is not None for r in curves) == 4  # two evaluations an epoch
     assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
     [row] = store.rung_rows(result.run_id)
     summary = json.loads(row["summary_json"])["training"]
     assert summary["adapter"] == str(adapter) and summary["config"]["rank"] == 4
+    assert [u.split(" ")[0] for u in summary["unusual_settings"]] == \
+        ["gradient_accumulation", "learning_rate"]  # 1 and 0.005: outside the seeds' ranges
     regression = summary["regression"]  # the general suite, on the base and the tuned model
     memory = summary["peak_memory"]  # measured beside the estimate for this very tune
     assert memory["measured"]["peak_bytes"] > 0 and memory["estimate"]["total"] > 0
@@ -404,3 +406,22 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
                                  extra=finetune_table(rank=8)))
     assert tune_key(wider, pipeline, train, [], "base") != tune_key(on, pipeline, train, [],
                                                                      "base")
+
+
+def test_settings_outside_the_seeds_ranges_are_named_and_the_defaults_are_inside() -> None:
+    from rung.finetune.methods import unusual_settings
+
+    assert unusual_settings(FineTuneTable(), max_seq_length=2048) == []
+    for method in ("qlora", "dpo", "prefix", "prompt-tuning"):  # each at its own default
+        assert unusual_settings(FineTuneTable(method=method), max_seq_length=2048) == []
+    odd = FineTuneTable(learning_rate=0.05, epochs=20, warmup_ratio=0.5, rank=128, alpha=16,
+                        target_modules=["o_proj"], scheduler="constant")
+    found = " | ".join(unusual_settings(odd, max_seq_length=128))
+    for said in ("learning_rate = 0.05 (the seeds' typical range is 1e-05 to 0.0005)",
+                 "epochs = 20", "warmup_ratio = 0.5", "rank = 128", "max_seq_length = 128",
+                 "the seeds' minimum is q_proj and v_proj", "alpha = 16 with rank 128",
+                 "scheduler = constant"):
+        assert said in found, said
+    full = unusual_settings(FineTuneTable(method="full"), max_seq_length=2048, n_train=900)
+    assert full == ["method = full on 900 training examples (the seeds: full fine-tuning "
+                    "wants 10,000+; LoRA needs far fewer)"]

@@ -321,6 +321,9 @@ def tune(
         for signal in result.signals:  # the seeds' overfitting signals, each with its fix
             out.print(f"  - {signal.name}: {signal.evidence} (fix: {signal.fix})",
                       style="yellow", highlight=False, markup=False)
+        for setting in result.unusual:
+            out.print(f"  - outside the seeds' ranges: {setting}", style="yellow",
+                      highlight=False, markup=False)
 
 
 def _check_export_options(rung: str, fmt: Optional[str], merge: bool) -> None:

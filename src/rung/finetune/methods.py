@@ -105,3 +105,44 @@ def quantization_config() -> Any:
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+# The seeds' "typical range" for each training setting (their Training Parameters table and
+# LoRA key concepts). Outside one is allowed, never silent: a failed tune names them first.
+SEED_RANGES: dict[str, tuple[float, float]] = {
+    "learning_rate": (1e-5, 5e-4), "epochs": (1, 5), "batch_size": (4, 32),
+    "gradient_accumulation": (2, 16), "warmup_ratio": (0.05, 0.10),
+    "weight_decay": (0.01, 0.1), "max_seq_length": (512, 4096), "rank": (4, 64),
+}
+FULL_TUNE_EXAMPLES = 10_000  # the seeds: full fine-tuning wants 10k-100k+ examples
+
+
+def unusual_settings(settings: FineTuneTable, *, max_seq_length: int,
+                     n_train: int | None = None) -> list[str]:
+    """The settings outside the seeds' typical ranges, each with the range; a soft prompt's
+    learning rate is judged by its own usual value, the seeds' range being for weights."""
+    method = METHODS[settings.method]
+    values: dict[str, float] = {
+        "epochs": settings.epochs, "batch_size": settings.batch_size,
+        "gradient_accumulation": settings.gradient_accumulation,
+        "warmup_ratio": settings.warmup_ratio, "weight_decay": settings.weight_decay,
+        "max_seq_length": settings.max_seq_length or max_seq_length}
+    if method.trains != "soft-prompt":
+        values["learning_rate"] = learning_rate(settings)
+    if method.trains == "lora":
+        values["rank"] = settings.rank
+    found = [f"{key} = {value:g} (the seeds' typical range is {low:g} to {high:g})"
+             for key, value in values.items()
+             for low, high in [SEED_RANGES[key]] if not low <= value <= high]
+    if method.trains == "lora" and not {"q_proj", "v_proj"} <= set(settings.target_modules):
+        found.append(f"target_modules = {settings.target_modules} (the seeds' minimum is "
+                     "q_proj and v_proj)")
+    if method.trains == "lora" and settings.alpha != 2 * settings.rank:
+        found.append(f"alpha = {settings.alpha} with rank {settings.rank} (the seeds: alpha "
+                     "is typically twice the rank)")
+    if settings.scheduler == "constant":
+        found.append("scheduler = constant (the seeds: cosine or linear decay)")
+    if method.name == "full" and n_train is not None and n_train < FULL_TUNE_EXAMPLES:
+        found.append(f"method = full on {n_train} training examples (the seeds: full "
+                     f"fine-tuning wants {FULL_TUNE_EXAMPLES:,}+; LoRA needs far fewer)")
+    return found

@@ -38,7 +38,7 @@ from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
-    quantization_config
+    quantization_config, unusual_settings
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
@@ -70,6 +70,7 @@ class TuneResult:
     peak_memory: dict[str, Any] | None = None  # measured, beside the estimate
     regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
     signals: list[Signal] = field(default_factory=list)
+    unusual: list[str] = field(default_factory=list)  # settings outside the seeds' ranges
     reused: bool = False  # found finished in its folder, not trained in this call
 
     def summary(self) -> dict[str, Any]:
@@ -87,6 +88,7 @@ class TuneResult:
             "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
             "regression": self.regression, "reused": self.reused,
             "overfitting": [asdict(s) for s in self.signals],
+            "unusual_settings": self.unusual,
         }
 
 
@@ -329,6 +331,8 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
         total_parameters=total,
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
         config=task.finetune.model_dump(),
+        unusual=unusual_settings(task.finetune, max_seq_length=task.audit.max_seq_length,
+                                 n_train=len(trainer.train_dataset)),
         base_fingerprint=fingerprint(pipeline.model, base_dir=task.root),
         resumed_from=resumed_from, world_size=world, rank_digests=digests, peak_memory=peak,
         signals=diagnose([c["loss"] for c in curves if "loss" in c],
@@ -362,15 +366,22 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
     atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
 
 
+EVALS_PER_EPOCH = 2  # val loss readings an epoch when [finetune] eval_steps is not set
+
+
 def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
     import torch
     from trl import DPOConfig, SFTConfig
 
     settings = task.finetune
     cuda = torch.cuda.is_available()
-    every = {"eval_strategy": "steps", "eval_steps": settings.eval_steps,
-             "save_strategy": "steps", "save_steps": settings.eval_steps} \
-        if settings.eval_steps else {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    # Evaluated once an epoch, three epochs and a patience of two could never stop early: the
+    # third evaluation is the end. By default val loss is read EVALS_PER_EPOCH times an epoch
+    # (a share of all steps, so it holds on any number of processes).
+    steps = settings.eval_steps or (1 / (EVALS_PER_EPOCH * settings.epochs))
+    every = {"eval_strategy": "steps", "eval_steps": steps,
+             "save_strategy": "steps", "save_steps": steps} if steps < 1 or settings.eval_steps \
+        else {"eval_strategy": "epoch", "save_strategy": "epoch"}  # under half an epoch
     common = dict(
         output_dir=str(checkpoints), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
