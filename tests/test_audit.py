@@ -114,6 +114,7 @@ def test_imbalance_and_labels_under_the_minimum(tmp_path: Path, fake_model) -> N
     assert balance.status == "fail"  # 60 vs 2: ratio 30
     assert balance.details["imbalance_ratio"] == 30.0
     assert balance.details["suggested_weights"]["FEATURE"] > balance.details["suggested_weights"]["BUG"]
+    assert 'metric = "macro_f1"' in balance.fix  # the seeds: "switch to a metric like F1"
     rare_lines = [len(records) + 1, len(records) + 2]
     assert balance.rows == rare_lines
     size = report.check("size")

@@ -46,7 +46,8 @@ def test_the_classifier_comes_first_and_a_classifier_at_target_stops_the_climb(t
     assert 0 < classifier["costs"]["serving_per_million_requests"]["self_hosted"] < 1
     assert classifier["memory"]["serving_bytes"] > 0
     labels = [c["label"] for c in classifier["candidates"]]
-    assert labels[0] == "tfidf + logistic-regression, C=1" and len(labels) == 8
+    assert labels[:2] == ["tfidf + logistic-regression, C=1",
+                          "tfidf + logistic-regression, C=1, balanced"] and len(labels) == 16
     assert sum(c["chosen"] for c in classifier["candidates"]) == 1
     rec = summary["recommendation"]
     assert rec["rung"] == "classifier" and rec["reason"].startswith(
@@ -415,3 +416,30 @@ def test_the_stop_rule_on_val_honours_decide_on(task_dir, fake_model, decide_on)
     # the decision applies the same rule to the test scores (zero-shot is right on all of test)
     on_test = reaches(prompt["score"], prompt["ci"], 0.9, decide_on)
     assert on_test and summary["recommendation"]["rung"] == "prompt"
+
+
+def test_a_balanced_classifier_finds_the_rare_label_a_plain_one_trades_away() -> None:
+    """95 common tickets to 5 rare ones: plain logistic regression never says RARE; weighed
+    by the inverse of each class's share it finds most rare tickets (the seeds' fix)."""
+    import random
+
+    from rung.rungs.classifier import make_estimator
+
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa"]
+
+    def ticket(label: str) -> str:
+        said = [rng.choice(words) for _ in range(6)]
+        if rng.random() < (0.8 if label == "RARE" else 0.1):
+            said.append("refund")
+        return " ".join(said)
+
+    train = [(ticket(label), label) for label in ["COMMON"] * 95 + ["RARE"] * 5]
+    test = [(ticket(label), label) for label in ["COMMON"] * 50 + ["RARE"] * 50]
+    found = {}
+    for weight in (None, "balanced"):
+        model = make_estimator("tfidf", "logistic-regression", 1.0, 0, weight)
+        model.fit([t for t, _ in train], [label for _, label in train])
+        said = model.predict([t for t, _ in test])
+        found[weight] = sum(p == label == "RARE" for p, (_, label) in zip(said, test))
+    assert found[None] == 0 and found["balanced"] >= 25

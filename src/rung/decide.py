@@ -24,6 +24,7 @@ from rung.eval.power import Power, split_power
 from rung.eval.stats import PairedComparison
 from rung.rungs import LADDER
 from rung.rungs.base import RungResult
+from rung.rungs.classifier import candidate_label
 
 SEEDS_ORDER = LADDER  # classifier, prompt, few-shot, rag, bigger-model, finetune
 LLM_PROMPTED = ("prompt", "few-shot", "rag", "bigger-model")  # what a tune is priced against
@@ -353,8 +354,7 @@ def _unmeasured(chosen: RungResult, ordered: list[RungResult], stopped: str | No
 def _choice(r: RungResult) -> str:
     details = r.pipeline.details
     if r.pipeline.classifier:
-        c = r.pipeline.classifier
-        return f" ({c['features']} + {c['estimator']}, C={c['C']:g})"
+        return f" ({candidate_label(r.pipeline.classifier)})"
     if "k" in details and r.pipeline.retrieval is None:
         selection = f" {details['selection']}" if "selection" in details else ""
         return f" with k={details['k']}{selection}"

@@ -151,11 +151,17 @@ class ClassifierTable(_Strict):
     models: list[ClassifierModel] = Field(
         default_factory=lambda: ["logistic-regression", "linear-svm"])
     C: list[float] = Field(default_factory=lambda: [1.0, 10.0])  # inverse regularisation
+    # the seeds' first fix for imbalanced classes: "balanced" weighs each class by the inverse
+    # of its share of train, so a rare label is not traded away for accuracy on common ones
+    class_weight: list[Literal["none", "balanced"]] = Field(
+        default_factory=lambda: ["none", "balanced"])
 
     @model_validator(mode="after")
     def _non_empty(self) -> "ClassifierTable":
         if not self.features or not self.models or not self.C or any(c <= 0 for c in self.C):
             raise ValueError("features, models and C must be non-empty; C values positive")
+        if not self.class_weight:
+            raise ValueError("class_weight must name at least one of none, balanced")
         return self
 
 

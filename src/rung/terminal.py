@@ -31,7 +31,9 @@ def climb_table(summary: dict) -> Table:
 def describe_choice(chosen: dict[str, Any]) -> str:
     """A rung's choice on val in a few words: "role, k=10 similar, calibrated"."""
     if "features" in chosen:
-        return f"{chosen['features']} + {chosen['estimator']}, C={chosen['C']:g}"
+        from rung.rungs.classifier import candidate_label
+
+        return candidate_label(chosen)
     parts = [str(chosen.get("variant", ""))]
     if "method" in chosen and "k" in chosen and "selection" not in chosen:
         parts.append(f"{chosen['method']}, k={chosen['k']}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from rung.store import Store
 
 
-def make_estimator(features: str, model: str, C: float, seed: int) -> Any:
+def make_estimator(features: str, model: str, C: float, seed: int,
+                   class_weight: str | None = None) -> Any:
     """The scikit-learn pipeline for one candidate, unfitted."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -46,10 +48,16 @@ def make_estimator(features: str, model: str, C: float, seed: int) -> Any:
     else:
         featurizer = MiniLMEmbedding()
     if model == "logistic-regression":
-        estimator: Any = LogisticRegression(C=C, max_iter=5000)
+        estimator: Any = LogisticRegression(C=C, max_iter=5000, class_weight=class_weight)
     else:
-        estimator = LinearSVC(C=C, max_iter=20000, random_state=seed)
+        estimator = LinearSVC(C=C, max_iter=20000, random_state=seed, class_weight=class_weight)
     return make_pipeline(featurizer, estimator)
+
+
+def candidate_label(spec: dict[str, Any]) -> str:
+    """"tfidf + linear-svm, C=1" (", balanced" when the classes are weighted)."""
+    weighted = ", balanced" if spec.get("class_weight") == "balanced" else ""
+    return f"{spec['features']} + {spec['estimator']}, C={spec['C']:g}{weighted}"
 
 
 def classifier_key(spec: dict[str, Any], seed: int, labels: Sequence[str],
@@ -67,7 +75,8 @@ def fitted(task: TaskSpec, spec: dict[str, Any], train: Sequence[Example], folde
     out = folder / classifier_key(spec, task.task.seed, task.task.labels, train)
     if is_classifier_folder(out):
         return out
-    estimator = make_estimator(spec["features"], spec["estimator"], spec["C"], task.task.seed)
+    estimator = make_estimator(spec["features"], spec["estimator"], spec["C"], task.task.seed,
+                               spec.get("class_weight"))
     estimator.fit([e.input for e in train], [e.output for e in train])
     return save_classifier(estimator, out, {**spec, "labels": list(task.task.labels),
                                             "train_examples": len(train),
@@ -87,10 +96,13 @@ class ClassifierRung(Rung):
         out = []
         for features in settings.features:
             for model in settings.models:
-                for C in sorted(set(settings.C)):
-                    spec = {"features": features, "estimator": model, "C": C}
+                for C, weight in product(sorted(set(settings.C)),
+                                         dict.fromkeys(settings.class_weight)):
+                    # unweighted, the spec (and so the saved model's key) is as it always was
+                    spec = {"features": features, "estimator": model, "C": C,
+                            **({"class_weight": weight} if weight != "none" else {})}
                     saved = fitted(task, spec, train, self.folder)
-                    out.append((f"{features} + {model}, C={C:g}", Pipeline(
+                    out.append((candidate_label(spec), Pipeline(
                         rung=self.name, kind=task.task.kind, model=str(saved.resolve()),
                         instruction="", labels=list(task.task.labels),
                         base_dir=str(task.root), details=dict(spec), classifier=spec)))

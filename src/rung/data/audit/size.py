@@ -151,5 +151,6 @@ def class_balance(examples: Sequence[Example], labels: Sequence[str]) -> CheckRe
     return CheckResult(
         "class-balance", status, finding + "; the model will lean towards the majority label",
         fix=f"collect more of the rare labels, downsample the common ones, or weight the loss "
-            f"({weights_text})",
+            f"({weights_text}); and measure with [task] metric = \"macro_f1\", which "
+            "accuracy's majority label cannot game",
         rows=rare, details=details)
