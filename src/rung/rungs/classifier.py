@@ -94,18 +94,19 @@ class ClassifierRung(Rung):
                    cache: "ResponseCache | None" = None) -> list[tuple[str, Pipeline]]:
         settings = task.classifier
         out = []
-        for features in settings.features:
-            for model in settings.models:
-                for C, weight in product(sorted(set(settings.C)),
-                                         dict.fromkeys(settings.class_weight)):
-                    # unweighted, the spec (and so the saved model's key) is as it always was
-                    spec = {"features": features, "estimator": model, "C": C,
-                            **({"class_weight": weight} if weight != "none" else {})}
-                    saved = fitted(task, spec, train, self.folder)
-                    out.append((candidate_label(spec), Pipeline(
-                        rung=self.name, kind=task.task.kind, model=str(saved.resolve()),
-                        instruction="", labels=list(task.task.labels),
-                        base_dir=str(task.root), details=dict(spec), classifier=spec)))
+        # the weighted candidates come last, so a tie on val goes to the plain one: weighing
+        # the classes must earn its place
+        for weight, features, model, C in product(
+                sorted(set(settings.class_weight), key=("none", "balanced").index),
+                settings.features, settings.models, sorted(set(settings.C))):
+            # unweighted, the spec (and so the saved model's key) is as it always was
+            spec = {"features": features, "estimator": model, "C": C,
+                    **({"class_weight": weight} if weight != "none" else {})}
+            saved = fitted(task, spec, train, self.folder)
+            out.append((candidate_label(spec), Pipeline(
+                rung=self.name, kind=task.task.kind, model=str(saved.resolve()),
+                instruction="", labels=list(task.task.labels), base_dir=str(task.root),
+                details=dict(spec), classifier=spec)))
         return out
 
 
