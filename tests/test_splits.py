@@ -64,3 +64,61 @@ def test_save_writes_ids_and_hash(tmp_path):
     assert saved["split_hash"] == split.hash()
     assert saved["counts"] == {"train": 240, "val": 30, "test": 30}
     assert saved["ids"]["test"] == [e.id for e in split.test]
+
+
+def _dated(n: int = 100, groups: int | None = None):
+    """Example i written on day i (in a shuffled file order), as ISO dates."""
+    from datetime import date, timedelta
+
+    days = list(range(n))
+    random.Random(5).shuffle(days)
+    return [make_example(f"ticket {d}", "AB"[d % 2], line=i + 1,
+                         created=(date(2026, 1, 1) + timedelta(days=d)).isoformat(),
+                         **({"group": f"g{d // (n // groups)}"} if groups else {}))
+            for i, d in enumerate(days)]
+
+
+def test_an_order_key_puts_the_newest_examples_in_test_and_the_next_in_val():
+    split = split_examples(_dated(), seed=0, order_key="created")
+    day = lambda e: int(e.input.split()[1])  # noqa: E731
+    assert sorted(map(day, split.test)) == list(range(90, 100))
+    assert sorted(map(day, split.val)) == list(range(80, 90))
+    assert max(map(day, split.train)) == 79
+    # the same examples in each split whatever the seed: time decides, not a hash
+    other = split_examples(_dated(), seed=9, order_key="created")
+    assert all({e.id for e in other.parts()[name]} == {e.id for e in part}
+               for name, part in split.parts().items())
+
+
+def test_an_order_key_keeps_groups_whole_by_their_newest_record():
+    split = split_examples(_dated(groups=20), seed=0, order_key="created", group_key="group")
+    where = {}
+    for name, part in split.parts().items():
+        for e in part:
+            assert where.setdefault(e.extra["group"], name) == name
+    assert {e.extra["group"] for e in split.test} == {"g19", "g18"}
+
+
+@pytest.mark.parametrize("value, said", [(None, "has no 'created' field"),
+                                         ("last tuesday", "not an ISO 8601 date or time"),
+                                         (17, "a number here and a date on line 1"),
+                                         ([2026], "has a list in its 'created' field")])
+def test_an_order_value_that_cannot_be_placed_in_time_is_named_with_its_line(value, said):
+    examples = _dated(10)
+    extra = {} if value is None else {"created": value}
+    broken = examples[:6] + [make_example("odd", "A", line=7, **extra)] + examples[7:]
+    with pytest.raises(DataError) as info:
+        split_examples(broken, seed=0, order_key="created", source="data.jsonl")
+    assert info.value.line == 7 and said in str(info.value), str(info.value)
+    assert "ISO 8601" in info.value.fix and "[split] order_key" in info.value.fix
+
+
+def test_numbers_and_zoned_times_order_too():
+    numbered = [make_example(f"t {i}", "AB"[i % 2], line=i + 1, seq=i) for i in range(50)]
+    split = split_examples(numbered, seed=0, order_key="seq")
+    assert sorted(e.extra["seq"] for e in split.test) == [45, 46, 47, 48, 49]
+    zoned = [make_example(f"z {h}", "AB"[h % 2], line=h + 1,
+                          at=f"2026-05-01T{h:02d}:00:00+00:00" if h % 2 else
+                          f"2026-05-01T{h:02d}:00:00")
+             for h in range(20)]
+    assert len(split_examples(zoned, seed=0, order_key="at").test) == 2  # they compare

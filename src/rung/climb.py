@@ -133,7 +133,7 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
     split = split_examples(
         examples, seed=task.task.seed, fractions=(s.train, s.val, s.test),
         stratify=task.task.kind == "classification", group_key=s.group_key,
-        source=task.data_path,
+        order_key=s.order_key, source=task.data_path,
     )
     empty = [name for name, part in (("train", split.train), ("val", split.val),
                                      ("test", split.test)) if not part]

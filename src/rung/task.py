@@ -81,6 +81,9 @@ class SplitTable(_Strict):
     val: float = Field(default=0.1, gt=0.0, lt=1.0)
     test: float = Field(default=0.1, gt=0.0, lt=1.0)
     group_key: str | None = None
+    # a date (ISO 8601) or number on every record: the newest examples become test, the ones
+    # before them val; for data that drifts, where a random split flatters every rung
+    order_key: str | None = None
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> "SplitTable":

@@ -3,7 +3,10 @@
 The same examples and seed always give the same split, whatever order the file lists them
 in: assignment depends on content hashes, not positions. Related examples (one customer's
 tickets, one document's questions) share a group key and land in the same split, so the test
-split never rewards memorising a near-copy seen in training.
+split never rewards memorising a near-copy seen in training. With an order key (a date or a
+number on every record) the split is by time instead, as the seeds ask where the data
+drifts: the newest examples are the test split, the ones before them val, the rest train, so
+every score is a forecast of examples newer than anything the model saw.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +57,7 @@ def split_examples(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     stratify: bool = True,
     group_key: str | None = None,
+    order_key: str | None = None,
     source: str | Path | None = None,
 ) -> Split:
     """Split into train/val/test, stratified by label (the output) and grouped by `group_key`.
@@ -74,6 +80,16 @@ def split_examples(
             key = str(ex.extra[group_key])
         groups[key].append(ex)
 
+    if order_key is not None:  # by time: a group goes where its newest record falls
+        when = _order_values(examples, order_key, source)
+        newest = {k: max(when[id(m)] for m in members) for k, members in groups.items()}
+        keys = sorted(groups, key=lambda k: (newest[k], _seeded_hash(seed, k)), reverse=True)
+        assigned = {"train": [], "val": [], "test": []}
+        for name, chosen in _deal(keys, [len(groups[k]) for k in keys], fractions).items():
+            for k in chosen:
+                assigned[name].extend(groups[k])
+        return _shuffled(assigned, seed)
+
     strata: dict[str, list[str]] = defaultdict(list)
     for key, members in groups.items():
         label = _majority([m.output for m in members]) if stratify else ""
@@ -86,11 +102,52 @@ def split_examples(
         for name, chosen in _deal(keys, sizes, fractions).items():
             for k in chosen:
                 assigned[name].extend(groups[k])
+    return _shuffled(assigned, seed)
+
+
+def _shuffled(assigned: dict[str, list[Example]], seed: int) -> Split:
     rng = np.random.default_rng(seed)
     for name in assigned:  # a stable, seeded order inside each split
         part = sorted(assigned[name], key=lambda e: (e.id, e.line))
         assigned[name] = [part[i] for i in rng.permutation(len(part))]
     return Split(**assigned)
+
+
+def _order_values(examples: list[Example], key: str,
+                  source: str | Path | None) -> dict[int, Any]:
+    """Each record's `key` as something that sorts in time: numbers as they are, strings
+    as ISO 8601 dates or times. One kind for the whole file, or the order means nothing."""
+    values: dict[int, Any] = {}
+    kinds: dict[str, int] = {}
+    for ex in examples:
+        raw = ex.extra.get(key)
+        fix = (f"give every record a \"{key}\" that is an ISO 8601 date or time "
+               "(\"2026-03-01\", \"2026-03-01T09:30:00\") or a number, or remove "
+               "[split] order_key")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            what = "has no" if raw is None else f"has a {type(raw).__name__} in its"
+            raise DataError(f"record {what} '{key}' field, which [split] order_key names",
+                            file=source, line=ex.line, fix=fix)
+        if isinstance(raw, str):
+            try:
+                parsed = datetime.fromisoformat(raw.strip())
+            except ValueError:
+                raise DataError(f"'{key}' is {raw!r}, not an ISO 8601 date or time",
+                                file=source, line=ex.line, fix=fix) from None
+            # a date is its day's first moment; a time with a zone is taken to this machine's
+            # local time, so it compares with times written without one
+            values[id(ex)] = parsed.replace(tzinfo=None) if parsed.tzinfo is None else \
+                parsed.astimezone().replace(tzinfo=None)
+            kind = "date"
+        else:
+            values[id(ex)] = raw
+            kind = "number"
+        kinds.setdefault(kind, ex.line)
+        if len(kinds) > 1:
+            other = next(k for k in kinds if k != kind)
+            raise DataError(f"'{key}' is a {kind} here and a {other} on line {kinds[other]}",
+                            file=source, line=ex.line, fix=fix)
+    return values
 
 
 def _deal(keys: list[str], sizes: list[int], fractions: tuple[float, float, float]) -> dict[str, list[str]]:
