@@ -332,3 +332,20 @@ def test_splits_that_cannot_be_climbed_say_why_before_any_model_call(task_dir, f
     negative.write_text(negative.read_text().replace("seed = 7", "seed = -7"))
     with pytest.raises(ConfigError, match="seed"):
         load_task(negative)
+
+
+def test_a_climb_with_an_order_key_tests_on_the_newest_tickets(task_dir, fake_model):
+    from rung.climb import load_examples, make_split
+
+    records = ticket_records(10)
+    for day, record in enumerate(records):
+        record["created"] = f"2026-02-{day % 28 + 1:02d}T{day // 28:02d}:00:00"
+    toml = write_task(task_dir, records=records)
+    toml.write_text(toml.read_text().replace('group_key = "customer"',
+                                             'order_key = "created"'))
+    task = load_task(toml)
+    split = make_split(task, load_examples(task))
+    newest = sorted(records, key=lambda r: r["created"])[-len(split.test):]
+    assert {e.input for e in split.test} == {r["messages"][0]["content"] for r in newest}
+    result = climb(toml)
+    assert result.split.hash() == split.hash() and result.results[0].test.score.n == 3
