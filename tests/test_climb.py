@@ -349,3 +349,30 @@ def test_a_climb_with_an_order_key_tests_on_the_newest_tickets(task_dir, fake_mo
     assert {e.input for e in split.test} == {r["messages"][0]["content"] for r in newest}
     result = climb(toml)
     assert result.split.hash() == split.hash() and result.results[0].test.score.n == 3
+
+
+def test_a_teams_own_prompt_is_a_candidate_and_few_shot_builds_on_it(task_dir, fake_model):
+    """Only the team's second prompt makes the fake model read the label off the ticket: it
+    is chosen on val, sent as written, and the few-shot rung starts from it."""
+    mine = "You sort support tickets. Read the ticket and name its kind."
+
+    def rule(prompt):
+        if prompt[0].role == "system" and prompt[0].content == mine:
+            return next((label for label in LABELS if label.lower() in prompt[-1].content),
+                        "BILLING")
+        return "BILLING"
+
+    fake_model.rule = rule
+    toml = write_task(task_dir, ladder={"skip": ["classifier"], "all": True},
+                      extra=f'\n[prompt]\ninstructions = ["Triage it.", {json.dumps(mine)}]\n')
+    summary = climb(toml).summary()
+    prompt, few_shot = summary["rungs"]
+    chosen = [c["label"] for c in prompt["candidates"] if c["chosen"]]
+    assert chosen == ['own #2 ("You sort support tickets. Read the…")']
+    assert prompt["score"] == 1.0 and len(prompt["candidates"]) == 2 * (4 + 2)  # + calibrated
+    assert few_shot["score"] == 1.0  # its demonstrations follow the same system prompt
+    sent = [p for kind, prompts in fake_model.calls for p in prompts]
+    assert any(p[0].content == mine and len(p) > 2 for p in sent)  # few-shot: mine, then demos
+    bad = write_task(task_dir / "bad", extra='\n[prompt]\ninstructions = ["ok", " "]\n')
+    with pytest.raises(ConfigError, match="instructions must not hold an empty prompt"):
+        load_task(bad)

@@ -171,6 +171,17 @@ class ClassifierTable(_Strict):
 class PromptTable(_Strict):
     variants: list[str] | None = None  # None: every built-in variant is tried
     calibrate: bool = True  # classification: each variant also with contextual calibration
+    # the team's own prompts, each a candidate beside the variants: sent as written, as the
+    # system prompt before the input (the seeds: "test 5-10 prompt variants")
+    instructions: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _instructions_written(self) -> "PromptTable":
+        if any(not text.strip() for text in self.instructions):
+            raise ValueError("instructions must not hold an empty prompt")
+        if len({text.strip() for text in self.instructions}) != len(self.instructions):
+            raise ValueError("instructions has the same prompt twice")
+        return self
 
 
 Selection = Literal["stratified", "random", "similar"]

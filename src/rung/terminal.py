@@ -34,7 +34,7 @@ def describe_choice(chosen: dict[str, Any]) -> str:
         from rung.rungs.classifier import candidate_label
 
         return candidate_label(chosen)
-    parts = [str(chosen.get("variant", ""))]
+    parts = [f"own #{chosen['own']}" if "own" in chosen else str(chosen.get("variant", ""))]
     if "method" in chosen and "k" in chosen and "selection" not in chosen:
         parts.append(f"{chosen['method']}, k={chosen['k']}")
     elif "k" in chosen:

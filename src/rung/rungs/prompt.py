@@ -56,5 +56,20 @@ class PromptRung(Rung):
                 details={"variant": name},
             ))
             for name in names
+        ] + [
+            (own_label(number, text), Pipeline(
+                rung=self.name, kind=task.task.kind, model=task.models.small,
+                instruction=text, variant="instruction", labels=list(task.task.labels),
+                max_new_tokens=task.eval.max_new_tokens, base_dir=str(task.root),
+                details={"variant": "instruction", "own": number},
+            ))
+            for number, text in enumerate(task.prompt.instructions, start=1)
         ]
         return with_calibrated(task, plain, cache) if task.prompt.calibrate else plain
+
+
+def own_label(number: int, text: str) -> str:
+    """'own #2 ("You sort tickets for…")': which of the team's prompts, and how it begins."""
+    words = " ".join(text.split())
+    shown = words if len(words) <= 40 else words[:41].rsplit(" ", 1)[0] + "…"
+    return f'own #{number} ("{shown}")'
