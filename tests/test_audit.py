@@ -435,3 +435,28 @@ def test_a_climb_reuses_an_audit_made_without_a_review_sample(task_dir, fake_mod
     first = audit_for(load_task(toml))
     assert first["skipped"]["review-sample"] == "[audit] review_sample = 0"
     assert audit_for(load_task(toml))["audit_id"] == first["audit_id"]
+
+
+SEEDS_SIZE_TABLE = {  # the seeds' "Recommended Dataset Sizes", as printed there
+    "classification": (50, 500, 5_000), "extraction": (100, 1_000, 10_000),
+    "style": (200, 1_000, 5_000), "domain": (500, 5_000, 50_000),
+    "code": (1_000, 10_000, 100_000)}
+
+
+@pytest.mark.parametrize("profile", sorted(SEEDS_SIZE_TABLE))
+def test_every_row_of_the_seeds_size_table_sets_its_tiers(profile: str) -> None:
+    from rung.data.audit.size import SIZE_TABLE, tier
+
+    minimum, good, excellent = SEEDS_SIZE_TABLE[profile]
+    assert SIZE_TABLE[profile] == (minimum, good, excellent)
+    assert [tier(n, profile) for n in (minimum - 1, minimum, good - 1, good, excellent - 1,
+                                       excellent)] == \
+        ["below minimum", "minimum", "minimum", "good", "good", "excellent"]
+    if profile != "classification":  # classification counts per label (its own test)
+        examples = [make_example(f"distinct input {i}", f"answer {i}", line=i + 1)
+                    for i in range(minimum - 1)]
+        below = size_check(examples, len(examples), profile)
+        assert below.status == "fail" and f"{minimum}" in below.finding, below.finding
+        enough = size_check(examples + [make_example("one more", "x", line=minimum)],
+                            minimum, profile)
+        assert enough.status != "fail", enough.finding
