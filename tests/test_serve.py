@@ -21,7 +21,8 @@ import openai
 import pytest
 
 from conftest import FakeModel, free_port, ticket_records, wait_until_serving, write_task
-from rung.climb import climb
+from rung.climb import climb, load_examples, make_split
+from rung.task import load_task
 from rung.models.registry import register_model, unregister_model
 from rung.store import Store
 
@@ -261,12 +262,31 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     assert ok.exit_code == 0, ok.output
     report = json.loads(ok.stdout)
     assert report["significant"] == [] and report["n"] == len(records)
+    assert report["in_train"]["copies"] == report["in_train"]["near_copies"] == 0
     assert report["score"]["test"] == "Fisher's exact test, share correct"
     assert Path(report["review_sample"]).is_file()
     assert bad.exit_code == 1, bad.output
     drift = json.loads(bad.stdout)
     assert "distance" in drift["significant"] and drift["score"] is None
     assert drift["drift"]["distance"]["share_far"] > 0.5
+    # the task's own tickets (train among them): each one in train is named, with its line
+    task = load_task(toml)
+    trained = {e.input for e in make_split(task, load_examples(task)).train}
+    own = tmp_path / "own.txt"
+    texts = [r["messages"][0]["content"] for r in ticket_records(10)]
+    own.write_text("".join(f"{t.upper() if i % 2 else t}\n" for i, t in enumerate(texts)))
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        seen = runner.invoke(app, ["check", run_id, "--task", str(toml), "--rung", "prompt",
+                                   "--inputs", str(own)])
+        report = json.loads(runner.invoke(app, [
+            "check", run_id, "--task", str(toml), "--rung", "prompt", "--inputs", str(own),
+            "--json"]).stdout)
+    finally:
+        unregister_model("served")
+    lines = [i + 1 for i, t in enumerate(texts) if t in trained]
+    assert report["in_train"]["copies"] == len(lines) and report["in_train"]["lines"] == lines
+    assert f"{len(lines)} of these inputs are train examples" in " ".join(seen.stderr.split())
     # a label the task does not have is refused with its line, as the climb refuses it
     records[2]["messages"][-1]["content"] = "REFUND"
     held_out.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -81,6 +81,9 @@ class Finding:
     detail: dict[str, Any]
 
 
+NEAR_COPY = 0.98  # MiniLM cosine to a train input from which an input counts as a near-copy
+
+
 def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = None,
           rung: str | None = None, alpha: float = 0.01) -> dict[str, Any]:
     from scipy import stats
@@ -167,6 +170,16 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
         findings.append(Finding("labels", bool(p_labels < alpha), p_labels, {
             "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels}}))
 
+    # The seeds: validate on inputs you did not train on. A production input that is a train
+    # example (or all but) was answered from memory, and a score on it flatters the pipeline.
+    trained = {" ".join(t.lower().split()) for t in train_texts}
+    copies = [e.line for e in examples if " ".join(e.input.lower().split()) in trained]
+    near = [e.line for e, sim in zip(examples, similarity)
+            if sim >= NEAR_COPY and e.line not in set(copies)]
+    in_train = {"copies": len(copies), "near_copies": len(near),
+                "share": round((len(copies) + len(near)) / len(examples), 4),
+                "lines": sorted(copies + near)[:50], "near_copy_similarity": NEAR_COPY}
+
     lengths = [len(e.input.split()) for e in examples]
     train_lengths = [len(t.split()) for t in train_texts]
     p_length = float(stats.mannwhitneyu(lengths, train_lengths).pvalue)
@@ -191,4 +204,5 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                   for f in findings},
         "significant": drift + (["score"] if score and score["significantly_worse"] else []),
         "review_sample": str(folder / "review.html") if review.status != "skip" else None,
+        "in_train": in_train,
     }

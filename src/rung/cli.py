@@ -457,6 +457,14 @@ def check(
             p = found["p_value"]
             out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
                       + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
+        seen = report["in_train"]
+        if seen["copies"] or seen["near_copies"]:
+            err.print(f"[yellow]warning:[/] {seen['copies']} of these inputs are train examples "
+                      f"and {seen['near_copies']} near-copies of one (lines "
+                      f"{', '.join(map(str, seen['lines'][:10]))}"
+                      f"{' ...' if len(seen['lines']) > 10 else ''}): answered from memory, "
+                      "they flatter the score; check on inputs the model was not trained on",
+                      highlight=False)
         if report["review_sample"]:
             out.print(f"review sample: {report['review_sample']}", soft_wrap=True)
     if strict and report["significant"]:
