@@ -21,6 +21,8 @@ def test_training_cost_from_tokens_and_measured_throughput() -> None:
     assert cost.api["gpt-4o-mini"] == pytest.approx(10.80)  # 3.6M x $3 / 1M
     assert cost.upkeep_hours_per_quarter == 12  # 3 retrains x 4 h
     assert cost.upkeep_per_quarter == pytest.approx(3 * 0.50 + 12 * 100)
+    on_cpu = training_cost(3_600_000, tokens_per_second=1000, prices=CostsTable(), device="cpu")
+    assert (on_cpu.device, on_cpu.hour_price, on_cpu.self_hosted) == ("cpu", 0.10, 0.10)
 
 
 def test_serving_cost_per_million_requests() -> None:

@@ -181,8 +181,14 @@ def test_a_chosen_tune_is_priced_with_its_break_even_against_the_best_prompt() -
                       training=TRAINED)]
     d = decide(results, target=0.85)
     # build 0.5 h x $0.50; upkeep 3 retrains x (4 person-hours x $100 + $0.25) a quarter
-    assert ("the tune costs $0.25 to build (0.50 h at $0.50/h, at the measured throughput) "
-            "and 12 hours of upkeep a quarter ($1,201 with retraining)") in d.headline
+    assert ("the tune costs $0.25 to build (0.50 h at $0.50/h, a GPU hour at the throughput "
+            "measured on one) and 12 hours of upkeep a quarter ($1,201 with retraining)") \
+        in d.headline
+    on_cpu = decide(results[:1] + [result(
+        "finetune", 0.90, versus=("prompt", 0.40, 1e-9), tokens=(100, 3),
+        training={**TRAINED, "device": "cpu"})], target=0.85)
+    assert ("costs $0.05 to build (0.50 h at $0.10/h, a CPU hour at the throughput measured "
+            "on one)") in on_cpu.headline  # trained on a CPU: priced at [costs] cpu_hour
     # served self-hosted at 103 tokens ($20.60 per 1M requests) against the prompt's 503 tokens
     # self-hosted ($100.60), on gpt-4o-mini ($307.20) and on gpt-4o ($1,920): $1,201 a quarter
     # divided by the saving per request

@@ -49,17 +49,25 @@ class CostsTable(BaseModel):
 class TrainingCost:
     tokens: int  # training tokens actually seen (all epochs)
     hours: float  # at the measured throughput
-    self_hosted: float  # hours x gpu_hour
+    self_hosted: float  # hours x the hourly price of the device it was measured on
     api: dict[str, float]  # the same tokens at each API's fine-tuning price
     upkeep_per_quarter: float  # retrains plus the person-hours each one takes
     upkeep_hours_per_quarter: float
+    device: str = "gpu"  # what the throughput was measured on: "gpu" or "cpu"
+    hour_price: float = 0.0  # gpu_hour or cpu_hour
 
 
-def training_cost(tokens: int, tokens_per_second: float, prices: CostsTable) -> TrainingCost:
+def training_cost(tokens: int, tokens_per_second: float, prices: CostsTable,
+                  device: str = "gpu") -> TrainingCost:
+    """Hours at the throughput measured on `device`, priced at that device's hour: CPU hours
+    at an A100's price would overstate a CPU tune five times, and a CPU's price would
+    understate a GPU's. (A record from before the device was kept counts as a GPU's.)"""
     hours = tokens / tokens_per_second / 3600 if tokens_per_second > 0 else 0.0
-    self_hosted = hours * prices.gpu_hour
+    hour_price = prices.cpu_hour if device == "cpu" else prices.gpu_hour
+    self_hosted = hours * hour_price
     person = prices.retrains_per_quarter * prices.hours_per_retrain
     return TrainingCost(
+        device="cpu" if device == "cpu" else "gpu", hour_price=hour_price,
         tokens=tokens, hours=hours, self_hosted=self_hosted,
         api={name: tokens / 1e6 * p.train_per_million for name, p in prices.api.items()},
         upkeep_per_quarter=prices.retrains_per_quarter * self_hosted + person * prices.person_hour,
@@ -117,14 +125,16 @@ def tune_economics(tuned: dict[str, Any], prompted: dict[str, Any],
     training = tuned.get("training") or {}
     if not training.get("tokens_per_second"):
         return None
-    cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices)
+    cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices,
+                         training.get("device", "gpu"))
     tuned_serving = serving_cost(tuned["tokens_in"], tuned["tokens_out"], prices)
     versus = {name or "self_hosted": break_even(
         tuned_serving, serving_cost(prompted["tokens_in"], prompted["tokens_out"], prices, api=name),
         build=cost.self_hosted, upkeep_per_quarter=cost.upkeep_per_quarter).to_dict()
         for name in (None, *prices.api)}
     return _rounded({"prompted": prompted["rung"], "build": cost.self_hosted,
-                     "build_hours": cost.hours, "gpu_hour": prices.gpu_hour,
+                     "build_hours": cost.hours, "hour_price": cost.hour_price,
+                     "device": cost.device,
                      "build_api": cost.api, "upkeep_per_quarter": cost.upkeep_per_quarter,
                      "upkeep_hours_per_quarter": cost.upkeep_hours_per_quarter,
                      "break_even": versus})
@@ -167,7 +177,8 @@ def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
            for name in prices.api}}}
     training = summary.get("training")
     if training and training.get("tokens_per_second"):
-        cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices)
+        cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices,
+                             training.get("device", "gpu"))
         costs["training"] = _rounded(asdict(cost))
     return costs
 

@@ -171,7 +171,8 @@ def _costs_clause(economics: dict[str, Any] | None, chosen: bool) -> str:
         return ""
     e = economics
     line = (f"; the tune {'costs' if chosen else 'would cost'} ${e['build']:,.2f} to build "
-            f"({e['build_hours']:.2f} h at ${e['gpu_hour']:.2f}/h, at the measured throughput) and "
+            f"({e['build_hours']:.2f} h at ${e['hour_price']:.2f}/h, a {e['device'].upper()} "
+            "hour at the throughput measured on one) and "
             f"{e['upkeep_hours_per_quarter']:g} hours of upkeep a quarter "
             f"(${e['upkeep_per_quarter']:,.0f} with retraining)")
     if chosen:

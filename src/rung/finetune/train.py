@@ -71,6 +71,7 @@ class TuneResult:
     regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
     signals: list[Signal] = field(default_factory=list)
     unusual: list[str] = field(default_factory=list)  # settings outside the seeds' ranges
+    device: str = "gpu"  # where it trained ("gpu" or "cpu"): prices its hours
     reused: bool = False  # found finished in its folder, not trained in this call
 
     def summary(self) -> dict[str, Any]:
@@ -88,7 +89,7 @@ class TuneResult:
             "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
             "regression": self.regression, "reused": self.reused,
             "overfitting": [asdict(s) for s in self.signals],
-            "unusual_settings": self.unusual,
+            "unusual_settings": self.unusual, "device": self.device,
         }
 
 
@@ -331,6 +332,7 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
         total_parameters=total,
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
         config=task.finetune.model_dump(),
+        device="cpu" if trainer.args.device.type == "cpu" else "gpu",
         unusual=unusual_settings(task.finetune, max_seq_length=task.audit.max_seq_length,
                                  n_train=len(trainer.train_dataset)),
         base_fingerprint=fingerprint(pipeline.model, base_dir=task.root),
