@@ -38,7 +38,22 @@ db = os.environ["STORE_DB"]
 die_at = int(os.environ.get("DIE_AT_TEST_BATCH", "0"))  # 0: never
 test_inputs = set(json.loads(os.environ.get("TEST_INPUTS", "[]")))
 slow = float(os.environ.get("SLOW", "0"))
+meet = os.environ.get("MEET")  # a folder: the first request waits there for the other climb
 test_batches = 0
+
+
+def wait_for_the_other():
+    # two climbs at once must really overlap: one may spend longer on the classifier than the
+    # other on every LLM request, and then find all its answers in the shared cache
+    global meet
+    if not meet:
+        return
+    os.makedirs(meet, exist_ok=True)
+    open(os.path.join(meet, str(os.getpid())), "w").close()
+    deadline = time.time() + 120
+    while len(os.listdir(meet)) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    meet = None
 
 
 def rungs_stored():
@@ -60,6 +75,7 @@ def rule(prompt):
 class Logged(FakeModel):
     def _log(self, op, prompts):
         global test_batches
+        wait_for_the_other()
         if die_at and any(p[-1].content in test_inputs for p in prompts) and rungs_stored():
             test_batches += 1  # a later rung is being measured on test
             if test_batches == die_at:
@@ -168,8 +184,8 @@ def test_two_climbs_of_one_task_at_once_share_the_store_whole(tmp_path):
     toml = write_task(tmp_path / "task", model="logged", ladder={"all": True})
     store = tmp_path / "task" / ".rung"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    both = [_rung(script, ["climb", str(toml), "--json"], log=log, store=store, SLOW="0.02")
-            for log in logs]
+    both = [_rung(script, ["climb", str(toml), "--json"], log=log, store=store, SLOW="0.02",
+                  MEET=str(tmp_path / "meet")) for log in logs]
     finished = [_finish(p) for p in both]
     for code, _, err in finished:
         assert code == 0, err[-2000:]
