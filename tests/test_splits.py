@@ -1,4 +1,5 @@
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -113,12 +114,23 @@ def test_an_order_value_that_cannot_be_placed_in_time_is_named_with_its_line(val
     assert "ISO 8601" in info.value.fix and "[split] order_key" in info.value.fix
 
 
-def test_numbers_and_zoned_times_order_too():
+def test_numbers_and_zoned_times_order_too(monkeypatch):
     numbered = [make_example(f"t {i}", "AB"[i % 2], line=i + 1, seq=i) for i in range(50)]
     split = split_examples(numbered, seed=0, order_key="seq")
     assert sorted(e.extra["seq"] for e in split.test) == [45, 46, 47, 48, 49]
-    zoned = [make_example(f"z {h}", "AB"[h % 2], line=h + 1,
-                          at=f"2026-05-01T{h:02d}:00:00+00:00" if h % 2 else
-                          f"2026-05-01T{h:02d}:00:00")
-             for h in range(20)]
-    assert len(split_examples(zoned, seed=0, order_key="at").test) == 2  # they compare
+    # hour h written in UTC, every other one with a zone that says so in another way: the
+    # two newest are test, on any machine's clock
+    from datetime import datetime, timedelta, timezone
+
+    tokyo = timezone(timedelta(hours=9))
+    zoned = [make_example(f"z {h}", "AB"[h % 2], line=h + 1, at=(
+        datetime(2026, 5, 1, h, tzinfo=timezone.utc).astimezone(tokyo).isoformat() if h % 2
+        else f"2026-05-01T{h:02d}:00:00")) for h in range(5, 20)]
+    for tz in ("UTC", "Asia/Tokyo", "America/Los_Angeles"):
+        monkeypatch.setenv("TZ", tz)
+        time.tzset()
+        test = split_examples(zoned, seed=0, order_key="at").test
+        assert sorted(e.input for e in test) == ["z 18", "z 19"], tz
+    nan = [make_example("n", "A", line=1, seq=float("nan"))]
+    with pytest.raises(DataError, match="no place in time"):
+        split_examples(nan * 10, seed=0, order_key="seq")

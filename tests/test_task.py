@@ -75,6 +75,13 @@ def test_a_check_across_keys_is_not_held_back_by_a_bad_key_beside_it(task_dir):
     assert "split.group_key" in text and "must add up to 1.0" in text
     metric = next(p for p in info.value.problems if "rouge_l" in p.message)
     assert toml.read_text().splitlines()[metric.line - 1].strip().startswith("metric")
+    # a check that needs the failed key is not run on a default in its place: test = 0 is
+    # the problem, not a sum of 0.8 + 0.2 + 0.1 nobody wrote
+    _replace(toml, 'test = 0.3', 'test = 0')
+    _replace(toml, 'group_key = 3', 'train = 0.8\nval = 0.2')
+    with pytest.raises(RungError) as info:
+        load_task(toml)
+    assert "add up to 1.0" not in str(info.value) and "split.test" in str(info.value)
 
 
 def test_missing_files_come_in_the_same_round_as_bad_keys(task_dir):

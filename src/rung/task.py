@@ -294,8 +294,10 @@ class FineTuneTable(_Strict):
     def _alpha_twice_the_rank(cls, data: Any) -> Any:
         """The seeds: alpha "typically 2x rank". A rank of 8 with the default alpha of 32
         would scale its updates twice as hard as the rank-16 default does."""
-        if isinstance(data, dict) and "alpha" not in data and isinstance(data.get("rank"), int):
-            return {**data, "alpha": 2 * data["rank"]}
+        rank = data.get("rank") if isinstance(data, dict) else None
+        if "alpha" not in (data or {}) and isinstance(rank, (int, float)) and \
+                not isinstance(rank, bool) and float(rank).is_integer():
+            return {**data, "alpha": 2 * int(rank)}
         return data
 
 
@@ -501,6 +503,8 @@ def _unrun_table_checks(err: ValidationError, raw: dict[str, Any]) -> list[dict[
         if not checks or not issubclass(model, BaseModel):
             continue
         partial = model.model_construct(**{k: v for k, v in table.items() if k not in bad_keys})
+        for key in bad_keys:  # not its default either: a check that reads it cannot be made
+            partial.__dict__.pop(key, None)
         for check in checks:
             try:
                 check(partial)

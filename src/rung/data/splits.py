@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,15 @@ def _order_values(examples: list[Example], key: str,
             except ValueError:
                 raise DataError(f"'{key}' is {raw!r}, not an ISO 8601 date or time",
                                 file=source, line=ex.line, fix=fix) from None
-            # a date is its day's first moment; a time with a zone is taken to this machine's
-            # local time, so it compares with times written without one
+            # a date is its day's first moment; a time without a zone is read as UTC, and one
+            # with a zone is taken to UTC, so the split is the same on every machine
             values[id(ex)] = parsed.replace(tzinfo=None) if parsed.tzinfo is None else \
-                parsed.astimezone().replace(tzinfo=None)
+                parsed.astimezone(timezone.utc).replace(tzinfo=None)
             kind = "date"
         else:
+            if not math.isfinite(raw):
+                raise DataError(f"'{key}' is {raw}, which has no place in time", file=source,
+                                line=ex.line, fix=fix)
             values[id(ex)] = raw
             kind = "number"
         kinds.setdefault(kind, ex.line)
