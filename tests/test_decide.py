@@ -148,8 +148,10 @@ def test_a_tune_is_judged_against_the_base_model_with_its_best_prompt() -> None:
 def test_a_tune_that_fell_short_names_its_settings_outside_the_seeds_ranges() -> None:
     odd = ["learning_rate = 0.05 (the seeds' typical range is 1e-05 to 0.0005)"]
     results = [result("prompt", 0.3), result("finetune", 0.31, versus=("prompt", 0.01, 0.8),
+                                              format_failures=50,
                                               training={"unusual_settings": odd})]
     d = decide(results, target=0.9)
+    assert kinds(d)["finetune"][:2] == ["settings", "format"]  # named first
     [settings] = [r for r in d.reasons if r.kind == "settings"]
     assert settings.text == ("finetune: trained with settings outside the seeds' typical "
                              "ranges: " + odd[0])

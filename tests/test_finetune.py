@@ -253,6 +253,9 @@ def test_flat_val_loss_while_train_falls_is_memorisation() -> None:
     [signal] = diagnose(train_loss=[2, 1.6, 1.2, .8, .5, .3, .2, .1],
                         val_loss=[1.5, 1.0, 1.0, 1.0, 1.0])
     assert signal.name == "memorisation" and "best 1.000 (evaluation 2)" in signal.evidence
+    # early stopping ended the run on that plateau, the best checkpoint kept: the fix at work
+    assert diagnose([2, 1.6, 1.2, .8, .5, .3, .2, .1], [1.5, 1.0, 1.0, 1.0, 1.0],
+                    stopped_early=True) == []
     # still improving at the end, or train loss no longer falling after the best: no signal
     assert diagnose([2, 1.6, 1.2, .8, .5, .3, .2, .1], [1.5, 1.2, 1.1, 1.0, 0.95]) == []
     assert diagnose([2, 1.0, .9, .9, .9, .9, .9, .9], [1.5, 1.0, 1.0, 1.0, 1.0]) == []

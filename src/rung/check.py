@@ -109,10 +109,15 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                                 f"{task.task.labels}", file=path, line=ex.line,
                                 fix="correct the label, or leave outputs out to check the "
                                     "inputs alone")
-    split = make_split(task, load_examples(task))
+    everything = load_examples(task)
+    split = make_split(task, everything)
     pipeline = served.pipeline
     store = Store(task.store_dir)
     try:
+        saved = store.artifacts(served.run_id) / "split.json"
+        ids = set(json.loads(saved.read_text())["ids"]["train"]) if saved.is_file() else None
+        run_train = [e.input for e in split.train] if ids is None else \
+            [e.input for e in everything if e.id in ids]
         cache = store.response_cache()
         row = next(r for r in store.rung_rows(served.run_id) if r["rung"] == served.rung)
         tested = list(store.predictions(served.run_id, served.rung))
@@ -171,11 +176,13 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
             "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels}}))
 
     # The seeds: validate on inputs you did not train on. A production input that is a train
-    # example (or all but) was answered from memory, and a score on it flatters the pipeline.
-    trained = {" ".join(t.lower().split()) for t in train_texts}
+    # example (or all but) is what the tune, classifier or demonstrations were built from,
+    # and a score on it flatters the pipeline. Train is the run's own, as it saved it.
+    trained = {" ".join(t.lower().split()) for t in run_train}
     copies = [e.line for e in examples if " ".join(e.input.lower().split()) in trained]
+    exact = set(copies)
     near = [e.line for e, sim in zip(examples, similarity)
-            if sim >= NEAR_COPY and e.line not in set(copies)]
+            if sim >= NEAR_COPY and e.line not in exact]
     in_train = {"copies": len(copies), "near_copies": len(near),
                 "share": round((len(copies) + len(near)) / len(examples), 4),
                 "lines": sorted(copies + near)[:50], "near_copy_similarity": NEAR_COPY}

@@ -462,8 +462,9 @@ def check(
             err.print(f"[yellow]warning:[/] {seen['copies']} of these inputs are train examples "
                       f"and {seen['near_copies']} near-copies of one (lines "
                       f"{', '.join(map(str, seen['lines'][:10]))}"
-                      f"{' ...' if len(seen['lines']) > 10 else ''}): answered from memory, "
-                      "they flatter the score; check on inputs the model was not trained on",
+                      f"{' ...' if len(seen['lines']) > 10 else ''}): the pipeline was built "
+                      "from them (its tune, classifier or demonstrations), so they flatter the "
+                      "score; check on inputs it was not trained on",
                       highlight=False)
         if report["review_sample"]:
             out.print(f"review sample: {report['review_sample']}", soft_wrap=True)

@@ -244,6 +244,11 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
              audit: dict[str, Any] | None) -> list[Reason]:
     s, shown = r.test.score, _describe(r)
     reasons: list[Reason] = []
+    unusual = (r.training or {}).get("unusual_settings") if r.rung == "finetune" else None
+    if unusual:  # a tune that fell short with settings the seeds would not use: those first
+        reasons.append(Reason(r.rung, "settings", "finetune: trained with settings outside the "
+                              f"seeds' typical ranges: {'; '.join(unusual)}",
+                              {"unusual_settings": unusual}))
     failures = r.test.failures
     if failures and s.n and failures.get("format", 0) / s.n >= FORMAT_SHARE:
         share = failures["format"] / s.n
@@ -261,11 +266,6 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
                               f"the bigger model adds {c.difference:+.3f} (p={c.p_value:.2g})",
                               {"bigger_vs": c.to_dict()}))
     reasons += tune_health(r)
-    unusual = (r.training or {}).get("unusual_settings") if r.rung == "finetune" else None
-    if unusual:  # a tune that fell short with settings the seeds would not use: those first
-        reasons.append(Reason(r.rung, "settings", "finetune: trained with settings outside the "
-                              f"seeds' typical ranges: {'; '.join(unusual)}",
-                              {"unusual_settings": unusual}))
     if r.rung == "finetune" and audit is not None and audit.get("verdict") != "ready":
         reasons.append(Reason(r.rung, "data", f"finetune: the audit calls the data "
                               f"{audit['verdict']}: {'; '.join(audit.get('reasons', []))}",

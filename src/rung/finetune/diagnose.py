@@ -39,9 +39,10 @@ VANISH = 1e-3  # the last tenth's mean norm below this share of the first tenth'
 
 def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
              train_accuracy: Sequence[float] = (),
-             grad_norm: Sequence[float] = ()) -> list[Signal]:
+             grad_norm: Sequence[float] = (), stopped_early: bool = False) -> list[Signal]:
     """`train_loss` (and `train_accuracy`, `grad_norm`) in logging order, `val_loss` one
-    value per evaluation."""
+    value per evaluation. `stopped_early`: early stopping ended the run, the best checkpoint
+    kept, so a flat val loss at the end is the fix at work, not a sign to act on."""
     signals: list[Signal] = []
     if len(val_loss) >= 2 and len(train_loss) >= 2:
         best_at = min(range(len(val_loss)), key=lambda i: val_loss[i])
@@ -55,7 +56,8 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
                 "overfitting", f"train loss fell {early:.3f} -> {late:.3f} while val loss rose "
                 f"from its best {best:.3f} (evaluation {best_at + 1}) to {last:.3f}",
                 "reduce epochs, add data"))
-        elif (flat := _flat_since_best(train_loss, val_loss, best_at)) is not None:
+        elif not stopped_early and \
+                (flat := _flat_since_best(train_loss, val_loss, best_at)) is not None:
             signals.append(Signal("memorisation", flat, "early stopping"))
     # Token accuracy is logged per batch: one small batch can be perfect by luck, so the
     # signal reads the mean of the last tenth of the points.

@@ -340,7 +340,8 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
         signals=diagnose([c["loss"] for c in curves if "loss" in c],
                          [c["eval_loss"] for c in curves if "eval_loss" in c],
                          [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c],
-                         [c["grad_norm"] for c in curves if c.get("grad_norm") is not None]))
+                         [c["grad_norm"] for c in curves if c.get("grad_norm") is not None],
+                         stopped_early=state.global_step < state.max_steps))
     if trainer.is_world_process_zero():
         save_record(result, pipeline, model=model, tokenizer=tokenizer)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # they were only for resuming
