@@ -75,7 +75,7 @@ def test_audit_fix_where_nothing_can_be_written_is_refused_before_the_audit(tmp_
     done = runner.invoke(app, ["audit", str(src), "--fix", str(beside / "clean" / "out.jsonl")])
     assert done.exit_code == 2, done.output
     assert "cannot be written" in done.stderr and "notes.jsonl is a file, not a folder" in \
-        done.stderr and "write somewhere you may write" in done.stderr
+        done.stderr and "a folder you may write to" in done.stderr
     assert not (tmp_path / ".rung").exists()  # refused before the audit's work
 
 

@@ -150,7 +150,7 @@ def claim(targets: Sequence[str | Path], *, inputs: Sequence[str | Path] = (),
             problems.append(f"{path} cannot be written: {blocked}")
     if problems:
         if all("cannot be written" in p for p in problems):
-            fix = "write somewhere you may write, or mend the folder's permissions"
+            fix = "write to a path under a folder you may write to"
         elif any("input" in p or "folder" in p or "never" in p for p in problems):
             fix = "write to a new path"
         else:

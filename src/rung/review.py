@@ -126,7 +126,8 @@ def verdict_text(result: dict[str, Any]) -> str:
     if decided + result["ties"] == 0:
         skipped = f" ({result['skips']} skipped)" if result["skips"] else ""
         return (f"no review votes yet on {result['b']} against {result['a']}{skipped}: run "
-                f"'rung review {result.get('run', 'RUN')}' and open the page it names to vote")
+                f"'rung review {result.get('run', 'RUN')} --task PATH' and open the page it names "
+                "to vote")
     return (f"reviewers preferred {result['b']} on {result['b_wins']} of "
             f"{decided + result['ties']} items and {result['a']} on {result['a_wins']}, "
             f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")

@@ -134,7 +134,9 @@ def unusual_settings(settings: FineTuneTable, *, max_seq_length: int,
     found = [f"{key} = {value:g} (the seeds' typical range is {low:g} to {high:g})"
              for key, value in values.items()
              for low, high in [SEED_RANGES[key]] if not low <= value <= high]
-    if method.trains == "lora" and not {"q_proj", "v_proj"} <= set(settings.target_modules):
+    # only where the modules have Llama-style names: GPT-2's c_attn has no q_proj to miss
+    if method.trains == "lora" and any(m.endswith("_proj") for m in settings.target_modules) \
+            and not {"q_proj", "v_proj"} <= set(settings.target_modules):
         found.append(f"target_modules = {settings.target_modules} (the seeds' minimum is "
                      "q_proj and v_proj)")
     if method.trains == "lora" and settings.alpha != 2 * settings.rank:

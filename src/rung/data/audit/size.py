@@ -151,6 +151,6 @@ def class_balance(examples: Sequence[Example], labels: Sequence[str]) -> CheckRe
     return CheckResult(
         "class-balance", status, finding + "; the model will lean towards the majority label",
         fix=f"collect more of the rare labels, downsample the common ones, or weight the loss "
-            f"({weights_text}); and measure with [task] metric = \"macro_f1\", which "
-            "accuracy's majority label cannot game",
+            f"({weights_text}); and if the task measures accuracy, measure macro_f1 instead "
+            "([task] metric = \"macro_f1\"): the majority label cannot game it",
         rows=rare, details=details)
