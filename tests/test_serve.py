@@ -263,6 +263,7 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     report = json.loads(ok.stdout)
     assert report["significant"] == [] and report["n"] == len(records)
     assert report["in_train"]["copies"] == report["in_train"]["near_copies"] == 0
+    assert report["probes"]["n"] == 9 and report["probes"]["failed"] == []  # edge cases held
     assert report["score"]["test"] == "Fisher's exact test, share correct"
     assert Path(report["review_sample"]).is_file()
     assert bad.exit_code == 1, bad.output

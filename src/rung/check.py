@@ -93,6 +93,8 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     from rung.data.audit.review import review_sample
     from rung.eval.runner import evaluate
     from rung.eval.semantic import sentence_vectors
+    from rung.probes import probe
+    from rung.probes import summary as probe_summary
     from rung.serve import served_from
     from rung.store import Store
     from rung.task import load_task
@@ -204,12 +206,20 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                             for e, o in zip(examples, outputs)], folder, seed=task.task.seed,
                            source=str(path))
     drift = [f.name for f in findings if f.significant]
+    store = Store(task.store_dir)
+    try:  # the seeds' edge cases: empty, adversarial, out of distribution
+        probed = probe_summary(probe(pipeline, schema=task.json_schema,
+                                     cache=store.response_cache()))
+    finally:
+        store.close()
     return {
         "run": served.run_id, "rung": served.rung, "inputs": str(path), "n": len(examples),
         "score": score, "alpha": alpha,
         "drift": {f.name: {"significant": f.significant, "p_value": f.p_value, **f.detail}
                   for f in findings},
-        "significant": drift + (["score"] if score and score["significantly_worse"] else []),
+        "significant": drift + (["score"] if score and score["significantly_worse"] else [])
+        + (["probes"] if probed["failed"] else []),
+        "probes": probed,
         "review_sample": str(folder / "review.html") if review.status != "skip" else None,
         "in_train": in_train,
     }

@@ -435,11 +435,11 @@ def check(
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
     rung: Optional[str] = typer.Option(None, "--rung", help="default: the run's recommendation"),
     as_json: bool = typer.Option(False, "--json"),
-    strict: bool = typer.Option(False, "--strict", help="exit 1 on significant drift or a "
-                                "significantly lower score"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 on significant drift, a "
+                                "significantly lower score or a failed edge-case probe"),
 ) -> None:
     """Validate before you deploy: the shipped pipeline on production inputs, its score
-    against the test score, and drift of the inputs from the training data."""
+    against the test score, drift of the inputs from the training data, and edge cases."""
     from rung.check import check as run_check
 
     with _user_errors():
@@ -457,6 +457,11 @@ def check(
             p = found["p_value"]
             out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
                       + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
+        probes = report["probes"]
+        out.print(f"probes: {probes['n'] - len(probes['failed'])} of {probes['n']} edge cases "
+                  "held" + ("" if not probes["failed"] else " (failed: " + ", ".join(
+                      f"{p['name']}: {p['why']}" for p in probes["probes"] if not p["ok"])
+                            + ")"), highlight=False, markup=False)
         seen = report["in_train"]
         if seen["copies"] or seen["near_copies"]:
             err.print(f"[yellow]warning:[/] {seen['copies']} of these inputs are train examples "
