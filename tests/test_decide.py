@@ -37,6 +37,19 @@ def result(rung: str, score: float, *, ci: float = 0.05, versus: tuple[str, floa
     return RungResult(rung, pipeline, test, candidates, 0.0, versus=compared, training=training)
 
 
+def _recording_compare(ci: tuple[float, float], p_value: float):
+    """A paired comparison that says `b` beat `a` by their test scores' difference, and the
+    list of the pairs it was asked for."""
+    asked: list[tuple[str, str]] = []
+
+    def compare(a, b):
+        asked.append((a.rung, b.rung))
+        return PairedComparison("mcnemar-exact", a.test.score.value, b.test.score.value,
+                                b.test.score.value - a.test.score.value, ci, p_value, 100, 0.0)
+
+    return asked, compare
+
+
 def kinds(decision) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for r in decision.reasons:
@@ -130,14 +143,7 @@ def test_a_tune_is_judged_against_the_base_model_with_its_best_prompt() -> None:
     results = [result("classifier", 0.78, val=0.8, classifier=TFIDF, **TFIDF),
                result("prompt", 0.35, val=0.3), result("few-shot", 0.3, val=0.4),
                result("finetune", 0.8, val=0.79, versus=("classifier", 0.02, 0.6))]
-    asked = []
-
-    def compare(a, b):
-        asked.append((a.rung, b.rung))
-        return PairedComparison("mcnemar-exact", a.test.score.value, b.test.score.value,
-                                b.test.score.value - a.test.score.value, (0.4, 0.6), 1e-12,
-                                100, 0.0)
-
+    asked, compare = _recording_compare((0.4, 0.6), 1e-12)
     d = decide(results, target=0.9, compare=compare)
     assert ("few-shot", "finetune") in asked  # best on val, though prompt is better on test
     assert d.next_step.startswith("more data: fine-tuning helped significantly")
@@ -329,14 +335,7 @@ def test_a_knowledge_gap_is_read_against_the_best_llm_rung_when_rag_was_paired_w
     results = [result("classifier", 0.70, val=0.75, classifier=TFIDF, **TFIDF),
                result("prompt", 0.20, val=0.2), result("few-shot", 0.30, val=0.3),
                result("rag", 0.72, val=0.7, versus=("classifier", 0.02, 0.7))]
-    asked = []
-
-    def compare(a, b):
-        asked.append((a.rung, b.rung))
-        return PairedComparison("mcnemar-exact", a.test.score.value, b.test.score.value,
-                                b.test.score.value - a.test.score.value, (0.3, 0.54), 1e-9,
-                                100, 0.0)
-
+    asked, compare = _recording_compare((0.3, 0.54), 1e-9)
     d = decide(results, target=0.85, compare=compare)
     assert asked == [("few-shot", "rag")]
     assert kinds(d)["prompt"] == ["knowledge-gap"] and "retrieval adds +0.420" in d.reasons[1].text
