@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.text import Text
 
 from rung.errors import explain
-from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, print_estimate, \
-    runs_table
+from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, print_check, \
+    print_estimate, runs_table
 
 if TYPE_CHECKING:
     from rung.progress import SilentProgress, StageProgress
@@ -447,32 +447,7 @@ def check(
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        score = report["score"]
-        if score:
-            out.print(f"{score['metric']} {score['score']:.3f} ({score['ci'][0]:.3f}-"
-                      f"{score['ci'][1]:.3f}) on {report['n']} inputs, test "
-                      f"{score['test_score']:.3f}; p = {score['p_value']:.3g} "
-                      f"({score['test']})", highlight=False)
-        for name, found in report["drift"].items():
-            p = found["p_value"]
-            out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
-                      + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
-        probes = report["probes"]
-        out.print(f"probes: {probes['n'] - len(probes['failed'])} of {probes['n']} edge cases "
-                  "held" + ("" if not probes["failed"] else " (failed: " + ", ".join(
-                      f"{p['name']}: {p['why']}" for p in probes["probes"] if not p["ok"])
-                            + ")"), highlight=False, markup=False)
-        seen = report["in_train"]
-        if seen["copies"] or seen["near_copies"]:
-            err.print(f"[yellow]warning:[/] {seen['copies']} of these inputs are train examples "
-                      f"and {seen['near_copies']} near-copies of one (lines "
-                      f"{', '.join(map(str, seen['lines'][:10]))}"
-                      f"{' ...' if len(seen['lines']) > 10 else ''}): the pipeline was built "
-                      "from them (its tune, classifier or demonstrations), so they flatter the "
-                      "score; check on inputs it was not trained on",
-                      highlight=False)
-        if report["review_sample"]:
-            out.print(f"review sample: {report['review_sample']}", soft_wrap=True)
+        print_check(out, err, report)
     if strict and report["significant"]:
         raise typer.Exit(1)
 

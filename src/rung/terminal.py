@@ -150,3 +150,33 @@ def plan_table(plan: dict) -> Table:
     total = plan["total"]
     table.add_row("total", "", "", "", "", "", f"~{total['tokens']:,}")
     return table
+
+
+def print_check(out: Console, err: Console, report: dict) -> None:
+    """`rung check` for a person: the score against test, each drift test, the edge cases,
+    and a warning when the inputs include the run's own train examples."""
+    score = report["score"]
+    if score:
+        out.print(f"{score['metric']} {score['score']:.3f} ({score['ci'][0]:.3f}-"
+                  f"{score['ci'][1]:.3f}) on {report['n']} inputs, test "
+                  f"{score['test_score']:.3f}; p = {score['p_value']:.3g} "
+                  f"({score['test']})", highlight=False)
+    for name, found in report["drift"].items():
+        p = found["p_value"]
+        out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
+                  + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
+    probes = report["probes"]
+    failed = "; ".join(f"{p['name']}: {p['why']}" for p in probes["probes"] if not p["ok"])
+    out.print(f"probes: {probes['n'] - len(probes['failed'])} of {probes['n']} edge cases held"
+              + (f" (failed: {failed})" if failed else ""), highlight=False, markup=False)
+    seen = report["in_train"]
+    if seen["copies"] or seen["near_copies"]:
+        err.print(f"[yellow]warning:[/] {seen['copies']} of these inputs are train examples "
+                  f"and {seen['near_copies']} near-copies of one (lines "
+                  f"{', '.join(map(str, seen['lines'][:10]))}"
+                  f"{' ...' if len(seen['lines']) > 10 else ''}): the pipeline was built "
+                  "from them (its tune, classifier or demonstrations), so they flatter the "
+                  "score; check on inputs it was not trained on",
+                  highlight=False)
+    if report["review_sample"]:
+        out.print(f"review sample: {report['review_sample']}", soft_wrap=True)
