@@ -428,3 +428,23 @@ def test_settings_outside_the_seeds_ranges_are_named_and_the_defaults_are_inside
     full = unusual_settings(FineTuneTable(method="full"), max_seq_length=2048, n_train=900)
     assert full == ["method = full on 900 training examples (the seeds: full fine-tuning "
                     "wants 10,000+; LoRA needs far fewer)"]
+
+
+def test_a_tune_recorded_before_device_and_settings_were_kept_is_read_whole(
+        task_dir: Path, tiny_llama: Path) -> None:
+    """A tune.json from an earlier rung has neither: reused, its device comes from its
+    measured memory (priced as the CPU tune it was) and its unusual settings from the config
+    that trained it, the same config that named its folder."""
+    from rung.finetune.train import TUNE_FILE
+
+    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    [tuned] = climb(toml, only="finetune", force=True).results
+    record_path = Path(tuned.pipeline.model) / TUNE_FILE
+    record = json.loads(record_path.read_text())
+    assert record["device"] == "cpu" and record["unusual"]
+    for key in ("device", "unusual"):
+        del record[key]
+    record_path.write_text(json.dumps(record))
+    [again] = climb(toml, only="finetune", force=True).results
+    assert again.training["reused"] and again.training["device"] == "cpu"
+    assert again.training["unusual_settings"] == tuned.training["unusual_settings"]

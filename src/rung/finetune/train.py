@@ -132,6 +132,9 @@ def finished_tune(out: Path) -> TuneResult | None:
     data = json.loads(record.read_text())
     data["artifact"] = out / "artifact"  # where it is now: the task folder may have moved
     data["signals"] = [Signal(**s) for s in data["signals"]]
+    if "device" not in data:  # a record from before the device was kept: its memory says
+        measured = ((data.get("peak_memory") or {}).get("measured") or {}).get("device")
+        data["device"] = "cpu" if measured == "cpu" else "gpu"
     return TuneResult(**{**data, "reused": True})
 
 
@@ -140,6 +143,9 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
     check_method(task.finetune, train, file=task.path)
     if (done := finished_tune(out)) is not None:
+        if not done.unusual:  # a record from before they were kept: the same settings
+            done.unusual = unusual_settings(task.finetune, n_train=len(train),
+                                            max_seq_length=task.audit.max_seq_length)
         return done
     with tune_lock(out):  # another climb of this task may be training the same tune
         if (done := finished_tune(out)) is not None:
