@@ -270,9 +270,13 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     drift = json.loads(bad.stdout)
     assert "distance" in drift["significant"] and drift["score"] is None
     assert drift["drift"]["distance"]["share_far"] > 0.5
-    # the task's own tickets (train among them): each one in train is named, with its line
+    # the task's own tickets (train among them): each one in the run's train is named, with
+    # its line, even after the seed changed today's split
     task = load_task(toml)
     trained = {e.input for e in make_split(task, load_examples(task)).train}
+    toml.write_text(toml.read_text().replace("seed = 7", "seed = 8"))
+    assert trained != {e.input for e in make_split(load_task(toml),
+                                                   load_examples(task)).train}
     own = tmp_path / "own.txt"
     texts = [r["messages"][0]["content"] for r in ticket_records(10)]
     own.write_text("".join(f"{t.upper() if i % 2 else t}\n" for i, t in enumerate(texts)))

@@ -112,14 +112,18 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                                 fix="correct the label, or leave outputs out to check the "
                                     "inputs alone")
     everything = load_examples(task)
-    split = make_split(task, everything)
     pipeline = served.pipeline
     store = Store(task.store_dir)
     try:
+        # the run's own train and test, as it saved them: today's data or [split] may differ
         saved = store.artifacts(served.run_id) / "split.json"
-        ids = set(json.loads(saved.read_text())["ids"]["train"]) if saved.is_file() else None
-        run_train = [e.input for e in split.train] if ids is None else \
-            [e.input for e in everything if e.id in ids]
+        ids = json.loads(saved.read_text())["ids"] if saved.is_file() else {}
+        train_ids, test_ids = set(ids.get("train", [])), set(ids.get("test", []))
+        run_train = [e for e in everything if e.id in train_ids]
+        run_test = [e for e in everything if e.id in test_ids]
+        if not run_train or not run_test:  # none saved, or the data changed past recognition
+            split = make_split(task, everything)
+            run_train, run_test = split.train, split.test
         cache = store.response_cache()
         row = next(r for r in store.rung_rows(served.run_id) if r["rung"] == served.rung)
         tested = list(store.predictions(served.run_id, served.rung))
@@ -149,13 +153,13 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                  "p_value": float(p_value), "test": "Fisher's exact test, share correct",
                  "significantly_worse": bool(worse and p_value < alpha)}
 
-    train_texts = [e.input for e in split.train]
+    train_texts = [e.input for e in run_train]
     train_vectors = sentence_vectors(train_texts)
 
     def nearest(texts: list[str]) -> np.ndarray:
         return (sentence_vectors(texts) @ train_vectors.T).max(axis=1)
 
-    threshold = float(np.percentile(nearest([e.input for e in split.test]), 5))
+    threshold = float(np.percentile(nearest([e.input for e in run_test]), 5))
     similarity = nearest([e.input for e in examples])
     far = int((similarity < threshold).sum())
     p_far = stats.binomtest(far, len(examples), 0.05, alternative="greater").pvalue
@@ -180,7 +184,7 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     # The seeds: validate on inputs you did not train on. A production input that is a train
     # example (or all but) is what the tune, classifier or demonstrations were built from,
     # and a score on it flatters the pipeline. Train is the run's own, as it saved it.
-    trained = {" ".join(t.lower().split()) for t in run_train}
+    trained = {" ".join(t.lower().split()) for t in train_texts}
     copies = [e.line for e in examples if " ".join(e.input.lower().split()) in trained]
     exact = set(copies)
     near = [e.line for e, sim in zip(examples, similarity)
