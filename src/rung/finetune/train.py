@@ -8,8 +8,8 @@ What it does, top to bottom:
    tuned model is asked exactly what it was trained on;
 5. train with the seeds' defaults (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's
    learning rate), batches of similar length (no padding to a fixed width; padding-free with
-   FlashAttention on a GPU), evaluate on val every epoch or N steps, stop early when val loss
-   stops improving, keep the best checkpoint;
+   FlashAttention on a GPU), evaluate on val twice an epoch or every N steps, stop early
+   when val loss stops improving, keep the best checkpoint;
 6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
    run's record, `tune.json`, written last: its presence means the tune finished. The
    intermediate checkpoints exist to resume and are removed then.
