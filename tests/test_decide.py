@@ -319,6 +319,24 @@ def test_a_chosen_tune_that_forgot_and_overfit_is_recommended_with_its_warning_s
     assert "check before shipping" not in healthy.headline and "finetune" not in kinds(healthy)
 
 
+def test_a_chosen_tune_trained_on_personal_data_says_so() -> None:
+    """The audit warns on e-mails and phone numbers and lets the tune train; the seeds'
+    checklist says "PII removed", so the recommendation names it with the fix."""
+    results = [result("prompt", 0.50),
+               result("finetune", 0.90, versus=("prompt", 0.40, 1e-9))]
+    audit = {"verdict": "ready with warnings", "reasons": [], "checks": [
+        {"check": "pii", "status": "warn", "finding": "3 e-mail addresses in 3 examples"}]}
+    d = decide(results, target=0.85, audit=audit)
+    assert d.rung == "finetune" and kinds(d)["finetune"] == ["personal-data"]
+    assert d.headline.endswith("check before shipping: the tune shows personal-data (fix: "
+                               "tune on a redacted copy (rung audit DATA --redact writes one): "
+                               "a tune can repeat what it was trained on)")
+    clean = {**audit, "checks": [{"check": "pii", "status": "pass", "finding": "none"}]}
+    assert "check before shipping" not in decide(results, target=0.85, audit=clean).headline
+    prompted = decide([result("prompt", 0.90)], target=0.85, audit=audit)
+    assert "check before shipping" not in prompted.headline  # nothing was trained on it
+
+
 def test_a_tune_below_the_target_is_explained_by_its_warning_signs_too() -> None:
     d = decide([result("prompt", 0.50),
                 result("finetune", 0.60, versus=("prompt", 0.10, 1e-3), training=FORGOT)],

@@ -102,7 +102,8 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
                         reached=chosen is not None)
     small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
-        cautions = tune_health(chosen)  # a tune is shipped with its warning signs said
+        # a tune is shipped with its warning signs said, and what its data taught it
+        cautions = tune_health(chosen) + _personal_data(chosen, audit)
         budget = (f"; it answers within the {max_latency_ms:g} ms budget "
                   f"({chosen.test.latency_ms['p95']:.0f} ms at p95)" if max_latency_ms else "")
         headline = (_headline(chosen, ordered, target, criterion, compare, prices) + budget
@@ -297,6 +298,20 @@ def tune_health(r: RungResult) -> list[Reason]:
                               {"fix": check["fix"], "drop": check["drop"],
                                "p_value": check["p_value"]}))
     return reasons
+
+
+def _personal_data(r: RungResult, audit: dict[str, Any] | None) -> list[Reason]:
+    """The seeds' checklist says "PII removed" before training. The audit only warns on
+    e-mails, phone numbers and addresses (it refuses cards, ids and secrets), so a tune may be
+    chosen that learnt some: it can repeat them, and the decision says so."""
+    found = next((c for c in (audit or {}).get("checks", [])
+                  if c.get("check") == "pii" and c.get("status") != "pass"), None)
+    if r.rung != "finetune" or found is None:
+        return []
+    fix = ("tune on a redacted copy (rung audit DATA --redact writes one): a tune can repeat "
+           "what it was trained on")
+    return [Reason(r.rung, "personal-data", f"{r.rung}: trained on personal data: "
+                   f"{found['finding']} (fix: {fix})", {"fix": fix, "evidence": found["finding"]})]
 
 
 def _cautions_clause(cautions: list[Reason]) -> str:
