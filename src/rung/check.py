@@ -134,6 +134,8 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
         else:
             outputs = [o.text for o in pipeline.predict([e.input for e in examples],
                                                         cache=cache)]
+        # the seeds' edge cases: empty, adversarial, out of distribution
+        probed = probe_summary(probe(pipeline, schema=task.json_schema, cache=cache))
     finally:
         store.close()
     findings: list[Finding] = []
@@ -210,12 +212,6 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
                             for e, o in zip(examples, outputs)], folder, seed=task.task.seed,
                            source=str(path))
     drift = [f.name for f in findings if f.significant]
-    store = Store(task.store_dir)
-    try:  # the seeds' edge cases: empty, adversarial, out of distribution
-        probed = probe_summary(probe(pipeline, schema=task.json_schema,
-                                     cache=store.response_cache()))
-    finally:
-        store.close()
     return {
         "run": served.run_id, "rung": served.rung, "inputs": str(path), "n": len(examples),
         "score": score, "alpha": alpha,
