@@ -294,9 +294,11 @@ class FineTuneTable(_Strict):
     def _alpha_twice_the_rank(cls, data: Any) -> Any:
         """The seeds: alpha "typically 2x rank". A rank of 8 with the default alpha of 32
         would scale its updates twice as hard as the rank-16 default does."""
-        rank = data.get("rank") if isinstance(data, dict) else None
-        if "alpha" not in (data or {}) and isinstance(rank, (int, float)) and \
-                not isinstance(rank, bool) and float(rank).is_integer():
+        if not isinstance(data, dict) or "alpha" in data:
+            return data
+        rank = data.get("rank")
+        if isinstance(rank, (int, float)) and not isinstance(rank, bool) \
+                and float(rank).is_integer():
             return {**data, "alpha": 2 * int(rank)}
         return data
 
@@ -485,7 +487,8 @@ def _problems(err: ValidationError, text: str, path: Path, raw: dict[str, Any]) 
 def _unrun_table_checks(err: ValidationError, raw: dict[str, Any]) -> list[dict[str, Any]]:
     """pydantic skips a table's checks across keys when one of its keys failed, so a wrong
     metric would be reported only once the target was mended. Run them here on the keys that
-    passed (the failed ones left at their defaults), as errors in pydantic's own shape."""
+    passed; a check that needs a failed key is skipped (neither the user's value nor the
+    default would give a true answer). Errors come in pydantic's own shape."""
     failed: dict[str, set[str]] = {}
     for e in err.errors():
         loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
@@ -495,13 +498,12 @@ def _unrun_table_checks(err: ValidationError, raw: dict[str, Any]) -> list[dict[
     for section, bad_keys in failed.items():
         field = TaskSpec.model_fields.get(section)
         table = raw.get(section)
-        if field is None or not isinstance(table, dict) or not isinstance(field.annotation, type):
+        model = field.annotation if field is not None else None
+        if not isinstance(table, dict) or not isinstance(model, type) \
+                or not issubclass(model, BaseModel):
             continue
-        model = field.annotation
         checks = [d.func for d in model.__pydantic_decorators__.model_validators.values()
                   if d.info.mode == "after"]
-        if not checks or not issubclass(model, BaseModel):
-            continue
         partial = model.model_construct(**{k: v for k, v in table.items() if k not in bad_keys})
         for key in bad_keys:  # not its default either: a check that reads it cannot be made
             partial.__dict__.pop(key, None)
