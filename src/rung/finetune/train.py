@@ -143,14 +143,20 @@ def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
     check_method(task.finetune, train, file=task.path)
     if (done := finished_tune(out)) is not None:
-        if not done.unusual:  # a record from before they were kept: the same settings
-            done.unusual = unusual_settings(task.finetune, n_train=len(train),
-                                            max_seq_length=task.audit.max_seq_length)
-        return done
+        return _with_settings(done, task, len(train))
     with tune_lock(out):  # another climb of this task may be training the same tune
-        if (done := finished_tune(out)) is not None:
-            return done  # it was: take its result instead of training it again
+        if (done := finished_tune(out)) is not None:  # it was: take its result instead
+            return _with_settings(done, task, len(train))
         return _train(task, pipeline, train, val, out, callbacks)
+
+
+def _with_settings(done: TuneResult, task: TaskSpec, n_train: int) -> TuneResult:
+    """A record from before unusual settings were kept: the config that named its folder
+    trained it, so they are read off that."""
+    if not done.unusual:
+        done.unusual = unusual_settings(task.finetune, n_train=n_train,
+                                        max_seq_length=task.audit.max_seq_length)
+    return done
 
 
 @contextlib.contextmanager
@@ -387,10 +393,11 @@ def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
     # Evaluated once an epoch, three epochs and a patience of two could never stop early: the
     # third evaluation is the end. By default val loss is read EVALS_PER_EPOCH times an epoch
     # (a share of all steps, so it holds on any number of processes).
-    steps = settings.eval_steps or (1 / (EVALS_PER_EPOCH * settings.epochs))
-    every = {"eval_strategy": "steps", "eval_steps": steps,
-             "save_strategy": "steps", "save_steps": steps} if steps < 1 or settings.eval_steps \
-        else {"eval_strategy": "epoch", "save_strategy": "epoch"}  # under half an epoch
+    share = 1 / (EVALS_PER_EPOCH * settings.epochs)  # of all steps, between two readings
+    steps = settings.eval_steps or (share if share < 1 else None)  # None: under half an epoch
+    every = {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps",
+             "save_steps": steps} if steps else {"eval_strategy": "epoch",
+                                                 "save_strategy": "epoch"}
     common = dict(
         output_dir=str(checkpoints), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
