@@ -48,23 +48,16 @@ class PromptRung(Rung):
                 f"unknown prompt variant(s) {unknown}", file=task.path,
                 fix=f"[prompt] variants may name: {', '.join(VARIANTS)}",
             )
-        plain = [
-            (name, Pipeline(
+        def pipeline(instruction: str, variant: str, **details: object) -> Pipeline:
+            return Pipeline(
                 rung=self.name, kind=task.task.kind, model=task.models.small,
-                instruction=task.task.instruction, variant=name, labels=list(task.task.labels),
+                instruction=instruction, variant=variant, labels=list(task.task.labels),
                 max_new_tokens=task.eval.max_new_tokens, base_dir=str(task.root),
-                details={"variant": name},
-            ))
-            for name in names
-        ] + [
-            (own_label(number, text), Pipeline(
-                rung=self.name, kind=task.task.kind, model=task.models.small,
-                instruction=text, variant="instruction", labels=list(task.task.labels),
-                max_new_tokens=task.eval.max_new_tokens, base_dir=str(task.root),
-                details={"variant": "instruction", "own": number},
-            ))
-            for number, text in enumerate(task.prompt.instructions, start=1)
-        ]
+                details={"variant": variant, **details})
+
+        plain = [(name, pipeline(task.task.instruction, name)) for name in names] + [
+            (own_label(number, text), pipeline(text, "instruction", own=number))
+            for number, text in enumerate(task.prompt.instructions, start=1)]
         return with_calibrated(task, plain, cache) if task.prompt.calibrate else plain
 
 
