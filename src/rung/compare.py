@@ -140,7 +140,8 @@ def is_gate_summary(path: Path) -> bool:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False  # one written before the mark existed opens the same way:
+        return False
+    # one written before the mark existed is known by how it opens
     return GATE_MARK in text[-200:] or text.startswith(("**rung gate passes**",
                                                         "**rung gate FAILS**"))
 

@@ -304,9 +304,11 @@ def _personal_data(r: RungResult, audit: dict[str, Any] | None) -> list[Reason]:
     """The seeds' checklist says "PII removed" before training. The audit only warns on
     e-mails, phone numbers and addresses (it refuses cards, ids and secrets), so a tune may be
     chosen that learnt some: it can repeat them, and the decision says so."""
+    if r.rung != "finetune":
+        return []
     found = next((c for c in (audit or {}).get("checks", [])
                   if c.get("check") == "pii" and c.get("status") != "pass"), None)
-    if r.rung != "finetune" or found is None:
+    if found is None:
         return []
     fix = ("tune on a redacted copy (rung audit DATA --redact writes one): a tune can repeat "
            "what it was trained on")

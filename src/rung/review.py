@@ -84,7 +84,8 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
     p_value = float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0
     reviewers = sorted({r for r, _ in latest})
     out: dict[str, Any] = {
-        "run": run_id, "a": rung_a, "b": rung_b, "reviewers": reviewers, "items": len({i for _, i in latest}),
+        "run": run_id, "a": rung_a, "b": rung_b, "reviewers": reviewers,
+        "items": len({i for _, i in latest}),
         "b_wins": wins, "ties": ties, "a_wins": losses, "skips": len(latest) - len(counted),
         "b_win_rate": round(wins / decided, 4) if decided else None,
         "b_win_rate_ci": _wilson(wins, decided), "p_value": p_value,
