@@ -9,7 +9,9 @@ from math import comb
 from typer.testing import CliRunner
 
 from conftest import LABELS, write_task
+from rung import __version__
 from rung.cli import app
+from rung.compare import changes, describe_changes
 
 runner = CliRunner()
 BROKEN = "Answer BILLING whatever the ticket says."
@@ -47,6 +49,12 @@ def test_compare_lists_the_flips_and_mcnemars_exact_p_value(task_dir, fake_model
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert report["config_changed"] and not report["data_changed"]
+    assert report["settings"] == [{"key": "[task] instruction",
+                                   "a": "Classify the ticket as BILLING, BUG or FEATURE.",
+                                   "b": BROKEN}]
+    assert report["settings_one_side"] == [] and report["rung_versions"] == [__version__] * 2
+    said = runner.invoke(app, ["compare", good, broken, "--task", str(toml)])
+    assert said.exit_code == 0 and said.stdout.startswith("changed: [task] instruction: ")
     prompt = report["rungs"]["prompt"]
     worse, better = prompt["right_to_wrong"], prompt["wrong_to_right"]
     assert len(worse) > 0 and all(f["b"] == "BILLING" and f["a"] == f["expected"] for f in worse)
@@ -79,11 +87,13 @@ def test_the_gate_fails_a_broken_prompt_and_passes_a_rerun_of_the_baseline(task_
     assert failed.exit_code == 1, failed.output
     assert comment.read_text().startswith("**rung gate FAILS**")
     assert "right to wrong:" in comment.read_text()
+    assert "- changed since the baseline: [task] instruction: " in comment.read_text()
     toml.write_text(original)
     passed = runner.invoke(app, ["gate", str(toml), "--json"])  # the baseline, climbed again
     assert passed.exit_code == 0, passed.output
     verdict = json.loads(passed.stdout)
     assert verdict["difference"] == 0 and not verdict["fails"]
+    assert verdict["changes"]["settings"] == [] and not verdict["changes"]["config_changed"]
     assert verdict["a"]["run"] == baseline and verdict["b"]["run"] != baseline
     # a tolerance lets a small significant drop through; none here is small
     named = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
@@ -96,3 +106,33 @@ def test_the_gate_without_a_baseline_says_how_to_name_one(task_dir, fake_model):
     _climb(toml)
     done = runner.invoke(app, ["gate", str(toml)])
     assert done.exit_code == 2 and "--pin" in done.stderr
+
+
+def _row(settings, *, config="c1", data="d1", version="0.1.0"):
+    return {"settings_json": None if settings is None else json.dumps(settings),
+            "config_hash": config, "data_hash": data, "rung_version": version}
+
+
+def test_changes_name_each_key_and_keep_a_new_rungs_defaults_apart():
+    old = {"rag": {"k": [1, 3], "methods": ["bm25"]}, "models": {"openai": {"base_url": None}}}
+    new = {"rag": {"k": [1, 3, 5], "methods": ["bm25"], "shots": [0]},
+           "models": {"openai": {"base_url": "http://127.0.0.1:8000/v1"}}}
+    found = changes(_row(old), _row(new, config="c2", data="d2", version="0.2.0"))
+    assert found["settings"] == [
+        {"key": "[rag] k", "a": [1, 3], "b": [1, 3, 5]},
+        {"key": "[models] openai.base_url", "a": None, "b": "http://127.0.0.1:8000/v1"}]
+    assert found["settings_one_side"] == ["[rag] shots"] and found["config_changed"]
+    assert describe_changes(found) == ('[rag] k: [1, 3] -> [1, 3, 5]; [models] openai.base_url: '
+                                       'null -> "http://127.0.0.1:8000/v1"; the data file '
+                                       'changed; rung 0.1.0 -> 0.2.0')
+    # a key only a newer rung knows is not a change anyone made
+    only_new = changes(_row(old), _row({**old, "split": {"order_key": None}}, config="c2"))
+    assert not only_new["config_changed"] and only_new["settings_one_side"] == ["[split] order_key"]
+    assert describe_changes(only_new) == "same settings, data and rung"
+
+
+def test_runs_stored_before_settings_were_kept_compare_by_hash():
+    found = changes(_row(None), _row({"rag": {"k": [1]}}, config="c2"))
+    assert found["settings"] is None and found["config_changed"]
+    assert "which keys is not known" in describe_changes(found)
+    assert not changes(_row(None), _row(None))["config_changed"]

@@ -461,13 +461,14 @@ def compare(
 ) -> None:
     """Two runs on the same test split: per rung and overall, the paired difference, McNemar's
     exact p-value and the examples that went from right to wrong and back."""
-    from rung.compare import compare_runs
+    from rung.compare import compare_runs, describe_changes
 
     with _user_errors(), _task_store(path) as store:
         report = compare_runs(store, run_a, run_b)
     if as_json:
         print(json.dumps(report, indent=2))
         return
+    out.print(f"changed: {describe_changes(report)}", highlight=False, markup=False)
     for name, row in [*report["rungs"].items(), ("overall", report["overall"])]:
         out.print(f"{name}: {row['a']['score']:.3f} -> {row['b']['score']:.3f} "
                   f"({row['difference']:+.3f}, 95% CI {row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}"

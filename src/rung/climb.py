@@ -295,7 +295,7 @@ def climb(
             task=task.task.name, task_path=str(task.path), kind=task.task.kind,
             metric=task.task.metric, target=task.task.target, seed=task.task.seed,
             config_hash=task.config_hash(), data_hash=file_hash(task.data_path),
-            split_hash=split.hash(),
+            split_hash=split.hash(), settings=task.settings(),
         )
         split.save(store.artifacts(run_id) / "split.json")
         cache = store.response_cache() if use_cache else None

@@ -82,14 +82,65 @@ def compare_runs(store: Store, run_a: str, run_b: str, **options: Any) -> dict[s
     rungs_b = {r["rung"] for r in store.rung_rows(run_b)}
     both = [name for name in LADDER if name in rungs_a and name in rungs_b]
     return {
-        "a": run_a, "b": run_b, "split_hash": first["split_hash"],
-        "config_changed": first["config_hash"] != second["config_hash"],
-        "data_changed": first["data_hash"] != second["data_hash"],
+        "a": run_a, "b": run_b, "split_hash": first["split_hash"], **changes(first, second),
         "rungs": {name: compare_rung(store, run_a, name, run_b, name, **options)
                   for name in both},
         "overall": compare_rung(store, run_a, shipped(store, run_a), run_b,
                                 shipped(store, run_b), **options),
     }
+
+
+def changes(first: Any, second: Any) -> dict[str, Any]:
+    """What differs between two runs besides their answers: the settings, key by key, the
+    data and the rung that climbed. Keys only one run has came with a new (or older) rung and
+    were not set by anyone, so they are listed apart and do not count as a changed config.
+    Runs stored before settings were kept (migration 11) can only say whether the hash
+    differs: `settings` is then None."""
+    found: dict[str, Any] = {"data_changed": first["data_hash"] != second["data_hash"],
+                             "rung_versions": [first["rung_version"], second["rung_version"]]}
+    if first["settings_json"] is None or second["settings_json"] is None:
+        return {**found, "config_changed": first["config_hash"] != second["config_hash"],
+                "settings": None, "settings_one_side": None}
+    a = _flat(json.loads(first["settings_json"]))
+    b = _flat(json.loads(second["settings_json"]))
+    changed = [{"key": key, "a": a[key], "b": b[key]} for key in a if key in b and a[key] != b[key]]
+    one_side = sorted({*a, *b} - ({*a} & {*b}))
+    return {**found, "config_changed": bool(changed), "settings": changed,
+            "settings_one_side": one_side}
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"rag": {"k": [1, 3]}} -> {"[rag] k": [1, 3]}: keys named as rung.toml writes them."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat.update(_flat(value, name))
+        else:
+            section, _, rest = name.partition(".")
+            flat[f"[{section}] {rest}" if rest else name] = value
+    return flat
+
+
+def describe_changes(found: dict[str, Any]) -> str:
+    """One line for the terminal and the pull-request comment."""
+    parts = []
+    if found["settings"] is None:
+        if found["config_changed"]:
+            parts.append("settings changed (a run predates the settings record: which keys "
+                         "is not known)")
+    else:
+        parts += [f"{c['key']}: {_value(c['a'])} -> {_value(c['b'])}" for c in found["settings"]]
+    if found["data_changed"]:
+        parts.append("the data file changed")
+    versions = found["rung_versions"]
+    if None not in versions and versions[0] != versions[1]:
+        parts.append(f"rung {versions[0]} -> {versions[1]}")
+    return "; ".join(parts) if parts else "same settings, data and rung"
+
+
+def _value(value: Any) -> str:
+    return _short(json.dumps(value, ensure_ascii=False), 40)
 
 
 def gate(store: Store, baseline: str, candidate: str, *, tolerance: float = 0.0,
@@ -107,7 +158,8 @@ def gate(store: Store, baseline: str, candidate: str, *, tolerance: float = 0.0,
     candidate_rung = rung if rung in measured else shipped(store, candidate)
     result = compare_rung(store, baseline, rung, candidate, candidate_rung)
     worse = result["difference"] < -tolerance and result["p_value"] < alpha
-    return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse)}
+    return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse),
+            "changes": changes(_run(store, baseline), _run(store, candidate))}
 
 
 def markdown(verdict: dict[str, Any]) -> str:
@@ -124,6 +176,7 @@ def markdown(verdict: dict[str, Any]) -> str:
         f"fails below -{verdict['tolerance']:g} at p < {verdict['alpha']:g}",
         f"- right to wrong: {len(verdict['right_to_wrong'])}, wrong to right: "
         f"{len(verdict['wrong_to_right'])}",
+        f"- changed since the baseline: {describe_changes(verdict['changes'])}",
     ]
     for flip in verdict["right_to_wrong"][:10]:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "

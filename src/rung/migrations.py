@@ -161,6 +161,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX votes_by_pair ON votes(run_id, rung_a, rung_b);
     """,
+    # 11: the settings a run climbed with and the rung that climbed it, so `rung compare` and
+    # `rung gate` can say which keys changed between two runs, not only that a hash differs
+    """
+    ALTER TABLE runs ADD COLUMN settings_json TEXT;
+    ALTER TABLE runs ADD COLUMN rung_version TEXT;
+    """,
 ]
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from rung import __version__
 from rung.errors import ConfigError
 from rung.migrations import migrate
 
@@ -113,7 +114,8 @@ class Store:
         return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
     def start_run(self, *, task: str, task_path: str, kind: str, metric: str, target: float,
-                  seed: int, config_hash: str, data_hash: str, split_hash: str) -> str:
+                  seed: int, config_hash: str, data_hash: str, split_hash: str,
+                  settings: dict[str, Any] | None = None) -> str:
         run_id = self.new_id()
         with self.conn:
             self.conn.execute(
@@ -122,8 +124,11 @@ class Store:
                 (run_id, _now(), task, task_path, kind, metric, target, seed, config_hash,
                  data_hash, split_hash, "running"),
             )
-            self.conn.execute("UPDATE runs SET pid = ?, host = ? WHERE id = ?",
-                              (os.getpid(), socket.gethostname(), run_id))
+            self.conn.execute(
+                "UPDATE runs SET pid = ?, host = ?, settings_json = ?, rung_version = ?"
+                " WHERE id = ?", (os.getpid(), socket.gethostname(),
+                                  None if settings is None else json.dumps(settings),
+                                  __version__, run_id))
         return run_id
 
     def fail_run(self, run_id: str, error: BaseException) -> None:

@@ -358,6 +358,10 @@ class TaskSpec(_Strict):
         except OSError:
             return None
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting the climb ran with, defaults included, as the run store keeps it."""
+        return self.model_dump(mode="json", exclude={"path"})
+
     def config_hash(self) -> str:
         text = self.model_dump_json(exclude={"path"})
         return hashlib.sha256(text.encode()).hexdigest()[:16]
