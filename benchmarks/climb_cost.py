@@ -8,6 +8,12 @@ split; what racing may change is only which candidate each rung keeps, so the ch
 candidates are compared rung by rung (and, where they differ, their val scores).
 
     python benchmarks/climb_cost.py
+    python benchmarks/climb_cost.py --set rag.methods='["bm25","dense","hybrid"]' \
+        --set rag.k='[1,3,5]' --set rag.shots='[0]' --unset eval.val_limit
+
+`--set SECTION.KEY=VALUE` changes one key of the example's rung.toml on both sides (a TOML
+value), `--unset SECTION.KEY` removes one (its default then holds); the second line above is the issue's own account of a slow climb: nine rag
+candidates (three retrievers by three k) chosen on all of val.
 
 Last line: JSON with ratio (full_seconds / raced_seconds), same_choice (and, where a rung
 chose differently, both choices with their val scores), val_scored (candidate-examples each
@@ -18,6 +24,7 @@ choosing, i.e. measuring on test, loading, auditing, indexing), scores (test, pe
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -45,10 +52,46 @@ for reference in (models.small, models.large):
 """], check=True)
 
 
-def climb(selection: str, folder: Path) -> tuple[dict, float]:
+def with_settings(text: str, settings: dict[str, str | None]) -> str:
+    """rung.toml with `section.key` set to each TOML value (None: the line removed): an
+    existing line replaced in its own table, a missing one added at the table's head."""
+    lines, section, done = text.splitlines(), "", set()
+    out: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+            out.append(line)
+            out += [f"{name.split('.', 1)[1]} = {value}" for name, value in settings.items()
+                    if name.split(".", 1)[0] == section and value is not None
+                    and name not in _keys_in(text, section)]
+            done |= {name for name in settings if name.split(".", 1)[0] == section}
+            continue
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        name = f"{section}.{key}"
+        if key and name in settings:
+            if settings[name] is not None:
+                out.append(f"{key} = {settings[name]}")
+        else:
+            out.append(line)
+    missing = set(settings) - done
+    if missing:
+        raise SystemExit(f"no such table in {TASK / 'rung.toml'}: {sorted(missing)}")
+    return "\n".join(out) + "\n"
+
+
+def _keys_in(text: str, section: str) -> set[str]:
+    import tomllib
+
+    return {f"{section}.{key}" for key in tomllib.loads(text).get(section, {})}
+
+
+def climb(selection: str, folder: Path,
+          settings: dict[str, str | None]) -> tuple[dict, float]:
     shutil.copytree(TASK, folder, ignore=shutil.ignore_patterns(".rung"))
     toml = folder / "rung.toml"
-    toml.write_text(toml.read_text().replace("[eval]\n", f'[eval]\nselection = "{selection}"\n'))
+    toml.write_text(with_settings(toml.read_text(), {**settings,
+                                                     "eval.selection": f'"{selection}"'}))
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", "from rung.cli import main; main()", "climb",
                            str(folder), "--json"], capture_output=True, text=True)
@@ -59,10 +102,18 @@ def climb(selection: str, folder: Path) -> tuple[dict, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one rung.toml key on both sides (a TOML value)")
+    parser.add_argument("--unset", action="append", default=[], metavar="SECTION.KEY",
+                        help="remove one rung.toml key on both sides (its default holds)")
+    args = parser.parse_args()
+    settings: dict[str, str | None] = {**dict(item.split("=", 1) for item in args.set),
+                                       **dict.fromkeys(args.unset)}
     warm_conversions()
     root = Path(tempfile.mkdtemp(prefix="rung-climb-cost-"))
-    full, full_seconds = climb("full", root / "full")
-    raced, raced_seconds = climb("race", root / "race")
+    full, full_seconds = climb("full", root / "full", settings)
+    raced, raced_seconds = climb("race", root / "race", settings)
     same, differ, val_scored, choosing = True, {}, {}, {}
     assert [r["rung"] for r in full["rungs"]] == [r["rung"] for r in raced["rungs"]]
     assert full["split"] == raced["split"]  # the same test split measures both
@@ -99,7 +150,7 @@ def main() -> None:
         "ceiling": round(ceiling, 3),
         "scores": {"full": {r["rung"]: r["score"] for r in full["rungs"]},
                    "raced": {r["rung"]: r["score"] for r in raced["rungs"]}},
-        "split": full["split"],
+        "split": full["split"], "settings": settings,
         "baseline": "full (every candidate on all of val)", "cores": os.cpu_count()}))
 
 
