@@ -153,7 +153,20 @@ def test_size_counts_distinct_examples() -> None:
     result = size_check(distinct, 140, "extraction")
     assert result.status == "fail"
     assert "95 distinct examples (of 140)" in result.finding
+    # what is left to label counts distinct examples too: 5 to the minimum, 905 to good
+    assert result.details["to_collect"] == {"minimum": 5, "good": 905}
+    assert "(5 more)" in result.fix
     assert size_check(distinct * 2, 190, "extraction").status == "pass"
+
+
+def test_labels_short_of_the_minimum_add_up_to_what_is_left_to_label() -> None:
+    examples = [make_example(f"text {i}", "A", line=i + 1) for i in range(70)] + \
+        [make_example(f"other {i}", "B", line=100 + i) for i in range(20)]
+    result = size_check(examples, 90, "classification", labels=["A", "B", "C"])
+    # B needs 30 and C 50 to reach 50 each; to reach 500 each: 430 + 480 + 500
+    assert result.status == "fail"
+    assert result.details["to_collect"] == {"minimum": 80, "good": 1410}
+    assert "(80 more in all;" in result.fix
 
 
 def test_format_problems_are_all_listed_and_the_rest_is_audited(tmp_path: Path, fake_model) -> None:

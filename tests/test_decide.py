@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rung.costs import CostsTable
+from rung.data.audit.size import size_check
+from rung.data.example import make_example
 from rung.decide import decide
 from rung.eval.metrics import Score
 from rung.eval.runner import EvalResult, Prediction
@@ -109,6 +112,49 @@ def test_not_ready_data_is_the_reason_and_the_next_step() -> None:
     assert kinds(d)["finetune"] == ["data", "no-gain"]
     assert d.next_step == ("more and cleaner data first: the audit calls it not ready (size: "
                            "40 examples, below 100); climb again once `rung audit` passes")
+
+
+def _sized_audit(count: int, verdict: str, profile: str = "domain") -> dict:
+    """An audit summary whose size check is the real one on `count` distinct examples."""
+    examples = [make_example(f"question {i}", f"answer {i}", line=i + 1) for i in range(count)]
+    check = size_check(examples, count, profile).to_dict()
+    return {"audit_id": "a2", "verdict": verdict, "reasons": [f"size: {check['finding']}"],
+            "checks": [check]}
+
+
+def test_more_data_says_how_many_examples_and_prices_labelling_them_when_told_how() -> None:
+    """The seeds' "hidden boss": labelled data. 402 distinct examples of domain QA are short
+    of the seeds' minimum of 500 by 98; at 6 minutes each and $100 an hour, 9.8 hours, $980."""
+    results = [result("prompt", 0.3), result("finetune", 0.35, versus=("prompt", 0.05, 0.2))]
+    audit = _sized_audit(402, "not ready")
+    unpriced = decide(results, target=0.9, audit=audit)
+    assert unpriced.next_step.endswith(
+        "; 98 more distinct labelled examples reach the seeds' minimum (500); set [costs] "
+        "label_minutes_per_example to price labelling them, the seeds' \"hidden boss\" of "
+        "the bill")
+    assert unpriced.labelling == {"tier": "minimum", "reaches": 500, "examples": 98,
+                                  "minutes_per_example": None, "person_hours": None,
+                                  "dollars": None}
+    priced = decide(results, target=0.9, audit=audit,
+                    prices=CostsTable(label_minutes_per_example=6))
+    assert priced.next_step.endswith("; 98 more distinct labelled examples reach the seeds' "
+                                     "minimum (500), about 9.8 person-hours to label at 6 min "
+                                     "each ($980)")
+    assert priced.to_dict()["labelling"]["dollars"] == 980.0
+    # a tune that helped but fell short on data past the minimum: the way to "good" (5,000)
+    helped = [result("prompt", 0.3), result("finetune", 0.8, versus=("prompt", 0.5, 1e-9))]
+    more = decide(helped, target=0.9, audit=_sized_audit(600, "ready"),
+                  prices=CostsTable(label_minutes_per_example=2, person_hour=30))
+    assert more.next_step.startswith("more data: fine-tuning helped significantly")
+    assert more.labelling["tier"] == "good" and more.labelling["examples"] == 4_400
+    assert more.next_step.endswith("4,400 more distinct labelled examples reach the seeds' "
+                                   "good (5,000), about 146.7 person-hours to label at 2 min "
+                                   "each ($4,400)")
+    # a step that asks for no data carries no labelling
+    other = decide([result("prompt", 0.3), result("bigger-model", 0.8,
+                                                  versus=("prompt", 0.5, 1e-9))],
+                   target=0.9, audit=_sized_audit(600, "ready"))
+    assert other.labelling is None and "labelled" not in other.next_step
 
 
 def test_retrieval_helped_but_the_data_is_not_ready_yet() -> None:

@@ -43,6 +43,9 @@ class CostsTable(BaseModel):
     retrains_per_quarter: float = Field(default=3.0, ge=0)  # a better base model ~monthly
     hours_per_retrain: float = Field(default=4.0, ge=0)  # rerun, review, ship
     person_hour: float = Field(default=100.0, ge=0)
+    # minutes a person takes to write or check one labelled example: the seeds call labelled
+    # data "the hidden boss" of the bill and give no rate, so it is unpriced until set
+    label_minutes_per_example: float | None = Field(default=None, gt=0)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ def cpu_serving_cost(latency_samples_ms: list[float], prices: CostsTable) -> flo
         return None
     seconds = sum(latency_samples_ms) / len(latency_samples_ms) / 1000
     return round(seconds * 1e6 / 3600 * prices.cpu_hour, 6)
+
+
+def labelling_cost(examples: int, prices: CostsTable) -> dict[str, Any]:
+    """Person-hours and dollars to label `examples` more at `label_minutes_per_example` and
+    `person_hour`; both None while the rate is unset."""
+    minutes = prices.label_minutes_per_example
+    hours = None if minutes is None else examples * minutes / 60
+    return {"examples": examples, "minutes_per_example": minutes,
+            "person_hours": None if hours is None else round(hours, 2),
+            "dollars": None if hours is None else round(hours * prices.person_hour, 2)}
 
 
 @dataclass(frozen=True)

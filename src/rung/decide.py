@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rung.costs import CostsTable, cpu_serving_cost, tune_economics
+from rung.costs import CostsTable, cpu_serving_cost, labelling_cost, tune_economics
 from rung.eval.power import Power, split_power
 from rung.eval.stats import PairedComparison
 from rung.rungs import LADDER
@@ -64,6 +64,8 @@ class Decision:
     costs: dict[str, Any] | None = None  # a measured tune's build, upkeep and break-even
     power: Power | None = None  # what the test split can tell about the decisive score
     stopped: str | None = None  # the rung the climb stopped at (its choice reached it on val)
+    # when the next step is more data: how many more examples and what labelling them costs
+    labelling: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": [asdict(r) for r in self.reasons],
@@ -114,11 +116,37 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
                         economics, power, stopped)
     slow = [r for r in ordered if _reaches(r, target, criterion)]
     ready = audit is None or audit.get("verdict") != "not ready"  # else data comes first
-    step = _smaller_model(slow[0], max_latency_ms, by_name) if slow and ready else \
-        next_step(by_name, gaps, audit, stopped)
+    step, more_data = (_smaller_model(slow[0], max_latency_ms, by_name), None) \
+        if slow and ready else next_step(by_name, gaps, audit, stopped)
+    labelling = None if more_data is None else _labelling(audit, prices, more_data)
+    if labelling is not None:
+        step += _labelling_clause(labelling)
     return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
                     f"{_describe(decisive)}{small}. Next: {step}", reasons, step, criterion,
-                    target, economics, power, stopped)
+                    target, economics, power, stopped, labelling)
+
+
+def _labelling(audit: dict[str, Any] | None, prices: CostsTable,
+               tier: str) -> dict[str, Any] | None:
+    """The examples still to label to reach the seeds' `tier` ("minimum" while the audit
+    says not ready, else "good"), read off the audit's size check, and their price: the
+    seeds' "hidden boss" of a fine-tune's bill. None when the audit asks for none."""
+    size = next((c for c in (audit or {}).get("checks", []) if c.get("check") == "size"), None)
+    wanted = ((size or {}).get("details") or {}).get("to_collect", {}).get(tier, 0)
+    if not wanted:
+        return None
+    table = size["details"]["table"]
+    return {"tier": tier, "reaches": table[tier], **labelling_cost(wanted, prices)}
+
+
+def _labelling_clause(labelling: dict[str, Any]) -> str:
+    wanted = (f"{labelling['examples']:,} more distinct labelled examples reach the seeds' "
+              f"{labelling['tier']} ({labelling['reaches']:,}")
+    if labelling["dollars"] is None:
+        return (f"; {wanted}); set [costs] label_minutes_per_example to price labelling them, "
+                "the seeds' \"hidden boss\" of the bill")
+    return (f"; {wanted}), about {labelling['person_hours']:,.1f} person-hours to label at "
+            f"{labelling['minutes_per_example']:g} min each (${labelling['dollars']:,.0f})")
 
 
 def _too_slow(r: RungResult, max_latency_ms: float | None) -> Reason:
@@ -382,23 +410,30 @@ def _choice(r: RungResult) -> str:
 
 
 def next_step(by_name: dict[str, RungResult], gaps: dict[str, Any],
-              audit: dict[str, Any] | None, stopped: str | None = None) -> str:
-    """The seeds' tree, read from the bottom when nothing reached the target. Data the audit
-    calls not ready comes first and alone: it is no ground for training anything."""
+              audit: dict[str, Any] | None, stopped: str | None = None
+              ) -> tuple[str, str | None]:
+    """The seeds' tree, read from the bottom when nothing reached the target, and the size
+    tier the step asks more data for (None: it asks for none). Data the audit calls not ready
+    comes first and alone: it is no ground for training anything."""
     tuned = by_name.get("finetune")
     if audit is not None and audit.get("verdict") == "not ready":  # nothing else until then
         return ("more and cleaner data first: the audit calls it not ready ("
                 + "; ".join(audit.get("reasons", [])) + "); climb again once `rung audit` "
-                "passes")
+                "passes", "minimum")
     if stopped is not None and stopped in by_name:
         return (f"climb the rest of the ladder (`rung climb --all`): {stopped} reached the "
                 f"target on val ({val_score(by_name[stopped]):.3f}) but not on test, so the "
-                "costlier rungs were not measured")
-    if tuned is not None and "tuning" in gaps:
-        if "knowledge" in gaps:
-            return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"
+                "costlier rungs were not measured", None)
+    if tuned is not None and "tuning" in gaps and "knowledge" not in gaps:
         return ("more data: fine-tuning helped significantly but not enough; the seeds' table "
-                "says thousands of examples make the real difference")
+                "says thousands of examples make the real difference", "good")
+    return _tree_step(by_name, gaps), None
+
+
+def _tree_step(by_name: dict[str, RungResult], gaps: dict[str, Any]) -> str:
+    tuned = by_name.get("finetune")
+    if tuned is not None and "tuning" in gaps:  # and knowledge: more data is not the step
+        return "RAG plus fine-tune: both retrieval and training helped, neither is enough alone"
     if "capacity" in gaps:
         return "a different base model: the bigger model was significantly better"
     if "knowledge" in gaps:

@@ -61,11 +61,16 @@ def size_check(
                                   "table": {"minimum": minimum, "good": good,
                                             "excellent": excellent}, "tier": tier(n, profile)}
     counted = f"{n} distinct examples" + (f" (of {total})" if n != total else "")
+    # what is left to label: the seeds' "hidden boss", priced by the decision ([costs])
+    details["to_collect"] = {"minimum": max(minimum - n, 0), "good": max(good - n, 0)}
     if labels:
         counts = Counter(ex.output.strip() for ex in distinct)
         per_label = {label: counts.get(label, 0) for label in labels}
         details["per_label"] = {label: {"count": c, "tier": tier(c, profile)}
                                 for label, c in per_label.items()}
+        details["to_collect"] = {
+            "minimum": sum(max(minimum - c, 0) for c in per_label.values()),
+            "good": sum(max(good - c, 0) for c in per_label.values())}
         short = [label for label, c in per_label.items() if c < minimum]
         thin = [label for label, c in per_label.items() if minimum <= c < good]
         rows = sorted(ex.line for ex in distinct if ex.output.strip() in short)
@@ -75,8 +80,9 @@ def size_check(
                 "size", "fail",
                 f"{counted}; {len(short)} of {len(labels)} labels are below the seeds' minimum "
                 f"of {minimum} per label ({row}): {listed}",
-                fix=f"collect at least {minimum} distinct examples of each label (the seeds call "
-                    f"{good} good), or merge rare labels; until then prefer few-shot or RAG",
+                fix=f"collect at least {minimum} distinct examples of each label "
+                    f"({details['to_collect']['minimum']} more in all; the seeds call {good} "
+                    "good), or merge rare labels; until then prefer few-shot or RAG",
                 rows=rows, details=details)
         weakest = min(per_label.values())
         finding = (f"{counted}; every label has at least {weakest} "
@@ -90,8 +96,8 @@ def size_check(
             "size", "fail",
             f"{counted}: below the seeds' minimum of {minimum} ({row} row: "
             f"{minimum} / {good} / {excellent}+)",
-            fix=f"collect at least {minimum} distinct examples before fine-tuning; until then "
-                f"prefer prompting, few-shot or RAG", details=details)
+            fix=f"collect at least {minimum} distinct examples ({minimum - n} more) before "
+                "fine-tuning; until then prefer prompting, few-shot or RAG", details=details)
     finding = (f"{counted}: {tier(n, profile)} tier of the seeds' {row} row "
                f"({minimum} / {good} / {excellent}+)")
     if n < good:
