@@ -41,6 +41,46 @@ def test_a_graded_metric_reads_its_spread_off_the_bootstrap_interval() -> None:
     # interval width 2 * 1.96 * sd / sqrt(n): sd 0.2 at n = 100 gives (0.4608, 0.5392)
     power = split_power("prompt", 0.5, (0.5 - 0.0392, 0.5 + 0.0392), 100, 0.6, binary=False)
     assert not power.exact
-    assert power.min_detectable_difference == pytest.approx(2.8016 * 0.2 / 10, rel=1e-3)
+    # the smallest significant difference: z_0.025 * sd of a paired difference / sqrt(n),
+    # with no paired interval to hand the spread of two unrelated rungs, sqrt(2) * sd
+    assert power.min_detectable_difference == pytest.approx(1.96 * 2 ** 0.5 * 0.2 / 10,
+                                                            rel=1e-3)
     assert power.examples_needed == pytest.approx((2.8016 * 0.2 / 0.1) ** 2, abs=1)
     assert not power.underpowered  # 100 examples against about 32 needed
+
+
+def test_a_graded_metric_takes_the_paired_spread_from_the_rungs_own_comparison() -> None:
+    """A consistent small gain: per-example differences of sd 0.028 at n = 60 make +0.035
+    plainly significant, though one rung's scores spread with sd 0.2. Read off the paired
+    interval, the floor is about 0.007 and a mean difference there is just significant."""
+    import numpy as np
+    from scipy.stats import ttest_1samp
+
+    half = 1.96 * 0.028 / 60 ** 0.5
+    power = split_power("few-shot", 0.55, (0.55 - 0.0506, 0.55 + 0.0506), 60, 0.6,
+                        binary=False, reached=False, paired_ci=(0.035 - half, 0.035 + half))
+    assert power.min_detectable_difference == pytest.approx(1.96 * 0.028 / 60 ** 0.5, rel=1e-3)
+    assert not power.gap_invisible  # a gain of the whole 0.05 gap would be seen
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(60)
+    differences = power.min_detectable_difference + 0.028 * (noise - noise.mean()) / noise.std(ddof=1)
+    assert 0.04 < ttest_1samp(differences, 0).pvalue < 0.07
+    # still too few to tell 0.55 from the target, and the sentence says its floor is rough
+    assert power.underpowered and "under about 0.01 significant" in power.sentence()
+
+
+def test_an_interval_clear_of_the_target_has_decided_whatever_the_size_formula_says() -> None:
+    """188 of 200 right against a 0.9 target: the size formula asks for about 388 examples
+    to tell 0.94 from 0.9, but the 95% interval (0.905, 0.97) already excludes it."""
+    power = split_power("prompt", 0.94, (0.905, 0.97), 200, 0.9, binary=True)
+    assert power.examples_needed > 200 and power.settled
+    assert not power.too_few_for_target and not power.underpowered
+    straddles = split_power("prompt", 0.94, (0.895, 0.97), 200, 0.9, binary=True)
+    assert straddles.underpowered
+
+
+def test_power_is_plain_json() -> None:
+    import json
+
+    power = split_power("rag", 0.55, (0.45, 0.65), 60, 0.6, binary=False, reached=False)
+    assert json.loads(json.dumps(power.to_dict()))["underpowered"] is True

@@ -101,7 +101,8 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
     s = decisive.test.score
     power = split_power(decisive.rung, s.value, s.ci, s.n, target, binary=binary,
-                        reached=chosen is not None)
+                        reached=chosen is not None,
+                        paired_ci=decisive.versus[1].ci if decisive.versus else None)
     small = f"; {power.sentence()}" if power.underpowered else ""
     if chosen is not None:
         # a tune is shipped with its warning signs said, and what its data taught it
