@@ -4,7 +4,10 @@ exact test on the examples that changed, and a CI gate that fails a worse candid
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from math import comb
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -136,3 +139,86 @@ def test_runs_stored_before_settings_were_kept_compare_by_hash():
     assert found["settings"] is None and found["config_changed"]
     assert "which keys is not known" in describe_changes(found)
     assert not changes(_row(None), _row(None))["config_changed"]
+
+
+def _graded_task(folder) -> Path:
+    """A generation task scored by ROUGE-L: the answers are long enough that a near-miss
+    keeps most of its score while exact match calls it wrong."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [{"messages": [{"role": "user", "content": f"Where is order {i}?"},
+                             {"role": "assistant",
+                              "content": f"order {i} left the warehouse on day {i % 7} by van"}]}
+               for i in range(80)]
+    (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "orders"
+        kind = "generation"
+        instruction = "Say where the order is."
+        data = "data.jsonl"
+        metric = "rouge_l"
+        target = 0.99
+
+        [models]
+        small = "fake"
+
+        [ladder]
+        skip = ["few-shot"]
+
+        [eval]
+        latency_samples = 0
+        bootstrap = 200
+        """))
+    return folder / "rung.toml"
+
+
+def test_the_gate_fails_a_drop_in_a_graded_metric_that_exact_match_cannot_see(tmp_path,
+                                                                             fake_model):
+    """Both runs are wrong by exact match on every example, so a gate on right/wrong would
+    pass anything; on ROUGE-L per example the collapse is plain."""
+    def near_miss(prompt):
+        number = int(re.search(r"order (\d+)", prompt[-1].content).group(1))
+        return f"order {number} left the warehouse on day {number % 7} by lorry"
+
+    fake_model.rule = near_miss
+    toml = _graded_task(tmp_path / "t")
+    baseline = _climb(toml)
+    toml.write_text(toml.read_text().replace("Say where the order is.", "Refuse."))
+    fake_model.rule = lambda prompt: ("I cannot help" if "Refuse." in prompt[0].content
+                                      else near_miss(prompt))
+    candidate = _climb(toml)
+    done = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
+                               candidate, "--json"])
+    assert done.exit_code == 1, done.output
+    verdict = json.loads(done.stdout)
+    assert verdict["metric"] == "rouge_l" and not verdict["binary"]
+    assert verdict["test"] == "exact sign-flip test on per-example rouge_l"
+    assert verdict["a"]["score"] > 0.8 and verdict["b"]["score"] < 0.1
+    # every example worse: of the 2**n sign patterns only all-minus and all-plus are as extreme
+    assert verdict["difference"] < -0.7 and verdict["p_value"] == 2 * 0.5 ** verdict["n"]
+    assert len(verdict["right_to_wrong"]) == verdict["n"] and verdict["wrong_to_right"] == []
+    assert verdict["right_to_wrong"][0]["values"][1] < 0.1
+    said = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
+                               candidate])
+    assert "(rouge_l)" in said.stdout and f"worse on {verdict['n']} examples" in said.stdout
+
+
+def test_compare_reports_macro_f1_as_itself_beside_the_paired_label_accuracy(task_dir,
+                                                                           fake_model):
+    fake_model.rule = _rule
+    toml = write_task(task_dir)
+    toml.write_text(toml.read_text().replace('metric = "accuracy"', 'metric = "macro_f1"'))
+    good = _climb(toml)
+    toml.write_text(toml.read_text().replace(
+        'instruction = "Classify the ticket as BILLING, BUG or FEATURE."',
+        f'instruction = "{BROKEN}"'))
+    broken = _climb(toml)
+    report = json.loads(runner.invoke(app, ["compare", good, broken, "--task", str(toml),
+                                            "--json"]).stdout)
+    prompt = report["rungs"]["prompt"]
+    # all BILLING: F1 of BILLING only, a third of it at most, where accuracy is BILLING's share
+    assert prompt["metric"] == "macro_f1" and prompt["b"]["score"] < 1 / 3
+    accuracy_b = 1 - (len(prompt["right_to_wrong"]) - len(prompt["wrong_to_right"])) / prompt["n"]
+    assert prompt["b"]["score"] != round(accuracy_b, 4)
+    said = runner.invoke(app, ["compare", good, broken, "--task", str(toml)])
+    assert "in label accuracy per example" in said.stdout

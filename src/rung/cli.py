@@ -461,19 +461,20 @@ def compare(
 ) -> None:
     """Two runs on the same test split: per rung and overall, the paired difference, McNemar's
     exact p-value and the examples that went from right to wrong and back."""
-    from rung.compare import compare_runs, describe_changes
+    from rung.compare import compare_runs, describe_changes, moves, per_example
+    from rung.task import load_task
 
     with _user_errors(), _task_store(path) as store:
-        report = compare_runs(store, run_a, run_b)
+        report = compare_runs(store, run_a, run_b, load_task(path))
     if as_json:
         print(json.dumps(report, indent=2))
         return
     out.print(f"changed: {describe_changes(report)}", highlight=False, markup=False)
     for name, row in [*report["rungs"].items(), ("overall", report["overall"])]:
-        out.print(f"{name}: {row['a']['score']:.3f} -> {row['b']['score']:.3f} "
-                  f"({row['difference']:+.3f}, 95% CI {row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}"
-                  f", p = {row['p_value']:.3g}); right to wrong {len(row['right_to_wrong'])}, "
-                  f"wrong to right {len(row['wrong_to_right'])}", highlight=False)
+        out.print(f"{name}: {row['metric']} {row['a']['score']:.3f} -> {row['b']['score']:.3f} "
+                  f"({row['difference']:+.3f}{per_example(row)}, 95% CI {row['ci'][0]:+.3f} "
+                  f"to {row['ci'][1]:+.3f}, p = {row['p_value']:.3g}); {moves(row)}",
+                  highlight=False, markup=False)
         for flip in row["right_to_wrong"][:5]:
             out.print(f"  line {flip['line']}: {flip['a']!r} -> {flip['b']!r} "
                       f"(expected {flip['expected']!r})", highlight=False, markup=False)
@@ -499,6 +500,7 @@ def gate(
     from rung.climb import climb as run_climb
     from rung.compare import GATE_MARK, gate as run_gate, is_gate_summary, markdown
     from rung.files import atomic_write, claim
+    from rung.task import load_task
 
     with _user_errors():
         if markdown_to is not None:  # refused before a climb, not after
@@ -514,7 +516,7 @@ def gate(
             with _progress(not as_json) as reporter:
                 candidate = run_climb(path, reporter=reporter).run_id
         with _task_store(path) as store:
-            verdict = run_gate(store, baseline, candidate, tolerance=tolerance)
+            verdict = run_gate(store, baseline, candidate, load_task(path), tolerance=tolerance)
         if markdown_to is not None:
             atomic_write(markdown_to, markdown(verdict) + f"\n{GATE_MARK}\n")
     if as_json:

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
-from rung.eval.stats import mcnemar_exact
+from rung.eval.metrics import macro_f1, metric_spec, per_example_values
+from rung.eval.stats import mcnemar_exact, paired_permutation
 from rung.rungs import LADDER
 from rung.store import Store
+from rung.task import TaskSpec
 
 
 def shipped(store: Store, run_id: str) -> str:
@@ -45,33 +47,54 @@ def _run(store: Store, run_id: str) -> Any:
     return run
 
 
-def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str, *,
-                 n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples."""
+def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
+                 task: TaskSpec, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples, by the
+    task's metric: a 0/1 metric by McNemar's exact test on the examples that changed, a
+    graded one (ROUGE-L, BLEU, chrF, a custom score) by the exact sign-flip test on the
+    per-example values, whose right/wrong column holds exact match and would hide a drop.
+    Macro-F1 is reported as itself and tested on the label correctness behind it."""
     a = {p["example_id"]: p for p in store.predictions(run_a, rung_a)}
     b = {p["example_id"]: p for p in store.predictions(run_b, rung_b)}
     ids = sorted(a)
     if set(ids) != set(b):
         raise ConfigError(f"{rung_a} of {run_a} and {rung_b} of {run_b} answered different "
                           "examples", fix="compare runs of the same test split")
-    result = mcnemar_exact([bool(a[i]["correct"]) for i in ids],
-                           [bool(b[i]["correct"]) for i in ids], n_resamples=n_resamples,
-                           seed=seed)
+    spec = metric_spec(task.task.metric, task.json_schema)
+    expected = [a[i]["expected"] for i in ids]
+    x, y = (per_example_values(spec, expected, [side[i]["output"] for i in ids])
+            for side in (a, b))
+    if spec.binary:
+        result = mcnemar_exact(x >= 1.0, y >= 1.0, n_resamples=n_resamples, seed=seed)
+        test = "McNemar's exact test on the examples that changed"
+    else:
+        result = paired_permutation(x, y, n_bootstrap=n_resamples, seed=seed)
+        test = f"exact sign-flip test on per-example {spec.name}"
+    scores = [result.a_score, result.b_score]
+    if task.task.metric == "macro_f1":
+        scores = [macro_f1(expected, [side[i]["output"] for i in ids], task.task.labels)
+                  for side in (a, b)]
 
-    def flipped(was: bool) -> list[dict[str, Any]]:
-        return [{"example_id": i, "line": a[i]["line"], "input": a[i]["input"],
-                 "expected": a[i]["expected"], "a": a[i]["output"], "b": b[i]["output"]}
-                for i in ids if bool(a[i]["correct"]) == was and bool(b[i]["correct"]) != was]
+    def moved(down: bool) -> list[dict[str, Any]]:
+        """Examples whose value fell (right to wrong, for a 0/1 metric) or rose, the
+        largest moves first."""
+        order = sorted(range(len(ids)), key=lambda k: (y[k] - x[k]) * (1 if down else -1))
+        return [{"example_id": ids[k], "line": a[ids[k]]["line"], "input": a[ids[k]]["input"],
+                 "expected": expected[k], "a": a[ids[k]]["output"], "b": b[ids[k]]["output"],
+                 **({} if spec.binary else {"values": [round(float(x[k]), 4),
+                                                       round(float(y[k]), 4)]})}
+                for k in order if (y[k] < x[k] if down else y[k] > x[k])]
 
-    return {"a": {"run": run_a, "rung": rung_a, "score": round(result.a_score, 4)},
-            "b": {"run": run_b, "rung": rung_b, "score": round(result.b_score, 4)},
+    return {"a": {"run": run_a, "rung": rung_a, "score": round(scores[0], 4)},
+            "b": {"run": run_b, "rung": rung_b, "score": round(scores[1], 4)},
+            "metric": task.task.metric, "binary": spec.binary,
             "n": result.n, "difference": round(result.difference, 4),
-            "ci": [round(x, 4) for x in result.ci], "p_value": result.p_value,
-            "test": "McNemar's exact test on the examples that changed",
-            "right_to_wrong": flipped(True), "wrong_to_right": flipped(False)}
+            "ci": [round(x, 4) for x in result.ci], "p_value": result.p_value, "test": test,
+            "right_to_wrong": moved(True), "wrong_to_right": moved(False)}
 
 
-def compare_runs(store: Store, run_a: str, run_b: str, **options: Any) -> dict[str, Any]:
+def compare_runs(store: Store, run_a: str, run_b: str, task: TaskSpec,
+                 **options: Any) -> dict[str, Any]:
     first, second = _run(store, run_a), _run(store, run_b)
     if first["split_hash"] != second["split_hash"]:
         raise ConfigError(
@@ -83,10 +106,10 @@ def compare_runs(store: Store, run_a: str, run_b: str, **options: Any) -> dict[s
     both = [name for name in LADDER if name in rungs_a and name in rungs_b]
     return {
         "a": run_a, "b": run_b, "split_hash": first["split_hash"], **changes(first, second),
-        "rungs": {name: compare_rung(store, run_a, name, run_b, name, **options)
+        "rungs": {name: compare_rung(store, run_a, name, run_b, name, task, **options)
                   for name in both},
         "overall": compare_rung(store, run_a, shipped(store, run_a), run_b,
-                                shipped(store, run_b), **options),
+                                shipped(store, run_b), task, **options),
     }
 
 
@@ -143,7 +166,8 @@ def _value(value: Any) -> str:
     return _short(json.dumps(value, ensure_ascii=False), 40)
 
 
-def gate(store: Store, baseline: str, candidate: str, *, tolerance: float = 0.0,
+def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
+         tolerance: float = 0.0,
          alpha: float = 0.05) -> dict[str, Any]:
     """Fail when the candidate's rung is significantly worse than the baseline's by more than
     `tolerance`: the baseline's shipped rung against the same rung of the candidate (or the
@@ -156,7 +180,7 @@ def gate(store: Store, baseline: str, candidate: str, *, tolerance: float = 0.0,
     rung = shipped(store, baseline)
     measured = {r["rung"] for r in store.rung_rows(candidate)}
     candidate_rung = rung if rung in measured else shipped(store, candidate)
-    result = compare_rung(store, baseline, rung, candidate, candidate_rung)
+    result = compare_rung(store, baseline, rung, candidate, candidate_rung, task)
     worse = result["difference"] < -tolerance and result["p_value"] < alpha
     return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse),
             "changes": changes(_run(store, baseline), _run(store, candidate))}
@@ -167,21 +191,37 @@ def markdown(verdict: dict[str, Any]) -> str:
     a, b = verdict["a"], verdict["b"]
     word = "FAILS" if verdict["fails"] else "passes"
     lines = [
-        f"**rung gate {word}**: {b['rung']} of `{b['run']}` scores {b['score']:.3f} against "
-        f"{a['score']:.3f} for {a['rung']} of the baseline `{a['run']}` on the same "
-        f"{verdict['n']} test examples.",
+        f"**rung gate {word}**: {b['rung']} of `{b['run']}` scores {b['score']:.3f} "
+        f"({verdict['metric']}) against {a['score']:.3f} for {a['rung']} of the baseline "
+        f"`{a['run']}` on the same {verdict['n']} test examples.",
         "",
-        f"- difference {verdict['difference']:+.3f} (95% CI {verdict['ci'][0]:+.3f} to "
-        f"{verdict['ci'][1]:+.3f}), p = {verdict['p_value']:.3g} ({verdict['test']}); the gate "
-        f"fails below -{verdict['tolerance']:g} at p < {verdict['alpha']:g}",
-        f"- right to wrong: {len(verdict['right_to_wrong'])}, wrong to right: "
-        f"{len(verdict['wrong_to_right'])}",
+        f"- difference {verdict['difference']:+.3f}{per_example(verdict)} (95% CI "
+        f"{verdict['ci'][0]:+.3f} to {verdict['ci'][1]:+.3f}), p = {verdict['p_value']:.3g} "
+        f"({verdict['test']}); the gate fails below -{verdict['tolerance']:g} at p < "
+        f"{verdict['alpha']:g}",
+        f"- {moves(verdict)}",
         f"- changed since the baseline: {describe_changes(verdict['changes'])}",
     ]
     for flip in verdict["right_to_wrong"][:10]:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
-                     f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)")
+                     f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)" + _values(flip))
     return "\n".join(lines) + "\n"
+
+
+def per_example(row: dict[str, Any]) -> str:
+    """What the paired difference is in, where it is not the score itself."""
+    return " in label accuracy per example" if row["metric"] == "macro_f1" else ""
+
+
+def moves(row: dict[str, Any]) -> str:
+    worse, better = len(row["right_to_wrong"]), len(row["wrong_to_right"])
+    if row["binary"]:
+        return f"right to wrong: {worse}, wrong to right: {better}"
+    return f"worse on {worse} examples, better on {better}"
+
+
+def _values(flip: dict[str, Any]) -> str:
+    return f", {flip['values'][0]:.3f} -> {flip['values'][1]:.3f}" if "values" in flip else ""
 
 
 GATE_MARK = "<!-- written by rung gate -->"  # how rung knows a summary it wrote before
