@@ -56,6 +56,33 @@ def test_no_rung_reaches_target_names_the_best(task_dir, fake_model):
     assert {r["rung"] for r in rec["reasons"]} == {"prompt", "few-shot"}  # a reason for each
 
 
+def test_with_no_rung_at_the_target_the_best_is_named_by_val_not_test(task_dir, fake_model):
+    """`best` is what `rung serve` and `rung gate` fall back on, so it is a choice: prompt
+    is right on all val tickets but one and few-shot on all test tickets but one (so neither
+    reaches a target of 1), and prompt is named."""
+    fake_model.default = "BUG"
+    toml = write_task(task_dir)
+    split = climb(toml, use_cache=False).split
+    answers = {ex.input: ex.output for ex in split.val + split.test}
+    val, test = ({ex.input for ex in part} - {next(ex.input for ex in part
+                                                   if ex.output != "BUG")}
+                 for part in (split.val, split.test))
+
+    def rule(prompt):
+        text = prompt[-1].content
+        shown = len(prompt) > 3  # few-shot shows demonstrations
+        wanted = test if shown else val
+        hit = next((q for q in wanted if q in text), None)
+        return answers[hit] if hit else "BUG"
+
+    fake_model.rule = rule
+    toml.write_text(toml.read_text().replace("target = 0.9", "target = 1.0"))
+    summary = climb(toml, use_cache=False).summary()
+    scores = {r["rung"]: r["score"] for r in summary["rungs"]}
+    assert scores["few-shot"] > scores["prompt"]  # on test
+    assert summary["recommendation"]["best"] == "prompt"
+
+
 def test_prompt_variant_is_chosen_on_val(task_dir, fake_model):
     # Only the 'role' variant wraps the input in <input> tags; make it the one that works.
     fake_model.rule = lambda p: _label_in(p[-1].content) if "<input>" in p[-1].content else "BILLING"

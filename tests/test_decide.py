@@ -453,3 +453,22 @@ def test_a_rung_at_the_target_but_over_the_latency_budget_is_not_chosen() -> Non
     # data the audit calls not ready still comes first
     assert decide(results, target=0.9, max_latency_ms=300,
                   audit=NOT_READY).next_step.startswith("more and cleaner data first")
+
+
+def test_a_significant_gain_below_min_gain_is_called_that_not_insignificant() -> None:
+    """p = 3e-5 is significant; the gain of 0.04 is below the team's min_gain of 0.05. The
+    headline and the reason say so, instead of 'not significant'."""
+    def gain(a, b, diff=0.04):
+        return PairedComparison("mcnemar-exact", a, a + diff, diff, (0.02, 0.06), 3.1e-5, 400,
+                                0.05)
+
+    chosen = [result("prompt", 0.5), result("few-shot", 0.54)]
+    d = decide(chosen, target=0.45, compare=lambda a, b: gain(a.test.score.value, 0))
+    assert "few-shot would add +0.040 (p=3.1e-05), significant but below [eval] min_gain " \
+        "(0.05)" in d.headline
+    short = [result("prompt", 0.3), result("few-shot", 0.34)]
+    short[1] = RungResult("few-shot", short[1].pipeline, short[1].test, [], 0.0,
+                          versus=("prompt", gain(0.3, 0)))
+    d = decide(short, target=0.9)
+    [reason] = [r for r in d.reasons if r.rung == "few-shot" and r.kind == "no-gain"]
+    assert reason.text.startswith("few-shot: a gain below [eval] min_gain (0.05) over prompt")

@@ -170,8 +170,9 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
                       max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
-    if decision.rung is None:
-        record["best"] = max(results, key=lambda r: r.test.score.value).rung
+    if decision.rung is None:  # what `rung serve` and `rung gate` fall back on: a choice,
+        # so made on val (the first of equals, the cheaper), never on the test scores
+        record["best"] = max(results, key=val_score).rung
     return record
 
 

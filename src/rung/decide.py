@@ -302,7 +302,9 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
                               {"audit": audit.get("audit_id")}))
     if r.versus is not None and not r.versus[1].meaningful:
         cheaper, c = r.versus
-        verdict = "significantly worse than" if c.worse else "no significant gain over"
+        verdict = "significantly worse than" if c.worse else \
+            f"a gain below [eval] min_gain ({c.min_gain:g}) over" if _below_min_gain(c) \
+            else "no significant gain over"
         reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: {verdict} {cheaper} "
                               f"({c.difference:+.3f}, p={c.p_value:.2g})", {"versus": c.to_dict()}))
     if not reasons:
@@ -367,9 +369,15 @@ def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
         if c is None:
             continue
         verdict = ("significant" if c.meaningful else "significantly worse" if c.worse
-                   else "not significant")
+                   else f"significant but below [eval] min_gain ({c.min_gain:g})"
+                   if _below_min_gain(c) else "not significant")
         line += f"; {r.rung} would add {c.difference:+.3f} (p={c.p_value:.2g}), {verdict}"
     return line
+
+
+def _below_min_gain(c: PairedComparison) -> bool:
+    """Significantly better, but by less than the gain the team asked for."""
+    return c.significant and 0 < c.difference < c.min_gain
 
 
 def _against(chosen: RungResult, r: RungResult, compare: Compare | None
