@@ -76,13 +76,13 @@ def test_exact_match_extraction_without_json_extras(tmp_path, fake_model):
     assert set(summary["rungs"][0]["other_scores"]) == {"rouge_l", "semantic_similarity"}
 
 
-def test_graded_metric_uses_a_paired_bootstrap(tmp_path, fake_model):
+def test_graded_metric_uses_the_sign_flip_test(tmp_path, fake_model):
     # prose without demonstrations, the exact JSON with them: ROUGE-L is graded, not 0/1
     fake_model.rule = lambda p: p[-1].content.replace("I paid ", '{"amount": ').replace(" euros", "}") \
         if len(p) > 3 else "no idea"
     summary = climb(_task(tmp_path / "t", metric="rouge_l", schema=None)).summary()
     versus = summary["rungs"][1]["versus"]
-    assert versus["test"] == "paired-bootstrap" and versus["difference"] > 0.5
+    assert versus["test"] == "permutation" and versus["difference"] > 0.5
     assert versus["significant"] and versus["ci"][0] > 0
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from rung.eval.metrics import _macro_f1_resampled, is_correct, macro_f1, metric_spec, score_predictions
+from rung.eval.metrics import (_macro_f1_resampled, is_correct, macro_f1, metric_spec, per_class,
+                               score_predictions)
 
 
 def test_accuracy_and_macro_f1_hand_worked():
@@ -15,8 +16,30 @@ def test_accuracy_and_macro_f1_hand_worked():
     assert score.ci[0] <= score.value <= score.ci[1]
 
 
-def test_label_never_predicted_counts_as_zero():
-    assert macro_f1(["A", "B"], ["A", "A"], ["A", "B", "C"]) == pytest.approx((2 / 3 + 0 + 0) / 3)
+def test_label_never_predicted_counts_as_zero_and_one_nowhere_is_left_out():
+    # B is expected but never predicted: 0. C is neither expected nor predicted: no F1 at all
+    assert macro_f1(["A", "B"], ["A", "A"], ["A", "B", "C"]) == pytest.approx((2 / 3 + 0) / 2)
+    # predicted but never expected still counts (a false alarm of C): F1 0
+    assert macro_f1(["A", "B"], ["A", "C"], ["A", "B", "C"]) == pytest.approx((1 + 0 + 0) / 3)
+
+
+def test_a_perfect_classifier_on_a_split_without_a_rare_label_scores_one():
+    """30 A, 18 B, 2 C, all right: 1.0 with the interval (1, 1), though many resamples draw
+    no C; and a test split holding no C at all is 1.0, not 2/3."""
+    expected = ["A"] * 30 + ["B"] * 18 + ["C"] * 2
+    score = score_predictions("macro_f1", expected, expected, labels=["A", "B", "C"])
+    assert score.value == 1.0 and score.ci == (1.0, 1.0)
+    no_c = ["A"] * 30 + ["B"] * 18
+    assert score_predictions("macro_f1", no_c, no_c, labels=["A", "B", "C"]).value == 1.0
+
+
+def test_labels_and_answers_compare_stripped_as_accuracy_compares_them():
+    expected = ["BILLING ", "TECH", "BILLING ", "TECH"]  # a CSV cell keeps its space
+    predicted = ["BILLING", "TECH", "BILLING", "TECH"]
+    assert score_predictions("accuracy", expected, predicted).value == 1.0
+    f1 = score_predictions("macro_f1", expected, predicted, labels=["BILLING", "TECH"])
+    assert f1.value == 1.0 and f1.ci == (1.0, 1.0)
+    assert per_class(expected, predicted, ["BILLING", "TECH"])["support"] == [2, 2]
 
 
 def test_vectorised_resampled_f1_matches_sklearn():
@@ -25,8 +48,13 @@ def test_vectorised_resampled_f1_matches_sklearn():
     p = np.where(rng.random(50) < 0.6, y, rng.integers(0, 4, 50))
     idx = rng.integers(0, 50, (20, 50))
     ours = _macro_f1_resampled(y, p, 4, idx)
-    theirs = [f1_score(y[i], p[i], labels=[0, 1, 2, 3], average="macro", zero_division=0) for i in idx]
+    theirs = [f1_score(y[i], p[i], labels=sorted(set(y[i]) | set(p[i])), average="macro",
+                       zero_division=0) for i in idx]
     assert np.allclose(ours, theirs)
+    rare = np.array([0] * 45 + [3] * 5)  # label 3 absent from some resamples: left out there
+    idx = rng.integers(0, 50, (200, 50))
+    ours = _macro_f1_resampled(rare, rare, 4, idx)
+    assert np.all(ours == 1.0)
 
 
 def test_interval_narrows_with_more_examples():

@@ -23,7 +23,7 @@ from rung.decide import decide, fast_enough, reaches, val_score
 from rung.errors import ConfigError, DataError
 from rung.eval.metrics import metric_spec, per_example_values
 from rung.eval.runner import evaluate
-from rung.eval.stats import PairedComparison, mcnemar_exact, paired_bootstrap
+from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
 from rung.files import atomic_write
 from rung.finetune.artifacts import PastTune, past_tune
 from rung.finetune.train import NotReadyError, TuneResult, require_ready
@@ -181,13 +181,16 @@ def paired(task: TaskSpec, a: RungResult, b: RungResult) -> PairedComparison:
 
     A 0/1 metric (accuracy, exact match, JSON checks) gets the exact McNemar test on
     per-example correctness; for macro-F1 that tests the correctness behind it. A graded
-    metric (ROUGE-L, BLEU, chrF, most custom ones) gets a paired bootstrap on per-example values.
+    metric (ROUGE-L, BLEU, chrF, most custom ones) gets the sign-flip permutation test on
+    per-example values (exact up to 16 examples) with a paired bootstrap interval: the
+    bootstrap's own shift-method p-value called a difference that was not there about twice
+    as often as it should on small splits (9.5% at n = 10, 6.7% at n = 20, against 5%).
     """
     spec = metric_spec(task.task.metric, task.json_schema)
     if not spec.binary:
         x, y = (per_example_values(spec, [p.expected for p in r.test.predictions],
                                    [p.output for p in r.test.predictions]) for r in (a, b))
-        return paired_bootstrap(x, y, min_gain=task.eval.min_gain, seed=task.task.seed)
+        return paired_permutation(x, y, min_gain=task.eval.min_gain, seed=task.task.seed)
     return mcnemar_exact([p.correct for p in a.test.predictions],
                          [p.correct for p in b.test.predictions],
                          min_gain=task.eval.min_gain, seed=task.task.seed)

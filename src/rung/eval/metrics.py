@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rung.eval.custom_metrics import load_custom_metric
+from rung.eval.stats import row_chunks
 from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric
 
 
@@ -31,23 +32,37 @@ def accuracy(expected: Sequence[str], predicted: Sequence[str]) -> float:
 
 
 def macro_f1(expected: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
-    """Macro-F1 over the task's labels, so a label the model never predicts counts as 0."""
-    return float(
-        f1_score(list(expected), list(predicted), labels=list(labels), average="macro", zero_division=0)
-    )
+    """Macro-F1 over the task's labels that occur, expected or predicted: a label the model
+    never predicts but should have counts as 0, while one neither in the examples nor in the
+    answers has no F1 at all (scikit-learn would count it 0, so a perfect classifier on a
+    test split without a rare label would score 2/3 with three labels). Labels and answers
+    are compared stripped, as accuracy compares them."""
+    expected, predicted = _stripped(expected), _stripped(predicted)
+    occurring = [label for label in _stripped(labels)
+                 if label in set(expected) or label in set(predicted)]
+    if not occurring:
+        return 0.0
+    return float(f1_score(expected, predicted, labels=occurring, average="macro",
+                          zero_division=0))
+
+
+def _stripped(texts: Sequence[str]) -> list[str]:
+    return [text.strip() for text in texts]
 
 
 def _macro_f1_resampled(y: np.ndarray, p: np.ndarray, n_labels: int, idx: np.ndarray) -> np.ndarray:
-    """Macro-F1 for each row of resample indices `idx` (shape B x n)."""
+    """Macro-F1 for each row of resample indices `idx` (shape B x n), over the labels that
+    occur in that resample (as `macro_f1` does on the full set)."""
     ys, ps = y[idx], p[idx]
-    f1s = []
+    total, occurring = np.zeros(len(idx)), np.zeros(len(idx))
     for label in range(n_labels):
         tp = ((ys == label) & (ps == label)).sum(axis=1)
         fp = ((ys != label) & (ps == label)).sum(axis=1)
         fn = ((ys == label) & (ps != label)).sum(axis=1)
         denom = 2 * tp + fp + fn
-        f1s.append(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0))
-    return np.mean(f1s, axis=0)
+        total += np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        occurring += denom > 0
+    return np.where(occurring > 0, total / np.maximum(occurring, 1), 0.0)
 
 
 def score_predictions(
@@ -65,18 +80,24 @@ def score_predictions(
     if n == 0:
         return Score(metric, float("nan"), (float("nan"), float("nan")), 0)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
     if metric == "macro_f1":
-        codes = {label: i for i, label in enumerate(labels)}
+        codes = {label: i for i, label in enumerate(_stripped(labels))}
         # A prediction outside the label set is wrong for every label: code it past the end.
-        y = np.array([codes.get(e, len(labels)) for e in expected])
-        p = np.array([codes.get(x, len(labels) + 1) for x in predicted])
+        y = np.array([codes.get(e, len(labels)) for e in _stripped(expected)])
+        p = np.array([codes.get(x, len(labels) + 1) for x in _stripped(predicted)])
         value = macro_f1(expected, predicted, labels)
-        samples = _macro_f1_resampled(y, p, len(labels), idx)
+
+        def resampled(idx: np.ndarray) -> np.ndarray:
+            return _macro_f1_resampled(y, p, len(labels), idx)
     else:
         values = per_example_values(metric_spec(metric, schema), expected, predicted)
         value = float(values.mean())
-        samples = values[idx].mean(axis=1)
+
+        def resampled(idx: np.ndarray) -> np.ndarray:
+            return values[idx].mean(axis=1)
+    # in chunks of resamples, so a large test split cannot exhaust memory (stats.py does too)
+    samples = np.concatenate([resampled(rng.integers(0, n, size=(rows, n)))
+                              for rows in row_chunks(n_resamples, n)])
     low, high = np.percentile(samples, [2.5, 97.5])
     return Score(metric, value, (float(low), float(high)), n)
 
@@ -85,12 +106,13 @@ def per_class(expected: Sequence[str], predicted: Sequence[str], labels: Sequenc
     """Precision, recall, F1 and support per label, and the confusion matrix (rows: expected,
     columns: predicted, in `labels` order; a prediction outside the labels is counted under
     the extra column "(other)")."""
+    labels, expected = _stripped(labels), _stripped(expected)
     columns = list(labels) + ["(other)"]
-    mapped = [p if p in labels else "(other)" for p in predicted]
+    mapped = [p if p in labels else "(other)" for p in _stripped(predicted)]
     p, r, f, support = precision_recall_fscore_support(
-        list(expected), mapped, labels=list(labels), zero_division=0
+        expected, mapped, labels=labels, zero_division=0
     )
-    matrix = confusion_matrix(list(expected), mapped, labels=columns)[: len(labels)]
+    matrix = confusion_matrix(expected, mapped, labels=columns)[: len(labels)]
     return {
         "labels": list(labels),
         "precision": [round(float(x), 4) for x in p],

@@ -11,7 +11,10 @@ For correct/incorrect outcomes the only examples that carry evidence are the dis
 ones (one rung right, the other wrong); the exact McNemar test is a binomial test on them
 with p = 0.5. It is exact because test sets are often small and the discordant pairs fewer
 still, where the chi-squared approximation is poor. For continuous per-example scores
-(ROUGE-L, a judge's 1-5) there is a paired bootstrap and a sign-flip permutation test.
+(ROUGE-L, a judge's 1-5) the sign-flip permutation test gives the p-value (exact up to 16
+examples) and a paired bootstrap the interval; the bootstrap's own shift-method p-value is
+kept for callers that want it, but on small splits it finds differences that are not there
+about twice as often as its level says (9.5% at n = 10 for a 5% test).
 
 Significance only says the difference is probably not zero. Whether it is worth a bigger
 model or a fine-tune is the user's call, so they state `min_gain`, the smallest difference
@@ -102,7 +105,7 @@ def _paired_arrays(a: Sequence[Any], b: Sequence[Any], *, binary: bool) -> tuple
     return x, y
 
 
-def _row_chunks(rows: int, width: int) -> Iterator[int]:
+def row_chunks(rows: int, width: int) -> Iterator[int]:
     """Row counts summing to `rows`, each chunk at most about _CHUNK_ELEMENTS elements."""
     step = max(1, _CHUNK_ELEMENTS // max(width, 1))
     for start in range(0, rows, step):
@@ -120,7 +123,7 @@ def _bootstrap_differences(
     rng = np.random.default_rng(seed)
     n = len(a)
     parts = []
-    for rows in _row_chunks(n_resamples, n):
+    for rows in row_chunks(n_resamples, n):
         idx = rng.integers(0, n, size=(rows, n))
         parts.append(np.asarray(statistic(b[idx], axis=1)) - np.asarray(statistic(a[idx], axis=1)))
     return np.concatenate(parts).astype(float)
@@ -204,7 +207,7 @@ def _sign_flip_p_value(differences: np.ndarray, n_resamples: int, rng: np.random
         null = (2 * patterns - 1) @ differences
         return float(_at_least_as_extreme(null, observed).mean())
     extreme = 0
-    for rows in _row_chunks(n_resamples, n):
+    for rows in row_chunks(n_resamples, n):
         signs = rng.choice(np.array([-1.0, 1.0]), size=(rows, n))
         extreme += int(_at_least_as_extreme(signs @ differences, observed).sum())
     return (extreme + 1) / (n_resamples + 1)
@@ -255,5 +258,5 @@ def compare(
     if kind == "binary":
         return mcnemar_exact(a, b, min_gain=min_gain, n_resamples=n_resamples, seed=seed)
     if kind == "continuous":
-        return paired_bootstrap(a, b, min_gain=min_gain, n_resamples=n_resamples, seed=seed)
+        return paired_permutation(a, b, min_gain=min_gain, n_bootstrap=n_resamples, seed=seed)
     raise ValueError(f"kind must be 'binary' or 'continuous', got {kind!r}")
