@@ -18,7 +18,7 @@ from rung.finetune.diagnose import diagnose
 from rung.finetune.methods import METHODS
 from rung.finetune.train import NotReadyError, fine_tune
 from rung.models.registry import load_model
-from rung.errors import DataError, RungError
+from rung.errors import DataError, ModelError, RungError
 from rung.pipeline import Pipeline
 from rung.store import Store
 from rung.task import FineTuneTable, load_task
@@ -59,7 +59,9 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
 
 
 def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: Path) -> None:
-    toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
+    base = task_dir.parent / "base"  # a copy of its own: its weights change at the end
+    shutil.copytree(tiny_llama, base)
+    toml = write_task(task_dir, model=str(base), extra=FINETUNE)
     first = climb(toml, only="finetune", force=True)
     [tuned] = first.results
     runner = CliRunner()
@@ -85,9 +87,15 @@ def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: 
     assert retested.test.score.value == pytest.approx(tuned.test.score.value)
     assert retested.versus is not None  # paired against the best cheaper rung
 
-    reshuffled = toml.read_text().replace("seed = 7", "seed = 8")  # a new split
-    toml.write_text(reshuffled)
+    original = toml.read_text()
+    toml.write_text(original.replace("seed = 7", "seed = 8"))  # a new split
     with pytest.raises(DataError, match="trained on .* of today's"):
+        climb(toml, tune_from=first.run_id)
+
+    toml.write_text(original)  # the base model's weights change under the adapter
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-5}))
+    with pytest.raises(ModelError, match="its weights have changed since"):
         climb(toml, tune_from=first.run_id)
 
 
@@ -118,6 +126,39 @@ def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Pa
     assert tune.best_step == 2 * (best + 1) and tune.best_val_loss == pytest.approx(evaluations[best])
     assert all(later >= evaluations[best] for later in evaluations[best:])
     assert len(evaluations) - 1 - best == 2  # stopped after exactly `patience` worse evaluations
+
+
+def test_a_resumed_tune_stops_early_where_an_uninterrupted_one_does(task_dir: Path,
+                                                                     tiny_llama: Path) -> None:
+    """Early stopping's count of worse evaluations is saved with each checkpoint: a tune
+    killed one worse evaluation short of its patience stops at the same step once resumed,
+    not one evaluation later (transformers leaves callback states behind by default)."""
+    from transformers import TrainerCallback
+
+    extra = finetune_table(rank=8, alpha=16, learning_rate=0.01, epochs=10, batch_size=4,
+                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=2)
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    train = [make_example(f"ticket number {i} about money", "BILLING", line=i) for i in range(16)]
+    val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
+    pipeline = Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
+                        instruction="Classify.", labels=["BILLING", "BUG"], base_dir=str(task.root))
+    whole = fine_tune(task, pipeline, train, val, task_dir / "whole")
+    assert whole.stopped_early
+    cut_at = whole.steps - 2  # its last save before the end: one worse evaluation counted
+
+    class Killed(Exception):
+        pass
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == cut_at:
+                raise Killed
+
+    with pytest.raises(Killed):
+        fine_tune(task, pipeline, train, val, task_dir / "cut", callbacks=[Kill()])
+    resumed = fine_tune(task, pipeline, train, val, task_dir / "cut")
+    assert resumed.resumed_from == cut_at
+    assert (resumed.steps, resumed.best_step) == (whole.steps, whole.best_step)
 
 
 def _pipeline(tiny_llama: Path, task_dir: Path) -> Pipeline:
@@ -167,9 +208,13 @@ def test_dpo_needs_a_rejected_answer_on_every_example(task_dir: Path, tiny_llama
     task = load_task(write_task(task_dir, model=str(tiny_llama),
                                 extra=finetune_table(method="dpo")))
     train = _tickets(4) + [make_example("ticket without a pair", "BUG", line=9)]
-    with pytest.raises(RungError, match=r"1 of 5 .*lines 9\)") as err:
+    with pytest.raises(RungError, match=r"1 of 7 .*lines 9\)") as err:
         fine_tune(task, _pipeline(tiny_llama, task_dir), train, _tickets(2), task_dir / "out")
-    assert "rejected" in err.value.fix
+    assert "rejected" in err.value.fix and err.value.file == str(task.data_path)
+    # val too: its loss is the preference loss on its own pairs (it was a KeyError)
+    val = [make_example("a val ticket without a pair", "BUG", line=12)]
+    with pytest.raises(RungError, match=r"1 of 5 train and val examples .*lines 12\)"):
+        fine_tune(task, _pipeline(tiny_llama, task_dir), _tickets(4), val, task_dir / "out")
 
 
 def _interrupted_at_step_3(task_dir: Path, tiny_llama: Path) -> tuple:
@@ -372,7 +417,11 @@ def test_a_tune_that_cannot_fit_the_device_is_refused_before_its_first_step(
                   task_dir / "out")
     available, where = device_memory()
     assert where in err.value.message and available > 2**30
-    assert 'method = "qlora"' in err.value.fix and "gradient_checkpointing = true" in err.value.fix
+    import torch
+
+    # QLoRA is offered only where it can run: a CUDA GPU
+    assert ('method = "qlora"' in err.value.fix) == torch.cuda.is_available()
+    assert "gradient_checkpointing = true" in err.value.fix
     assert "memory_check = false" in err.value.fix and err.value.file == str(task.path)
     assert not (task_dir / "out" / "checkpoints").exists() or not any(
         (task_dir / "out" / "checkpoints").iterdir())  # no step was taken
@@ -405,10 +454,85 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
                                extra=finetune_table(memory_check=False)))
     pipeline, train = _pipeline(tiny_llama, task_dir), _tickets(4)
     assert tune_key(on, pipeline, train, [], "base") == tune_key(off, pipeline, train, [], "base")
+    kept = load_task(write_task(task_dir / "kept", model=str(tiny_llama),
+                                extra=finetune_table(keep_checkpoints=5,
+                                                     regression_threshold=0.2)))
+    assert tune_key(kept, pipeline, train, [], "base") == tune_key(on, pipeline, train, [],
+                                                                    "base")
     wider = load_task(write_task(task_dir / "r8", model=str(tiny_llama),
                                  extra=finetune_table(rank=8)))
     assert tune_key(wider, pipeline, train, [], "base") != tune_key(on, pipeline, train, [],
                                                                      "base")
+
+
+def test_a_preference_tune_is_renamed_when_its_rejected_answers_change(task_dir: Path,
+                                                                         tiny_llama: Path) -> None:
+    """An example's id hashes its messages; the rejected answer is beside them, and a tune
+    trained against other rejected answers is another tune."""
+    from rung.finetune.train import tune_key
+
+    task = load_task(write_task(task_dir, model=str(tiny_llama),
+                                extra=finetune_table(method="dpo")))
+    pipeline = _pipeline(tiny_llama, task_dir)
+    bad = [make_example(f"q{i}", "good", rejected="bad", line=i) for i in range(4)]
+    also_good = [make_example(f"q{i}", "good", rejected="also good", line=i) for i in range(4)]
+    assert [ex.id for ex in bad] == [ex.id for ex in also_good]
+    assert tune_key(task, pipeline, bad, bad[:1], "b") != tune_key(task, pipeline, also_good,
+                                                                   also_good[:1], "b")
+
+
+def test_examples_the_training_length_cuts_to_nothing_are_counted_not_dropped_silently(
+        task_dir: Path, tiny_llama: Path) -> None:
+    """TRL cuts at the training length and drops what has no answer token left: some left
+    out is said with the tune's unusual settings; none left is refused before a step."""
+    def tickets(label: str, start: int) -> list:
+        return [make_example(f"ticket number {i} about money " * (1 if i % 2 else 8), label,
+                             line=i) for i in range(start, start + 8)]
+
+    extra = finetune_table(max_seq_length=48, epochs=1, batch_size=4, gradient_accumulation=1)
+    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
+    tune = fine_tune(task, _pipeline(tiny_llama, task_dir), tickets("BILLING", 0),
+                     tickets("BUG", 100), task_dir / "out")
+    said = [u for u in tune.unusual if "cuts" in u]
+    assert said == ["[finetune] max_seq_length = 48 cuts 4 of 8 train examples to no answer "
+                    "token, and training leaves them out",
+                    "[finetune] max_seq_length = 48 cuts 4 of 8 val examples to no answer "
+                    "token, and training leaves them out"]
+    short = load_task(write_task(task_dir / "short", model=str(tiny_llama),
+                                 extra=finetune_table(max_seq_length=16, epochs=1)))
+    with pytest.raises(DataError, match="no train example keeps an answer token within "
+                                        r"\[finetune\] max_seq_length = 16"):
+        fine_tune(short, _pipeline(tiny_llama, task_dir), tickets("BILLING", 0),
+                  tickets("BUG", 100), task_dir / "short-out")
+
+
+def test_a_model_the_memory_estimate_does_not_know_still_tunes(task_dir: Path,
+                                                               tiny_llama: Path) -> None:
+    """GPT-2 names its attention c_attn and has no q_proj: LoRA on c_attn trains with no
+    estimate (the check has nothing to refuse on), and a full tune, which has no targets,
+    is estimated and trains."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4,
+                        n_positions=256, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    gpt2 = task_dir.parent / "tiny-gpt2"
+    GPT2LMHeadModel(config).save_pretrained(gpt2)
+    tokenizer.save_pretrained(gpt2)
+    pipeline = Pipeline(rung="prompt", kind="classification", model=str(gpt2),
+                        instruction="Classify the ticket.", labels=["BILLING", "BUG"],
+                        base_dir=str(task_dir))
+    for method, targets in (("lora", ["c_attn"]), ("full", ["q_proj", "v_proj"])):
+        task = load_task(write_task(task_dir / method, model=str(gpt2), extra=finetune_table(
+            method=method, target_modules=targets, epochs=1, batch_size=4,
+            gradient_accumulation=1, learning_rate=1e-4)))
+        tune = fine_tune(task, pipeline, _tickets(8), _tickets(4, "BUG", 50),
+                         task_dir / method / "out")
+        estimate = tune.peak_memory["estimate"]
+        assert tune.steps == 2 and (estimate is None) == (method == "lora"), (method, estimate)
 
 
 def test_settings_outside_the_seeds_ranges_are_named_and_the_defaults_are_inside() -> None:

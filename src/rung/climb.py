@@ -20,7 +20,7 @@ from rung.data.example import Example
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.decide import decide, fast_enough, reaches, val_score
-from rung.errors import ConfigError, DataError
+from rung.errors import ConfigError, DataError, ModelError
 from rung.eval.metrics import metric_spec, per_example_values
 from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
@@ -31,7 +31,7 @@ from rung.models.cache import ResponseCache
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.remote import is_remote, spent, usage_before
 from rung.models.remote import prepare as prepare_endpoints
-from rung.models.registry import fingerprint
+from rung.models.registry import ADAPTER_BASE, fingerprint
 from rung.pipeline import Pipeline
 from rung.rag.service import file_progress, refresh_index
 from rung.report import write_report
@@ -433,6 +433,15 @@ def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
             f"{len(split.test)} test examples (lines {', '.join(map(str, seen[:10]))}), so "
             "its score on them would be inflated", file=task.data_path,
             fix="re-tune on today's split (rung eval PATH --rung finetune), or pass --force")
+    base = json.loads((past.tune.artifact / ADAPTER_BASE).read_text())["model"]
+    now = fingerprint(base, base_dir=task.root)
+    if past.tune.base_fingerprint and now != past.tune.base_fingerprint and not force:
+        raise ModelError(
+            f"the fine-tune of run {run_id} was trained on {base} as it was then "
+            f"({past.tune.base_fingerprint[:12]}); its weights have changed since "
+            f"({now[:12]}), so the tune would be measured on a model it was not trained on",
+            fix="re-tune on today's base model (rung eval PATH --rung finetune), or pass "
+                "--force")
     return past
 
 

@@ -63,14 +63,15 @@ def check_method(settings: FineTuneTable, train: Sequence[Example], *, file: Any
         except ImportError:
             raise RungError(f"method '{method.name}' needs the bitsandbytes package", file=file,
                             fix="pip install bitsandbytes") from None
-    if method.objective == "dpo":
+    if method.objective == "dpo":  # val too: its loss is the preference loss on its pairs
         missing = [ex.line for ex in train if not isinstance(ex.extra.get("rejected"), str)
                    or not ex.extra["rejected"].strip()]
         if missing:
-            shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            shown = ", ".join(str(n) for n in sorted(missing)[:10]) + \
+                (" ..." if len(missing) > 10 else "")
             raise RungError(
                 f"method 'dpo' trains on preference pairs, but {len(missing)} of {len(train)} "
-                f"training examples have no 'rejected' answer (lines {shown})", file=file,
+                f"train and val examples have no 'rejected' answer (lines {shown})", file=file,
                 fix="add a \"rejected\" field (the worse answer) to every record, the "
                     "assistant turn being the chosen one; or use method = \"lora\"")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.data.example import Example
-from rung.errors import RungError
+from rung.errors import DataError, ModelError, RungError
 from rung.files import atomic_write
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
@@ -116,13 +116,22 @@ def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
              val: Sequence[Example], base_fingerprint: str) -> str:
     """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
     and a changed config, split, prompt or base model starts afresh."""
-    payload = json.dumps({
-        # memory_check says whether to start, not what is trained: a tune resumes across it
-        "finetune": task.finetune.model_dump(exclude={"memory_check"}), "seed": task.task.seed,
+    shaping: dict[str, Any] = {
+        # settings that do not change the weights: whether to start (memory_check), how many
+        # checkpoints to keep on disk, the threshold the regression check reads afterwards
+        "finetune": task.finetune.model_dump(exclude=NOT_IN_THE_WEIGHTS),
+        "seed": task.task.seed,
         "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
         "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
-    }, sort_keys=True)
+    }
+    if METHODS[task.finetune.method].objective == "dpo":  # an example's id is its messages:
+        # the rejected answers it is trained against are in the key on their own
+        shaping["rejected"] = [ex.extra.get("rejected") for ex in (*train, *val)]
+    payload = json.dumps(shaping, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+NOT_IN_THE_WEIGHTS = {"memory_check", "keep_checkpoints", "regression_threshold"}
 
 
 def finished_tune(out: Path) -> TuneResult | None:
@@ -141,7 +150,7 @@ def finished_tune(out: Path) -> TuneResult | None:
 def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
               val: Sequence[Example], out: Path, *, callbacks: Sequence[Any] = ()) -> TuneResult:
     """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
-    check_method(task.finetune, train, file=task.path)
+    check_method(task.finetune, [*train, *val], file=task.data_path)
     if (done := finished_tune(out)) is not None:
         return _with_settings(done, task, len(train))
     with tune_lock(out):  # another climb of this task may be training the same tune
@@ -216,6 +225,7 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = _trainer(task, pipeline, train, val, out, callbacks)
+        left_out = _left_out(task, trainer, len(train), len(val))
         estimate = _estimate(task, pipeline, trainer)
         if task.finetune.memory_check and estimate is not None and not _sharded():
             check_fits(task, estimate)
@@ -225,7 +235,27 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
-                   resumed_from=_step_of(last), peak=memory_record(estimate, peak))
+                   resumed_from=_step_of(last), peak=memory_record(estimate, peak),
+                   left_out=left_out)
+
+
+def _left_out(task: TaskSpec, trainer: Any, n_train: int, n_val: int) -> list[str]:
+    """TRL cuts each example at the training length and drops the ones left with no answer
+    token, without a word. Counted here: none left is refused before training, some left out
+    is said beside the tune's unusual settings."""
+    length = task.finetune.max_seq_length or task.audit.max_seq_length
+    key = "[finetune] max_seq_length" if task.finetune.max_seq_length else \
+        "[audit] max_seq_length"
+    kept = {"train": len(trainer.train_dataset), "val": len(trainer.eval_dataset)}
+    given = {"train": n_train, "val": n_val}
+    if not kept["train"] or not kept["val"]:
+        empty = "train" if not kept["train"] else "val"
+        raise DataError(f"no {empty} example keeps an answer token within {key} = {length} "
+                        "once its prompt (instruction, demonstrations, input) is counted",
+                        file=task.path, fix=f"raise {key}, or shorten the instruction or inputs")
+    return [f"{key} = {length} cuts {given[part] - kept[part]} of {given[part]} {part} examples "
+            "to no answer token, and training leaves them out"
+            for part in ("train", "val") if kept[part] < given[part]]
 
 
 def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
@@ -262,17 +292,24 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
         return None
     data = trainer.train_dataset
     longest = max(len(ids) for ids in data["input_ids"])
-    answer = max(sum(m) for m in data["completion_mask"]) if "completion_mask" in \
-        data.column_names else longest
+    # TRL keeps the answer as the labels not masked with -100 (its completion_mask column is
+    # gone once labels are built)
+    answer = max(sum(1 for t in row if t != -100) for row in data["labels"]) \
+        if "labels" in data.column_names else longest
     batch = settings.batch_size
     cuda = torch.cuda.is_available()
-    return estimate_memory(
-        shape_for(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
-        method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
-        lora_targets=_targets(task, trainer.model, pipeline), lora_dropout=settings.dropout,
-        dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
-        gradient_checkpointing=settings.gradient_checkpointing or None,
-        logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
+    try:
+        return estimate_memory(
+            shape_for(pipeline.model,
+                      base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
+            method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
+            lora_targets=_targets(task, trainer.model, pipeline)
+            if settings.method != "full" else [], lora_dropout=settings.dropout,
+            dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
+            gradient_checkpointing=settings.gradient_checkpointing or None,
+            logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
+    except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
+        return None     # and so no refusal; the tune runs as asked
 
 
 def _sharded() -> bool:
@@ -301,10 +338,14 @@ def check_fits(task: TaskSpec, estimate: MemoryEstimate) -> None:
     if estimate.total <= available:
         return
     s = task.finetune
+    import torch
+
     ways = []
-    if s.method != "qlora":
-        ways.append('method = "qlora" (4-bit base weights, a CUDA GPU)' if s.method == "lora"
-                    else 'method = "lora" or "qlora"')
+    quantised = torch.cuda.is_available()  # QLoRA's 4-bit weights need a CUDA GPU
+    if s.method == "full":
+        ways.append('method = "lora" or "qlora"' if quantised else 'method = "lora"')
+    elif s.method == "lora" and quantised:
+        ways.append('method = "qlora" (4-bit base weights)')
     if not s.gradient_checkpointing:
         ways.append("gradient_checkpointing = true")
     ways.append(f"a smaller batch_size (now {s.batch_size}; raise gradient_accumulation to keep "
@@ -319,7 +360,8 @@ def check_fits(task: TaskSpec, estimate: MemoryEstimate) -> None:
 
 
 def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
-            seconds: float, *, resumed_from: int | None, peak: dict[str, Any] | None) -> TuneResult:
+            seconds: float, *, resumed_from: int | None, peak: dict[str, Any] | None,
+            left_out: Sequence[str] = ()) -> TuneResult:
     """Save the best weights (loaded at the end of training) and the record of the run."""
     state, model = trainer.state, trainer.model
     digest = _digest(model)
@@ -345,8 +387,8 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
         train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
         config=task.finetune.model_dump(),
         device="cpu" if trainer.args.device.type == "cpu" else "gpu",
-        unusual=unusual_settings(task.finetune, max_seq_length=task.audit.max_seq_length,
-                                 n_train=len(trainer.train_dataset)),
+        unusual=[*unusual_settings(task.finetune, max_seq_length=task.audit.max_seq_length,
+                                   n_train=len(trainer.train_dataset)), *left_out],
         base_fingerprint=fingerprint(pipeline.model, base_dir=task.root),
         resumed_from=resumed_from, world_size=world, rank_digests=digests, peak_memory=peak,
         signals=diagnose([c["loss"] for c in curves if "loss" in c],
@@ -408,6 +450,9 @@ def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
         weight_decay=settings.weight_decay, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
         save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
+        # early stopping's patience count travels with a checkpoint, so a resumed tune stops
+        # where an uninterrupted one would
+        restore_callback_states_from_checkpoint=True,
         use_cpu=not cuda, bf16=cuda, activation_checkpointing=settings.gradient_checkpointing,
         max_length=settings.max_seq_length or task.audit.max_seq_length,
         seed=settings.seed if settings.seed is not None else task.task.seed,
