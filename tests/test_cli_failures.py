@@ -235,3 +235,53 @@ def test_a_gate_summary_from_before_the_mark_is_still_the_gates_own(tmp_path):
     mine = tmp_path / "mine.md"
     mine.write_text("# my notes\n")
     assert is_gate_summary(old) and not is_gate_summary(mine)
+
+
+def test_asking_the_wrong_thing_is_refused_before_any_work(tmp_path, fake_model):
+    """Each of these used to do expensive work first (or crash): a tune of a served model
+    (the prompt rung's requests sent, then refused), a ladder with every rung left out (a
+    bug after the audit), a gate against a baseline that is not there (a whole climb
+    first), and --dry-run beside options it would ignore."""
+    toml = write_task(tmp_path / "t", extra=textwrap.dedent("""\
+        [finetune]
+        method = "lora"
+        """))
+    text = toml.read_text()
+    # a closed port: a request would end in a connection error, not in the refusal below
+    toml.write_text(text.replace('small = "fake"', 'small = "openai:gpt-4o-mini"\n'
+                                 'max_retries = 0') + textwrap.dedent("""\
+        [models.openai]
+        base_url = "http://127.0.0.1:9/v1"
+        api_key_env = ""
+        """))
+    small_line = next(i for i, line in enumerate(toml.read_text().splitlines(), 1)
+                      if line.strip().startswith("small = "))
+    for args in (["tune", str(toml)], ["eval", str(toml), "--rung", "finetune", "--force"]):
+        done = runner.invoke(app, args)
+        _ends_in_a_message(done, f"rung.toml:{small_line}: [models] small is a remote model",
+                           "hosted fine-tuning is not supported")
+    toml.write_text(text.replace('skip = ["classifier"]',
+                                 'skip = ["classifier", "prompt", "few-shot"]'))
+    done = runner.invoke(app, ["climb", str(toml)])  # the tune is out once the audit calls
+    assert done.exit_code == 2 and "Traceback" not in done.output, done.output  # data unready
+    assert "error: " in done.stderr and "no rung is left to measure" in done.stderr
+    assert "finetune: the audit" in done.stderr
+    counted = runner.invoke(app, ["climb", str(toml), "--dry-run", "--json"])
+    assert counted.exit_code == 0 and json.loads(counted.stdout)["total"]["requests"] == 0
+    assert json.loads(counted.stdout)["estimate"].startswith("no rung this climb measures "
+                                                             "sends a request")
+    toml.write_text(text.replace('skip = ["classifier"]',
+                                 'skip = ["classifier", "prompt", "few-shot"]')
+                    .replace('method = "lora"', "").replace("[finetune]", ""))
+    for args in (["climb", str(toml)], ["climb", str(toml), "--dry-run"]):
+        _ends_in_a_message(runner.invoke(app, args), "no rung is left to measure",
+                           "rag: no [task] corpus", "finetune: no [finetune] table")
+    assert not (toml.parent / ".rung" / "runs.db").exists() or not json.loads(
+        runner.invoke(app, ["runs", str(toml), "--json"]).stdout)  # no run was started
+    toml.write_text(text)
+    _ends_in_a_message(runner.invoke(app, ["gate", str(toml), "--baseline", "nosuch"]),
+                       "no run 'nosuch'")
+    assert fake_model.calls == []  # refused before a climb asked the model anything
+    for flag in (["--tune", "nosuch"], ["--budget", "1"]):
+        _ends_in_a_message(runner.invoke(app, ["climb", str(toml), "--dry-run", *flag]),
+                           f"{flag[0]} would change nothing there")

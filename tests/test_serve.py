@@ -7,6 +7,8 @@ The server's model is conftest's fake one, registered by the child process befor
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -266,7 +268,26 @@ def test_check_passes_held_out_inputs_and_flags_another_tasks_inputs(tmp_path, c
     assert report["probes"]["n"] == 9 and report["probes"]["failed"] == []  # edge cases held
     assert report["score"]["test"] == "Fisher's exact test, share correct"
     assert Path(report["review_sample"]).is_file()
+    # a reviewer's verdicts in the sheet survive checking the same inputs again
+    sheet = Path(report["review_sample"]).with_name("review.csv")
+    rows = list(csv.DictReader(io.StringIO(sheet.read_text())))
+    rows[0]["verdict"], rows[0]["note"] = "bad", "routed to the wrong team"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    sheet.write_text(buffer.getvalue())
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        again = runner.invoke(app, ["check", run_id, "--task", str(toml), "--rung", "prompt",
+                                    "--inputs", str(held_out), "--json"])
+    finally:
+        unregister_model("served")
+    assert json.loads(again.stdout)["review_sample"] == report["review_sample"]
+    kept = list(csv.DictReader(io.StringIO(sheet.read_text())))[0]
+    assert (kept["verdict"], kept["note"]) == ("bad", "routed to the wrong team")
     assert bad.exit_code == 1, bad.output
+    assert json.loads(bad.stdout)["review_sample"] != report["review_sample"]  # its own
     drift = json.loads(bad.stdout)
     assert "distance" in drift["significant"] and drift["score"] is None
     assert drift["drift"]["distance"]["share_far"] > 0.5

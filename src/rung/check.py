@@ -90,13 +90,13 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
 
     from rung.climb import load_examples, make_split
     from rung.data.audit.pii import find_pii
-    from rung.data.audit.review import review_sample
+    from rung.data.audit.review import read_verdicts, review_sample
     from rung.eval.runner import evaluate
     from rung.eval.semantic import sentence_vectors
     from rung.probes import probe
     from rung.probes import summary as probe_summary
     from rung.serve import served_from
-    from rung.store import Store
+    from rung.store import Store, file_hash
     from rung.task import load_task
 
     task = load_task(task_path)
@@ -207,10 +207,13 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     new = {k: n for k, n in kinds.items() if k not in seen}
     findings.append(Finding("pii", bool(new), None, {"new_kinds": new, "all": dict(kinds)}))
 
-    folder = task.store_dir / "checks" / f"{served.run_id}-{path.stem}"
-    review = review_sample([make_example(e.input, o, line=e.line)
-                            for e, o in zip(examples, outputs)], folder, seed=task.task.seed,
-                           source=str(path))
+    # one folder per run and inputs file (by content: prod.txt and prod.jsonl do not share
+    # one); checked again, the verdicts a reviewer wrote into its review.csv are kept
+    folder = task.store_dir / "checks" / f"{served.run_id}-{path.stem}-{file_hash(path)[:8]}"
+    answered = [make_example(e.input, o, line=e.line) for e, o in zip(examples, outputs)]
+    earlier = [folder / "review.csv"] if (folder / "review.csv").is_file() else []
+    review = review_sample(answered, folder, seed=task.task.seed, source=str(path),
+                           verdicts=read_verdicts(earlier, answered))
     drift = [f.name for f in findings if f.significant]
     return {
         "run": served.run_id, "rung": served.rung, "inputs": str(path), "n": len(examples),

@@ -104,6 +104,14 @@ def climb(
         from rung.dry_run import dry_run as count_requests
 
         with _user_errors():
+            given = [flag for flag, value in (("--tune", tune), ("--budget", budget))
+                     if value is not None]
+            if given:  # a dry run counts a first climb of every rung and spends nothing
+                from rung.errors import ConfigError
+
+                raise ConfigError(f"--dry-run counts what a first climb of every rung would "
+                                  f"send; {' and '.join(given)} would change nothing there",
+                                  fix=f"drop {' and '.join(given)}, or --dry-run")
             estimate = count_requests(path)
         if as_json:
             print(json.dumps(estimate, indent=2))
@@ -498,7 +506,8 @@ def gate(
     """For CI: exit 1 when the candidate is significantly worse than the baseline (by more
     than --tolerance), 0 when not, 2 on an error."""
     from rung.climb import climb as run_climb
-    from rung.compare import GATE_MARK, gate as run_gate, is_gate_summary, markdown
+    from rung.compare import GATE_MARK, finished_run, gate as run_gate, is_gate_summary, \
+        markdown
     from rung.files import atomic_write, claim
     from rung.task import load_task
 
@@ -507,6 +516,8 @@ def gate(
             claim([markdown_to], force=force, ours=is_gate_summary, option="--force")
         with _task_store(path) as store:
             baseline = baseline or store.pinned()
+            if baseline is not None:  # a baseline that is not there is said before a climb
+                finished_run(store, baseline)
         if baseline is None:
             from rung.errors import ConfigError
 

@@ -212,6 +212,31 @@ def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
         result.versus = (partner.rung, paired(task, partner, result))
 
 
+REMOTE_TUNE = ("[models] small is a remote model ({small}): the fine-tune trains weights on "
+               "this machine")
+REMOTE_TUNE_FIX = ("name a local copy of the model to tune it (hosted fine-tuning is not "
+                   "supported)")
+
+
+def require_local_small(task: TaskSpec) -> None:
+    """A tune of a served model is refused before the prompt rung pays for its requests."""
+    if is_remote(task.models.small):
+        raise ConfigError(REMOTE_TUNE.format(small=task.models.small), file=task.path,
+                          line=task.line_of("models", "small"), fix=REMOTE_TUNE_FIX)
+
+
+def require_a_rung(task: TaskSpec, why_not: dict[str, str]) -> None:
+    """A ladder with every rung left out has nothing to measure or decide: said before the
+    audit, with why each rung is out."""
+    if all(why_not.values()):
+        raise ConfigError(
+            "no rung is left to measure (" + "; ".join(f"{name}: {why}" for name, why
+                                                       in why_not.items()) + ")",
+            file=task.path, line=task.line_of("ladder", "skip"),
+            fix="take a rung out of [ladder] skip, or give one what it needs ([task] corpus "
+                "for rag, [models] large for bigger-model, a [finetune] table)")
+
+
 def left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
     """The rungs this climb would measure, and why each other one is left out."""
     if only is not None:
@@ -227,9 +252,7 @@ def left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[st
     if "finetune" not in task.model_fields_set and tune_from is None:
         why["finetune"] = "no [finetune] table (or rung eval --rung finetune)"
     elif is_remote(task.models.small) and tune_from is None:
-        why["finetune"] = (f"[models] small is a remote model ({task.models.small}): the "
-                           "fine-tune trains weights on this machine; name a local copy of "
-                           "the model to tune it (hosted fine-tuning is not supported)")
+        why["finetune"] = REMOTE_TUNE.format(small=task.models.small) + "; " + REMOTE_TUNE_FIX
     for name in task.ladder.skip:
         why[name] = "[ladder] skip"
     return why
@@ -261,6 +284,8 @@ def climb(
     task = load_task(path)
     if only == "bigger-model":
         require_large(task)  # before any expensive work
+    if only == "finetune" and tune_from is None:
+        require_local_small(task)
     if only == "rag" and task.corpus_path is None:
         raise ConfigError("the rag rung needs a corpus", file=task.path,
                           fix='add corpus = "docs/" (a folder of documents) under [task]')
@@ -271,9 +296,10 @@ def climb(
     climb_all = climb_all or task.ladder.all
     prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
     check_models(task, left_out(task, only, tune_from))
+    require_a_rung(task, {**left_out(task, only, tune_from), **(leave_out or {})})
     if tune_from is not None:  # the past run must have a tune before any rung is measured
         with closing(Store(task.store_dir)) as store:
-            store.measured(tune_from, "finetune", "a fine-tune")
+            store.measured(tune_from, "finetune", "fine-tune")
     spending = _budget(task, budget)
     examples = load_examples(task)
     split = make_split(task, examples)
@@ -286,6 +312,7 @@ def climb(
             if only == "finetune":
                 raise
             why_not["finetune"] = f"{refused.message}; fix: {refused.fix}"
+            require_a_rung(task, why_not)  # the tune was all there was to measure
     if on_plan is not None:
         from rung.plan import work_plan
 
@@ -450,6 +477,7 @@ def tune_task(path: str | Path, *, reporter: StageReporter = _quiet, force: bool
     """Only the training: the best prompt chosen on val, then the tune, in the folder a later
     climb picks it up from. This is what `accelerate launch` runs on every process."""
     task = load_task(path)
+    require_local_small(task)  # before the prompt rung's requests are paid for
     split = make_split(task, load_examples(task))
     store = Store(task.store_dir)
     try:

@@ -29,7 +29,7 @@ from rung.task import TaskSpec
 
 def shipped(store: Store, run_id: str) -> str:
     """The rung a run would ship: its recommendation, else its best."""
-    run = _run(store, run_id)
+    run = finished_run(store, run_id)
     recommendation = json.loads(run["summary_json"] or "{}").get("recommendation", {})
     rung = recommendation.get("rung") or recommendation.get("best")
     if rung is None:
@@ -37,7 +37,7 @@ def shipped(store: Store, run_id: str) -> str:
     return rung
 
 
-def _run(store: Store, run_id: str) -> Any:
+def finished_run(store: Store, run_id: str) -> Any:
     run = store.run(run_id)
     if run is None:
         raise ConfigError(f"no run '{run_id}' in {store.root}", fix="rung runs PATH lists them")
@@ -95,7 +95,7 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
 
 def compare_runs(store: Store, run_a: str, run_b: str, task: TaskSpec,
                  **options: Any) -> dict[str, Any]:
-    first, second = _run(store, run_a), _run(store, run_b)
+    first, second = finished_run(store, run_a), finished_run(store, run_b)
     if first["split_hash"] != second["split_hash"]:
         raise ConfigError(
             f"runs {run_a} and {run_b} were measured on different test splits",
@@ -172,7 +172,7 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
     """Fail when the candidate's rung is significantly worse than the baseline's by more than
     `tolerance`: the baseline's shipped rung against the same rung of the candidate (or the
     candidate's shipped rung, when the candidate did not measure it)."""
-    if _run(store, baseline)["split_hash"] != _run(store, candidate)["split_hash"]:
+    if finished_run(store, baseline)["split_hash"] != finished_run(store, candidate)["split_hash"]:
         raise ConfigError(f"the candidate {candidate} and the baseline {baseline} were "
                           "measured on different test splits",
                           fix="keep the data and [split] settings, or pin a new baseline "
@@ -183,7 +183,7 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
     result = compare_rung(store, baseline, rung, candidate, candidate_rung, task)
     worse = result["difference"] < -tolerance and result["p_value"] < alpha
     return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse),
-            "changes": changes(_run(store, baseline), _run(store, candidate))}
+            "changes": changes(finished_run(store, baseline), finished_run(store, candidate))}
 
 
 def markdown(verdict: dict[str, Any]) -> str:

@@ -66,10 +66,22 @@ class CountingModel:
 
 def dry_run(path: str | Path) -> dict[str, Any]:
     """Per rung and model: requests, tokens in and out, dollars; and the totals."""
-    from rung.climb import check_models, climb, left_out
+    from rung.climb import check_models, climb, left_out, require_a_rung
+    from rung.plan import plan_for
 
     task = load_task(path)
-    check_models(task, left_out(task, None, None))  # refused by the dry run as by the climb
+    why_not = left_out(task, None, None)
+    check_models(task, why_not)  # refused by the dry run as by the climb
+    require_a_rung(task, why_not)
+    local = {"classifier": "runs on this machine: no requests",
+             "finetune": "trains on this machine: no requests"}
+    if all({**why_not, **local}.values()):  # only rungs that send nothing: nothing to count
+        return {"dry_run": True, "task": task.task.name, "rungs": [], "work": plan_for(path),
+                "total": {"requests": 0, "tokens_in": 0, "tokens_out": 0, "dollars": None,
+                          "unpriced": []},
+                "estimate": "no rung this climb measures sends a request to a model: "
+                            + ", ".join(name for name, why in why_not.items() if not why)
+                            + " runs on this machine"}
     references = [m for m in (task.models.small, task.models.large) if m]
     stand_ins = {ref: CountingModel(ref) for ref in references}
 
@@ -85,9 +97,7 @@ def dry_run(path: str | Path) -> dict[str, Any]:
             # with a response cache of its own, empty, as a first climb has: a prompt two
             # candidates share is counted once, as it is sent once
             climb(task.path, reporter=reporter, use_cache=True, climb_all=True,
-                  store_dir=Path(store), leave_out={
-                      "classifier": "runs on this machine: no requests",
-                      "finetune": "trains on this machine: no requests"})
+                  store_dir=Path(store), leave_out=local)
     finally:
         for ref in stand_ins:
             unregister_model(ref)
@@ -102,7 +112,6 @@ def dry_run(path: str | Path) -> dict[str, Any]:
             rows.append({"rung": rung, "model": ref, "remote": is_remote(ref), **row,
                          "dollars": dollars})
     priced = [r["dollars"] for r in rows if r["dollars"] is not None]
-    from rung.plan import plan_for
 
     return {
         "dry_run": True, "task": task.task.name, "rungs": rows, "work": plan_for(path),

@@ -225,7 +225,7 @@ class Store:
 
     def measured(self, run_id: str, rung: str, what: str) -> tuple[sqlite3.Row, sqlite3.Row]:
         """The run and its row for `rung`, or the error that says which run to name instead
-        (`what` is how the rung is called in that message: "a fine-tune")."""
+        (`what` is how the rung is called in that message: "fine-tune")."""
         from rung.errors import ConfigError
 
         run = self.run(run_id)
