@@ -10,7 +10,7 @@ import pytest
 from rung.data.example import Example, Message, make_example
 from rung.data.formats import (FORMATS, convert, detect_format, read_examples, scan_file,
                                write_examples)
-from rung.errors import DataError
+from rung.errors import DataError, RungError
 
 JSONL = ("openai", "anthropic", "alpaca", "sharegpt")
 
@@ -397,3 +397,21 @@ def test_a_utf16_file_is_named_utf16_and_every_bad_line_is_counted(tmp_path):
         scan_file(broken)  # the audit's reader, which reads past bad lines
     assert len(many.value.problems) == 30 and str(many.value).count("\n- ") == 21
     assert "30 problem(s)" in str(many.value) and "... and 10 more" in str(many.value)
+
+
+def test_a_cut_off_line_names_its_own_column_and_a_json_document_is_one_problem(tmp_path):
+    """The column is counted on the line itself (it was counted on the next one: 1), and a
+    JSON array over many lines is said once, with the command that makes it JSON Lines, not
+    as one invalid line per line of the file."""
+    cut = write(tmp_path, "cut.jsonl", '{"messages": [{"role": "user", "content": "x"}\n')
+    with pytest.raises(RungError) as err:
+        scan_file(cut)
+    assert ":1: invalid JSON: Expecting ',' delimiter (column 47)" in str(err.value)
+    pairs = [{"messages": [{"role": "user", "content": f"q{i}"},
+                           {"role": "assistant", "content": f"a{i}"}]} for i in range(30)]
+    array = write(tmp_path, "arr.json", json.dumps(pairs, indent=2) + "\n")
+    with pytest.raises(RungError) as err:
+        scan_file(array)
+    said = str(err.value)
+    assert "1 problem(s)" in said and "arr.json:1: the file is one JSON document spread over " \
+        "many lines" in said and "jq -c '.[]' arr.json > arr.jsonl" in said

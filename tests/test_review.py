@@ -182,3 +182,7 @@ def test_results_before_any_vote_say_there_are_none_and_how_to_vote(tmp_path, fa
     assert "no review votes yet on few-shot against prompt" in done.stdout
     said = " ".join(done.stdout.split())  # rich wraps it to the terminal
     assert f"rung review {run_id}" in said and "0 of 0" not in said
+    bogus = runner.invoke(app, ["review", run_id, "--task", str(toml), "--rungs",
+                                "prompt,bogus", "--results"])
+    assert bogus.exit_code == 2 and "has no answers of rung 'bogus'" in bogus.stderr
+    assert "prompt, few-shot" in bogus.stderr  # what it did measure

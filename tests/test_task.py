@@ -227,3 +227,23 @@ def test_the_fine_tune_defaults_are_the_seeds():
     assert (table.warmup_ratio, table.scheduler, table.weight_decay) == (0.05, "cosine", 0.01)
     assert FineTuneTable(rank=8).alpha == 16 and FineTuneTable(rank=64).alpha == 128
     assert FineTuneTable(rank=8, alpha=8).alpha == 8  # set, it is kept
+
+
+def test_a_byte_order_mark_an_empty_file_and_a_check_across_keys_each_read_right(task_dir):
+    """Notepad saves rung.toml with a BOM (the data readers took one already); an empty file
+    names the tables it lacks; a check across a table's keys points at the key it is about
+    (C, not features on the line above it)."""
+    toml = write_task(task_dir)
+    text = toml.read_text()
+    toml.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_task(toml).task.name == "tiny-tickets"
+    toml.write_text("")
+    with pytest.raises(ProblemList) as err:
+        load_task(toml)
+    assert [p.message for p in err.value.problems] == ["missing table [task]",
+                                                       "missing table [models]"]
+    toml.write_text(text + '\n[classifier]\nfeatures = ["tfidf"]\nC = [1.0, -2]\n')
+    with pytest.raises(ConfigError) as err:
+        load_task(toml)
+    c_line = toml.read_text().splitlines().index("C = [1.0, -2]") + 1
+    assert err.value.line == c_line and "C must be a non-empty list of positive" in str(err.value)

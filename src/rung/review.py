@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,23 @@ from rung.store import Store
 CHOICES = ("left", "right", "tie", "skip")
 
 
+def require_rungs(store: Store, run_id: str, *rungs: str) -> None:
+    """Both rungs named are rungs the run measured, said before any page or count."""
+    if store.run(run_id) is None:
+        raise ConfigError(f"no run '{run_id}' in {store.root}", fix="rung runs PATH lists them")
+    measured = [row["rung"] for row in store.rung_rows(run_id)]
+    for rung in rungs:
+        if rung not in measured:
+            raise ConfigError(f"run {run_id} has no answers of rung '{rung}'",
+                              fix=f"name two rungs it measured with --rungs A,B: "
+                                  f"{', '.join(measured) or 'it measured none'}")
+
+
 def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str, Any]]:
     """The test examples both rungs answered, in the order the run stored them."""
+    require_rungs(store, run_id, rung_a, rung_b)
     a = {p["example_id"]: p for p in store.predictions(run_id, rung_a)}
     b = {p["example_id"]: p for p in store.predictions(run_id, rung_b)}
-    if not a or not b:
-        missing = rung_a if not a else rung_b
-        raise ConfigError(f"run {run_id} has no answers of rung '{missing}'",
-                          fix="name two rungs it measured with --rungs A,B")
     return [{"item": i, "input": a[i]["input"], "expected": a[i]["expected"],
              "a": a[i]["output"], "b": b[i]["output"]} for i in a if i in b]
 
@@ -74,6 +82,7 @@ def left_is_a(item: str, reviewer: str, salt: str) -> bool:
 def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, Any]:
     from scipy.stats import binomtest
 
+    require_rungs(store, run_id, rung_a, rung_b)
     votes = store.votes(run_id, rung_a, rung_b)
     latest: dict[tuple[str, str], str] = {}
     for vote in votes:  # a reviewer's last word on an item counts

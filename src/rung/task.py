@@ -162,8 +162,13 @@ class ClassifierTable(_Strict):
 
     @model_validator(mode="after")
     def _non_empty(self) -> "ClassifierTable":
-        if not self.features or not self.models or not self.C or any(c <= 0 for c in self.C):
-            raise ValueError("features, models and C must be non-empty; C values positive")
+        # one key per message: the error's line is the line of the key its message names
+        if not self.C or any(c <= 0 for c in self.C):
+            raise ValueError("C must be a non-empty list of positive numbers")
+        if not self.features:
+            raise ValueError("features must name at least one of tfidf, minilm")
+        if not self.models:
+            raise ValueError("models must name at least one of logistic-regression, linear-svm")
         if not self.class_weight:
             raise ValueError("class_weight must name at least one of none, balanced")
         return self
@@ -248,8 +253,10 @@ class RagTable(_Strict):
     def _sizes(self) -> "RagTable":
         if self.overlap >= self.chunk_tokens:
             raise ValueError("overlap must be smaller than chunk_tokens")
-        if not self.k or any(k < 1 for k in self.k) or not self.methods:
-            raise ValueError("k and methods must be non-empty; k values positive")
+        if not self.k or any(k < 1 for k in self.k):
+            raise ValueError("k must be a non-empty list of positive integers")
+        if not self.methods:
+            raise ValueError("methods must name at least one of bm25, dense, hybrid")
         if not self.shots or any(n < 0 for n in self.shots):
             raise ValueError("shots must be a non-empty list of counts (0: no demonstrations)")
         return self
@@ -354,7 +361,7 @@ class TaskSpec(_Strict):
     def line_of(self, section: str, key: str) -> int | None:
         """Where `key` is set in this task's rung.toml, for an error found after loading."""
         try:
-            return line_of(self.path.read_text(encoding="utf-8"), section, key)
+            return line_of(self.path.read_text(encoding="utf-8-sig"), section, key)
         except OSError:
             return None
 
@@ -378,7 +385,7 @@ def load_task(path: str | Path) -> TaskSpec:
         )
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # Notepad saves with a BOM
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise ConfigError(f"not UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start}",

@@ -77,7 +77,9 @@ def problems_from(err: ValidationError, text: str, path: Path, raw: dict[str, An
         if e["type"] == "extra_forbidden":
             msg, fix = f"unknown key '{dotted}'", "remove it or check its spelling (see README)"
         elif e["type"] == "missing":
-            msg, fix = f"missing key '{dotted}'", f"add '{key or section} = ...' under [{section}]"
+            msg, fix = (f"missing key '{dotted}'", f"add '{key} = ...' under [{section}]") \
+                if key else (f"missing table [{section}]",
+                             f"add a [{section}] table (the README's rung.toml shows its keys)")
         else:
             fix = f"change '{dotted}'"
             msg = f"{dotted}: {msg}"

@@ -63,9 +63,16 @@ def json_records(path: Path) -> Iterator[tuple[int, Record]]:
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
-        except json.JSONDecodeError as e:
-            hint = "; a CSV file needs a .csv suffix" if first else ""
+            record = json.loads(text.rstrip("\r\n"))  # else a cut-off line's column is
+        except json.JSONDecodeError as e:            # counted on the line after it
+            if first and _one_document(path):
+                yield line, error(path, line, "the file is one JSON document spread over many "
+                                  "lines; rung reads JSON Lines, one example object per line",
+                                  f"write one object per line, e.g. jq -c '.[]' {path.name} > "
+                                  f"{path.stem}.jsonl (for an array of examples)")
+                return
+            hint = "" if not first else "; a CSV file needs a .csv suffix" if \
+                path.suffix.lower() != ".csv" else "; this .csv was read as JSON Lines (--from)"
             yield line, error(path, line, f"invalid JSON: {e.msg} (column {e.colno})",
                               "make the line one complete JSON object; check quotes, commas and "
                               f"brackets near column {e.colno}{hint}")
@@ -81,6 +88,15 @@ def json_records(path: Path) -> Iterator[tuple[int, Record]]:
                               'each line must be one object such as {"messages": [...]}; ' + SEE)
             continue
         yield line, record
+
+
+def _one_document(path: Path) -> bool:
+    """Whether the whole file is one JSON value over several lines (an array, a
+    pretty-printed object): the one problem to say, not one per line."""
+    try:
+        return isinstance(json.loads(path.read_bytes().decode("utf-8-sig")), (list, dict))
+    except (ValueError, RecursionError):
+        return False
 
 
 def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
