@@ -134,3 +134,25 @@ def test_numbers_and_zoned_times_order_too(monkeypatch):
     nan = [make_example("n", "A", line=1, seq=float("nan"))]
     with pytest.raises(DataError, match="no place in time"):
         split_examples(nan * 10, seed=0, order_key="seq")
+    # a CSV cell is text: the same numbers written as text order the same way
+    texts = [make_example(f"t {i}", "AB"[i % 2], line=i + 1, seq=str(i)) for i in range(50)]
+    assert [e.id for e in split_examples(texts, seed=0, order_key="seq").test] == \
+        [e.id for e in split.test]
+
+
+def test_a_numeric_order_key_survives_the_trip_through_csv(tmp_path):
+    """JSON Lines with an integer timestamp, converted to CSV (where it is text) and climbed
+    with [split] order_key: the same split as from the JSON Lines."""
+    from rung.data.formats import read_examples, write_examples
+
+    records = [make_example(f"ticket {i}", "AB"[i % 2], line=i + 1, ts=1_700_000_000 + i)
+               for i in range(40)]
+    write_examples(records, tmp_path / "d.jsonl", "openai")
+    write_examples(read_examples(tmp_path / "d.jsonl"), tmp_path / "d.csv", "csv")
+    from_csv = read_examples(tmp_path / "d.csv")
+    assert isinstance(from_csv[0].extra["ts"], str)
+    ids = [[e.input for e in split_examples(read_examples(tmp_path / name), seed=0,
+                                            order_key="ts").test]
+           for name in ("d.jsonl", "d.csv")]
+    newest = {f"ticket {i}" for i in range(40 - len(ids[0]), 40)}
+    assert ids[0] == ids[1] and set(ids[0]) == newest

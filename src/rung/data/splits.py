@@ -129,29 +129,39 @@ def _order_values(examples: list[Example], key: str,
             what = "has no" if raw is None else f"has a {type(raw).__name__} in its"
             raise DataError(f"record {what} '{key}' field, which [split] order_key names",
                             file=source, line=ex.line, fix=fix)
-        if isinstance(raw, str):
-            try:
-                parsed = datetime.fromisoformat(raw.strip())
-            except ValueError:
-                raise DataError(f"'{key}' is {raw!r}, not an ISO 8601 date or time",
-                                file=source, line=ex.line, fix=fix) from None
-            # a date is its day's first moment; a time without a zone is read as UTC, and one
-            # with a zone is taken to UTC, so the split is the same on every machine
-            values[id(ex)] = parsed.replace(tzinfo=None) if parsed.tzinfo is None else \
-                parsed.astimezone(timezone.utc).replace(tzinfo=None)
-            kind = "date"
-        else:
-            if not math.isfinite(raw):
-                raise DataError(f"'{key}' is {raw}, which has no place in time", file=source,
-                                line=ex.line, fix=fix)
-            values[id(ex)] = raw
-            kind = "number"
+        kind, value = _moment(raw)
+        if kind == "text":
+            raise DataError(f"'{key}' is {raw!r}, not an ISO 8601 date or time or a number",
+                            file=source, line=ex.line, fix=fix)
+        if kind == "number" and not math.isfinite(value):
+            raise DataError(f"'{key}' is {raw}, which has no place in time", file=source,
+                            line=ex.line, fix=fix)
+        values[id(ex)] = value
         kinds.setdefault(kind, ex.line)
         if len(kinds) > 1:
             other = next(k for k in kinds if k != kind)
             raise DataError(f"'{key}' is a {kind} here and a {other} on line {kinds[other]}",
                             file=source, line=ex.line, fix=fix)
     return values
+
+
+def _moment(raw: int | float | str) -> tuple[str, Any]:
+    """("date", a naive UTC datetime), ("number", the number) or ("text", None). A date is
+    its day's first moment; a time without a zone is read as UTC and one with a zone taken to
+    UTC, so the split is the same on every machine. Text that is a number is one: a CSV cell
+    is text, and "1712345678" there is 1712345678 in JSON Lines."""
+    if not isinstance(raw, str):
+        return "number", raw
+    try:
+        parsed = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        try:
+            return "number", float(raw)
+        except ValueError:
+            return "text", None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc)
+    return "date", parsed.replace(tzinfo=None)
 
 
 def _deal(keys: list[str], sizes: list[int], fractions: tuple[float, float, float]) -> dict[str, list[str]]:
