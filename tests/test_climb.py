@@ -81,6 +81,7 @@ def test_with_no_rung_at_the_target_the_best_is_named_by_val_not_test(task_dir, 
     scores = {r["rung"]: r["score"] for r in summary["rungs"]}
     assert scores["few-shot"] > scores["prompt"]  # on test
     assert summary["recommendation"]["best"] == "prompt"
+    assert "the best on val is prompt" in summary["recommendation"]["reason"]
 
 
 def test_prompt_variant_is_chosen_on_val(task_dir, fake_model):

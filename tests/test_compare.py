@@ -120,7 +120,8 @@ def test_changes_name_each_key_and_keep_a_new_rungs_defaults_apart():
     old = {"rag": {"k": [1, 3], "methods": ["bm25"]}, "models": {"openai": {"base_url": None}}}
     new = {"rag": {"k": [1, 3, 5], "methods": ["bm25"], "shots": [0]},
            "models": {"openai": {"base_url": "http://127.0.0.1:8000/v1"}}}
-    found = changes(_row(old), _row(new, config="c2", data="d2", version="0.2.0"))
+    defaults = {"[rag] shots": [0], "[split] order_key": None}
+    found = changes(_row(old), _row(new, config="c2", data="d2", version="0.2.0"), defaults)
     assert found["settings"] == [
         {"key": "[rag] k", "a": [1, 3], "b": [1, 3, 5]},
         {"key": "[models] openai.base_url", "a": None, "b": "http://127.0.0.1:8000/v1"}]
@@ -129,9 +130,17 @@ def test_changes_name_each_key_and_keep_a_new_rungs_defaults_apart():
                                        'null -> "http://127.0.0.1:8000/v1"; the data file '
                                        'changed; rung 0.1.0 -> 0.2.0')
     # a key only a newer rung knows is not a change anyone made
-    only_new = changes(_row(old), _row({**old, "split": {"order_key": None}}, config="c2"))
+    only_new = changes(_row(old), _row({**old, "split": {"order_key": None}}, config="c2"),
+                       defaults)
     assert not only_new["config_changed"] and only_new["settings_one_side"] == ["[split] order_key"]
     assert describe_changes(only_new) == "same settings, data and rung"
+    # but one set away from its default, or one with no default (a model's prices), is
+    set_now = changes(_row(old), _row({**old, "split": {"order_key": "created"},
+                                       "costs": {"api": {"mine": {"input_per_million": 1}}}}),
+                      defaults)
+    assert set_now["config_changed"] and set_now["settings_one_side"] == []
+    assert [c["key"] for c in set_now["settings"]] == ["[split] order_key",
+                                                       "[costs] api.mine.input_per_million"]
 
 
 def test_runs_stored_before_settings_were_kept_compare_by_hash():
@@ -192,7 +201,7 @@ def test_the_gate_fails_a_drop_in_a_graded_metric_that_exact_match_cannot_see(tm
     assert done.exit_code == 1, done.output
     verdict = json.loads(done.stdout)
     assert verdict["metric"] == "rouge_l" and not verdict["binary"]
-    assert verdict["test"] == "exact sign-flip test on per-example rouge_l"
+    assert verdict["test"] == "sign-flip permutation test on per-example rouge_l"
     assert verdict["a"]["score"] > 0.8 and verdict["b"]["score"] < 0.1
     # every example worse: of the 2**n sign patterns only all-minus and all-plus are as extreme
     assert verdict["difference"] < -0.7 and verdict["p_value"] == 2 * 0.5 ** verdict["n"]

@@ -135,6 +135,9 @@ def test_more_data_says_how_many_examples_and_prices_labelling_them_when_told_ho
     assert unpriced.labelling == {"tier": "minimum", "reaches": 500, "examples": 98,
                                   "minutes_per_example": None, "person_hours": None,
                                   "dollars": None}
+    stored_before = _sized_audit(402, "not ready")  # an audit stored before the figure was
+    stored_before["checks"][0]["details"].pop("to_collect")  # kept: worked out again
+    assert decide(results, target=0.9, audit=stored_before).labelling == unpriced.labelling
     priced = decide(results, target=0.9, audit=audit,
                     prices=CostsTable(label_minutes_per_example=6))
     assert priced.next_step.endswith("; 98 more distinct labelled examples reach the seeds' "
@@ -173,13 +176,14 @@ def test_retrieval_helped_but_the_data_is_not_ready_yet() -> None:
 @pytest.mark.parametrize("rag_helped, expected", [(False, "more data"),
                                                   (True, "RAG plus fine-tune: both")])
 def test_a_fine_tune_that_helped_but_fell_short(rag_helped: bool, expected: str) -> None:
-    results = [result("prompt", 0.3)]
+    results = [result("prompt", 0.3, val=0.3)]
     if rag_helped:
-        results.append(result("rag", 0.5, versus=("prompt", 0.2, 1e-5)))
-    results.append(result("finetune", 0.8, versus=("rag" if rag_helped else "prompt", 0.3, 1e-6)))
+        results.append(result("rag", 0.5, versus=("prompt", 0.2, 1e-5), val=0.5))
+    results.append(result("finetune", 0.8, versus=("rag" if rag_helped else "prompt", 0.3, 1e-6),
+                          val=0.8))
     d = decide(results, target=0.9)
     assert d.rung is None and d.next_step.startswith(expected)
-    assert "the best is finetune at 0.800" in d.headline
+    assert "the best on val is finetune at 0.800" in d.headline and d.best == "finetune"
 
 
 def test_a_tune_is_judged_against_the_base_model_with_its_best_prompt() -> None:

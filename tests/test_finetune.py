@@ -56,6 +56,13 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     assert regression["n"] > 50 and 0 <= regression["tuned_accuracy"] <= 1
     assert regression["flagged"] == (regression["drop"] > 0.05)
     store.close()
+    # a threshold changed since: the same tune (the setting is not in its key), checked again
+    toml.write_text(toml.read_text() + "regression_threshold = 0.5\n")
+    again = climb(toml, only="finetune", force=True)
+    [retuned] = again.results
+    assert retuned.training["reused"] and retuned.pipeline.model == tuned.pipeline.model
+    assert retuned.training["regression"]["threshold"] == 0.5
+    assert "50-point threshold" in retuned.training["regression"]["finding"]
 
 
 def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: Path) -> None:
@@ -459,6 +466,17 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
                                                      regression_threshold=0.2)))
     assert tune_key(kept, pipeline, train, [], "base") == tune_key(on, pipeline, train, [],
                                                                     "base")
+    # a tune an earlier rung named (its key left out memory_check alone) is used where it
+    # is, so it is neither trained again nor lost to the runs that point at it
+    from rung.finetune.train import tune_folder
+
+    tunes = task_dir / "tunes"
+    earlier = tunes / tune_key(on, pipeline, train, [], "base", leaving_out={"memory_check"})
+    assert earlier.name != tune_key(on, pipeline, train, [], "base")
+    assert tune_folder(tunes, on, pipeline, train, [], "base").name == \
+        tune_key(on, pipeline, train, [], "base")  # nothing there yet: today's name
+    earlier.mkdir(parents=True)
+    assert tune_folder(tunes, on, pipeline, train, [], "base") == earlier
     wider = load_task(write_task(task_dir / "r8", model=str(tiny_llama),
                                  extra=finetune_table(rank=8)))
     assert tune_key(wider, pipeline, train, [], "base") != tune_key(on, pipeline, train, [],

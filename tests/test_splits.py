@@ -138,6 +138,15 @@ def test_numbers_and_zoned_times_order_too(monkeypatch):
     texts = [make_example(f"t {i}", "AB"[i % 2], line=i + 1, seq=str(i)) for i in range(50)]
     assert [e.id for e in split_examples(texts, seed=0, order_key="seq").test] == \
         [e.id for e in split.test]
+    # digits alone are a number, though "10000101" would also read as a date (year 1000);
+    # and past 2**53 they stay exact: nanosecond stamps one apart are not ties
+    ids = [make_example(f"i {i}", "AB"[i % 2], line=i + 1, seq=str(10_000_000 + i * 101))
+           for i in range(20)]
+    assert len(split_examples(ids, seed=0, order_key="seq").test) == 2
+    nanos = [make_example(f"n {i}", "AB"[i % 2], line=i + 1, seq=str(2 ** 60 + i))
+             for i in range(20)]
+    assert sorted(e.input for e in split_examples(nanos, seed=0, order_key="seq").test) == \
+        ["n 18", "n 19"]
 
 
 def test_a_numeric_order_key_survives_the_trip_through_csv(tmp_path):

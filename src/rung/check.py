@@ -209,9 +209,14 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
 
     # one folder per run and inputs file (by content: prod.txt and prod.jsonl do not share
     # one); checked again, the verdicts a reviewer wrote into its review.csv are kept
-    folder = task.store_dir / "checks" / f"{served.run_id}-{path.stem}-{file_hash(path)[:8]}"
+    checks = task.store_dir / "checks"
+    folder = checks / f"{served.run_id}-{path.stem}-{file_hash(path)[:8]}"
     answered = [make_example(e.input, o, line=e.line) for e, o in zip(examples, outputs)]
-    earlier = [folder / "review.csv"] if (folder / "review.csv").is_file() else []
+    # the sheet of this folder, then one from before folders were named by content (its
+    # verdicts count only where the line's answer is the same, as read_verdicts checks)
+    earlier = [sheet for sheet in (folder / "review.csv",
+                                   checks / f"{served.run_id}-{path.stem}" / "review.csv")
+               if sheet.is_file()]
     review = review_sample(answered, folder, seed=task.task.seed, source=str(path),
                            verdicts=read_verdicts(earlier, answered))
     drift = [f.name for f in findings if f.significant]

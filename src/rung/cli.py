@@ -467,8 +467,10 @@ def compare(
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Two runs on the same test split: per rung and overall, the paired difference, McNemar's
-    exact p-value and the examples that went from right to wrong and back."""
+    """Two runs on the same test split: what changed between them, then per rung and overall
+    the paired difference by the task's metric (McNemar's exact test for a 0/1 metric, the
+    sign-flip permutation test for a graded one) and the examples that got worse and
+    better."""
     from rung.compare import compare_runs, describe_changes, moves, per_example
     from rung.task import load_task
 

@@ -170,9 +170,8 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
                       max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
-    if decision.rung is None:  # what `rung serve` and `rung gate` fall back on: a choice,
-        # so made on val (the first of equals, the cheaper), never on the test scores
-        record["best"] = max(results, key=val_score).rung
+    if decision.rung is not None:
+        record.pop("best")  # only a climb that reached nothing falls back on one
     return record
 
 
@@ -460,9 +459,11 @@ def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
             f"{len(split.test)} test examples (lines {', '.join(map(str, seen[:10]))}), so "
             "its score on them would be inflated", file=task.data_path,
             fix="re-tune on today's split (rung eval PATH --rung finetune), or pass --force")
+    if force or not past.tune.base_fingerprint:  # --force measures it as it is
+        return past
     base = json.loads((past.tune.artifact / ADAPTER_BASE).read_text())["model"]
-    now = fingerprint(base, base_dir=task.root)
-    if past.tune.base_fingerprint and now != past.tune.base_fingerprint and not force:
+    now = fingerprint(base, base_dir=task.root)  # as the tune's own was taken
+    if now != past.tune.base_fingerprint:
         raise ModelError(
             f"the fine-tune of run {run_id} was trained on {base} as it was then "
             f"({past.tune.base_fingerprint[:12]}); its weights have changed since "

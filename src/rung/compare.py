@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from rung.errors import ConfigError
 from rung.eval.metrics import macro_f1, metric_spec, per_example_values
 from rung.eval.stats import mcnemar_exact, paired_permutation
@@ -51,8 +53,8 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
                  task: TaskSpec, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples, by the
     task's metric: a 0/1 metric by McNemar's exact test on the examples that changed, a
-    graded one (ROUGE-L, BLEU, chrF, a custom score) by the exact sign-flip test on the
-    per-example values, whose right/wrong column holds exact match and would hide a drop.
+    graded one (ROUGE-L, BLEU, chrF, a custom score) by the sign-flip permutation test on
+    the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose right/wrong column holds exact match and would hide a drop.
     Macro-F1 is reported as itself and tested on the label correctness behind it."""
     a = {p["example_id"]: p for p in store.predictions(run_a, rung_a)}
     b = {p["example_id"]: p for p in store.predictions(run_b, rung_b)}
@@ -69,7 +71,7 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
         test = "McNemar's exact test on the examples that changed"
     else:
         result = paired_permutation(x, y, n_bootstrap=n_resamples, seed=seed)
-        test = f"exact sign-flip test on per-example {spec.name}"
+        test = f"sign-flip permutation test on per-example {spec.name}"
     scores = [result.a_score, result.b_score]
     if task.task.metric == "macro_f1":
         scores = [macro_f1(expected, [side[i]["output"] for i in ids], task.task.labels)
@@ -105,7 +107,8 @@ def compare_runs(store: Store, run_a: str, run_b: str, task: TaskSpec,
     rungs_b = {r["rung"] for r in store.rung_rows(run_b)}
     both = [name for name in LADDER if name in rungs_a and name in rungs_b]
     return {
-        "a": run_a, "b": run_b, "split_hash": first["split_hash"], **changes(first, second),
+        "a": run_a, "b": run_b, "split_hash": first["split_hash"],
+        **changes(first, second, default_settings(task)),
         "rungs": {name: compare_rung(store, run_a, name, run_b, name, task, **options)
                   for name in both},
         "overall": compare_rung(store, run_a, shipped(store, run_a), run_b,
@@ -113,12 +116,13 @@ def compare_runs(store: Store, run_a: str, run_b: str, task: TaskSpec,
     }
 
 
-def changes(first: Any, second: Any) -> dict[str, Any]:
+def changes(first: Any, second: Any, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """What differs between two runs besides their answers: the settings, key by key, the
-    data and the rung that climbed. Keys only one run has came with a new (or older) rung and
-    were not set by anyone, so they are listed apart and do not count as a changed config.
-    Runs stored before settings were kept (migration 11) can only say whether the hash
-    differs: `settings` is then None."""
+    data and the rung that climbed. A key only one run has, at its default (`defaults`: the
+    flat default settings), came with a newer rung and was set by no one: it is listed apart
+    and is no change; one that is not at its default (a [costs.api.MODEL] table added, a new
+    key set) is a change. Runs stored before settings were kept (migration 11) can only say
+    whether the hash differs: `settings` is then None."""
     found: dict[str, Any] = {"data_changed": first["data_hash"] != second["data_hash"],
                              "rung_versions": [first["rung_version"], second["rung_version"]]}
     if first["settings_json"] is None or second["settings_json"] is None:
@@ -126,10 +130,31 @@ def changes(first: Any, second: Any) -> dict[str, Any]:
                 "settings": None, "settings_one_side": None}
     a = _flat(json.loads(first["settings_json"]))
     b = _flat(json.loads(second["settings_json"]))
-    changed = [{"key": key, "a": a[key], "b": b[key]} for key in a if key in b and a[key] != b[key]]
-    one_side = sorted({*a, *b} - ({*a} & {*b}))
+    defaults = defaults or {}
+    changed, one_side = [], []
+    for key in [*a, *(k for k in b if k not in a)]:
+        if key in a and key in b:
+            if a[key] != b[key]:
+                changed.append({"key": key, "a": a[key], "b": b[key]})
+        elif key in defaults and (a.get(key, defaults[key]) == b.get(key, defaults[key])):
+            one_side.append(key)
+        else:
+            changed.append({"key": key, "a": a.get(key), "b": b.get(key)})
     return {**found, "config_changed": bool(changed), "settings": changed,
-            "settings_one_side": one_side}
+            "settings_one_side": sorted(one_side)}
+
+
+def default_settings(task: TaskSpec) -> dict[str, Any]:
+    """Every setting at rung's default, flat, for the tables that have one for each key
+    (not [task] or [models], whose keys a task must give)."""
+    found: dict[str, Any] = {}
+    for section, value in task:
+        if isinstance(value, BaseModel):
+            try:
+                found[section] = type(value)().model_dump(mode="json")
+            except ValidationError:
+                continue
+    return _flat(found)
 
 
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -183,7 +208,8 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
     result = compare_rung(store, baseline, rung, candidate, candidate_rung, task)
     worse = result["difference"] < -tolerance and result["p_value"] < alpha
     return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse),
-            "changes": changes(finished_run(store, baseline), finished_run(store, candidate))}
+            "changes": changes(finished_run(store, baseline), finished_run(store, candidate),
+                               default_settings(task))}
 
 
 def markdown(verdict: dict[str, Any]) -> str:

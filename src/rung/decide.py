@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rung.costs import CostsTable, cpu_serving_cost, labelling_cost, tune_economics
+from rung.data.audit.size import to_collect
 from rung.eval.power import Power, split_power
 from rung.eval.stats import PairedComparison
 from rung.rungs import LADDER
@@ -66,6 +67,9 @@ class Decision:
     stopped: str | None = None  # the rung the climb stopped at (its choice reached it on val)
     # when the next step is more data: how many more examples and what labelling them costs
     labelling: dict[str, Any] | None = None
+    # when none reached the target: the rung to fall back on (rung serve, rung gate), the
+    # best on val
+    best: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": [asdict(r) for r in self.reasons],
@@ -98,7 +102,9 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
         [_too_slow(r, max_latency_ms)] if _reaches(r, target, criterion)  # only the budget
         else _why_not(r, target, criterion, gaps, audit))]
     economics = _economics(ordered, prices)
-    decisive = chosen or max(ordered, key=lambda r: r.test.score.value)
+    # with none at the target, the one to fall back on (what serve and gate take) is a
+    # choice, so made on val (the first of equals, the cheaper), as climb.recommend does
+    decisive = chosen or max(ordered, key=val_score)
     s = decisive.test.score
     power = split_power(decisive.rung, s.value, s.ci, s.n, target, binary=binary,
                         reached=chosen is not None,
@@ -122,9 +128,9 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     labelling = None if more_data is None else _labelling(audit, prices, more_data)
     if labelling is not None:
         step += _labelling_clause(labelling)
-    return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best is "
+    return Decision(None, f"no rung reaches {target} ({_bound(criterion)}); the best on val is "
                     f"{_describe(decisive)}{small}. Next: {step}", reasons, step, criterion,
-                    target, economics, power, stopped, labelling)
+                    target, economics, power, stopped, labelling, decisive.rung)
 
 
 def _labelling(audit: dict[str, Any] | None, prices: CostsTable,
@@ -133,10 +139,13 @@ def _labelling(audit: dict[str, Any] | None, prices: CostsTable,
     says not ready, else "good"), read off the audit's size check, and their price: the
     seeds' "hidden boss" of a fine-tune's bill. None when the audit asks for none."""
     size = next((c for c in (audit or {}).get("checks", []) if c.get("check") == "size"), None)
-    wanted = ((size or {}).get("details") or {}).get("to_collect", {}).get(tier, 0)
+    details = (size or {}).get("details") or {}
+    if "table" not in details:
+        return None
+    wanted = to_collect(details)[tier]
     if not wanted:
         return None
-    table = size["details"]["table"]
+    table = details["table"]
     return {"tier": tier, "reaches": table[tier], **labelling_cost(wanted, prices)}
 
 

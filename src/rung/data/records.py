@@ -55,7 +55,7 @@ def lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
 
 
 def json_records(path: Path) -> Iterator[tuple[int, Record]]:
-    first = True
+    first, asked = True, False  # whether the file was read whole once, as one document
     for line, text in lines(path):
         if isinstance(text, DataError):
             yield line, text
@@ -65,12 +65,13 @@ def json_records(path: Path) -> Iterator[tuple[int, Record]]:
         try:
             record = json.loads(text.rstrip("\r\n"))  # else a cut-off line's column is
         except json.JSONDecodeError as e:            # counted on the line after it
-            if first and _one_document(path):
+            if first and not asked and _one_document(path):
                 yield line, error(path, line, "the file is one JSON document spread over many "
                                   "lines; rung reads JSON Lines, one example object per line",
                                   f"write one object per line, e.g. jq -c '.[]' {path.name} > "
                                   f"{path.stem}.jsonl (for an array of examples)")
                 return
+            asked = True
             hint = "" if not first else "; a CSV file needs a .csv suffix" if \
                 path.suffix.lower() != ".csv" else "; this .csv was read as JSON Lines (--from)"
             yield line, error(path, line, f"invalid JSON: {e.msg} (column {e.colno})",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -149,14 +150,18 @@ def _moment(raw: int | float | str) -> tuple[str, Any]:
     """("date", a naive UTC datetime), ("number", the number) or ("text", None). A date is
     its day's first moment; a time without a zone is read as UTC and one with a zone taken to
     UTC, so the split is the same on every machine. Text that is a number is one: a CSV cell
-    is text, and "1712345678" there is 1712345678 in JSON Lines."""
+    is text, and "1712345678" there is 1712345678 in JSON Lines (digits alone are always a
+    number, so a column of 8-digit ids is not read as part dates, part numbers)."""
     if not isinstance(raw, str):
         return "number", raw
+    text = raw.strip()
+    if re.fullmatch(r"[+-]?\d+", text):  # before dates: "20260301" is a number here, and
+        return "number", int(text)       # an int keeps nanosecond stamps apart
     try:
-        parsed = datetime.fromisoformat(raw.strip())
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return "number", float(raw)
+            return "number", float(text)
         except ValueError:
             return "text", None
     if parsed.tzinfo is not None:

@@ -46,8 +46,11 @@ def learning_rate(settings: FineTuneTable) -> float:
     return settings.learning_rate or METHODS[settings.method].learning_rate
 
 
-def check_method(settings: FineTuneTable, train: Sequence[Example], *, file: Any = None) -> None:
-    """Everything that would make this method fail after minutes of loading, checked first."""
+def check_method(settings: FineTuneTable, train: Sequence[Example], *, file: Any = None,
+                 line: int | None = None, data: Any = None) -> None:
+    """Everything that would make this method fail after minutes of loading, checked first:
+    a problem with the method is at `file`:`line` (rung.toml's method key), one with the
+    examples in `data`."""
     method = METHODS[settings.method]
     if method.needs_cuda:
         import torch
@@ -56,13 +59,14 @@ def check_method(settings: FineTuneTable, train: Sequence[Example], *, file: Any
             raise RungError(
                 f"method '{method.name}' quantises the base model to 4-bit NF4 with "
                 "bitsandbytes, which needs a CUDA GPU; this machine has none", file=file,
+                line=line,
                 fix='use method = "lora" under [finetune] on this machine (same adapter, '
                     'the base stays in full precision), or run on a machine with a GPU')
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
             raise RungError(f"method '{method.name}' needs the bitsandbytes package", file=file,
-                            fix="pip install bitsandbytes") from None
+                            line=line, fix="pip install bitsandbytes") from None
     if method.objective == "dpo":  # val too: its loss is the preference loss on its pairs
         missing = [ex.line for ex in train if not isinstance(ex.extra.get("rejected"), str)
                    or not ex.extra["rejected"].strip()]
@@ -71,7 +75,8 @@ def check_method(settings: FineTuneTable, train: Sequence[Example], *, file: Any
                 (" ..." if len(missing) > 10 else "")
             raise RungError(
                 f"method 'dpo' trains on preference pairs, but {len(missing)} of {len(train)} "
-                f"train and val examples have no 'rejected' answer (lines {shown})", file=file,
+                f"train and val examples have no 'rejected' answer (lines {shown})",
+                file=data if data is not None else file,
                 fix="add a \"rejected\" field (the worse answer) to every record, the "
                     "assistant turn being the chosen one; or use method = \"lora\"")
 

@@ -113,22 +113,41 @@ def require_ready(task: TaskSpec, *, force: bool) -> dict[str, Any]:
 
 
 def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-             val: Sequence[Example], base_fingerprint: str) -> str:
+             val: Sequence[Example], base_fingerprint: str, *,
+             leaving_out: set[str] | None = None) -> str:
     """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
-    and a changed config, split, prompt or base model starts afresh."""
+    and a changed config, split, prompt or base model starts afresh. `leaving_out` is for
+    the key as an earlier rung wrote it (see tune_folder)."""
+    dpo = METHODS[task.finetune.method].objective == "dpo"
     shaping: dict[str, Any] = {
         # settings that do not change the weights: whether to start (memory_check), how many
         # checkpoints to keep on disk, the threshold the regression check reads afterwards
-        "finetune": task.finetune.model_dump(exclude=NOT_IN_THE_WEIGHTS),
+        "finetune": task.finetune.model_dump(
+            exclude=NOT_IN_THE_WEIGHTS if leaving_out is None else leaving_out),
         "seed": task.task.seed,
         "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
         "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
     }
-    if METHODS[task.finetune.method].objective == "dpo":  # an example's id is its messages:
-        # the rejected answers it is trained against are in the key on their own
+    if dpo and leaving_out is None:  # an example's id is its messages: the rejected answers
+        # it is trained against are in the key on their own
         shaping["rejected"] = [ex.extra.get("rejected") for ex in (*train, *val)]
     payload = json.dumps(shaping, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def tune_folder(tunes: Path, task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
+                val: Sequence[Example], base_fingerprint: str) -> Path:
+    """The tune's folder. One an earlier rung named (its key left out memory_check only) is
+    the same tune when its settings match today's, and is used where it is: a finished tune
+    is picked up and an interrupted one resumes instead of training again, and runs that
+    point at it keep finding it. Not for DPO, whose earlier key did not hold the rejected
+    answers it was trained against."""
+    folder = tunes / tune_key(task, pipeline, train, val, base_fingerprint)
+    if folder.exists() or METHODS[task.finetune.method].objective == "dpo":
+        return folder
+    earlier = tunes / tune_key(task, pipeline, train, val, base_fingerprint,
+                               leaving_out={"memory_check"})
+    return earlier if earlier.exists() else folder
 
 
 NOT_IN_THE_WEIGHTS = {"memory_check", "keep_checkpoints", "regression_threshold"}
@@ -150,7 +169,8 @@ def finished_tune(out: Path) -> TuneResult | None:
 def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
               val: Sequence[Example], out: Path, *, callbacks: Sequence[Any] = ()) -> TuneResult:
     """Train (or resume, or pick up) the tune in `out`; `callbacks` go to the trainer."""
-    check_method(task.finetune, [*train, *val], file=task.data_path)
+    check_method(task.finetune, [*train, *val], file=task.path,
+                 line=task.line_of("finetune", "method"), data=task.data_path)
     if (done := finished_tune(out)) is not None:
         return _with_settings(done, task, len(train))
     with tune_lock(out):  # another climb of this task may be training the same tune

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from rung.data.example import Example
 from rung.finetune.methods import METHODS
-from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_key
+from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_folder
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline, uncalibrated
 from rung.rungs.base import Candidate, Rung, choose_on_val, val_work
@@ -45,7 +45,9 @@ class FineTuneRung(Rung):
             return self._choose(task, self.past.pipeline, val, reporter, cache)
         self.tune = self.train(task, train, val, reporter)
         base = self.tuning_base(task)
-        if self.tune.regression is None:
+        stale = (self.tune.regression or {}).get("threshold") not in (
+            None, task.finetune.regression_threshold)  # a reused tune, a threshold changed since
+        if self.tune.regression is None or stale:
             check = reporter("finetune: general-capability suite, base vs tuned", 1) \
                 if reporter else None
             self.tune.regression = capability_regression(task, base, self.tune)
@@ -71,11 +73,11 @@ class FineTuneRung(Rung):
 
     def train(self, task: TaskSpec, train: Sequence[Example], val: Sequence[Example],
               reporter: "StageReporter | None" = None) -> TuneResult:
-        """The tune alone, in the folder named by what shapes it (see `tune_key`)."""
+        """The tune alone, in the folder named by what shapes it (see `tune_folder`)."""
         require_ready(task, force=self.force)
         base = self.tuning_base(task)
         base_fp = fingerprint(base.model, base_dir=task.root)
-        out = self.tunes / tune_key(task, base, train, val, base_fp)
+        out = tune_folder(self.tunes, task, base, train, val, base_fp)
         callbacks: list[Any] = []
         if reporter is not None:  # a bar of optimizer steps, from when training begins
             from rung.finetune.progress import StepProgress

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
@@ -49,6 +49,17 @@ def tier(count: int, profile: str) -> str:
     return "below minimum"
 
 
+def to_collect(details: dict[str, Any]) -> dict[str, int]:
+    """Distinct examples still to label to reach the table's minimum and "good", from a size
+    check's details (per label, summed, when it counted per label). Read off the details so
+    an audit stored before this figure was kept gives it too."""
+    table = details["table"]
+    counts = [v["count"] for v in details["per_label"].values()] if "per_label" in details \
+        else [details["distinct"]]
+    return {tier_name: sum(max(table[tier_name] - c, 0) for c in counts)
+            for tier_name in ("minimum", "good")}
+
+
 def size_check(
     distinct: Sequence[Example], total: int, profile: str, labels: Sequence[str] = ()
 ) -> CheckResult:
@@ -57,20 +68,18 @@ def size_check(
     minimum, good, excellent = SIZE_TABLE[profile]
     n = len(distinct)
     row = _ROW_NAMES[profile]
-    details: dict[str, object] = {"examples": total, "distinct": n, "profile": profile,
-                                  "table": {"minimum": minimum, "good": good,
-                                            "excellent": excellent}, "tier": tier(n, profile)}
+    details: dict[str, Any] = {"examples": total, "distinct": n, "profile": profile,
+                               "table": {"minimum": minimum, "good": good,
+                                         "excellent": excellent}, "tier": tier(n, profile)}
     counted = f"{n} distinct examples" + (f" (of {total})" if n != total else "")
-    # what is left to label: the seeds' "hidden boss", priced by the decision ([costs])
-    details["to_collect"] = {"minimum": max(minimum - n, 0), "good": max(good - n, 0)}
+    counts = Counter(ex.output.strip() for ex in distinct)
+    per_label = {label: counts.get(label, 0) for label in labels}
     if labels:
-        counts = Counter(ex.output.strip() for ex in distinct)
-        per_label = {label: counts.get(label, 0) for label in labels}
         details["per_label"] = {label: {"count": c, "tier": tier(c, profile)}
                                 for label, c in per_label.items()}
-        details["to_collect"] = {
-            "minimum": sum(max(minimum - c, 0) for c in per_label.values()),
-            "good": sum(max(good - c, 0) for c in per_label.values())}
+    # what is left to label: the seeds' "hidden boss", priced by the decision ([costs])
+    details["to_collect"] = to_collect(details)
+    if labels:
         short = [label for label, c in per_label.items() if c < minimum]
         thin = [label for label, c in per_label.items() if minimum <= c < good]
         rows = sorted(ex.line for ex in distinct if ex.output.strip() in short)
