@@ -115,9 +115,9 @@ def test_a_not_ready_dataset_is_refused_unless_forced(task_dir: Path, tiny_llama
     assert "not ready" in result.stderr and "--force" in result.stderr
 
 
-def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Path) -> None:
+def _val_loss_must_rise(task_dir: Path, tiny_llama: Path) -> tuple:
     """Train says BILLING to everything, val expects BUG: once the shared format is learnt,
-    val loss can only rise, and training must stop there and keep the best checkpoint."""
+    val loss can only rise. Val read every 2 steps, patience 2: (task, pipeline, train, val)."""
     extra = finetune_table(rank=8, alpha=16, learning_rate=0.01, epochs=10, batch_size=4,
                            gradient_accumulation=1, eval_steps=2, early_stopping_patience=2)
     task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
@@ -125,6 +125,12 @@ def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Pa
     val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
     pipeline = Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
                         instruction="Classify.", labels=["BILLING", "BUG"], base_dir=str(task.root))
+    return task, pipeline, train, val
+
+
+def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Path) -> None:
+    """Once val loss can only rise, training must stop there and keep the best checkpoint."""
+    task, pipeline, train, val = _val_loss_must_rise(task_dir, tiny_llama)
     tune = fine_tune(task, pipeline, train, val, task_dir / "out")
     evaluations = [c["eval_loss"] for c in tune.curves if "eval_loss" in c]
     assert tune.stopped_early and tune.steps < 10 * 4
@@ -142,13 +148,7 @@ def test_a_resumed_tune_stops_early_where_an_uninterrupted_one_does(task_dir: Pa
     not one evaluation later (transformers leaves callback states behind by default)."""
     from transformers import TrainerCallback
 
-    extra = finetune_table(rank=8, alpha=16, learning_rate=0.01, epochs=10, batch_size=4,
-                           gradient_accumulation=1, eval_steps=2, early_stopping_patience=2)
-    task = load_task(write_task(task_dir, model=str(tiny_llama), extra=extra))
-    train = [make_example(f"ticket number {i} about money", "BILLING", line=i) for i in range(16)]
-    val = [make_example(f"ticket number {i} about a crash", "BUG", line=100 + i) for i in range(4)]
-    pipeline = Pipeline(rung="prompt", kind="classification", model=str(tiny_llama),
-                        instruction="Classify.", labels=["BILLING", "BUG"], base_dir=str(task.root))
+    task, pipeline, train, val = _val_loss_must_rise(task_dir, tiny_llama)
     whole = fine_tune(task, pipeline, train, val, task_dir / "whole")
     assert whole.stopped_early
     cut_at = whole.steps - 2  # its last save before the end: one worse evaluation counted
