@@ -3,7 +3,8 @@ Anthropic's Messages API itself, 429s with Retry-After, 500s and timeouts.
 
 It speaks real HTTP to the real SDKs (nothing in rung or the SDKs is patched): POST
 /v1/messages (Anthropic) and POST /v1/chat/completions (OpenAI). Each request is recorded
-(time, path, headers, body). `script` is a queue of (status, headers, delay_s) to play before
+(time, path, headers, body). `script` is a queue of (status, headers, delay_s[, error
+message]) to play before
 answering normally; the normal answer is `answer(request_body) -> text`, streamed a word a
 chunk when the request asks for a stream (in each vendor's own event shape).
 """
@@ -60,11 +61,12 @@ class FakeVendorAPI:
                 fake.requests.append(Recorded(time.monotonic(), self.path,
                                               {k.lower(): v for k, v in self.headers.items()},
                                               body))
-                if fake.script:
-                    status, headers, delay = fake.script.popleft()
+                if fake.script:  # (status, headers, delay_s[, error message])
+                    status, headers, delay, *said = fake.script.popleft()
                     time.sleep(delay)
                     if status != 200:
-                        self._send(status, {"error": {"type": "fake", "message": f"{status}"}},
+                        message = said[0] if said else f"{status}"
+                        self._send(status, {"error": {"type": "fake", "message": message}},
                                    headers)
                         return
                 text = fake.answer(body)

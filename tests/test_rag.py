@@ -363,3 +363,45 @@ def test_an_empty_corpus_is_said_by_index_and_refused_by_ask(tmp_path: Path) -> 
     assert asked.exit_code == 2 and "the corpus has no text to retrieve from" in asked.stderr
     blank = runner.invoke(app, ["ask", str(toml), "  "])
     assert blank.exit_code == 2 and "the question is empty" in blank.stderr
+
+
+def test_a_question_with_no_word_bm25_indexes_finds_nothing_instead_of_crashing(
+        tmp_path: Path) -> None:
+    """bm25s has no terms for "?", "a" or "5" and failed inside itself; such a question (a
+    climb's input, a request to rung serve) retrieves nothing by words."""
+    from rung.rag.retrieval import BM25Retriever
+
+    docs = write_corpus(tmp_path)
+    chunks = [c for p in sorted(docs.rglob("*.md"))
+              for c in chunk_document(read_document(p, p.name), size=64, overlap=8)]
+    retriever = BM25Retriever(chunks)
+    for question in (" ", "?", "a", "5", "\N{GRINNING FACE}"):
+        assert retriever.search_many([question], 3) == [[]]
+        assert len(retriever.scores(question)) == len(chunks)
+
+
+def test_a_leaf_heading_is_content_and_a_parent_heading_alone_is_not(tmp_path: Path) -> None:
+    """'## Shipping takes 5 days' with nothing under it is the fact itself; '# FAQ' followed by
+    its children adds nothing of its own; a line that merely contains a heading is text."""
+    faq = tmp_path / "faq.md"
+    faq.write_text("# FAQ\n## Shipping takes 5 days\n## Refunds take 45 days\n")
+    texts = [c.text for c in chunk_document(read_document(faq, "faq.md"), size=64, overlap=8)]
+    assert any("Shipping takes 5 days" in t for t in texts)
+    assert any("Refunds take 45 days" in t for t in texts)
+    assert not any(t.strip() == "# FAQ" for t in texts)
+
+
+def test_a_climb_with_an_empty_index_leaves_rag_out_and_says_why(tmp_path: Path,
+                                                                 fake_model) -> None:
+    toml = write_qa_task(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "docs")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "pricing.md").write_bytes("Prix: 49 \u20ac".encode("cp1252"))
+    result = climb(toml)
+    assert "rag" not in [r.rung for r in result.results]
+    said = result.summary()["not_measured"]["rag"]
+    assert said.startswith("the corpus index is empty") and "UTF-8" in said
+    done = runner.invoke(app, ["ask", str(toml), "What is the limit?", "--k", "0"])
+    assert done.exit_code == 2  # --k below 1 is refused by the option

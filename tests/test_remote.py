@@ -25,7 +25,7 @@ from rung.errors import ConfigError, ModelError
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
-from rung.models.labels import parse_label
+from rung.models.labels import Reply, label_logprobs, parse_label
 from rung.models.remote import Endpoint, RemoteModel, configure
 from rung.store import Store
 
@@ -253,8 +253,9 @@ def test_a_budget_reached_partway_through_a_batch_keeps_every_answer_it_paid_for
     store = Store(tmp_path / ".rung")
     cached = CachedModel("openai:gpt-fake", store.response_cache())
     prompts = [[Message("user", f"ticket {i}")] for i in range(8)]
-    # $1 per million tokens: each request reserves 6 + 8 tokens and costs 11 + 2 (the fake's
-    # usage), so about five fit in 80 millionths of a dollar, fewer than the batch's eight
+    # $1 per million tokens: each request reserves 16 + 8 tokens (its bytes and a message's
+    # template, every token out) and costs 11 + 2 (the fake's usage), so about four fit in 80
+    # millionths of a dollar, fewer than the batch's eight
     set_budget(Budget(80e-6, {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
                                                    output_per_million=1)}))
     try:
@@ -302,6 +303,69 @@ def test_parse_label_reads_a_label_out_of_an_answer():
     assert parse_label("BUG or FEATURE", labels) is None  # two labels: no answer
     assert parse_label("debugging", labels) is None  # not as a word
     assert parse_label("", labels) is None
+    # a hyphen joins words; a label inside a longer label is that label's; punctuation at a
+    # label's edges is set aside on both sides; a label's own brackets are kept in text
+    assert parse_label("The comment is non-toxic.", ["toxic", "safe"]) is None
+    assert parse_label("Category: e-sports", ["sports", "e-sports"]) == 1
+    assert parse_label("The review is not positive", ["positive", "not positive"]) == 1
+    assert parse_label("It is positive", ["positive", "not positive"]) == 0
+    assert parse_label("(A)", ["(A)", "(B)"]) == 0 and parse_label("Yes.", ["yes.", "no."]) == 0
+    assert parse_label("I think it's a bug", ["(A)", "(B)"]) is None
+    assert parse_label("The answer is (B).", ["(A)", "(B)"]) == 1
+
+
+def test_a_first_token_that_runs_into_punctuation_still_begins_its_label():
+    reply = Reply("BUG.", 1, 1, [("BUG.", -0.01), ("BILLING", -5.0), ("FE", -6.0)])
+    scores = label_logprobs(reply, ["BUG", "BILLING", "FEATURE"])
+    assert max(range(3), key=scores.__getitem__) == 0 and scores[0] == -0.01
+
+
+def test_a_refused_key_stops_the_batch_at_once_and_is_never_repeated(fake_api, monkeypatch):
+    """A 401 is no passing trouble: the requests after it are not sent, and a server that
+    echoes the key it refused does not get it into rung's message or records."""
+    fake_api.script = deque([(401, {}, 0.05, f"Incorrect API key provided: {PLANTED}")] * 8)
+    model = _openai_at(fake_api, monkeypatch, concurrency=2, max_retries=0)
+    with pytest.raises(ModelError, match="refused the request") as err:
+        model.generate([[Message("user", f"ticket {i}")] for i in range(8)], 8)
+    assert len(fake_api.requests) <= 2  # the two in flight; none after them
+    said = str(err.value) + model.usage.last_error
+    assert PLANTED not in said and PLANTED[:16] not in said and "***" in said
+    assert "api_key_env" in err.value.fix
+
+
+def test_failures_count_per_batch_and_serving_goes_on_after_them(fake_api, monkeypatch):
+    """Three failed requests stop a climb's batch; the next batch, all answered, is not failed
+    for them. Under `rung serve` (stop_on_errors off) a failed request is its own error."""
+    model = _openai_at(fake_api, monkeypatch, max_retries=0, concurrency=1)
+    fake_api.script = deque([(500, {}, 0.0)] * 3)
+    with pytest.raises(ModelError, match="failed 3 of 4 requests"):
+        model.generate([[Message("user", f"ticket {i}")] for i in range(4)], 8)
+    answers = model.generate([[Message("user", f"ticket {i}")] for i in range(4)], 8)
+    assert [a.error for a in answers] == [False] * 4
+    model.stop_on_errors = False
+    fake_api.script = deque([(500, {}, 0.0)] * 3)
+    answers = model.generate([[Message("user", f"ticket {i}")] for i in range(4)], 8)
+    assert [a.error for a in answers] == [True, True, True, False]
+
+
+def test_a_request_that_timed_out_is_counted_at_its_worst_case(fake_api, monkeypatch):
+    """The server may have generated (and billed) an answer the client stopped waiting for;
+    an answer with an error status billed nothing."""
+    price = {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
+                                  output_per_million=1)}
+    model = _openai_at(fake_api, monkeypatch, timeout_s=0.2, max_retries=0)
+    prompt = [Message("user", "ticket 1")]
+    fake_api.script = deque([(200, {}, 1.0)])
+    budget = Budget(1.0, price)
+    set_budget(budget)
+    try:
+        [late] = model.generate([prompt], 8)
+        assert late.error and budget.spent == pytest.approx((16 + 8) / 1e6)
+        fake_api.script = deque([(500, {}, 0.0)])
+        [failed] = model.generate([prompt], 8)
+        assert failed.error and budget.spent == pytest.approx((16 + 8) / 1e6)
+    finally:
+        set_budget(None)
 
 
 # --- money before and after --------------------------------------------------------------------

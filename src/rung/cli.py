@@ -287,7 +287,8 @@ def ask(
     question: str = typer.Argument(..., help="the question to answer"),
     method: Optional[str] = typer.Option(None, help="bm25, dense or hybrid (default: the "
                                                     "last climb's choice, else hybrid)"),
-    k: Optional[int] = typer.Option(None, help="chunks to retrieve (default: as chosen)"),
+    k: Optional[int] = typer.Option(None, min=1, help="chunks to retrieve (default: as "
+                                    "chosen)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Answer one question through the rag pipeline and show the sources it used."""

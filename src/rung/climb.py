@@ -391,8 +391,14 @@ def climb(
         index = None
         if best_prompt is not None and task.corpus_path is not None and (
                 going("rag") or needed("bigger-model")):
-            index = refresh_index(task, file_progress(reporter, "rag: indexing corpus")).to_dict()
-            climb_to(RagRung(best_prompt), "bigger-model")
+            refreshed = refresh_index(task, file_progress(reporter, "rag: indexing corpus"))
+            index = refreshed.to_dict()
+            if refreshed.chunks:
+                climb_to(RagRung(best_prompt), "bigger-model")
+            elif going("rag"):  # retrieval over nothing would be a prompt rung, paid again
+                unread = "; ".join(str(p) for p in refreshed.problems[:3])
+                why_not["rag"] = (f"the corpus index is empty: no text in {task.corpus_path}"
+                                  + (f" ({unread})" if unread else ""))
         if going("bigger-model") and built:
             measure(BiggerModelRung(best_on_val(built)))
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request  # at module level: FastAPI reads the handlers' annotations
 
-from rung.errors import ConfigError
+from rung.errors import ConfigError, RungError
 from rung.pipeline import Output, Pipeline
 
 if TYPE_CHECKING:
@@ -197,7 +197,11 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
                         registry=registry)
     batches = Histogram("rung_batch_size", "Inputs per predict call",
                         buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
+    from rung.models.remote import is_remote, remote_model
+
     pipeline = served.pipeline
+    if is_remote(pipeline.model):  # each failed request gets its 502; serving goes on
+        remote_model(pipeline.model).stop_on_errors = False
     batcher = Batcher(pipeline.predict, max_batch=max_batch,
                       max_wait_s=batch_wait_ms / 1000, queue_size=queue_size,
                       on_batch=batches.observe)
@@ -277,6 +281,9 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
             return await answered(await pending)
         except Unanswered as failed:
             return _error(502, str(failed), "upstream_error")
+        except RungError as failed:  # the model refused the whole batch (a wrong key)
+            requests.labels("502").inc()
+            return _error(502, failed.message, "upstream_error")
 
     return app
 

@@ -1,7 +1,7 @@
 """Dollars a climb may spend at remote models (`rung climb --budget USD`).
 
 One Budget is shared by every remote model of a climb. Each request reserves its worst case
-(the prompt's estimated tokens in, every token it may write out) before it is sent, so
+(the prompt's UTF-8 bytes as tokens in, every token it may write out) before it is sent, so
 requests in flight together cannot overshoot, and settles at what the server's usage fields
 say it cost. A request that would pass the limit is not sent: the climb stops with
 BudgetReached, and everything answered so far is in the response cache.
@@ -23,8 +23,9 @@ class BudgetReached(ModelError):
 @dataclass
 class Budget:
     """Dollars a climb may spend at remote models, shared by all of them. Each request
-    reserves its worst case (the prompt estimate plus every token it may write) before it is
-    sent and settles at what the server's usage fields say it cost."""
+    reserves its worst case (the prompt's bytes plus every token it may write) before it is
+    sent and settles at what the server's usage fields say it cost (a request that timed out
+    or was cut off at its worst case: the server may have billed it)."""
 
     limit: float
     prices: dict[str, Any]  # model name -> ApiPrice ([costs] api)

@@ -61,8 +61,11 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
     scores = []
     for label in labels:
         wanted = label.strip().lower()
+        # a first token may run past the label into punctuation ("BUG." for BUG): it begins
+        # the label when what is left of it, punctuation aside, does
         begins = [lp for token, lp in reply.alternatives
-                  if token.strip() and wanted.startswith(token.strip().lower())]
+                  if (piece := _bare(token)) and (wanted.startswith(token.strip().lower())
+                                                  or _bare(label) == piece)]
         scores.append(max(begins, default=floor))
     said = parse_label(reply.text, labels)
     if said is not None:
@@ -75,16 +78,34 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
 _EDGES = re.compile(r"^[\s\"'`*_.:\-\[\](){}]+|[\s\"'`*_.:!\-\[\](){}]+$")
 
 
+def _bare(text: str) -> str:
+    return _EDGES.sub("", text.strip()).lower()
+
+
 def parse_label(text: str, labels: Sequence[str]) -> int | None:
-    """The label an answer gives: the whole answer (quotes, markup and punctuation aside,
-    any case), or the one label it names as a word; None when it names none or several."""
-    answer = _EDGES.sub("", text.strip()).lower()
-    lowered = [label.lower() for label in labels]
-    if answer in lowered:
-        return lowered.index(answer)
-    named = [i for i, label in enumerate(lowered)
-             if re.search(rf"(?<!\w){re.escape(label)}(?!\w)", answer)]
+    """The label an answer gives: the whole answer (quotes, markup and punctuation aside on
+    both, any case), or the one label it names as a word; None when it names none or
+    several. A hyphen joins words ("non-toxic" does not name "toxic"), and a label found
+    only inside a longer label the answer names ("positive" in "not positive") is that
+    longer label's."""
+    answer = _bare(text)
+    bare = [_bare(label) for label in labels]
+    if answer in bare:
+        return bare.index(answer)
+    lowered = [label.strip().lower() for label in labels]  # as written: "(a)", not "a"
+    spans = {i: [m.span() for m in re.finditer(rf"(?<![\w-]){re.escape(label)}(?![\w-])",
+                                               text.lower())]
+             for i, label in enumerate(lowered) if label}
+    named = [i for i, found in spans.items()
+             if any(not _inside(span, spans, i, lowered) for span in found)]
     return named[0] if len(named) == 1 else None
+
+
+def _inside(span: tuple[int, int], spans: dict[int, list[tuple[int, int]]], label: int,
+            bare: list[str]) -> bool:
+    """Whether this match of a label lies within a match of a longer label."""
+    return any(len(bare[other]) > len(bare[label]) and start <= span[0] and span[1] <= end
+               for other, found in spans.items() if other != label for start, end in found)
 
 
 def with_label_rule(prompt: Sequence[Message], labels: Sequence[str]) -> list[Message]:

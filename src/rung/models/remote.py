@@ -128,6 +128,10 @@ class RemoteModel:
         self.usage = Usage()
         self._lock = threading.Lock()
         self._client: Any = None
+        # a climb stops when too many of a batch's requests failed; `rung serve` answers
+        # each failed request with its own 502 and keeps serving
+        self.stop_on_errors = True
+        self._refused: ModelError | None = None  # a refusal no retry mends (key, model name)
 
     @property
     def fingerprint(self) -> str:
@@ -202,6 +206,9 @@ class RemoteModel:
               prompts: Sequence[Sequence[Message]]) -> list[Any]:
         answered: dict[int, Any] = {}
         stopped: BudgetReached | None = None
+        with self._lock:
+            self._refused = None
+            before = (self.usage.requests, self.usage.errors)
         if len(prompts) <= 1 or self.endpoint.concurrency == 1:
             for i, prompt in enumerate(prompts):
                 try:
@@ -223,13 +230,15 @@ class RemoteModel:
         if stopped is not None:
             stopped.answered = answered
             raise stopped
-        self._check_errors(answered)
+        self._check_errors(answered, before)
         return [answered[i] for i in range(len(prompts))]
 
     def _ask(self, prompt: Sequence[Message], *, max_tokens: int, top_logprobs: int = 0,
              on_text: Callable[[str], None] | None = None) -> "Reply | None":
+        if self._refused is not None:  # an earlier request of this batch was refused for
+            raise self._refused          # good: the rest are not sent
         budget = current_budget()
-        reserved = budget.reserve(self.endpoint.model, self.count_tokens(prompt),
+        reserved = budget.reserve(self.endpoint.model, most_tokens(prompt),
                                   max_tokens) if budget else 0.0
         started = time.perf_counter()
         try:
@@ -242,12 +251,23 @@ class RemoteModel:
             else:
                 reply = self._anthropic(prompt, max_tokens)
         except Exception as error:  # noqa: BLE001 - after the SDK's retries: this example's error
-            if budget:
-                budget.settle(reserved, self.endpoint.model, 0, 0)
+            status = getattr(error, "status_code", None)
+            if budget:  # a server that answered with an error billed nothing; one that timed
+                # out or was cut off may have generated (and billed) the whole answer
+                budget.settle(reserved, self.endpoint.model,
+                              *((0, 0) if status else (most_tokens(prompt), max_tokens)))
             with self._lock:
                 self.usage.requests += 1
                 self.usage.errors += 1
-                self.usage.last_error = _describe(error)
+                self.usage.last_error = _describe(error, self._secret())
+                if status in _REFUSED and self._refused is None:
+                    self._refused = ModelError(
+                        f"{self.endpoint.reference} at {self.endpoint.url} refused the "
+                        f"request ({self.usage.last_error}); no retry changes that",
+                        fix="check the key (its variable: [models."
+                            f"{self.endpoint.backend}] api_key_env) and the model's name")
+            if self._refused is not None:
+                raise self._refused
             return None
         if budget:
             budget.settle(reserved, self.endpoint.model, reply.tokens_in, reply.tokens_out)
@@ -335,12 +355,21 @@ class RemoteModel:
                             "message_stop); the request is asked again on the next run")
         return Reply(text, final.usage.input_tokens, final.usage.output_tokens, [])
 
-    def _check_errors(self, answered: dict[int, Any]) -> None:
+    def _secret(self) -> str | None:
+        try:
+            return self.endpoint.key()
+        except ConfigError:
+            return None
+
+    def _check_errors(self, answered: dict[int, Any], before: tuple[int, int]) -> None:
+        """Too many of this batch's requests failed: stop (a climb), unless serving. Counted
+        per batch, so failures long past do not fail every batch after them."""
         u, e = self.usage, self.endpoint
-        if u.errors >= _MIN_ERRORS and u.errors > e.max_error_rate * max(u.requests,
-                                                                          _MIN_REQUESTS):
+        requests, errors = u.requests - before[0], u.errors - before[1]
+        if self.stop_on_errors and errors >= _MIN_ERRORS and \
+                errors > e.max_error_rate * max(requests, _MIN_REQUESTS):
             raise ModelError(
-                f"{e.reference} at {e.url} failed {u.errors} of {u.requests} requests "
+                f"{e.reference} at {e.url} failed {errors} of {requests} requests "
                 f"(last: {u.last_error})",
                 fix="check the server and the key; lower [models] concurrency if it is "
                     "rate-limited, or raise [models] timeout_s / max_retries / max_error_rate; "
@@ -355,14 +384,30 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return sum(4 + math.ceil(len(m.content) / 4) for m in messages)
 
 
+def most_tokens(messages: Sequence[Message]) -> int:
+    """Tokens a conversation can take at most, for the budget's worst case: a byte-level BPE
+    never needs more tokens than UTF-8 bytes (nor a tokenizer with byte fallback), plus a
+    template's few a message. The ~4-characters estimate undercounts code and most
+    languages other than English, and a budget reserved on it could be passed."""
+    return sum(8 + len(m.content.encode("utf-8")) for m in messages)
+
+
 class StreamCut(Exception):
     """A streamed answer ended without its finish (OpenAI's finish_reason, Anthropic's
     message_stop): what was heard is part of an answer, never the answer."""
 
 
-def _describe(error: Exception) -> str:
+_REFUSED = (401, 403, 404)  # a wrong key, no access, no such model: retries cannot help
+
+
+def _describe(error: Exception, secret: str | None = None) -> str:
+    """The error for a message and the run's record, with the key taken out: some servers
+    and proxies echo the key they refused in their error body."""
     status = getattr(error, "status_code", None)
     text = f"{type(error).__name__}" + (f" {status}" if status else "") + f": {error}"
+    if secret and len(secret) >= 8:
+        for piece in {secret, secret[:16], secret[-16:]}:
+            text = text.replace(piece, "***")
     return text[:300]
 
 

@@ -62,9 +62,10 @@ def chunk_document(
         raise ValueError(f"overlap ({overlap}) must be smaller than the chunk size ({size})")
     tokenizer = tokenizer or embedding_tokenizer()
     chunks: list[Chunk] = []
-    for section in doc.sections:
+    for at, section in enumerate(doc.sections):
         body = doc.text[section.start:section.end]
-        if not body.strip() or _only_heading(body, section.headings):
+        following = doc.sections[at + 1] if at + 1 < len(doc.sections) else None
+        if not body.strip() or _only_parent_heading(body, section.headings, following):
             continue
         offsets = tokenizer(body, add_special_tokens=False,
                             return_offsets_mapping=True)["offset_mapping"]
@@ -83,7 +84,13 @@ def chunk_document(
     return chunks
 
 
-def _only_heading(body: str, headings: tuple[str, ...]) -> bool:
-    """A section that is just its heading line (a parent heading followed by a child)."""
+def _only_parent_heading(body: str, headings: tuple[str, ...], following: Any) -> bool:
+    """A section that is nothing but its heading line, followed by a child section, which
+    carries that heading in its own: it adds nothing. A leaf heading ("## Shipping takes 5
+    days") is content, and a line that merely contains the heading (a PDF page that says
+    "page 14" under "page 1") is not the heading."""
     lines = [line for line in body.strip().splitlines() if line.strip()]
-    return len(lines) == 1 and bool(headings) and headings[-1] in lines[0]
+    if len(lines) != 1 or not headings or lines[0].lstrip("#").strip() != headings[-1].strip():
+        return False
+    return following is not None and tuple(following.headings[:len(headings)]) == headings \
+        and len(following.headings) > len(headings)

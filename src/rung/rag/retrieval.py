@@ -70,9 +70,10 @@ class BM25Retriever:
                                     show_progress=False, return_ids=False)[0]
 
     def scores(self, query: str) -> np.ndarray:
-        if not self.chunks:
-            return np.zeros(0)
-        return np.asarray(self.model.get_scores(self.tokens(query)), dtype=np.float64)
+        tokens = self.tokens(query)
+        if not self.chunks or not tokens:  # "?", "a", "5": no word BM25 indexes matches
+            return np.zeros(len(self.chunks))
+        return np.asarray(self.model.get_scores(tokens), dtype=np.float64)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         results = []
