@@ -405,3 +405,42 @@ def test_a_climb_with_an_empty_index_leaves_rag_out_and_says_why(tmp_path: Path,
     assert said.startswith("the corpus index is empty") and "UTF-8" in said
     done = runner.invoke(app, ["ask", str(toml), "What is the limit?", "--k", "0"])
     assert done.exit_code == 2  # --k below 1 is refused by the option
+
+
+def test_a_refresh_cut_off_after_writing_a_file_still_moves_the_version(tmp_path: Path) -> None:
+    """Retrievers are kept per index version (rung serve holds them): a refresh interrupted
+    once a changed file was written, then run again with nothing left to change, must still
+    give the version the content has, or the old retrievers serve the old facts."""
+    docs = write_corpus(tmp_path)
+    index = CorpusIndex(tmp_path / "index.db")
+    index.refresh(docs)
+    before = index.version
+    pricing = docs / "pricing.md"
+    pricing.write_text(pricing.read_text().replace("$49", "$59"))
+
+    def cut(done: int, total: int) -> None:
+        if done == total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        index.refresh(docs, cut)
+    again = index.refresh(docs)
+    assert again.changed == [] and index.version != before
+    unchanged = index.version
+    index.refresh(docs)
+    assert index.version == unchanged  # nothing changed: the same version, nothing written
+    index.close()
+
+
+def test_html_text_outside_block_tags_is_read_and_page_chrome_is_not(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><header>Site menu</header><h1>Warranty</h1>"
+                    "<div>The warranty lasts <b>7 years</b> for parts.</div>"
+                    "<section>Returns within 45 days.</section><p>Contact support.</p>"
+                    "<article><header><h1>Refund policy</h1></header><p>Refunds in 5 days.</p>"
+                    "</article><table><tr><td>Team</td><td>$49</td></tr></table>"
+                    "<footer>(c) 2026</footer></body></html>")
+    text = read_document(page, "page.html").text
+    assert text == ("# Warranty\nThe warranty lasts 7 years for parts.\nReturns within 45 "
+                    "days.\nContact support.\n\n# Refund policy\nRefunds in 5 days.\n"
+                    "Team | $49\n\n")

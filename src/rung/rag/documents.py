@@ -18,13 +18,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from rung.errors import DataError
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
             ".htm": "html", ".pdf": "pdf"}
-_DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "template", "svg")
+_DROP_TAGS = ("script", "style", "nav", "noscript", "template", "svg")
+_PAGE_CHROME = ("header", "footer")  # dropped where they frame the page, kept in an article
+_BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "tr", "pre", "dt", "dd",
+           "blockquote")
+_INLINE = {"a", "abbr", "b", "bdi", "cite", "code", "em", "i", "kbd", "label", "mark", "q",
+           "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "br"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _UNDERLINE = re.compile(r"^(=+|-+)\s*$")
 
@@ -122,34 +128,56 @@ def _sections(marks: list[tuple[int, int, str]], length: int) -> list[Section]:
 
 
 def _html(raw: str) -> tuple[str, list[Section]]:
-    """Flatten to Markdown-like text (headings as '#' lines) and reuse the Markdown reader."""
-    from bs4 import BeautifulSoup
+    """Flatten to Markdown-like text (headings as '#' lines) and reuse the Markdown reader.
+    Text outside the block tags (straight in a div, a section, a table cell) is kept too,
+    one line per enclosing block, in page order."""
+    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
     soup = BeautifulSoup(raw, "html.parser")
     for tag in soup(_DROP_TAGS):
         tag.decompose()
+    for tag in soup(_PAGE_CHROME):
+        if tag.find_parent(["article", "main", "section"]) is None:
+            tag.decompose()
     body = soup.body or soup
     lines: list[str] = []
-    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "tr", "pre",
-                                  "dt", "dd", "blockquote"]):
-        if element.find_parent(["li", "tr", "pre", "blockquote", "dd"]) is not None:
-            continue  # its text is part of the enclosing block
-        if element.name == "tr":
-            cells = [c.get_text(" ", strip=True) for c in element.find_all(["th", "td"])]
-            line = " | ".join(cells)
-        else:
-            line = " ".join(element.get_text(" ", strip=True).split())
-        if not line:
-            continue
-        if element.name.startswith("h") and len(element.name) == 2:
-            lines += ["", "#" * int(element.name[1]) + " " + line]
-        elif element.name == "li":
-            lines.append("- " + line)
-        else:
-            lines.append(line)
-    if not lines:  # a page of bare text without block tags
-        lines = [" ".join(body.get_text(" ", strip=True).split())]
+    loose: list[str] = []
+    holder: Tag | None = None  # the block the loose text so far sits in
+
+    def flush() -> None:
+        if loose:
+            lines.append(" ".join(" ".join(loose).split()))
+            loose.clear()
+
+    for node in body.descendants:
+        if isinstance(node, Tag) and node.name in _BLOCKS:
+            if node.find_parent(["li", "tr", "pre", "blockquote", "dd"]) is not None:
+                continue  # its text is part of the enclosing block
+            flush()
+            lines += _block_lines(node)
+        elif isinstance(node, NavigableString) and not isinstance(node, Comment):
+            if not node.strip() or node.find_parent(_BLOCKS) is not None:
+                continue
+            block = next(p for p in node.parents if p.name not in _INLINE)
+            if block is not holder:
+                flush()
+                holder = block
+            loose.append(node.strip())
+    flush()
     return _markdown("\n".join(lines).strip("\n") + "\n")
+
+
+def _block_lines(element: Any) -> list[str]:
+    if element.name == "tr":
+        cells = [c.get_text(" ", strip=True) for c in element.find_all(["th", "td"])]
+        line = " | ".join(cells)
+    else:
+        line = " ".join(element.get_text(" ", strip=True).split())
+    if not line:
+        return []
+    if element.name.startswith("h") and len(element.name) == 2:
+        return ["", "#" * int(element.name[1]) + " " + line]
+    return ["- " + line] if element.name == "li" else [line]
 
 
 def _pdf(path: Path, data: bytes) -> tuple[str, list[Section]]:

@@ -144,8 +144,8 @@ class CorpusIndex:
         for source in sorted(set(stored) - seen):
             self._remove(source)
             report.removed.append(source)
-        if report.added or report.changed or report.removed or not self.version:
-            self._bump(report)
+        self._bump(report)  # always: a refresh cut off after writing a file left the
+        # version behind its content, and this one may find nothing left to change
         report.chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return report
 
@@ -172,6 +172,8 @@ class CorpusIndex:
 
         rows = self.conn.execute("SELECT source, hash FROM documents ORDER BY source").fetchall()
         version = hashlib.sha256(json.dumps([rows, self.settings]).encode()).hexdigest()[:16]
+        if version == self.version and self._stored_settings() == self.settings:
+            return  # the content is what the version says: nothing to write
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (version,))
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
