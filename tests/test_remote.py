@@ -449,3 +449,20 @@ def test_a_local_small_model_and_a_remote_large_one_climb_together(tmp_path, fak
     assert bigger["remote"]["requests"] == len(fake_api.requests) > 0
     assert bigger["remote"]["dollars"] == round(bigger["remote"]["tokens_in"] / 1e6 * 3.75
                                                 + bigger["remote"]["tokens_out"] / 1e6 * 15.0, 6)
+
+
+def test_the_dry_run_counts_the_label_rule_a_parsed_model_is_sent():
+    """A served model whose labels are parsed gets the prompt with the label rule added; the
+    dry run counts that longer prompt, so its figure stays an upper bound."""
+    from rung.dry_run import CountingModel
+    from rung.models.labels import with_label_rule
+    from rung.models.remote import estimate_tokens
+
+    prompt = [Message("user", "the export button crashes")]
+    labels = ["BILLING", "BUG", "FEATURE"]
+    served, local = CountingModel("anthropic:claude-fake"), CountingModel("smollm2-135m-instruct")
+    for model in (served, local):
+        model.score_choices([prompt], labels)
+    assert served.counts["setup"]["tokens_in"] == estimate_tokens(with_label_rule(prompt, labels))
+    assert local.counts["setup"]["tokens_in"] == estimate_tokens(prompt)
+    assert served.counts["setup"]["tokens_in"] > local.counts["setup"]["tokens_in"]

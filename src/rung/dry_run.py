@@ -25,7 +25,7 @@ from typing import Any
 from rung.data.example import Message
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import register_model, unregister_model
-from rung.models.labels import answer_budget
+from rung.models.labels import answer_budget, with_label_rule
 from rung.models.remote import estimate_tokens, is_remote
 from rung.task import load_task
 
@@ -59,7 +59,12 @@ class CountingModel:
 
     def score_choices(self, prompts: Sequence[Sequence[Message]],
                       choices: Sequence[str]) -> list[ChoiceScores]:
-        self._count(prompts, answer_budget(choices))
+        # a served model whose labels are parsed is sent the prompt with the label rule
+        # added (Anthropic always; an OpenAI-compatible server without log-probabilities):
+        # the longer of the two is counted, so the figure stays an upper bound
+        sent = [with_label_rule(p, choices) for p in prompts] if is_remote(self.name) \
+            else prompts
+        self._count(sent, answer_budget(choices))
         return [ChoiceScores([0.0] * len(choices), estimate_tokens(p), [1] * len(choices))
                 for p in prompts]
 
