@@ -444,3 +444,26 @@ def test_html_text_outside_block_tags_is_read_and_page_chrome_is_not(tmp_path: P
     assert text == ("# Warranty\nThe warranty lasts 7 years for parts.\nReturns within 45 "
                     "days.\nContact support.\n\n# Refund policy\nRefunds in 5 days.\n"
                     "Team | $49\n\n")
+
+
+def test_the_dense_query_cache_is_bounded_and_answers_stay_right(monkeypatch) -> None:
+    """Under rung serve every request is a new query: the cache keeps the newest, and a call
+    with more distinct queries than it keeps still answers each from its own vector."""
+    import rung.rag.retrieval as retrieval
+    from rung.rag.chunking import Chunk
+
+    monkeypatch.setattr(retrieval, "QUERY_VECTORS_KEPT", 3)
+    chunks = [Chunk("d.md", i, 0, 1, "", f"chunk {i}") for i in range(4)]
+    matrix = np.eye(4, dtype=np.float32)
+    asked: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        asked.extend(texts)
+        return np.stack([matrix[int(t[-1])] for t in texts])
+
+    dense = retrieval.DenseRetriever(chunks, matrix, embed)
+    hits = dense.search_many([f"q{i}" for i in (0, 1, 2, 3, 0)], 1)
+    assert [h[0].chunk.position for h in hits] == [0, 1, 2, 3, 0]
+    assert list(dense._vectors) == ["q1", "q2", "q3"] and asked == ["q0", "q1", "q2", "q3"]
+    dense.search_many(["q3"], 1)
+    assert asked == ["q0", "q1", "q2", "q3"]  # kept: not embedded again

@@ -85,6 +85,9 @@ class BM25Retriever:
         return results
 
 
+QUERY_VECTORS_KEPT = 10_000  # about 15 MB of MiniLM vectors; a climb asks far fewer
+
+
 class DenseRetriever:
     """Exact cosine similarity against every chunk embedding (unit vectors, one matmul)."""
 
@@ -95,7 +98,8 @@ class DenseRetriever:
         self.chunks = list(chunks)
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.embed = embed
-        # query text -> vector: every candidate (method x k) on val asks the same questions
+        # query text -> vector: every candidate (method x k) on val asks the same questions;
+        # bounded (oldest out first), since under `rung serve` every request is a new one
         self._vectors: dict[str, np.ndarray] = {}
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
@@ -109,9 +113,12 @@ class DenseRetriever:
         if not queries:
             return []
         new = [q for q in dict.fromkeys(queries) if q not in self._vectors]
-        if new:
-            self._vectors.update(zip(new, self.embed(new)))
-        return self.search_vectors(np.stack([self._vectors[q] for q in queries]), k)
+        fresh = dict(zip(new, self.embed(new))) if new else {}
+        vectors = np.stack([fresh[q] if q in fresh else self._vectors[q] for q in queries])
+        self._vectors.update(fresh)
+        for oldest in list(self._vectors)[:max(0, len(self._vectors) - QUERY_VECTORS_KEPT)]:
+            del self._vectors[oldest]
+        return self.search_vectors(vectors, k)
 
 
 class HybridRetriever:
