@@ -294,8 +294,10 @@ def climb(
                           fix="measure another rung (rung eval PATH --rung prompt)")
     climb_all = climb_all or task.ladder.all
     prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
-    check_models(task, left_out(task, only, tune_from))
-    require_a_rung(task, {**left_out(task, only, tune_from), **(leave_out or {})})
+    skipped = left_out(task, only, tune_from)
+    check_models(task, skipped)
+    why_not = {**skipped, **(leave_out or {})}
+    require_a_rung(task, why_not)
     if tune_from is not None:  # the past run must have a tune before any rung is measured
         with closing(Store(task.store_dir)) as store:
             store.measured(tune_from, "finetune", "fine-tune")
@@ -303,7 +305,6 @@ def climb(
     examples = load_examples(task)
     split = make_split(task, examples)
     audit = audit_for(task, reporter)  # before any rung: its verdict shapes the next step
-    why_not = {**left_out(task, only, tune_from), **(leave_out or {})}
     if not why_not["finetune"] and tune_from is None:
         try:  # the tune's refusal comes before the cheaper rungs' work, not after it
             require_ready(task, force=force)

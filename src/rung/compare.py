@@ -54,7 +54,8 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
     """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples, by the
     task's metric: a 0/1 metric by McNemar's exact test on the examples that changed, a
     graded one (ROUGE-L, BLEU, chrF, a custom score) by the sign-flip permutation test on
-    the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose right/wrong column holds exact match and would hide a drop.
+    the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose
+    right/wrong column holds exact match and would hide a drop.
     Macro-F1 is reported as itself and tested on the label correctness behind it."""
     a = {p["example_id"]: p for p in store.predictions(run_a, rung_a)}
     b = {p["example_id"]: p for p in store.predictions(run_b, rung_b)}
@@ -64,8 +65,8 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
                           "examples", fix="compare runs of the same test split")
     spec = metric_spec(task.task.metric, task.json_schema)
     expected = [a[i]["expected"] for i in ids]
-    x, y = (per_example_values(spec, expected, [side[i]["output"] for i in ids])
-            for side in (a, b))
+    outputs = [[side[i]["output"] for i in ids] for side in (a, b)]
+    x, y = (per_example_values(spec, expected, said) for said in outputs)
     if spec.binary:
         result = mcnemar_exact(x >= 1.0, y >= 1.0, n_resamples=n_resamples, seed=seed)
         test = "McNemar's exact test on the examples that changed"
@@ -74,8 +75,7 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
         test = f"sign-flip permutation test on per-example {spec.name}"
     scores = [result.a_score, result.b_score]
     if task.task.metric == "macro_f1":
-        scores = [macro_f1(expected, [side[i]["output"] for i in ids], task.task.labels)
-                  for side in (a, b)]
+        scores = [macro_f1(expected, said, task.task.labels) for said in outputs]
 
     def moved(down: bool) -> list[dict[str, Any]]:
         """Examples whose value fell (right to wrong, for a 0/1 metric) or rose, the
@@ -91,7 +91,7 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
             "b": {"run": run_b, "rung": rung_b, "score": round(scores[1], 4)},
             "metric": task.task.metric, "binary": spec.binary,
             "n": result.n, "difference": round(result.difference, 4),
-            "ci": [round(x, 4) for x in result.ci], "p_value": result.p_value, "test": test,
+            "ci": [round(end, 4) for end in result.ci], "p_value": result.p_value, "test": test,
             "right_to_wrong": moved(True), "wrong_to_right": moved(False)}
 
 
