@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import time
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def with_settings(text: str, settings: dict[str, str | None]) -> str:
     """rung.toml with `section.key` set to each TOML value (None: the line removed): an
     existing line replaced in its own table, a missing one added at the table's head."""
     lines, section, done = text.splitlines(), "", set()
+    present = {f"{table}.{key}" for table, keys in tomllib.loads(text).items()
+               if isinstance(keys, dict) for key in keys}
     out: list[str] = []
     for line in lines:
         stripped = line.strip()
@@ -64,7 +67,7 @@ def with_settings(text: str, settings: dict[str, str | None]) -> str:
             out.append(line)
             out += [f"{name.split('.', 1)[1]} = {value}" for name, value in settings.items()
                     if name.split(".", 1)[0] == section and value is not None
-                    and name not in _keys_in(text, section)]
+                    and name not in present]
             done |= {name for name in settings if name.split(".", 1)[0] == section}
             continue
         key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
@@ -78,12 +81,6 @@ def with_settings(text: str, settings: dict[str, str | None]) -> str:
     if missing:
         raise SystemExit(f"no such table in {TASK / 'rung.toml'}: {sorted(missing)}")
     return "\n".join(out) + "\n"
-
-
-def _keys_in(text: str, section: str) -> set[str]:
-    import tomllib
-
-    return {f"{section}.{key}" for key in tomllib.loads(text).get(section, {})}
 
 
 def climb(selection: str, folder: Path,
