@@ -165,3 +165,48 @@ def test_a_numeric_order_key_survives_the_trip_through_csv(tmp_path):
            for name in ("d.jsonl", "d.csv")]
     newest = {f"ticket {i}" for i in range(40 - len(ids[0]), 40)}
     assert ids[0] == ids[1] and set(ids[0]) == newest
+
+
+def test_the_split_keeps_its_test_set_when_lines_move_and_copies_stay_together():
+    """Content, not line numbers, decides: a file read in another order (so every line
+    number changes) or with a line deleted above keeps its test set, and two copies of one
+    example land in one split (a copy in train would let test score memory)."""
+    examples = _examples()
+    renumbered = [make_example(e.input, e.output, line=k + 1)
+                  for k, e in enumerate(reversed(examples))]
+    a, b = split_examples(examples, seed=3), split_examples(renumbered, seed=3)
+    assert sorted(e.id for e in a.test) == sorted(e.id for e in b.test)
+    copies = examples + [make_example(e.input, e.output, line=1000 + k)
+                         for k, e in enumerate(examples[:100])]
+    split = split_examples(copies, seed=3)
+    where = {}
+    for name, part in split.parts().items():
+        for e in part:
+            where.setdefault(e.id, set()).add(name)
+    assert all(len(names) == 1 for names in where.values())
+
+
+def test_small_labels_and_many_labels_still_get_val_and_test():
+    """The held-out share is fixed for the whole file (rounded half up), not rounded label by
+    label (which left twenty labels of four with no val or test at all), and a label of
+    four among ninety keeps one example in val and one in test."""
+    many = [make_example(f"q {i}", f"L{i % 20}", line=i + 1) for i in range(80)]
+    split = split_examples(many, seed=1)
+    assert (len(split.train), len(split.val), len(split.test)) == (64, 8, 8)
+    rare = [make_example(f"q {i}", "BUG" if i < 90 else "RARE", line=i + 1) for i in range(94)]
+    split = split_examples(rare, seed=1)
+    assert Counter(e.output for e in split.test) == {"BUG": 8, "RARE": 1}
+    assert Counter(e.output for e in split.val) == {"BUG": 8, "RARE": 1}
+    ten = [make_example(f"q {i}", "A", line=i + 1) for i in range(10)]
+    assert len(split_examples(ten, seed=1, fractions=(0.9, 0.05, 0.05)).test) == 1
+
+
+def test_one_big_group_stays_in_train_rather_than_swallow_test():
+    """One customer with 500 of 600 tickets: dealt first, it used to become a test split of
+    over 500; a group goes to test or val only where it brings that split closer to its share."""
+    examples = [make_example(f"q {i}", "x", line=i + 1, customer="big" if i < 500 else f"c{i}")
+                for i in range(600)]
+    for seed in (1, 2, 3):
+        split = split_examples(examples, seed=seed, stratify=False, group_key="customer")
+        assert len(split.test) == 60 and len(split.val) == 40
+        assert {e.extra["customer"] for e in split.train} == {"big"}

@@ -64,14 +64,16 @@ def split_examples(
 ) -> Split:
     """Split into train/val/test, stratified by label (the output) and grouped by `group_key`.
 
-    Groups are the unit that moves: each group goes to one split. Within each label (a group's
-    most common label), groups are ordered by a seeded hash and dealt so every split gets its
-    share of every label, which keeps small labels present in val and test.
+    Groups are the unit that moves: each group goes to one split. Without a group key, copies
+    of one example (the same conversation) are a group: a copy in train and another in test
+    would score memory, and keying on the line number would move every example after an
+    inserted or deleted line. Test, then val, get their fraction of the examples (rounded
+    half up), drawn across the labels (a group's most common label) by _held_out.
     """
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         if group_key is None:
-            key = ex.id + f":{ex.line}"
+            key = ex.id
         else:
             if group_key not in ex.extra:
                 raise DataError(
@@ -87,7 +89,9 @@ def split_examples(
         newest = {k: max(when[id(m)] for m in members) for k, members in groups.items()}
         keys = sorted(groups, key=lambda k: (newest[k], _seeded_hash(seed, k)), reverse=True)
         assigned = {"train": [], "val": [], "test": []}
-        for name, chosen in _deal(keys, [len(groups[k]) for k in keys], fractions).items():
+        total = len(examples)
+        wants = (_share(total, fractions[2]), _share(total, fractions[1]))
+        for name, chosen in _deal(keys, [len(groups[k]) for k in keys], wants).items():
             for k in chosen:
                 assigned[name].extend(groups[k])
         return _shuffled(assigned, seed)
@@ -97,14 +101,48 @@ def split_examples(
         label = _majority([m.output for m in members]) if stratify else ""
         strata[label].append(key)
 
+    total = len(examples)
+    wants = {"test": _share(total, fractions[2]), "val": _share(total, fractions[1])}
+    left = {label: sorted(keys, key=lambda k: _seeded_hash(seed, k))
+            for label, keys in strata.items()}
     assigned: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
-    for label in sorted(strata):
-        keys = sorted(strata[label], key=lambda k: _seeded_hash(seed, k))
-        sizes = [len(groups[k]) for k in keys]
-        for name, chosen in _deal(keys, sizes, fractions).items():
-            for k in chosen:
-                assigned[name].extend(groups[k])
+    for name in ("test", "val"):
+        chosen = _held_out(left, {k: len(groups[k]) for k in groups}, wants[name], seed)
+        for k in sorted(chosen):
+            assigned[name].extend(groups[k])
+        left = {label: [k for k in keys if k not in chosen] for label, keys in left.items()}
+    assigned["train"] = [ex for keys in left.values() for k in keys for ex in groups[k]]
     return _shuffled(assigned, seed)
+
+
+def _held_out(strata: dict[str, list[str]], sizes: dict[str, int], want: int,
+              seed: int) -> set[str]:
+    """Groups for one held-out split of about `want` examples, drawn across the labels in
+    proportion: each label's groups (in seeded order) are spaced evenly over [0, 1) and taken
+    in that order, so every label with a group left gives its first one before any gives a
+    second (a small label is not rounded out of val and test while the total allows), and
+    after that each label gives in proportion to its size. A group is taken only where it
+    brings the split closer to `want`: one big group cannot swallow the split, it stays in
+    train."""
+    order = sorted((rank / len(keys), _seeded_hash(seed, label), rank, label)
+                   for label, keys in strata.items() for rank in range(len(keys)))
+    chosen: set[str] = set()
+    got = 0
+    for _, _, rank, label in order:
+        room = want - got
+        if room <= 0:
+            break
+        key = strata[label][rank]
+        if sizes[key] - room <= room:
+            chosen.add(key)
+            got += sizes[key]
+    return chosen
+
+
+def _share(total: int, fraction: float) -> int:
+    """total x fraction rounded half up: Python's round() takes 0.5 to 0, which emptied the
+    test split of ten examples at 5%."""
+    return math.floor(total * fraction + 0.5 + 1e-9)
 
 
 def _shuffled(assigned: dict[str, list[Example]], seed: int) -> Split:
@@ -169,22 +207,17 @@ def _moment(raw: int | float | str) -> tuple[str, Any]:
     return "date", parsed.replace(tzinfo=None)
 
 
-def _deal(keys: list[str], sizes: list[int], fractions: tuple[float, float, float]) -> dict[str, list[str]]:
-    """Give test and val their share of examples (not of groups), the rest to train."""
-    total = sum(sizes)
-    want_test = round(total * fractions[2])
-    want_val = round(total * fractions[1])
+def _deal(keys: list[str], sizes: list[int], wants: tuple[int, int]) -> dict[str, list[str]]:
+    """By time: the newest keys to test until it has its share of examples (not of groups),
+    the next to val, the rest to train; a group is never split, whatever its size."""
     out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     got = {"test": 0, "val": 0}
+    want = {"test": wants[0], "val": wants[1]}
     for key, size in zip(keys, sizes):
-        if got["test"] < want_test:
-            out["test"].append(key)
-            got["test"] += size
-        elif got["val"] < want_val:
-            out["val"].append(key)
-            got["val"] += size
-        else:
-            out["train"].append(key)
+        name = next((n for n in ("test", "val") if got[n] < want[n]), "train")
+        out[name].append(key)
+        if name != "train":
+            got[name] += size
     return out
 
 
