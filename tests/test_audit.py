@@ -473,3 +473,88 @@ def test_every_row_of_the_seeds_size_table_sets_its_tiers(profile: str) -> None:
         enough = size_check(examples + [make_example("one more", "x", line=minimum)],
                             minimum, profile)
         assert enough.status != "fail", enough.finding
+
+
+def test_a_changed_setting_that_shapes_the_audit_audits_again(task_dir, fake_model) -> None:
+    """The stored audit stands for the same settings only: after [audit] max_seq_length (or
+    the split, or the seed) changes, a fine-tune must not be refused on the old verdict."""
+    from conftest import write_task
+    from rung.data.audit.report import audit_for
+    from rung.task import load_task
+
+    toml = write_task(task_dir, extra="\n[audit]\nreview_sample = 0\n")
+    first = audit_for(load_task(toml))
+    assert audit_for(load_task(toml))["audit_id"] == first["audit_id"]
+    toml.write_text(toml.read_text().replace("review_sample = 0",
+                                             "review_sample = 0\nmax_seq_length = 4096"))
+    assert audit_for(load_task(toml))["audit_id"] != first["audit_id"]
+
+
+def test_leakage_is_checked_on_the_split_the_climb_makes(tmp_path: Path, fake_model) -> None:
+    """With an order_key the climb splits by time; the newest tickets re-file the oldest, so
+    every test example has a copy in train on that split, though few do on a random one."""
+    records = clean_records(20)
+    for day, record in enumerate(records):
+        record["day"] = day
+    for k in range(10):  # the ten newest copy the ten oldest
+        records[-1 - k]["messages"][0]["content"] = records[k]["messages"][0]["content"]
+    path = write_jsonl(tmp_path / "tickets.jsonl", records)
+    (tmp_path / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "t"
+        kind = "classification"
+        instruction = "Classify."
+        labels = ["BILLING", "BUG", "FEATURE"]
+        data = "tickets.jsonl"
+        metric = "accuracy"
+        target = 0.9
+        [split]
+        order_key = "day"
+        [models]
+        small = "fake"
+        """))
+    from rung.climb import load_examples, make_split
+    from rung.data.splits import split_examples
+    from rung.task import load_task
+
+    task = load_task(tmp_path / "rung.toml")
+    examples = load_examples(task)
+
+    def copied(split) -> int:
+        seen = {e.input for e in split.train}
+        return sum(e.input in seen for e in split.test)
+
+    by_time = copied(make_split(task, examples))
+    at_random = copied(split_examples(examples, seed=task.task.seed, fractions=(0.8, 0.1, 0.1)))
+    assert by_time >= 3 and by_time != at_random
+    report, _ = run_audit(audit_input(tmp_path / "rung.toml"), skip=("diversity",))
+    leak = report.check("leakage")
+    assert leak.status == "fail" and leak.details["train-test"] == by_time
+
+
+def test_leakage_with_nothing_held_out_is_a_warning_not_a_pass() -> None:
+    from rung.data.audit.duplicates import leakage
+    from rung.data.splits import Split
+
+    train = [make_example(f"q {i}", "A", line=i + 1) for i in range(5)]
+    result = leakage(Split(train, [], []))
+    assert result.status == "warn" and "nothing to check" in result.finding
+
+
+def test_fix_sets_the_copies_of_a_line_set_aside_aside_with_it(tmp_path: Path, fake_model) -> None:
+    """Line 1 contradicts line 3; line 2 is line 1 again. Removed as a copy of line 1, line 2
+    would be in neither file; it goes aside with line 1."""
+    records = clean_records(20)
+    text = "my invoice shows a charge twice and the refund never arrived for the plan"
+    records[:0] = [chat(text, "BILLING"), chat(text + " please", "BILLING"), chat(text, "BUG")]
+    path = write_jsonl(tmp_path / "data.jsonl", records)
+    out = tmp_path / "clean.jsonl"
+    result = audit_cli(path, "--fix", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    log = json.loads((tmp_path / "clean.fix.json").read_text())
+    assert log["lines"]["1"].startswith("set aside") and log["lines"]["3"].startswith("set aside")
+    assert log["lines"]["2"] == "set aside with line 1, which it copies"
+    aside = read_examples(tmp_path / "clean.contradictions.jsonl")
+    kept = read_examples(out)
+    assert sorted(ex.line for ex in aside) == [1, 2, 3]
+    assert len(kept) + len(aside) == len(records)  # nothing lost but into a file

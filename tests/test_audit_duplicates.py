@@ -218,3 +218,20 @@ def test_clean_tickets_pass():
     # word 5-shingles nothing is near-duplicate either.
     near = near_duplicates(examples)
     assert (near.status, near.rows) == ("pass", [])
+
+
+def test_punctuation_that_changes_the_meaning_is_kept_when_comparing():
+    """A minus sign, a decimal point, a thousands separator, a percent and C#/C++ make texts
+    different; a trailing full stop, a comma or a hyphen inside a word do not."""
+    from rung.data.audit.duplicates import normalise_text
+
+    different = [("-5", "5"), ("$10.50", "$1,050"), ("learn C#?", "learn C?"),
+                 ("C++ rocks", "C rocks"), ("50% off", "50 off")]
+    for a, b in different:
+        assert normalise_text(a) != normalise_text(b), (a, b)
+    same = [("Hello, world.", "hello world"), ("e-mail me!", "email me"), ("ＡＢＣ！", "abc")]
+    for a, b in same:
+        assert normalise_text(a) == normalise_text(b), (a, b)
+    found = exact_duplicates([make_example("refund -5 dollars", "A", line=1),
+                              make_example("refund 5 dollars", "A", line=2)])
+    assert found.status == "pass"

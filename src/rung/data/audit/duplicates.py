@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -49,14 +50,26 @@ class _PunctuationTable(dict[int, int | None]):
 _PUNCTUATION = _PunctuationTable()
 
 
+# punctuation that changes what a text says: a minus sign, a decimal point or thousands
+# separator, a percent sign, C# and C++; dropped, "-5" would be a copy of "5", "$10.50" of
+# "$1,050" and "learn C#" of "learn C"
+_MEANINGFUL = re.compile(r"(?<!\w)-(?=\d)|(?<=\d)[.,](?=\d)|(?<=\d)%|(?<=\w)[#+]+")
+
+
 def normalise_text(text: str) -> str:
-    """Lowercase, NFKC, drop punctuation and collapse whitespace.
+    """Lowercase, NFKC, drop punctuation (but the kinds that carry meaning, _MEANINGFUL) and
+    collapse whitespace.
 
     Copies made by hand or by scraping differ in case, spacing, full-width characters or a
     trailing full stop; hashing this form catches them as the same text.
     """
-    text = unicodedata.normalize("NFKC", text).lower().translate(_PUNCTUATION)
-    return " ".join(text.split())
+    text = unicodedata.normalize("NFKC", text).lower()
+    parts, last = [], 0
+    for kept in _MEANINGFUL.finditer(text):
+        parts += [text[last:kept.start()].translate(_PUNCTUATION), kept.group()]
+        last = kept.end()
+    parts.append(text[last:].translate(_PUNCTUATION))
+    return " ".join("".join(parts).split())
 
 
 def _user_text(example: Example) -> str:
@@ -333,6 +346,11 @@ def leakage(
     held_out = len(split.val) + len(split.test)
     details = {**counts, "leaked": len(leaked), "held_out": held_out, "groups": len(rows),
                "threshold": threshold}
+    if not held_out:
+        return CheckResult("leakage", "warn", "The split holds nothing out (no val or test "
+                           "example), so there is nothing to check for leaks.",
+                           fix="add examples or raise the [split] val and test fractions",
+                           details=details)
     if not leaked:
         return CheckResult("leakage", "pass", "No val or test example has a copy in train.",
                            details=details)

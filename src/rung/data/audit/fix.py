@@ -44,8 +44,12 @@ def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Pat
         check = report.check(name)
         for group in check.rows if check else []:
             members = group if name == "contradictions" else group[1:]
+            # the copies of a line set aside go aside with it: removed, the one version of
+            # them kept would be a line the cleaned file does not hold either
+            aside_first = fate.get(group[0], "").startswith("set aside")
             for line in members:
-                fate.setdefault(line, reason.format(first=group[0]))
+                fate.setdefault(line, f"set aside with line {group[0]}, which it copies"
+                                if aside_first else reason.format(first=group[0]))
     review = report.check("review-sample")
     if review is not None and review.status != "pass":  # its rows: outputs a person marked bad
         for line in review.rows:

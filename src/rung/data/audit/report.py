@@ -170,6 +170,7 @@ class AuditReport:
             "kind": inp.kind, "labels": list(inp.labels), "model": inp.model,
             "profile": inp.profile, "inferred": list(inp.inferred), "examples": self.examples,
             "schema": _fingerprint(inp.schema),
+            "settings": _settings(inp.seed, inp.split, inp.settings, inp.model),
             "lines": self.lines, "verdict": self.verdict, "reasons": self.reasons,
             "checks": [c.to_dict() for c in self.checks], "skipped": self.skipped,
             "seconds": self.seconds,
@@ -266,11 +267,13 @@ def _distinct(examples: list[Example], checks: list[CheckResult]) -> list[Exampl
 
 def _leakage(inp: AuditInput, examples: list[Example], threshold: float,
              similar: TextSimilarity) -> CheckResult:
+    """Checked on the split the climb makes (climb.make_split's settings: by time with an
+    order_key), or the audit would pass a leak the climb then measures."""
     s = inp.split
     try:
         split = split_examples(examples, seed=inp.seed, fractions=(s.train, s.val, s.test),
                                stratify=inp.kind == "classification", group_key=s.group_key,
-                               source=inp.data_path)
+                               order_key=s.order_key, source=inp.data_path)
     except DataError as err:
         return CheckResult("leakage", "warn", f"could not split the data: {err.message}",
                            fix=err.fix or "")
@@ -345,12 +348,22 @@ def audit_for(task: "TaskSpec", reporter: "StageReporter" = _quiet) -> dict[str,
 def _still_applies(summary: dict[str, Any], task: "TaskSpec") -> bool:
     """A stored audit of the same bytes stands for this task while it was made for the same
     kind, labels and schema, and ran (or skipped) every check this version of rung has: an
-    audit from before a check existed, or for other labels, is made again."""
+    audit from before a check existed, or for other labels, is made again. So is one made
+    under other settings that shape its findings (seed, [split], [audit], the small model):
+    else a user who raises max_seq_length or adds an order_key is refused a tune on the old
+    verdict."""
     covered = {c["check"] for c in summary.get("checks", [])} | set(summary.get("skipped", {}))
     return (summary.get("kind") == task.task.kind
             and summary.get("labels") == list(task.task.labels)
             and summary.get("schema") == _fingerprint(task.json_schema)
+            and summary.get("settings") == _settings(task.task.seed, task.split, task.audit,
+                                                     task.models.small)
             and covered >= set(CHECKS))
+
+
+def _settings(seed: int, split: SplitTable, audit: AuditTable, model: str) -> str:
+    return _fingerprint({"seed": seed, "split": split.model_dump(),
+                         "audit": audit.model_dump(), "model": model}) or ""
 
 
 def _fingerprint(schema: dict | None) -> str | None:

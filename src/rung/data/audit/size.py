@@ -3,8 +3,8 @@
 The seeds' table of recommended dataset sizes (minimum / good / excellent) is the yardstick:
 below the minimum fails (not enough signal to fine-tune on), at or above it passes, and the
 finding names the tier and what "good" would take.
-For classification it is applied per label: fifty examples spread over twenty labels is two
-and a half per label, which teaches nothing. Sizes count distinct examples: copies and
+For classification rung applies it to each label (the seeds' rows count the whole file):
+fifty examples spread over twenty labels is two and a half per label, which teaches nothing. Sizes count distinct examples: copies and
 near-copies add weight to one pattern, not information, so a team with 140 examples of which
 a third are near-duplicates learns that it has fewer than 100.
 """
@@ -88,7 +88,7 @@ def size_check(
             return CheckResult(
                 "size", "fail",
                 f"{counted}; {len(short)} of {len(labels)} labels are below the seeds' minimum "
-                f"of {minimum} per label ({row}): {listed}",
+                f"of {minimum} ({row} row; rung asks it of each label): {listed}",
                 fix=f"collect at least {minimum} distinct examples of each label "
                     f"({details['to_collect']['minimum']} more in all; the seeds call {good} "
                     "good), or merge rare labels; until then prefer few-shot or RAG",
@@ -96,7 +96,7 @@ def size_check(
         weakest = min(per_label.values())
         finding = (f"{counted}; every label has at least {weakest} "
                    f"({tier(weakest, profile)} tier of the seeds' {row} row: "
-                   f"{minimum} / {good} / {excellent}+ per label)")
+                   f"{minimum} / {good} / {excellent}+, which rung asks of each label)")
         if thin:
             finding += f"; {good} per label would be good ({', '.join(thin)} below it)"
         return CheckResult("size", "pass", finding, details=details)
