@@ -415,3 +415,45 @@ def test_a_cut_off_line_names_its_own_column_and_a_json_document_is_one_problem(
     said = str(err.value)
     assert "1 problem(s)" in said and "arr.json:1: the file is one JSON document spread over " \
         "many lines" in said and "jq -c '.[]' arr.json > arr.jsonl" in said
+
+
+def test_a_lone_surrogate_escape_is_a_data_error_naming_its_line(tmp_path):
+    """JSON's "\\ud800" parses to half a character that cannot be written as UTF-8: it was an
+    internal error with no line; it is the file's line and the fix."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "fine"},
+                                             {"role": "assistant", "content": "A"}]}) + "\n"
+                    + '{"messages": [{"role": "user", "content": "bad \\ud800 x"}, '
+                      '{"role": "assistant", "content": "A"}]}\n')
+    with pytest.raises(RungError) as err:
+        read_examples(path)
+    assert "bad.jsonl:2" in str(err.value) and "surrogate" in str(err.value)
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused(tmp_path):
+    """input,output,output kept the second cell and dropped the first without a word."""
+    path = tmp_path / "two.csv"
+    path.write_text("input,output,output\nhello,BUG,BILLING\n")
+    with pytest.raises(DataError, match="'output' more than once") as err:
+        read_examples(path)
+    assert err.value.line == 1
+    trailing = tmp_path / "trailing.csv"  # empty names from trailing commas are not a repeat
+    trailing.write_text("input,output,,\nhello,BUG,,\n")
+    assert [e.output for e in read_examples(trailing)] == ["BUG"]
+
+
+def test_a_target_turn_of_weight_zero_is_refused(tmp_path):
+    """OpenAI's "weight": 0 says not to train on a turn; rung trains on and scores the last
+    assistant turn, so that turn cannot carry it. An earlier turn may."""
+    def record(weights):
+        return {"messages": [{"role": "user", "content": "hi"},
+                             {"role": "assistant", "content": "A", "weight": weights[0]},
+                             {"role": "user", "content": "and?"},
+                             {"role": "assistant", "content": "B", "weight": weights[1]}]}
+    fine = tmp_path / "fine.jsonl"
+    fine.write_text(json.dumps(record([0, 1])) + "\n")
+    assert [e.output for e in read_examples(fine)] == ["B"]
+    zero = tmp_path / "zero.jsonl"
+    zero.write_text(json.dumps(record([1, 0])) + "\n")
+    with pytest.raises(RungError, match='message 4.*"weight": 0'):
+        read_examples(zero)

@@ -256,6 +256,13 @@ def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
         content = _text(path, line, item[content_key], f'message {n} "{content_key}"',
                         blocks=fmt == "anthropic")
         messages.append(Message(roles[role], content))
+    targets = [n for n, item in enumerate(items, 1) if roles[item[role_key]] == "assistant"]
+    if targets and items[targets[-1] - 1].get("weight") == 0:
+        # OpenAI's "do not train on this turn"; the last assistant turn is what rung trains
+        # on and scores, so reading on would train on what the file says not to
+        raise error(path, line, f'message {targets[-1]}, the assistant turn rung trains on '
+                    'and scores, has "weight": 0', "remove the example, or the weight if the "
+                    "turn is to be learned")
     return messages
 
 
@@ -271,6 +278,12 @@ def _text(path: Path, line: int, value: Any, what: str, blocks: bool = False) ->
                      f"put the text of {what} in a JSON string")
     if not value.strip():
         raise error(path, line, f"{what} is empty", "write the text, or remove the example")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON's "\ud800" escape parses to a lone surrogate
+        raise error(path, line, f"{what} holds {value[e.start]!r}, half of a surrogate pair "
+                    "that is no character", "write the character itself (or both halves of "
+                    "its \\ud83d\\ude80-style escape), or remove it") from None
     return value
 
 

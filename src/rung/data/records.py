@@ -114,6 +114,11 @@ def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
         header = next((cells for cells in reader if not _blank(cells)), None)
         if header is None:
             return
+        repeated = sorted({n for n in header if n.strip() and header.count(n) > 1})
+        if repeated:  # dict(zip()) would keep the last such cell and drop the others unsaid
+            raise error(path, reader.line_num, "the header names "
+                        + ", ".join(f"'{name}'" for name in repeated) + " more than once",
+                        "give every column its own name")
         if not any(set(pair) <= set(header) for pair in CSV_PAIRS):
             raise error(path, reader.line_num, "no usable columns; found: "
                         + (", ".join(header) or "none"), "name the columns input,output or "
