@@ -324,3 +324,14 @@ def test_bundled_tickets_hold_only_planted_emails():
                      for e in examples for m in re.finditer(r"[\w.+-]+@[\w.-]+", e.input))
     assert sorted(h.text for h in hits) == planted
     assert pii_check(examples).status == "warn"
+
+
+def test_personal_data_right_after_cjk_text_is_found():
+    """The guards around an address or a number count only ASCII letters and digits: CJK
+    text written straight against an email, a phone or an IP is not part of it."""
+    cases = {"请发邮件到john@example.com谢谢": ("email", "john@example.com"),
+             "我的手机是+86 138 0013 8000": ("phone", "+86 138 0013 8000"),
+             "IP地址192.168.1.20。": ("ip", "192.168.1.20"),
+             "電話は090-1234-5678です": ("phone", "090-1234-5678")}
+    for text, (kind, found) in cases.items():
+        assert [(k, text[s:e]) for k, s, e in find_pii(text)] == [(kind, found)], text

@@ -130,21 +130,26 @@ def shannon_entropy(text: str) -> float:
 
 # --- patterns ----------------------------------------------------------------------------
 
+# re.ASCII throughout: a guard such as (?<!\w) must not count CJK or other letters as part
+# of the number or address, or PII written straight after 请发邮件到 or 電話は goes unseen
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])"
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])",
+    re.ASCII,
 )
 
 # Phones. The trailing guard stops a match inside a longer number or dotted/dashed run.
 _PHONE_END = r"(?!\d|[.-]\d)"
 _PHONE_PATTERNS = [
     # international: +CC, optional (area), digit groups (atomic: linear time on long runs)
-    re.compile(r"(?<![\w+])\+(?>\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d+)*)" + _PHONE_END),
+    re.compile(r"(?<![\w+])\+(?>\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d+)*)" + _PHONE_END,
+               re.ASCII),
     # North American: (555) 123-4567, 1-800-555-1234, 555-123-4567 (same separator twice)
-    re.compile(r"(?<![\w)])(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}" + _PHONE_END),
-    re.compile(r"(?<![\w.+#/-])(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}" + _PHONE_END),
+    re.compile(r"(?<![\w)])(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}" + _PHONE_END, re.ASCII),
+    re.compile(r"(?<![\w.+#/-])(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}" + _PHONE_END,
+               re.ASCII),
     # trunk-prefixed national numbers: 020 7946 0958, 07700 900123, (0)30 1234 5678, 0044 ...
     re.compile(r"(?<![\w.+#/-])\(?0(?:0[1-9]\d{0,2}|[1-9]\d{0,3})\)?(?:[ .-]?\d{2,4}){2,4}"
-               + _PHONE_END),
+               + _PHONE_END, re.ASCII),
 ]
 
 _TRAILING_DIGIT = re.compile(r"\d{2}[ .-]\d$")
@@ -165,10 +170,10 @@ _NINO = re.compile(
     r"(?:\d{6}|( )\d{2}\1\d{2}\1\d{2}\1?)[A-D](?![A-Za-z0-9])"
 )
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)", re.ASCII)
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
-    r"(?![\w:.]*\w)"
+    r"(?![\w:.]*\w)", re.ASCII,
 )
 _VERSION_BEFORE = re.compile(r"\b(?:version|ver|build|release|v)\.?\s*$", re.IGNORECASE)
 
