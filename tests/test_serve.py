@@ -554,3 +554,25 @@ def test_check_inputs_in_a_csv_keep_the_csv_readers_word(tmp_path):
     with pytest.raises(DataError) as err:
         read_inputs(inputs)
     assert "invalid JSON" not in str(err.value)
+
+
+def test_check_inputs_in_json_lines_with_expected_outputs_are_labelled(tmp_path):
+    """{"input", "output"} (or prompt/completion, text/label) lines carry their expected
+    outputs; the output was dropped unsaid, so no score was computed. A file that gives some
+    lines an output and not others is refused at the line that breaks the pattern."""
+    from rung.check import read_inputs
+    from rung.errors import DataError
+
+    for keys in (("input", "output"), ("prompt", "completion"), ("text", "label")):
+        path = tmp_path / f"{keys[0]}.jsonl"
+        path.write_text("".join(json.dumps({keys[0]: q, keys[1]: a}) + "\n"
+                                for q, a in (("my card was charged twice", "BILLING"),
+                                             ("the app crashes", "BUG"))))
+        examples, labelled = read_inputs(path)
+        assert labelled and [(e.input, e.output) for e in examples] == [
+            ("my card was charged twice", "BILLING"), ("the app crashes", "BUG")]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"input": "a", "output": "BUG"}\n{"input": "b"}\n')
+    with pytest.raises(DataError, match="no expected output") as err:
+        read_inputs(mixed)
+    assert err.value.line == 2

@@ -34,11 +34,12 @@ INPUT_KEYS = ("input", "prompt", "text", "question")
 
 def read_inputs(path: Path) -> tuple[list[Example], bool]:
     """Examples from any supported format (outputs known), or inputs alone: a .txt file (one
-    per line) or JSON lines with an input/prompt/text/question key. Returns (examples, whether
+    per line) or JSON lines with an input/prompt/text/question key; JSON lines with a CSV
+    pair's keys (input/output, prompt/completion, text/label) carry their outputs. Returns (examples, whether
     they carry expected outputs). A line that cannot be read is an error naming that line; a
     file with no inputs at all is one too."""
     from rung.data.formats import read_examples
-    from rung.data.records import error, json_records, lines
+    from rung.data.records import CSV_PAIRS, error, json_kind, json_records, lines
 
     if path.suffix.lower() == ".txt":
         found = []
@@ -51,19 +52,35 @@ def read_inputs(path: Path) -> tuple[list[Example], bool]:
     try:
         return _some(read_examples(path), path), True
     except DataError as first:
-        found = []
+        found, labelled = [], None
         for number, record in json_records(path):
             if isinstance(record, DataError):  # not JSON lines at all: the reader's word
                 raise (record if found else first) from None
-            key = next((k for k in INPUT_KEYS if isinstance(record.get(k), str)), None)
+            # an input with its expected output under a CSV pair's keys: labelled, or the
+            # output would be dropped unsaid and no score computed
+            pair = next(((i, o) for i, o in CSV_PAIRS if isinstance(record.get(i), str)
+                         and o in record), None)
+            key = pair[0] if pair else next(
+                (k for k in INPUT_KEYS if isinstance(record.get(k), str)), None)
             if key is None:
                 if found:  # inputs alone so far: this line is the one that breaks them
                     raise error(path, number, f"no input: the record has none of the keys "
                                 f"{', '.join(INPUT_KEYS)}", "give every line the same key as the "
                                 "lines before it") from None
                 raise first from None
-            found.append(make_example(record[key], "", line=number))
-        return _some(found, path), False
+            if labelled is not None and labelled != bool(pair):
+                raise error(path, number, "this line " + (
+                    f"has an expected output ('{pair[1]}') and the lines before it have none"
+                    if pair else "has no expected output and the lines before it have one"),
+                    "give every line an expected output, or none") from None
+            labelled = bool(pair)
+            if pair and not isinstance(record[pair[1]], str):
+                raise error(path, number, f"'{pair[1]}' must be a string, got "
+                            f"{json_kind(record[pair[1]])}", f"put the expected output in a "
+                            "JSON string") from None
+            found.append(make_example(record[key], record[pair[1]] if pair else "",
+                                      line=number))
+        return _some(found, path), bool(labelled)
 
 
 def _some(examples: list[Example], path: Path) -> list[Example]:
