@@ -404,3 +404,18 @@ def test_a_teams_own_prompt_is_a_candidate_and_few_shot_builds_on_it(task_dir, f
     bad = write_task(task_dir / "bad", extra='\n[prompt]\ninstructions = ["ok", " "]\n')
     with pytest.raises(ConfigError, match="instructions must not hold an empty prompt"):
         load_task(bad)
+
+
+def test_a_label_with_stray_spaces_is_the_label_it_names(task_dir):
+    """A CSV cell's "BILLING " passed the label check but stayed "BILLING " for the
+    classifier, the split's strata and the few-shot groups: a fourth class of its own."""
+    from rung.climb import load_examples
+    from rung.task import load_task
+
+    records = ticket_records()
+    for record in records[::4]:
+        record["messages"][1]["content"] += " "
+    task = load_task(write_task(task_dir, records=records))
+    examples = load_examples(task)
+    assert {e.output for e in examples} == set(LABELS)
+    assert sum(e.output != e.messages[-1].content.strip() for e in examples) == 0

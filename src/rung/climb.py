@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from rung.costs import rung_costs, rung_memory
 from rung.data.audit.report import audit_for
-from rung.data.example import Example
+from rung.data.example import Example, Message
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.decide import decide, fast_enough, reaches, val_score
@@ -86,17 +86,30 @@ def _with_costs(summary: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
 
 
 def load_examples(task: TaskSpec) -> list[Example]:
+    """The task's examples, a classification label read as the label it names: a CSV cell's
+    'BILLING ' is BILLING, or the classifier, the split's strata and the few-shot groups
+    would each count a sixth class."""
     examples = read_examples(task.data_path)
-    if task.task.kind == "classification":
-        allowed = set(task.task.labels)
-        for ex in examples:
-            if ex.output.strip() not in allowed:
-                raise DataError(
-                    f"label '{ex.output}' is not one of the task's labels {task.task.labels}",
-                    file=task.data_path, line=ex.line,
-                    fix="correct the label, or add it to [task] labels in rung.toml",
-                )
-    return examples
+    if task.task.kind != "classification":
+        return examples
+    allowed = set(task.task.labels)
+    for ex in examples:
+        if ex.output.strip() not in allowed:
+            raise DataError(
+                f"label '{ex.output}' is not one of the task's labels {task.task.labels}",
+                file=task.data_path, line=ex.line,
+                fix="correct the label, or add it to [task] labels in rung.toml",
+            )
+    return [ex if ex.output == ex.output.strip() else _labelled(ex, ex.output.strip())
+            for ex in examples]
+
+
+def _labelled(ex: Example, label: str) -> Example:
+    """`ex` with its last assistant turn (the target) set to `label`."""
+    last = max(i for i, m in enumerate(ex.messages) if m.role == "assistant")
+    messages = list(ex.messages)
+    messages[last] = Message("assistant", label)
+    return replace(ex, messages=tuple(messages))
 
 
 def check_models(task: TaskSpec, why_not: dict[str, str]) -> None:
