@@ -320,6 +320,20 @@ def test_a_first_token_that_runs_into_punctuation_still_begins_its_label():
     assert max(range(3), key=scores.__getitem__) == 0 and scores[0] == -0.01
 
 
+def test_a_preamble_before_the_label_is_read_from_the_answer_not_its_first_tokens_rivals():
+    """'Label: BUG' starts with no label: "HOW" outranking "B" among the first token's
+    rivals says nothing about the answer, which names BUG."""
+    labels = ["BUG", "HOWTO", "BILLING"]
+    reply = Reply("Label: BUG", 1, 3, [("Label", -0.01), ("**", -4.0), ("HOW", -5.0),
+                                       ("B", -6.0)])
+    scores = label_logprobs(reply, labels)
+    assert max(range(3), key=scores.__getitem__) == 0
+    # markup alone begins no label either: the answer's words decide
+    reply = Reply("**HOWTO**", 1, 3, [("**", -0.01), ("B", -3.0), ("HOW", -4.0)])
+    scores = label_logprobs(reply, labels)
+    assert max(range(3), key=scores.__getitem__) == 1
+
+
 def test_a_refused_key_stops_the_batch_at_once_and_is_never_repeated(fake_api, monkeypatch):
     """A 401 is no passing trouble: the requests after it are not sent, and a server that
     echoes the key it refused does not get it into rung's message or records."""
