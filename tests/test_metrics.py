@@ -145,3 +145,20 @@ def test_a_custom_metric_failing_on_one_answer_is_a_config_error_naming_the_pair
         score_predictions(ref, ["x", "x"], ["x", "nonsense"])
     assert ref in str(info.value) and "graded" in info.value.fix
 
+
+def test_a_custom_metric_file_runs_once_until_it_changes(tmp_path):
+    """Each score resolves the metric again; the user's file ran on every one of them
+    (a print on import printed once per score)."""
+    import os
+
+    counter, metric = tmp_path / "loads.txt", tmp_path / "m.py"
+    metric.write_text(f"open({str(counter)!r}, 'a').write('x')\n"
+                      "def half(e, p):\n    return 0.5\n")
+    ref = f"{metric}:half"
+    for _ in range(3):
+        assert score_predictions(ref, ["a", "b"], ["a", "c"]).value == 0.5
+    assert counter.read_text() == "x"
+    metric.write_text(metric.read_text().replace("0.5", "0.25"))  # an edit is seen
+    os.utime(metric, ns=(metric.stat().st_atime_ns, metric.stat().st_mtime_ns + 10**9))
+    assert score_predictions(ref, ["a"], ["a"]).value == 0.25
+    assert counter.read_text() == "xx"

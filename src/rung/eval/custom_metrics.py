@@ -24,6 +24,10 @@ def _custom_error(ref: str, message: str, fix: str) -> ConfigError:
     return ConfigError(f"custom metric {ref!r}: {message}", fix=fix)
 
 
+# a file's module by (resolved path, modification time, size): each evaluation resolves the metric
+# again, and running the user's file anew each time repeats whatever it does on import
+_LOADED: dict[tuple[str, int, int], Any] = {}
+
 # what the function is tried on when loaded: an answer equal to the reference, and an empty
 # answer and reference, which a format failure or a failed request passes it as ""
 PROBES = (("a", "a"), ("a", ""), ("", ""))
@@ -33,6 +37,10 @@ def _load_file(ref: str, path: Path) -> Any:
     if not path.is_file():
         raise _custom_error(ref, f"file {path} not found",
                             "give the path to a .py file, relative to the folder of rung.toml or absolute")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
     name = "rung_custom_metric_" + re.sub(r"\W", "_", str(path.resolve()))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -46,6 +54,7 @@ def _load_file(ref: str, path: Path) -> Any:
         sys.modules.pop(name, None)
         raise _custom_error(ref, f"running {path} failed: {type(err).__name__}: {err}",
                             f"fix the error in {path} (run `python {path}` to see it)") from None
+    _LOADED[key] = module
     return module
 
 
