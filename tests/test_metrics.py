@@ -119,3 +119,46 @@ def test_a_custom_metric_file_is_loaded_per_evaluation_not_per_example(tmp_path,
     result = evaluate(pipeline, examples, metric=f"{tmp_path / 'm.py'}:same")
     assert result.score.value == 1.0
     assert len(counter.read_text()) <= 2  # once for correctness, once for the score
+
+
+def test_a_custom_metric_an_empty_answer_breaks_fails_when_loaded_not_after_the_model(tmp_path):
+    """A format failure reaches the metric as "": dividing by the answer's words crashed
+    only once every example had been answered."""
+    from rung.errors import ConfigError
+
+    (tmp_path / "m.py").write_text(
+        "def per_word(e, p):\n    return len(set(e.split()) & set(p.split())) / len(p.split())\n")
+    with pytest.raises(ConfigError, match=r"ZeroDivisionError.*\('a', ''\)") as info:
+        metric_spec(f"{tmp_path / 'm.py'}:per_word")
+    assert "per_word" in str(info.value) and info.value.fix
+
+
+def test_a_custom_metric_failing_on_one_answer_is_a_config_error_naming_the_pair(tmp_path):
+    from rung.errors import ConfigError
+
+    (tmp_path / "m.py").write_text(
+        "GRADES = {'': 0.0, 'partly': 0.5}\n"
+        "def graded(e, p):\n    return 1.0 if e == p else GRADES[p]\n")
+    ref = f"{tmp_path / 'm.py'}:graded"
+    assert score_predictions(ref, ["x", "x"], ["x", "partly"]).value == 0.75
+    with pytest.raises(ConfigError, match=r"KeyError.*\('x', 'nonsense'\)") as info:
+        score_predictions(ref, ["x", "x"], ["x", "nonsense"])
+    assert ref in str(info.value) and "graded" in info.value.fix
+
+
+def test_a_custom_metric_file_runs_once_until_it_changes(tmp_path):
+    """Each score resolves the metric again; the user's file ran on every one of them
+    (a print on import printed once per score)."""
+    import os
+
+    counter, metric = tmp_path / "loads.txt", tmp_path / "m.py"
+    metric.write_text(f"open({str(counter)!r}, 'a').write('x')\n"
+                      "def half(e, p):\n    return 0.5\n")
+    ref = f"{metric}:half"
+    for _ in range(3):
+        assert score_predictions(ref, ["a", "b"], ["a", "c"]).value == 0.5
+    assert counter.read_text() == "x"
+    metric.write_text(metric.read_text().replace("0.5", "0.25"))  # an edit is seen
+    os.utime(metric, ns=(metric.stat().st_atime_ns, metric.stat().st_mtime_ns + 10**9))
+    assert score_predictions(ref, ["a"], ["a"]).value == 0.25
+    assert counter.read_text() == "xx"

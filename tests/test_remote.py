@@ -19,14 +19,16 @@ from conftest import free_port, ticket_records, wait_until_serving, write_task
 from fake_api import FakeVendorAPI
 from rung.cli import app
 from rung.climb import climb
-from rung.data.example import Message
+from rung.data.example import Message, make_example
 from rung.costs import ApiPrice
 from rung.errors import ConfigError, ModelError
+from rung.eval.runner import evaluate
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
 from rung.models.labels import Reply, label_logprobs, parse_label
 from rung.models.remote import Endpoint, RemoteModel, configure
+from rung.pipeline import Pipeline
 from rung.store import Store
 
 runner = CliRunner()
@@ -318,6 +320,36 @@ def test_a_first_token_that_runs_into_punctuation_still_begins_its_label():
     reply = Reply("BUG.", 1, 1, [("BUG.", -0.01), ("BILLING", -5.0), ("FE", -6.0)])
     scores = label_logprobs(reply, ["BUG", "BILLING", "FEATURE"])
     assert max(range(3), key=scores.__getitem__) == 0 and scores[0] == -0.01
+
+
+def test_a_preamble_before_the_label_is_read_from_the_answer_not_its_first_tokens_rivals():
+    """'Label: BUG' starts with no label: "HOW" outranking "B" among the first token's
+    rivals says nothing about the answer, which names BUG."""
+    labels = ["BUG", "HOWTO", "BILLING"]
+    reply = Reply("Label: BUG", 1, 3, [("Label", -0.01), ("**", -4.0), ("HOW", -5.0),
+                                       ("B", -6.0)])
+    scores = label_logprobs(reply, labels)
+    assert max(range(3), key=scores.__getitem__) == 0
+    # markup alone begins no label either: the answer's words decide
+    reply = Reply("**HOWTO**", 1, 3, [("**", -0.01), ("B", -3.0), ("HOW", -4.0)])
+    scores = label_logprobs(reply, labels)
+    assert max(range(3), key=scores.__getitem__) == 1
+
+
+def test_labels_read_from_a_models_words_give_no_loss(fake_api, monkeypatch):
+    """A parsed label scores 0 or FLOOR, no probability: read as one, a single wrong answer
+    made the rung's mean loss 5e8."""
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    configure([Endpoint.of("anthropic:claude-fake", base_url=fake_api.url,
+                           api_key_env="RUNG_TEST_KEY")])
+    fake_api.answer = lambda body: "BUG"
+    pipeline = Pipeline("prompt", "classification", "anthropic:claude-fake",
+                        "Label the support ticket.", labels=["BILLING", "BUG", "FEATURE"])
+    examples = [make_example("The app crashes on start", "BUG", line=1),
+                make_example("I was charged twice", "BILLING", line=2)]
+    result = evaluate(pipeline, examples, metric="accuracy", n_resamples=10)
+    assert [p.output for p in result.predictions] == ["BUG", "BUG"]  # both asked and read
+    assert [p.loss for p in result.predictions] == [None, None] and result.loss is None
 
 
 def test_a_refused_key_stops_the_batch_at_once_and_is_never_repeated(fake_api, monkeypatch):

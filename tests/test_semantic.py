@@ -17,3 +17,11 @@ def test_empty_answer_scores_zero_and_metric_is_registered():
     assert semantic_similarity("something", "   ") == 0.0
     score = score_predictions("semantic_similarity", ["a red car", "a red car"], ["a red car", ""])
     assert score.value == pytest.approx(0.5, abs=1e-4)
+
+
+def test_unknown_tokens_match_only_the_same_text():
+    """Every emoji is the one [UNK] token to MiniLM: a check mark and a cross read alike
+    and scored 1.0."""
+    assert semantic_similarity("Status: ✅", "Status: ✅") == pytest.approx(1.0, abs=1e-4)
+    assert semantic_similarity("Status: ✅", "Status: ❌") < 0.9
+    assert semantic_similarity("Status: ❌", "Status: ✅") < 0.9

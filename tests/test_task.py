@@ -202,6 +202,24 @@ def test_a_custom_metric_file_is_found_from_any_working_directory(task_dir, tmp_
     assert score_predictions(spec.task.metric, ["a", "b"], ["a", "c"]).value == 0.5
 
 
+def test_a_custom_metric_under_the_home_folder_is_found_when_scoring(task_dir, tmp_path,
+                                                                     monkeypatch):
+    """~ was expanded when the metric was checked but not when it was anchored: the task
+    loaded, and evaluation looked for <task>/~/m.py."""
+    from rung.eval.metrics import score_predictions
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "m.py").write_text("def half(e, p):\n    return 0.5\n")
+    monkeypatch.setenv("HOME", str(home))
+    toml = write_task(task_dir)
+    _replace(toml, 'metric = "accuracy"', 'metric = "~/m.py:half"')
+    monkeypatch.chdir(tmp_path)
+    spec = load_task(toml)
+    assert score_predictions(spec.task.metric, ["a", "b"], ["a", "c"]).value == 0.5
+    assert spec.task.metric == f"{home / 'm.py'}:half"  # HOME may differ where it is served
+
+
 def test_a_large_model_no_rung_will_use_is_not_asked_for(task_dir, fake_model):
     """rung eval --rung prompt, or a ladder that skips the bigger model, does not need
     [models] large to resolve; a climb that may run it does."""

@@ -320,7 +320,7 @@ def test_custom_metric_broken_module(tmp_path, monkeypatch):
 
 
 def test_custom_metric_bad_value_at_scoring_time(tmp_path):
-    (tmp_path / "m.py").write_text("def f(e, p):\n    return 1.0 if e == 'a' else -2\n")
+    (tmp_path / "m.py").write_text("def f(e, p):\n    return 1.0 if e in ('a', '') else -2\n")
     spec = load_custom_metric("m.py:f", base_dir=tmp_path)
     with pytest.raises(ConfigError, match="outside"):
         spec.per_example("b", "b")

@@ -17,6 +17,7 @@ import numpy as np
 from rung.data.example import Example, Message
 from rung.models import load_model
 from rung.models.base import Model
+from rung.models.labels import FLOOR
 from rung.prompts import DEMONSTRATION_VARIANTS, VARIANTS
 
 if TYPE_CHECKING:
@@ -80,8 +81,11 @@ class Output:
 
     def loss(self, labels: Sequence[str], expected: str) -> float | None:
         """Per-token negative log-likelihood of the expected label: the validation loss a
-        fine-tune would report, measured the same way for every rung."""
-        if not self.label_logprobs or expected not in labels:
+        fine-tune would report, measured the same way for every rung. None where the scores
+        are no probabilities: a label read from a remote model's words scores 0 or FLOOR,
+        and one wrong answer would add 1e9 to the mean."""
+        if not self.label_logprobs or expected not in labels \
+                or min(self.label_logprobs) <= FLOOR:
             return None
         i = list(labels).index(expected)
         return -self.label_logprobs[i] / self.label_tokens[i]

@@ -412,10 +412,13 @@ def load_task(path: str | Path) -> TaskSpec:
                                         line=line_of(text, "task", "metric")))
         else:
             module, _, function = spec.task.metric.rpartition(":")
-            if module.endswith(".py") and not Path(module).is_absolute():
+            # ~ is expanded first, as load_custom_metric does: anchored unexpanded,
+            # "~/m.py" became "<task>/~/m.py", which passed here and was missing at evaluation
+            path = Path(module).expanduser()
+            if module.endswith(".py") and (str(path) != module or not path.is_absolute()):
                 # The evaluator runs from anywhere: anchor a file reference at the task folder.
                 task_table = spec.task.model_copy(
-                    update={"metric": f"{spec.root / module}:{function}"})
+                    update={"metric": f"{spec.root / path}:{function}"})
                 spec = spec.model_copy(update={"task": task_table})
     if spec.task.schema_file is not None and (spec.root / spec.task.schema_file).is_file():
         try:

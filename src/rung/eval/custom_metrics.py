@@ -24,10 +24,23 @@ def _custom_error(ref: str, message: str, fix: str) -> ConfigError:
     return ConfigError(f"custom metric {ref!r}: {message}", fix=fix)
 
 
+# a file's module by (resolved path, modification time, size): each evaluation resolves the metric
+# again, and running the user's file anew each time repeats whatever it does on import
+_LOADED: dict[tuple[str, int, int], Any] = {}
+
+# what the function is tried on when loaded: an answer equal to the reference, and an empty
+# answer and reference, which a format failure or a failed request passes it as ""
+PROBES = (("a", "a"), ("a", ""), ("", ""))
+
+
 def _load_file(ref: str, path: Path) -> Any:
     if not path.is_file():
         raise _custom_error(ref, f"file {path} not found",
                             "give the path to a .py file, relative to the folder of rung.toml or absolute")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
     name = "rung_custom_metric_" + re.sub(r"\W", "_", str(path.resolve()))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -41,6 +54,7 @@ def _load_file(ref: str, path: Path) -> Any:
         sys.modules.pop(name, None)
         raise _custom_error(ref, f"running {path} failed: {type(err).__name__}: {err}",
                             f"fix the error in {path} (run `python {path}` to see it)") from None
+    _LOADED[key] = module
     return module
 
 
@@ -62,11 +76,11 @@ def _load_module(ref: str, module_name: str) -> Any:
                             f"fix the error in {module_name!r}") from None
 
 
-def _score_value(ref: str, value: Any, probe: bool) -> float:
+def _score_value(ref: str, value: Any, probe: tuple[str, str] | None = None) -> float:
     import numpy as np
 
     if not isinstance(value, (bool, np.bool_, numbers.Real)):
-        when = ' when probed with ("a", "a")' if probe else ""
+        when = f" when probed with {probe!r}" if probe else ""
         raise _custom_error(ref, f"returned {type(value).__name__} {value!r}{when}, not a number",
                             "return a float in [0, 1] or a bool")
     score = float(value)
@@ -81,7 +95,8 @@ def load_custom_metric(ref: str, *, base_dir: Path | None = None) -> MetricSpec:
     "path/to/file.py:function" (relative to `base_dir`, default the current folder).
 
     The function takes (expected, predicted) and returns a float in [0, 1] or a bool. It is
-    probed once on ("a", "a") so a broken reference fails at configuration time. It fits every
+    probed on PROBES so a broken reference, or one an empty answer breaks, fails at
+    configuration time rather than after the model has answered every example. It fits every
     task kind; it is binary (McNemar applies) only if it has an attribute `binary = True`.
     """
     target, sep, func_name = ref.rpartition(":")
@@ -106,15 +121,27 @@ def load_custom_metric(ref: str, *, base_dir: Path | None = None) -> MetricSpec:
     if not callable(fn):
         raise _custom_error(ref, f"{func_name!r} in {target} is a {type(fn).__name__}, not a function",
                             f"make {func_name} a function (expected, predicted) -> float")
-    try:
-        probed = fn("a", "a")
-    except Exception as err:
-        raise _custom_error(ref, f'raised {type(err).__name__}: {err} when probed with ("a", "a")',
-                            "make it accept two strings (expected, predicted) and return a float in [0, 1]") from None
-    _score_value(ref, probed, probe=True)
+    for probe in PROBES:
+        try:
+            probed = fn(*probe)
+        except Exception as err:
+            raise _custom_error(ref, f"raised {type(err).__name__}: {err} when probed with "
+                                f"{probe!r}", "make it accept two strings (expected, predicted), "
+                                "either of them empty, and return a float in [0, 1]") from None
+        _score_value(ref, probed, probe)
 
     def per_example(expected: str, predicted: str) -> float:
-        return _score_value(ref, fn(expected, predicted), probe=False)
+        # the user's code failing is the user's to fix, not "an internal error in rung"
+        try:
+            value = fn(expected, predicted)
+        except Exception as err:
+            raise _custom_error(
+                ref, f"raised {type(err).__name__}: {err} on (expected, predicted) = "
+                f"({_shown(expected)}, {_shown(predicted)})",
+                f"make {func_name} in {target} return a float in [0, 1] for every pair of "
+                "strings, empty ones included, or name another in rung.toml's [task] metric"
+            ) from None
+        return _score_value(ref, value)
 
     doc = inspect.getdoc(fn)
     return MetricSpec(
@@ -124,6 +151,11 @@ def load_custom_metric(ref: str, *, base_dir: Path | None = None) -> MetricSpec:
         description=doc.splitlines()[0] if doc else f"custom metric {ref}",
         binary=getattr(fn, "binary", False) is True,
     )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A text for an error message: quoted, and cut where a long answer would bury the rest."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 # --------------------------------------------------------------------------- failure breakdown

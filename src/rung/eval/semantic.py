@@ -38,20 +38,47 @@ def _encoder() -> Any:
         return SentenceTransformer(str(embedding_model_folder()), device="cpu")
 
 
-def _token_vectors(text: str) -> Any:
+def _token_vectors(text: str) -> tuple[Any, list[str | None]]:
+    """Unit token vectors, [CLS] and [SEP] dropped, and for each token what it stands for
+    when it is [UNK] (None otherwise): an emoji or a rare script is [UNK] whatever it was, so
+    its vector cannot tell one from another, and the text it covered must."""
     import torch
 
-    vectors = _encoder().encode(text, output_value="token_embeddings", convert_to_tensor=True)
-    vectors = vectors[1:-1] if len(vectors) > 2 else vectors  # drop [CLS] and [SEP]
-    return torch.nn.functional.normalize(vectors.float(), dim=-1)
+    encoder = _encoder()
+    out = encoder.encode(text, output_value=None, convert_to_tensor=True)
+    ids = out["input_ids"].tolist()
+    vectors = out["token_embeddings"]
+    tokenizer = encoder.tokenizer
+    spans = tokenizer(text, return_offsets_mapping=True, truncation=True,
+                      max_length=encoder.max_seq_length)
+    # the same tokens as the encoder saw, else no [UNK] can be traced to its text
+    traced = spans["input_ids"] == ids
+    offsets = spans["offset_mapping"] if traced else [(0, 0)] * len(ids)  # "": matches none
+    keys = [text[start:end] if token == tokenizer.unk_token_id else None
+            for token, (start, end) in zip(ids, offsets)]
+    if len(vectors) > 2:  # drop [CLS] and [SEP]
+        vectors, keys = vectors[1:-1], keys[1:-1]
+    return torch.nn.functional.normalize(vectors.float(), dim=-1), keys
 
 
 def semantic_similarity(expected: str, predicted: str) -> float:
-    """BERTScore-style F1 in [0, 1]; an empty side scores 0."""
+    """BERTScore-style F1 in [0, 1]; an empty side scores 0. An [UNK] token matches only an
+    [UNK] that stood for the same text: every [UNK] has the same input vector, so 'Status: ✅'
+    and 'Status: ❌' were one text to the encoder and scored 1.0."""
     if not expected.strip() or not predicted.strip():
         return 0.0
-    ref, hyp = _token_vectors(expected), _token_vectors(predicted)
+    (ref, ref_keys), (hyp, hyp_keys) = _token_vectors(expected), _token_vectors(predicted)
     sim = hyp @ ref.T
+    hyp_unk = [i for i, key in enumerate(hyp_keys) if key is not None]
+    ref_unk = [j for j, key in enumerate(ref_keys) if key is not None]
+    if hyp_unk or ref_unk:
+        cosine = sim.clone()
+        sim[hyp_unk, :] = 0.0
+        sim[:, ref_unk] = 0.0
+        for i in hyp_unk:
+            for j in ref_unk:
+                if hyp_keys[i] and hyp_keys[i] == ref_keys[j]:
+                    sim[i, j] = cosine[i, j]
     precision = sim.max(dim=1).values.mean().item()
     recall = sim.max(dim=0).values.mean().item()
     if precision + recall <= 0:

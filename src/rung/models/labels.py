@@ -56,16 +56,19 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
     """Each label's log-probability as the model's first answer token: the most likely listed
     token that begins the label (case and leading space ignored). Labels sharing that token
     are told apart by the greedy answer; a label no listed token begins gets a floor below
-    every listed one."""
+    every listed one.
+
+    That reading holds only when the answer starts with a label. When the greedy first token
+    begins none ("Label: BUG", "I think ..."), the alternatives are rivals of a preamble, not
+    of the labels, and reading them would answer HOWTO for "Label: BUG" because "HOW" was a
+    less unlikely rival than "B"; the answer's words are read instead (parsed_scores)."""
+    greedy = max(reply.alternatives, key=lambda alt: alt[1])[0]
+    if not any(_begins(greedy, label) for label in labels):
+        return parsed_scores(reply, labels).logprobs
     floor = min(lp for _, lp in reply.alternatives) - 1.0
     scores = []
     for label in labels:
-        wanted = label.strip().lower()
-        # a first token may run past the label into punctuation ("BUG." for BUG): it begins
-        # the label when what is left of it, punctuation aside, does
-        begins = [lp for token, lp in reply.alternatives
-                  if (piece := _bare(token)) and (wanted.startswith(token.strip().lower())
-                                                  or _bare(label) == piece)]
+        begins = [lp for token, lp in reply.alternatives if _begins(token, label)]
         scores.append(max(begins, default=floor))
     said = parse_label(reply.text, labels)
     if said is not None:
@@ -73,6 +76,16 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
             if i != said and score == scores[said]:
                 scores[i] = score - 1e-6
     return scores
+
+
+def _begins(token: str, label: str) -> bool:
+    """Whether an answer starting with `token` starts with `label` (case and leading space
+    ignored). A first token may run past the label into punctuation ("BUG." for BUG): it
+    begins the label when what is left of it, punctuation aside, does. A token of markup or
+    space alone ("**", " ") begins nothing: it says nothing of which label follows."""
+    piece = _bare(token)
+    return bool(piece) and (label.strip().lower().startswith(token.strip().lower())
+                            or _bare(label) == piece)
 
 
 _EDGES = re.compile(r"^[\s\"'`*_.:\-\[\](){}]+|[\s\"'`*_.:!\-\[\](){}]+$")
