@@ -498,3 +498,23 @@ def test_the_dry_run_counts_the_label_rule_a_parsed_model_is_sent():
     assert served.counts["setup"]["tokens_in"] == estimate_tokens(with_label_rule(prompt, labels))
     assert local.counts["setup"]["tokens_in"] == estimate_tokens(prompt)
     assert served.counts["setup"]["tokens_in"] > local.counts["setup"]["tokens_in"]
+
+
+def test_a_reply_with_logprobs_that_names_no_label_is_a_format_failure(fake_api, monkeypatch):
+    """A server that sends log-probabilities, answering a sentence that starts with no label
+    and names none: every label had the floor and the first (BILLING) won, a content error;
+    it is the format failure it is, with the model's words as the prediction."""
+    monkeypatch.setenv("RUNG_TEST_KEY", PLANTED)
+    configure([Endpoint.of("openai:gpt-fake", base_url=fake_api.url + "/v1",
+                           api_key_env="RUNG_TEST_KEY")])
+    said = {"The app crashes on start": "BUG",
+            "I was charged twice": "I think this is about a payment problem."}
+    fake_api.answer = lambda body: said[body["messages"][-1]["content"].splitlines()[-1]]
+    pipeline = Pipeline("prompt", "classification", "openai:gpt-fake",
+                        "Label the support ticket.", labels=["BILLING", "BUG", "FEATURE"])
+    examples = [make_example(text, label, line=i + 1) for i, (text, label) in
+                enumerate((("The app crashes on start", "BUG"), ("I was charged twice", "BILLING")))]
+    result = evaluate(pipeline, examples, metric="accuracy", n_resamples=10)
+    assert fake_api.requests[-1].body.get("logprobs")  # scored by log-probabilities
+    assert [p.output for p in result.predictions] == [
+        "BUG", "I think this is about a payment problem."]

@@ -52,6 +52,22 @@ def alternatives(logprobs: Any) -> list[tuple[str, float]]:
     return []
 
 
+def label_scores(reply: Reply, labels: Sequence[str]) -> ChoiceScores:
+    """A reply with log-probabilities as label scores: the first token's alternatives where
+    the answer starts with a label (label_logprobs), else the answer's words. A reply that
+    starts with no label and names none is a format failure with its own text as the
+    prediction; read off the alternatives, every label had the floor and the first label won,
+    so a rambling non-answer counted as a wrong label."""
+    if not _starts_a_label(reply, labels):
+        return parsed_scores(reply, labels)
+    return ChoiceScores(label_logprobs(reply, labels), reply.tokens_in, [1] * len(labels))
+
+
+def _starts_a_label(reply: Reply, labels: Sequence[str]) -> bool:
+    greedy = max(reply.alternatives, key=lambda alt: alt[1])[0]
+    return any(_begins(greedy, label) for label in labels)
+
+
 def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
     """Each label's log-probability as the model's first answer token: the most likely listed
     token that begins the label (case and leading space ignored). Labels sharing that token
@@ -62,8 +78,7 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
     begins none ("Label: BUG", "I think ..."), the alternatives are rivals of a preamble, not
     of the labels, and reading them would answer HOWTO for "Label: BUG" because "HOW" was a
     less unlikely rival than "B"; the answer's words are read instead (parsed_scores)."""
-    greedy = max(reply.alternatives, key=lambda alt: alt[1])[0]
-    if not any(_begins(greedy, label) for label in labels):
+    if not _starts_a_label(reply, labels):
         return parsed_scores(reply, labels).logprobs
     floor = min(lp for _, lp in reply.alternatives) - 1.0
     scores = []

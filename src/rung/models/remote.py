@@ -32,7 +32,7 @@ from rung.data.example import Message
 from rung.errors import ConfigError, ModelError
 from rung.models.base import ChoiceScores, Generation
 from rung.models.budget import BudgetReached, current_budget
-from rung.models.labels import FLOOR, Reply, alternatives, answer_budget, label_logprobs, \
+from rung.models.labels import FLOOR, Reply, alternatives, answer_budget, label_scores, \
     parsed_scores, with_label_rule
 
 BACKENDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -189,7 +189,7 @@ class RemoteModel:
                     return ChoiceScores([FLOOR] * n, 0, [1] * n, answer="", error=True)
                 if reply.alternatives:
                     self.usage.scoring = "logprobs"
-                    return ChoiceScores(label_logprobs(reply, choices), reply.tokens_in, [1] * n)
+                    return label_scores(reply, choices)
                 if self.usage.scoring == "logprobs":  # none this once: read its answer instead
                     return parsed_scores(reply, choices)
             self.usage.scoring = "parsed"  # the server gives no log-probabilities
