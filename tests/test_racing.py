@@ -68,19 +68,19 @@ def test_racing_stops_the_weaker_half_early_and_keeps_the_full_choice(task_dir, 
     split = make_split(task, load_examples(task))
     pipelines = _candidates(split)
     n_val = len(split.val)
-    assert n_val == 21  # rounds: 4 candidates on 11, the better 2 on all 21
+    assert n_val == 14  # rounds: 4 candidates on 7, the better 2 on all 14
     fake_model.calls.clear()
     chosen, candidates = choose_on_val(task, pipelines, split.val)
     assert chosen is pipelines[2][1] and [c.chosen for c in candidates] == [0, 0, 1, 0]
     none, terse, k3, k6 = candidates
     for stopped in (none, terse):
-        assert stopped.details["val_n"] == 11 < n_val
-        assert stopped.details["stopped"].startswith("in the weaker half on 11 val examples")
+        assert stopped.details["val_n"] == 7 < n_val
+        assert stopped.details["stopped"].startswith("in the weaker half on 7 val examples")
     assert k3.details["val_n"] == k6.details["val_n"] == n_val and k3.val_score == 1.0
     assert "tied with k=3" in k6.details["stopped"]
     asked = [p for _, batch in fake_model.calls for p in batch]
     # each candidate answered each of its val examples once: the rounds add, never repeat
-    assert len(asked) == race_work(4, n_val, 4) == val_work(task, 4, n_val) == 4 * 11 + 2 * 10
+    assert len(asked) == race_work(4, n_val, 4) == val_work(task, 4, n_val) == 4 * 7 + 2 * 7
     assert {p[-1].content for p in asked} <= {e.input for e in split.val}
     assert not {p[-1].content for p in asked} & {e.input for e in split.test}  # never test
     again_chosen, again = choose_on_val(task, pipelines, split.val)  # deterministic
