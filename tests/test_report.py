@@ -200,3 +200,36 @@ def test_the_learning_curves_chart_draws_gradient_norms_on_their_own_axis() -> N
     assert list(traces) == ["train loss", "val loss", "gradient norm"]
     assert traces["gradient norm"].yaxis == "y2" and list(traces["gradient norm"].y) == [5.0, 3.0]
     assert fig.layout.yaxis2.overlaying == "y" and traces["train loss"].yaxis == "y"
+
+
+def test_a_report_shows_the_audit_its_run_climbed_on_not_a_later_one(tmp_path, fake_model):
+    """Re-rendered after the data was audited again, the report still shows the audit the
+    run's decision read; a run from before the summary named it gets the newest audit made
+    no later than the run."""
+    from datetime import datetime, timedelta
+
+    from rung.data.audit.report import audit_dataset
+
+    toml = write_task(tmp_path / "task")
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    run = store.run(run_id)
+    used = json.loads(run["summary_json"])["audit"]["audit_id"]
+    later, _ = audit_dataset(toml)  # `rung audit` again, after the run
+    assert later.audit_id != used
+    assert store.latest_audit(run["data_hash"])["id"] == later.audit_id
+    assert gather(store, run_id).audit["audit_id"] == used
+
+    # an older run's summary has no audit id: an audit made after it is not the one it used
+    summary = json.loads(run["summary_json"])
+    del summary["audit"]
+    with store.conn:
+        store.conn.execute("UPDATE runs SET summary_json = ? WHERE id = ?",
+                           (json.dumps(summary), run_id))
+        store.conn.execute("DELETE FROM audit_checks WHERE audit_id = ?", (later.audit_id,))
+        store.conn.execute("DELETE FROM audits WHERE id = ?", (later.audit_id,))
+    tomorrow = (datetime.fromisoformat(run["created"]) + timedelta(days=1)).isoformat()
+    store.add_audit({**later.to_dict(), "audit_id": "tomorrow", "created": tomorrow},
+                    data_hash=run["data_hash"])
+    assert gather(store, run_id).audit["audit_id"] == used
+    store.close()
