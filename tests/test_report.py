@@ -21,7 +21,7 @@ from rung.climb import climb
 from rung.report import render_report
 from rung.report.gather import gather
 from rung.store import Store
-from conftest import finetune_table, ticket_records, write_task
+from conftest import LABELS, finetune_table, ticket_records, write_task
 
 HOSTILE = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
            "<img src=x onerror=\"window.__pwned = 2\"> & \"quotes\"")
@@ -233,3 +233,49 @@ def test_a_report_shows_the_audit_its_run_climbed_on_not_a_later_one(tmp_path, f
                     data_hash=run["data_hash"])
     assert gather(store, run_id).audit["audit_id"] == used
     store.close()
+
+
+def _zero_shot_wrong(prompt):
+    """Zero-shot says BILLING; shown examples, it reads the label off the ticket."""
+    if not any(m.role == "assistant" for m in prompt):
+        return "BILLING"
+    text = prompt[-1].content.lower()
+    return next((label for label in LABELS if label.lower() in text), "BILLING")
+
+
+@pytest.fixture
+def strict_run(tmp_path, fake_model) -> tuple[Path, str, dict]:
+    """prompt (always BILLING) and few-shot (always right), decided by the interval's lower
+    bound at a target prompt's point estimate reaches and its interval does not, with a
+    min_gain few-shot's significant gain falls short of."""
+    fake_model.rule = _zero_shot_wrong
+    toml = write_task(tmp_path / "task", ladder={"skip": ["classifier"], "all": True})
+    text = toml.read_text().replace("target = 0.9", "target = 0.3").replace(
+        "[eval]\n", '[eval]\ndecide_on = "lower-bound"\nmin_gain = 0.9\n')
+    toml.write_text(text)
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    summary = json.loads(store.run(run_id)["summary_json"])
+    store.close()
+    prompt, few_shot = summary["rungs"]
+    # what the test is about: a point estimate at the target whose interval is below it, and
+    # a significant gain below min_gain
+    assert prompt["score"] >= 0.3 > prompt["ci"][0], prompt
+    versus = few_shot["versus"]
+    assert versus["significant"] and 0 < versus["difference"] < 0.9, versus
+    return tmp_path / "task", run_id, summary
+
+
+def _rung_row(html: str, rung: str) -> str:
+    return re.search(rf'<tr [^>]*data-rung="{rung}">(.*?)</tr>', html, flags=re.S)[1]
+
+
+def test_a_significant_gain_below_min_gain_is_not_called_not_significant(strict_run) -> None:
+    folder, run_id, summary = strict_run
+    store = Store(folder / ".rung")
+    html = render_report(gather(store, run_id))
+    store.close()
+    verdict = re.search(r'<span class="(?:versus )?(\w+)">(.*?)</span>',
+                        _rung_row(html, "few-shot"))
+    # worded as the decision's headline words it (rung.decide)
+    assert verdict.groups() == ("warn", "significant but below [eval] min_gain (0.9)")
