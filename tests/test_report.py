@@ -270,6 +270,23 @@ def _rung_row(html: str, rung: str) -> str:
     return re.search(rf'<tr [^>]*data-rung="{rung}">(.*?)</tr>', html, flags=re.S)[1]
 
 
+def test_scores_are_coloured_by_the_rule_the_run_decides_by(strict_run) -> None:
+    from rich.console import Console
+
+    from rung.terminal import climb_table
+
+    folder, run_id, summary = strict_run
+    store = Store(folder / ".rung")
+    html = render_report(gather(store, run_id))
+    store.close()
+    colour = r'<td class="num (?:score )?(ok|bad)">'  # the first: the score's
+    assert re.search(colour, _rung_row(html, "prompt"))[1] == "bad"
+    assert re.search(colour, _rung_row(html, "few-shot"))[1] == "ok"
+    scores = list(climb_table(summary).columns[1].cells)
+    assert scores[0].startswith("[red]") and scores[1].startswith("[green]")
+    Console(record=True, width=200).print(climb_table(summary))  # the markup renders
+
+
 def test_a_significant_gain_below_min_gain_is_not_called_not_significant(strict_run) -> None:
     folder, run_id, summary = strict_run
     store = Store(folder / ".rung")

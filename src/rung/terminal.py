@@ -14,8 +14,13 @@ def climb_table(summary: dict) -> Table:
     table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
     for col in ("rung", "score", "95% CI", "p50/p95 ms", "tokens/req", "chosen on val"):
         table.add_column(col, justify="left" if col in ("rung", "chosen on val") else "right")
+    from rung.decide import reaches
+
+    criterion = (summary.get("recommendation") or {}).get("criterion") or "point"
     for r in summary["rungs"]:
-        reached = r["score"] >= summary["target"]
+        # as the decision reads it: with decide_on = "lower-bound", a point estimate over the
+        # target whose interval is not is no green
+        reached = reaches(r["score"], r["ci"], summary["target"], criterion)
         latency = r["latency_ms"]
         table.add_row(
             r["rung"],

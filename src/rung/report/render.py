@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from rung.decide import reaches
 from rung.report import charts
 from rung.report.gather import ReportData, gather
 from rung.files import atomic_write, claim
@@ -100,8 +101,11 @@ def render_report(data: ReportData) -> str:
     summary = data.summary
     figures = _figures(data)
     decision = summary["recommendation"]
+    criterion = decision.get("criterion") or "point"
     return env.get_template("report.html").render(
         run=data.run, summary=summary, decision=decision, rungs=data.rungs,
+        reached={r["rung"]: reaches(r["score"], r["ci"], summary["target"], criterion)
+                 for r in data.rungs},
         versus_verdict=versus_verdict,
         names=[r["rung"] for r in data.rungs], figures=figures, tunes=_tunes(data),
         audit=data.audit, examples=data.examples, human=data.human,
