@@ -186,3 +186,28 @@ def test_results_before_any_vote_say_there_are_none_and_how_to_vote(tmp_path, fa
                                 "prompt,bogus", "--results"])
     assert bogus.exit_code == 2 and "has no answers of rung 'bogus'" in bogus.stderr
     assert "prompt, few-shot" in bogus.stderr  # what it did measure
+
+
+def test_identical_test_examples_are_each_a_row_and_an_item(tmp_path, fake_model):
+    """An example's id is a hash of its content: a data file holding a ticket twice scores
+    both copies on test, and the side-by-side table and the review queue show both."""
+    from rung.report.gather import gather
+    from rung.review import items
+
+    fake_model.rule = _rule
+    records = ticket_records(12)
+    records += [dict(r) for r in records]  # every ticket twice, same customer: same split
+    toml = write_task(tmp_path / "task", records=records,
+                      ladder={"skip": ["classifier"], "all": True})
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    stored = list(store.predictions(run_id, "prompt"))
+    ids = [p["example_id"] for p in stored]
+    assert len(set(ids)) < len(ids)  # copies are on test, each scored
+    rows = gather(store, run_id).examples
+    assert sorted((r.example_id, r.line) for r in rows) == sorted(
+        (p["example_id"], p["line"]) for p in stored)
+    queue = items(store, run_id, "prompt", "few-shot")
+    assert len(queue) == len(stored) and len({q["item"] for q in queue}) == len(stored)
+    assert [q["item"] for q in queue if "@" not in q["item"]] == list(dict.fromkeys(ids))
+    store.close()

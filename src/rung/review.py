@@ -41,12 +41,24 @@ def require_rungs(store: Store, run_id: str, *rungs: str) -> None:
 
 
 def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str, Any]]:
-    """The test examples both rungs answered, in the order the run stored them."""
+    """The test examples both rungs answered, in the order the run stored them.
+
+    An example's id is a hash of its content, and a data file may hold the same example
+    twice, both in the test split and both scored: they are paired by id and line, and
+    each is an item of its own. The first keeps the bare id (what votes were stored under
+    before), a repeat is named "ID@LINE"."""
     require_rungs(store, run_id, rung_a, rung_b)
-    a = {p["example_id"]: p for p in store.predictions(run_id, rung_a)}
-    b = {p["example_id"]: p for p in store.predictions(run_id, rung_b)}
-    return [{"item": i, "input": a[i]["input"], "expected": a[i]["expected"],
-             "a": a[i]["output"], "b": b[i]["output"]} for i in a if i in b]
+    a = {(p["example_id"], p["line"]): p for p in store.predictions(run_id, rung_a)}
+    b = {(p["example_id"], p["line"]): p for p in store.predictions(run_id, rung_b)}
+    named: set[str] = set()
+    queue = []
+    for key in (k for k in a if k in b):
+        example_id, line = key
+        name = example_id if example_id not in named else f"{example_id}@{line}"
+        named.add(example_id)
+        queue.append({"item": name, "input": a[key]["input"], "expected": a[key]["expected"],
+                      "a": a[key]["output"], "b": b[key]["output"]})
+    return queue
 
 
 def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, rung_b: str,

@@ -85,11 +85,13 @@ def _run_audit(store: Store, row: Any, summary: dict[str, Any]) -> Any:
 
 
 def _side_by_side(predictions: dict[str, list[Any]]) -> list[ExampleRow]:
-    """One row per test example, in test-split order, with each rung's answer."""
-    rows: dict[str, ExampleRow] = {}
+    """One row per test example, in test-split order, with each rung's answer. Rows are
+    keyed by id and line: the id is a hash of the content, and a data file may hold the same
+    example twice, each in the test split and scored."""
+    rows: dict[tuple[str, int], ExampleRow] = {}
     for name, preds in predictions.items():
         for p in preds:
-            row = rows.setdefault(p["example_id"], ExampleRow(
+            row = rows.setdefault((p["example_id"], p["line"]), ExampleRow(
                 p["example_id"], p["line"], p["input"], p["expected"], {}))
             row.outputs[name] = (p["output"], bool(p["correct"]))
     return list(rows.values())
