@@ -211,3 +211,46 @@ def test_identical_test_examples_are_each_a_row_and_an_item(tmp_path, fake_model
     assert len(queue) == len(stored) and len({q["item"] for q in queue}) == len(stored)
     assert [q["item"] for q in queue if "@" not in q["item"]] == list(dict.fromkeys(ids))
     store.close()
+
+
+def test_votes_on_new_inputs_are_counted_apart_from_the_test_set(tmp_path, fake_model):
+    """`rung review --inputs` judges other questions than the test split the run measured:
+    its votes are results of their own, and the run's report counts the test set's only."""
+    from fastapi.testclient import TestClient
+
+    from rung.review import create_app, items_for_inputs, results
+
+    toml, run_id = _climbed(tmp_path, fake_model, 8)
+    inputs = tmp_path / "production.txt"
+    inputs.write_text("a bug in the export\na feature request for dark mode\n")
+    store = Store(tmp_path / "task" / ".rung")
+    queue = items_for_inputs(store, tmp_path / "task", run_id, "prompt", "few-shot", inputs)
+    tests = [p["example_id"] for p in store.predictions(run_id, "prompt")][:3]
+    for item in tests:  # on the test set, ada prefers prompt
+        store.add_vote(run_id, "prompt", "few-shot", item, "ada", "a", "left", "a")
+    store.close()
+    client = TestClient(create_app(tmp_path / "task" / ".rung", run_id, "prompt", "few-shot",
+                                   queue))
+    for _ in queue:  # on the new inputs, few-shot (the right answers)
+        shown = client.get("/api/next", params={"reviewer": "ada"}).json()
+        side = "left" if shown["left"] != "BILLING" else "right"
+        assert client.post("/api/vote", json={"reviewer": "ada", "item": shown["item"],
+                                              "choice": side}).json() == {"ok": True}
+    finished = client.get("/api/next", params={"reviewer": "ada"}).json()
+    assert (finished["results"]["b_wins"], finished["results"]["a_wins"]) == (2, 0)
+
+    store = Store(tmp_path / "task" / ".rung")
+    test_set = results(store, run_id, "prompt", "few-shot")
+    store.close()
+    assert (test_set["items"], test_set["a_wins"], test_set["b_wins"]) == (3, 3, 0)
+    assert (test_set["inputs"]["items"], test_set["inputs"]["b_wins"]) == (2, 2)
+    done = runner.invoke(app, ["review", run_id, "--task", str(toml), "--results"])
+    said = " ".join(done.stdout.split())
+    assert "few-shot on 0 of 3 items" in said and "few-shot on 2 of 2 new inputs" in said
+
+    out = tmp_path / "report.html"
+    done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    page = out.read_text()
+    assert "reviewers preferred few-shot on 0 of 3 items and prompt on 3" in page
+    assert "new inputs" not in page

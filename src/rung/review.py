@@ -26,6 +26,15 @@ from rung.errors import ConfigError
 from rung.store import Store
 
 CHOICES = ("left", "right", "tie", "skip")
+# items of `rung review --inputs` (new inputs, no test example): a vote's item says which
+# queue it came from, as a test example's id (hex, or hex@line) never starts so
+INPUT_PREFIX = "input-"
+QUEUES = ("test", "inputs")
+
+
+def queue_of(item: str) -> str:
+    """"inputs" for an item of `rung review --inputs`, else "test" (a test example)."""
+    return "inputs" if item.startswith(INPUT_PREFIX) else "test"
 
 
 def require_rungs(store: Store, run_id: str, *rungs: str) -> None:
@@ -81,7 +90,7 @@ def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, ru
         pipeline = Pipeline.from_dict(json.loads(rows[name]["pipeline_json"]),
                                       base_dir=str(task_root))
         answers[name] = [o.text for o in pipeline.predict(texts, cache=cache)]
-    return [{"item": "input-" + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
+    return [{"item": INPUT_PREFIX + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
              "expected": e.output if labelled else "", "a": x, "b": y}
             for t, e, x, y in zip(texts, examples, answers[rung_a], answers[rung_b])]
 
@@ -91,11 +100,17 @@ def left_is_a(item: str, reviewer: str, salt: str) -> bool:
     return hashlib.sha256(f"{salt}|{reviewer}|{item}".encode()).digest()[0] % 2 == 0
 
 
-def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, Any]:
+def results(store: Store, run_id: str, rung_a: str, rung_b: str,
+            queue: str = "test") -> dict[str, Any]:
+    """The votes of one queue: the test examples (what the run's scores were measured on,
+    so what its report shows) or new inputs (`rung review --inputs`), never the two counted
+    together. The test set's results carry the new inputs' under "inputs" where there are
+    votes on them."""
     from scipy.stats import binomtest
 
     require_rungs(store, run_id, rung_a, rung_b)
-    votes = store.votes(run_id, rung_a, rung_b)
+    votes = [v for v in store.votes(run_id, rung_a, rung_b)
+             if queue_of(v["example_id"]) == queue]
     latest: dict[tuple[str, str], str] = {}
     for vote in votes:  # a reviewer's last word on an item counts
         latest[(vote["reviewer"], vote["example_id"])] = vote["winner"]
@@ -105,7 +120,7 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
     p_value = float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0
     reviewers = sorted({r for r, _ in latest})
     out: dict[str, Any] = {
-        "run": run_id, "a": rung_a, "b": rung_b, "reviewers": reviewers,
+        "run": run_id, "a": rung_a, "b": rung_b, "queue": queue, "reviewers": reviewers,
         "items": len({i for _, i in latest}),
         "b_wins": wins, "ties": ties, "a_wins": losses, "skips": len(latest) - len(counted),
         "b_win_rate": round(wins / decided, 4) if decided else None,
@@ -113,6 +128,10 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
         "test": "exact sign test (two-sided binomial at 1/2 on decided items)"}
     if len(reviewers) >= 2:
         out["agreement"] = _kappa(latest, reviewers)
+    if queue == "test":
+        inputs = results(store, run_id, rung_a, rung_b, "inputs")
+        if inputs["items"]:
+            out["inputs"] = inputs
     return out
 
 
@@ -143,16 +162,24 @@ def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str
 
 
 def verdict_text(result: dict[str, Any]) -> str:
-    """One sentence for the report and the decision."""
+    """One sentence for the report and the decision; the new inputs' votes, where the
+    result carries them, in a sentence of their own."""
     decided = result["b_wins"] + result["a_wins"]
+    inputs = result.get("queue") == "inputs"
     if decided + result["ties"] == 0:
         skipped = f" ({result['skips']} skipped)" if result["skips"] else ""
-        return (f"no review votes yet on {result['b']} against {result['a']}{skipped}: run "
-                f"'rung review {result.get('run', 'RUN')} --task PATH' and open the page it names "
-                "to vote")
-    return (f"reviewers preferred {result['b']} on {result['b_wins']} of "
-            f"{decided + result['ties']} items and {result['a']} on {result['a_wins']}, "
-            f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")
+        line = (f"no review votes yet on {result['b']} against {result['a']}"
+                f"{' on new inputs' if inputs else ''}{skipped}: run "
+                f"'rung review {result.get('run', 'RUN')} --task PATH"
+                f"{' --inputs FILE' if inputs else ''}' and open the page it names to vote")
+    else:
+        line = (f"reviewers preferred {result['b']} on {result['b_wins']} of "
+                f"{decided + result['ties']} {'new inputs' if inputs else 'items'} and "
+                f"{result['a']} on {result['a_wins']}, {result['ties']} ties, "
+                f"p = {result['p_value']:.3g} ({result['test']})")
+    if "inputs" in result:
+        line += "; on new inputs (rung review --inputs), " + verdict_text(result["inputs"])
+    return line
 
 
 def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
@@ -165,6 +192,8 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
         queue = queue if queue is not None else items(store, run_id, rung_a, rung_b)
         salt = store.run(run_id)["split_hash"]
     by_id = {q["item"]: q for q in queue}
+    # the results a reviewer is shown at the end are the queue's they voted in
+    which = "inputs" if queue and all(queue_of(i) == "inputs" for i in by_id) else "test"
     app = FastAPI(title="rung review")
 
     @app.get("/", response_class=HTMLResponse)
@@ -181,7 +210,7 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
                     if v["reviewer"] == reviewer} & set(by_id)
             left = [q for q in queue if q["item"] not in done]
             # the results only once this reviewer is done: not on every item's request
-            summary = None if left else results(store, run_id, rung_a, rung_b)
+            summary = None if left else results(store, run_id, rung_a, rung_b, which)
         progress = {"done": len(queue) - len(left), "total": len(queue)}
         if summary is not None:  # finished: the names are shown now, with the results so far
             return {"finished": True, "progress": progress, "results": summary,

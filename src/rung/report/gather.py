@@ -35,7 +35,7 @@ class ReportData:
     examples: list[ExampleRow]
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tuned rungs
     audit: dict[str, Any] | None = None  # the audit the run used, with its checks
-    human: list[dict[str, Any]] = field(default_factory=list)  # rung review results, per pair
+    human: list[dict[str, Any]] = field(default_factory=list)  # test-set review votes, per pair
 
     @property
     def rungs(self) -> list[dict[str, Any]]:
@@ -64,8 +64,12 @@ def gather(store: Store, run_id: str) -> ReportData:
 
     for pair in store.conn.execute("SELECT DISTINCT rung_a, rung_b FROM votes WHERE run_id = ?",
                                    (run_id,)).fetchall():
+        # the test examples' votes only: the run's scores are on those, and votes on new
+        # inputs (rung review --inputs) judge other questions
         human = results(store, run_id, pair["rung_a"], pair["rung_b"])
-        data.human.append({**human, "verdict": verdict_text(human)})
+        human.pop("inputs", None)
+        if human["items"]:
+            data.human.append({**human, "verdict": verdict_text(human)})
     audit = _run_audit(store, row, summary)
     if audit is not None:
         data.audit = {**json.loads(audit["summary_json"]),
