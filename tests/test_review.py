@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from math import comb
 from pathlib import Path
@@ -254,3 +255,50 @@ def test_votes_on_new_inputs_are_counted_apart_from_the_test_set(tmp_path, fake_
     page = out.read_text()
     assert "reviewers preferred few-shot on 0 of 3 items and prompt on 3" in page
     assert "new inputs" not in page
+
+
+def test_the_review_server_takes_votes_from_its_own_page_only(tmp_path, fake_model):
+    """A page on any other site may POST to a loopback port: a text/plain body (no CORS
+    preflight), JSON from a foreign Origin, or a rebound name in Host must all be refused
+    over real HTTP, and only the page's own vote stored."""
+    from conftest import wait_until_serving
+
+    toml, run_id = _climbed(tmp_path, fake_model, 6)
+    store = Store(tmp_path / "task" / ".rung")
+    item = next(store.predictions(run_id, "prompt"))["example_id"]
+    store.close()
+    port = free_port()
+    log = tmp_path / "review.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-c", "from rung.cli import main; main()",
+                                   "review", run_id, "--task", str(toml), "--port", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    own = f"http://127.0.0.1:{port}"
+    body = json.dumps({"reviewer": "mallory", "item": item, "choice": "left"}).encode()
+
+    def post(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(own + "/api/vote", data=body, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    try:
+        wait_until_serving(own + "/", server, log)
+        assert post({"Content-Type": "text/plain", "Origin": "http://evil.example"}) == 415
+        assert post({"Content-Type": "text/plain"}) == 415
+        assert post({"Content-Type": "application/json", "Origin": "http://evil.example"}) == 403
+        assert post({"Content-Type": "application/json", "Origin": "null"}) == 403
+        rebound = {"Content-Type": "application/json", "Host": f"evil.example:{port}",
+                   "Origin": f"http://evil.example:{port}"}
+        assert post(rebound) == 403
+        assert post({"Content-Type": "application/json; charset=utf-8", "Origin": own}) == 200
+        assert post({"Content-Type": "application/json", "Host": f"localhost:{port}",
+                     "Origin": f"http://localhost:{port}"}) == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    store = Store(tmp_path / "task" / ".rung")
+    votes = store.votes(run_id, "prompt", "few-shot")
+    store.close()
+    assert len(votes) == 2 and {v["reviewer"] for v in votes} == {"mallory"}

@@ -196,6 +196,15 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
     which = "inputs" if queue and all(queue_of(i) == "inputs" for i in by_id) else "test"
     app = FastAPI(title="rung review")
 
+    @app.middleware("http")
+    async def own_host_only(request: Request, call_next: Any) -> Any:
+        # DNS rebinding: a page on another site whose name was made to resolve here would
+        # read the dataset and vote; its requests name that site in Host
+        if not _own_host(request):
+            return JSONResponse({"error": "open the review page at the address `rung review` "
+                                          "printed (http://HOST:PORT/)"}, status_code=403)
+        return await call_next(request)
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return PAGE
@@ -223,7 +232,23 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
 
     @app.post("/api/vote")
     async def vote(request: Request) -> Any:
-        body = await request.json()
+        # Any page a reviewer has open may POST here: a form or a text/plain fetch from
+        # another origin is sent without asking (no CORS preflight). Only JSON is taken,
+        # which another origin cannot send unasked, and only from this page's own origin.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return JSONResponse({"error": "send the vote as application/json"},
+                                status_code=415)
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"http://{request.headers.get('host', '')}":
+            return JSONResponse({"error": f"votes from {origin} are refused: vote on the "
+                                          "review page itself"}, status_code=403)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "send a JSON object"}, status_code=400)
         reviewer = str(body.get("reviewer", "")).strip()[:80]
         item, choice = body.get("item"), body.get("choice")
         if not reviewer or item not in by_id or choice not in CHOICES:
@@ -238,6 +263,21 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
         return {"ok": True}
 
     return app
+
+
+def _own_host(request: Any) -> bool:
+    """The request names this server in Host: the address its socket answered on (the IP
+    literal a browser was given) or localhost, at the same port."""
+    server = request.scope.get("server")
+    header = request.headers.get("host", "").strip().lower()
+    if not server or not header:
+        return False
+    if header.endswith("]") or ":" not in header:  # "[::1]" or "localhost": no port
+        name, port = header, ""
+    else:
+        name, _, port = header.rpartition(":")
+    own = str(server[0]).lower().strip("[]")
+    return name.strip("[]") in (own, "localhost") and (port or "80") == str(server[1])
 
 
 class _store:
