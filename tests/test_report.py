@@ -296,3 +296,46 @@ def test_a_significant_gain_below_min_gain_is_not_called_not_significant(strict_
                         _rung_row(html, "few-shot"))
     # worded as the decision's headline words it (rung.decide)
     assert verdict.groups() == ("warn", "significant but below [eval] min_gain (0.9)")
+
+
+MARKUP_LABELS = ["A<B & C>D", '<a href="https://example.com/">click</a>', "<b>bold</b>"]
+
+
+def test_chart_labels_are_shown_as_text_not_plotly_markup(tmp_path, fake_model) -> None:
+    """Plotly reads a category name as its own pseudo-HTML: `<a href=...>` became a live link
+    in the confusion matrix and "A<B & C>D" read "AD". The labels are the data's, so the
+    page shows them literally, as it shows the data everywhere else."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    records = [{"messages": [{"role": "user", "content": f"ticket {i} kind {j}"},
+                             {"role": "assistant", "content": label}], "customer": f"c{i % 17}"}
+               for i in range(12) for j, label in enumerate(MARKUP_LABELS)]
+    # right on kinds 0 and 1, kind 2 taken for kind 0: every label is answered and expected
+    fake_model.rule = lambda prompt: MARKUP_LABELS[
+        {"1": 1}.get(prompt[-1].content.rsplit(" ", 1)[-1], 0)]
+    toml = write_task(tmp_path / "task", records=records)
+    toml.write_text(toml.read_text().replace(json.dumps(LABELS), json.dumps(MARKUP_LABELS)))
+    run_id = climb(toml).run_id
+    page = tmp_path / "task" / ".rung" / "artifacts" / run_id / "report.html"
+    driver = browser(tmp_path)
+    try:
+        driver.get(page.as_uri())
+        chart = driver.find_element(By.ID, "confusion-prompt")
+        WebDriverWait(driver, 60).until(
+            lambda d: chart.find_elements(By.CSS_SELECTOR, "g.xtick text"))
+        ticks = {axis: [t.text for t in chart.find_elements(By.CSS_SELECTOR,
+                                                             f"g.{axis}tick text")]
+                 for axis in ("x", "y")}
+        assert sorted(ticks["y"]) == sorted(MARKUP_LABELS), ticks
+        assert sorted(ticks["x"]) == sorted(MARKUP_LABELS + ["(other)"]), ticks
+        assert not driver.find_elements(By.CSS_SELECTOR, "div.chart a, div.chart svg a")
+        assert not chart.find_elements(By.CSS_SELECTOR, "text [style*='bold']")
+        # the hover text names the expected and answered labels (%{y}, %{x}) as text too
+        driver.execute_script("Plotly.Fx.hover('confusion-prompt', {xval: 1, yval: 0})")
+        said = WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+            "return document.querySelector('#confusion-prompt .hoverlayer').textContent"))
+        assert f"expected {MARKUP_LABELS[0]}" in said and f"answered {MARKUP_LABELS[1]}" in said
+        assert not driver.find_elements(By.CSS_SELECTOR, "div.chart a")
+    finally:
+        driver.quit()
