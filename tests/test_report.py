@@ -339,3 +339,14 @@ def test_chart_labels_are_shown_as_text_not_plotly_markup(tmp_path, fake_model) 
         assert not driver.find_elements(By.CSS_SELECTOR, "div.chart a")
     finally:
         driver.quit()
+
+
+def test_the_terminal_table_shows_latencies_under_10_ms_to_a_tenth(strict_run) -> None:
+    from rung.terminal import climb_table
+
+    _, _, summary = strict_run
+    prompt, few_shot = summary["rungs"]
+    prompt["latency_ms"] = {"p50": 2.7, "p95": 6.94, "p99": 7.0}
+    few_shot["latency_ms"] = {"p50": 12.3, "p95": 140.6, "p99": 150.0}
+    latencies = list(climb_table(summary).columns[3].cells)
+    assert latencies == ["2.7/6.9", "12/141"]

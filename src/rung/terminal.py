@@ -26,11 +26,17 @@ def climb_table(summary: dict) -> Table:
             r["rung"],
             f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
-            f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
+            f"{_ms(latency['p50'])}/{_ms(latency['p95'])}" if latency else "-",
             f"{r['tokens_per_request']:.0f}" if r["rung"] != "classifier" else "-",
             describe_choice(r["chosen"]),
         )
     return table
+
+
+def _ms(value: float) -> str:
+    """Whole milliseconds from 10 up; below, two significant figures (2.7, not 3; a
+    classifier's 0.052, not 0), as the report shows them."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def describe_choice(chosen: dict[str, Any]) -> str:
