@@ -5,6 +5,7 @@ the sign test equals the closed form for the counts; hostile dataset text stays 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -302,3 +303,18 @@ def test_the_review_server_takes_votes_from_its_own_page_only(tmp_path, fake_mod
     votes = store.votes(run_id, "prompt", "few-shot")
     store.close()
     assert len(votes) == 2 and {v["reviewer"] for v in votes} == {"mallory"}
+
+
+def test_the_report_separates_each_pair_of_reviewers_agreement(tmp_path, fake_model):
+    toml, run_id = _climbed(tmp_path, fake_model)
+    store = Store(tmp_path / "task" / ".rung")
+    ids = [p["example_id"] for p in store.predictions(run_id, "prompt")][:4]
+    for reviewer, winners in (("ada", "bbab"), ("bob", "bbaa"), ("cy", "abab")):
+        for item, winner in zip(ids, winners):
+            store.add_vote(run_id, "prompt", "few-shot", item, reviewer, "a", "x", winner)
+    store.close()
+    out = tmp_path / "report.html"
+    done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    said = re.search(r"agreement (.*?)</p>", out.read_text())[1]
+    assert re.fullmatch(r"ada / bob kappa \S+; ada / cy kappa \S+; bob / cy kappa \S+", said), said
