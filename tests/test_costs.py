@@ -80,3 +80,23 @@ def test_memory_a_rung_needs_to_serve_and_to_train() -> None:
         "peak_memory": {"estimate": {"total": 6_000}, "measured": {"peak_bytes": 5_000}}}})
     assert memory == {"serving_bytes": None, "training_estimate_bytes": 6_000,
                       "training_measured_bytes": 5_000}
+
+
+def test_a_data_parallel_tune_is_priced_for_every_gpu_it_ran_on() -> None:
+    """The tune's token count is gathered across processes, so its tokens/s is all GPUs'
+    together: an hour of wall clock on 4 GPUs is 4 GPU-hours."""
+    from rung.costs import rung_costs, tune_economics
+
+    training = {"train_tokens": 3_600_000, "tokens_per_second": 1000.0, "world_size": 4,
+                "device": "gpu"}
+    summary = {"tokens_in": 500.0, "tokens_per_request": 503.0, "training": training}
+    assert rung_costs(summary, CostsTable())["training"]["self_hosted"] == pytest.approx(4 * 0.50)
+    economics = tune_economics({**summary, "tokens_out": 3.0},
+                               {"rung": "prompt", "tokens_in": 900.0, "tokens_out": 3.0},
+                               CostsTable())
+    assert (economics["build"], economics["build_hours"], economics["devices"]) == (2.0, 4.0, 4)
+    cost = training_cost(3_600_000, tokens_per_second=1000, prices=CostsTable(), world_size=4)
+    assert (cost.wall_hours, cost.hours, cost.devices) == (pytest.approx(1.0), pytest.approx(4.0), 4)
+    # a record from before the world size was kept: one GPU
+    del training["world_size"]
+    assert rung_costs(summary, CostsTable())["training"]["self_hosted"] == pytest.approx(0.5)

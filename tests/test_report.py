@@ -21,7 +21,7 @@ from rung.climb import climb
 from rung.report import render_report
 from rung.report.gather import gather
 from rung.store import Store
-from conftest import finetune_table, ticket_records, write_task
+from conftest import LABELS, finetune_table, ticket_records, write_task
 
 HOSTILE = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
            "<img src=x onerror=\"window.__pwned = 2\"> & \"quotes\"")
@@ -200,3 +200,153 @@ def test_the_learning_curves_chart_draws_gradient_norms_on_their_own_axis() -> N
     assert list(traces) == ["train loss", "val loss", "gradient norm"]
     assert traces["gradient norm"].yaxis == "y2" and list(traces["gradient norm"].y) == [5.0, 3.0]
     assert fig.layout.yaxis2.overlaying == "y" and traces["train loss"].yaxis == "y"
+
+
+def test_a_report_shows_the_audit_its_run_climbed_on_not_a_later_one(tmp_path, fake_model):
+    """Re-rendered after the data was audited again, the report still shows the audit the
+    run's decision read; a run from before the summary named it gets the newest audit made
+    no later than the run."""
+    from datetime import datetime, timedelta
+
+    from rung.data.audit.report import audit_dataset
+
+    toml = write_task(tmp_path / "task")
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    run = store.run(run_id)
+    used = json.loads(run["summary_json"])["audit"]["audit_id"]
+    later, _ = audit_dataset(toml)  # `rung audit` again, after the run
+    assert later.audit_id != used
+    assert store.latest_audit(run["data_hash"])["id"] == later.audit_id
+    assert gather(store, run_id).audit["audit_id"] == used
+
+    # an older run's summary has no audit id: an audit made after it is not the one it used
+    summary = json.loads(run["summary_json"])
+    del summary["audit"]
+    with store.conn:
+        store.conn.execute("UPDATE runs SET summary_json = ? WHERE id = ?",
+                           (json.dumps(summary), run_id))
+        store.conn.execute("DELETE FROM audit_checks WHERE audit_id = ?", (later.audit_id,))
+        store.conn.execute("DELETE FROM audits WHERE id = ?", (later.audit_id,))
+    tomorrow = (datetime.fromisoformat(run["created"]) + timedelta(days=1)).isoformat()
+    store.add_audit({**later.to_dict(), "audit_id": "tomorrow", "created": tomorrow},
+                    data_hash=run["data_hash"])
+    assert gather(store, run_id).audit["audit_id"] == used
+    store.close()
+
+
+def _zero_shot_wrong(prompt):
+    """Zero-shot says BILLING; shown examples, it reads the label off the ticket."""
+    if not any(m.role == "assistant" for m in prompt):
+        return "BILLING"
+    text = prompt[-1].content.lower()
+    return next((label for label in LABELS if label.lower() in text), "BILLING")
+
+
+@pytest.fixture
+def strict_run(tmp_path, fake_model) -> tuple[Path, str, dict]:
+    """prompt (always BILLING) and few-shot (always right), decided by the interval's lower
+    bound at a target prompt's point estimate reaches and its interval does not, with a
+    min_gain few-shot's significant gain falls short of."""
+    fake_model.rule = _zero_shot_wrong
+    toml = write_task(tmp_path / "task", ladder={"skip": ["classifier"], "all": True})
+    text = toml.read_text().replace("target = 0.9", "target = 0.3").replace(
+        "[eval]\n", '[eval]\ndecide_on = "lower-bound"\nmin_gain = 0.9\n')
+    toml.write_text(text)
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    summary = json.loads(store.run(run_id)["summary_json"])
+    store.close()
+    prompt, few_shot = summary["rungs"]
+    # what the test is about: a point estimate at the target whose interval is below it, and
+    # a significant gain below min_gain
+    assert prompt["score"] >= 0.3 > prompt["ci"][0], prompt
+    versus = few_shot["versus"]
+    assert versus["significant"] and 0 < versus["difference"] < 0.9, versus
+    return tmp_path / "task", run_id, summary
+
+
+def _rung_row(html: str, rung: str) -> str:
+    return re.search(rf'<tr [^>]*data-rung="{rung}">(.*?)</tr>', html, flags=re.S)[1]
+
+
+def test_scores_are_coloured_by_the_rule_the_run_decides_by(strict_run) -> None:
+    from rich.console import Console
+
+    from rung.terminal import climb_table
+
+    folder, run_id, summary = strict_run
+    store = Store(folder / ".rung")
+    html = render_report(gather(store, run_id))
+    store.close()
+    colour = r'<td class="num (?:score )?(ok|bad)">'  # the first: the score's
+    assert re.search(colour, _rung_row(html, "prompt"))[1] == "bad"
+    assert re.search(colour, _rung_row(html, "few-shot"))[1] == "ok"
+    scores = list(climb_table(summary).columns[1].cells)
+    assert scores[0].startswith("[red]") and scores[1].startswith("[green]")
+    Console(record=True, width=200).print(climb_table(summary))  # the markup renders
+
+
+def test_a_significant_gain_below_min_gain_is_not_called_not_significant(strict_run) -> None:
+    folder, run_id, summary = strict_run
+    store = Store(folder / ".rung")
+    html = render_report(gather(store, run_id))
+    store.close()
+    verdict = re.search(r'<span class="(?:versus )?(\w+)">(.*?)</span>',
+                        _rung_row(html, "few-shot"))
+    # worded as the decision's headline words it (rung.decide)
+    assert verdict.groups() == ("warn", "significant but below [eval] min_gain (0.9)")
+
+
+MARKUP_LABELS = ["A<B & C>D", '<a href="https://example.com/">click</a>', "<b>bold</b>"]
+
+
+def test_chart_labels_are_shown_as_text_not_plotly_markup(tmp_path, fake_model) -> None:
+    """Plotly reads a category name as its own pseudo-HTML: `<a href=...>` became a live link
+    in the confusion matrix and "A<B & C>D" read "AD". The labels are the data's, so the
+    page shows them literally, as it shows the data everywhere else."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    records = [{"messages": [{"role": "user", "content": f"ticket {i} kind {j}"},
+                             {"role": "assistant", "content": label}], "customer": f"c{i % 17}"}
+               for i in range(12) for j, label in enumerate(MARKUP_LABELS)]
+    # right on kinds 0 and 1, kind 2 taken for kind 0: every label is answered and expected
+    fake_model.rule = lambda prompt: MARKUP_LABELS[
+        {"1": 1}.get(prompt[-1].content.rsplit(" ", 1)[-1], 0)]
+    toml = write_task(tmp_path / "task", records=records)
+    toml.write_text(toml.read_text().replace(json.dumps(LABELS), json.dumps(MARKUP_LABELS)))
+    run_id = climb(toml).run_id
+    page = tmp_path / "task" / ".rung" / "artifacts" / run_id / "report.html"
+    driver = browser(tmp_path)
+    try:
+        driver.get(page.as_uri())
+        chart = driver.find_element(By.ID, "confusion-prompt")
+        WebDriverWait(driver, 60).until(
+            lambda d: chart.find_elements(By.CSS_SELECTOR, "g.xtick text"))
+        ticks = {axis: [t.text for t in chart.find_elements(By.CSS_SELECTOR,
+                                                             f"g.{axis}tick text")]
+                 for axis in ("x", "y")}
+        assert sorted(ticks["y"]) == sorted(MARKUP_LABELS), ticks
+        assert sorted(ticks["x"]) == sorted(MARKUP_LABELS + ["(other)"]), ticks
+        assert not driver.find_elements(By.CSS_SELECTOR, "div.chart a, div.chart svg a")
+        assert not chart.find_elements(By.CSS_SELECTOR, "text [style*='bold']")
+        # the hover text names the expected and answered labels (%{y}, %{x}) as text too
+        driver.execute_script("Plotly.Fx.hover('confusion-prompt', {xval: 1, yval: 0})")
+        said = WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+            "return document.querySelector('#confusion-prompt .hoverlayer').textContent"))
+        assert f"expected {MARKUP_LABELS[0]}" in said and f"answered {MARKUP_LABELS[1]}" in said
+        assert not driver.find_elements(By.CSS_SELECTOR, "div.chart a")
+    finally:
+        driver.quit()
+
+
+def test_the_terminal_table_shows_latencies_under_10_ms_to_a_tenth(strict_run) -> None:
+    from rung.terminal import climb_table
+
+    _, _, summary = strict_run
+    prompt, few_shot = summary["rungs"]
+    prompt["latency_ms"] = {"p50": 2.7, "p95": 6.94, "p99": 7.0}
+    few_shot["latency_ms"] = {"p50": 12.3, "p95": 140.6, "p99": 150.0}
+    latencies = list(climb_table(summary).columns[3].cells)
+    assert latencies == ["2.7/6.9", "12/141"]

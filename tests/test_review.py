@@ -5,9 +5,11 @@ the sign test equals the closed form for the counts; hostile dataset text stays 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from math import comb
 from pathlib import Path
@@ -186,3 +188,133 @@ def test_results_before_any_vote_say_there_are_none_and_how_to_vote(tmp_path, fa
                                 "prompt,bogus", "--results"])
     assert bogus.exit_code == 2 and "has no answers of rung 'bogus'" in bogus.stderr
     assert "prompt, few-shot" in bogus.stderr  # what it did measure
+
+
+def test_identical_test_examples_are_each_a_row_and_an_item(tmp_path, fake_model):
+    """An example's id is a hash of its content: a data file holding a ticket twice scores
+    both copies on test, and the side-by-side table and the review queue show both."""
+    from rung.report.gather import gather
+    from rung.review import items
+
+    fake_model.rule = _rule
+    records = ticket_records(12)
+    records += [dict(r) for r in records]  # every ticket twice, same customer: same split
+    toml = write_task(tmp_path / "task", records=records,
+                      ladder={"skip": ["classifier"], "all": True})
+    run_id = climb(toml).run_id
+    store = Store(tmp_path / "task" / ".rung")
+    stored = list(store.predictions(run_id, "prompt"))
+    ids = [p["example_id"] for p in stored]
+    assert len(set(ids)) < len(ids)  # copies are on test, each scored
+    rows = gather(store, run_id).examples
+    assert sorted((r.example_id, r.line) for r in rows) == sorted(
+        (p["example_id"], p["line"]) for p in stored)
+    queue = items(store, run_id, "prompt", "few-shot")
+    assert len(queue) == len(stored) and len({q["item"] for q in queue}) == len(stored)
+    assert [q["item"] for q in queue if "@" not in q["item"]] == list(dict.fromkeys(ids))
+    store.close()
+
+
+def test_votes_on_new_inputs_are_counted_apart_from_the_test_set(tmp_path, fake_model):
+    """`rung review --inputs` judges other questions than the test split the run measured:
+    its votes are results of their own, and the run's report counts the test set's only."""
+    from fastapi.testclient import TestClient
+
+    from rung.review import create_app, items_for_inputs, results
+
+    toml, run_id = _climbed(tmp_path, fake_model, 8)
+    inputs = tmp_path / "production.txt"
+    inputs.write_text("a bug in the export\na feature request for dark mode\n")
+    store = Store(tmp_path / "task" / ".rung")
+    queue = items_for_inputs(store, tmp_path / "task", run_id, "prompt", "few-shot", inputs)
+    tests = [p["example_id"] for p in store.predictions(run_id, "prompt")][:3]
+    for item in tests:  # on the test set, ada prefers prompt
+        store.add_vote(run_id, "prompt", "few-shot", item, "ada", "a", "left", "a")
+    store.close()
+    client = TestClient(create_app(tmp_path / "task" / ".rung", run_id, "prompt", "few-shot",
+                                   queue))
+    for _ in queue:  # on the new inputs, few-shot (the right answers)
+        shown = client.get("/api/next", params={"reviewer": "ada"}).json()
+        side = "left" if shown["left"] != "BILLING" else "right"
+        assert client.post("/api/vote", json={"reviewer": "ada", "item": shown["item"],
+                                              "choice": side}).json() == {"ok": True}
+    finished = client.get("/api/next", params={"reviewer": "ada"}).json()
+    assert (finished["results"]["b_wins"], finished["results"]["a_wins"]) == (2, 0)
+
+    store = Store(tmp_path / "task" / ".rung")
+    test_set = results(store, run_id, "prompt", "few-shot")
+    store.close()
+    assert (test_set["items"], test_set["a_wins"], test_set["b_wins"]) == (3, 3, 0)
+    assert (test_set["inputs"]["items"], test_set["inputs"]["b_wins"]) == (2, 2)
+    done = runner.invoke(app, ["review", run_id, "--task", str(toml), "--results"])
+    said = " ".join(done.stdout.split())
+    assert "few-shot on 0 of 3 items" in said and "few-shot on 2 of 2 new inputs" in said
+
+    out = tmp_path / "report.html"
+    done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    page = out.read_text()
+    assert "reviewers preferred few-shot on 0 of 3 items and prompt on 3" in page
+    assert "new inputs" not in page
+
+
+def test_the_review_server_takes_votes_from_its_own_page_only(tmp_path, fake_model):
+    """A page on any other site may POST to a loopback port: a text/plain body (no CORS
+    preflight), JSON from a foreign Origin, or a rebound name in Host must all be refused
+    over real HTTP, and only the page's own vote stored."""
+    from conftest import wait_until_serving
+
+    toml, run_id = _climbed(tmp_path, fake_model, 6)
+    store = Store(tmp_path / "task" / ".rung")
+    item = next(store.predictions(run_id, "prompt"))["example_id"]
+    store.close()
+    port = free_port()
+    log = tmp_path / "review.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-c", "from rung.cli import main; main()",
+                                   "review", run_id, "--task", str(toml), "--port", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    own = f"http://127.0.0.1:{port}"
+    body = json.dumps({"reviewer": "mallory", "item": item, "choice": "left"}).encode()
+
+    def post(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(own + "/api/vote", data=body, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    try:
+        wait_until_serving(own + "/", server, log)
+        assert post({"Content-Type": "text/plain", "Origin": "http://evil.example"}) == 415
+        assert post({"Content-Type": "text/plain"}) == 415
+        assert post({"Content-Type": "application/json", "Origin": "http://evil.example"}) == 403
+        assert post({"Content-Type": "application/json", "Origin": "null"}) == 403
+        rebound = {"Content-Type": "application/json", "Host": f"evil.example:{port}",
+                   "Origin": f"http://evil.example:{port}"}
+        assert post(rebound) == 403
+        assert post({"Content-Type": "application/json; charset=utf-8", "Origin": own}) == 200
+        assert post({"Content-Type": "application/json", "Host": f"localhost:{port}",
+                     "Origin": f"http://localhost:{port}"}) == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    store = Store(tmp_path / "task" / ".rung")
+    votes = store.votes(run_id, "prompt", "few-shot")
+    store.close()
+    assert len(votes) == 2 and {v["reviewer"] for v in votes} == {"mallory"}
+
+
+def test_the_report_separates_each_pair_of_reviewers_agreement(tmp_path, fake_model):
+    toml, run_id = _climbed(tmp_path, fake_model)
+    store = Store(tmp_path / "task" / ".rung")
+    ids = [p["example_id"] for p in store.predictions(run_id, "prompt")][:4]
+    for reviewer, winners in (("ada", "bbab"), ("bob", "bbaa"), ("cy", "abab")):
+        for item, winner in zip(ids, winners):
+            store.add_vote(run_id, "prompt", "few-shot", item, reviewer, "a", "x", winner)
+    store.close()
+    out = tmp_path / "report.html"
+    done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    said = re.search(r"agreement (.*?)</p>", out.read_text())[1]
+    assert re.fullmatch(r"ada / bob kappa \S+; ada / cy kappa \S+; bob / cy kappa \S+", said), said

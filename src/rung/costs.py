@@ -50,27 +50,37 @@ class CostsTable(BaseModel):
 
 @dataclass(frozen=True)
 class TrainingCost:
-    tokens: int  # training tokens actually seen (all epochs)
-    hours: float  # at the measured throughput
+    tokens: int  # training tokens actually seen (all epochs, all processes)
+    hours: float  # device-hours (GPU-hours): wall-clock hours x the devices it ran on
     self_hosted: float  # hours x the hourly price of the device it was measured on
     api: dict[str, float]  # the same tokens at each API's fine-tuning price
     upkeep_per_quarter: float  # retrains plus the person-hours each one takes
     upkeep_hours_per_quarter: float
     device: str = "gpu"  # what the throughput was measured on: "gpu" or "cpu"
     hour_price: float = 0.0  # gpu_hour or cpu_hour
+    devices: int = 1  # GPUs it trained on at once (data parallel); a CPU tune counts one
+    wall_hours: float = 0.0  # hours from its first step to its last
 
 
 def training_cost(tokens: int, tokens_per_second: float, prices: CostsTable,
-                  device: str = "gpu") -> TrainingCost:
+                  device: str = "gpu", world_size: int = 1) -> TrainingCost:
     """Hours at the throughput measured on `device`, priced at that device's hour: CPU hours
     at an A100's price would overstate a CPU tune five times, and a CPU's price would
-    understate a GPU's. (A record from before the device was kept counts as a GPU's.)"""
-    hours = tokens / tokens_per_second / 3600 if tokens_per_second > 0 else 0.0
+    understate a GPU's. (A record from before the device was kept counts as a GPU's.)
+
+    `tokens` and `tokens_per_second` are the launch's: the tokens are gathered across its
+    `world_size` processes, so the rate is all GPUs' together and tokens / rate is wall-clock
+    time, during which every one of the GPUs is paid for. The processes of a CPU launch
+    share one server, which `cpu_hour` prices whole."""
+    wall = tokens / tokens_per_second / 3600 if tokens_per_second > 0 else 0.0
+    devices = 1 if device == "cpu" else max(1, int(world_size or 1))
+    hours = wall * devices
     hour_price = prices.cpu_hour if device == "cpu" else prices.gpu_hour
     self_hosted = hours * hour_price
     person = prices.retrains_per_quarter * prices.hours_per_retrain
     return TrainingCost(
         device="cpu" if device == "cpu" else "gpu", hour_price=hour_price,
+        devices=devices, wall_hours=wall,
         tokens=tokens, hours=hours, self_hosted=self_hosted,
         api={name: tokens / 1e6 * p.train_per_million for name, p in prices.api.items()},
         upkeep_per_quarter=prices.retrains_per_quarter * self_hosted + person * prices.person_hour,
@@ -138,8 +148,7 @@ def tune_economics(tuned: dict[str, Any], prompted: dict[str, Any],
     training = tuned.get("training") or {}
     if not training.get("tokens_per_second"):
         return None
-    cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices,
-                         training.get("device", "gpu"))
+    cost = _training_cost(training, prices)
     tuned_serving = serving_cost(tuned["tokens_in"], tuned["tokens_out"], prices)
     versus = {name or "self_hosted": break_even(
         tuned_serving, serving_cost(prompted["tokens_in"], prompted["tokens_out"], prices, api=name),
@@ -147,7 +156,8 @@ def tune_economics(tuned: dict[str, Any], prompted: dict[str, Any],
         for name in (None, *prices.api)}
     return _rounded({"prompted": prompted["rung"], "build": cost.self_hosted,
                      "build_hours": cost.hours, "hour_price": cost.hour_price,
-                     "device": cost.device,
+                     "device": cost.device, "devices": cost.devices,
+                     "build_wall_hours": cost.wall_hours,
                      "build_api": cost.api, "upkeep_per_quarter": cost.upkeep_per_quarter,
                      "upkeep_hours_per_quarter": cost.upkeep_hours_per_quarter,
                      "break_even": versus})
@@ -190,10 +200,16 @@ def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
            for name in prices.api}}}
     training = summary.get("training")
     if training and training.get("tokens_per_second"):
-        cost = training_cost(training["train_tokens"], training["tokens_per_second"], prices,
-                             training.get("device", "gpu"))
+        cost = _training_cost(training, prices)
         costs["training"] = _rounded(asdict(cost))
     return costs
+
+
+def _training_cost(training: dict[str, Any], prices: CostsTable) -> TrainingCost:
+    """From a tune's record (rung.finetune.train.TuneResult.summary); one from before the
+    world size was kept trained on one device."""
+    return training_cost(training["train_tokens"], training["tokens_per_second"], prices,
+                         training.get("device", "gpu"), training.get("world_size") or 1)
 
 
 def _rounded(value: Any) -> Any:

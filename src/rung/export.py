@@ -44,15 +44,22 @@ def rung_chat_template(pipeline: Pipeline, base_template: str) -> str:
                           fix="serve it with rung serve RUN")
     before, after = wording.split(SENTINEL)
     fixed = [{"role": m.role, "content": m.content} for m in turns[:-1]]
-    # JSON string and list literals are Jinja literals too
     return ("{#- rung: the measured pipeline's instruction and demonstrations before the "
             "user's input, worded as rung worded it -#}\n"
-            f"{{%- set rung_fixed = {json.dumps(fixed)} -%}}\n"
+            f"{{%- set rung_fixed = {_literal(fixed)} -%}}\n"
             "{%- set rung_input = messages | selectattr('role', 'equalto', 'user') | list "
             "| last -%}\n"
             f"{{%- set messages = rung_fixed + [{{'role': 'user', 'content': "
-            f"{json.dumps(before)} ~ rung_input['content'] ~ {json.dumps(after)}}}] -%}}\n"
+            f"{_literal(before)} ~ rung_input['content'] ~ {_literal(after)}}}] -%}}\n"
             + base_template)
+
+
+def _literal(value: Any) -> str:
+    """`value` as a Jinja literal. JSON string and list literals are Jinja literals too, but
+    not with JSON's \\uXXXX escapes beyond the BMP: Jinja reads a surrogate pair as two lone
+    surrogates (an emoji no tokenizer can encode). Characters are written as they are, and
+    Jinja reads them back whole; quotes, backslashes and control characters stay escaped."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, Any]:
@@ -77,7 +84,7 @@ def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, A
     manifest: dict[str, Any] = {}
 
     def finish(folder: Path) -> None:  # inside the folder before it is moved into place
-        (folder / TEMPLATE).write_text(template)
+        (folder / TEMPLATE).write_text(template, encoding="utf-8")
         tokenizer.chat_template = template
         tokenizer.save_pretrained(str(folder))  # its config now carries the template too
         manifest.update(_manifest(provenance_of(folder), fmt, out, base, summary_of_run,

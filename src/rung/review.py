@@ -26,6 +26,15 @@ from rung.errors import ConfigError
 from rung.store import Store
 
 CHOICES = ("left", "right", "tie", "skip")
+# items of `rung review --inputs` (new inputs, no test example): a vote's item says which
+# queue it came from, as a test example's id (hex, or hex@line) never starts so
+INPUT_PREFIX = "input-"
+QUEUES = ("test", "inputs")
+
+
+def queue_of(item: str) -> str:
+    """"inputs" for an item of `rung review --inputs`, else "test" (a test example)."""
+    return "inputs" if item.startswith(INPUT_PREFIX) else "test"
 
 
 def require_rungs(store: Store, run_id: str, *rungs: str) -> None:
@@ -41,12 +50,24 @@ def require_rungs(store: Store, run_id: str, *rungs: str) -> None:
 
 
 def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str, Any]]:
-    """The test examples both rungs answered, in the order the run stored them."""
+    """The test examples both rungs answered, in the order the run stored them.
+
+    An example's id is a hash of its content, and a data file may hold the same example
+    twice, both in the test split and both scored: they are paired by id and line, and
+    each is an item of its own. The first keeps the bare id (what votes were stored under
+    before), a repeat is named "ID@LINE"."""
     require_rungs(store, run_id, rung_a, rung_b)
-    a = {p["example_id"]: p for p in store.predictions(run_id, rung_a)}
-    b = {p["example_id"]: p for p in store.predictions(run_id, rung_b)}
-    return [{"item": i, "input": a[i]["input"], "expected": a[i]["expected"],
-             "a": a[i]["output"], "b": b[i]["output"]} for i in a if i in b]
+    a = {(p["example_id"], p["line"]): p for p in store.predictions(run_id, rung_a)}
+    b = {(p["example_id"], p["line"]): p for p in store.predictions(run_id, rung_b)}
+    named: set[str] = set()
+    queue = []
+    for key in (k for k in a if k in b):
+        example_id, line = key
+        name = example_id if example_id not in named else f"{example_id}@{line}"
+        named.add(example_id)
+        queue.append({"item": name, "input": a[key]["input"], "expected": a[key]["expected"],
+                      "a": a[key]["output"], "b": b[key]["output"]})
+    return queue
 
 
 def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, rung_b: str,
@@ -69,7 +90,7 @@ def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, ru
         pipeline = Pipeline.from_dict(json.loads(rows[name]["pipeline_json"]),
                                       base_dir=str(task_root))
         answers[name] = [o.text for o in pipeline.predict(texts, cache=cache)]
-    return [{"item": "input-" + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
+    return [{"item": INPUT_PREFIX + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
              "expected": e.output if labelled else "", "a": x, "b": y}
             for t, e, x, y in zip(texts, examples, answers[rung_a], answers[rung_b])]
 
@@ -79,11 +100,17 @@ def left_is_a(item: str, reviewer: str, salt: str) -> bool:
     return hashlib.sha256(f"{salt}|{reviewer}|{item}".encode()).digest()[0] % 2 == 0
 
 
-def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, Any]:
+def results(store: Store, run_id: str, rung_a: str, rung_b: str,
+            queue: str = "test") -> dict[str, Any]:
+    """The votes of one queue: the test examples (what the run's scores were measured on,
+    so what its report shows) or new inputs (`rung review --inputs`), never the two counted
+    together. The test set's results carry the new inputs' under "inputs" where there are
+    votes on them."""
     from scipy.stats import binomtest
 
     require_rungs(store, run_id, rung_a, rung_b)
-    votes = store.votes(run_id, rung_a, rung_b)
+    votes = [v for v in store.votes(run_id, rung_a, rung_b)
+             if queue_of(v["example_id"]) == queue]
     latest: dict[tuple[str, str], str] = {}
     for vote in votes:  # a reviewer's last word on an item counts
         latest[(vote["reviewer"], vote["example_id"])] = vote["winner"]
@@ -93,7 +120,7 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
     p_value = float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0
     reviewers = sorted({r for r, _ in latest})
     out: dict[str, Any] = {
-        "run": run_id, "a": rung_a, "b": rung_b, "reviewers": reviewers,
+        "run": run_id, "a": rung_a, "b": rung_b, "queue": queue, "reviewers": reviewers,
         "items": len({i for _, i in latest}),
         "b_wins": wins, "ties": ties, "a_wins": losses, "skips": len(latest) - len(counted),
         "b_win_rate": round(wins / decided, 4) if decided else None,
@@ -101,6 +128,10 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str) -> dict[str, An
         "test": "exact sign test (two-sided binomial at 1/2 on decided items)"}
     if len(reviewers) >= 2:
         out["agreement"] = _kappa(latest, reviewers)
+    if queue == "test":
+        inputs = results(store, run_id, rung_a, rung_b, "inputs")
+        if inputs["items"]:
+            out["inputs"] = inputs
     return out
 
 
@@ -131,16 +162,24 @@ def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str
 
 
 def verdict_text(result: dict[str, Any]) -> str:
-    """One sentence for the report and the decision."""
+    """One sentence for the report and the decision; the new inputs' votes, where the
+    result carries them, in a sentence of their own."""
     decided = result["b_wins"] + result["a_wins"]
+    inputs = result.get("queue") == "inputs"
     if decided + result["ties"] == 0:
         skipped = f" ({result['skips']} skipped)" if result["skips"] else ""
-        return (f"no review votes yet on {result['b']} against {result['a']}{skipped}: run "
-                f"'rung review {result.get('run', 'RUN')} --task PATH' and open the page it names "
-                "to vote")
-    return (f"reviewers preferred {result['b']} on {result['b_wins']} of "
-            f"{decided + result['ties']} items and {result['a']} on {result['a_wins']}, "
-            f"{result['ties']} ties, p = {result['p_value']:.3g} ({result['test']})")
+        line = (f"no review votes yet on {result['b']} against {result['a']}"
+                f"{' on new inputs' if inputs else ''}{skipped}: run "
+                f"'rung review {result.get('run', 'RUN')} --task PATH"
+                f"{' --inputs FILE' if inputs else ''}' and open the page it names to vote")
+    else:
+        line = (f"reviewers preferred {result['b']} on {result['b_wins']} of "
+                f"{decided + result['ties']} {'new inputs' if inputs else 'items'} and "
+                f"{result['a']} on {result['a_wins']}, {result['ties']} ties, "
+                f"p = {result['p_value']:.3g} ({result['test']})")
+    if "inputs" in result:
+        line += "; on new inputs (rung review --inputs), " + verdict_text(result["inputs"])
+    return line
 
 
 def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
@@ -153,7 +192,18 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
         queue = queue if queue is not None else items(store, run_id, rung_a, rung_b)
         salt = store.run(run_id)["split_hash"]
     by_id = {q["item"]: q for q in queue}
+    # the results a reviewer is shown at the end are the queue's they voted in
+    which = "inputs" if queue and all(queue_of(i) == "inputs" for i in by_id) else "test"
     app = FastAPI(title="rung review")
+
+    @app.middleware("http")
+    async def own_host_only(request: Request, call_next: Any) -> Any:
+        # DNS rebinding: a page on another site whose name was made to resolve here would
+        # read the dataset and vote; its requests name that site in Host
+        if not _own_host(request):
+            return JSONResponse({"error": "open the review page at the address `rung review` "
+                                          "printed (http://HOST:PORT/)"}, status_code=403)
+        return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -169,7 +219,7 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
                     if v["reviewer"] == reviewer} & set(by_id)
             left = [q for q in queue if q["item"] not in done]
             # the results only once this reviewer is done: not on every item's request
-            summary = None if left else results(store, run_id, rung_a, rung_b)
+            summary = None if left else results(store, run_id, rung_a, rung_b, which)
         progress = {"done": len(queue) - len(left), "total": len(queue)}
         if summary is not None:  # finished: the names are shown now, with the results so far
             return {"finished": True, "progress": progress, "results": summary,
@@ -182,7 +232,23 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
 
     @app.post("/api/vote")
     async def vote(request: Request) -> Any:
-        body = await request.json()
+        # Any page a reviewer has open may POST here: a form or a text/plain fetch from
+        # another origin is sent without asking (no CORS preflight). Only JSON is taken,
+        # which another origin cannot send unasked, and only from this page's own origin.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return JSONResponse({"error": "send the vote as application/json"},
+                                status_code=415)
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"http://{request.headers.get('host', '')}":
+            return JSONResponse({"error": f"votes from {origin} are refused: vote on the "
+                                          "review page itself"}, status_code=403)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "send a JSON object"}, status_code=400)
         reviewer = str(body.get("reviewer", "")).strip()[:80]
         item, choice = body.get("item"), body.get("choice")
         if not reviewer or item not in by_id or choice not in CHOICES:
@@ -197,6 +263,21 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
         return {"ok": True}
 
     return app
+
+
+def _own_host(request: Any) -> bool:
+    """The request names this server in Host: the address its socket answered on (the IP
+    literal a browser was given) or localhost, at the same port."""
+    server = request.scope.get("server")
+    header = request.headers.get("host", "").strip().lower()
+    if not server or not header:
+        return False
+    if header.endswith("]") or ":" not in header:  # "[::1]" or "localhost": no port
+        name, port = header, ""
+    else:
+        name, _, port = header.rpartition(":")
+    own = str(server[0]).lower().strip("[]")
+    return name.strip("[]") in (own, "localhost") and (port or "80") == str(server[1])
 
 
 class _store:

@@ -300,13 +300,18 @@ class Store:
                  for i, c in enumerate(audit["checks"])],
             )
 
-    def latest_audit(self, data_hash: str) -> sqlite3.Row | None:
+    def latest_audit(self, data_hash: str, until: str | None = None) -> sqlite3.Row | None:
         """The newest audit of exactly this data (by content hash), if any; of two made in
-        the same second, the one stored last."""
+        the same second, the one stored last. `until` (a run's creation time): the newest
+        made no later, so a run is never shown an audit made after it."""
         return self.conn.execute(
-            "SELECT * FROM audits WHERE data_hash = ? ORDER BY created DESC, rowid DESC LIMIT 1",
-            (data_hash,),
+            "SELECT * FROM audits WHERE data_hash = ? AND (? IS NULL OR created <= ?)"
+            " ORDER BY created DESC, rowid DESC LIMIT 1",
+            (data_hash, until, until),
         ).fetchone()
+
+    def audit(self, audit_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM audits WHERE id = ?", (audit_id,)).fetchone()
 
     def audit_ids(self, data_hash: str) -> list[str]:
         """Every audit of exactly this data, the newest first."""

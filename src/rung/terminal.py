@@ -14,18 +14,29 @@ def climb_table(summary: dict) -> Table:
     table = Table(title=f"{summary['task']}: {summary['metric']} (target {summary['target']})")
     for col in ("rung", "score", "95% CI", "p50/p95 ms", "tokens/req", "chosen on val"):
         table.add_column(col, justify="left" if col in ("rung", "chosen on val") else "right")
+    from rung.decide import reaches
+
+    criterion = (summary.get("recommendation") or {}).get("criterion") or "point"
     for r in summary["rungs"]:
-        reached = r["score"] >= summary["target"]
+        # as the decision reads it: with decide_on = "lower-bound", a point estimate over the
+        # target whose interval is not is no green
+        reached = reaches(r["score"], r["ci"], summary["target"], criterion)
         latency = r["latency_ms"]
         table.add_row(
             r["rung"],
             f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
-            f"{latency['p50']:.0f}/{latency['p95']:.0f}" if latency else "-",
+            f"{_ms(latency['p50'])}/{_ms(latency['p95'])}" if latency else "-",
             f"{r['tokens_per_request']:.0f}" if r["rung"] != "classifier" else "-",
             describe_choice(r["chosen"]),
         )
     return table
+
+
+def _ms(value: float) -> str:
+    """Whole milliseconds from 10 up; below, two significant figures (2.7, not 3; a
+    classifier's 0.052, not 0), as the report shows them."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def describe_choice(chosen: dict[str, Any]) -> str:

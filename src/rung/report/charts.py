@@ -26,6 +26,13 @@ def figure_json(fig: go.Figure) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def plain(text: str) -> str:
+    """`text` for plotly to show as it is: plotly reads `<a href>`, `<b>`, `<br>` and `&...;`
+    in labels, tick names and hover text as its own markup, so a label "A<B & C>D" showed
+    "AD" and `<a href=...>` a live link. Written as entities, plotly shows them literally."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def colour(rung: str) -> str:
     return COLOURS.get(rung, "#72b7b2")
 
@@ -113,8 +120,9 @@ def learning_curves(rung: str, curve: list[dict[str, Any]], best_step: int | Non
 
 def confusion(rung: str, matrix: dict[str, Any], expected: list[str]) -> go.Figure:
     """Rows: the expected label; columns: what the rung answered ("(other)": no label)."""
-    counts = matrix["rows"]
-    fig = go.Figure(go.Heatmap(z=counts, x=matrix["columns"], y=expected, colorscale="Blues",
+    counts = matrix["rows"]  # the labels are the data's: shown as text, never as markup
+    fig = go.Figure(go.Heatmap(z=counts, x=[plain(c) for c in matrix["columns"]],
+                               y=[plain(e) for e in expected], colorscale="Blues",
                                text=counts, texttemplate="%{text}", showscale=False,
                                hovertemplate="expected %{y}<br>answered %{x}<br>%{z}<extra></extra>"))
     fig.update_layout(**{**LAYOUT, "height": 320}, title=f"{rung}: confusion matrix",

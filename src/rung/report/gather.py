@@ -34,8 +34,8 @@ class ReportData:
     summary: dict[str, Any]  # the run's `rung climb --json` summary
     examples: list[ExampleRow]
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # tuned rungs
-    audit: dict[str, Any] | None = None  # the data's latest audit with its checks
-    human: list[dict[str, Any]] = field(default_factory=list)  # rung review results, per pair
+    audit: dict[str, Any] | None = None  # the audit the run used, with its checks
+    human: list[dict[str, Any]] = field(default_factory=list)  # test-set review votes, per pair
 
     @property
     def rungs(self) -> list[dict[str, Any]]:
@@ -64,21 +64,38 @@ def gather(store: Store, run_id: str) -> ReportData:
 
     for pair in store.conn.execute("SELECT DISTINCT rung_a, rung_b FROM votes WHERE run_id = ?",
                                    (run_id,)).fetchall():
+        # the test examples' votes only: the run's scores are on those, and votes on new
+        # inputs (rung review --inputs) judge other questions
         human = results(store, run_id, pair["rung_a"], pair["rung_b"])
-        data.human.append({**human, "verdict": verdict_text(human)})
-    audit = store.latest_audit(row["data_hash"])
+        human.pop("inputs", None)
+        if human["items"]:
+            data.human.append({**human, "verdict": verdict_text(human)})
+    audit = _run_audit(store, row, summary)
     if audit is not None:
         data.audit = {**json.loads(audit["summary_json"]),
                       "checks": [dict(c) for c in store.audit_checks(audit["id"])]}
     return data
 
 
+def _run_audit(store: Store, row: Any, summary: dict[str, Any]) -> Any:
+    """The audit the run climbed on, by the id its summary keeps: the data may have been
+    audited again since (with other checks, or after a fix), and the report must show what
+    the run's decision read. A summary without one (older runs) gets the newest audit of the
+    same bytes made no later than the run."""
+    audit_id = (summary.get("audit") or {}).get("audit_id")
+    found = store.audit(audit_id) if audit_id else None
+    return found if found is not None else store.latest_audit(row["data_hash"],
+                                                               until=row["created"])
+
+
 def _side_by_side(predictions: dict[str, list[Any]]) -> list[ExampleRow]:
-    """One row per test example, in test-split order, with each rung's answer."""
-    rows: dict[str, ExampleRow] = {}
+    """One row per test example, in test-split order, with each rung's answer. Rows are
+    keyed by id and line: the id is a hash of the content, and a data file may hold the same
+    example twice, each in the test split and scored."""
+    rows: dict[tuple[str, int], ExampleRow] = {}
     for name, preds in predictions.items():
         for p in preds:
-            row = rows.setdefault(p["example_id"], ExampleRow(
+            row = rows.setdefault((p["example_id"], p["line"]), ExampleRow(
                 p["example_id"], p["line"], p["input"], p["expected"], {}))
             row.outputs[name] = (p["output"], bool(p["correct"]))
     return list(rows.values())

@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from rung.decide import reaches
 from rung.report import charts
 from rung.report.gather import ReportData, gather
 from rung.files import atomic_write, claim
@@ -99,8 +100,13 @@ def render_report(data: ReportData) -> str:
     env.filters["ms"] = lambda v: f"{v:.0f}" if v >= 10 else f"{v:.2g}"
     summary = data.summary
     figures = _figures(data)
+    decision = summary["recommendation"]
+    criterion = decision.get("criterion") or "point"
     return env.get_template("report.html").render(
-        run=data.run, summary=summary, decision=summary["recommendation"], rungs=data.rungs,
+        run=data.run, summary=summary, decision=decision, rungs=data.rungs,
+        reached={r["rung"]: reaches(r["score"], r["ci"], summary["target"], criterion)
+                 for r in data.rungs},
+        versus_verdict=versus_verdict,
         names=[r["rung"] for r in data.rungs], figures=figures, tunes=_tunes(data),
         audit=data.audit, examples=data.examples, human=data.human,
         disagreements=sum(row.disagree for row in data.examples),
@@ -108,6 +114,21 @@ def render_report(data: ReportData) -> str:
         plotly_js=plotly_js, app_js=APP_JS,
         csp=f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
             f"script-src {_sha256(plotly_js)} {_sha256(APP_JS)}")
+
+
+def versus_verdict(versus: dict[str, Any]) -> tuple[str, str]:
+    """A paired comparison's verdict and its colour, worded as the decision words it
+    (rung.decide): a gain with p < alpha that is smaller than [eval] min_gain, or whose
+    interval still holds no gain, is significant but not enough, never "not significant"."""
+    if versus["meaningful"]:
+        return "significant", "ok"
+    if versus["worse"]:
+        return "significantly worse", "bad"
+    if versus.get("significant"):
+        if 0 < versus["difference"] < versus["min_gain"]:
+            return f"significant but below [eval] min_gain ({versus['min_gain']:g})", "warn"
+        return "significant by p, but its 95% CI includes no gain", "warn"
+    return "not significant", "warn"
 
 
 def _figures(data: ReportData) -> dict[str, str]:

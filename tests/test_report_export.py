@@ -1,0 +1,41 @@
+"""What `rung export` hands a server besides the weights: the chat template that carries the
+measured prompt, rendered with jinja2 as transformers and vLLM render it."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from rung.data.example import Example, Message
+from rung.export import rung_chat_template
+from rung.pipeline import Pipeline
+from rung.prompts import VARIANTS
+
+# a base model's template in miniature: every turn's role and content, verbatim
+BASE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def _render(template: str, messages: list[dict[str, str]]) -> str:
+    # as transformers' apply_chat_template compiles a template
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_exported_template_keeps_accents_and_emoji(variant: str) -> None:
+    """json.dumps escapes 🚀 as a surrogate pair, which a Jinja string literal reads as two
+    lone surrogates: the served prompt was not the measured one and cannot be encoded."""
+    pipeline = Pipeline(
+        rung="finetune", kind="classification", model="base", variant=variant,
+        instruction="Classify the ticket from Café 🚀 \u2028 as BILLING or BUG \"quoted\" \\ {{ x }} %}",
+        labels=["BILLING", "BUG"],
+        demonstrations=[Example((Message("user", "the 🚀 launch page crashed, café"),
+                                 Message("assistant", "BUG 🐛")))])
+    ticket = "Café 🚀: my invoice is wrong"
+    rendered = _render(rung_chat_template(pipeline, BASE), [{"role": "user", "content": ticket}])
+    measured = _render(BASE, [{"role": m.role, "content": m.content}
+                              for m in pipeline.messages(ticket)])
+    assert rendered == measured
+    assert "🚀" in rendered and "🐛" in rendered
+    rendered.encode("utf-8")  # no lone surrogates
