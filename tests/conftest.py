@@ -129,13 +129,16 @@ LLM_ONLY = {"skip": ["classifier"]}  # the tickets name their label: TF-IDF gets
 
 
 def write_task(folder: Path, *, model: str = "fake", records: list[dict] | None = None,
-               extra: str = "", group_key: bool = True, ladder: dict | None = None) -> Path:
+               extra: str = "", group_key: bool = True, ladder: dict | None = None,
+               fractions: tuple[float, float, float] | None = None) -> Path:
     """A complete task folder: tickets.jsonl + rung.toml. `ladder` is its [ladder] table;
-    by default the classifier rung is left out, so the LLM rungs are what a test climbs."""
+    by default the classifier rung is left out, so the LLM rungs are what a test climbs.
+    `fractions` (train, val, test) for a test whose few records need a bigger held-out share."""
     folder.mkdir(parents=True, exist_ok=True)
     records = ticket_records() if records is None else records
     (folder / "tickets.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    split = '[split]\ngroup_key = "customer"\n' if group_key else ""
+    split = ('[split]\n' + ('group_key = "customer"\n' if group_key else "")
+             + ("train = {}\nval = {}\ntest = {}\n".format(*fractions) if fractions else ""))
     table = LLM_ONLY if ladder is None else ladder
     ladder_toml = "[ladder]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
     (folder / "rung.toml").write_text(textwrap.dedent(f"""\

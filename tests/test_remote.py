@@ -65,7 +65,7 @@ def fake_api():
 def _remote_task(folder: Path, model: str, table: str, **settings: object) -> Path:
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
     return write_task(folder, model=model, records=ticket_records(8),
-                      ladder={"skip": ["classifier"], "all": True},
+                      ladder={"skip": ["classifier"], "all": True}, fractions=(0.7, 0.15, 0.15),
                       extra=f"\n[models.{table}]\n{lines}")
 
 

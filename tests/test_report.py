@@ -249,7 +249,8 @@ def strict_run(tmp_path, fake_model) -> tuple[Path, str, dict]:
     bound at a target prompt's point estimate reaches and its interval does not, with a
     min_gain few-shot's significant gain falls short of."""
     fake_model.rule = _zero_shot_wrong
-    toml = write_task(tmp_path / "task", ladder={"skip": ["classifier"], "all": True})
+    toml = write_task(tmp_path / "task", ladder={"skip": ["classifier"], "all": True},
+                      fractions=(0.6, 0.2, 0.2))
     text = toml.read_text().replace("target = 0.9", "target = 0.3").replace(
         "[eval]\n", '[eval]\ndecide_on = "lower-bound"\nmin_gain = 0.9\n')
     toml.write_text(text)

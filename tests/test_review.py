@@ -37,7 +37,7 @@ def _climbed(tmp_path, fake_model, per_label: int = 12):
     """prompt and few-shot of the tickets task, climbed with `_rule`: (toml, run id)."""
     fake_model.rule = _rule
     toml = write_task(tmp_path / "task", records=ticket_records(per_label),
-                      ladder={"skip": ["classifier"], "all": True})
+                      ladder={"skip": ["classifier"], "all": True}, fractions=(0.6, 0.2, 0.2))
     return toml, climb(toml).run_id
 
 
