@@ -231,3 +231,26 @@ def test_compare_reports_macro_f1_as_itself_beside_the_paired_label_accuracy(tas
     assert prompt["b"]["score"] != round(accuracy_b, 4)
     said = runner.invoke(app, ["compare", good, broken, "--task", str(toml)])
     assert "in label accuracy per example" in said.stdout
+
+
+def test_a_ticket_held_twice_is_compared_twice(task_dir, fake_model):
+    """Every ticket twice in the data: copies land in one split together, both answered and
+    scored; keyed by id alone, the comparison held half the test examples the runs scored."""
+    from conftest import ticket_records
+
+    fake_model.rule = _rule
+    records = ticket_records()
+    toml = write_task(task_dir, records=records + [json.loads(json.dumps(r)) for r in records])
+    good = _climb(toml)
+    toml.write_text(toml.read_text().replace(
+        'instruction = "Classify the ticket as BILLING, BUG or FEATURE."',
+        f'instruction = "{BROKEN}"'))
+    broken = _climb(toml)
+    report = json.loads(runner.invoke(
+        app, ["compare", good, broken, "--task", str(toml), "--json"]).stdout)
+    prompt = report["rungs"]["prompt"]
+    scored = json.loads(runner.invoke(app, ["runs", str(toml), "--json"]).stdout)
+    assert prompt["n"] % 2 == 0 and prompt["n"] >= 8
+    worse = prompt["right_to_wrong"]
+    assert len({f["example_id"] for f in worse}) * 2 == len(worse)  # each copy, once
+    assert {r["run_id"] for r in scored} == {good, broken}

@@ -476,3 +476,16 @@ def test_a_significant_gain_below_min_gain_is_called_that_not_insignificant() ->
     d = decide(short, target=0.9)
     [reason] = [r for r in d.reasons if r.rung == "few-shot" and r.kind == "no-gain"]
     assert reason.text.startswith("few-shot: a gain below [eval] min_gain (0.05) over prompt")
+
+
+def test_a_data_parallel_tunes_build_is_said_in_gpu_hours():
+    """Two GPUs for half an hour are one GPU-hour; the clause said "a GPU hour at the
+    throughput measured on one", which reads as one GPU."""
+    from rung.decide import _costs_clause
+
+    economics = {"build": 0.5, "build_hours": 1.0, "hour_price": 0.5, "device": "gpu",
+                 "devices": 2, "upkeep_hours_per_quarter": 12, "upkeep_per_quarter": 1200.0}
+    said = _costs_clause(economics, chosen=False)
+    assert "1.00 GPU-hours at $0.50/h: 2 GPUs" in said and "measured on one" not in said
+    one = _costs_clause({**economics, "devices": 1}, chosen=False)
+    assert "1.00 h at $0.50/h, a GPU hour at the throughput measured on one" in one

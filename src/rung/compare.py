@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -49,6 +50,20 @@ def finished_run(store: Store, run_id: str) -> Any:
     return run
 
 
+def _by_example(rows: Iterable[Any]) -> dict[tuple[str, int], Any]:
+    """Predictions keyed by example id and which copy of it they are (by line): a ticket
+    the data holds twice is two test examples, and keyed by id alone one of them vanished
+    from the comparison. Not by line itself: a reordered file keeps its split but not its
+    line numbers."""
+    rows = sorted(rows, key=lambda p: (p["example_id"], p["line"]))
+    copies: dict[str, int] = {}
+    keyed = {}
+    for p in rows:
+        copies[p["example_id"]] = copies.get(p["example_id"], -1) + 1
+        keyed[(p["example_id"], copies[p["example_id"]])] = p
+    return keyed
+
+
 def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
                  task: TaskSpec, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples, by the
@@ -57,8 +72,8 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
     the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose
     right/wrong column holds exact match and would hide a drop.
     Macro-F1 is reported as itself and tested on the label correctness behind it."""
-    a = {p["example_id"]: p for p in store.predictions(run_a, rung_a)}
-    b = {p["example_id"]: p for p in store.predictions(run_b, rung_b)}
+    a, b = (_by_example(store.predictions(run, rung)) for run, rung in ((run_a, rung_a),
+                                                                         (run_b, rung_b)))
     ids = sorted(a)
     if set(ids) != set(b):
         raise ConfigError(f"{rung_a} of {run_a} and {rung_b} of {run_b} answered different "
@@ -81,8 +96,9 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
         """Examples whose value fell (right to wrong, for a 0/1 metric) or rose, the
         largest moves first."""
         order = sorted(range(len(ids)), key=lambda k: (y[k] - x[k]) * (1 if down else -1))
-        return [{"example_id": ids[k], "line": a[ids[k]]["line"], "input": a[ids[k]]["input"],
-                 "expected": expected[k], "a": a[ids[k]]["output"], "b": b[ids[k]]["output"],
+        return [{"example_id": ids[k][0], "line": a[ids[k]]["line"],
+                 "input": a[ids[k]]["input"], "expected": expected[k],
+                 "a": a[ids[k]]["output"], "b": b[ids[k]]["output"],
                  **({} if spec.binary else {"values": [round(float(x[k]), 4),
                                                        round(float(y[k]), 4)]})}
                 for k in order if (y[k] < x[k] if down else y[k] > x[k])]

@@ -209,9 +209,14 @@ def _costs_clause(economics: dict[str, Any] | None, chosen: bool) -> str:
     if economics is None:
         return ""
     e = economics
+    devices = e.get("devices", 1)
+    hours = (f"{e['build_hours']:.2f} {e['device'].upper()}-hours at ${e['hour_price']:.2f}/h: "
+             f"{devices} GPUs for the wall-clock time of the measured run"
+             if devices > 1 else
+             f"{e['build_hours']:.2f} h at ${e['hour_price']:.2f}/h, a {e['device'].upper()} "
+             "hour at the throughput measured on one")
     line = (f"; the tune {'costs' if chosen else 'would cost'} ${e['build']:,.2f} to build "
-            f"({e['build_hours']:.2f} h at ${e['hour_price']:.2f}/h, a {e['device'].upper()} "
-            "hour at the throughput measured on one) and "
+            f"({hours}) and "
             f"{e['upkeep_hours_per_quarter']:g} hours of upkeep a quarter "
             f"(${e['upkeep_per_quarter']:,.0f} with retraining)")
     if chosen:
