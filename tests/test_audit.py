@@ -558,3 +558,30 @@ def test_fix_sets_the_copies_of_a_line_set_aside_aside_with_it(tmp_path: Path, f
     kept = read_examples(out)
     assert sorted(ex.line for ex in aside) == [1, 2, 3]
     assert len(kept) + len(aside) == len(records)  # nothing lost but into a file
+
+
+def test_a_label_with_stray_spaces_is_the_same_example_for_the_leakage_check(
+        tmp_path: Path, fake_model) -> None:
+    """Each of 30 tickets again with its label as "BILLING ": the climb reads both as one
+    example (one group, one split), so the audit must too, or it reports the copies that
+    straddle its own split as leaks the climb never has."""
+    records = clean_records(20)
+    for record in records[:30]:
+        again = json.loads(json.dumps(record))
+        again["messages"][1]["content"] += " "
+        records.append(again)
+    write_jsonl(tmp_path / "tickets.jsonl", records)
+    (tmp_path / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "t"
+        kind = "classification"
+        instruction = "Classify."
+        labels = ["BILLING", "BUG", "FEATURE"]
+        data = "tickets.jsonl"
+        metric = "accuracy"
+        target = 0.9
+        [models]
+        small = "fake"
+        """))
+    report, _ = run_audit(audit_input(tmp_path / "rung.toml"), skip=("diversity",))
+    assert report.check("leakage").status == "pass", report.check("leakage").finding

@@ -332,6 +332,9 @@ def test_personal_data_right_after_cjk_text_is_found():
     cases = {"请发邮件到john@example.com谢谢": ("email", "john@example.com"),
              "我的手机是+86 138 0013 8000": ("phone", "+86 138 0013 8000"),
              "IP地址192.168.1.20。": ("ip", "192.168.1.20"),
-             "電話は090-1234-5678です": ("phone", "090-1234-5678")}
+             "電話は090-1234-5678です": ("phone", "090-1234-5678"),
+             # digits of any script are still digits
+             "call +٩٧١ ٥٠ ١٢٣ ٤٥٦٧ now": ("phone", "+٩٧١ ٥٠ ١٢٣ ٤٥٦٧"),
+             "call +８１ ９０ １２３４ ５６７８ now": ("phone", "+８１ ９０ １２３４ ５６７８")}
     for text, (kind, found) in cases.items():
         assert [(k, text[s:e]) for k, s, e in find_pii(text)] == [(kind, found)], text

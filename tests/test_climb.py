@@ -419,3 +419,19 @@ def test_a_label_with_stray_spaces_is_the_label_it_names(task_dir):
     examples = load_examples(task)
     assert {e.output for e in examples} == set(LABELS)
     assert sum(e.output != e.messages[-1].content.strip() for e in examples) == 0
+
+
+def test_data_of_copies_says_copies_stay_together(task_dir):
+    """Forty copies of three tickets: every copy of a ticket goes with it, so val or test is
+    empty; raising a fraction cannot help, and the message says so instead."""
+    import pytest
+
+    from rung.climb import load_examples, make_split
+    from rung.errors import DataError
+    from rung.task import load_task
+
+    records = ticket_records(1) * 40
+    task = load_task(write_task(task_dir, records=records, group_key=False))
+    with pytest.raises(DataError, match="3 of them distinct") as err:
+        make_split(task, load_examples(task))
+    assert "exact-duplicates" in err.value.fix

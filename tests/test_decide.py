@@ -489,3 +489,21 @@ def test_a_data_parallel_tunes_build_is_said_in_gpu_hours():
     assert "1.00 GPU-hours at $0.50/h: 2 GPUs" in said and "measured on one" not in said
     one = _costs_clause({**economics, "devices": 1}, chosen=False)
     assert "1.00 h at $0.50/h, a GPU hour at the throughput measured on one" in one
+
+
+def test_the_headline_and_the_report_word_a_comparison_alike():
+    """p < 0.05 with a gain at or above min_gain whose interval still holds 0: the report
+    said "significant by p, but its 95% CI includes no gain", the headline "not significant"."""
+    from itertools import product
+
+    from rung.decide import comparison_verdict
+    from rung.report.render import versus_verdict
+
+    for meaningful, worse, significant, difference in product(
+            (False, True), (False, True), (False, True), (-0.1, 0.02, 0.1)):
+        versus = {"meaningful": meaningful, "worse": worse, "significant": significant,
+                  "difference": difference, "min_gain": 0.05}
+        words = comparison_verdict(meaningful, worse, significant, difference, 0.05)
+        assert versus_verdict(versus)[0] == words
+    assert comparison_verdict(False, False, True, 0.1, 0.05) == \
+        "significant by p, but its 95% CI includes no gain"

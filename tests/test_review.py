@@ -318,3 +318,35 @@ def test_the_report_separates_each_pair_of_reviewers_agreement(tmp_path, fake_mo
     assert done.exit_code == 0, done.output
     said = re.search(r"agreement (.*?)</p>", out.read_text())[1]
     assert re.fullmatch(r"ada / bob kappa \S+; ada / cy kappa \S+; bob / cy kappa \S+", said), said
+
+
+def test_a_review_served_on_every_address_prints_one_a_browser_can_open(tmp_path, fake_model):
+    """--host 0.0.0.0 printed http://0.0.0.0:PORT/, which a browser sends as its Host and the
+    page's own-host rule refuses (403); it prints the loopback address, and that opens."""
+    _, run_id = _climbed(tmp_path, fake_model, 8)
+    port = free_port()
+    log_path = tmp_path / "review.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from rung.cli import main; main()", "review", run_id,
+             "--task", str(tmp_path / "task"), "--host", "0.0.0.0", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while "open http://" not in log_path.read_text():
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    log_path.read_text()
+                time.sleep(0.2)
+            url = re.search(r"open (http://\S+/)", log_path.read_text())[1]
+            assert url == f"http://127.0.0.1:{port}/"
+            while True:
+                try:
+                    page = urllib.request.urlopen(url, timeout=2)
+                    break
+                except urllib.error.URLError:
+                    assert time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.2)
+            assert page.status == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

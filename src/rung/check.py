@@ -76,8 +76,9 @@ def read_inputs(path: Path) -> tuple[list[Example], bool]:
             labelled = bool(pair)
             if pair and not isinstance(record[pair[1]], str):
                 raise error(path, number, f"'{pair[1]}' must be a string, got "
-                            f"{json_kind(record[pair[1]])}", f"put the expected output in a "
-                            "JSON string") from None
+                            f"{json_kind(record[pair[1]])}", "write the expected output as the "
+                            f"label's text, or leave '{pair[1]}' out to check the inputs "
+                            "alone") from None
             found.append(make_example(record[key], record[pair[1]] if pair else "",
                                       line=number))
         return _some(found, path), bool(labelled)

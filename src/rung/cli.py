@@ -577,7 +577,13 @@ def review(
         return
     import uvicorn
 
-    err.print(f"review {rung_a} against {rung_b} of run {run}: open http://{host}:{port}/")
+    # a wildcard bind is no address to open (a browser that tries sends Host 0.0.0.0, which
+    # the page's own-host rule refuses): this machine's loopback, and its IP for others
+    wildcard = host in ("0.0.0.0", "::", "[::]")
+    err.print(f"review {rung_a} against {rung_b} of run {run}: open http://"
+              f"{'127.0.0.1' if wildcard else host}:{port}/"
+              + (" here, or this machine's IP address at that port elsewhere" if wildcard
+                 else ""), soft_wrap=True)  # a URL cut in two cannot be copied
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

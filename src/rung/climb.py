@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from rung.costs import rung_costs, rung_memory
 from rung.data.audit.report import audit_for
-from rung.data.example import Example, Message
+from rung.data.example import Example, stripped_labels
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_examples
 from rung.decide import decide, fast_enough, reaches, val_score
@@ -86,9 +86,8 @@ def _with_costs(summary: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
 
 
 def load_examples(task: TaskSpec) -> list[Example]:
-    """The task's examples, a classification label read as the label it names: a CSV cell's
-    'BILLING ' is BILLING, or the classifier, the split's strata and the few-shot groups
-    would each count a sixth class."""
+    """The task's examples, a classification label read as the label it names
+    (stripped_labels)."""
     examples = read_examples(task.data_path)
     if task.task.kind != "classification":
         return examples
@@ -100,16 +99,7 @@ def load_examples(task: TaskSpec) -> list[Example]:
                 file=task.data_path, line=ex.line,
                 fix="correct the label, or add it to [task] labels in rung.toml",
             )
-    return [ex if ex.output == ex.output.strip() else _labelled(ex, ex.output.strip())
-            for ex in examples]
-
-
-def _labelled(ex: Example, label: str) -> Example:
-    """`ex` with its last assistant turn (the target) set to `label`."""
-    last = max(i for i, m in enumerate(ex.messages) if m.role == "assistant")
-    messages = list(ex.messages)
-    messages[last] = Message("assistant", label)
-    return replace(ex, messages=tuple(messages))
+    return stripped_labels(examples)
 
 
 def check_models(task: TaskSpec, why_not: dict[str, str]) -> None:
@@ -158,6 +148,13 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
             "in one split", file=task.data_path,
             fix="give the examples more distinct group_key values (a few per split at least), "
                 "or drop [split] group_key")
+    distinct = len({ex.id for ex in examples})
+    if empty and distinct < len(examples):  # copies of one example stay together
+        raise DataError(
+            f"{len(examples)} examples, {distinct} of them distinct, leave the "
+            f"{' and '.join(empty)} split empty: copies of an example stay in one split",
+            file=task.data_path, fix="add distinct examples (rung audit PATH lists the copies "
+                                     "under exact-duplicates)")
     if empty:
         raise DataError(
             f"{len(examples)} examples leave the {' and '.join(empty)} split empty",

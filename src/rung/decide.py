@@ -318,7 +318,8 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
         cheaper, c = r.versus
         verdict = "significantly worse than" if c.worse else \
             f"a gain below [eval] min_gain ({c.min_gain:g}) over" if _below_min_gain(c) \
-            else "no significant gain over"
+            else "a gain significant by p, but whose 95% CI includes none, over" \
+            if c.significant and c.difference > 0 else "no significant gain over"
         reasons.append(Reason(r.rung, "no-gain", f"{r.rung}: {verdict} {cheaper} "
                               f"({c.difference:+.3f}, p={c.p_value:.2g})", {"versus": c.to_dict()}))
     if not reasons:
@@ -382,9 +383,8 @@ def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
         c = _against(chosen, r, compare)            # it, paired on the same test examples
         if c is None:
             continue
-        verdict = ("significant" if c.meaningful else "significantly worse" if c.worse
-                   else f"significant but below [eval] min_gain ({c.min_gain:g})"
-                   if _below_min_gain(c) else "not significant")
+        verdict = comparison_verdict(c.meaningful, c.worse, c.significant, c.difference,
+                                     c.min_gain)
         line += f"; {r.rung} would add {c.difference:+.3f} (p={c.p_value:.2g}), {verdict}"
     return line
 
@@ -392,6 +392,22 @@ def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
 def _below_min_gain(c: PairedComparison) -> bool:
     """Significantly better, but by less than the gain the team asked for."""
     return c.significant and 0 < c.difference < c.min_gain
+
+
+def comparison_verdict(meaningful: bool, worse: bool, significant: bool, difference: float,
+                       min_gain: float) -> str:
+    """A paired comparison in words, one wording for the headline and the report: a gain
+    with p < alpha is never "not significant", though it may fall short of the gain the team
+    asked for ([eval] min_gain) or its interval may still hold no gain."""
+    if meaningful:
+        return "significant"
+    if worse:
+        return "significantly worse"
+    if significant and 0 < difference < min_gain:
+        return f"significant but below [eval] min_gain ({min_gain:g})"
+    if significant and difference > 0:
+        return "significant by p, but its 95% CI includes no gain"
+    return "not significant"
 
 
 def _against(chosen: RungResult, r: RungResult, compare: Compare | None

@@ -57,3 +57,20 @@ def make_example(
     if system is not None:
         messages.insert(0, Message("system", system))
     return Example(tuple(messages), line=line, extra=dict(extra))
+
+
+def stripped_labels(examples: list[Example]) -> list[Example]:
+    """Classification examples with each label as the label it names: a CSV cell's
+    'BILLING ' is BILLING, or the classifier, the split's strata and the few-shot groups
+    would each count a class of its own. The climb and the audit's leakage check both read
+    labels this way, so the audit checks the split the climb makes."""
+    return [ex if ex.output == ex.output.strip() else _with_output(ex, ex.output.strip())
+            for ex in examples]
+
+
+def _with_output(ex: Example, output: str) -> Example:
+    """`ex` with its last assistant turn (the target) set to `output`."""
+    last = max(i for i, m in enumerate(ex.messages) if m.role == "assistant")
+    messages = list(ex.messages)
+    messages[last] = Message("assistant", output)
+    return Example(tuple(messages), line=ex.line, extra=dict(ex.extra))

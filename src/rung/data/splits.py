@@ -121,11 +121,12 @@ def _held_out(strata: dict[str, list[str]], sizes: dict[str, int], want: int,
     proportion: each label's groups (in seeded order) are spaced evenly over [0, 1) and taken
     in that order, so every label with a group left gives its first one before any gives a
     second (a small label is not rounded out of val and test while the total allows), and
-    after that each label gives in proportion to its size. A group is taken only where it
-    brings the split closer to `want`: one big group cannot swallow the split, it stays in
-    train."""
+    after that each label gives in proportion to its size. A label's last group stays in
+    train, so no label is held out whole: one seen only in val and test could be scored but
+    never learnt. A group is taken only where it brings the split no further from `want`
+    than it was: one big group cannot swallow the split, it stays in train."""
     order = sorted((rank / len(keys), _seeded_hash(seed, label), rank, label)
-                   for label, keys in strata.items() for rank in range(len(keys)))
+                   for label, keys in strata.items() for rank in range(len(keys) - 1))
     chosen: set[str] = set()
     got = 0
     for _, _, rank, label in order:

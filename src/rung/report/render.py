@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from rung.decide import reaches
+from rung.decide import comparison_verdict, reaches
 from rung.report import charts
 from rung.report.gather import ReportData, gather
 from rung.files import atomic_write, claim
@@ -120,15 +120,10 @@ def versus_verdict(versus: dict[str, Any]) -> tuple[str, str]:
     """A paired comparison's verdict and its colour, worded as the decision words it
     (rung.decide): a gain with p < alpha that is smaller than [eval] min_gain, or whose
     interval still holds no gain, is significant but not enough, never "not significant"."""
-    if versus["meaningful"]:
-        return "significant", "ok"
-    if versus["worse"]:
-        return "significantly worse", "bad"
-    if versus.get("significant"):
-        if 0 < versus["difference"] < versus["min_gain"]:
-            return f"significant but below [eval] min_gain ({versus['min_gain']:g})", "warn"
-        return "significant by p, but its 95% CI includes no gain", "warn"
-    return "not significant", "warn"
+    words = comparison_verdict(versus["meaningful"], versus["worse"],
+                               bool(versus.get("significant")), versus["difference"],
+                               versus.get("min_gain", 0.0))
+    return words, "ok" if versus["meaningful"] else "bad" if versus["worse"] else "warn"
 
 
 def _figures(data: ReportData) -> dict[str, str]:

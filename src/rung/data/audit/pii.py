@@ -130,26 +130,27 @@ def shannon_entropy(text: str) -> float:
 
 # --- patterns ----------------------------------------------------------------------------
 
-# re.ASCII throughout: a guard such as (?<!\w) must not count CJK or other letters as part
-# of the number or address, or PII written straight after 请发邮件到 or 電話は goes unseen
+# The guards say what may not touch a match: an ASCII letter, an underscore or a digit of any
+# script ([A-Za-z_\d]), not \w, which counts CJK and other letters as part of the number or
+# address, so PII written straight after 请发邮件到 or 電話は went unseen. Digits stay Unicode:
+# a phone written in Arabic-Indic or full-width digits is still a phone.
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])",
-    re.ASCII,
+    r"(?<![A-Za-z_\d.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}"
+    r"(?![A-Za-z_\d-])"
 )
 
 # Phones. The trailing guard stops a match inside a longer number or dotted/dashed run.
 _PHONE_END = r"(?!\d|[.-]\d)"
 _PHONE_PATTERNS = [
     # international: +CC, optional (area), digit groups (atomic: linear time on long runs)
-    re.compile(r"(?<![\w+])\+(?>\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d+)*)" + _PHONE_END,
-               re.ASCII),
+    re.compile(r"(?<![A-Za-z_\d+])\+(?>\d{1,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d+)*)"
+               + _PHONE_END),
     # North American: (555) 123-4567, 1-800-555-1234, 555-123-4567 (same separator twice)
-    re.compile(r"(?<![\w)])(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}" + _PHONE_END, re.ASCII),
-    re.compile(r"(?<![\w.+#/-])(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}" + _PHONE_END,
-               re.ASCII),
+    re.compile(r"(?<![A-Za-z_\d)])(?:1[ .-]?)?\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}" + _PHONE_END),
+    re.compile(r"(?<![A-Za-z_\d.+#/-])(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}" + _PHONE_END),
     # trunk-prefixed national numbers: 020 7946 0958, 07700 900123, (0)30 1234 5678, 0044 ...
-    re.compile(r"(?<![\w.+#/-])\(?0(?:0[1-9]\d{0,2}|[1-9]\d{0,3})\)?(?:[ .-]?\d{2,4}){2,4}"
-               + _PHONE_END, re.ASCII),
+    re.compile(r"(?<![A-Za-z_\d.+#/-])\(?0(?:0[1-9]\d{0,2}|[1-9]\d{0,3})\)?"
+               r"(?:[ .-]?\d{2,4}){2,4}" + _PHONE_END),
 ]
 
 _TRAILING_DIGIT = re.compile(r"\d{2}[ .-]\d$")
@@ -170,10 +171,10 @@ _NINO = re.compile(
     r"(?:\d{6}|( )\d{2}\1\d{2}\1\d{2}\1?)[A-D](?![A-Za-z0-9])"
 )
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)", re.ASCII)
+_IPV4 = re.compile(r"(?<![A-Za-z_\d.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z_\d]|\.\d)")
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
-    r"(?![\w:.]*\w)", re.ASCII,
+    r"(?<![A-Za-z_\d:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
+    r"(?![A-Za-z_\d:.]*[A-Za-z_\d])",
 )
 _VERSION_BEFORE = re.compile(r"\b(?:version|ver|build|release|v)\.?\s*$", re.IGNORECASE)
 

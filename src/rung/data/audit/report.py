@@ -27,7 +27,7 @@ from rung.data.audit.pii import pii_check
 from rung.data.audit.review import read_verdicts, review_sample
 from rung.data.audit.similarity import TextSimilarity
 from rung.data.audit.size import class_balance, size_check
-from rung.data.example import Example
+from rung.data.example import Example, stripped_labels
 from rung.data.formats import ScanResult, scan_file
 from rung.data.splits import split_examples
 from rung.errors import DataError
@@ -270,6 +270,8 @@ def _leakage(inp: AuditInput, examples: list[Example], threshold: float,
     """Checked on the split the climb makes (climb.make_split's settings: by time with an
     order_key), or the audit would pass a leak the climb then measures."""
     s = inp.split
+    if inp.kind == "classification":
+        examples = stripped_labels(examples)
     try:
         split = split_examples(examples, seed=inp.seed, fractions=(s.train, s.val, s.test),
                                stratify=inp.kind == "classification", group_key=s.group_key,
