@@ -490,16 +490,10 @@ def test_a_changed_setting_that_shapes_the_audit_audits_again(task_dir, fake_mod
     assert audit_for(load_task(toml))["audit_id"] != first["audit_id"]
 
 
-def test_leakage_is_checked_on_the_split_the_climb_makes(tmp_path: Path, fake_model) -> None:
-    """With an order_key the climb splits by time; the newest tickets re-file the oldest, so
-    every test example has a copy in train on that split, though few do on a random one."""
-    records = clean_records(20)
-    for day, record in enumerate(records):
-        record["day"] = day
-    for k in range(10):  # the ten newest copy the ten oldest
-        records[-1 - k]["messages"][0]["content"] = records[k]["messages"][0]["content"]
-    path = write_jsonl(tmp_path / "tickets.jsonl", records)
-    (tmp_path / "rung.toml").write_text(textwrap.dedent("""\
+def _ticket_task(folder: Path, records: list[dict], split: str = "") -> Path:
+    """A classification task on `records` with the fake model; `split` a [split] table."""
+    write_jsonl(folder / "tickets.jsonl", records)
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
         [task]
         name = "t"
         kind = "classification"
@@ -508,11 +502,21 @@ def test_leakage_is_checked_on_the_split_the_climb_makes(tmp_path: Path, fake_mo
         data = "tickets.jsonl"
         metric = "accuracy"
         target = 0.9
-        [split]
-        order_key = "day"
         [models]
         small = "fake"
-        """))
+        """) + split)
+    return folder / "rung.toml"
+
+
+def test_leakage_is_checked_on_the_split_the_climb_makes(tmp_path: Path, fake_model) -> None:
+    """With an order_key the climb splits by time; the newest tickets re-file the oldest, so
+    every test example has a copy in train on that split, though few do on a random one."""
+    records = clean_records(20)
+    for day, record in enumerate(records):
+        record["day"] = day
+    for k in range(10):  # the ten newest copy the ten oldest
+        records[-1 - k]["messages"][0]["content"] = records[k]["messages"][0]["content"]
+    _ticket_task(tmp_path, records, split='[split]\norder_key = "day"\n')
     from rung.climb import load_examples, make_split
     from rung.data.splits import split_examples
     from rung.task import load_task
@@ -570,18 +574,6 @@ def test_a_label_with_stray_spaces_is_the_same_example_for_the_leakage_check(
         again = json.loads(json.dumps(record))
         again["messages"][1]["content"] += " "
         records.append(again)
-    write_jsonl(tmp_path / "tickets.jsonl", records)
-    (tmp_path / "rung.toml").write_text(textwrap.dedent("""\
-        [task]
-        name = "t"
-        kind = "classification"
-        instruction = "Classify."
-        labels = ["BILLING", "BUG", "FEATURE"]
-        data = "tickets.jsonl"
-        metric = "accuracy"
-        target = 0.9
-        [models]
-        small = "fake"
-        """))
+    _ticket_task(tmp_path, records)
     report, _ = run_audit(audit_input(tmp_path / "rung.toml"), skip=("diversity",))
     assert report.check("leakage").status == "pass", report.check("leakage").finding
