@@ -577,3 +577,20 @@ def test_a_label_with_stray_spaces_is_the_same_example_for_the_leakage_check(
     _ticket_task(tmp_path, records)
     report, _ = run_audit(audit_input(tmp_path / "rung.toml"), skip=("diversity",))
     assert report.check("leakage").status == "pass", report.check("leakage").finding
+
+
+def test_redact_replaces_personal_data_in_fields_but_the_group_key(tmp_path: Path,
+                                                                  fake_model) -> None:
+    """The split's group_key stays as it is (redacted, every customer would be one group);
+    any other field with personal data is redacted like the messages."""
+    records = clean_records(10)
+    for i, record in enumerate(records):
+        record["customer_email"] = f"customer{i % 7}@example.com"
+        record["notes"] = f"called back on +44 20 7946 09{i % 10}{i % 7}"
+    toml = _ticket_task(tmp_path, records, split='[split]\ngroup_key = "customer_email"\n')
+    done = runner.invoke(app, ["audit", str(toml), "--redact", "--skip", "diversity"])
+    assert done.exit_code == 0, done.output
+    [redacted] = tmp_path.glob("tickets.redacted.jsonl")
+    rows = [json.loads(line) for line in redacted.read_text().splitlines()]
+    assert [r["customer_email"] for r in rows] == [r["customer_email"] for r in records]
+    assert {r["notes"] for r in rows} == {"called back on [PHONE]"}

@@ -338,3 +338,20 @@ def test_personal_data_right_after_cjk_text_is_found():
              "call +８１ ９０ １２３４ ５６７８ now": ("phone", "+８１ ９０ １２３４ ５６７８")}
     for text, (kind, found) in cases.items():
         assert [(k, text[s:e]) for k, s, e in find_pii(text)] == [(kind, found)], text
+
+
+def test_personal_data_in_a_records_own_fields_is_found_and_redacted():
+    """A customer_email column beside the conversation passed the check and survived
+    --redact; it is found, named, and replaced, but for the fields the split reads (a
+    group_key of e-mails redacted to one [EMAIL] would merge every customer)."""
+    examples = [make_example("my invoice is wrong", "BILLING", line=i + 1,
+                             customer_email="jane.doe@example.com", notes="call +44 20 7946 0958",
+                             account=f"a{i}") for i in range(3)]
+    result = pii_check(examples)
+    assert result.status == "warn" and result.rows == [1, 2, 3]
+    assert "customer_email" in result.finding and "notes" in result.finding
+    assert result.details["by_role"] == {"field customer_email": 3, "field notes": 3}
+    clean = redact_example(examples[0], keep=("customer_email",))
+    assert clean.extra == {"customer_email": "jane.doe@example.com", "notes": "call [PHONE]",
+                           "account": "a0"}
+    assert redact_example(examples[0]).extra["customer_email"] == "[EMAIL]"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rung.data.audit.pii import find_pii, redact_example
+from rung.data.audit.pii import redact_example
 from rung.data.audit.report import AuditReport
 from rung.data.example import Example
 from rung.data.formats import write_examples
@@ -56,12 +56,13 @@ def write_fixed(report: AuditReport, examples: Sequence[Example], out: str | Pat
             fate.setdefault(line, "removed: marked bad in human review")
     kept = [ex for ex in examples if ex.line not in fate]
     aside = [ex for ex in examples if fate.get(ex.line, "").startswith("set aside")]
-    redacted = [ex.line for ex in kept if any(find_pii(m.content) for m in ex.messages)]
+    keep = _split_fields(report)
+    redacted = [ex.line for ex in kept if _changed(ex, redact_example(ex, keep))]
     fmt = "csv" if out.suffix.lower() == ".csv" else (
         report.format if report.format != "csv" else "openai")
-    write_examples([redact_example(ex) for ex in kept], out, fmt)
+    write_examples([redact_example(ex, keep) for ex in kept], out, fmt)
     if aside:
-        write_examples([redact_example(ex) for ex in aside], aside_path, fmt)
+        write_examples([redact_example(ex, keep) for ex in aside], aside_path, fmt)
     elif aside_path.exists():  # replaced with --force: an old set-aside file would mislead
         aside_path.unlink()
     problems = report.check("format")
@@ -85,6 +86,17 @@ def write_redacted(report: AuditReport, examples: Sequence[Example], out: str | 
     """Every readable example with personal data replaced; returns how many changed."""
     [out] = claim([out], inputs=[report.input.data_path], force=force)
     fmt = report.format
-    cleaned = [redact_example(ex) for ex in examples]
+    cleaned = [redact_example(ex, _split_fields(report)) for ex in examples]
     write_examples(cleaned, out, fmt)
-    return sum(1 for a, b in zip(examples, cleaned) if a.messages != b.messages)
+    return sum(1 for a, b in zip(examples, cleaned) if _changed(a, b))
+
+
+def _split_fields(report: AuditReport) -> tuple[str, ...]:
+    """The fields the split reads (group_key, order_key): kept as they are, or redacting
+    them would merge groups or lose the order."""
+    split = report.input.split
+    return tuple(key for key in (split.group_key, split.order_key) if key)
+
+
+def _changed(a: Example, b: Example) -> bool:
+    return a.messages != b.messages or a.extra != b.extra  # Example == ignores extra

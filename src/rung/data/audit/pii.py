@@ -68,7 +68,7 @@ PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in KINDS}
 class PiiHit:
     kind: str  # one of KINDS
     line: int  # the example's 1-based line
-    role: str  # role of the message the hit is in
+    role: str  # role of the message the hit is in, or "field NAME" for a record's field
     start: int  # offsets in that message's content
     end: int
     text: str
@@ -375,15 +375,26 @@ def redact(text: str) -> str:
     return "".join(out)
 
 
-def redact_example(example: Example) -> Example:
-    """A new Example with every message redacted; line and extra are kept (extra is not
-    scanned or redacted)."""
+def redact_example(example: Example, keep: Iterable[str] = ()) -> Example:
+    """A new Example with every message and every text field of `extra` redacted, but the
+    fields named in `keep`: the split's group_key and order_key, whose values must stay
+    distinct (one customer's e-mail redacted to [EMAIL] would merge every customer)."""
     messages = tuple(Message(m.role, redact(m.content)) for m in example.messages)
-    return Example(messages, line=example.line, extra=dict(example.extra))
+    kept = set(keep)
+    extra = {key: redact(value) if isinstance(value, str) and key not in kept else value
+             for key, value in example.extra.items()}
+    return Example(messages, line=example.line, extra=extra)
+
+
+def _fields(example: Example) -> list[tuple[str, str]]:
+    """(name, text) of the record's text fields beyond the conversation: a customer_email
+    column is personal data however the messages read."""
+    return [(key, value) for key, value in example.extra.items() if isinstance(value, str)]
 
 
 def scan_examples(examples: Iterable[Example]) -> list[PiiHit]:
-    """Every hit in every message of every example, in input order.
+    """Every hit in every message (and text field, as role "field NAME") of every example,
+    in input order.
 
     Each distinct text is scanned once: a system prompt repeated on every example would
     otherwise cost as much as all the answers."""
@@ -397,6 +408,10 @@ def scan_examples(examples: Iterable[Example]) -> list[PiiHit]:
             for kind, start, end in found:
                 hits.append(PiiHit(kind, example.line, message.role, start, end,
                                    message.content[start:end], index))
+        for key, value in _fields(example):
+            for kind, start, end in find_pii(value):
+                hits.append(PiiHit(kind, example.line, f"field {key}", start, end,
+                                   value[start:end], -1))
     return hits
 
 
@@ -422,6 +437,9 @@ def pii_check(examples: Iterable[Example]) -> CheckResult:
     what = "personal data or secrets" if "secret" in by_kind else "personal data"
     subject = f"{len(rows)} examples contain" if len(rows) != 1 else "1 example contains"
     finding = f"{subject} {what}: " + ", ".join(f"{examples_by_kind[k]} {k}" for k in order)
+    fields = sorted({h.role[len("field "):] for h in hits if h.role.startswith("field ")})
+    if fields:  # not part of the conversation, so not trained on, but shipped with the file
+        finding += f" (also in the field{'s' if len(fields) > 1 else ''} {', '.join(fields)})"
     if severe:
         fix = ("remove or redact these rows before training: `rung audit --redact` replaces each "
                "hit with a typed placeholder ([CARD], [SECRET], ...); rotate any real key that "
