@@ -70,6 +70,8 @@ def split_examples(
     inserted or deleted line. Test, then val, get their fraction of the examples (rounded
     half up), drawn across the labels (a group's most common label) by _held_out.
     """
+    total = len(examples)
+    wants = {"test": _share(total, fractions[2]), "val": _share(total, fractions[1])}
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         if group_key is None:
@@ -89,8 +91,6 @@ def split_examples(
         newest = {k: max(when[id(m)] for m in members) for k, members in groups.items()}
         keys = sorted(groups, key=lambda k: (newest[k], _seeded_hash(seed, k)), reverse=True)
         assigned = {"train": [], "val": [], "test": []}
-        total = len(examples)
-        wants = (_share(total, fractions[2]), _share(total, fractions[1]))
         for name, chosen in _deal(keys, [len(groups[k]) for k in keys], wants).items():
             for k in chosen:
                 assigned[name].extend(groups[k])
@@ -101,13 +101,12 @@ def split_examples(
         label = _majority([m.output for m in members]) if stratify else ""
         strata[label].append(key)
 
-    total = len(examples)
-    wants = {"test": _share(total, fractions[2]), "val": _share(total, fractions[1])}
     left = {label: sorted(keys, key=lambda k: _seeded_hash(seed, k))
             for label, keys in strata.items()}
+    sizes = {k: len(members) for k, members in groups.items()}
     assigned: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
     for name in ("test", "val"):
-        chosen = _held_out(left, {k: len(groups[k]) for k in groups}, wants[name], seed)
+        chosen = _held_out(left, sizes, wants[name], seed)
         for k in sorted(chosen):
             assigned[name].extend(groups[k])
         left = {label: [k for k in keys if k not in chosen] for label, keys in left.items()}
@@ -208,12 +207,11 @@ def _moment(raw: int | float | str) -> tuple[str, Any]:
     return "date", parsed.replace(tzinfo=None)
 
 
-def _deal(keys: list[str], sizes: list[int], wants: tuple[int, int]) -> dict[str, list[str]]:
+def _deal(keys: list[str], sizes: list[int], want: dict[str, int]) -> dict[str, list[str]]:
     """By time: the newest keys to test until it has its share of examples (not of groups),
     the next to val, the rest to train; a group is never split, whatever its size."""
     out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     got = {"test": 0, "val": 0}
-    want = {"test": wants[0], "val": wants[1]}
     for key, size in zip(keys, sizes):
         name = next((n for n in ("test", "val") if got[n] < want[n]), "train")
         out[name].append(key)
