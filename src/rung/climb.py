@@ -18,7 +18,7 @@ from rung.costs import rung_costs, rung_memory
 from rung.data.audit.report import audit_for
 from rung.data.example import Example, stripped_labels
 from rung.data.formats import read_examples
-from rung.data.splits import Split, split_examples
+from rung.data.splits import Split, split_by_settings
 from rung.decide import decide, fast_enough, reaches, val_score
 from rung.errors import ConfigError, DataError, ModelError
 from rung.eval.metrics import metric_spec, per_example_values
@@ -133,11 +133,8 @@ def check_models(task: TaskSpec, why_not: dict[str, str]) -> None:
 
 def make_split(task: TaskSpec, examples: list[Example]) -> Split:
     s = task.split
-    split = split_examples(
-        examples, seed=task.task.seed, fractions=(s.train, s.val, s.test),
-        stratify=task.task.kind == "classification", group_key=s.group_key,
-        order_key=s.order_key, source=task.data_path,
-    )
+    split = split_by_settings(examples, s, seed=task.task.seed, kind=task.task.kind,
+                              source=task.data_path)
     empty = [name for name, part in (("train", split.train), ("val", split.val),
                                      ("test", split.test)) if not part]
     if empty and s.group_key:

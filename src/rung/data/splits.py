@@ -19,13 +19,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rung.data.example import Example
+from rung.data.example import Example, stripped_labels
 from rung.errors import DataError
 from rung.files import atomic_write
+
+if TYPE_CHECKING:
+    from rung.task import SplitTable
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,18 @@ def split_examples(
         left = {label: [k for k in keys if k not in chosen] for label, keys in left.items()}
     assigned["train"] = [ex for keys in left.values() for k in keys for ex in groups[k]]
     return _shuffled(assigned, seed)
+
+
+def split_by_settings(examples: list[Example], table: "SplitTable", *, seed: int, kind: str,
+                      source: str | Path | None = None) -> Split:
+    """The split a task's [split] table and seed make: the climb's, and the one the audit
+    checks for leaks, so the two cannot drift apart. Classification labels are read as the
+    labels they name (stripped_labels) and stratify the split."""
+    if kind == "classification":
+        examples = stripped_labels(examples)
+    return split_examples(examples, seed=seed, fractions=(table.train, table.val, table.test),
+                          stratify=kind == "classification", group_key=table.group_key,
+                          order_key=table.order_key, source=source)
 
 
 def _held_out(strata: dict[str, list[str]], sizes: dict[str, int], want: int,

@@ -27,9 +27,9 @@ from rung.data.audit.pii import pii_check
 from rung.data.audit.review import read_verdicts, review_sample
 from rung.data.audit.similarity import TextSimilarity
 from rung.data.audit.size import class_balance, size_check
-from rung.data.example import Example, stripped_labels
+from rung.data.example import Example
 from rung.data.formats import ScanResult, scan_file
-from rung.data.splits import split_examples
+from rung.data.splits import split_by_settings
 from rung.errors import DataError
 from rung.task import AuditTable, SplitTable, load_task
 
@@ -267,15 +267,11 @@ def _distinct(examples: list[Example], checks: list[CheckResult]) -> list[Exampl
 
 def _leakage(inp: AuditInput, examples: list[Example], threshold: float,
              similar: TextSimilarity) -> CheckResult:
-    """Checked on the split the climb makes (climb.make_split's settings: by time with an
-    order_key), or the audit would pass a leak the climb then measures."""
-    s = inp.split
-    if inp.kind == "classification":
-        examples = stripped_labels(examples)
+    """Checked on the split the climb makes (split_by_settings: by time with an order_key),
+    or the audit would pass a leak the climb then measures."""
     try:
-        split = split_examples(examples, seed=inp.seed, fractions=(s.train, s.val, s.test),
-                               stratify=inp.kind == "classification", group_key=s.group_key,
-                               order_key=s.order_key, source=inp.data_path)
+        split = split_by_settings(examples, inp.split, seed=inp.seed, kind=inp.kind,
+                                  source=inp.data_path)
     except DataError as err:
         return CheckResult("leakage", "warn", f"could not split the data: {err.message}",
                            fix=err.fix or "")
