@@ -26,7 +26,7 @@ from rung.eval.runner import evaluate
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
-from rung.models.labels import Reply, label_logprobs, parse_label
+from rung.models.labels import Reply, label_logprobs, label_scores, parse_label
 from rung.models.remote import Endpoint, RemoteModel, configure
 from rung.pipeline import Pipeline
 from rung.store import Store
@@ -328,11 +328,11 @@ def test_a_preamble_before_the_label_is_read_from_the_answer_not_its_first_token
     labels = ["BUG", "HOWTO", "BILLING"]
     reply = Reply("Label: BUG", 1, 3, [("Label", -0.01), ("**", -4.0), ("HOW", -5.0),
                                        ("B", -6.0)])
-    scores = label_logprobs(reply, labels)
+    scores = label_scores(reply, labels).logprobs
     assert max(range(3), key=scores.__getitem__) == 0
     # markup alone begins no label either: the answer's words decide
     reply = Reply("**HOWTO**", 1, 3, [("**", -0.01), ("B", -3.0), ("HOW", -4.0)])
-    scores = label_logprobs(reply, labels)
+    scores = label_scores(reply, labels).logprobs
     assert max(range(3), key=scores.__getitem__) == 1
 
 

@@ -26,16 +26,16 @@ def climb_table(summary: dict) -> Table:
             r["rung"],
             f"[{'green' if reached else 'red'}]{r['score']:.3f}[/]",
             f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}",
-            f"{_ms(latency['p50'])}/{_ms(latency['p95'])}" if latency else "-",
+            f"{milliseconds(latency['p50'])}/{milliseconds(latency['p95'])}" if latency else "-",
             f"{r['tokens_per_request']:.0f}" if r["rung"] != "classifier" else "-",
             describe_choice(r["chosen"]),
         )
     return table
 
 
-def _ms(value: float) -> str:
+def milliseconds(value: float) -> str:
     """Whole milliseconds from 10 up; below, two significant figures (2.7, not 3; a
-    classifier's 0.052, not 0), as the report shows them."""
+    classifier's 0.052, not 0): the terminal table and the report both show them so."""
     return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 

@@ -57,7 +57,9 @@ def label_scores(reply: Reply, labels: Sequence[str]) -> ChoiceScores:
     the answer starts with a label (label_logprobs), else the answer's words. A reply that
     starts with no label and names none is a format failure with its own text as the
     prediction; read off the alternatives, every label had the floor and the first label won,
-    so a rambling non-answer counted as a wrong label."""
+    so a rambling non-answer counted as a wrong label. And "Label: BUG" read off them answered
+    HOWTO, because "HOW" was a less unlikely rival of "Label" than "B": the rivals of a
+    preamble say nothing about the labels."""
     if not _starts_a_label(reply, labels):
         return parsed_scores(reply, labels)
     return ChoiceScores(label_logprobs(reply, labels), reply.tokens_in, [1] * len(labels))
@@ -72,14 +74,7 @@ def label_logprobs(reply: Reply, labels: Sequence[str]) -> list[float]:
     """Each label's log-probability as the model's first answer token: the most likely listed
     token that begins the label (case and leading space ignored). Labels sharing that token
     are told apart by the greedy answer; a label no listed token begins gets a floor below
-    every listed one.
-
-    That reading holds only when the answer starts with a label. When the greedy first token
-    begins none ("Label: BUG", "I think ..."), the alternatives are rivals of a preamble, not
-    of the labels, and reading them would answer HOWTO for "Label: BUG" because "HOW" was a
-    less unlikely rival than "B"; the answer's words are read instead (parsed_scores)."""
-    if not _starts_a_label(reply, labels):
-        return parsed_scores(reply, labels).logprobs
+    every listed one. Only for an answer that starts with a label: label_scores decides."""
     floor = min(lp for _, lp in reply.alternatives) - 1.0
     scores = []
     for label in labels:

@@ -21,6 +21,7 @@ from rung.report import charts
 from rung.report.gather import ReportData, gather
 from rung.files import atomic_write, claim
 from rung.store import Store
+from rung.terminal import milliseconds
 
 # Draws every figure and filters the side-by-side table; the only script besides plotly.js.
 APP_JS = """
@@ -97,7 +98,7 @@ def render_report(data: ReportData) -> str:
                       autoescape=select_autoescape(["html"]))
     env.filters["gb"] = _gb
     env.filters["dollars"] = _dollars
-    env.filters["ms"] = lambda v: f"{v:.0f}" if v >= 10 else f"{v:.2g}"
+    env.filters["ms"] = milliseconds
     summary = data.summary
     figures = _figures(data)
     decision = summary["recommendation"]
