@@ -106,14 +106,25 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str,
     so what its report shows) or new inputs (`rung review --inputs`), never the two counted
     together. The test set's results carry the new inputs' under "inputs" where there are
     votes on them."""
+    require_rungs(store, run_id, rung_a, rung_b)
+    votes = store.votes(run_id, rung_a, rung_b)
+    out = _tally(run_id, rung_a, rung_b, queue, votes)
+    if queue == "test":
+        inputs = _tally(run_id, rung_a, rung_b, "inputs", votes)
+        if inputs["items"]:
+            out["inputs"] = inputs
+    return out
+
+
+def _tally(run_id: str, rung_a: str, rung_b: str, queue: str,
+           votes: list[Any]) -> dict[str, Any]:
+    """Wins, ties, the sign test and agreement over one queue's votes."""
     from scipy.stats import binomtest
 
-    require_rungs(store, run_id, rung_a, rung_b)
-    votes = [v for v in store.votes(run_id, rung_a, rung_b)
-             if queue_of(v["example_id"]) == queue]
     latest: dict[tuple[str, str], str] = {}
     for vote in votes:  # a reviewer's last word on an item counts
-        latest[(vote["reviewer"], vote["example_id"])] = vote["winner"]
+        if queue_of(vote["example_id"]) == queue:
+            latest[(vote["reviewer"], vote["example_id"])] = vote["winner"]
     counted = [w for w in latest.values() if w != "skip"]
     wins, losses, ties = counted.count("b"), counted.count("a"), counted.count("tie")
     decided = wins + losses
@@ -128,10 +139,6 @@ def results(store: Store, run_id: str, rung_a: str, rung_b: str,
         "test": "exact sign test (two-sided binomial at 1/2 on decided items)"}
     if len(reviewers) >= 2:
         out["agreement"] = _kappa(latest, reviewers)
-    if queue == "test":
-        inputs = results(store, run_id, rung_a, rung_b, "inputs")
-        if inputs["items"]:
-            out["inputs"] = inputs
     return out
 
 
