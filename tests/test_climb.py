@@ -47,6 +47,20 @@ def test_climb_recommends_the_first_rung_that_reaches_target(task_dir, fake_mode
     assert prompt["n"] == few_shot["n"] == len(result.split.test)
 
 
+def test_macro_f1_rungs_are_paired_on_macro_f1(task_dir, fake_model):
+    """Each rung's comparison with the cheaper one is a difference of macro-F1 scores, tested
+    as macro-F1: paired on label correctness it was an accuracy difference shown beside
+    macro-F1 scores, and could point the other way."""
+    fake_model.rule = learns_from_demonstrations
+    toml = write_task(task_dir)
+    toml.write_text(toml.read_text().replace('metric = "accuracy"', 'metric = "macro_f1"'))
+    summary = climb(toml).summary()
+    prompt, few_shot = summary["rungs"]
+    versus = few_shot["versus"]
+    assert versus["rung"] == "prompt" and versus["test"] == "permutation-macro-f1"
+    assert versus["difference"] == pytest.approx(few_shot["score"] - prompt["score"], abs=1e-4)
+
+
 def test_no_rung_reaches_target_names_the_best(task_dir, fake_model):
     fake_model.default = "BUG"
     summary = climb(write_task(task_dir)).summary()

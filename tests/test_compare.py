@@ -212,8 +212,7 @@ def test_the_gate_fails_a_drop_in_a_graded_metric_that_exact_match_cannot_see(tm
     assert "(rouge_l)" in said.stdout and f"worse on {verdict['n']} examples" in said.stdout
 
 
-def test_compare_reports_macro_f1_as_itself_beside_the_paired_label_accuracy(task_dir,
-                                                                           fake_model):
+def test_compare_reports_and_tests_macro_f1_as_itself(task_dir, fake_model):
     fake_model.rule = _rule
     toml = write_task(task_dir)
     toml.write_text(toml.read_text().replace('metric = "accuracy"', 'metric = "macro_f1"'))
@@ -229,8 +228,11 @@ def test_compare_reports_macro_f1_as_itself_beside_the_paired_label_accuracy(tas
     assert prompt["metric"] == "macro_f1" and prompt["b"]["score"] < 1 / 3
     accuracy_b = 1 - (len(prompt["right_to_wrong"]) - len(prompt["wrong_to_right"])) / prompt["n"]
     assert prompt["b"]["score"] != round(accuracy_b, 4)
+    # the difference and its test are about macro-F1, not the label accuracy behind it
+    assert prompt["difference"] == round(prompt["b"]["score"] - prompt["a"]["score"], 4)
+    assert prompt["test"].startswith("permutation test on macro-F1")
     said = runner.invoke(app, ["compare", good, broken, "--task", str(toml)])
-    assert "in label accuracy per example" in said.stdout
+    assert f"{prompt['difference']:+.3f}, 95% CI" in said.stdout
 
 
 def test_a_ticket_held_twice_is_compared_twice(task_dir, fake_model):

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from rung.eval.metrics import (_macro_f1_resampled, is_correct, macro_f1, metric_spec, per_class,
-                               score_predictions)
+from rung.eval.metrics import (_macro_f1_rows, is_correct, macro_f1, metric_spec,
+                               paired_macro_f1, per_class, score_predictions)
+from rung.eval.stats import mcnemar_exact
 
 
 def test_accuracy_and_macro_f1_hand_worked():
@@ -47,14 +48,33 @@ def test_vectorised_resampled_f1_matches_sklearn():
     y = rng.integers(0, 4, 50)
     p = np.where(rng.random(50) < 0.6, y, rng.integers(0, 4, 50))
     idx = rng.integers(0, 50, (20, 50))
-    ours = _macro_f1_resampled(y, p, 4, idx)
+    ours = _macro_f1_rows(y[idx], p[idx], 4)
     theirs = [f1_score(y[i], p[i], labels=sorted(set(y[i]) | set(p[i])), average="macro",
                        zero_division=0) for i in idx]
     assert np.allclose(ours, theirs)
     rare = np.array([0] * 45 + [3] * 5)  # label 3 absent from some resamples: left out there
     idx = rng.integers(0, 50, (200, 50))
-    ours = _macro_f1_resampled(rare, rare, 4, idx)
+    ours = _macro_f1_rows(rare[idx], rare[idx], 4)
     assert np.all(ours == 1.0)
+
+
+def test_macro_f1_is_compared_as_macro_f1_not_as_the_accuracy_behind_it():
+    """Answering the majority label always is more often right than a rung that confuses
+    half the majority with a rare label, yet has under half its macro-F1. The paired test
+    must say the majority rung is worse; McNemar on correctness says it is better."""
+    expected = ["A"] * 80 + ["B"] * 10 + ["C"] * 10
+    mixed = ["A"] * 40 + ["B"] * 50 + ["C"] * 10
+    majority = ["A"] * 100
+    labels = ["A", "B", "C"]
+    c = paired_macro_f1(expected, mixed, majority, labels, seed=3)
+    assert c.a_score == pytest.approx(macro_f1(expected, mixed, labels))
+    assert c.b_score == pytest.approx(macro_f1(expected, majority, labels))
+    assert c.difference == pytest.approx(c.b_score - c.a_score) and c.difference < -0.3
+    assert c.worse and c.ci[1] < 0 and c.test == "permutation-macro-f1"
+    assert (c.b_only, c.a_only) == (40, 20)  # the examples that changed, for the report
+    by_correctness = mcnemar_exact([e == p for e, p in zip(expected, mixed)],
+                                   [e == p for e, p in zip(expected, majority)])
+    assert by_correctness.difference > 0 and by_correctness.significant  # the old answer
 
 
 def test_interval_narrows_with_more_examples():

@@ -14,6 +14,7 @@ from rung.eval.stats import (
     mcnemar_exact,
     paired_bootstrap,
     paired_permutation,
+    paired_swap_test,
 )
 
 
@@ -200,6 +201,39 @@ def test_permutation_exact_agrees_with_scipy_enumeration():
         (b - a,), np.mean, permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
     )
     assert paired_permutation(a, b).p_value == pytest.approx(theirs.pvalue, rel=1e-12)
+
+
+# --- swapping answers per example (macro-F1 and other metrics that are no mean) --------------
+
+
+def _mean_rows(examples: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    return outcomes.mean(axis=1)
+
+
+def test_swapping_answers_under_a_mean_is_the_sign_flip_test():
+    """For a mean, swapping A's and B's values of an example flips the sign of its difference,
+    so the swap test must give the sign-flip test's exact p-value."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=12), rng.normal(0.6, 1.0, size=12)
+    swapped = paired_swap_test(a, b, _mean_rows, test="swap")
+    flipped = paired_permutation(a, b)
+    assert swapped.p_value == pytest.approx(flipped.p_value, rel=1e-12)
+    assert swapped.difference == pytest.approx(flipped.difference)
+
+
+def test_swap_test_agrees_with_scipy_paired_permutation_for_a_non_mean_statistic():
+    """A statistic no sign flip can express (the median's difference): scipy's paired
+    permutation test, enumerated, is the reference."""
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=11), rng.normal(0.8, 1.0, size=11)
+    theirs = permutation_test((a, b), lambda x, y, axis: np.median(y, axis=axis)
+                              - np.median(x, axis=axis), permutation_type="samples",
+                              n_resamples=np.inf, alternative="two-sided", vectorized=True)
+    ours = paired_swap_test(a, b, lambda ex, rows: np.median(rows, axis=1), test="swap")
+    assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9)
+    beyond = paired_swap_test(np.r_[a, a], np.r_[b, b], lambda ex, rows: np.median(rows, axis=1),
+                              test="swap", n_resamples=3000, seed=1)
+    assert beyond.p_value < ours.p_value  # twice the evidence; random patterns past 16
 
 
 # --- determinism, dispatch, validation, serialisation -------------------------------------

@@ -472,7 +472,7 @@ def compare(
     the paired difference by the task's metric (McNemar's exact test for a 0/1 metric, the
     sign-flip permutation test for a graded one) and the examples that got worse and
     better."""
-    from rung.compare import compare_runs, describe_changes, moves, per_example
+    from rung.compare import compare_runs, describe_changes, moves
     from rung.task import load_task
 
     with _user_errors(), _task_store(path) as store:
@@ -483,7 +483,7 @@ def compare(
     out.print(f"changed: {describe_changes(report)}", highlight=False, markup=False)
     for name, row in [*report["rungs"].items(), ("overall", report["overall"])]:
         out.print(f"{name}: {row['metric']} {row['a']['score']:.3f} -> {row['b']['score']:.3f} "
-                  f"({row['difference']:+.3f}{per_example(row)}, 95% CI {row['ci'][0]:+.3f} "
+                  f"({row['difference']:+.3f}, 95% CI {row['ci'][0]:+.3f} "
                   f"to {row['ci'][1]:+.3f}, p = {row['p_value']:.3g}); {moves(row)}",
                   highlight=False, markup=False)
         for flip in row["right_to_wrong"][:5]:

@@ -21,7 +21,7 @@ from rung.data.formats import read_examples
 from rung.data.splits import Split, split_by_settings
 from rung.decide import decide, fast_enough, reaches, val_score
 from rung.errors import ConfigError, DataError, ModelError
-from rung.eval.metrics import metric_spec, per_example_values
+from rung.eval.metrics import metric_spec, paired_macro_f1, per_example_values
 from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
 from rung.files import atomic_write
@@ -172,7 +172,9 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
     reason per rung below it, and the next step when none reached the target."""
     spec = metric_spec(task.task.metric, task.json_schema)
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
-                      audit=audit, prices=task.costs, stopped=stopped, binary=spec.binary,
+                      audit=audit, prices=task.costs, stopped=stopped,
+                      # macro-F1 is no share of examples: its power is read off its interval
+                      binary=spec.binary and task.task.metric != "macro_f1",
                       compare=lambda a, b: paired(task, a, b),
                       max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
@@ -186,13 +188,19 @@ def paired(task: TaskSpec, a: RungResult, b: RungResult) -> PairedComparison:
     """B against A on the same test examples.
 
     A 0/1 metric (accuracy, exact match, JSON checks) gets the exact McNemar test on
-    per-example correctness; for macro-F1 that tests the correctness behind it. A graded
+    per-example correctness; macro-F1, not a mean over examples, the permutation test that
+    swaps the two rungs' answers per example (paired_macro_f1). A graded
     metric (ROUGE-L, BLEU, chrF, most custom ones) gets the sign-flip permutation test on
     per-example values (exact up to 16 examples) with a paired bootstrap interval: the
     bootstrap's own shift-method p-value called a difference that was not there about twice
     as often as it should on small splits (9.5% at n = 10, 6.7% at n = 20, against 5%).
     """
     spec = metric_spec(task.task.metric, task.json_schema)
+    if task.task.metric == "macro_f1":
+        return paired_macro_f1([p.expected for p in a.test.predictions],
+                               *([p.output for p in r.test.predictions] for r in (a, b)),
+                               task.task.labels, min_gain=task.eval.min_gain,
+                               seed=task.task.seed)
     if not spec.binary:
         x, y = (per_example_values(spec, [p.expected for p in r.test.predictions],
                                    [p.output for p in r.test.predictions]) for r in (a, b))

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from rung.errors import ConfigError
-from rung.eval.metrics import macro_f1, metric_spec, per_example_values
+from rung.eval.metrics import metric_spec, paired_macro_f1, per_example_values
 from rung.eval.stats import mcnemar_exact, paired_permutation
 from rung.rungs import LADDER
 from rung.store import Store
@@ -70,8 +70,8 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
     task's metric: a 0/1 metric by McNemar's exact test on the examples that changed, a
     graded one (ROUGE-L, BLEU, chrF, a custom score) by the sign-flip permutation test on
     the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose
-    right/wrong column holds exact match and would hide a drop.
-    Macro-F1 is reported as itself and tested on the label correctness behind it."""
+    right/wrong column holds exact match and would hide a drop; macro-F1, which is no mean
+    over examples, by the permutation test that swaps the two runs' answers per example."""
     a, b = (_by_example(store.predictions(run, rung)) for run, rung in ((run_a, rung_a),
                                                                          (run_b, rung_b)))
     ids = sorted(a)
@@ -82,15 +82,17 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
     expected = [a[i]["expected"] for i in ids]
     outputs = [[side[i]["output"] for i in ids] for side in (a, b)]
     x, y = (per_example_values(spec, expected, said) for said in outputs)
-    if spec.binary:
+    if task.task.metric == "macro_f1":
+        result = paired_macro_f1(expected, *outputs, task.task.labels, n_bootstrap=n_resamples,
+                                 seed=seed)
+        test = "permutation test on macro-F1, the two runs' answers swapped per example"
+    elif spec.binary:
         result = mcnemar_exact(x >= 1.0, y >= 1.0, n_resamples=n_resamples, seed=seed)
         test = "McNemar's exact test on the examples that changed"
     else:
         result = paired_permutation(x, y, n_bootstrap=n_resamples, seed=seed)
         test = f"sign-flip permutation test on per-example {spec.name}"
     scores = [result.a_score, result.b_score]
-    if task.task.metric == "macro_f1":
-        scores = [macro_f1(expected, said, task.task.labels) for said in outputs]
 
     def moved(down: bool) -> list[dict[str, Any]]:
         """Examples whose value fell (right to wrong, for a 0/1 metric) or rose, the
@@ -237,7 +239,7 @@ def markdown(verdict: dict[str, Any]) -> str:
         f"({verdict['metric']}) against {a['score']:.3f} for {a['rung']} of the baseline "
         f"`{a['run']}` on the same {verdict['n']} test examples.",
         "",
-        f"- difference {verdict['difference']:+.3f}{per_example(verdict)} (95% CI "
+        f"- difference {verdict['difference']:+.3f} (95% CI "
         f"{verdict['ci'][0]:+.3f} to {verdict['ci'][1]:+.3f}), p = {verdict['p_value']:.3g} "
         f"({verdict['test']}); the gate fails below -{verdict['tolerance']:g} at p < "
         f"{verdict['alpha']:g}",
@@ -248,11 +250,6 @@ def markdown(verdict: dict[str, Any]) -> str:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
                      f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)" + _values(flip))
     return "\n".join(lines) + "\n"
-
-
-def per_example(row: dict[str, Any]) -> str:
-    """What the paired difference is in, where it is not the score itself."""
-    return " in label accuracy per example" if row["metric"] == "macro_f1" else ""
 
 
 def moves(row: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rung.eval.custom_metrics import load_custom_metric
-from rung.eval.stats import row_chunks
+from rung.eval.stats import PairedComparison, paired_swap_test, row_chunks
 from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric
 
 
@@ -50,11 +50,16 @@ def _stripped(texts: Sequence[str]) -> list[str]:
     return [text.strip() for text in texts]
 
 
-def _macro_f1_resampled(y: np.ndarray, p: np.ndarray, n_labels: int, idx: np.ndarray) -> np.ndarray:
-    """Macro-F1 for each row of resample indices `idx` (shape B x n), over the labels that
-    occur in that resample (as `macro_f1` does on the full set)."""
-    ys, ps = y[idx], p[idx]
-    total, occurring = np.zeros(len(idx)), np.zeros(len(idx))
+def _label_codes(labels: Sequence[str], answers: Sequence[str], outside: int) -> np.ndarray:
+    """Answers as label indices; an answer outside the label set is coded `outside`."""
+    codes = {label: i for i, label in enumerate(_stripped(labels))}
+    return np.array([codes.get(answer, outside) for answer in _stripped(answers)])
+
+
+def _macro_f1_rows(ys: np.ndarray, ps: np.ndarray, n_labels: int) -> np.ndarray:
+    """Macro-F1 of each row of expected (`ys`) and predicted (`ps`) label codes, over the
+    labels that occur in that row (as `macro_f1` does on the full set)."""
+    total, occurring = np.zeros(len(ys)), np.zeros(len(ys))
     for label in range(n_labels):
         tp = ((ys == label) & (ps == label)).sum(axis=1)
         fp = ((ys != label) & (ps == label)).sum(axis=1)
@@ -63,6 +68,23 @@ def _macro_f1_resampled(y: np.ndarray, p: np.ndarray, n_labels: int, idx: np.nda
         total += np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
         occurring += denom > 0
     return np.where(occurring > 0, total / np.maximum(occurring, 1), 0.0)
+
+
+def paired_macro_f1(expected: Sequence[str], a_predicted: Sequence[str],
+                    b_predicted: Sequence[str], labels: Sequence[str], *,
+                    min_gain: float = 0.0, n_bootstrap: int = 2000,
+                    seed: int = 0) -> PairedComparison:
+    """B's macro-F1 against A's on the same examples, tested as macro-F1: McNemar on the
+    correctness behind it answered another question, and could call a rung that always says
+    the majority label a gain over one with twice its macro-F1."""
+    y = _label_codes(labels, expected, len(labels))
+    # an answer outside the labels is wrong for every label: coded past the end
+    a, b = (_label_codes(labels, said, len(labels) + 1) for said in (a_predicted, b_predicted))
+    right_a, right_b = a == y, b == y
+    return paired_swap_test(
+        a, b, lambda idx, ps: _macro_f1_rows(y[idx], ps, len(labels)),
+        test="permutation-macro-f1", min_gain=min_gain, n_bootstrap=n_bootstrap, seed=seed,
+        b_only=int((right_b & ~right_a).sum()), a_only=int((right_a & ~right_b).sum()))
 
 
 def score_predictions(
@@ -81,14 +103,13 @@ def score_predictions(
         return Score(metric, float("nan"), (float("nan"), float("nan")), 0)
     rng = np.random.default_rng(seed)
     if metric == "macro_f1":
-        codes = {label: i for i, label in enumerate(_stripped(labels))}
         # A prediction outside the label set is wrong for every label: code it past the end.
-        y = np.array([codes.get(e, len(labels)) for e in _stripped(expected)])
-        p = np.array([codes.get(x, len(labels) + 1) for x in _stripped(predicted)])
+        y = _label_codes(labels, expected, len(labels))
+        p = _label_codes(labels, predicted, len(labels) + 1)
         value = macro_f1(expected, predicted, labels)
 
         def resampled(idx: np.ndarray) -> np.ndarray:
-            return _macro_f1_resampled(y, p, len(labels), idx)
+            return _macro_f1_rows(y[idx], p[idx], len(labels))
     else:
         values = per_example_values(metric_spec(metric, schema), expected, predicted)
         value = float(values.mean())

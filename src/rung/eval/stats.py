@@ -245,6 +245,72 @@ def paired_permutation(
     )
 
 
+def paired_swap_test(
+    a: np.ndarray,
+    b: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    test: str,
+    min_gain: float = 0.0,
+    n_resamples: int = 10000,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    b_only: int = 0,
+    a_only: int = 0,
+) -> PairedComparison:
+    """The paired test for a metric that is not a mean over examples (macro-F1): neither
+    McNemar nor the sign flip tests it, since a gain in one rare label's F1 is not a count of
+    examples. `a` and `b` are each rung's per-example outcomes (say, label codes);
+    `statistic(examples, outcomes)` scores every row of a (rows x n) matrix of outcomes,
+    where `examples` holds which example each column is.
+
+    Under "no difference" the two rungs' answers to an example are exchangeable, so swapping
+    them example by example at random gives the null distribution (every pattern up to 16
+    examples, `n_resamples` random ones beyond); the interval is the paired bootstrap of the
+    metric's difference, both rungs scored on each resample of examples.
+    """
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired outcomes must be two flat sequences of one length, got "
+                         f"{a.shape} and {b.shape}")
+    n = len(a)
+    every = np.arange(n)
+    a_score = float(statistic(every[None, :], a[None, :])[0])
+    b_score = float(statistic(every[None, :], b[None, :])[0])
+    observed = b_score - a_score
+
+    def null(swaps: np.ndarray) -> np.ndarray:
+        examples = np.broadcast_to(every, swaps.shape)
+        return (statistic(examples, np.where(swaps, a, b))
+                - statistic(examples, np.where(swaps, b, a)))
+
+    rng = np.random.default_rng(seed)
+    if n <= EXACT_PERMUTATION_MAX_N:
+        patterns = ((np.arange(2**n)[:, None] >> every) & 1).astype(bool)
+        p_value = float(_at_least_as_extreme(null(patterns), observed).mean())
+    else:
+        extreme = sum(int(_at_least_as_extreme(null(rng.random((rows, n)) < 0.5),
+                                               observed).sum())
+                      for rows in row_chunks(n_resamples, n))
+        p_value = (extreme + 1) / (n_resamples + 1)
+    boot = np.random.default_rng(seed)
+    samples = []
+    for rows in row_chunks(n_bootstrap, n):
+        idx = boot.integers(0, n, size=(rows, n))
+        samples.append(statistic(idx, b[idx]) - statistic(idx, a[idx]))
+    return PairedComparison(
+        test=test,
+        a_score=a_score,
+        b_score=b_score,
+        difference=observed,
+        ci=_percentile_ci(np.concatenate(samples).astype(float)),
+        p_value=min(p_value, 1.0),
+        n=n,
+        min_gain=min_gain,
+        b_only=b_only,
+        a_only=a_only,
+    )
+
+
 def compare(
     a: Sequence[Any],
     b: Sequence[Any],
