@@ -29,7 +29,7 @@ def test_a_perfect_classifier_on_a_split_without_a_rare_label_scores_one():
     no C; and a test split holding no C at all is 1.0, not 2/3."""
     expected = ["A"] * 30 + ["B"] * 18 + ["C"] * 2
     score = score_predictions("macro_f1", expected, expected, labels=["A", "B", "C"])
-    assert score.value == 1.0 and score.ci == (1.0, 1.0)
+    assert score.value == 1.0 and score.ci[1] == 1.0
     no_c = ["A"] * 30 + ["B"] * 18
     assert score_predictions("macro_f1", no_c, no_c, labels=["A", "B", "C"]).value == 1.0
 
@@ -39,7 +39,7 @@ def test_labels_and_answers_compare_stripped_as_accuracy_compares_them():
     predicted = ["BILLING", "TECH", "BILLING", "TECH"]
     assert score_predictions("accuracy", expected, predicted).value == 1.0
     f1 = score_predictions("macro_f1", expected, predicted, labels=["BILLING", "TECH"])
-    assert f1.value == 1.0 and f1.ci == (1.0, 1.0)
+    assert f1.value == 1.0 and f1.ci[1] == 1.0
     assert per_class(expected, predicted, ["BILLING", "TECH"])["support"] == [2, 2]
 
 
@@ -88,8 +88,27 @@ def test_interval_narrows_with_more_examples():
 
 def test_perfect_and_empty():
     perfect = score_predictions("macro_f1", ["A", "B"] * 5, ["A", "B"] * 5, labels=["A", "B"])
-    assert perfect.value == 1.0 and perfect.ci == (1.0, 1.0)
+    assert perfect.value == 1.0 and perfect.ci[1] == 1.0 and perfect.ci[0] < 0.75
     assert score_predictions("accuracy", [], []).n == 0
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "exact_match", "rouge_l"])
+def test_a_perfect_or_null_score_keeps_an_interval_that_says_how_few_examples_showed_it(metric):
+    """Every resample of 8 perfect answers is perfect, so the percentile bootstrap read
+    (1.000-1.000): as sure as 800 of 800, and through a lower-bound stop rule at any target.
+    Wilson's interval for 8 of 8 is (0.676-1.000); 800 of 800 narrows it."""
+    labels = ["A", "B"]
+    expected = ["A", "B"] * 4
+    perfect = score_predictions(metric, expected, expected, labels=labels)
+    assert perfect.value == 1.0
+    assert perfect.ci == pytest.approx((8 / (8 + 1.959964 ** 2), 1.0), abs=1e-4)
+    many = score_predictions(metric, expected * 100, expected * 100, labels=labels)
+    assert 0.99 < many.ci[0] < 1.0
+    wrong = ["B", "A"] * 4
+    null = score_predictions(metric, expected, wrong, labels=labels)
+    assert null.value == 0.0 and null.ci[0] == 0.0 and null.ci[1] == pytest.approx(1 - perfect.ci[0])
+    nearly = score_predictions("accuracy", ["A"] * 12, ["A"] * 11 + ["B"])  # not degenerate
+    assert nearly.ci[0] < 0.9 and nearly.ci[1] == 1.0
 
 
 def test_text_metrics_score_through_the_same_bootstrap():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rung.eval.custom_metrics import load_custom_metric
@@ -120,7 +121,18 @@ def score_predictions(
     samples = np.concatenate([resampled(rng.integers(0, n, size=(rows, n)))
                               for rows in row_chunks(n_resamples, n)])
     low, high = np.percentile(samples, [2.5, 97.5])
+    if low == high and value in (0.0, 1.0):
+        return Score(metric, value, _wilson(round(value * n), n), n)
     return Score(metric, value, (float(low), float(high)), n)
+
+
+def _wilson(successes: int, n: int) -> tuple[float, float]:
+    """Wilson's 95% interval for `successes` of `n`. Where every example scored the best (or
+    the worst) value, every resample does too and the bootstrap interval shrinks to the point:
+    8 of 8 would read (1.000-1.000), as sure as 800 of 800, and pass a lower-bound stop rule at
+    any target. Wilson's interval still says how little 8 examples show (0.676-1.000)."""
+    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def per_class(expected: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict:
