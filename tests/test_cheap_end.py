@@ -416,9 +416,11 @@ def test_the_stop_rule_on_val_honours_decide_on(task_dir, fake_model, decide_on)
     else:
         assert [r["rung"] for r in rest] == ["few-shot"]
         assert "few-shot" not in summary["not_measured"]
-    # the decision applies the same rule to the test scores (zero-shot is right on all of test)
+    # the decision applies the same rule to the test scores: zero-shot is right on all of
+    # test, a perfect score whose interval on so few examples still reaches below 0.9
     on_test = reaches(prompt["score"], prompt["ci"], 0.9, decide_on)
-    assert on_test and summary["recommendation"]["rung"] == "prompt"
+    assert prompt["score"] == 1.0 and on_test == (decide_on == "point")
+    assert summary["recommendation"]["rung"] == ("prompt" if on_test else None)
 
 
 def test_a_balanced_classifier_finds_the_rare_label_a_plain_one_trades_away() -> None:

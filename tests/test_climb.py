@@ -248,6 +248,52 @@ def test_eval_one_rung_lands_in_the_store(task_dir, fake_model):
     assert bad.exit_code == 2 and "unknown rung 'fine-tune'" in bad.stderr
 
 
+def test_a_rung_measured_alone_recommends_nothing_and_serve_takes_the_last_climb(task_dir,
+                                                                              fake_model):
+    """`rung eval --rung few-shot` measures few-shot without the rungs below it; "use
+    few-shot" would name a rung the prompt (or a classifier) might match, and `rung serve`
+    with no run named would have shipped it. The eval run keeps its rung as `best`."""
+    from rung.serve import served_from
+
+    fake_model.rule = learns_from_demonstrations
+    toml = write_task(task_dir)
+    task = load_task(toml)
+    with pytest.raises(ConfigError, match="no finished climb"):
+        served_from(task)
+    climbed = climb(toml)
+    assert climbed.recommendation["rung"] == "few-shot" and "alone" not in climbed.recommendation
+    fake_model.rule = lambda prompt: "BUG"  # the eval run's answers are all wrong: it must lose
+    alone = climb(toml, only="prompt", use_cache=False)
+    rec = alone.recommendation
+    assert rec["rung"] is None and rec["best"] == "prompt" and rec["alone"] is True
+    assert rec["next_step"] is None
+    assert rec["reason"].startswith("prompt, measured alone, scores ")
+    assert "no recommendation" in rec["reason"]
+    served = served_from(task)  # no run named: the latest climb, not the eval run after it
+    assert (served.run_id, served.rung) == (climbed.run_id, "few-shot")
+    named = served_from(task, alone.run_id)  # named, the eval run serves what it measured
+    assert named.rung == "prompt"
+    printed = runner.invoke(app, ["eval", str(toml), "--rung", "prompt"])
+    assert printed.exit_code == 0 and "measured alone" in printed.stdout
+
+
+def test_rag_alone_on_an_empty_corpus_is_refused_before_any_model_call(task_dir, fake_model):
+    toml = write_task(task_dir, extra='\n[rag]\nmethods = ["bm25"]\nk = [1]\n')
+    (task_dir / "docs").mkdir()
+    (task_dir / "docs" / "empty.md").write_text("")
+    toml.write_text(toml.read_text().replace('data = "tickets.jsonl"',
+                                             'data = "tickets.jsonl"\ncorpus = "docs"'))
+    with pytest.raises(ConfigError, match="the corpus index is empty"):
+        climb(toml, only="rag")
+    assert fake_model.calls == []  # the prompt rung's val requests were not paid for
+    # every other rung skipped: the climb builds prompt, finds no text, and says so
+    toml.write_text(toml.read_text().replace(
+        '[ladder]\nskip = ["classifier"]',
+        '[ladder]\nskip = ["classifier", "prompt", "few-shot", "bigger-model", "finetune"]'))
+    with pytest.raises(ConfigError, match="no rung could be measured: rag: the corpus index"):
+        climb(toml)
+
+
 def test_summary_reports_tokens_in_out_and_per_class(task_dir, fake_model):
     fake_model.rule = learns_from_demonstrations
     prompt = climb(write_task(task_dir)).summary()["rungs"][0]

@@ -33,7 +33,7 @@ from rung.models.remote import is_remote, spent, usage_before
 from rung.models.remote import prepare as prepare_endpoints
 from rung.models.registry import ADAPTER_BASE, fingerprint
 from rung.pipeline import Pipeline
-from rung.rag.service import file_progress, refresh_index
+from rung.rag.service import RefreshReport, file_progress, refresh_index
 from rung.report import write_report
 from rung.rungs import LADDER, Candidate, ClassifierRung, FewShotRung, PromptRung, Rung, \
     RungResult
@@ -167,9 +167,12 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
 
 
 def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] | None,
-              stopped: str | None = None) -> dict[str, Any]:
+              stopped: str | None = None, alone: str | None = None) -> dict[str, Any]:
     """The decision (decide.py) in the run's JSON: the rung, the headline as `reason`, a
-    reason per rung below it, and the next step when none reached the target."""
+    reason per rung below it, and the next step when none reached the target. A run of one
+    rung measured `alone` (rung eval) recommends nothing: the cheaper rungs were not
+    measured beside it, so "use few-shot" could name a rung a classifier beats; its rung is
+    the run's `best` (what serve and gate take when the run is named)."""
     spec = metric_spec(task.task.metric, task.json_schema)
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
                       audit=audit, prices=task.costs, stopped=stopped,
@@ -179,7 +182,15 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
                       max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
-    if decision.rung is not None:
+    if alone is not None and results:
+        score = next(r for r in results if r.rung == alone).test.score
+        record.update(rung=None, best=alone, alone=True, next_step=None, labelling=None,
+                      reason=f"{alone}, measured alone, scores {score.value:.3f} "
+                             f"({score.ci[0]:.3f}-{score.ci[1]:.3f}) against a target of "
+                             f"{task.task.target}; no recommendation: the rungs below it were "
+                             "not measured in this run (`rung climb` measures them and "
+                             "decides)")
+    elif decision.rung is not None:
         record.pop("best")  # only a climb that reached nothing falls back on one
     return record
 
@@ -399,6 +410,12 @@ def climb(
                 return None
             return built[-1][0]
 
+        refreshed = None
+        if only == "rag":  # an empty corpus is said before the prompt rung's val work is paid
+            refreshed = refresh_index(task, file_progress(reporter, "rag: indexing corpus"))
+            if not refreshed.chunks:
+                raise ConfigError(_empty_corpus(task, refreshed), file=task.path,
+                                  fix="put documents with text in the corpus folder")
         if going("classifier"):
             measure(ClassifierRung(task.store_dir / "classifiers"))
         best_prompt = climb_to(PromptRung(), "few-shot", "rag", "bigger-model", "finetune")
@@ -407,14 +424,13 @@ def climb(
         index = None
         if best_prompt is not None and task.corpus_path is not None and (
                 going("rag") or needed("bigger-model")):
-            refreshed = refresh_index(task, file_progress(reporter, "rag: indexing corpus"))
+            refreshed = refreshed or refresh_index(
+                task, file_progress(reporter, "rag: indexing corpus"))
             index = refreshed.to_dict()
             if refreshed.chunks:
                 climb_to(RagRung(best_prompt), "bigger-model")
             elif going("rag"):  # retrieval over nothing would be a prompt rung, paid again
-                unread = "; ".join(str(p) for p in refreshed.problems[:3])
-                why_not["rag"] = (f"the corpus index is empty: no text in {task.corpus_path}"
-                                  + (f" ({unread})" if unread else ""))
+                why_not["rag"] = _empty_corpus(task, refreshed)
         if going("bigger-model") and built:
             measure(BiggerModelRung(best_on_val(built)))
         past = _past_tune(task, store, split, tune_from, force=force) if tune_from else None
@@ -424,10 +440,16 @@ def climb(
         for name in (n for n in LADDER if n not in measured):  # say why each was left out
             if going(name):
                 why_not[name] = "no cheaper LLM rung was built for it to stand on"
+        if not results:  # every rung asked for fell away on the way: nothing to decide on
+            raise ConfigError(
+                "no rung could be measured: " + "; ".join(
+                    f"{name}: {why}" for name, why in why_not.items()
+                    if why and not why.startswith(("not asked for", "[ladder] skip"))),
+                file=task.path, fix="mend what the reasons name, or measure another rung")
         compare_with_cheaper(task, results)
         stopped = stop[0] if cut else None  # only a stop that left something out counts
         outcome = ClimbResult(task, run_id, split, results,
-                              recommend(task, results, audit, stopped), index,
+                              recommend(task, results, audit, stopped, alone=only), index,
                               not_measured={n: w for n, w in why_not.items() if w},
                               audit=_audit_brief(audit),
                               cache=None if cache is None else
@@ -448,6 +470,12 @@ def climb(
     finally:
         set_budget(None)
         store.close()
+
+
+def _empty_corpus(task: TaskSpec, refreshed: RefreshReport) -> str:
+    unread = "; ".join(str(p) for p in refreshed.problems[:3])
+    return (f"the corpus index is empty: no text in {task.corpus_path}"
+            + (f" ({unread})" if unread else ""))
 
 
 def _budget(task: TaskSpec, dollars: float | None) -> Budget | None:

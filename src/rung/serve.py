@@ -34,6 +34,7 @@ from rung.pipeline import Output, Pipeline
 
 if TYPE_CHECKING:
     from rung.task import TaskSpec
+    from rung.store import Store
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,15 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
     prepare(task.models.endpoints())
     store = Store(task.store_dir)
     try:
-        if run_id is None:
-            done = [r for r in store.runs(limit=1000) if r.status == "done"]
-            if not done:
-                raise ConfigError(f"no finished run of {task.task.name} to serve",
+        if run_id is None:  # the latest finished climb: a rung measured alone decided nothing
+            done = [r.id for r in store.runs(limit=1000) if r.status == "done"]
+            climbs = [r for r in done if not _alone(store, r)]
+            if not climbs:
+                alone = f" (runs {', '.join(done[:3])} each measured one rung alone: name one " \
+                    "to serve it)" if done else ""
+                raise ConfigError(f"no finished climb of {task.task.name} to serve{alone}",
                                   file=task.path, fix=f"climb it first: rung climb {task.path}")
-            run_id = done[0].id
+            run_id = climbs[0]
         run = store.run(run_id)
         if run is None:
             raise ConfigError(f"no run '{run_id}' in {store.root}",
@@ -92,6 +96,12 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
     finally:
         store.close()
     return Served(pipeline, run_id, rung, task.task.name)
+
+
+def _alone(store: "Store", run_id: str) -> bool:
+    """Whether the run measured one rung alone (rung eval), recommending nothing."""
+    run = store.run(run_id)
+    return bool(json.loads(run["summary_json"] or "{}").get("recommendation", {}).get("alone"))
 
 
 class Busy(Exception):
