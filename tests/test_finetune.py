@@ -95,6 +95,12 @@ def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: 
     assert retested.versus is not None  # paired against the best cheaper rung
 
     original = toml.read_text()
+    # a target the prompt reaches on val: the stop rule cut few-shot, and the past tune was
+    # still measured and could be recommended over it; with --tune every rung is measured
+    toml.write_text(original.replace("target = 0.9", "target = 0.01"))
+    low = climb(toml, tune_from=first.run_id)
+    assert [r.rung for r in low.results] == ["prompt", "few-shot", "finetune"]
+    assert low.recommendation.get("stopped") is None
     toml.write_text(original.replace("seed = 7", "seed = 8"))  # a new split
     with pytest.raises(DataError, match="trained on .* of today's"):
         climb(toml, tune_from=first.run_id)

@@ -318,7 +318,8 @@ def climb(
         raise ConfigError(f"the classifier rung needs a classification task, not "
                           f"{task.task.kind}", file=task.path,
                           fix="measure another rung (rung eval PATH --rung prompt)")
-    climb_all = climb_all or task.ladder.all
+    # a past tune is compared with every cheaper rung: one the stop rule cut could beat it
+    climb_all = climb_all or task.ladder.all or tune_from is not None
     prepare_endpoints(task.models.endpoints())  # keys first: a missing one stops here
     skipped = left_out(task, only, tune_from)
     check_models(task, skipped)
@@ -361,8 +362,7 @@ def climb(
 
         def climbing(name: str) -> bool:
             """Whether the stop rule still lets `name` be measured."""
-            return not stop or climb_all or only is not None or (name == "finetune"
-                                                                 and tune_from is not None)
+            return not stop or climb_all or only is not None
 
         def going(name: str) -> bool:
             """Measure this rung? It applies, and the climb has not stopped below it."""
