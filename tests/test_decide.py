@@ -94,15 +94,37 @@ def test_retrieval_significantly_better_is_a_knowledge_gap_below_it() -> None:
                result("rag", 0.92, versus=("few-shot", 0.80, 1e-9))]
     d = decide(results, target=0.9)
     assert d.rung == "rag"
+    # rag was paired with few-shot: without a comparison of its own, prompt gets no gap
+    assert kinds(d) == {"prompt": ["below-target"], "few-shot": ["knowledge-gap", "no-gain"]}
+    assert "retrieval adds +0.800" in d.reasons[1].text
+    asked, compare = _recording_compare((0.7, 0.9), 1e-9)
+    d = decide(results, target=0.9, compare=compare)
+    assert ("prompt", "rag") in asked  # paired with rag itself, on the same test examples
     assert kinds(d) == {"prompt": ["knowledge-gap"], "few-shot": ["knowledge-gap", "no-gain"]}
-    assert "retrieval adds +0.800" in d.reasons[0].text
+    assert "retrieval adds +0.820" in d.reasons[0].text
+
+
+def test_a_knowledge_gap_is_only_a_reason_for_a_rung_retrieval_beat() -> None:
+    """Rag was paired with the prompt (best on val) and beat it; few-shot beat rag on the
+    same test examples. "few-shot: the model lacks the knowledge: retrieval adds +0.250" read
+    the prompt's comparison as few-shot's, and was false."""
+    results = [result("prompt", 0.50, val=0.6), result("few-shot", 0.85, val=0.55),
+               result("rag", 0.75, val=0.5, versus=("prompt", 0.25, 1e-6))]
+    asked, compare = _recording_compare((-0.15, -0.05), 0.002)
+    d = decide(results, target=0.9, compare=compare)
+    assert ("few-shot", "rag") in asked
+    assert "knowledge-gap" in kinds(d)["prompt"]
+    assert "knowledge-gap" not in kinds(d)["few-shot"]
 
 
 def test_a_significantly_better_bigger_model_is_a_capacity_gap() -> None:
     results = [result("prompt", 0.6), result("few-shot", 0.62, versus=("prompt", 0.02, 0.6)),
                result("bigger-model", 0.8, versus=("few-shot", 0.18, 1e-4))]
     d = decide(results, target=0.9)
-    assert d.rung is None and "capacity-gap" in kinds(d)["prompt"]
+    assert d.rung is None and "capacity-gap" in kinds(d)["few-shot"]
+    # the prompt was not the pipeline the bigger model ran: its gain over the prompt would
+    # mix the model with the demonstrations, so it is no capacity reason for the prompt
+    assert "capacity-gap" not in kinds(d)["prompt"]
     assert d.next_step.startswith("a different base model")
 
 
@@ -405,8 +427,9 @@ def test_a_knowledge_gap_is_read_against_the_best_llm_rung_when_rag_was_paired_w
                result("rag", 0.72, val=0.7, versus=("classifier", 0.02, 0.7))]
     asked, compare = _recording_compare((0.3, 0.54), 1e-9)
     d = decide(results, target=0.85, compare=compare)
-    assert asked == [("few-shot", "rag")]
-    assert kinds(d)["prompt"] == ["knowledge-gap"] and "retrieval adds +0.420" in d.reasons[1].text
+    assert asked == [("few-shot", "rag"), ("prompt", "rag")]
+    assert kinds(d)["few-shot"] == ["knowledge-gap"] and "retrieval adds +0.420" in d.reasons[2].text
+    assert kinds(d)["prompt"] == ["knowledge-gap"] and "retrieval adds +0.520" in d.reasons[1].text
     assert d.next_step.startswith("RAG plus fine-tune")
     without = decide(results, target=0.85)  # no comparison to make: rag's own pairing only
     assert "knowledge-gap" not in kinds(without)["prompt"]
@@ -507,3 +530,34 @@ def test_the_headline_and_the_report_word_a_comparison_alike():
         assert versus_verdict(versus)[0] == words
     assert comparison_verdict(False, False, True, 0.1, 0.05) == \
         "significant by p, but its 95% CI includes no gain"
+
+
+def test_a_chosen_rung_that_does_not_beat_the_cheaper_one_says_so() -> None:
+    """The prompt reaches 0.90 and the classifier 0.88 on the same 100 test examples, p=0.73:
+    the first rung at the target is the prompt, but the headline must not let "use prompt"
+    read as though it beat the classifier."""
+    results = [result("classifier", 0.88, classifier=TFIDF, **TFIDF),
+               result("prompt", 0.90, versus=("classifier", 0.02, 0.73))]
+    d = decide(results, target=0.9)
+    assert d.rung == "prompt"
+    assert ("+0.020 over classifier (p=0.73), not significant: on these 100 test examples it "
+            "is not told apart from the cheaper classifier (0.880), which may serve as well"
+            ) in d.headline
+    clear = decide([results[0], result("prompt", 0.95, versus=("classifier", 0.07, 1e-4))],
+                   target=0.9)
+    assert "+0.070 over classifier (p=0.0001)" in clear.headline
+    assert "told apart" not in clear.headline and "may serve" not in clear.headline
+
+
+def test_a_classifier_over_the_latency_budget_is_not_told_to_fine_tune_a_smaller_model() -> None:
+    """A MiniLM classifier at the target but over a tight budget: there is no base model to
+    shrink, and "fine-tune a smaller model: classifier reaches..." made no sense."""
+    minilm = {"features": "minilm", "estimator": "logistic-regression", "C": 1.0}
+    results = [_timed(result("classifier", 0.93, classifier=minilm, **minilm), 40),
+               _timed(result("prompt", 0.5, versus=("classifier", -0.43, 1e-9)), 900)]
+    d = decide(results, target=0.9, max_latency_ms=20)
+    assert d.rung is None and kinds(d)["classifier"] == ["too-slow"]
+    assert d.next_step.startswith("a faster classifier: classifier (minilm + "
+                                  "logistic-regression, C=1) reaches the target but answers in "
+                                  "40 ms at p95 against a 20 ms budget")
+    assert "fine-tune" not in d.next_step

@@ -100,7 +100,7 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     gaps = _gaps(by_name, compare)
     reasons = [reason for r in below for reason in (
         [_too_slow(r, max_latency_ms)] if _reaches(r, target, criterion)  # only the budget
-        else _why_not(r, target, criterion, gaps, audit))]
+        else _why_not(r, target, criterion, gaps, audit, by_name, compare))]
     economics = _economics(ordered, prices)
     # with none at the target, the one to fall back on (what serve and gate take) is a
     # choice, so made on val (the first of equals, the cheaper), as climb.recommend does
@@ -171,6 +171,11 @@ def _smaller_model(r: RungResult, max_latency_ms: float | None,
                    by_name: dict[str, RungResult]) -> str:
     """The seeds' "is the base model too slow or expensive? fine-tune a smaller model": a
     rung reached the score but not the budget, so the score is there to be had cheaper."""
+    if r.rung == "classifier":  # no model to shrink: the classifier's own choices are slow
+        return (f"a faster classifier: {r.rung}{_choice(r)} reaches the target but answers in "
+                f"{r.test.latency_ms.get('p95', float('nan')):.0f} ms at p95 against a "
+                f"{max_latency_ms:g} ms budget; TF-IDF features ([classifier] features) skip "
+                "the embedding model, or serve it where the embedding is faster (a GPU)")
     tuned = by_name.get("finetune")
     also = ("; the tune measured here is too slow as well: a smaller base model to tune, or "
             "faster serving (a GPU, quantised weights, batching)"
@@ -273,19 +278,37 @@ def _gaps(by_name: dict[str, RungResult], compare: Compare | None) -> dict[str, 
         r = by_name.get(rung)
         if r is None:
             continue
-        c = r.versus[1] if r.versus is not None and r.versus[0] in without else None
+        c = r.versus if r.versus is not None and r.versus[0] in without else None
         cheaper = [by_name[name] for name in without if name in by_name]
         if c is None and compare is not None and cheaper:
-            c = compare(max(cheaper, key=val_score), r)  # the first of equals: the cheaper
+            partner = max(cheaper, key=val_score)  # the first of equals: the cheaper
+            c = (partner.rung, compare(partner, r))
         if c is None and not cheaper and gap == "tuning" and r.versus is not None:
-            c = r.versus[1]  # no prompted rung was measured: its own pairing is all there is
-        if c is not None and c.meaningful:
-            gaps[gap] = c
+            c = r.versus  # no prompted rung was measured: its own pairing is all there is
+        if c is not None and c[1].meaningful:
+            gaps[gap] = c[1]
+            gaps[f"{gap}-against"] = c[0]  # the rung the gap was measured against
     return gaps
 
 
+def _gap_of(r: RungResult, gap: str, costlier: str, gaps: dict[str, Any],
+            by_name: dict[str, RungResult], compare: Compare | None
+            ) -> PairedComparison | None:
+    """The `costlier` rung's meaningful gain over `r` itself, on the same test examples: a
+    gap found against the prompt is no reason why few-shot fell short (few-shot may even
+    beat retrieval). The capacity gap is only ever the bigger model against the pipeline it
+    ran: against another rung the gain mixes the model with the pipeline."""
+    if gaps.get(f"{gap}-against") == r.rung:
+        return gaps[gap]
+    if gap == "capacity" or compare is None or costlier not in by_name:
+        return None
+    c = compare(r, by_name[costlier])
+    return c if c.meaningful else None
+
+
 def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str, Any],
-             audit: dict[str, Any] | None) -> list[Reason]:
+             audit: dict[str, Any] | None, by_name: dict[str, RungResult],
+             compare: Compare | None) -> list[Reason]:
     s, shown = r.test.score, _describe(r)
     reasons: list[Reason] = []
     unusual = (r.training or {}).get("unusual_settings") if r.rung == "finetune" else None
@@ -299,13 +322,13 @@ def _why_not(r: RungResult, target: float, criterion: Criterion, gaps: dict[str,
         reasons.append(Reason(r.rung, "format", f"{r.rung}: {share:.0%} of its answers break the "
                               "output format: a behaviour problem, which fine-tuning is for",
                               {"failures": failures}))
-    if r.rung in ("prompt", "few-shot") and "knowledge" in gaps:
-        c = gaps["knowledge"]
+    if r.rung in ("prompt", "few-shot") and (
+            c := _gap_of(r, "knowledge", "rag", gaps, by_name, compare)) is not None:
         reasons.append(Reason(r.rung, "knowledge-gap", f"{r.rung}: the model lacks the knowledge: "
                               f"retrieval adds {c.difference:+.3f} (p={c.p_value:.2g})",
                               {"rag_vs": c.to_dict()}))
-    if r.rung in ("prompt", "few-shot", "rag") and "capacity" in gaps:
-        c = gaps["capacity"]
+    if r.rung in ("prompt", "few-shot", "rag") and (
+            c := _gap_of(r, "capacity", "bigger-model", gaps, by_name, compare)) is not None:
         reasons.append(Reason(r.rung, "capacity-gap", f"{r.rung}: the small model lacks capacity: "
                               f"the bigger model adds {c.difference:+.3f} (p={c.p_value:.2g})",
                               {"bigger_vs": c.to_dict()}))
@@ -379,6 +402,15 @@ def _headline(chosen: RungResult, ordered: list[RungResult], target: float,
     if chosen.versus is not None:  # what it adds over the cheaper rung it was paired with
         cheaper, c = chosen.versus
         line += f", {c.difference:+.3f} over {cheaper} (p={c.p_value:.2g})"
+        if not c.meaningful:  # it reached the target, but it does not beat the cheaper rung
+            verdict = comparison_verdict(c.meaningful, c.worse, c.significant, c.difference,
+                                         c.min_gain)
+            told = (f"on these {c.n} test examples it is not told apart from the cheaper "
+                    f"{cheaper} ({c.a_score:.3f}), which may serve as well"
+                    if not c.significant else
+                    f"the cheaper {cheaper} ({c.a_score:.3f}) is better" if c.worse else
+                    f"the cheaper {cheaper} ({c.a_score:.3f}) may serve as well")
+            line += f", {verdict}: {told}"
     for r in ordered[ordered.index(chosen) + 1:]:  # what each costlier rung would add over
         c = _against(chosen, r, compare)            # it, paired on the same test examples
         if c is None:
