@@ -5,13 +5,18 @@ measured from the tokens done per second."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import finetune_table, write_task
+from conftest import FakeModel, finetune_table, ticket_records, write_task
 from rung.cli import app
-from rung.plan import Eta, RungPlan, plan_for
+from rung.climb import climb
+from rung.models.registry import register_model, unregister_model
+from rung.plan import Eta, RungPlan, plan_for, stage_rung
 from rung.rungs.base import race_work
 
 runner = CliRunner()
@@ -98,11 +103,32 @@ def test_a_tune_picked_up_instead_of_trained_leaves_no_training_ahead():
     assert not eta.training_unmeasured and eta.train.left == 0
 
 
+def test_the_eta_counts_what_preparing_asks_and_drops_a_suite_that_does_not_run():
+    """Calibration's content-free prompts and the capability suite are answers too, done in
+    one step of their stage; a tune picked up with its suite done never sends the suite."""
+    plans = [RungPlan("prompt", "m", 2, 20, 20, 10, 0, 90, 10, prepare_requests=6),
+             RungPlan("finetune", "m", 1, 10, 10, 10, 0, 90, 10, train_steps=5,
+                      prepare_requests=240)]
+    eta = Eta(plans, clock=lambda: 0.0)
+    assert eta.total == (6 + 20 + 10) * 100 + (240 + 10 + 10) * 100
+    eta.begin("prompt: preparing candidates", 1)
+    eta.step("prompt: preparing candidates", 1)
+    assert eta.done == 6 * 100
+    eta.begin("prompt: choosing on val", 20)
+    assert eta.total == (6 + 20 + 10) * 100 + (240 + 10 + 10) * 100  # prepared: it stays
+    eta.begin("finetune: scoring on val", 10)  # no suite stage came before it
+    assert eta.total == (6 + 20 + 10) * 100 + (10 + 10) * 100
+
+
 def test_a_fine_tune_shows_its_training_steps_and_the_plan_counts_them(task_dir, tiny_llama):
     toml = write_task(task_dir, model=str(tiny_llama), extra=finetune_table(
         rank=4, alpha=8, learning_rate=0.001, epochs=2, batch_size=8, gradient_accumulation=2))
-    [plan] = plan_for(toml, "finetune")["rungs"]
-    assert plan["rung"] == "finetune" and plan["train_steps"] > 1
+    rows = {r["rung"]: r for r in plan_for(toml, "finetune")["rungs"]}
+    assert list(rows) == ["prompt", "finetune"]  # the tune stands on the prompt chosen on val
+    assert not rows["prompt"]["measured"] and rows["prompt"]["test_examples"] == 0
+    plan = rows["finetune"]
+    assert plan["train_steps"] > 1
+    assert plan["prepare_requests"] == 2 * 120  # the capability suite, base and tuned
     out = runner.invoke(app, ["eval", str(toml), "--rung", "finetune", "--force", "--json"])
     assert out.exit_code == 0, out.output
     lines = out.stderr.splitlines()
@@ -132,3 +158,153 @@ def test_the_dry_run_prints_the_plan_too(task_dir, fake_model):
     estimate = json.loads(out.stdout)
     assert [r["rung"] for r in estimate["work"]["rungs"]] == ["prompt", "few-shot"]
     assert not fake_model.calls  # the stand-in answered; the real model was never asked
+
+
+# --- the plan against the requests a climb sends ----------------------------------------------
+
+
+def sent_by_rung(toml: Path, models: list[FakeModel], **options) -> Counter:
+    """Climb, and count the prompts each rung's stages send to `models`: whatever is asked
+    between a stage's start and the next stage's is that stage's rung's."""
+    sent: Counter = Counter()
+    mark = ["setup", 0]
+
+    def asked() -> int:
+        return sum(len(prompts) for model in models for _, prompts in model.calls)
+
+    def reporter(stage: str, total: int):
+        now = asked()
+        sent[mark[0]] += now - mark[1]
+        mark[:] = [stage_rung(stage), now]
+        return lambda n: None
+
+    for model in models:
+        model.calls.clear()
+    climb(toml, reporter=reporter, **options)
+    sent[mark[0]] += asked() - mark[1]
+    return +sent  # rungs that sent something
+
+
+def planned_by_rung(plan: dict) -> Counter:
+    return +Counter({r["rung"]: r["requests"] for r in plan["rungs"]})
+
+
+def test_one_rung_s_plan_counts_the_val_work_of_the_rung_it_stands_on(task_dir, fake_model):
+    """`rung eval --rung few-shot` chooses the prompt rung's instruction on val first (its
+    candidates, their calibrated twins and their content-free prompts), without measuring it
+    on test: the plan counts that work as the climb sends it."""
+    toml = write_task(task_dir)
+    plan = plan_for(toml, only="few-shot")
+    sent = sent_by_rung(toml, [fake_model], only="few-shot")
+    assert plan["total"]["requests"] == sum(sent.values())
+    assert set(sent) == {"prompt", "few-shot"}
+    assert planned_by_rung(plan) == sent
+    rows = {r["rung"]: r for r in plan["rungs"]}
+    assert not rows["prompt"]["measured"] and rows["few-shot"]["measured"]
+    assert rows["prompt"]["test_examples"] == rows["prompt"]["latency_requests"] == 0
+
+
+def test_the_plan_counts_calibration_s_content_free_prompts(task_dir, fake_model):
+    """A whole climb, calibration on: each calibrated candidate sends its three content-free
+    prompts while the rung prepares its candidates, and the plan counts them per rung."""
+    toml = write_task(task_dir, ladder={"all": True})
+    plan = plan_for(toml)
+    sent = sent_by_rung(toml, [fake_model])
+    assert plan["total"]["requests"] == sum(sent.values())
+    assert planned_by_rung(plan) == sent
+    rows = {r["rung"]: r for r in plan["rungs"]}
+    assert rows["prompt"]["prepare_requests"] == 4 * 3  # four variants, each calibrated
+    assert rows["few-shot"]["prepare_requests"] == 2 * 3  # two fixed sets (similar: none)
+
+
+class Leaning(FakeModel):
+    """Right about bugs and features; says BUG to a billing ticket, only just, and leans to
+    BUG on a content-free input. Calibration divides the lean out and gets billing right, so
+    calibrated twins are chosen: the pipeline carried up to the large model is calibrated
+    again there."""
+
+    @property
+    def fingerprint(self) -> str:  # its own: the small model's answers are not the large's
+        return f"leaning-{self.name}"
+
+    def score_choices(self, prompts, choices):
+        scored = super().score_choices(prompts, choices)  # kept in calls
+        for i, prompt in enumerate(prompts):
+            ticket = re.search(r"ticket \d+ about (\w+)", prompt[-1].content)
+            if ticket is None:  # "N/A", "", "[MASK]"
+                scored[i] = replace(scored[i], logprobs=[-3.0, 0.0, -5.0])
+            elif ticket.group(1) == "billing":
+                scored[i] = replace(scored[i], logprobs=[-0.5, 0.0, -5.0])
+        return scored
+
+
+def _named(prompt) -> str | None:
+    ticket = re.search(r"ticket \d+ about (\w+)", prompt[-1].content)
+    return ticket.group(1).upper() if ticket else None
+
+
+def test_the_bigger_model_s_plan_counts_the_rungs_it_chooses_among_and_its_calibration(
+        task_dir):
+    """`rung eval --rung bigger-model` builds the prompt and few-shot rungs on val to choose
+    the pipeline that goes up, and calibrates that pipeline again on the large model."""
+    small = Leaning(name="small", rule=_named)
+    large = Leaning(name="large", rule=_named)
+    register_model("small", small)
+    register_model("large", large)
+    try:
+        toml = write_task(task_dir, model="small")
+        toml.write_text(toml.read_text().replace('small = "small"',
+                                                 'small = "small"\nlarge = "large"'))
+        plan = plan_for(toml, only="bigger-model")
+        sent = sent_by_rung(toml, [small, large], only="bigger-model")
+    finally:
+        unregister_model("small")
+        unregister_model("large")
+    assert any(prompts[0][-1].content == "N/A" for _, prompts in large.calls)  # this shape
+    assert plan["total"]["requests"] == sum(sent.values())
+    assert planned_by_rung(plan) == sent
+    rows = {r["rung"]: r for r in plan["rungs"]}
+    assert [r["measured"] for r in rows.values()] == [False, False, True]
+    assert rows["bigger-model"]["prepare_requests"] == 3
+    assert rows["bigger-model"]["tokens_in"] == rows["few-shot"]["tokens_in"]
+
+
+def test_the_rag_rung_s_plan_counts_the_prompt_chosen_on_val_under_it(tmp_path, fake_model):
+    """`rung eval --rung rag`: the prompt rung is chosen on val (no calibration: a generation
+    task) before the retrieval candidates are raced on val."""
+    from test_rag import reading_model, write_qa_task
+
+    reading_model(fake_model)
+    toml = write_qa_task(tmp_path)
+    plan = plan_for(toml, only="rag")
+    sent = sent_by_rung(toml, [fake_model], only="rag")
+    planned = planned_by_rung(plan)
+    assert planned["prompt"] == sent["prompt"]
+    # two retrievers that find the same passages in this small corpus send the same prompt,
+    # which the response cache answers the second time: the plan counts it twice
+    assert sent["rag"] <= planned["rag"]
+    assert [(r["rung"], r["measured"]) for r in plan["rungs"]] == [("prompt", False),
+                                                                   ("rag", True)]
+    # without the cache every candidate asks for itself, and the plan says so
+    plan = plan_for(toml, only="rag", cached=False)
+    sent = sent_by_rung(toml, [fake_model], only="rag", use_cache=False)
+    assert planned_by_rung(plan) == sent
+
+
+def test_a_raced_choice_with_calibrated_twins_stays_within_the_plan(task_dir, fake_model):
+    """Racing on more val than race_start: a twin that goes on where its original stopped
+    asks for itself. The plan takes every pair still in the race to be asking, so it is an
+    upper bound, and not far above."""
+    model = Leaning(rule=_named)
+    register_model("leaning", model)
+    try:
+        toml = write_task(task_dir, model="leaning", records=ticket_records(40),
+                          ladder={"all": True})
+        plan = plan_for(toml)
+        assert plan["split"]["val"] > 10  # raced: all answer 10, the last pair all of val
+        sent = sent_by_rung(toml, [model])
+    finally:
+        unregister_model("leaning")
+    planned = planned_by_rung(plan)
+    for rung, n in sent.items():
+        assert n <= planned[rung] <= 1.25 * n, (rung, n, planned[rung])

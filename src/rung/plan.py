@@ -2,14 +2,33 @@
 
 The plan is per rung: how many candidates it tries, how many candidate-examples choosing
 among them scores on val (the race's schedule, or every candidate on all of val), the test
-examples and timed latency requests that measure the one kept, and about how many tokens a
-request carries. It covers every rung the ladder would measure, so it is an upper bound on a
-climb that stops early. Candidates are the rungs' own, built without the model; a calibrated
-twin is counted as a candidate that reuses its original's answers (what the response cache
-makes it cost), so it adds steps but no requests. Tokens in are estimated at about four
-characters a token, a retrieved passage as its index's mean chunk (`chunk_tokens` before the
-first index); tokens out are the most a request may write. A fine-tune adds its optimizer
-steps (at most: early stopping may end it sooner).
+examples and timed latency requests that measure the one kept, the requests sent while its
+candidates are prepared, and about how many tokens a request carries. It has a row for every
+rung the ladder would measure and for every rung built on val only because a measured one
+stands on it (`rung eval --rung few-shot` chooses the prompt rung's instruction on val first;
+bigger-model chooses among the cheaper rungs' pipelines): such a row has its val and prepare
+requests and no test ones (`measured` false). Candidates are the rungs' own, built without the
+model. A calibrated twin is a candidate of its own (steps on val); with the response cache
+it reuses its original's answers, so a pair costs one request per val example either answers
+(in a race the twin may go on where its original stopped, and then asks itself), and its
+content-free prompts (three per calibrated candidate, and three again on the large model when
+the pipeline it carries up is calibrated) are the rung's prepare requests, as is the
+fine-tune's general-capability suite on the base and the tuned model. Tokens in are estimated
+at about four characters a token, a retrieved passage as its index's mean chunk
+(`chunk_tokens` before the first index), a prepare request as one of the rung's; tokens out
+are the most a request may write. A fine-tune adds its optimizer steps (at most: early
+stopping may end it sooner).
+
+The request total is an upper bound on what a first climb sends, and equal to it when
+every rung it counts is climbed, under full selection, with distinct prompts. It is above it
+when the climb stops early; when a race's survivors happen to share calibrated pairs (the
+bound takes them to be from different pairs); when two candidates send the same prompt
+(retrievers that find the same passages), which the response cache answers the second time;
+when the bigger-model rung carries up an uncalibrated pipeline, or a model gives no
+probabilities to calibrate with; when the corpus index is empty; when a finished tune is
+picked up; and by every answer already in the store. It counts the prompts a pipeline sends,
+not a server's retries, nor the second request an OpenAI-compatible server without
+log-probabilities is sent for its first label question(s) while the scoring method settles.
 
 The ETA weighs answers by tokens: a rag example with nine passages costs more than a
 zero-shot one, so "examples left" would mislead. Training is counted in steps at a rate of
@@ -26,12 +45,13 @@ from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any, Callable, Sequence
 
+from rung.calibration import CONTENT_FREE
 from rung.data.example import Example
 from rung.data.splits import Split
 from rung.models.remote import estimate_tokens
 from rung.pipeline import Pipeline
 from rung.rungs import FewShotRung, PromptRung
-from rung.rungs.base import val_work
+from rung.rungs.base import race_schedule, val_work
 from rung.rungs.prompt import can_calibrate
 from rung.rungs.rag import RagRung
 from rung.task import TaskSpec
@@ -51,10 +71,15 @@ class RungPlan:
     tokens_in: int  # per request, estimated
     tokens_out: int  # per request, at most
     train_steps: int = 0  # the fine-tune's optimizer steps, at most (early stopping may cut)
+    # asked while the candidates are prepared: calibration's content-free prompts, the
+    # fine-tune's general-capability suite (base and tuned)
+    prepare_requests: int = 0
+    measured: bool = True  # false: built on val only, for a measured rung to stand on
 
     @property
     def requests(self) -> int:
-        return self.val_requests + self.test_examples + self.latency_requests
+        return (self.prepare_requests + self.val_requests + self.test_examples
+                + self.latency_requests)
 
     @property
     def tokens(self) -> int:
@@ -64,43 +89,88 @@ class RungPlan:
         return {**asdict(self), "requests": self.requests, "tokens": self.tokens}
 
 
-def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str]) -> list[RungPlan]:
-    """The plan for the LLM rungs among `rungs` (the ones the climb would measure)."""
+def plan_climb(task: TaskSpec, split: Split, rungs: Sequence[str], *,
+               cached: bool = True) -> list[RungPlan]:
+    """The plan for the LLM rungs among `rungs` (the ones the climb would measure) and for the
+    ones it builds on val for them (see climb's climb_to and needed): the prompt rung under
+    any LLM rung, few-shot and rag under bigger-model. `cached`: the climb keeps a response
+    cache (without one a calibrated twin asks every val example again)."""
     plain = task.model_copy(update={  # candidates without asking the model for calibration
         "prompt": task.prompt.model_copy(update={"calibrate": False}),
         "few_shot": task.few_shot.model_copy(update={"calibrate": False})})
+    measured = set(rungs)
+    bigger = "bigger-model" in measured and task.models.large is not None
+    wanted = {"prompt": bool(measured & {"prompt", "few-shot", "rag", "bigger-model",
+                                         "finetune"}),
+              "few-shot": bool(measured & {"few-shot"}) or bigger,
+              "rag": task.corpus_path is not None and ("rag" in measured or bigger)}
+    if not wanted["prompt"]:  # every other LLM rung stands on the prompt rung
+        return []
     n_val = len(split.val)
-    latency = task.eval.latency_samples + 1 if task.eval.latency_samples else 0
+    timed = min(task.eval.latency_samples, n_val or len(split.test))  # val inputs, timed
+    latency = timed + 1 if timed else 0  # after a warm-up request
     out_tokens = (max(len(label) for label in task.task.labels) // 4 + 2
                   if task.task.kind == "classification" else task.eval.max_new_tokens)
     sample = [e.input for e in split.val[:SAMPLE]] or [""]
     prompt = PromptRung().candidates(plain, split.train)
     base = prompt[0][1]
     built: dict[str, list[Pipeline]] = {"prompt": [p for _, p in prompt]}
-    built["few-shot"] = [p for _, p in FewShotRung(base).candidates(plain, split.train)]
-    if task.corpus_path is not None:
+    if wanted["few-shot"]:
+        built["few-shot"] = [p for _, p in FewShotRung(base).candidates(plain, split.train)]
+    if wanted["rag"]:
         built["rag"] = [p for _, p in RagRung(base).candidates(plain, split.train)]
     passage = _passage_tokens(task) if "rag" in built else 0.0
     plans = []
-    for name in (n for n in ("prompt", "few-shot", "rag") if n in rungs and n in built):
-        pipelines = built[name]
-        n = len(pipelines) + sum(_calibrates(task, name, p) for p in pipelines)
+    for name, pipelines in built.items():
+        twins = sum(_calibrates(task, name, p) for p in pipelines)
+        n = len(pipelines) + twins
+        on_test = name in measured
         plans.append(RungPlan(
             name, task.models.small, n, val_work(task, n, n_val),
-            val_work(task, len(pipelines), n_val), len(split.test), latency,
+            val_requests(task, n, len(pipelines), n_val, cached=cached),
+            len(split.test) if on_test else 0, latency if on_test else 0,
             round(fmean(_tokens_in(p, sample, split.train, passage) for p in pipelines)),
-            out_tokens))
-    if "bigger-model" in rungs and task.models.large:
+            out_tokens, prepare_requests=twins * len(CONTENT_FREE), measured=on_test))
+    if bigger:
         below = [p for p in plans if p.rung != "prompt"] or plans
+        # a calibrated pipeline carried up is calibrated again on the large model
+        again = any(p.prepare_requests for p in plans)
         n = val_work(task, 1, n_val)
-        plans.append(RungPlan("bigger-model", task.models.large, 1, n, n, len(split.test), latency,
-                              max((p.tokens_in for p in below), default=0), out_tokens))
-    if "finetune" in rungs:
+        plans.append(RungPlan("bigger-model", task.models.large, 1, n, n, len(split.test),
+                              latency, max(p.tokens_in for p in below), out_tokens,
+                              prepare_requests=len(CONTENT_FREE) if again else 0))
+    if "finetune" in measured:
         n = val_work(task, 1, n_val)  # the tune's val score, for the stop rule
         plans.append(RungPlan("finetune", task.models.small, 1, n, n, len(split.test), latency,
-                              plans[0].tokens_in if plans else 0, out_tokens,
-                              train_steps(task, len(split.train))))
+                              plans[0].tokens_in, out_tokens,
+                              train_steps(task, len(split.train)),
+                              prepare_requests=2 * _suite_size()))
     return plans
+
+
+def val_requests(task: TaskSpec, n_candidates: int, n_pipelines: int, n_val: int, *,
+                 cached: bool = True) -> int:
+    """The requests choosing among `n_candidates` on val sends, where `n_pipelines` of them
+    ask the model and the rest are calibrated twins. With the response cache a twin asks
+    nothing its original answered, so a round of the race costs one request per example for
+    each pair still in it: at most as many as there are candidates still in, or pairs."""
+    if not cached:
+        return val_work(task, n_candidates, n_val)
+    n_val = min(n_val, task.eval.val_limit or n_val)
+    if task.eval.selection != "race" or n_candidates <= 1:
+        return n_pipelines * n_val
+    seen, work = 0, 0
+    for alive, size in race_schedule(n_candidates, n_val, task.eval.race_start):
+        work += min(alive, n_pipelines) * (size - seen)
+        seen = size
+    return work
+
+
+def _suite_size() -> int:
+    """The general-capability suite's items: each asked of the base and the tuned model."""
+    from rung.finetune.regression import load_suite
+
+    return len(load_suite())
 
 
 def train_steps(task: TaskSpec, n_train: int) -> int:
@@ -168,8 +238,12 @@ class Eta:
         # carries its share of the stage's requests
         self.per_val_step = {p.rung: p.val_requests * (p.tokens_in + p.tokens_out)
                              / max(p.val_examples, 1) for p in plans}
+        # preparing is one step: all its requests (content-free prompts, the capability suite)
+        self.per_prepare = {p.rung: p.prepare_requests * (p.tokens_in + p.tokens_out)
+                            for p in plans}
         self.answer = _Rate(total=sum(p.tokens for p in plans))
         self.train = _Rate(total=sum(p.train_steps for p in plans))
+        self.prepared: set[str] = set()  # rungs whose preparing is done or was passed over
         self.kind: str | None = None  # of the last step
         self.last = 0.0  # when the last step was done
 
@@ -194,15 +268,26 @@ class Eta:
             return requests * self.per_val_step.get(stage_rung(stage), 0)
         if stage.endswith(": test"):
             return requests * self.per_request.get(stage_rung(stage), 0)
+        if _preparing(stage):
+            return requests * self.per_prepare.get(stage_rung(stage), 0)
         return 0.0
 
     def begin(self, stage: str, total: int) -> None:
         """A stage opens: training's says its exact number of steps (the Trainer's
         max_steps), where the plan could only work it out; any later stage of the fine-tune
-        says training is over (or was not needed: a finished tune is picked up)."""
+        says training is over (or was not needed: a finished tune is picked up). A rung that
+        chooses on val without having prepared (a picked-up tune has its capability suite
+        already) will not send its prepare requests: they leave the total."""
+        rung = stage_rung(stage)
+        if _preparing(stage):
+            self.prepared.add(rung)
+        elif stage.endswith((": choosing on val", ": scoring on val")) \
+                and rung not in self.prepared:
+            self.prepared.add(rung)
+            self.answer.total -= self.per_prepare.get(rung, 0)
         if _training(stage):
             self.train.total = self.train.done + total
-        elif stage_rung(stage) == "finetune":
+        elif rung == "finetune":
             self.train.total = self.train.done
 
     def step(self, stage: str, n: int) -> None:
@@ -267,29 +352,41 @@ def _training(stage: str) -> bool:
     return stage.startswith("finetune: training")
 
 
+def _preparing(stage: str) -> bool:
+    """A stage whose one step stands for the rung's prepare requests."""
+    return stage.endswith(": preparing candidates") or stage.startswith(
+        "finetune: general-capability suite")
+
+
 def plan_summary(plans: Sequence[RungPlan]) -> dict[str, Any]:
     return {"rungs": [p.to_dict() for p in plans],
             "total": {"requests": sum(p.requests for p in plans),
                       "tokens": sum(p.tokens for p in plans)},
-            "note": "every rung the ladder would measure (a climb that stops early does less); "
-                    "val examples under [eval] selection; tokens in estimated at ~4 characters "
-                    "a token, tokens out at the most a request may write; answers already in "
-                    "the store are not asked again"}
+            "note": "every rung the ladder would measure (a climb that stops early does less), "
+                    "and the val work of the rungs built for them to stand on (measured: "
+                    "false); val examples under [eval] selection; prepare requests are "
+                    "calibration's content-free prompts and the fine-tune's capability suite; "
+                    "tokens in estimated at ~4 characters a token, tokens out at the most a "
+                    "request may write; answers already in the store are not asked again"}
 
 
-def plan_for(path: Any, only: str | None = None) -> dict[str, Any]:
+def plan_for(path: Any, only: str | None = None, *, cached: bool = True) -> dict[str, Any]:
     """The plan of `rung climb PATH` (or `rung eval --rung ONLY`) without climbing: what
-    `--dry-run` shows."""
+    `--dry-run` shows. `cached`: false for a climb without the response cache."""
     from rung.climb import left_out, load_examples, make_split
     from rung.task import load_task
 
     task = load_task(path)
-    return work_plan(task, make_split(task, load_examples(task)), left_out(task, only, None))
+    return work_plan(task, make_split(task, load_examples(task)), left_out(task, only, None),
+                     cached=cached)
 
 
-def work_plan(task: TaskSpec, split: Split, why_not: dict[str, str]) -> dict[str, Any]:
-    """The plan's JSON for the rungs `why_not` leaves in (an empty reason: measured)."""
-    plans = plan_climb(task, split, [name for name, why in why_not.items() if not why])
+def work_plan(task: TaskSpec, split: Split, why_not: dict[str, str], *,
+              cached: bool = True) -> dict[str, Any]:
+    """The plan's JSON for the rungs `why_not` leaves in (an empty reason: measured), and for
+    those they are built on; `cached`: the climb keeps a response cache."""
+    plans = plan_climb(task, split, [name for name, why in why_not.items() if not why],
+                       cached=cached)
     return {**plan_summary(plans), "selection": task.eval.selection,
             "split": {"train": len(split.train), "test": len(split.test),
                       "val": min(len(split.val), task.eval.val_limit or len(split.val))}}
