@@ -343,7 +343,7 @@ def climb(
     if on_plan is not None:
         from rung.plan import work_plan
 
-        on_plan(work_plan(task, split, why_not))
+        on_plan(work_plan(task, split, why_not, cached=use_cache))
     store = Store(store_dir or task.store_dir)
     run_id: str | None = None
     results: list[RungResult] = []
