@@ -61,6 +61,20 @@ def test_macro_f1_rungs_are_paired_on_macro_f1(task_dir, fake_model):
     assert versus["difference"] == pytest.approx(few_shot["score"] - prompt["score"], abs=1e-4)
 
 
+def test_paired_intervals_use_the_task_s_bootstrap_setting(task_dir, fake_model):
+    """[eval] bootstrap sets the resamples of every interval, the paired ones too: they
+    took the library default of 2000 whatever the task said."""
+    from rung.eval.stats import mcnemar_exact
+
+    fake_model.rule = learns_from_demonstrations
+    # conftest's task says bootstrap = 200; a test share big enough for percentiles to move
+    result = climb(write_task(task_dir, fractions=(0.5, 0.1, 0.4)))
+    prompt, few_shot = result.results
+    correct = [[p.correct for p in r.test.predictions] for r in (prompt, few_shot)]
+    assert few_shot.versus[1].ci == mcnemar_exact(*correct, n_resamples=200, seed=7).ci
+    assert few_shot.versus[1].ci != mcnemar_exact(*correct, n_resamples=2000, seed=7).ci
+
+
 def test_no_rung_reaches_target_names_the_best(task_dir, fake_model):
     fake_model.default = "BUG"
     summary = climb(write_task(task_dir)).summary()

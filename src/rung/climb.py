@@ -207,18 +207,18 @@ def paired(task: TaskSpec, a: RungResult, b: RungResult) -> PairedComparison:
     as often as it should on small splits (9.5% at n = 10, 6.7% at n = 20, against 5%).
     """
     spec = metric_spec(task.task.metric, task.json_schema)
+    resamples, gain, seed = task.eval.bootstrap, task.eval.min_gain, task.task.seed
     if task.task.metric == "macro_f1":
         return paired_macro_f1([p.expected for p in a.test.predictions],
                                *([p.output for p in r.test.predictions] for r in (a, b)),
-                               task.task.labels, min_gain=task.eval.min_gain,
-                               seed=task.task.seed)
+                               task.task.labels, min_gain=gain, n_bootstrap=resamples, seed=seed)
     if not spec.binary:
         x, y = (per_example_values(spec, [p.expected for p in r.test.predictions],
                                    [p.output for p in r.test.predictions]) for r in (a, b))
-        return paired_permutation(x, y, min_gain=task.eval.min_gain, seed=task.task.seed)
+        return paired_permutation(x, y, min_gain=gain, n_bootstrap=resamples, seed=seed)
     return mcnemar_exact([p.correct for p in a.test.predictions],
                          [p.correct for p in b.test.predictions],
-                         min_gain=task.eval.min_gain, seed=task.task.seed)
+                         min_gain=gain, n_resamples=resamples, seed=seed)
 
 
 def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:
