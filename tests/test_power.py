@@ -84,3 +84,13 @@ def test_power_is_plain_json() -> None:
 
     power = split_power("rag", 0.55, (0.45, 0.65), 60, 0.6, binary=False, reached=False)
     assert json.loads(json.dumps(power.to_dict()))["underpowered"] is True
+
+
+def test_a_score_over_the_target_that_missed_by_its_lower_bound_has_no_gap_to_gain() -> None:
+    """decide_on = "lower-bound": 3 of 3 right against 0.99 misses by its interval, not its
+    score. The sentence said "more than the gap of -0.010 to the target"."""
+    power = split_power("classifier", 1.0, (0.439, 1.0), 3, 0.99, binary=True, reached=False)
+    assert not power.gap_invisible and power.underpowered  # the interval is the trouble
+    sentence = power.sentence()
+    assert "gap of" not in sentence and "-0.010" not in sentence
+    assert "telling 1.000 from the target 0.99 takes about" in sentence

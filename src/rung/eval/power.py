@@ -78,8 +78,11 @@ class Power:
 
     @property
     def gap_invisible(self) -> bool:
-        """Nothing reached the target, and a gain of the whole gap would not be significant."""
-        return not self.reached and self.min_detectable_difference > self.target - self.score
+        """Nothing reached the target, and a gain of the whole gap would not be significant.
+        A score at or over the target that missed it by its interval's lower bound has no
+        gap to gain: its trouble is the interval, which `too_few_for_target` says."""
+        gap = self.target - self.score
+        return not self.reached and gap > 0 and self.min_detectable_difference > gap
 
     @property
     def underpowered(self) -> bool:
