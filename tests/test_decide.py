@@ -561,3 +561,26 @@ def test_a_classifier_over_the_latency_budget_is_not_told_to_fine_tune_a_smaller
                                   "logistic-regression, C=1) reaches the target but answers in "
                                   "40 ms at p95 against a 20 ms budget")
     assert "fine-tune" not in d.next_step
+
+
+def test_a_rung_at_the_target_on_data_the_audit_calls_not_ready_says_so() -> None:
+    """The classifier reached the target, and the audit found a test example with a copy in
+    train: the headline read "no LLM is needed" and the leak sat only under the JSON's
+    `audit`. The score that reached the target is the one a leak inflates."""
+    leaky = {"audit_id": "a2", "verdict": "not ready",
+             "reasons": ["contradictions: 3 inputs have conflicting outputs (6 examples)",
+                         "leakage: 2 of 22 val/test examples have a copy in train"]}
+    results = [result("classifier", 0.91, classifier=TFIDF, **TFIDF)]
+    d = decide(results, target=0.8, audit=leaky)
+    assert d.rung == "classifier"
+    assert d.headline.endswith("; but the audit calls the data not ready, leakage among its "
+                               "reasons, so the test score may be inflated: mend it and climb "
+                               "again before trusting this")
+    [data] = [r for r in d.reasons if r.kind == "data"]
+    assert data.rung == "classifier" and "leakage: 2 of 22" in data.text
+    assert "rung audit DATA" in data.evidence["fix"]
+    small = decide(results, target=0.8, audit=NOT_READY)  # not ready, no leak
+    assert small.headline.endswith("; but the audit calls the data not ready: mend it and "
+                                   "climb again before trusting this")
+    ready = decide(results, target=0.8, audit={"verdict": "ready with warnings", "reasons": []})
+    assert "not ready" not in ready.headline and not [r for r in ready.reasons if r.kind == "data"]

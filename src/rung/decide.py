@@ -113,14 +113,15 @@ def decide(results: Sequence[RungResult], *, target: float, criterion: Criterion
     if chosen is not None:
         # a tune is shipped with its warning signs said, and what its data taught it
         cautions = tune_health(chosen) + _personal_data(chosen, audit)
+        unready = _unready_data(chosen, audit)
         budget = (f"; it answers within the {max_latency_ms:g} ms budget "
                   f"({chosen.test.latency_ms['p95']:.0f} ms at p95)" if max_latency_ms else "")
         headline = (_headline(chosen, ordered, target, criterion, compare, prices) + budget
                     + _unmeasured(chosen, ordered, stopped)
                     + _costs_clause(economics, chosen.rung == "finetune") + small
-                    + _cautions_clause(cautions))
-        return Decision(chosen.rung, headline, reasons + cautions, None, criterion, target,
-                        economics, power, stopped)
+                    + _cautions_clause(cautions) + _unready_clause(unready))
+        return Decision(chosen.rung, headline, reasons + cautions + unready, None, criterion,
+                        target, economics, power, stopped)
     slow = [r for r in ordered if _reaches(r, target, criterion)]
     ready = audit is None or audit.get("verdict") != "not ready"  # else data comes first
     step, more_data = (_smaller_model(slow[0], max_latency_ms, by_name), None) \
@@ -383,6 +384,32 @@ def _personal_data(r: RungResult, audit: dict[str, Any] | None) -> list[Reason]:
            "what it was trained on")
     return [Reason(r.rung, "personal-data", f"{r.rung}: trained on personal data: "
                    f"{found['finding']} (fix: {fix})", {"fix": fix, "evidence": found["finding"]})]
+
+
+def _unready_data(r: RungResult, audit: dict[str, Any] | None) -> list[Reason]:
+    """A rung at the target on data the audit calls not ready: the choice stands on it. A
+    leak (a val or test example with a copy in train) inflates the very score that reached
+    the target, and contradictions cap what any rung can score; the decision says so where
+    it is read, not only under the JSON's `audit`."""
+    if audit is None or audit.get("verdict") != "not ready":
+        return []
+    found = audit.get("reasons", [])
+    leak = any(reason.startswith("leakage") for reason in found)
+    fix = "rung audit DATA lists what to mend (--fix writes a cleaned copy); climb again after"
+    return [Reason(r.rung, "data", f"{r.rung}: measured on data the audit calls not ready: "
+                   + "; ".join(found)
+                   + (" (a copy of a held-out example in train inflates its score)"
+                      if leak else "") + f" (fix: {fix})",
+                   {"audit": audit.get("audit_id"), "leakage": leak, "fix": fix})]
+
+
+def _unready_clause(unready: list[Reason]) -> str:
+    if not unready:
+        return ""
+    leak = unready[0].evidence["leakage"]
+    return ("; but the audit calls the data not ready" + (
+        ", leakage among its reasons, so the test score may be inflated" if leak else "")
+        + ": mend it and climb again before trusting this")
 
 
 def _cautions_clause(cautions: list[Reason]) -> str:
