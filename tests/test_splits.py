@@ -186,6 +186,23 @@ def test_the_split_keeps_its_test_set_when_lines_move_and_copies_stay_together()
     assert all(len(names) == 1 for names in where.values())
 
 
+def test_copies_the_audit_calls_copies_stay_together_in_the_split():
+    """A copy shouted ("REFUND MY ORDER 6!") is a copy to the audit's exact-duplicate check,
+    and its leakage check then failed on the split the climb made: the split kept only
+    byte-identical copies together. Examples with no such copy keep their split."""
+    examples = _examples()
+    shouted = [make_example(e.input.upper() + "!", e.output, line=1000 + k)
+               for k, e in enumerate(examples[:100])]
+    split = split_examples(examples + shouted, seed=3)
+    where = {e.id: name for name, part in split.parts().items() for e in part}
+    for original, copy in zip(examples[:100], shouted):
+        assert where[original.id] == where[copy.id]
+    alone = split_examples(examples, seed=3)  # the same file without the copies
+    unchanged = {e.id: name for name, part in alone.parts().items() for e in part}
+    moved = [i for i, name in unchanged.items() if where[i] != name]
+    assert len(moved) < len(examples) // 4  # the copies take room; the rest mostly stays
+
+
 def test_small_labels_and_many_labels_still_get_val_and_test():
     """The held-out share is fixed for the whole file (rounded half up), not rounded label by
     label (which left twenty labels of four with no val or test at all), and a label of

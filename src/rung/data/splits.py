@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rung.data.example import Example, stripped_labels
+from rung.data.normalise import copy_key
 from rung.errors import DataError
 from rung.files import atomic_write
 
@@ -68,17 +69,19 @@ def split_examples(
     """Split into train/val/test, stratified by label (the output) and grouped by `group_key`.
 
     Groups are the unit that moves: each group goes to one split. Without a group key, copies
-    of one example (the same conversation) are a group: a copy in train and another in test
-    would score memory, and keying on the line number would move every example after an
-    inserted or deleted line. Test, then val, get their fraction of the examples (rounded
+    of one example are a group, copies as the audit counts them (the same conversation but for
+    case, spacing and punctuation: `copy_key`): a copy in train and another in test would
+    score memory, and keying on the line number would move every example after an inserted
+    or deleted line. Test, then val, get their fraction of the examples (rounded
     half up), drawn across the labels (a group's most common label) by _held_out.
     """
     total = len(examples)
     wants = {"test": _share(total, fractions[2]), "val": _share(total, fractions[1])}
+    copies = _copies(examples) if group_key is None else {}
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         if group_key is None:
-            key = ex.id
+            key = copies[ex.id]
         else:
             if group_key not in ex.extra:
                 raise DataError(
@@ -115,6 +118,16 @@ def split_examples(
         left = {label: [k for k in keys if k not in chosen] for label, keys in left.items()}
     assigned["train"] = [ex for keys in left.values() for k in keys for ex in groups[k]]
     return _shuffled(assigned, seed)
+
+
+def _copies(examples: list[Example]) -> dict[str, str]:
+    """Each example's id -> the smallest id among its copies, its group key: examples with
+    no copy but an identical one keep their own id, so their split is as it was."""
+    smallest: dict[str, str] = {}
+    for ex in examples:
+        key = copy_key(ex)
+        smallest[key] = min(smallest.get(key, ex.id), ex.id)
+    return {ex.id: smallest[copy_key(ex)] for ex in examples}
 
 
 def split_by_settings(examples: list[Example], table: "SplitTable", *, seed: int, kind: str,

@@ -20,16 +20,13 @@ similarity.py), linking only the pairs it cares about.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
 from rung.data.audit.base import CheckResult, Status
+from rung.data.normalise import copy_key, normalise_text
 from rung.data.audit.similarity import TextSimilarity, UnionFind, similar_pairs
 from rung.data.example import Example
 from rung.data.splits import Split
@@ -38,48 +35,9 @@ _HELD_OUT = ("val", "test")
 CONTRADICTION_THRESHOLD = 0.9  # near-same inputs: stricter than near-duplicates
 
 
-class _PunctuationTable(dict[int, int | None]):
-    """str.translate table deleting Unicode punctuation (categories P*), filled lazily."""
-
-    def __missing__(self, code: int) -> int | None:
-        value = None if unicodedata.category(chr(code)).startswith("P") else code
-        self[code] = value
-        return value
-
-
-_PUNCTUATION = _PunctuationTable()
-
-
-# punctuation that changes what a text says: a minus sign, a decimal point or thousands
-# separator, a percent sign, C# and C++; dropped, "-5" would be a copy of "5", "$10.50" of
-# "$1,050" and "learn C#" of "learn C"
-_MEANINGFUL = re.compile(r"(?<!\w)-(?=\d)|(?<=\d)[.,](?=\d)|(?<=\d)%|(?<=\w)[#+]+")
-
-
-def normalise_text(text: str) -> str:
-    """Lowercase, NFKC, drop punctuation (but the kinds that carry meaning, _MEANINGFUL) and
-    collapse whitespace.
-
-    Copies made by hand or by scraping differ in case, spacing, full-width characters or a
-    trailing full stop; hashing this form catches them as the same text.
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    parts, last = [], 0
-    for kept in _MEANINGFUL.finditer(text):
-        parts += [text[last:kept.start()].translate(_PUNCTUATION), kept.group()]
-        last = kept.end()
-    parts.append(text[last:].translate(_PUNCTUATION))
-    return " ".join("".join(parts).split())
-
-
 def _user_text(example: Example) -> str:
     """The input the similarity checks compare: every user turn, normalised."""
     return normalise_text("\n".join(m.content for m in example.messages if m.role == "user"))
-
-
-def _conversation_hash(example: Example) -> str:
-    payload = [[m.role, normalise_text(m.content)] for m in example.messages]
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _context_key(example: Example) -> tuple[str, ...]:
@@ -161,7 +119,7 @@ def exact_duplicates(examples: Sequence[Example]) -> CheckResult:
     """
     by_hash: dict[str, list[int]] = defaultdict(list)
     for position, example in enumerate(examples):
-        by_hash[_conversation_hash(example)].append(position)
+        by_hash[copy_key(example)].append(position)
     rows = _line_groups((g for g in by_hash.values() if len(g) > 1), examples)
     copies = sum(len(group) - 1 for group in rows)
     n = len(examples)
@@ -201,7 +159,7 @@ def near_duplicates(
     """
     firsts: dict[str, int] = {}
     for position, example in enumerate(examples):
-        firsts.setdefault(_conversation_hash(example), position)
+        firsts.setdefault(copy_key(example), position)
     kept = [examples[p] for p in sorted(firsts.values())]
     index = _index_inputs(kept, threshold=threshold, num_perm=num_perm, shingle=shingle, seed=seed,
                           similarity=similarity)
