@@ -594,3 +594,12 @@ def test_redact_replaces_personal_data_in_fields_but_the_group_key(tmp_path: Pat
     rows = [json.loads(line) for line in redacted.read_text().splitlines()]
     assert [r["customer_email"] for r in rows] == [r["customer_email"] for r in records]
     assert {r["notes"] for r in rows} == {"called back on [PHONE]"}
+
+
+def test_a_misspelt_model_is_refused_before_any_check_runs(planted, fake_model) -> None:
+    """`--model nonexist-model` ran nine of the twelve checks (and the diversity embedding)
+    before the token-lengths check said the name was unknown; nothing is stored either."""
+    path, _ = planted
+    result = runner.invoke(app, ["audit", str(path), "--model", "nonexist-model"])
+    assert result.exit_code == 2 and "nonexist-model" in result.stderr
+    assert "audit: 3/12" not in result.stderr  # no check ran before the refusal

@@ -90,6 +90,7 @@ def test_the_gate_fails_a_broken_prompt_and_passes_a_rerun_of_the_baseline(task_
     assert failed.exit_code == 1, failed.output
     assert comment.read_text().startswith("**rung gate FAILS**")
     assert "right to wrong:" in comment.read_text()
+    assert "the gate fails on any drop at p < 0.05" in comment.read_text()  # not "below -0"
     assert "- changed since the baseline: [task] instruction: " in comment.read_text()
     toml.write_text(original)
     passed = runner.invoke(app, ["gate", str(toml), "--json"])  # the baseline, climbed again

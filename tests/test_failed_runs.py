@@ -69,10 +69,14 @@ def test_ctrl_c_is_recorded_as_interrupted(task_dir):
     try:
         with pytest.raises(KeyboardInterrupt):
             climb(_with_model(model, task_dir))
+        # from the command line: a word on what became of the work, and the shell's 130
+        said = runner.invoke(app, ["climb", str(task_dir)])
     finally:
         unregister_model("stopped")
-    [run] = _runs(task_dir)
-    assert run["status"] == "interrupted" and run["error"].startswith("KeyboardInterrupt")
+    assert said.exit_code == 130 and "interrupted: what was stored stays" in said.stderr
+    runs = _runs(task_dir)
+    assert [run["status"] for run in runs] == ["interrupted", "interrupted"]
+    assert all(run["error"] == "KeyboardInterrupt: stopped by Ctrl-C" for run in runs)
 
 
 KILLED_MID_RUNG = """

@@ -351,3 +351,10 @@ def test_the_terminal_table_shows_latencies_under_10_ms_to_a_tenth(strict_run) -
     few_shot["latency_ms"] = {"p50": 12.3, "p95": 140.6, "p99": 150.0}
     latencies = list(climb_table(summary).columns[3].cells)
     assert latencies == ["2.7/6.9", "12/141"]
+
+
+def test_memory_to_serve_reads_in_a_unit_that_shows_it():
+    """A TF-IDF classifier of 171,721 bytes read "0 MB" in the report."""
+    from rung.report.render import _gb
+
+    assert [_gb(n) for n in (171_721, 4_200_000, 270e6, None)] == ["172 kB", "4 MB", "0.27 GB", "-"]

@@ -265,3 +265,18 @@ def test_a_byte_order_mark_an_empty_file_and_a_check_across_keys_each_read_right
         load_task(toml)
     c_line = toml.read_text().splitlines().index("C = [1.0, -2]") + 1
     assert err.value.line == c_line and "C must be a non-empty list of positive" in str(err.value)
+
+
+def test_a_data_file_handed_to_climb_is_named_as_such(tmp_path):
+    """`rung climb data.csv` said "not valid TOML: Expected '='", which sends a new user to
+    fix quotes in their CSV."""
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label\nmy card was charged twice,BILLING\n")
+    with pytest.raises(ConfigError) as refused:
+        load_task(data)
+    assert "this is not a task file" in refused.value.message
+    assert 'data = "tickets.csv"' in refused.value.fix and f"rung audit {data}" in refused.value.fix
+    broken = tmp_path / "rung.toml"
+    broken.write_text("[task\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):  # a task file keeps its message
+        load_task(broken)

@@ -36,8 +36,13 @@ def _user_errors() -> Iterator[None]:
     no memory), or a bug in rung (said so; RUNG_DEBUG=1 shows where)."""
     try:
         yield
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except (typer.Exit, typer.Abort):
         raise
+    except KeyboardInterrupt:  # Ctrl-C: say what became of the work, exit as shells expect
+        err.print("interrupted: what was stored stays (the run is marked interrupted); run "
+                  "the same command again to go on: cached answers and finished tunes are "
+                  "reused", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     except Exception as e:  # noqa: BLE001 - the one place every failure becomes a message
         _fail(e)
 

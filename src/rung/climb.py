@@ -269,7 +269,7 @@ def left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[st
                 for name in LADDER}
     why: dict[str, str] = {name: "" for name in LADDER}
     if task.task.kind != "classification":
-        why["classifier"] = f"a {task.task.kind} task has no labels to classify"
+        why["classifier"] = f"{task.task.kind} tasks have no labels to classify"
     if task.corpus_path is None:
         why["rag"] = "no [task] corpus"
     if task.models.large is None:

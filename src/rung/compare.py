@@ -241,7 +241,7 @@ def markdown(verdict: dict[str, Any]) -> str:
         "",
         f"- difference {verdict['difference']:+.3f} (95% CI "
         f"{verdict['ci'][0]:+.3f} to {verdict['ci'][1]:+.3f}), p = {verdict['p_value']:.3g} "
-        f"({verdict['test']}); the gate fails below -{verdict['tolerance']:g} at p < "
+        f"({verdict['test']}); the gate fails on {_fails_on(verdict['tolerance'])} at p < "
         f"{verdict['alpha']:g}",
         f"- {moves(verdict)}",
         f"- changed since the baseline: {describe_changes(verdict['changes'])}",
@@ -250,6 +250,10 @@ def markdown(verdict: dict[str, Any]) -> str:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
                      f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)" + _values(flip))
     return "\n".join(lines) + "\n"
+
+
+def _fails_on(tolerance: float) -> str:
+    return f"a drop of more than {tolerance:g}" if tolerance else "any drop"
 
 
 def moves(row: dict[str, Any]) -> str:

@@ -136,7 +136,9 @@ class Store:
         error's message and when. What it stored before (rungs, predictions) stays."""
         status = "interrupted" if isinstance(error, (KeyboardInterrupt, SystemExit)) \
             else "failed"
-        message = str(error) or type(error).__name__
+        message = str(error) or ("stopped by Ctrl-C" if isinstance(error, KeyboardInterrupt)
+                                 else "stopped by a signal" if isinstance(error, SystemExit)
+                                 else type(error).__name__)
         with self.conn:
             self.conn.execute(
                 "UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",

@@ -394,6 +394,12 @@ def load_task(path: str | Path) -> TaskSpec:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
+        if path.suffix.lower() != ".toml":  # a data file handed to climb: say what it wants
+            raise ConfigError(
+                "this is not a task file: climb, eval and the other task commands take a "
+                "rung.toml (or its folder)", file=path,
+                fix=f"write a rung.toml whose [task] data = \"{path.name}\" (README: \"The "
+                    f"task file\"); rung audit {path} checks a data file on its own") from None
         line = getattr(err, "lineno", None) or line_from_message(str(err))
         raise ConfigError(f"not valid TOML: {err}", file=path, line=line,
                           fix="check quotes and brackets on that line") from None

@@ -164,6 +164,9 @@ def _dollars(v: float | None) -> str:
 
 
 def _gb(n: float | None) -> str:
+    """Memory to serve: GB for models, MB or kB for a classifier (171,721 bytes read "0 MB")."""
     if n is None:
         return "-"
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+    if n >= 1e8:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{max(n / 1e3, 1):.0f} kB"

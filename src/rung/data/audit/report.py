@@ -306,6 +306,10 @@ def audit_dataset(
     from rung.store import Store, file_hash
 
     inp = audit_input(path, kind=kind, model=model)
+    if "token-lengths" not in skip:  # a misspelt --model is said before the checks run
+        from rung.models.tokens import token_counter
+
+        token_counter(inp.model, base_dir=inp.base_dir)
     store = Store(inp.store_dir)
     try:
         audit_id = store.new_id()
