@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from rung.cli import app
 from rung.climb import climb
 from rung.data.example import make_example
-from rung.finetune.diagnose import diagnose
+from rung.finetune.diagnose import FLAT, diagnose
 from rung.finetune.methods import METHODS
 from rung.finetune.train import NotReadyError, fine_tune
 from rung.models.registry import load_model
@@ -42,7 +42,10 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     store = Store(task_dir / ".rung")
     curves = store.curves(result.run_id, "finetune")
     assert any(r["loss"] is not None for r in curves)
-    assert sum(r["eval_loss"] is not None for r in curves) == 4  # two evaluations an epoch
+    evaluated = sum(r["eval_loss"] is not None for r in curves)
+    # two evaluations an epoch, unless early stopping ended the run first (patience 2 and
+    # improvements under FLAT: three at least)
+    assert evaluated == 4 or (training["stopped_early"] and evaluated >= 3)
     assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
     [row] = store.rung_rows(result.run_id)
     summary = json.loads(row["summary_json"])["training"]
@@ -144,7 +147,13 @@ def test_early_stopping_stops_when_val_loss_rises(task_dir: Path, tiny_llama: Pa
     best = min(range(len(evaluations)), key=evaluations.__getitem__)
     assert tune.best_step == 2 * (best + 1) and tune.best_val_loss == pytest.approx(evaluations[best])
     assert all(later >= evaluations[best] for later in evaluations[best:])
-    assert len(evaluations) - 1 - best == 2  # stopped after exactly `patience` worse evaluations
+    # stopped after exactly `patience` evaluations that did not improve by FLAT on the last
+    # one that did (a new best by less is no improvement: train.early_stopping)
+    improved = 0
+    for i, loss in enumerate(evaluations):
+        if loss < evaluations[improved] * (1 - FLAT):
+            improved = i
+    assert len(evaluations) - 1 - improved == 2
 
 
 def test_a_resumed_tune_stops_early_where_an_uninterrupted_one_does(task_dir: Path,
@@ -258,6 +267,13 @@ def test_an_interrupted_tune_resumes_from_its_checkpoint(task_dir: Path, tiny_ll
     logged = [c["step"] for c in tune.curves if "loss" in c]
     assert logged == [1, 2, 3, 4, 5, 6]  # the first two from the checkpoint's own history
     assert [c["step"] for c in tune.curves if "eval_loss" in c] == [2, 4, 6]
+    # the token count goes on from the checkpoint's (TRL's restarts at 0 in each call): the
+    # whole tune's tokens, and a rate from this call's tokens over this call's seconds
+    counted = [c["num_tokens"] for c in tune.curves if "num_tokens" in c]
+    assert counted == sorted(counted) and tune.train_tokens == counted[-1]
+    before = max(c["num_tokens"] for c in tune.curves if c["step"] <= 2 and "num_tokens" in c)
+    assert 0 < tune.tokens_this_call == tune.train_tokens - before
+    assert tune.summary()["tokens_per_second"] == round(tune.tokens_this_call / tune.seconds, 1)
     again = fine_tune(task, pipeline, train, val, out)  # finished: picked up, not retrained
     assert again.reused and again.rank_digests == tune.rank_digests
 
@@ -507,8 +523,9 @@ def test_a_preference_tune_is_renamed_when_its_rejected_answers_change(task_dir:
 
 def test_examples_the_training_length_cuts_to_nothing_are_counted_not_dropped_silently(
         task_dir: Path, tiny_llama: Path) -> None:
-    """TRL cuts at the training length and drops what has no answer token left: some left
-    out is said with the tune's unusual settings; none left is refused before a step."""
+    """An example longer than the training length is left out (TRL would cut it, and drop
+    it only with no answer token left): some left out is said with the tune's unusual
+    settings; none left is refused before a step."""
     def tickets(label: str, start: int) -> list:
         return [make_example(f"ticket number {i} about money " * (1 if i % 2 else 8), label,
                              line=i) for i in range(start, start + 8)]
@@ -518,13 +535,16 @@ def test_examples_the_training_length_cuts_to_nothing_are_counted_not_dropped_si
     tune = fine_tune(task, _pipeline(tiny_llama, task_dir), tickets("BILLING", 0),
                      tickets("BUG", 100), task_dir / "out")
     said = [u for u in tune.unusual if "cuts" in u]
-    assert said == ["[finetune] max_seq_length = 48 cuts 4 of 8 train examples to no answer "
-                    "token, and training leaves them out",
-                    "[finetune] max_seq_length = 48 cuts 4 of 8 val examples to no answer "
-                    "token, and training leaves them out"]
+    assert said == ["[finetune] max_seq_length = 48 cuts 4 of 8 train examples before their "
+                    "answer ends, and training leaves them out (a cut answer would teach the "
+                    "model not to stop)",
+                    "[finetune] max_seq_length = 48 cuts 4 of 8 val examples before their "
+                    "answer ends, and training leaves them out (a cut answer would teach the "
+                    "model not to stop)"]
+    assert tune.left_out == {"train": 4, "val": 4}
     short = load_task(write_task(task_dir / "short", model=str(tiny_llama),
                                  extra=finetune_table(max_seq_length=16, epochs=1)))
-    with pytest.raises(DataError, match="no train example keeps an answer token within "
+    with pytest.raises(DataError, match="no train example fits whole within "
                                         r"\[finetune\] max_seq_length = 16"):
         fine_tune(short, _pipeline(tiny_llama, task_dir), tickets("BILLING", 0),
                   tickets("BUG", 100), task_dir / "short-out")

@@ -6,8 +6,10 @@
 | perfect train accuracy | the model memorised the data | more data, regularisation |
 
 (The fourth, worse than the base model on general tasks, needs the regression suite, not
-curves.) "Rises" and "flat" are judged from the best val loss onwards, with a tolerance, so
-noise on a few evaluation points does not raise an alarm.
+curves.) "Rises" is judged from the best val loss onwards, "flat" from the first evaluation
+within FLAT of the best (improvements smaller than that are flat too), each with a
+tolerance, so noise on a few evaluation points does not raise an alarm. Early stopping
+(train.py) counts an evaluation as an improvement by the same FLAT.
 
 The gradient norms the seeds ask to monitor ("explosions or vanishing") are read too: a
 non-finite norm or one many times the run's median so far is an explosion; norms that
@@ -73,28 +75,32 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
 
 def _flat_since_best(train_loss: Sequence[float], val_loss: Sequence[float],
                      best_at: int) -> str | None:
-    """Val loss that stopped improving (every evaluation from its best on within FLAT of it)
-    while train loss kept falling after that evaluation: the seeds' memorisation. Train
-    points are matched to evaluations by position, evaluations being spread over the run."""
-    since = val_loss[best_at:]
+    """Val loss that stopped improving while train loss kept falling: the seeds'
+    memorisation. Stopped improving means every evaluation from the first within FLAT of the
+    best on stays near the best: improvements under FLAT are flat too, so val loss creeping
+    down by hairs, each a new best, is judged from where it reached that level, not from
+    its last hair. Train points are matched to evaluations by position, evaluations being
+    spread over the run."""
     best = val_loss[best_at]
-    # one evaluation after the best must stay within FLAT of it; two or more, below RISE
-    # (drifting up a little, not yet the overfitting curve)
+    start = next(i for i, v in enumerate(val_loss) if v <= best * (1 + FLAT))
+    since = val_loss[start:]
+    # one evaluation after the plateau's start must stay within FLAT of the best; two or
+    # more, below RISE (drifting up a little, not yet the overfitting curve)
     tolerance = FLAT if len(since) == 2 else RISE
     if len(since) < 2 or any(v > best * (1 + tolerance) for v in since):
         return None
-    cut = round(len(train_loss) * (best_at + 1) / len(val_loss))
+    cut = round(len(train_loss) * (start + 1) / len(val_loss))
     before, after = train_loss[:cut], train_loss[cut:]
     if not before or len(after) < 2:
         return None
     width = max(1, len(after) // 2)
-    at_best = sum(before[-width:]) / len(before[-width:])
+    at_start = sum(before[-width:]) / len(before[-width:])
     late = sum(after[-width:]) / width
-    if late >= at_best * (1 - TRAIN_DROP):
+    if late >= at_start * (1 - TRAIN_DROP):
         return None
     return (f"val loss stayed within {tolerance:.0%} of its best {best:.3f} (evaluation "
-            f"{best_at + 1}) for the {len(since) - 1} evaluation(s) after it, while train "
-            f"loss fell {at_best:.3f} -> {late:.3f}")
+            f"{best_at + 1}) for the {len(since) - 1} evaluation(s) after evaluation "
+            f"{start + 1}, while train loss fell {at_start:.3f} -> {late:.3f}")
 
 
 def _gradient_signals(train_loss: Sequence[float], norms: Sequence[float]) -> list[Signal]:

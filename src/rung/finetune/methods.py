@@ -42,6 +42,32 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+@dataclass(frozen=True)
+class Precision:
+    """How a method's trainable copy is held and computed."""
+
+    weights: Literal["fp32", "bf16"]  # the dtype the trainable copy loads in
+    bf16: bool  # the Trainer autocasts forward and backward to bf16 (its bf16=True)
+    master_weights: bool  # fp32 weights, gradients and AdamW states under bf16 compute
+
+    def estimate_options(self) -> dict[str, Any]:
+        """How memory.estimate_memory is to count this precision."""
+        return {"dtype": "bf16" if self.bf16 else "fp32", "master_weights": self.master_weights}
+
+
+def precision(method: str, device: str) -> Precision:
+    """On a CPU everything is fp32. On a GPU, full fine-tuning keeps fp32 weights and lets
+    the Trainer autocast to bf16 (mixed precision): at its learning rate of 2e-5 most AdamW
+    updates are below half a bf16 step of a weight, so weights held in bf16 would round most
+    of them away. LoRA and QLoRA hold the frozen base in bf16 (its adapters are fp32 anyway,
+    as PEFT makes them), and so do the soft prompts and DPO, which train adapters too."""
+    if device != "cuda":
+        return Precision("fp32", bf16=False, master_weights=False)
+    if METHODS[method].trains == "all":
+        return Precision("fp32", bf16=True, master_weights=True)
+    return Precision("bf16", bf16=True, master_weights=False)
+
+
 def learning_rate(settings: FineTuneTable) -> float:
     return settings.learning_rate or METHODS[settings.method].learning_rate
 
@@ -124,21 +150,29 @@ FULL_TUNE_EXAMPLES = 10_000  # the seeds: full fine-tuning wants 10k-100k+ examp
 
 
 def unusual_settings(settings: FineTuneTable, *, max_seq_length: int,
-                     n_train: int | None = None) -> list[str]:
+                     n_train: int | None = None, world_size: int = 1) -> list[str]:
     """The settings outside the seeds' typical ranges, each with the range; a soft prompt's
-    learning rate is judged by its own usual value, the seeds' range being for weights."""
+    learning rate is judged by its own usual value, the seeds' range being for weights. The
+    seeds' batch size ("limited by GPU memory; use gradient accumulation") is the effective
+    batch an optimizer step sees: batch_size x gradient_accumulation x devices."""
     method = METHODS[settings.method]
-    values: dict[str, float] = {
-        "epochs": settings.epochs, "batch_size": settings.batch_size,
-        "gradient_accumulation": settings.gradient_accumulation,
-        "warmup_ratio": settings.warmup_ratio, "weight_decay": settings.weight_decay,
-        "max_seq_length": settings.max_seq_length or max_seq_length}
+    devices = max(1, world_size)
+    batch = f"batch_size {settings.batch_size} x gradient_accumulation " \
+        f"{settings.gradient_accumulation}" + (f" x {devices} devices" if devices > 1 else "")
+    values: dict[str, tuple[str, float]] = {  # range: (name said, value)
+        "epochs": ("epochs", settings.epochs),
+        "batch_size": (f"effective batch = {batch}", settings.batch_size
+                       * settings.gradient_accumulation * devices),
+        "gradient_accumulation": ("gradient_accumulation", settings.gradient_accumulation),
+        "warmup_ratio": ("warmup_ratio", settings.warmup_ratio),
+        "weight_decay": ("weight_decay", settings.weight_decay),
+        "max_seq_length": ("max_seq_length", settings.max_seq_length or max_seq_length)}
     if method.trains != "soft-prompt":
-        values["learning_rate"] = learning_rate(settings)
+        values["learning_rate"] = ("learning_rate", learning_rate(settings))
     if method.trains == "lora":
-        values["rank"] = settings.rank
-    found = [f"{key} = {value:g} (the seeds' typical range is {low:g} to {high:g})"
-             for key, value in values.items()
+        values["rank"] = ("rank", settings.rank)
+    found = [f"{name} = {value:g} (the seeds' typical range is {low:g} to {high:g})"
+             for key, (name, value) in values.items()
              for low, high in [SEED_RANGES[key]] if not low <= value <= high]
     # only where the modules have Llama-style names: GPT-2's c_attn has no q_proj to miss
     if method.trains == "lora" and any(m.endswith("_proj") for m in settings.target_modules) \

@@ -5,11 +5,15 @@ What it does, top to bottom:
 2. pick up a finished tune in `out` as it is, or an interrupted one from its last checkpoint;
 3. load a fresh, trainable copy of the base model (never the shared inference copy);
 4. build records with the best prompt's rendering, so the loss is on the answer only and the
-   tuned model is asked exactly what it was trained on;
-5. train with the seeds' defaults (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's
-   learning rate), batches of similar length (no padding to a fixed width; padding-free with
-   FlashAttention on a GPU), evaluate on val twice an epoch or every N steps, stop early
-   when val loss stops improving, keep the best checkpoint;
+   tuned model is asked exactly what it was trained on (a model without a chat template
+   too: data.py); leave out, and count, examples longer than the training length, whose
+   answer would be cut before its end;
+5. check the estimated peak against the memory free now; train with the seeds' defaults
+   (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's learning rate; full
+   fine-tuning on a GPU in mixed precision over fp32 weights), batches of similar length
+   (no padding to a fixed width; padding-free with FlashAttention on a GPU), evaluate on val
+   twice an epoch (never fewer than patience + 2 times) or every N steps, stop early when
+   val loss stops improving by more than diagnose's FLAT, keep the best checkpoint;
 6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
    run's record, `tune.json`, written last: its presence means the tune finished. The
    intermediate checkpoints exist to resume and are removed then.
@@ -21,6 +25,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -37,8 +42,9 @@ from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
+from rung.finetune.diagnose import FLAT
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
-    quantization_config, unusual_settings
+    precision, quantization_config, unusual_settings
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
@@ -72,6 +78,10 @@ class TuneResult:
     signals: list[Signal] = field(default_factory=list)
     unusual: list[str] = field(default_factory=list)  # settings outside the seeds' ranges
     device: str = "gpu"  # where it trained ("gpu" or "cpu"): prices its hours
+    # examples left out because the training length cuts their answer, per split
+    left_out: dict[str, int] = field(default_factory=dict)
+    # tokens trained in this call (`seconds`), for the rate; None: all of train_tokens
+    tokens_this_call: int | None = None
     reused: bool = False  # found finished in its folder, not trained in this call
 
     def summary(self) -> dict[str, Any]:
@@ -83,14 +93,22 @@ class TuneResult:
             "total_parameters": self.total_parameters,
             "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
             "train_tokens": self.train_tokens,
-            "tokens_per_second": round(self.train_tokens / self.seconds, 1) if self.seconds else None,
+            # the rate of this call's segment (a resumed tune's earlier one was timed by
+            # the call that trained it); train_tokens / rate is the whole tune's time
+            "tokens_per_second": round(self._rated_tokens / self.seconds, 1)
+            if self.seconds else None,
             "config": self.config, "base_fingerprint": self.base_fingerprint,
             "resumed_from": self.resumed_from, "world_size": self.world_size,
             "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
             "regression": self.regression, "reused": self.reused,
             "overfitting": [asdict(s) for s in self.signals],
             "unusual_settings": self.unusual, "device": self.device,
+            "left_out": self.left_out,
         }
+
+    @property
+    def _rated_tokens(self) -> int:
+        return self.train_tokens if self.tokens_this_call is None else self.tokens_this_call
 
 
 class NotReadyError(RungError):
@@ -184,7 +202,8 @@ def _with_settings(done: TuneResult, task: TaskSpec, n_train: int) -> TuneResult
     trained it, so they are read off that."""
     if not done.unusual:
         done.unusual = unusual_settings(task.finetune, n_train=n_train,
-                                        max_seq_length=task.audit.max_seq_length)
+                                        max_seq_length=task.audit.max_seq_length,
+                                        world_size=done.world_size)
     return done
 
 
@@ -248,40 +267,75 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         left_out = _left_out(task, trainer, len(train), len(val))
         estimate = _estimate(task, pipeline, trainer)
         if task.finetune.memory_check and estimate is not None and not _sharded():
-            check_fits(task, estimate)
+            check_fits(task, estimate, loaded=_loaded_bytes(trainer.model))
         last = last_complete_checkpoint(out / "checkpoints")
+        earlier_tokens = _continue_token_count(trainer, last)
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
                    resumed_from=_step_of(last), peak=memory_record(estimate, peak),
-                   left_out=left_out)
+                   left_out=left_out, earlier_tokens=earlier_tokens)
 
 
-def _left_out(task: TaskSpec, trainer: Any, n_train: int, n_val: int) -> list[str]:
-    """TRL cuts each example at the training length and drops the ones left with no answer
-    token, without a word. Counted here: none left is refused before training, some left out
-    is said beside the tune's unusual settings."""
+def _continue_token_count(trainer: Any, checkpoint: str | None) -> int:
+    """TRL counts trained tokens from 0 in each call, so a resumed tune's count would restart
+    part-way through its curves: it goes on from the checkpoint's last count instead. Returns
+    that count (tokens trained before this call)."""
+    if checkpoint is None:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    earlier = int(max((row.get("num_tokens", 0) for row in state.get("log_history", [])),
+                      default=0))
+    if hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = earlier
+    return earlier
+
+
+def _left_out(task: TaskSpec, trainer: Any, n_train: int, n_val: int) -> dict[str, Any]:
+    """Leave out the examples longer than the training length, and say so. Cut at the
+    length, such an example loses the end of its answer (the token that ends the turn
+    first): trained on it, the model learns answers that never end. TRL would cut them and
+    keep those with any answer token left, without a word. None left is refused before
+    training; some left out is said beside the tune's unusual settings. Returns the counts
+    ({"train": n, "val": n}) and the sentences."""
     length = task.finetune.max_seq_length or task.audit.max_seq_length
     key = "[finetune] max_seq_length" if task.finetune.max_seq_length else \
         "[audit] max_seq_length"
-    kept = {"train": len(trainer.train_dataset), "val": len(trainer.eval_dataset)}
     given = {"train": n_train, "val": n_val}
-    if not kept["train"] or not kept["val"]:
-        empty = "train" if not kept["train"] else "val"
-        raise DataError(f"no {empty} example keeps an answer token within {key} = {length} "
-                        "once its prompt (instruction, demonstrations, input) is counted",
-                        file=task.path, fix=f"raise {key}, or shorten the instruction or inputs")
-    return [f"{key} = {length} cuts {given[part] - kept[part]} of {given[part]} {part} examples "
-            "to no answer token, and training leaves them out"
-            for part in ("train", "val") if kept[part] < given[part]]
+    counts: dict[str, int] = {}
+    for part in ("train", "val"):
+        data = trainer.train_dataset if part == "train" else trainer.eval_dataset
+        whole = data.filter(lambda row: _tokens(row) <= length)
+        counts[part] = given[part] - len(whole)
+        if part == "train":
+            trainer.train_dataset = whole
+        else:
+            trainer.eval_dataset = whole
+        if not len(whole):
+            raise DataError(f"no {part} example fits whole within {key} = {length}: its prompt "
+                            "(instruction, demonstrations, input) and its answer with the token "
+                            "that ends it", file=task.path,
+                            fix=f"raise {key}, or shorten the instruction, inputs or answers")
+    said = [f"{key} = {length} cuts {counts[part]} of {given[part]} {part} examples before "
+            "their answer ends, and training leaves them out (a cut answer would teach the "
+            "model not to stop)" for part in ("train", "val") if counts[part]]
+    return {"counts": {k: v for k, v in counts.items() if v}, "said": said}
+
+
+def _tokens(row: dict[str, Any]) -> int:
+    """A record's length as trained: SFT's whole sequence; for DPO the longer of prompt +
+    chosen and prompt + rejected."""
+    if "input_ids" in row:
+        return len(row["input_ids"])
+    return len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"]))
 
 
 def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
              val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> Any:
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback, PrinterCallback
+    from transformers import PrinterCallback
 
     settings = task.finetune
     method = METHODS[settings.method]
@@ -293,12 +347,74 @@ def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
     trainer_class, records = _objective(method.objective)
     trainer = trainer_class(
         model=model, args=_arguments(task, method.objective, out / "checkpoints"),
-        processing_class=tokenizer, train_dataset=Dataset.from_list(records(pipeline, train)),
-        eval_dataset=Dataset.from_list(records(pipeline, val)), peft_config=peft,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience),
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(records(pipeline, train, tokenizer)),
+        eval_dataset=Dataset.from_list(records(pipeline, val, tokenizer)), peft_config=peft,
+        callbacks=[early_stopping(settings.early_stopping_patience),
+                   *([] if settings.eval_steps else [evaluation_schedule(
+                       evaluations(settings.epochs, settings.early_stopping_patience))]),
                    *callbacks])
     trainer.remove_callback(PrinterCallback)  # the library never prints
     return trainer
+
+
+def evaluation_steps(max_steps: int, readings: int) -> int:
+    """Steps between val readings so that a run of `max_steps` reads val loss `readings`
+    times (the Trainer also reads it at the last step): the longest interval that still
+    gives that many, or every step when there are fewer steps than readings."""
+    if max_steps <= readings or readings < 2:
+        return 1 if readings >= 2 else max(1, max_steps)
+    return max(1, math.ceil(max_steps / (readings - 1)) - 1)
+
+
+def evaluation_schedule(readings: int) -> Any:
+    """Sets the default schedule once the Trainer knows its steps: a share of them, as
+    transformers takes it, is rounded up, and ceil(steps x share) can give fewer readings
+    than asked (9 steps at a quarter: every 3, three readings)."""
+    from transformers import TrainerCallback
+
+    class EvaluationSchedule(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            state.eval_steps = state.save_steps = evaluation_steps(state.max_steps, readings)
+
+    return EvaluationSchedule()
+
+
+def early_stopping(patience: int) -> Any:
+    """Early stopping on val loss, where an improvement must be one: below the reference
+    (the val loss of the last evaluation that improved) by more than diagnose's FLAT share
+    of it. transformers' own threshold is absolute and 0 by default, so a val loss creeping
+    down by hairs, each reading a new best, would reset its patience for ever while train
+    loss fell: the memorisation the seeds tell early stopping to catch. Its reference and
+    count travel with a checkpoint, so a resumed tune stops where an uninterrupted one
+    would."""
+    from transformers import EarlyStoppingCallback
+
+    class RelativeEarlyStopping(EarlyStoppingCallback):
+        def __init__(self, early_stopping_patience: int = 1,
+                     early_stopping_threshold: float | None = FLAT) -> None:
+            super().__init__(early_stopping_patience, early_stopping_threshold)
+            self.reference: float | None = None
+
+        def check_metric_value(self, args: Any, state: Any, control: Any,
+                               metric_value: float) -> None:
+            share = self.early_stopping_threshold or 0.0
+            if self.reference is None or metric_value < self.reference - share * abs(
+                    self.reference):
+                self.reference = float(metric_value)
+                self.early_stopping_patience_counter = 0
+            else:
+                self.early_stopping_patience_counter += 1
+
+        def state(self) -> dict[str, Any]:
+            saved = super().state()
+            saved["attributes"]["reference"] = self.reference
+            return saved
+
+    # checkpoints name a callback's saved state by its class name: under transformers' name,
+    # a tune interrupted before this class existed resumes with its count of worse readings
+    RelativeEarlyStopping.__name__ = RelativeEarlyStopping.__qualname__ = "EarlyStoppingCallback"
+    return RelativeEarlyStopping(early_stopping_patience=patience)
 
 
 def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
@@ -318,6 +434,7 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
         if "labels" in data.column_names else longest
     batch = settings.batch_size
     cuda = torch.cuda.is_available()
+    mixed = precision(settings.method, "cuda" if cuda else "cpu")
     try:
         return estimate_memory(
             shape_for(pipeline.model,
@@ -325,7 +442,7 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
             method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
             lora_targets=_targets(task, trainer.model, pipeline)
             if settings.method != "full" else [], lora_dropout=settings.dropout,
-            dtype="bf16" if cuda else "fp32", device="cuda" if cuda else "cpu", padded=True,
+            **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
             gradient_checkpointing=settings.gradient_checkpointing or None,
             logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
     except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
@@ -341,21 +458,52 @@ def _sharded() -> bool:
 
 
 def device_memory() -> tuple[int, str]:
-    """Bytes the tune can use at most, and where: the GPU's total memory, else the machine's
-    physical memory."""
+    """Bytes the tune can use now, and where: what the GPU has free (other processes, and
+    this one's own inference copy of the model, hold the rest), else the memory the machine
+    has available (MemAvailable: free plus what the kernel can reclaim)."""
     import torch
 
     if torch.cuda.is_available():
-        return torch.cuda.mem_get_info()[1], f"GPU {torch.cuda.get_device_name()}"
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
+        return torch.cuda.mem_get_info()[0], f"GPU {torch.cuda.get_device_name()}"
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:  # not Linux: the physical memory, the best figure without /proc
+        meminfo = ""
+    available = available_ram(meminfo)
+    if available is None:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
+    return available, "this machine's RAM"
 
 
-def check_fits(task: TaskSpec, estimate: MemoryEstimate) -> None:
+def available_ram(meminfo: str) -> int | None:
+    """Bytes of MemAvailable in the text of /proc/meminfo ("MemAvailable: 123 kB"), or None
+    where it is not stated."""
+    for line in meminfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "MemAvailable":
+            number, *unit = value.split()
+            scale = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}.get(
+                unit[0].lower() if unit else "", 1)
+            return int(number) * scale
+    return None
+
+
+def _loaded_bytes(model: Any) -> int:
+    """The bytes the tune's own model holds already (its weights and buffers): part of the
+    estimate, and no longer free."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def check_fits(task: TaskSpec, estimate: MemoryEstimate, *, loaded: int = 0,
+               available: tuple[int, str] | None = None) -> None:
     """The seeds: right-size the hardware before you start. A tune whose estimated peak is
-    over the device's whole memory would fail, after its model loaded, on its first long
-    batch, or swap for hours on a CPU; so it is refused with what would make it fit."""
-    available, where = device_memory()
-    if estimate.total <= available:
+    over what the device has free now (its whole memory less what is already loaded, the
+    trainable copy aside) would fail on its first long batch, or swap for hours on a CPU; so
+    it is refused with what would make it fit."""
+    free, where = available or device_memory()
+    room = free + loaded  # the loaded weights are in the estimate: theirs counts as room
+    if estimate.total <= room:
         return
     s = task.finetune
     import torch
@@ -373,15 +521,17 @@ def check_fits(task: TaskSpec, estimate: MemoryEstimate) -> None:
     raise RungError(
         f"the {s.method} tune needs about {gb(estimate.total)} at its peak (weights "
         f"{gb(estimate.weights)}, optimizer {gb(estimate.optimizer)}, activations "
-        f"{gb(estimate.activations)}) and {where} has {gb(available)}",
+        f"{gb(estimate.activations)}) and {where} has {gb(free)} free now"
+        + (f" besides the {gb(loaded)} its loaded weights hold" if loaded else ""),
         file=task.path,
-        fix="in [finetune] set " + ", or ".join(ways) + "; `rung estimate` shows the figures; "
-            "memory_check = false tries anyway")
+        fix="in [finetune] set " + ", or ".join(ways) + "; or free the memory other "
+            "processes hold; `rung estimate` shows the figures; memory_check = false tries "
+            "anyway")
 
 
 def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
             seconds: float, *, resumed_from: int | None, peak: dict[str, Any] | None,
-            left_out: Sequence[str] = ()) -> TuneResult:
+            left_out: dict[str, Any] | None = None, earlier_tokens: int = 0) -> TuneResult:
     """Save the best weights (loaded at the end of training) and the record of the run."""
     state, model = trainer.state, trainer.model
     digest = _digest(model)
@@ -398,17 +548,20 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
               for row in state.log_history if any(k in row for k in CURVE_KEYS)]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    left_out = left_out or {"counts": {}, "said": []}
+    tokens = int(max((c.get("num_tokens", 0) for c in curves), default=0))
     result = TuneResult(
         method=task.finetune.method, artifact=out / "artifact", curves=curves,
         best_step=_step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
         stopped_early=state.global_step < state.max_steps, steps=state.global_step,
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
-        train_tokens=int(max((c.get("num_tokens", 0) for c in curves), default=0)),
-        config=task.finetune.model_dump(),
+        train_tokens=tokens, tokens_this_call=max(tokens - earlier_tokens, 0),
+        config=task.finetune.model_dump(), left_out=left_out["counts"],
         device="cpu" if trainer.args.device.type == "cpu" else "gpu",
         unusual=[*unusual_settings(task.finetune, max_seq_length=task.audit.max_seq_length,
-                                   n_train=len(trainer.train_dataset)), *left_out],
+                                   n_train=len(trainer.train_dataset), world_size=world),
+                 *left_out["said"]],
         base_fingerprint=fingerprint(pipeline.model, base_dir=task.root),
         resumed_from=resumed_from, world_size=world, rank_digests=digests, peak_memory=peak,
         signals=diagnose([c["loss"] for c in curves if "loss" in c],
@@ -446,17 +599,25 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
 EVALS_PER_EPOCH = 2  # val loss readings an epoch when [finetune] eval_steps is not set
 
 
+def evaluations(epochs: float, patience: int) -> int:
+    """How many times a run reads val loss when [finetune] eval_steps is not set:
+    EVALS_PER_EPOCH an epoch, and never fewer than patience + 2 (a first reading, one that
+    improves on it, then `patience` worse ones), else early stopping could never fire: once
+    an epoch, three epochs and a patience of two would end on the third reading; twice an
+    epoch, one epoch would read twice. A share of all steps, so it holds on any number of
+    processes."""
+    return max(math.ceil(EVALS_PER_EPOCH * epochs), patience + 2)
+
+
 def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
     import torch
     from trl import DPOConfig, SFTConfig
 
     settings = task.finetune
     cuda = torch.cuda.is_available()
-    # Evaluated once an epoch, three epochs and a patience of two could never stop early: the
-    # third evaluation is the end. By default val loss is read EVALS_PER_EPOCH times an epoch
-    # (a share of all steps, so it holds on any number of processes).
-    share = 1 / (EVALS_PER_EPOCH * settings.epochs)  # of all steps, between two readings
-    steps = settings.eval_steps or (share if share < 1 else None)  # None: under half an epoch
+    mixed = precision(settings.method, "cuda" if cuda else "cpu")
+    share = 1 / evaluations(settings.epochs, settings.early_stopping_patience)  # of all steps
+    steps = settings.eval_steps or (share if share < 1 else None)
     every = {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps",
              "save_steps": steps} if steps else {"eval_strategy": "epoch",
                                                  "save_strategy": "epoch"}
@@ -473,17 +634,20 @@ def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
         # early stopping's patience count travels with a checkpoint, so a resumed tune stops
         # where an uninterrupted one would
         restore_callback_states_from_checkpoint=True,
-        use_cpu=not cuda, bf16=cuda, activation_checkpointing=settings.gradient_checkpointing,
-        max_length=settings.max_seq_length or task.audit.max_seq_length,
+        use_cpu=not cuda, bf16=mixed.bf16,
+        activation_checkpointing=settings.gradient_checkpointing,
         seed=settings.seed if settings.seed is not None else task.task.seed,
         disable_tqdm=True, **every)
-    if objective == "dpo":
-        return DPOConfig(beta=settings.dpo_beta, **common)
+    length = settings.max_seq_length or task.audit.max_seq_length
+    if objective == "dpo":  # its collator cuts at max_length; _left_out drops the longer first
+        return DPOConfig(beta=settings.dpo_beta, max_length=length, **common)
     # Padding-free batches need FlashAttention to keep sequences apart; elsewhere batches of
     # similar length waste almost as little on padding.
     batching = {"padding_free": True} if _flash_attention() else \
         {"train_sampling_strategy": "group_by_length"}
-    return SFTConfig(**common, **batching)
+    # No max_length: TRL would cut every longer example at it and keep those with an answer
+    # token left; _left_out drops them whole instead, and says how many.
+    return SFTConfig(max_length=None, **common, **batching)
 
 
 def _objective(objective: str) -> tuple[Any, Any]:
@@ -515,8 +679,9 @@ def _targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
 
 
 def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
-    """A fresh copy of the base weights in fp32 (bf16 on a GPU; 4-bit NF4 for QLoRA),
-    separate from the copy that serves inference."""
+    """A fresh copy of the base weights, separate from the copy that serves inference: in
+    fp32, or on a GPU in bf16 (4-bit NF4 for QLoRA), except full fine-tuning's, which stays
+    fp32 under bf16 autocast (methods.precision)."""
     import torch
 
     from rung.models.hf import load_causal_lm, load_tokenizer
@@ -527,7 +692,8 @@ def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
         kwargs["quantization_config"] = quantization_config()
     if _flash_attention():
         kwargs["attn_implementation"] = "flash_attention_2"
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    held = precision(method, "cuda" if torch.cuda.is_available() else "cpu").weights
+    dtype = torch.bfloat16 if held == "bf16" else torch.float32
     tokenizer = load_tokenizer(ref)
     model = load_causal_lm(ref, dtype=dtype, **kwargs)
     if method == "qlora":
