@@ -291,7 +291,7 @@ class FineTuneTable(_Strict):
     gradient_checkpointing: bool = False  # trades ~30% more compute for activation memory
     # refuse, before the first step, a tune whose estimated peak exceeds the device's memory
     memory_check: bool = True
-    eval_steps: int | None = Field(default=None, ge=1)  # None: evaluate twice an epoch
+    eval_steps: int | None = Field(default=None, ge=1)  # None: twice an epoch, at least patience + 2 times
     early_stopping_patience: int = Field(default=2, ge=1)  # evaluations without val-loss gain
     keep_checkpoints: int = Field(default=2, ge=1)  # the best and the latest survive
     regression_threshold: float = Field(default=0.05, ge=0.0, le=1.0)  # general-suite drop flagged
