@@ -31,7 +31,10 @@ FINETUNE = finetune_table(rank=4, alpha=8, target_modules=["q_proj", "v_proj"],
 def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: Path) -> None:
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
     result = climb(toml, only="finetune", force=True)  # 20 per label: below the minimum
-    [tuned] = result.results
+    # measured beside the base model's best prompt, paired on the same test examples
+    prompt, tuned = result.results
+    assert prompt.rung == "prompt" and tuned.versus is not None and tuned.versus[0] == "prompt"
+    assert result.recommendation["alone"] and "over prompt (p=" in result.recommendation["reason"]
     assert tuned.rung == "finetune" and tuned.test.score.n == len(result.split.test)
     adapter = Path(tuned.pipeline.model)
     assert (adapter / "adapter_config.json").exists() and (adapter / "rung_base.json").exists()
@@ -47,7 +50,7 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     # improvements under FLAT: three at least)
     assert evaluated == 4 or (training["stopped_early"] and evaluated >= 3)
     assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
-    [row] = store.rung_rows(result.run_id)
+    row = store.rung_rows(result.run_id)[-1]
     summary = json.loads(row["summary_json"])["training"]
     assert summary["adapter"] == str(adapter) and summary["config"]["rank"] == 4
     assert [u.split(" ")[0] for u in summary["unusual_settings"]] == \
@@ -62,7 +65,7 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     # a threshold changed since: the same tune (the setting is not in its key), checked again
     toml.write_text(toml.read_text() + "regression_threshold = 0.5\n")
     again = climb(toml, only="finetune", force=True)
-    [retuned] = again.results
+    retuned = again.results[-1]
     assert retuned.training["reused"] and retuned.pipeline.model == tuned.pipeline.model
     assert retuned.training["regression"]["threshold"] == 0.5
     assert "50-point threshold" in retuned.training["regression"]["finding"]
@@ -73,7 +76,7 @@ def test_a_past_tune_is_exported_and_measured_again(task_dir: Path, tiny_llama: 
     shutil.copytree(tiny_llama, base)
     toml = write_task(task_dir, model=str(base), extra=FINETUNE)
     first = climb(toml, only="finetune", force=True)
-    [tuned] = first.results
+    tuned = first.results[-1]
     runner = CliRunner()
     merged, copied = task_dir / "merged", task_dir / "copied"
     for args in (["--merge", "--out", str(merged)], ["--out", str(copied)]):
@@ -393,7 +396,7 @@ def test_a_vllm_or_hf_export_carries_the_prompt_in_its_chat_template(task_dir: P
 
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
     first = climb(toml, only="finetune", force=True)
-    [tuned] = first.results
+    tuned = first.results[-1]
     runner = CliRunner()
     folders = {fmt: task_dir / f"export-{fmt}" for fmt in ("vllm", "hf")}
     for fmt, folder in folders.items():
@@ -606,13 +609,13 @@ def test_a_tune_recorded_before_device_and_settings_were_kept_is_read_whole(
     from rung.finetune.train import TUNE_FILE
 
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
-    [tuned] = climb(toml, only="finetune", force=True).results
+    tuned = climb(toml, only="finetune", force=True).results[-1]
     record_path = Path(tuned.pipeline.model) / TUNE_FILE
     record = json.loads(record_path.read_text())
     assert record["device"] == "cpu" and record["unusual"]
     for key in ("device", "unusual"):
         del record[key]
     record_path.write_text(json.dumps(record))
-    [again] = climb(toml, only="finetune", force=True).results
+    again = climb(toml, only="finetune", force=True).results[-1]
     assert again.training["reused"] and again.training["device"] == "cpu"
     assert again.training["unusual_settings"] == tuned.training["unusual_settings"]

@@ -183,12 +183,18 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
     record = decision.to_dict()
     record["reason"] = record.pop("headline")
     if alone is not None and results:
-        score = next(r for r in results if r.rung == alone).test.score
+        asked = next(r for r in results if r.rung == alone)
+        score, beside = asked.test.score, [r.rung for r in results if r is not asked]
+        versus = "" if asked.versus is None else (
+            f", {asked.versus[1].difference:+.3f} over {asked.versus[0]} "
+            f"(p={asked.versus[1].p_value:.2g})")
         record.update(rung=None, best=alone, alone=True, next_step=None, labelling=None,
-                      reason=f"{alone}, measured alone, scores {score.value:.3f} "
-                             f"({score.ci[0]:.3f}-{score.ci[1]:.3f}) against a target of "
-                             f"{task.task.target}; no recommendation: the rungs below it were "
-                             "not measured in this run (`rung climb` measures them and "
+                      reason=f"{alone}, measured "
+                             + (f"beside {', '.join(beside)} only" if beside else "alone")
+                             + f", scores {score.value:.3f} ({score.ci[0]:.3f}-"
+                             f"{score.ci[1]:.3f}) against a target of {task.task.target}"
+                             + versus + "; no recommendation: the rungs below it were not "
+                             "all measured in this run (`rung climb` measures them and "
                              "decides)")
     elif decision.rung is not None:
         record.pop("best")  # only a climb that reached nothing falls back on one
@@ -264,8 +270,10 @@ def require_a_rung(task: TaskSpec, why_not: dict[str, str]) -> None:
 
 def left_out(task: TaskSpec, only: str | None, tune_from: str | None) -> dict[str, str]:
     """The rungs this climb would measure, and why each other one is left out."""
-    if only is not None:
-        return {name: "" if name == only else "not asked for (rung eval --rung)"
+    if only is not None:  # a tune is measured beside the base model's best prompt, as the
+        # seeds ask of every tune: built on val anyway, it costs its test requests alone
+        asked = {only, "prompt"} if only == "finetune" else {only}
+        return {name: "" if name in asked else "not asked for (rung eval --rung)"
                 for name in LADDER}
     why: dict[str, str] = {name: "" for name in LADDER}
     if task.task.kind != "classification":
