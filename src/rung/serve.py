@@ -3,8 +3,12 @@
 What is served is what was measured: the Pipeline the run stored for the rung (its
 instruction, demonstrations or similar-example pool, retriever settings, calibration, model,
 tune or classifier), loaded from the store and asked through `Pipeline.predict`, the same call
-`rung eval` scored the test split with. The last user message of a chat request is the input;
-everything else the pipeline adds itself. A rag answer carries its sources.
+`rung eval` scored the test split with. A chat request's input is read from its messages by
+`conversation_text`, the function that makes every example's input: a lone user message is
+that message's text, as before; a conversation (a system or developer message, earlier user
+and assistant turns) is the same transcript the climb measured examples with context on. So a
+client sends the conversation as the data holds it; the pipeline adds its own instruction,
+demonstrations and passages itself. A rag answer carries its sources.
 
 Requests that arrive together share one `predict` call (dynamic batching: up to `max_batch`
 inputs, waiting at most `batch_wait_ms` for more); the queue in front of it is bounded, and a
@@ -21,7 +25,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,18 +173,45 @@ class Batcher:
                     future.set_result(output)
 
 
-def _input(messages: Sequence[dict[str, Any]]) -> str | None:
-    """The last user message's text (a string, or the text parts of a content list)."""
-    for message in reversed(messages):
-        if message.get("role") != "user":
-            continue
+class BadRequest(Exception):
+    """A chat request rung cannot read an input from; the message says why (a 400)."""
+
+
+# A request's roles as the data formats name them; OpenAI's newer "developer" role is its
+# system prompt.
+_REQUEST_ROLES = {"system": "system", "developer": "system", "user": "user",
+                  "assistant": "assistant"}
+
+
+def _input(messages: Any) -> str:
+    """The input for a chat request's messages: `conversation_text` of them, as every example's
+    input is made, so the same conversation is asked the same way here as in the climb. A
+    message's content is a string or a list of parts whose text parts are joined; an assistant
+    turn without content (one that only called tools) is empty."""
+    from rung.data.example import Message, conversation_text
+
+    if not isinstance(messages, list):
+        raise BadRequest('"messages" must be a list of {"role", "content"} objects')
+    turns = []
+    for n, message in enumerate(messages, 1):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in _REQUEST_ROLES:
+            raise BadRequest(f"message {n} has role {json.dumps(role)}: rung reads system (or "
+                             "developer), user and assistant messages, the turns its data holds")
         content = message.get("content")
-        if isinstance(content, str):
-            return content
         if isinstance(content, list):
-            return "".join(part.get("text", "") for part in content if isinstance(part, dict)
-                           and part.get("type") == "text")
-    return None
+            content = "".join(part.get("text", "") for part in content
+                              if isinstance(part, dict) and part.get("type") == "text")
+        elif content is None and role == "assistant":
+            content = ""
+        if not isinstance(content, str):
+            raise BadRequest(f"message {n} has no text content: give a string or a list of "
+                             '{"type": "text", "text": ...} parts')
+        turns.append(Message(_REQUEST_ROLES[role], content))
+    if not any(m.role == "user" for m in turns):
+        raise BadRequest("no user message: rung answers the conversation up to its last user "
+                         "message")
+    return conversation_text(turns)
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Any:
@@ -259,11 +290,13 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
         except ValueError:
             requests.labels("400").inc()
             return _error(400, "the body is not JSON", "invalid_request_error")
-        text = _input(body.get("messages") or []) if isinstance(body, dict) else None
-        if text is None:
+        try:
+            if not isinstance(body, dict):
+                raise BadRequest("the body must be a JSON object with \"messages\"")
+            text = _input(body.get("messages") or [])
+        except BadRequest as bad:
             requests.labels("400").inc()
-            return _error(400, "no user message: the last user message is the input",
-                          "invalid_request_error")
+            return _error(400, str(bad), "invalid_request_error")
         heard: asyncio.Queue[str] | None = asyncio.Queue() if body.get("stream") else None
         try:
             pending = batcher.enqueue(text, heard.put_nowait if heard is not None else None)

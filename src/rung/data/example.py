@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
+# How each role is named in a transcript (see conversation_text).
+SPEAKERS = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,9 @@ class Example:
     """One labelled example as read from a file.
 
     `messages` keeps the whole conversation so conversion between formats loses nothing;
-    `input` and `output` are the views the ladder uses: the last user turn and the last
+    `input` and `output` are the views the ladder uses: everything the answer depends on
+    (`conversation_text` of the turns before the target: the user's text alone for a single
+    user turn, a transcript when there is a system prompt or earlier turns) and the last
     assistant turn. `line` is the 1-based line (or CSV row) it came from, for error messages
     and audits. `extra` holds any other fields of the record (ids, group keys, sources).
     """
@@ -36,6 +41,20 @@ class Example:
 
     @property
     def input(self) -> str:
+        """What every rung is asked with (classifier, prompts, demonstrations, retrieval
+        queries, the fine-tune) and what `rung serve` derives from a request: see
+        conversation_text."""
+        return conversation_text(self.messages)
+
+    @property
+    def has_context(self) -> bool:
+        """Whether the answer depends on more than the last user turn (a system prompt or
+        earlier turns), so that `input` is a transcript rather than the user's text."""
+        return len(_before_target(self.messages)) > 1
+
+    @property
+    def last_user(self) -> str:
+        """The last user turn alone: for checks that compare what users wrote."""
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
 
     @property
@@ -47,6 +66,40 @@ class Example:
         """Content hash: stable across files and formats, used to key splits and rows."""
         payload = json.dumps([[m.role, m.content] for m in self.messages], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def conversation_text(messages: Sequence[Message]) -> str:
+    """The input the ladder sees for a conversation: every turn up to and including the last
+    user turn (what the answer after it depends on), as one text.
+
+    A conversation that is one user turn is that turn's text, byte for byte, so single-turn
+    data reads as it always has. Anything more (a system prompt, such as an Alpaca record's
+    instruction or a CSV `system` cell, or earlier user and assistant turns) is a transcript:
+    one paragraph per turn, in order, each starting with its speaker ("System: ", "User: ",
+    "Assistant: ") and separated by a blank line:
+
+        System: You are a support bot.
+
+        User: I ordered item 4 and want my money back
+
+        Assistant: Could you tell me more?
+
+        User: Yes, please help, order 4
+
+    A turn's own text is kept as written (line breaks too). Turns after the last user turn
+    (the target, in an example) are not part of it. `rung serve` reads a chat request's
+    messages with this same function, so a client sending the conversation the data holds is
+    asked exactly what the pipeline was measured on."""
+    context = _before_target(messages)
+    if len(context) == 1:
+        return context[0].content
+    return "\n\n".join(f"{SPEAKERS.get(m.role, m.role.title())}: {m.content}" for m in context)
+
+
+def _before_target(messages: Sequence[Message]) -> Sequence[Message]:
+    """The turns up to and including the last user turn; none without a user turn."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return messages[:last + 1]
 
 
 def make_example(

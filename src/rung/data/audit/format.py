@@ -4,6 +4,8 @@ The seeds ask for a consistent format because variation the task does not need i
 model learns: a system prompt on some examples and not others, or answers that sometimes end
 in a newline, get reproduced at random at inference time. Unreadable lines (bad JSON, another
 format, roles out of order, empty turns) are found by the reader; this check lists them all.
+It also says, for information, how many examples carry context (a system prompt or earlier
+turns), which the ladder reads as a transcript (see `conversation_text`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,21 @@ def format_check(fmt: str, examples: Sequence[Example], problems: Sequence[DataE
                          "deliberate")
             rows.update(ex.line for ex in odd)
 
+    # Not a problem, but worth saying: the answer of such an example depends on more than its
+    # last user turn, and every rung (and rung serve) reads it as a transcript.
+    context = [ex for ex in examples if ex.has_context]
+    details["with_context"] = len(context)
+    context_note = ""
+    if context:
+        turns = sum(1 for ex in context if sum(m.role == "user" for m in ex.messages) > 1)
+        kinds = ", ".join(part for part in (
+            f"{len(context) - turns} with a system prompt" if len(context) > turns else "",
+            f"{turns} with earlier turns" if turns else "") if part)
+        context_note = (f"{len(context)} of {len(examples)} examples carry context ({kinds}): "
+                        "rung reads each as a transcript of the conversation up to its last "
+                        "user turn (System:/User:/Assistant: paragraphs), for every rung and "
+                        "for rung serve")
+
     padded = [ex for ex in examples if ex.output != ex.output.strip()]
     if padded and len(padded) < len(examples):
         details["output_whitespace"] = sorted(ex.line for ex in padded)
@@ -86,6 +103,8 @@ def format_check(fmt: str, examples: Sequence[Example], problems: Sequence[DataE
                        f"{'s' if len(prompts) != 1 else ''})" if with_system else "")
         return CheckResult("format", "pass",
                            f"all {n} lines read as {fmt}, roles in order, no empty turns"
-                           + prompt_note, details=details)
-    return CheckResult("format", "fail" if problems else "warn", "; ".join(parts),
+                           + prompt_note + (f". {context_note}" if context_note else ""),
+                           details=details)
+    return CheckResult("format", "fail" if problems else "warn",
+                       "; ".join(parts) + (f". Note: {context_note}" if context_note else ""),
                        fix="; ".join(fixes), rows=sorted(rows), details=details)

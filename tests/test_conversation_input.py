@@ -1,0 +1,282 @@
+"""An example's input carries what its answer depends on: its system prompt and earlier turns.
+
+Single-turn examples without a system prompt read exactly as before (the user's text, the same
+id); anything more is the transcript `conversation_text` makes, which every rung is asked with
+and which `rung serve` derives from a chat request the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import LABELS, free_port, ticket_records, wait_until_serving, write_task
+from rung.climb import climb
+from rung.data.example import Example, Message, conversation_text, make_example
+from rung.data.formats import read_examples
+from rung.store import Store
+
+TESTS = Path(__file__).resolve().parent
+
+# The first user turn says what the ticket is about; the last one says the same for every label.
+OPENINGS = {
+    "BILLING": ["I was charged twice on my invoice", "my card payment was billed wrong",
+                "please refund the extra charge on my invoice"],
+    "BUG": ["the app crashes when I open settings", "an error page appears on login",
+            "the export button is broken and crashes"],
+    "FEATURE": ["please add a dark mode option", "I would like an export to calendar feature",
+                "could you add support for a second language"],
+}
+SYSTEM = "You are the support desk's triage bot."
+
+
+def conversation_records(n: int = 60) -> list[dict]:
+    """Multi-turn chats whose label only the first user turn reveals; the order number in the
+    last turn is the example's own, so it says nothing about the label either."""
+    records = []
+    for i in range(n):
+        label = LABELS[i % 3]
+        opening = OPENINGS[label][(i // 3) % 3] + f" (account {i * 13 % 97})"
+        records.append({"messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": opening},
+            {"role": "assistant", "content": "Could you tell me more?"},
+            {"role": "user", "content": f"Yes, please help, order {1000 + i}"},
+            {"role": "assistant", "content": label}],
+            "customer": f"c{i % 17}"})
+    return records
+
+
+def test_the_transcript_format():
+    turns = [Message("system", "Be brief."), Message("user", "hi\nthere"),
+             Message("assistant", "Hello."), Message("user", "bye"), Message("assistant", "X")]
+    assert conversation_text(turns) == \
+        "System: Be brief.\n\nUser: hi\nthere\n\nAssistant: Hello.\n\nUser: bye"
+    assert conversation_text(turns[1:2]) == "hi\nthere"  # one user turn: its text as it is
+    assert conversation_text(turns[:2]) == "System: Be brief.\n\nUser: hi\nthere"
+    assert conversation_text([]) == "" and conversation_text([Message("system", "s")]) == ""
+
+
+def test_single_turn_examples_are_unchanged(tmp_path):
+    """Same input (byte for byte) and the same id as before conversations were read whole: so
+    splits, caches and stored runs keep working."""
+    ex = make_example("  ticket about billing\n", "BILLING")
+    assert ex.input == "  ticket about billing\n" and not ex.has_context
+    # the id as rung has always computed it (a hash of the messages, not of the input)
+    assert ex.id == "3c854c202edc0d3e"
+    path = tmp_path / "t.jsonl"
+    records = ticket_records(2)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for ex, record in zip(read_examples(path), records):
+        assert ex.input == record["messages"][0]["content"] and ex.last_user == ex.input
+    csv = tmp_path / "t.csv"
+    csv.write_text("input,output\nmy card was charged twice,BILLING\n")
+    [row] = read_examples(csv)
+    assert row.input == "my card was charged twice"
+    # an Alpaca record without an input: the instruction is the user turn, read as before
+    alpaca = tmp_path / "a.jsonl"
+    alpaca.write_text(json.dumps({"instruction": "Name a colour.", "input": "",
+                                  "output": "red"}) + "\n")
+    [one] = read_examples(alpaca)
+    assert one.input == "Name a colour." and not one.has_context
+
+
+def test_system_prompts_and_earlier_turns_are_part_of_the_input(tmp_path):
+    path = tmp_path / "mt.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in conversation_records(3)))
+    ex = read_examples(path)[0]
+    assert ex.has_context and ex.last_user == "Yes, please help, order 1000"
+    assert ex.input == (f"System: {SYSTEM}\n\nUser: {OPENINGS['BILLING'][0]} (account 0)\n\n"
+                        "Assistant: Could you tell me more?\n\nUser: Yes, please help, order 1000")
+    assert ex.output == "BILLING"
+    csv = tmp_path / "g.csv"
+    csv.write_text("system,input,output\nYou are terse.,happy big,big happy\n")
+    assert read_examples(csv)[0].input == "System: You are terse.\n\nUser: happy big"
+
+
+def test_a_multi_turn_classification_task_is_learned_from_its_first_turn(task_dir, fake_model):
+    """Only the first user turn tells the labels apart; read as the last user turn alone,
+    every example looked the same and the classifier guessed."""
+    toml = write_task(task_dir, records=conversation_records(),
+                      ladder={"skip": ["prompt", "few-shot"]})
+    result = climb(toml)
+    [classifier] = result.results
+    assert classifier.rung == "classifier"
+    assert classifier.test.score.value >= 0.9
+    # what was measured was asked with the transcript
+    store = Store(task_dir / ".rung")
+    try:
+        inputs = [row["input"] for row in store.predictions(result.run_id, "classifier")]
+    finally:
+        store.close()
+    assert inputs and all(i.startswith(f"System: {SYSTEM}\n\nUser: ") for i in inputs)
+
+
+ALPACA_WORDS = ["rocket tiger lemon", "apple forest cloud", "river stone maple",
+                "candle paper orbit", "violet anchor bread", "silver meadow fox",
+                "copper lantern pine", "harbor quartz olive", "ember willow tide",
+                "granite pepper moon", "cedar falcon rain", "marble thistle wave",
+                "amber cobalt hill", "frost saddle plum", "velvet cinder bay"]
+
+
+def _do(prompt: list[Message]) -> str | None:
+    """Does what the record's own instruction says, if the prompt shows it; else gives up."""
+    found = re.search(r"System: (.+?)\n\nUser: (.+)$", prompt[-1].content)
+    if not found:
+        return "?"
+    instruction, text = found.groups()
+    if instruction == "Uppercase the text.":
+        return text.upper()
+    if instruction == "Reverse the word order.":
+        return " ".join(reversed(text.split()))
+    return "?"
+
+
+def test_an_alpaca_records_own_instruction_reaches_the_prompt(tmp_path, fake_model):
+    """The same input under two instructions wants two answers: the model must be shown the
+    record's instruction, in the prompt and in every demonstration."""
+    records = []
+    for words in ALPACA_WORDS:
+        records.append({"instruction": "Uppercase the text.", "input": words,
+                        "output": words.upper()})
+        records.append({"instruction": "Reverse the word order.", "input": words,
+                        "output": " ".join(reversed(words.split()))})
+    folder = tmp_path / "alp"
+    folder.mkdir()
+    (folder / "multi.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "multi"
+        kind = "generation"
+        instruction = "Follow the instruction."
+        data = "multi.jsonl"
+        metric = "exact_match"
+        target = 0.9
+        seed = 2
+
+        [models]
+        small = "fake"
+
+        [ladder]
+        all = true
+
+        [prompt]
+        variants = ["instruction"]
+
+        [few_shot]
+        k = [2]
+
+        [eval]
+        bootstrap = 100
+        latency_samples = 0
+        """))
+    fake_model.rule = _do
+    result = climb(folder / "rung.toml")
+    scores = {r.rung: r.test.score.value for r in result.results}
+    assert scores["prompt"] == 1.0 and scores["few-shot"] == 1.0
+    prompts = [p for _, batch in fake_model.calls for p in batch]
+    assert prompts
+    pattern = re.compile(r"^System: (Uppercase the text\.|Reverse the word order\.)\n\nUser: "
+                         r"[a-z ]+$")
+    demonstrated = 0
+    for prompt in prompts:
+        users = [m for m in prompt if m.role == "user"]
+        assert all(pattern.match(m.content) for m in users), users
+        demonstrated += len(users) - 1
+    assert demonstrated  # the few-shot demonstrations carry their own instructions too
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import FakeModel
+from rung.models.registry import register_model
+register_model("fake", FakeModel())
+from rung.cli import main
+sys.argv = ["rung", *sys.argv[1:]]
+main()
+"""
+
+
+def test_serve_reads_a_conversation_as_the_climb_did(tmp_path, fake_model):
+    """A client sending an example's conversation gets the answer the climb measured for it,
+    and the server logs the very input the climb stored; a lone user message is its text."""
+    import openai
+
+    from rung.serve import _input
+
+    records = conversation_records()
+    toml = write_task(tmp_path / "task", records=records,
+                      ladder={"skip": ["prompt", "few-shot"]})
+    run_id = climb(toml).run_id
+    store = Store(toml.parent / ".rung")
+    try:
+        stored = [(row["input"], row["output"])
+                  for row in store.predictions(run_id, "classifier")]
+    finally:
+        store.close()
+    by_input = {}
+    for record in records:  # each test example's conversation, the target left off
+        turns = record["messages"][:-1]
+        by_input[conversation_text([Message(m["role"], m["content"]) for m in turns])] = turns
+    assert stored and all(text in by_input for text, _ in stored)
+    # the same function: what the server reads from a request is what the climb stored
+    for text, _ in stored:
+        assert _input(by_input[text]) == text
+    assert _input([{"role": "user", "content": "just this"}]) == "just this"
+    assert _input([{"role": "user", "content": [{"type": "text", "text": "just this"}]}]) \
+        == "just this"
+
+    script = tmp_path / "serve_child.py"
+    script.write_text(CHILD.format(tests=str(TESTS)))
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(script), "serve", run_id, "--task", str(toml), "--rung",
+             "classifier", "--port", str(port), "--log"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}/health", process, log)
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+            for text, output in stored:
+                answer = client.chat.completions.create(model="rung", messages=by_input[text])
+                assert answer.choices[0].message.content == output
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="rung", messages=[
+                    {"role": "tool", "content": "x", "tool_call_id": "1"},
+                    {"role": "user", "content": "hi"}])
+            assert "role" in str(refused.value)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    store = Store(toml.parent / ".rung")
+    try:
+        logged = [row["input"] for row in store.conn.execute(
+            "SELECT input FROM served ORDER BY rowid").fetchall()]
+    finally:
+        store.close()
+    assert logged == [text for text, _ in stored]
+
+
+def test_the_audit_says_how_many_examples_carry_context(tmp_path):
+    from rung.data.audit.format import format_check
+
+    path = tmp_path / "mt.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in conversation_records(6)))
+    result = format_check("openai", read_examples(path), [])
+    assert result.status == "pass" and result.details["with_context"] == 6
+    assert "6 of 6 examples carry context" in result.finding and "transcript" in result.finding
+    plain = [make_example(f"ticket {i}", "BUG") for i in range(4)]
+    result = format_check("openai", plain, [])
+    assert result.details["with_context"] == 0 and "context" not in result.finding
+    mixed = plain + [Example((Message("system", "Be brief."), Message("user", "x"),
+                              Message("assistant", "BUG")), line=5)]
+    result = format_check("openai", mixed, [])
+    assert result.status == "warn" and "1 of 5 examples carry context (1 with a system " \
+        "prompt)" in result.finding
