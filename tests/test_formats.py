@@ -457,3 +457,16 @@ def test_a_target_turn_of_weight_zero_is_refused(tmp_path):
     zero.write_text(json.dumps(record([1, 0])) + "\n")
     with pytest.raises(RungError, match='message 4.*"weight": 0'):
         read_examples(zero)
+
+
+# --- what a new user brings (the new-user review) --------------------------------------------
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):
+    """csv refuses a cell over 131,072 characters unless told otherwise, and rung said to
+    "save the file as plain comma-separated CSV"; the same text in JSONL was read. A long row
+    is the token-length check's to flag, not the reader's to refuse."""
+    long = "word " * 40_000  # 200,000 characters
+    path = write(tmp_path, "long.csv", f'text,label\n"{long}",refund\nshort,shipping\n')
+    assert [(e.input, e.output, e.line) for e in read_examples(path)] == [
+        (long, "refund", 2), ("short", "shipping", 3)]

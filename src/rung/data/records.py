@@ -109,6 +109,7 @@ def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
                 raise text
             yield text
 
+    csv.field_size_limit(FIELD_LIMIT)
     reader = csv.reader(decoded())
     try:
         header = next((cells for cells in reader if not _blank(cells)), None)
@@ -137,6 +138,11 @@ def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
     except csv.Error as e:
         raise error(path, reader.line_num, f"unreadable CSV: {e}",
                     "save the file as plain comma-separated CSV with a header row") from None
+
+
+# csv refuses a cell over 131,072 characters by default; the audit's token-length check is
+# what says a row is too long. The limit is a C long, which this fits on every platform.
+FIELD_LIMIT = 2**31 - 1
 
 
 def _blank(cells: list[str]) -> bool:
