@@ -470,3 +470,67 @@ def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):
     path = write(tmp_path, "long.csv", f'text,label\n"{long}",refund\nshort,shipping\n')
     assert [(e.input, e.output, e.line) for e in read_examples(path)] == [
         (long, "refund", 2), ("short", "shipping", 3)]
+
+
+def test_the_audit_reads_past_csv_rows_that_are_not_utf8_and_names_each(tmp_path):
+    """A non-UTF-8 line stopped the whole CSV (the audit listed one problem and audited
+    nothing) while JSONL listed every bad line and audited the rest. The bad bytes never take
+    a comma, quote or line end with them, so the rows after them are where they would be."""
+    data = (b"id,input,output\n"
+            b"1,hello,A\n"
+            b'2,"caf\xe9, au lait",B\n'          # latin-1 inside a quoted cell with a comma
+            b'3,"two\nlines caf\xe9",C\n'        # in the second line of a two-line row
+            b"4,fine,D\n"
+            b"5,ol\xe9,E\n"
+            b'6,"x, y",F\n')
+    path = write(tmp_path, "mixed.csv", data)
+    scan = scan_file(path)
+    assert [(e.line, e.extra["id"], e.input, e.output) for e in scan.examples] == [
+        (2, "1", "hello", "A"), (6, "4", "fine", "D"), (8, "6", "x, y", "F")]
+    assert [p.line for p in scan.problems] == [3, 5, 7]
+    assert all("not UTF-8" in p.message and "iconv" in p.fix for p in scan.problems)
+    assert "byte 0xe9" in scan.problems[0].message
+    assert "in the row of lines 4-5" in scan.problems[1].message  # blamed on its own line
+    with pytest.raises(DataError) as e:  # the strict reader stops at the first, as before
+        read_examples(path)
+    check(e.value, path, 3, "not UTF-8")
+    # a header that is not UTF-8 leaves no columns to read the rows by: the file stops
+    header = write(tmp_path, "header.csv", b"inp\xe9t,output\nhello,A\n")
+    with pytest.raises(DataError) as e:
+        scan_file(header)
+    check(e.value, header, 1, "not UTF-8")
+
+
+@pytest.mark.parametrize("header", ["Text,Label", "TEXT,LABEL", " text , Label "])
+def test_csv_column_names_match_whatever_their_letter_case(tmp_path, header):
+    path = write(tmp_path, "d.csv", f"{header},Note,System\nHi,Hello,n1,Be brief.\n")
+    assert as_tuples(read_examples(path)) == [
+        (msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello")), 2,
+         {"Note": "n1"})]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_semicolon_or_tab_separated_csv_is_read(tmp_path, delimiter):
+    """A spreadsheet in many locales saves CSV with semicolons; rung said "no usable columns"."""
+    path = write(tmp_path, "d.csv", delimiter.join(["text", "label", "id"]) + "\n"
+                 + delimiter.join(["Hi, there", "greeting", "1"]) + "\n"
+                 + delimiter.join(['"a; b"', "other", "2"]) + "\n")
+    assert [(e.input, e.output, e.extra) for e in read_examples(path)] == [
+        ("Hi, there", "greeting", {"id": "1"}), ("a; b", "other", {"id": "2"})]
+    short = write(tmp_path, "short.csv", delimiter.join(["text", "label"]) + "\nHi\n")
+    with pytest.raises(DataError) as e:
+        read_examples(short)
+    check(e.value, short, 2, "1 cells")
+    assert ("semicolons" if delimiter == ";" else "tabs") in e.value.fix
+
+
+def test_a_csv_header_naming_no_pair_says_which_separators_and_cases_work(tmp_path):
+    path = write(tmp_path, "d.csv", "question;answer\nq;a\n")
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    check(e.value, path, 1, "found: question, answer")
+    assert "semicolons" in e.value.fix and "letter case" in e.value.fix
+    twice = write(tmp_path, "twice.csv", "Input,input,output\na,b,c\n")
+    with pytest.raises(DataError) as e:
+        read_examples(twice)
+    check(e.value, twice, 1, "'input' (as 'Input', 'input') more than once")
