@@ -534,3 +534,16 @@ def test_a_csv_header_naming_no_pair_says_which_separators_and_cases_work(tmp_pa
     with pytest.raises(DataError) as e:
         read_examples(twice)
     check(e.value, twice, 1, "'input' (as 'Input', 'input') more than once")
+
+
+def test_the_openai_developer_role_is_the_system_message(tmp_path):
+    """OpenAI renamed the system message "developer" for its newer models."""
+    path = write(tmp_path, "d.jsonl", dumps(oa(("developer", "Be brief."), ("user", "Hi"),
+                                               ("assistant", "Hello!"))))
+    assert detect_format(path) == "openai"
+    assert as_tuples(read_examples(path)) == [(A[:3], 1, {})]
+    both = write(tmp_path, "both.jsonl", dumps(oa(("developer", "S"), ("user", "Hi"),
+                                                  ("assistant", "Yo"), system="S")))
+    with pytest.raises(DataError) as e:
+        read_examples(both)
+    check(e.value, both, 1, "mixed formats")

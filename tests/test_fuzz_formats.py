@@ -31,7 +31,8 @@ text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_siz
 json_scalar = st.none() | st.booleans() | st.integers() | st.floats() | text
 json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=4)
                           | st.dictionaries(text, inner, max_size=4), max_leaves=12)
-role = st.sampled_from(["user", "assistant", "system", "human", "gpt", "tool", "", "USER"])
+role = st.sampled_from(["user", "assistant", "system", "developer", "human", "gpt", "tool", "",
+                        "USER"])
 
 
 def _turn(key_role: str, key_text: str):

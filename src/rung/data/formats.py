@@ -38,7 +38,9 @@ _CORE: dict[str, tuple[str, ...]] = {
     "csv": ("system", "input", "output"),
 }
 _ROLES: dict[str, dict[str, str]] = {
-    "openai": {"system": "system", "user": "user", "assistant": "assistant"},
+    # "developer" is OpenAI's newer name for the system message (its o1 models and later)
+    "openai": {"system": "system", "developer": "system", "user": "user",
+               "assistant": "assistant"},
     "anthropic": {"user": "user", "assistant": "assistant"},
     "sharegpt": {"system": "system", "human": "user", "gpt": "assistant",
                  "user": "user", "assistant": "assistant"},
@@ -163,7 +165,7 @@ def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]
     if "messages" in record:
         items = record["messages"] if isinstance(record["messages"], list) else []
         items = [m for m in items if isinstance(m, dict)]
-        openai = any(m.get("role") == "system" for m in items)
+        openai = any(m.get("role") in ("system", "developer") for m in items)
         anthropic = "system" in record or any(isinstance(m.get("content"), list) for m in items)
         if openai and anthropic:
             raise error(path, line, "mixed formats within one record: a system message "
