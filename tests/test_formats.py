@@ -71,7 +71,10 @@ GOOD = {
                         "\nb2,,2+2?,4,book\n",
             [(msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!\nWelcome.")), 2,
               EXTRA[0]), (B, 5, EXTRA[1])]),
-}
+} | {f"{source}-{target}": ("data.jsonl", dumps(
+    {"system": "Be brief.", source: "Hi", target: "Hello!", **EXTRA[0]}, None,
+    {source: "2+2?", target: "4", **EXTRA[1]}), CHAT_EXPECTED[:2])
+    for source, target in (("input", "output"), ("prompt", "completion"), ("text", "label"))}
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -286,9 +289,10 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
 
 
 def holds(fmt: str, ex: Example) -> bool:
-    """alpaca and csv hold one (system,) user, assistant exchange; chat formats hold any."""
+    """alpaca, csv and the pairs hold one (system,) user, assistant exchange; chat formats
+    hold any."""
     roles = [m.role for m in ex.messages]
-    return fmt not in ("alpaca", "csv") or roles in (["user", "assistant"],
+    return fmt in ("openai", "anthropic", "sharegpt") or roles in (["user", "assistant"],
                                                      ["system", "user", "assistant"])
 
 
@@ -306,7 +310,7 @@ def test_round_trip(tmp_path: Path, src: str, dst: str) -> None:
         assert [e.line for e in back] == list(range(1, len(back) + 1))
 
 
-@pytest.mark.parametrize("fmt", ["alpaca", "csv"])
+@pytest.mark.parametrize("fmt", ["alpaca", "csv", "text-label"])
 def test_single_exchange_formats_refuse_multi_turn(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
@@ -499,6 +503,57 @@ def test_the_audit_reads_past_csv_rows_that_are_not_utf8_and_names_each(tmp_path
     with pytest.raises(DataError) as e:
         scan_file(header)
     check(e.value, header, 1, "not UTF-8")
+
+
+PAIR_FORMATS = ("input-output", "prompt-completion", "text-label")
+
+
+@pytest.mark.parametrize("fmt", PAIR_FORMATS)
+def test_hugging_face_style_jsonl_pairs_are_labelled_examples(tmp_path, fmt):
+    """{"text", "label"} (and input/output, prompt/completion) lines were "matches no format"
+    though CSV reads those columns and `rung check --inputs` that JSONL."""
+    source, target = fmt.split("-")
+    path = write(tmp_path, "hf.jsonl", dumps({source: "Where is my parcel?", target: "shipping",
+                                              "id": 7}, None,
+                                             {source: "Refund me", target: "refund",
+                                              "system": "Classify."}))
+    assert detect_format(path) == fmt
+    assert as_tuples(read_examples(path)) == [
+        (msgs(("user", "Where is my parcel?"), ("assistant", "shipping")), 1, {"id": 7}),
+        (msgs(("system", "Classify."), ("user", "Refund me"), ("assistant", "refund")), 3, {})]
+    # convert writes it back with the keys it was read with, through any other format
+    assert convert(path, tmp_path / "oa.jsonl", "openai") == 2
+    assert convert(tmp_path / "oa.jsonl", tmp_path / "back.jsonl", fmt) == 2
+    assert [json.loads(line) for line in (tmp_path / "back.jsonl").read_text().splitlines()] == [
+        {source: "Where is my parcel?", target: "shipping", "id": 7},
+        {"system": "Classify.", source: "Refund me", target: "refund"}]
+
+
+def test_a_jsonl_pair_with_a_class_number_half_a_pair_or_two_pairs_is_named(tmp_path):
+    number = write(tmp_path, "n.jsonl", dumps({"text": "hi", "label": "a"},
+                                              {"text": "yo", "label": 1}))
+    with pytest.raises(DataError) as e:
+        read_examples(number)
+    check(e.value, number, 2, '"label" must be a string, got a number')
+    assert "name" in e.value.fix
+    half = write(tmp_path, "h.jsonl", dumps({"text": "hi"}))
+    with pytest.raises(DataError) as e:
+        read_examples(half)
+    check(e.value, half, 1, 'it has "text" but no "label"')
+    assert '{"text", "label"}' in e.value.fix
+    two = write(tmp_path, "two.jsonl", dumps({"text": "hi", "label": "a"},
+                                             {"input": "yo", "output": "b"}))
+    with pytest.raises(DataError) as e:
+        read_examples(two)
+    check(e.value, two, 2, "mixed formats")
+    chat = write(tmp_path, "chat.jsonl", dumps({"prompt": [{"role": "user", "content": "hi"}],
+                                                "completion": "yo"}))
+    with pytest.raises(DataError) as e:
+        read_examples(chat)
+    check(e.value, chat, 1, '"prompt" is a list of messages')
+    assert '{"messages": [...]}' in e.value.fix
+    alpaca = write(tmp_path, "alp.jsonl", dumps({"instruction": "i", "input": "x", "output": "y"}))
+    assert detect_format(alpaca) == "alpaca"  # an instruction makes input/output alpaca's
 
 
 @pytest.mark.parametrize("header", ["Text,Label", "TEXT,LABEL", " text , Label "])

@@ -48,6 +48,8 @@ valid_records = st.one_of(
     st.builds(lambda i, x, o: {"instruction": i, "input": x, "output": o}, text, text, text),
     st.builds(lambda u, a: {"conversations": [{"from": "human", "value": u},
                                               {"from": "gpt", "value": a}]}, text, text),
+    st.builds(lambda keys, u, a: {keys[0]: u, keys[1]: a}, st.sampled_from(
+        [("input", "output"), ("prompt", "completion"), ("text", "label")]), text, text),
 )
 # records with the right keys and the wrong insides
 odd_records = st.one_of(
@@ -57,6 +59,8 @@ odd_records = st.one_of(
                            | json_value}),
     st.fixed_dictionaries({"instruction": json_value, "output": json_value},
                           optional={"input": json_value, "system": json_value}),
+    st.fixed_dictionaries({"text": json_value}, optional={"label": json_value,
+                                                          "system": json_value}),
     st.dictionaries(text, json_value, max_size=5),
 )
 
