@@ -71,7 +71,10 @@ GOOD = {
                         "\nb2,,2+2?,4,book\n",
             [(msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!\nWelcome.")), 2,
               EXTRA[0]), (B, 5, EXTRA[1])]),
-}
+} | {f"{source}-{target}": ("data.jsonl", dumps(
+    {"system": "Be brief.", source: "Hi", target: "Hello!", **EXTRA[0]}, None,
+    {source: "2+2?", target: "4", **EXTRA[1]}), CHAT_EXPECTED[:2])
+    for source, target in (("input", "output"), ("prompt", "completion"), ("text", "label"))}
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -286,9 +289,10 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
 
 
 def holds(fmt: str, ex: Example) -> bool:
-    """alpaca and csv hold one (system,) user, assistant exchange; chat formats hold any."""
+    """alpaca, csv and the pairs hold one (system,) user, assistant exchange; chat formats
+    hold any."""
     roles = [m.role for m in ex.messages]
-    return fmt not in ("alpaca", "csv") or roles in (["user", "assistant"],
+    return fmt in ("openai", "anthropic", "sharegpt") or roles in (["user", "assistant"],
                                                      ["system", "user", "assistant"])
 
 
@@ -306,7 +310,7 @@ def test_round_trip(tmp_path: Path, src: str, dst: str) -> None:
         assert [e.line for e in back] == list(range(1, len(back) + 1))
 
 
-@pytest.mark.parametrize("fmt", ["alpaca", "csv"])
+@pytest.mark.parametrize("fmt", ["alpaca", "csv", "text-label"])
 def test_single_exchange_formats_refuse_multi_turn(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
@@ -457,3 +461,144 @@ def test_a_target_turn_of_weight_zero_is_refused(tmp_path):
     zero.write_text(json.dumps(record([1, 0])) + "\n")
     with pytest.raises(RungError, match='message 4.*"weight": 0'):
         read_examples(zero)
+
+
+# --- what a new user brings (the new-user review) --------------------------------------------
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):
+    """csv refuses a cell over 131,072 characters unless told otherwise, and rung said to
+    "save the file as plain comma-separated CSV"; the same text in JSONL was read. A long row
+    is the token-length check's to flag, not the reader's to refuse."""
+    long = "word " * 40_000  # 200,000 characters
+    path = write(tmp_path, "long.csv", f'text,label\n"{long}",refund\nshort,shipping\n')
+    assert [(e.input, e.output, e.line) for e in read_examples(path)] == [
+        (long, "refund", 2), ("short", "shipping", 3)]
+
+
+def test_the_audit_reads_past_csv_rows_that_are_not_utf8_and_names_each(tmp_path):
+    """A non-UTF-8 line stopped the whole CSV (the audit listed one problem and audited
+    nothing) while JSONL listed every bad line and audited the rest. The bad bytes never take
+    a comma, quote or line end with them, so the rows after them are where they would be."""
+    data = (b"id,input,output\n"
+            b"1,hello,A\n"
+            b'2,"caf\xe9, au lait",B\n'          # latin-1 inside a quoted cell with a comma
+            b'3,"two\nlines caf\xe9",C\n'        # in the second line of a two-line row
+            b"4,fine,D\n"
+            b"5,ol\xe9,E\n"
+            b'6,"x, y",F\n')
+    path = write(tmp_path, "mixed.csv", data)
+    scan = scan_file(path)
+    assert [(e.line, e.extra["id"], e.input, e.output) for e in scan.examples] == [
+        (2, "1", "hello", "A"), (6, "4", "fine", "D"), (8, "6", "x, y", "F")]
+    assert [p.line for p in scan.problems] == [3, 5, 7]
+    assert all("not UTF-8" in p.message and "iconv" in p.fix for p in scan.problems)
+    assert "byte 0xe9" in scan.problems[0].message
+    assert "in the row of lines 4-5" in scan.problems[1].message  # blamed on its own line
+    with pytest.raises(DataError) as e:  # the strict reader stops at the first, as before
+        read_examples(path)
+    check(e.value, path, 3, "not UTF-8")
+    # a header that is not UTF-8 leaves no columns to read the rows by: the file stops
+    header = write(tmp_path, "header.csv", b"inp\xe9t,output\nhello,A\n")
+    with pytest.raises(DataError) as e:
+        scan_file(header)
+    check(e.value, header, 1, "not UTF-8")
+
+
+PAIR_FORMATS = ("input-output", "prompt-completion", "text-label")
+
+
+@pytest.mark.parametrize("fmt", PAIR_FORMATS)
+def test_hugging_face_style_jsonl_pairs_are_labelled_examples(tmp_path, fmt):
+    """{"text", "label"} (and input/output, prompt/completion) lines were "matches no format"
+    though CSV reads those columns and `rung check --inputs` that JSONL."""
+    source, target = fmt.split("-")
+    path = write(tmp_path, "hf.jsonl", dumps({source: "Where is my parcel?", target: "shipping",
+                                              "id": 7}, None,
+                                             {source: "Refund me", target: "refund",
+                                              "system": "Classify."}))
+    assert detect_format(path) == fmt
+    assert as_tuples(read_examples(path)) == [
+        (msgs(("user", "Where is my parcel?"), ("assistant", "shipping")), 1, {"id": 7}),
+        (msgs(("system", "Classify."), ("user", "Refund me"), ("assistant", "refund")), 3, {})]
+    # convert writes it back with the keys it was read with, through any other format
+    assert convert(path, tmp_path / "oa.jsonl", "openai") == 2
+    assert convert(tmp_path / "oa.jsonl", tmp_path / "back.jsonl", fmt) == 2
+    assert [json.loads(line) for line in (tmp_path / "back.jsonl").read_text().splitlines()] == [
+        {source: "Where is my parcel?", target: "shipping", "id": 7},
+        {"system": "Classify.", source: "Refund me", target: "refund"}]
+
+
+def test_a_jsonl_pair_with_a_class_number_half_a_pair_or_two_pairs_is_named(tmp_path):
+    number = write(tmp_path, "n.jsonl", dumps({"text": "hi", "label": "a"},
+                                              {"text": "yo", "label": 1}))
+    with pytest.raises(DataError) as e:
+        read_examples(number)
+    check(e.value, number, 2, '"label" must be a string, got a number')
+    assert "name" in e.value.fix
+    half = write(tmp_path, "h.jsonl", dumps({"text": "hi"}))
+    with pytest.raises(DataError) as e:
+        read_examples(half)
+    check(e.value, half, 1, 'it has "text" but no "label"')
+    assert '{"text", "label"}' in e.value.fix
+    two = write(tmp_path, "two.jsonl", dumps({"text": "hi", "label": "a"},
+                                             {"input": "yo", "output": "b"}))
+    with pytest.raises(DataError) as e:
+        read_examples(two)
+    check(e.value, two, 2, "mixed formats")
+    chat = write(tmp_path, "chat.jsonl", dumps({"prompt": [{"role": "user", "content": "hi"}],
+                                                "completion": "yo"}))
+    with pytest.raises(DataError) as e:
+        read_examples(chat)
+    check(e.value, chat, 1, '"prompt" is a list of messages')
+    assert '{"messages": [...]}' in e.value.fix
+    alpaca = write(tmp_path, "alp.jsonl", dumps({"instruction": "i", "input": "x", "output": "y"}))
+    assert detect_format(alpaca) == "alpaca"  # an instruction makes input/output alpaca's
+
+
+@pytest.mark.parametrize("header", ["Text,Label", "TEXT,LABEL", " text , Label "])
+def test_csv_column_names_match_whatever_their_letter_case(tmp_path, header):
+    path = write(tmp_path, "d.csv", f"{header},Note,System\nHi,Hello,n1,Be brief.\n")
+    assert as_tuples(read_examples(path)) == [
+        (msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello")), 2,
+         {"Note": "n1"})]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_semicolon_or_tab_separated_csv_is_read(tmp_path, delimiter):
+    """A spreadsheet in many locales saves CSV with semicolons; rung said "no usable columns"."""
+    path = write(tmp_path, "d.csv", delimiter.join(["text", "label", "id"]) + "\n"
+                 + delimiter.join(["Hi, there", "greeting", "1"]) + "\n"
+                 + delimiter.join(['"a; b"', "other", "2"]) + "\n")
+    assert [(e.input, e.output, e.extra) for e in read_examples(path)] == [
+        ("Hi, there", "greeting", {"id": "1"}), ("a; b", "other", {"id": "2"})]
+    short = write(tmp_path, "short.csv", delimiter.join(["text", "label"]) + "\nHi\n")
+    with pytest.raises(DataError) as e:
+        read_examples(short)
+    check(e.value, short, 2, "1 cells")
+    assert ("semicolons" if delimiter == ";" else "tabs") in e.value.fix
+
+
+def test_a_csv_header_naming_no_pair_says_which_separators_and_cases_work(tmp_path):
+    path = write(tmp_path, "d.csv", "question;answer\nq;a\n")
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    check(e.value, path, 1, "found: question, answer")
+    assert "semicolons" in e.value.fix and "letter case" in e.value.fix
+    twice = write(tmp_path, "twice.csv", "Input,input,output\na,b,c\n")
+    with pytest.raises(DataError) as e:
+        read_examples(twice)
+    check(e.value, twice, 1, "'input' (as 'Input', 'input') more than once")
+
+
+def test_the_openai_developer_role_is_the_system_message(tmp_path):
+    """OpenAI renamed the system message "developer" for its newer models."""
+    path = write(tmp_path, "d.jsonl", dumps(oa(("developer", "Be brief."), ("user", "Hi"),
+                                               ("assistant", "Hello!"))))
+    assert detect_format(path) == "openai"
+    assert as_tuples(read_examples(path)) == [(A[:3], 1, {})]
+    both = write(tmp_path, "both.jsonl", dumps(oa(("developer", "S"), ("user", "Hi"),
+                                                  ("assistant", "Yo"), system="S")))
+    with pytest.raises(DataError) as e:
+        read_examples(both)
+    check(e.value, both, 1, "mixed formats")

@@ -31,7 +31,8 @@ text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_siz
 json_scalar = st.none() | st.booleans() | st.integers() | st.floats() | text
 json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=4)
                           | st.dictionaries(text, inner, max_size=4), max_leaves=12)
-role = st.sampled_from(["user", "assistant", "system", "human", "gpt", "tool", "", "USER"])
+role = st.sampled_from(["user", "assistant", "system", "developer", "human", "gpt", "tool", "",
+                        "USER"])
 
 
 def _turn(key_role: str, key_text: str):
@@ -47,6 +48,8 @@ valid_records = st.one_of(
     st.builds(lambda i, x, o: {"instruction": i, "input": x, "output": o}, text, text, text),
     st.builds(lambda u, a: {"conversations": [{"from": "human", "value": u},
                                               {"from": "gpt", "value": a}]}, text, text),
+    st.builds(lambda keys, u, a: {keys[0]: u, keys[1]: a}, st.sampled_from(
+        [("input", "output"), ("prompt", "completion"), ("text", "label")]), text, text),
 )
 # records with the right keys and the wrong insides
 odd_records = st.one_of(
@@ -56,6 +59,8 @@ odd_records = st.one_of(
                            | json_value}),
     st.fixed_dictionaries({"instruction": json_value, "output": json_value},
                           optional={"input": json_value, "system": json_value}),
+    st.fixed_dictionaries({"text": json_value}, optional={"label": json_value,
+                                                          "system": json_value}),
     st.dictionaries(text, json_value, max_size=5),
 )
 
@@ -112,6 +117,9 @@ def _check_scan(path: Path, expected: int, *, whole_file_errors: bool = False) -
     try:
         scan = scan_file(path)
     except ProblemList as err:  # nothing readable: every line is listed (up to 20)
+        if path.read_bytes().startswith((b"\xff\xfe", b"\xfe\xff")):  # said once, for the file
+            assert [p.line for p in err.problems] == [1] and "UTF-16" in err.problems[0].message
+            return
         assert expected > 0 and len(err.problems) == min(expected, 20)
         assert all(Path(p.file) == path and p.line for p in err.problems)
         return
@@ -149,7 +157,8 @@ def test_any_jsonl_file_ends_in_examples_or_named_errors_and_loses_no_line(lines
         _check_scan(path, _content_lines(data))
 
 
-csv_cell = text | st.sampled_from(['"', '""', ",", "\n", "\r\n", "a,b", '"quoted"', " "])
+csv_cell = text | st.sampled_from(['"', '""', ",", ";", "\t", "\n", "\r\n", "a,b", "a;b",
+                                   '"quoted"', " "])
 
 
 @st.composite
@@ -159,8 +168,12 @@ def csv_file(draw) -> bytes:
                                    ["question", "answer"], []]))
     header = header + draw(st.lists(st.sampled_from(["id", "customer", "input", ""]),
                                     max_size=2))
+    case = draw(st.sampled_from([str, str, str.title, str.upper]))  # names match in any case
+    header = [case(name) for name in header]
+    # a spreadsheet in many locales separates with semicolons; tab-separated files exist too
+    delimiter = draw(st.sampled_from([",", ",", ";", "\t"]))
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(header)
     for _ in range(draw(st.integers(0, 8))):
         width = len(header) + draw(st.sampled_from([0, 0, 0, -1, 1]))
@@ -178,27 +191,34 @@ def csv_file(draw) -> bytes:
         data = data[:at] + b'"' + data[at:]
     elif damage == "nul":
         data = data.replace(b",", b"\x00", 1)
-    return data
+    # rung splits on a semicolon or tab only where that names a column pair, else on commas
+    names = {name.lower() for name in header}
+    pairs = (("input", "output"), ("prompt", "completion"), ("text", "label"))
+    return data, delimiter if any(set(pair) <= names for pair in pairs) else ","
 
 
-def _csv_rows(data: bytes) -> int | None:
+def _csv_rows(data: bytes, delimiter: str = ",") -> int | None:
     """Non-blank rows after the header, as the csv module parses them; None where it cannot
-    (not UTF-8, or a parser error): then rung must refuse the file with a named error."""
+    (a parser error): then rung must refuse the file with a named error. A row with bytes
+    that are not UTF-8 is one of them, counted as a problem: the bytes are replaced, which
+    keeps the rows where they are (a bad header refuses the file, as a whole-file error)."""
     try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    except (UnicodeDecodeError, csv.Error):
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace"),
+                                           newline=""), delimiter=delimiter))
+    except csv.Error:
         return None
     rows = [r for r in rows if not (len(r) <= 1 and not "".join(r).strip())]
     return max(len(rows) - 1, 0)
 
 
 @fuzz_settings(300)
-@given(data=csv_file())
-def test_any_csv_file_ends_in_examples_or_named_errors_and_loses_no_row(data):
+@given(file=csv_file())
+def test_any_csv_file_ends_in_examples_or_named_errors_and_loses_no_row(file):
+    data, delimiter = file
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "data.csv"
         path.write_bytes(data)
-        expected = _csv_rows(data)
+        expected = _csv_rows(data, delimiter)
         if expected is None:
             with pytest.raises(DataError) as err:
                 scan_file(path)

@@ -41,11 +41,25 @@ def test_convert_replaces_an_existing_output_only_with_force(tmp_path):
     src, dst = _data(tmp_path), tmp_path / "mine.csv"
     dst.write_text("a file of the user's\n")
     done = runner.invoke(app, ["convert", str(src), str(dst), "--to", "csv"])
-    assert done.exit_code == 2 and "exists and rung did not write it" in done.stderr
+    assert done.exit_code == 2 and f"{dst} exists\n" in done.stderr
     assert "--force" in done.stderr and dst.read_text() == "a file of the user's\n"
     done = runner.invoke(app, ["convert", str(src), str(dst), "--to", "csv", "--force"])
     assert done.exit_code == 0 and dst.read_text().startswith("input,output")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_convert_run_twice_does_not_say_the_file_it_wrote_is_not_its_own(tmp_path):
+    """convert cannot tell its own output from a user's file, so it says only that the file
+    exists, with the way on; it said "rung did not write it" of the file it had just written."""
+    src, dst = _data(tmp_path), tmp_path / "out.jsonl"
+    assert runner.invoke(app, ["convert", str(src), str(dst), "--to", "openai"]).exit_code == 0
+    written = dst.read_bytes()
+    done = runner.invoke(app, ["convert", str(src), str(dst), "--to", "openai"])
+    assert done.exit_code == 2 and f"{dst} exists" in done.stderr, done.output
+    assert "did not write" not in done.stderr and "--force" in done.stderr
+    assert dst.read_bytes() == written
+    done = runner.invoke(app, ["convert", str(src), str(dst), "--to", "openai", "--force"])
+    assert done.exit_code == 0 and dst.read_bytes() == written
 
 
 def test_audit_fix_never_touches_the_input_or_files_beside_out(tmp_path):

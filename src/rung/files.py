@@ -145,7 +145,10 @@ def claim(targets: Sequence[str | Path], *, inputs: Sequence[str | Path] = (),
         elif path.is_dir():
             problems.append(f"{path} is a folder")
         elif path.exists() and not force and not (ours is not None and ours(path)):
-            problems.append(f"{path} exists and rung did not write it")
+            # only `ours` can tell a file rung wrote; without it, where the file came from is
+            # unknown (a convert run twice meets its own output)
+            problems.append(f"{path} exists and rung did not write it" if ours is not None
+                            else f"{path} exists")
         elif (blocked := _unwritable(path)) is not None:
             problems.append(f"{path} cannot be written: {blocked}")
     if problems:

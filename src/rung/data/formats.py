@@ -1,9 +1,10 @@
 """Read and write examples in the file formats people already have.
 
 Users bring data shaped for whatever tool they used last (OpenAI or Anthropic fine-tuning,
-Alpaca, ShareGPT, a spreadsheet), so rung reads all of them into `Example` and can write any
-of them back. Bad data stops the run at the first bad line with a `DataError` naming the file,
-the line and the fix: a row dropped silently would skew every score computed from the rest.
+Alpaca, ShareGPT, a spreadsheet, a Hugging Face dataset of text/label or prompt/completion
+lines), so rung reads all of them into `Example` and can write any of them back. Bad data
+stops the run at the first bad line with a `DataError` naming the file, the line and the fix:
+a row dropped silently would skew every score computed from the rest.
 
 Each reader turns one record (a JSON object, or a CSV row as a dict) into one Example and each
 writer does the reverse; they are registered in `_READERS` and `_WRITERS`, so a new format is
@@ -26,7 +27,11 @@ from rung.data.records import CSV_PAIRS, SEE, csv_records, error, json_kind, jso
 from rung.errors import DataError, ProblemList
 from rung.files import atomic_write
 
-FORMATS = ("openai", "anthropic", "alpaca", "sharegpt", "csv")
+# JSON lines of one input and its output under a CSV pair's keys, as Hugging Face datasets
+# and TRL's prompt-completion data have them: each pair is a format of its own, so a file is
+# written back with the keys it was read with.
+PAIRS = {f"{source}-{target}": (source, target) for source, target in CSV_PAIRS}
+FORMATS = ("openai", "anthropic", "alpaca", "sharegpt", "csv", *PAIRS)
 
 _CHAT = ("openai", "anthropic")
 # The keys each format owns when writing; any other key of a record goes to Example.extra.
@@ -36,9 +41,11 @@ _CORE: dict[str, tuple[str, ...]] = {
     "alpaca": ("instruction", "input", "output"),
     "sharegpt": ("conversations",),
     "csv": ("system", "input", "output"),
-}
+} | {name: ("system", *pair) for name, pair in PAIRS.items()}
 _ROLES: dict[str, dict[str, str]] = {
-    "openai": {"system": "system", "user": "user", "assistant": "assistant"},
+    # "developer" is OpenAI's newer name for the system message (its o1 models and later)
+    "openai": {"system": "system", "developer": "system", "user": "user",
+               "assistant": "assistant"},
     "anthropic": {"user": "user", "assistant": "assistant"},
     "sharegpt": {"system": "system", "human": "user", "gpt": "assistant",
                  "user": "user", "assistant": "assistant"},
@@ -163,7 +170,7 @@ def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]
     if "messages" in record:
         items = record["messages"] if isinstance(record["messages"], list) else []
         items = [m for m in items if isinstance(m, dict)]
-        openai = any(m.get("role") == "system" for m in items)
+        openai = any(m.get("role") in ("system", "developer") for m in items)
         anthropic = "system" in record or any(isinstance(m.get("content"), list) for m in items)
         if openai and anthropic:
             raise error(path, line, "mixed formats within one record: a system message "
@@ -175,9 +182,15 @@ def _classify(path: Path, line: int, record: dict[str, Any]) -> tuple[str, bool]
         return "sharegpt", True
     if "instruction" in record and "output" in record:
         return "alpaca", True
-    raise error(path, line, f"record with keys {sorted(record)} matches no format",
+    pair = next((name for name, keys in PAIRS.items() if set(keys) <= record.keys()), None)
+    if pair is not None:
+        return pair, True
+    half = next((f': it has "{s}" but no "{t}"' for s, t in CSV_PAIRS if s in record), "")
+    raise error(path, line, f"record with keys {sorted(record)} matches no format{half}",
                  'use {"messages": [...]} (openai, anthropic), {"instruction", "input", '
-                 '"output"} (alpaca) or {"conversations": [...]} (sharegpt); ' + SEE)
+                 '"output"} (alpaca), {"conversations": [...]} (sharegpt) or an input with '
+                 'its output: {"input", "output"}, {"prompt", "completion"} or {"text", '
+                 '"label"}; ' + SEE)
 
 
 # --- reading: records to examples ------------------------------------------------------------
@@ -229,6 +242,33 @@ def _from_csv(path: Path, line: int, row: dict[str, Any]) -> Example:
     if row.get("system", "").strip():  # the system column is optional per row too
         messages.insert(0, Message("system", row["system"]))
     return Example(tuple(messages), line=line, extra=_extra(row, (source, target, "system")))
+
+
+def _pair_reader(name: str) -> Callable[[Path, int, dict[str, Any]], Example]:
+    source, target = PAIRS[name]
+
+    def read(path: Path, line: int, record: dict[str, Any]) -> Example:
+        missing = [f'"{key}"' for key in (source, target) if key not in record]
+        if missing:
+            raise error(path, line, f"{name} record has no {' or '.join(missing)}",
+                        f'write {{"{source}": ..., "{target}": ...}} on every line; ' + SEE)
+        conversation = next((k for k in (source, target) if isinstance(record[k], list)), None)
+        if conversation is not None:  # TRL's conversational prompt-completion
+            raise error(path, line, f'"{conversation}" is a list of messages, not a text',
+                        'write the whole conversation as {"messages": [...]} (openai), or '
+                        f'"{conversation}" as a string; ' + SEE)
+        if isinstance(record[target], (int, float)):  # a dataset's class number
+            raise error(path, line, f'"{target}" must be a string, got '
+                        f"{json_kind(record[target])}", f'write the label\'s name, e.g. '
+                        f'"{target}": "refund": the models read names, not class numbers')
+        messages = [Message("user", _text(path, line, record[source], f'"{source}"')),
+                    Message("assistant", _text(path, line, record[target], f'"{target}"'))]
+        system = record.get("system")
+        if system is not None and not (isinstance(system, str) and not system.strip()):
+            messages.insert(0, Message("system", _text(path, line, system, '"system"')))
+        return Example(tuple(messages), line=line, extra=_extra(record, _CORE[name]))
+
+    return read
 
 
 def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
@@ -335,8 +375,20 @@ def _to_csv(ex: Example, path: Path) -> dict[str, Any]:
     return ({} if system is None else {"system": system}) | {"input": user, "output": assistant}
 
 
+def _pair_writer(name: str) -> Callable[[Example, Path], dict[str, Any]]:
+    source, target = PAIRS[name]
+
+    def write(ex: Example, path: Path) -> dict[str, Any]:
+        system, user, assistant = _single_turn(ex, name, path)
+        return ({} if system is None else {"system": system}) | {source: user,
+                                                                 target: assistant}
+
+    return write
+
+
 def _single_turn(ex: Example, fmt: str, path: Path) -> tuple[str | None, str, str]:
-    """alpaca and csv hold one exchange; refusing is better than keeping only the last turn."""
+    """alpaca, csv and the pairs hold one exchange; refusing is better than keeping only the
+    last turn."""
     roles = [m.role for m in ex.messages]
     if roles == ["user", "assistant"]:
         return None, ex.messages[0].content, ex.messages[1].content
@@ -371,11 +423,11 @@ def _csv_text(records: list[dict[str, Any]]) -> str:
 _READERS: dict[str, Callable[[Path, int, dict[str, Any]], Example]] = {
     "openai": _from_openai, "anthropic": _from_anthropic, "alpaca": _from_alpaca,
     "sharegpt": _from_sharegpt, "csv": _from_csv,
-}
+} | {name: _pair_reader(name) for name in PAIRS}
 _WRITERS: dict[str, Callable[[Example, Path], dict[str, Any]]] = {
     "openai": _to_openai, "anthropic": _to_anthropic, "alpaca": _to_alpaca,
     "sharegpt": _to_sharegpt, "csv": _to_csv,
-}
+} | {name: _pair_writer(name) for name in PAIRS}
 
 
 # --- small helpers ---------------------------------------------------------------------------

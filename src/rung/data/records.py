@@ -37,21 +37,31 @@ def json_kind(value: Any) -> str:
 
 def lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
     """Decode line by line so a bad byte is blamed on its own line, not on the whole file."""
+    for line, text, problem in _decoded(path):
+        yield line, text if problem is None else problem
+
+
+def _decoded(path: Path) -> Iterator[tuple[int, str, DataError | None]]:
+    """Each physical line with its problem, if it is not UTF-8. The text of such a line has
+    U+FFFD for each bad sequence: a bad sequence never takes an ASCII byte with it, so the
+    line's commas, quotes and line ends are all still there for a CSV parser."""
     data = path.read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a BOM says which: no guessing
-        yield 1, error(path, 1, "the file is UTF-16 (it starts with a UTF-16 byte-order mark)",
-                       "re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 in > out")
+        yield 1, "", error(path, 1, "the file is UTF-16 (it starts with a UTF-16 byte-order "
+                           "mark)", "re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 in > out")
         return
     offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     for line, raw in enumerate(data[offset:].splitlines(keepends=True), 1):
+        problem = None
         try:
-            text: str | DataError = raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            text = error(path, line, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte offset "
-                         f"{offset + e.start} (byte {e.start + 1} of the line)", "re-save the "
-                         "file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out")
+            text = raw.decode("utf-8", errors="replace")
+            problem = error(path, line, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte offset "
+                            f"{offset + e.start} (byte {e.start + 1} of the line)", "re-save the "
+                            "file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out")
         offset += len(raw)
-        yield line, text
+        yield line, text, problem
 
 
 def json_records(path: Path) -> Iterator[tuple[int, Record]]:
@@ -101,42 +111,93 @@ def _one_document(path: Path) -> bool:
 
 
 def csv_records(path: Path) -> Iterator[tuple[int, Record]]:
-    """CSV rows as dicts keyed by the header. A line that is not UTF-8 stops the file: the
-    csv module cannot skip one physical line of a row that may span several."""
-    def decoded() -> Iterator[str]:
-        for line, text in lines(path):
-            if isinstance(text, DataError):
-                raise text
-            yield text
+    """CSV rows as dicts keyed by the header, its input/output, prompt/completion, text/label
+    and system columns named in lower case whatever case the file uses. Comma-separated, or
+    semicolon- or tab-separated where only that reading of the header names a column pair (a
+    spreadsheet in many locales saves CSV with semicolons).
 
-    reader = csv.reader(decoded())
+    A row with a line that is not UTF-8 is yielded as that line's problem and the rows after
+    it are read: the parser sees the line with its bad bytes replaced, which keeps every
+    comma, quote and line end, so each row starts and ends where it would in the file saved
+    as UTF-8. Only a bad line in the header stops the file."""
+    csv.field_size_limit(FIELD_LIMIT)
+    decoded = list(_decoded(path))
+    bad = {line: problem for line, _, problem in decoded if problem is not None}
+    first = next((text for _, text, _ in decoded if text.strip()), "")
+    delimiter = _delimiter(first)
+    reader = csv.reader((text for _, text, _ in decoded), delimiter=delimiter)
     try:
         header = next((cells for cells in reader if not _blank(cells)), None)
+        if bad and min(bad) <= reader.line_num:  # no header to read the rows by
+            raise bad[min(bad)]
         if header is None:
             return
-        repeated = sorted({n for n in header if n.strip() and header.count(n) > 1})
-        if repeated:  # dict(zip()) would keep the last such cell and drop the others unsaid
-            raise error(path, reader.line_num, "the header names "
-                        + ", ".join(f"'{name}'" for name in repeated) + " more than once",
-                        "give every column its own name")
-        if not any(set(pair) <= set(header) for pair in CSV_PAIRS):
+        pair = _pair(header)
+        if pair is None:
+            widest = max((next(csv.reader([first], delimiter=d), []) for d in DELIMITERS),
+                         key=len)
             raise error(path, reader.line_num, "no usable columns; found: "
-                        + (", ".join(header) or "none"), "name the columns input,output or "
-                        "prompt,completion or text,label (plus an optional system column)")
+                        + (", ".join(widest) or "none"), "name the columns input,output or "
+                        "prompt,completion or text,label (any letter case; plus an optional "
+                        "system column), separated by commas, semicolons or tabs")
+        keys = [cell.strip().lower() if cell.strip().lower() in (*pair, "system") else cell
+                for cell in header]
+        repeated = sorted({k for k in keys if k.strip() and keys.count(k) > 1})
+        if repeated:  # dict(zip()) would keep the last such cell and drop the others unsaid
+            raise error(path, reader.line_num, "the header names " + ", ".join(
+                f"'{k}'" + _spelled(k, keys, header) for k in repeated) + " more than once",
+                "give every column its own name")
         last = reader.line_num
         for cells in reader:
             line, last = last + 1, reader.line_num  # a quoted cell may span physical lines
+            broken = [n for n in range(line, last + 1) if n in bad]
+            if broken:
+                problem = bad[broken[0]]
+                if len(broken) > 1 or broken[0] != line:
+                    problem = error(path, broken[0], problem.message + " (in the row of lines "
+                                    f"{line}-{last})", problem.fix or "")
+                yield broken[0], problem
+                continue
             if _blank(cells):
                 continue
             if len(cells) != len(header):
                 yield line, error(path, line, f"row has {len(cells)} cells, the header has "
-                                  f"{len(header)}", "quote cells that contain commas, and give "
-                                  "every row one cell per column")
+                                  f"{len(header)}", "quote cells that contain "
+                                  f"{_NAMES[delimiter]}, and give every row one cell per column")
                 continue
-            yield line, dict(zip(header, cells))
+            yield line, dict(zip(keys, cells))
     except csv.Error as e:
         raise error(path, reader.line_num, f"unreadable CSV: {e}",
                     "save the file as plain comma-separated CSV with a header row") from None
+
+
+DELIMITERS = (",", ";", "\t")
+_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+# csv refuses a cell over 131,072 characters by default; the audit's token-length check is
+# what says a row is too long. The limit is a C long, which this fits on every platform.
+FIELD_LIMIT = 2**31 - 1
+
+
+def _pair(header: list[str]) -> tuple[str, str] | None:
+    """The column pair a header names, letter case and spaces around a name aside."""
+    names = {cell.strip().lower() for cell in header}
+    return next((pair for pair in CSV_PAIRS if set(pair) <= names), None)
+
+
+def _delimiter(first: str) -> str:
+    """The first of comma, semicolon, tab whose reading of the header line names a column
+    pair; a comma where none does (the error then lists the columns)."""
+    for delimiter in DELIMITERS:
+        if _pair(next(csv.reader([first], delimiter=delimiter), [])):
+            return delimiter
+    return ","
+
+
+def _spelled(key: str, keys: list[str], header: list[str]) -> str:
+    """How the header spells a repeated column, where the spellings differ ('Input', 'input')."""
+    spellings = [cell for cell, k in zip(header, keys) if k == key]
+    return "" if len(set(spellings)) == 1 else " (as " + ", ".join(
+        f"'{cell}'" for cell in spellings) + ")"
 
 
 def _blank(cells: list[str]) -> bool:
