@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,33 @@ def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
     state["model.norm.weight"] = state["model.norm.weight"] * 2
     model.model.save_pretrained(copy, state_dict=state)
     assert _fingerprint(ModelRef("x", str(copy))) != _fingerprint(ModelRef("x", str(tiny_llama)))
+
+
+def test_the_fingerprint_sees_the_chat_template_and_the_tokenizer_files(tiny_llama, tmp_path):
+    """transformers 5 saves the chat template apart, as chat_template.jinja (named ones in
+    additional_chat_templates/), and BPE or WordPiece vocabularies as .txt: a changed template
+    is a changed model, for the tune's key and the response cache alike."""
+    from rung.models.registry import weights_fingerprint as _fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_llama, copy)
+    ref = ModelRef("x", str(copy))
+    before = _fingerprint(ref)
+    template = copy / "chat_template.jinja"
+    template.write_text(template.read_text().replace("<|im_start|>", "<|im_start|> "))
+    edited = _fingerprint(ref)
+    assert edited != before
+    # as a tune recorded before saw its base: blind to the template
+    assert _fingerprint(ref, legacy=True) == _fingerprint(ModelRef("x", str(tiny_llama)),
+                                                          legacy=True)
+    (copy / "merges.txt").write_text("#version: 0.2\n")
+    assert _fingerprint(ref) != edited
+    named = copy / "additional_chat_templates"
+    named.mkdir()
+    (named / "tool_use.jinja").write_text("{{ messages }}")
+    with_named = _fingerprint(ref)
+    (named / "tool_use.jinja").write_text("{{ messages | tojson }}")
+    assert len({edited, with_named, _fingerprint(ref)}) == 3
 
 
 def test_resolve_alias_folder_and_gguf(tiny_llama, tmp_path):

@@ -228,25 +228,45 @@ def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
-def weights_fingerprint(ref: ModelRef) -> str:
-    """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
-    real change to the weights (a new quantisation, a fine-tune) changes it. Remembered per
-    (file, size, mtime), since every cached prediction asks for it."""
+# What a model folder holds that shapes its answers: weights and configs, and the tokenizer's
+# files as transformers 5 writes them (tokenizer.json, vocab.json/merges.txt, vocab.txt,
+# SentencePiece models, tiktoken ranks) with the chat template, which it saves apart as
+# chat_template.jinja, and any named templates in additional_chat_templates/.
+FINGERPRINTED = {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib", ".jinja",
+                 ".txt", ".spm", ".tiktoken"}
+# Before the template and the text vocabularies were hashed: a tune recorded then carries its
+# base's fingerprint taken so (see legacy in weights_fingerprint).
+FINGERPRINTED_BEFORE = {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib"}
+CHAT_TEMPLATES = "additional_chat_templates"
+
+
+def weights_fingerprint(ref: ModelRef, *, legacy: bool = False) -> str:
+    """Hash of the weight, config, tokenizer and chat-template files' sizes, heads and tails:
+    cheap for multi-GB files, and any real change to what the model answers (a new
+    quantisation, a fine-tune, an edited template) changes it. Remembered per (file, size,
+    mtime), since every cached prediction asks for it. `legacy`: as it was taken before the
+    tokenizer's text files and the chat template were hashed, to recognise an old record."""
     digest = hashlib.sha256(ref.name.encode())
     folder = Path(ref.location)
+    suffixes = FINGERPRINTED_BEFORE if legacy else FINGERPRINTED
     files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
         p for p in folder.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib"}
+        if p.suffix in suffixes and p.is_file()
         and p.name != "tune.json"  # a fine-tune's record, rewritten as checks are added
     )
+    if not ref.gguf_file and not legacy:
+        files += sorted((folder / CHAT_TEMPLATES).glob("*.jinja"))
     if ref.adapter:
         files += sorted(Path(ref.adapter).glob("adapter_*"))
-    stamp = (ref, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    stamp = (ref, legacy,
+             tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     if stamp in _FINGERPRINTS:
         return _FINGERPRINTS[stamp]
     for path in files:
         size = path.stat().st_size
-        digest.update(f"{path.name}:{size}".encode())
+        name = f"{CHAT_TEMPLATES}/{path.name}" if path.parent == folder / CHAT_TEMPLATES \
+            else path.name
+        digest.update(f"{name}:{size}".encode())
         with path.open("rb") as fh:
             digest.update(fh.read(1 << 22))
             if size > 1 << 22:
