@@ -109,6 +109,34 @@ def test_the_fingerprint_sees_the_chat_template_and_the_tokenizer_files(tiny_lla
     assert len({edited, with_named, _fingerprint(ref)}) == 3
 
 
+def test_a_tune_finds_its_base_where_its_task_folder_is_now(tmp_path):
+    """A tune records its base as named then (relative to the task folder, or absolute) and
+    that folder. Once the task folder moved, the base that lay in it is the moved one, even
+    where the old folder is back with another base; a base outside it stays where it was."""
+    import json
+
+    from rung.models.registry import ADAPTER_BASE
+
+    old, new, elsewhere = tmp_path / "old", tmp_path / "new", tmp_path / "elsewhere"
+    for folder in (old / "base", new / "base", elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    artifact = new / ".rung" / "tunes" / "k" / "artifact"
+    artifact.mkdir(parents=True)
+    record = {"base_dir": str(old), "method": "lora", "trains": "lora"}
+    for model, location in (("base", new / "base"), (str(old / "base"), new / "base"),
+                            (str(elsewhere), elsewhere)):
+        (artifact / ADAPTER_BASE).write_text(json.dumps({**record, "model": model}))
+        ref = resolve(str(artifact))
+        assert (ref.location, ref.adapter) == (str(location), str(artifact)), model
+    (artifact / ADAPTER_BASE).write_text(json.dumps({**record, "model": "base"}))
+    shutil.rmtree(new / "base")  # not carried along: the old folder's, as before
+    from rung.models.registry import tune_base
+
+    assert tune_base(artifact) == ("base", old)
+    assert resolve(str(artifact)).location == str(old / "base")
+
+
 def test_resolve_alias_folder_and_gguf(tiny_llama, tmp_path):
     packaged = resolve("smollm2-135m-instruct")
     assert packaged.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rung.errors import ModelError
@@ -96,7 +96,8 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         base = json.loads((path / ADAPTER_BASE).read_text())
         if base.get("trains") == "all":  # a full fine-tune: a whole model of its own
             return ModelRef(reference, str(path.resolve()))
-        ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
+        model, base_dir = tune_base(path)
+        ref = resolve(model, base_dir=base_dir)
         return ModelRef(reference, ref.location, ref.gguf_file, adapter=str(path.resolve()))
     if path.is_dir() and (path / CLASSIFIER_MANIFEST).exists():  # rung 0: no LLM
         return ModelRef(reference, str(path.resolve()))
@@ -120,6 +121,51 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         fix=f"use an alias ({known}), a local folder, a .gguf file, hf:org/name, or a "
             "remote model: openai:MODEL (any OpenAI-compatible server) or anthropic:MODEL",
     )
+
+
+def tune_base(artifact: Path) -> tuple[str, Path | None]:
+    """The base model of a tune's artifact as (reference, base_dir) where it is now.
+
+    The artifact's rung_base.json names the base as the pipeline named it and the task
+    folder it was named from (base_dir: the task whose .rung holds the tune). A task folder
+    moved or copied since took its .rung, and with it the tune, along: a base that lay in the
+    old folder (a relative path, or an absolute one under it) is meant in the new one, even
+    where the old folder is still there. Only when the new folder lacks it is the old one used
+    (and the base fingerprint check says whether it is still the base the tune was trained on).
+    """
+    record = json.loads((artifact / ADAPTER_BASE).read_text())
+    model: str = record["model"]
+    was_at = Path(record["base_dir"]) if record.get("base_dir") else None
+    now_at = _task_root(artifact)
+    if was_at is None or now_at is None or now_at == was_at.resolve() \
+            or model in ALIASES or model.startswith(HUB) or is_remote(model):
+        return model, was_at
+    path = Path(model).expanduser()
+    if not path.is_absolute():
+        return (model, now_at) if (now_at / path).exists() else (model, was_at)
+    for old in dict.fromkeys((was_at, was_at.resolve())):  # as written, and without links
+        try:
+            moved = now_at / path.relative_to(old)
+        except ValueError:
+            continue
+        return (str(moved), now_at) if moved.exists() else (model, was_at)
+    return model, was_at  # outside the task folder: where it always was
+
+
+def tune_base_ref(artifact: Path) -> ModelRef:
+    """The tune's base as resolved now (see tune_base), named as the tune recorded it, so its
+    fingerprint is comparable with the one taken when the tune was trained."""
+    model, base_dir = tune_base(artifact)
+    recorded = json.loads((artifact / ADAPTER_BASE).read_text())["model"]
+    return replace(resolve(model, base_dir=base_dir), name=recorded)
+
+
+def _task_root(artifact: Path) -> Path | None:
+    """The task folder whose .rung holds `artifact`, if one does."""
+    parts = artifact.resolve().parts
+    if ".rung" not in parts:
+        return None
+    return Path(*parts[:len(parts) - 1 - parts[::-1].index(".rung")])
 
 
 def _from_hub(reference: str) -> ModelRef:
