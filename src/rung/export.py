@@ -13,6 +13,9 @@ demonstrations, retrieved passages) cannot be written as a fixed template: serve
 * `vllm`: the adapter beside a record of its base, for vLLM's LoRA serving; the manifest holds
   the command line that starts it.
 
+A LoRA or soft-prompt tune whose base model changed since it was trained is refused unless
+forced (rung.finetune.artifacts.checked_base); the manifest names the base it was exported on.
+
 Both carry `rung_manifest.json`: base model, adapter, method, the [finetune] config, the
 config, data and split hashes, the test score with its interval, and the template's origin.
 """
@@ -62,9 +65,11 @@ def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, Any]:
+def export_pipeline(store: Any, run_id: str, out: Path, fmt: str, *,
+                    force: bool = False) -> dict[str, Any]:
     """Write the run's tune in `fmt` (hf: merged; vllm: adapter) with the pipeline's chat
-    template and the manifest; returns the manifest."""
+    template and the manifest; returns the manifest. `force`: export a tune whose base model
+    changed since it was trained, on the base as it is now."""
     from transformers import AutoTokenizer
 
     from rung.finetune.artifacts import export_tune, past_tune
@@ -91,7 +96,7 @@ def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, A
                                   past.pipeline))
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
 
-    export_tune(store, run_id, out, merge=fmt == "hf", finish=finish)
+    export_tune(store, run_id, out, merge=fmt == "hf", finish=finish, force=force)
     return manifest
 
 
