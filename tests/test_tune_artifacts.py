@@ -1,6 +1,6 @@
 """A past tune as export and serve take it: on the base it was trained on (a changed base is
-refused unless forced, and the manifest names the base the export used), and found in a
-task folder that moved.
+refused unless forced, and the manifest names the base the export used), found in a task
+folder that moved, and exported for vLLM with the command its method is served with.
 
 One LoRA tune of the tiny Llama serves every test; each test that changes something works
 on a copy of the task folder."""
@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from rung.climb import climb
-from rung.errors import ModelError
-from rung.export import export_pipeline
+from rung.errors import ConfigError, ModelError
+from rung.export import TEMPLATE, export_pipeline
 from rung.finetune.artifacts import export_tune
-from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
+from rung.finetune.methods import METHODS
+from rung.finetune.train import TUNE_FILE
+from rung.models.registry import ADAPTER_BASE, fingerprint, resolve, weights_fingerprint
 from rung.serve import load_served
 from rung.store import Store
 from conftest import finetune_table, ticket_records, write_task
@@ -109,5 +111,54 @@ def test_export_and_serve_refuse_a_changed_base_unless_forced(
         written = json.loads((tmp_path / "hf" / "rung_manifest.json").read_text())
         assert written["base_fingerprint"] == now
         assert load_served(task / "rung.toml", run_id, "finetune", force=True).run_id == run_id
+    finally:
+        store.close()
+
+
+def _as_method(artifact: Path, method: str) -> None:
+    """The tune's records as a tune of `method` writes them: what export reads to choose how
+    it is served (the weights stay LoRA's; export copies them without loading them)."""
+    base = json.loads((artifact / ADAPTER_BASE).read_text())
+    (artifact / ADAPTER_BASE).write_text(json.dumps(
+        {**base, "method": method, "trains": METHODS[method].trains}))
+    record = json.loads((artifact / TUNE_FILE).read_text())
+    (artifact / TUNE_FILE).write_text(json.dumps({**record, "method": method}))
+
+
+def test_vllm_export_serves_each_method_as_vllm_can(tuned: tuple[Path, str],
+                                                    tmp_path: Path) -> None:
+    """The manifest said `vllm serve BASE --enable-lora` for every method: a full tune is a
+    model of its own, and vLLM serves no soft prompts (prefix, prompt tuning)."""
+    home, run_id = tuned
+    task = _copy(home, tmp_path / "task")
+    artifact = _artifact(task)
+    base_ref = resolve("base", base_dir=task)
+    store = Store(task / ".rung")
+    try:
+        _as_method(artifact, "full")
+        full = export_pipeline(store, run_id, tmp_path / "full", "vllm")
+        assert full["serve"] == (f"vllm serve {tmp_path / 'full'} --chat-template "
+                                 f"{tmp_path / 'full' / TEMPLATE}")
+        assert full["adapter"] is None and full["method"] == "full"
+
+        for method in ("prefix", "prompt-tuning"):
+            _as_method(artifact, method)
+            with pytest.raises(ConfigError, match=rf"\({method}\) is a soft prompt.*vLLM") \
+                    as refused:
+                export_pipeline(store, run_id, tmp_path / method, "vllm")
+            assert "rung serve" in refused.value.fix and not (tmp_path / method).exists()
+
+        _as_method(artifact, "lora")
+        lora = export_pipeline(store, run_id, tmp_path / "lora", "vllm")
+        assert lora["serve"] == (f"vllm serve {base_ref.location} --enable-lora --lora-modules "
+                                 f"rung={tmp_path / 'lora'} --chat-template "
+                                 f"{tmp_path / 'lora' / TEMPLATE}")
+        assert lora["adapter"] == str(tmp_path / "lora")
+
+        # a tune recorded before the chat template was in the fingerprint: its base unchanged
+        record = json.loads((artifact / TUNE_FILE).read_text())
+        (artifact / TUNE_FILE).write_text(json.dumps(
+            {**record, "base_fingerprint": weights_fingerprint(base_ref, legacy=True)}))
+        assert export_pipeline(store, run_id, tmp_path / "older", "vllm")["adapter"]
     finally:
         store.close()
