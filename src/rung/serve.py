@@ -108,6 +108,8 @@ def _check_tune_base(pipeline: Pipeline, run_id: str, *, force: bool) -> None:
     from rung.models.registry import ADAPTER_BASE
 
     artifact = Path(pipeline.model)
+    if not artifact.is_absolute() and pipeline.base_dir:  # a model named relative to the task
+        artifact = Path(pipeline.base_dir) / artifact
     if pipeline.rung == "classifier" or not (artifact / ADAPTER_BASE).is_file():
         return  # not a tune: an alias, a model folder, a remote model, a classifier
     from rung.finetune.artifacts import RETUNE, checked_base
