@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,61 @@ def test_fingerprint_is_stable_and_depends_on_weights(tiny_llama, tmp_path):
     state["model.norm.weight"] = state["model.norm.weight"] * 2
     model.model.save_pretrained(copy, state_dict=state)
     assert _fingerprint(ModelRef("x", str(copy))) != _fingerprint(ModelRef("x", str(tiny_llama)))
+
+
+def test_the_fingerprint_sees_the_chat_template_and_the_tokenizer_files(tiny_llama, tmp_path):
+    """transformers 5 saves the chat template apart, as chat_template.jinja (named ones in
+    additional_chat_templates/), and BPE or WordPiece vocabularies as .txt: a changed template
+    is a changed model, for the tune's key and the response cache alike."""
+    from rung.models.registry import weights_fingerprint as _fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_llama, copy)
+    ref = ModelRef("x", str(copy))
+    before = _fingerprint(ref)
+    template = copy / "chat_template.jinja"
+    template.write_text(template.read_text().replace("<|im_start|>", "<|im_start|> "))
+    edited = _fingerprint(ref)
+    assert edited != before
+    # as a tune recorded before saw its base: blind to the template
+    assert _fingerprint(ref, legacy=True) == _fingerprint(ModelRef("x", str(tiny_llama)),
+                                                          legacy=True)
+    (copy / "merges.txt").write_text("#version: 0.2\n")
+    assert _fingerprint(ref) != edited
+    named = copy / "additional_chat_templates"
+    named.mkdir()
+    (named / "tool_use.jinja").write_text("{{ messages }}")
+    with_named = _fingerprint(ref)
+    (named / "tool_use.jinja").write_text("{{ messages | tojson }}")
+    assert len({edited, with_named, _fingerprint(ref)}) == 3
+
+
+def test_a_tune_finds_its_base_where_its_task_folder_is_now(tmp_path):
+    """A tune records its base as named then (relative to the task folder, or absolute) and
+    that folder. Once the task folder moved, the base that lay in it is the moved one, even
+    where the old folder is back with another base; a base outside it stays where it was."""
+    import json
+
+    from rung.models.registry import ADAPTER_BASE
+
+    old, new, elsewhere = tmp_path / "old", tmp_path / "new", tmp_path / "elsewhere"
+    for folder in (old / "base", new / "base", elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    artifact = new / ".rung" / "tunes" / "k" / "artifact"
+    artifact.mkdir(parents=True)
+    record = {"base_dir": str(old), "method": "lora", "trains": "lora"}
+    for model, location in (("base", new / "base"), (str(old / "base"), new / "base"),
+                            (str(elsewhere), elsewhere)):
+        (artifact / ADAPTER_BASE).write_text(json.dumps({**record, "model": model}))
+        ref = resolve(str(artifact))
+        assert (ref.location, ref.adapter) == (str(location), str(artifact)), model
+    (artifact / ADAPTER_BASE).write_text(json.dumps({**record, "model": "base"}))
+    shutil.rmtree(new / "base")  # not carried along: the old folder's, as before
+    from rung.models.registry import tune_base
+
+    assert tune_base(artifact) == ("base", old)
+    assert resolve(str(artifact)).location == str(old / "base")
 
 
 def test_resolve_alias_folder_and_gguf(tiny_llama, tmp_path):

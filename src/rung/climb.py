@@ -508,7 +508,10 @@ def _audit_brief(audit: dict[str, Any] | None) -> dict[str, Any] | None:
 def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
                force: bool) -> PastTune:
     """A past run's tune, refused when it trained on any of today's test examples: its
-    score there would measure memory, not skill."""
+    score there would measure memory, not skill; and refused when its base model changed
+    since it was trained (checked_base, as export and serve check it)."""
+    from rung.finetune.artifacts import RETUNE, checked_base
+
     past = past_tune(store, run_id, base_dir=str(task.root))
     seen = [ex.line for ex in split.test if ex.id in past.train_ids]
     if seen and not force:
@@ -517,17 +520,8 @@ def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
             f"{len(split.test)} test examples (lines {', '.join(map(str, seen[:10]))}), so "
             "its score on them would be inflated", file=task.data_path,
             fix="re-tune on today's split (rung eval PATH --rung finetune), or pass --force")
-    if force or not past.tune.base_fingerprint:  # --force measures it as it is
-        return past
-    base = json.loads((past.tune.artifact / ADAPTER_BASE).read_text())["model"]
-    now = fingerprint(base, base_dir=task.root)  # as the tune's own was taken
-    if now != past.tune.base_fingerprint:
-        raise ModelError(
-            f"the fine-tune of run {run_id} was trained on {base} as it was then "
-            f"({past.tune.base_fingerprint[:12]}); its weights have changed since "
-            f"({now[:12]}), so the tune would be measured on a model it was not trained on",
-            fix="re-tune on today's base model (rung eval PATH --rung finetune), or pass "
-                "--force")
+    checked_base(past.tune.artifact, run_id=run_id, use="measured", force=force,
+                 fix=f"{RETUNE}, or pass --force to measure it on the base as it is")
     return past
 
 

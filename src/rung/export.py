@@ -9,9 +9,14 @@ model what rung measured. Pipelines whose prompt changes with the input (similar
 demonstrations, retrieved passages) cannot be written as a fixed template: serve those with
 `rung serve`.
 
-* `hf`: LoRA merged into the base weights: one plain transformers model.
-* `vllm`: the adapter beside a record of its base, for vLLM's LoRA serving; the manifest holds
-  the command line that starts it.
+* `hf`: LoRA merged into the base weights: one plain transformers model (a full tune is one
+  already).
+* `vllm`: the adapter beside a record of its base, for vLLM's LoRA serving (a full tune: its
+  own weights, served alone); the manifest holds the command line that starts it. Prefix and
+  prompt tuning are refused: vLLM serves no soft prompts.
+
+A LoRA or soft-prompt tune whose base model changed since it was trained is refused unless
+forced (rung.finetune.artifacts.checked_base); the manifest names the base it was exported on.
 
 Both carry `rung_manifest.json`: base model, adapter, method, the [finetune] config, the
 config, data and split hashes, the test score with its interval, and the template's origin.
@@ -62,14 +67,23 @@ def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, Any]:
+def export_pipeline(store: Any, run_id: str, out: Path, fmt: str, *,
+                    force: bool = False) -> dict[str, Any]:
     """Write the run's tune in `fmt` (hf: merged; vllm: adapter) with the pipeline's chat
-    template and the manifest; returns the manifest."""
+    template and the manifest; returns the manifest. `force`: export a tune whose base model
+    changed since it was trained, on the base as it is now."""
     from transformers import AutoTokenizer
 
     from rung.finetune.artifacts import export_tune, past_tune
 
     past = past_tune(store, run_id)
+    base = json.loads((past.tune.artifact / "rung_base.json").read_text())
+    if fmt == "vllm" and base.get("trains") == "soft-prompt":
+        raise ConfigError(f"run {run_id}'s fine-tune ({past.tune.method}) is a soft prompt "
+                          "that PEFT prepends to every input, and vLLM serves LoRA adapters "
+                          "and whole models, not soft prompts",
+                          fix=f"serve it with rung serve {run_id} --rung finetune, or "
+                              "re-tune with [finetune] method = \"lora\" to export for vLLM")
     _, row = store.measured(run_id, "finetune", "fine-tune")
     summary = json.loads(row["summary_json"])
     tokenizer = AutoTokenizer.from_pretrained(str(past.tune.artifact))
@@ -78,7 +92,6 @@ def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, A
                           fix="export with rung export RUN --rung finetune and render "
                               "prompts as rung's pipeline JSON says")
     template = rung_chat_template(past.pipeline, tokenizer.chat_template)
-    base = json.loads((past.tune.artifact / "rung_base.json").read_text())
     summary_of_run = {"metric": summary["metric"], "test_score": summary["score"],
                       "test_ci": summary["ci"], "n": summary["n"]}
     manifest: dict[str, Any] = {}
@@ -88,11 +101,25 @@ def export_pipeline(store: Any, run_id: str, out: Path, fmt: str) -> dict[str, A
         tokenizer.chat_template = template
         tokenizer.save_pretrained(str(folder))  # its config now carries the template too
         manifest.update(_manifest(provenance_of(folder), fmt, out, base, summary_of_run,
-                                  past.pipeline))
+                                  past.pipeline, base_folder))
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
 
-    export_tune(store, run_id, out, merge=fmt == "hf", finish=finish)
+    base_folder = None if base.get("trains") == "all" else _base_folder(past.tune.artifact)
+    export_tune(store, run_id, out, merge=fmt == "hf", finish=finish, force=force)
     return manifest
+
+
+def _base_folder(artifact: Path) -> str | None:
+    """The folder vLLM would load the adapter's base from: a transformers folder, as the tune
+    resolves it today; None for a GGUF base (vLLM takes LoRA on transformers weights)."""
+    from rung.errors import ModelError
+    from rung.models.registry import tune_base_ref
+
+    try:
+        ref = tune_base_ref(artifact)
+    except ModelError:  # export_tune says why, naming the run
+        return None
+    return None if ref.gguf_file else ref.location
 
 
 def provenance_of(folder: Path) -> dict[str, Any]:
@@ -102,13 +129,18 @@ def provenance_of(folder: Path) -> dict[str, Any]:
 
 
 def _manifest(provenance: dict[str, Any], fmt: str, out: Path, base: dict[str, Any],
-              measured: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+              measured: dict[str, Any], pipeline: Pipeline,
+              base_folder: str | None = None) -> dict[str, Any]:
+    """`base`: the artifact's rung_base.json; `base_folder`: where its base is today."""
+    whole = fmt == "hf" or base.get("trains") == "all"  # merged, or a full tune's own weights
+    template = f"--chat-template {out / TEMPLATE}"
     return {
         **provenance, "format": fmt, "rung": "finetune",
-        "base_model": base["model"], "adapter": None if fmt == "hf" else str(out),
+        "base_model": base["model"], "base_folder": None if whole else base_folder,
+        "adapter": None if whole else str(out),
         **measured, "pipeline": pipeline.to_dict(), "chat_template": TEMPLATE,
         "labels": pipeline.labels,
-        "serve": (f"vllm serve {out} --chat-template {out / TEMPLATE}" if fmt == "hf" else
-                  f"vllm serve BASE_MODEL_FOLDER --enable-lora --lora-modules rung={out} "
-                  f"--chat-template {out / TEMPLATE}"),
+        "serve": (f"vllm serve {out} {template}" if whole else
+                  f"vllm serve {base_folder or 'BASE_MODEL_FOLDER'} --enable-lora "
+                  f"--lora-modules rung={out} {template}"),
     }

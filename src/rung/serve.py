@@ -54,16 +54,20 @@ class Served:
 
 
 def load_served(task_path: str | Path, run_id: str | None = None,
-                rung: str | None = None) -> Served:
+                rung: str | None = None, *, force: bool = False) -> Served:
     """The pipeline a run stored for `rung`: by default the latest finished run, and its
-    recommended rung (or its best, when none reached the target)."""
+    recommended rung (or its best, when none reached the target). A fine-tune whose base
+    model changed since it was trained is refused unless `force` (see served_from)."""
     from rung.task import load_task
 
-    return served_from(load_task(task_path), run_id, rung)
+    return served_from(load_task(task_path), run_id, rung, force=force)
 
 
-def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = None) -> Served:
-    """load_served for a task already loaded."""
+def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = None, *,
+                force: bool = False) -> Served:
+    """load_served for a task already loaded. A pipeline whose model is a fine-tune (an
+    adapter on a base model) is served only on the base weights it was trained on: a changed
+    base is refused, as climb --tune and export refuse it, unless `force`."""
     from rung.models.remote import prepare
     from rung.store import Store
 
@@ -99,7 +103,23 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
                                       was_at=Path(run["task_path"]).parent)
     finally:
         store.close()
+    _check_tune_base(pipeline, run_id, force=force)
     return Served(pipeline, run_id, rung, task.task.name)
+
+
+def _check_tune_base(pipeline: Pipeline, run_id: str, *, force: bool) -> None:
+    """Refuse a tuned model whose base weights changed since training (checked_base)."""
+    from rung.models.registry import ADAPTER_BASE
+
+    artifact = Path(pipeline.model)
+    if not artifact.is_absolute() and pipeline.base_dir:  # a model named relative to the task
+        artifact = Path(pipeline.base_dir) / artifact
+    if pipeline.rung == "classifier" or not (artifact / ADAPTER_BASE).is_file():
+        return  # not a tune: an alias, a model folder, a remote model, a classifier
+    from rung.finetune.artifacts import RETUNE, checked_base
+
+    checked_base(artifact, run_id=run_id, use="served", force=force,
+                 fix=f"{RETUNE}, or pass --force to serve it on the base as it is")
 
 
 def _alone(store: "Store", run_id: str) -> bool:

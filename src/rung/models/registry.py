@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rung.errors import ModelError
@@ -96,7 +96,8 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         base = json.loads((path / ADAPTER_BASE).read_text())
         if base.get("trains") == "all":  # a full fine-tune: a whole model of its own
             return ModelRef(reference, str(path.resolve()))
-        ref = resolve(base["model"], base_dir=Path(base["base_dir"]) if base.get("base_dir") else None)
+        model, base_dir = tune_base(path)
+        ref = resolve(model, base_dir=base_dir)
         return ModelRef(reference, ref.location, ref.gguf_file, adapter=str(path.resolve()))
     if path.is_dir() and (path / CLASSIFIER_MANIFEST).exists():  # rung 0: no LLM
         return ModelRef(reference, str(path.resolve()))
@@ -120,6 +121,51 @@ def resolve(reference: str, *, base_dir: Path | None = None) -> ModelRef:
         fix=f"use an alias ({known}), a local folder, a .gguf file, hf:org/name, or a "
             "remote model: openai:MODEL (any OpenAI-compatible server) or anthropic:MODEL",
     )
+
+
+def tune_base(artifact: Path) -> tuple[str, Path | None]:
+    """The base model of a tune's artifact as (reference, base_dir) where it is now.
+
+    The artifact's rung_base.json names the base as the pipeline named it and the task
+    folder it was named from (base_dir: the task whose .rung holds the tune). A task folder
+    moved or copied since took its .rung, and with it the tune, along: a base that lay in the
+    old folder (a relative path, or an absolute one under it) is meant in the new one, even
+    where the old folder is still there. Only when the new folder lacks it is the old one used
+    (and the base fingerprint check says whether it is still the base the tune was trained on).
+    """
+    record = json.loads((artifact / ADAPTER_BASE).read_text())
+    model: str = record["model"]
+    was_at = Path(record["base_dir"]) if record.get("base_dir") else None
+    now_at = _task_root(artifact)
+    if was_at is None or now_at is None or now_at == was_at.resolve() \
+            or model in ALIASES or model.startswith(HUB) or is_remote(model):
+        return model, was_at
+    path = Path(model).expanduser()
+    if not path.is_absolute():
+        return (model, now_at) if (now_at / path).exists() else (model, was_at)
+    for old in dict.fromkeys((was_at, was_at.resolve())):  # as written, and without links
+        try:
+            moved = now_at / path.relative_to(old)
+        except ValueError:
+            continue
+        return (str(moved), now_at) if moved.exists() else (model, was_at)
+    return model, was_at  # outside the task folder: where it always was
+
+
+def tune_base_ref(artifact: Path) -> ModelRef:
+    """The tune's base as resolved now (see tune_base), named as the tune recorded it, so its
+    fingerprint is comparable with the one taken when the tune was trained."""
+    model, base_dir = tune_base(artifact)
+    recorded = json.loads((artifact / ADAPTER_BASE).read_text())["model"]
+    return replace(resolve(model, base_dir=base_dir), name=recorded)
+
+
+def _task_root(artifact: Path) -> Path | None:
+    """The task folder whose .rung holds `artifact`, if one does."""
+    parts = artifact.resolve().parts
+    if ".rung" not in parts:
+        return None
+    return Path(*parts[:len(parts) - 1 - parts[::-1].index(".rung")])
 
 
 def _from_hub(reference: str) -> ModelRef:
@@ -228,25 +274,45 @@ def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
-def weights_fingerprint(ref: ModelRef) -> str:
-    """Hash of the weight files' sizes, heads and tails: cheap for multi-GB files, and any
-    real change to the weights (a new quantisation, a fine-tune) changes it. Remembered per
-    (file, size, mtime), since every cached prediction asks for it."""
+# What a model folder holds that shapes its answers: weights and configs, and the tokenizer's
+# files as transformers 5 writes them (tokenizer.json, vocab.json/merges.txt, vocab.txt,
+# SentencePiece models, tiktoken ranks) with the chat template, which it saves apart as
+# chat_template.jinja, and any named templates in additional_chat_templates/.
+FINGERPRINTED = {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib", ".jinja",
+                 ".txt", ".spm", ".tiktoken"}
+# Before the template and the text vocabularies were hashed: a tune recorded then carries its
+# base's fingerprint taken so (see legacy in weights_fingerprint).
+FINGERPRINTED_BEFORE = {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib"}
+CHAT_TEMPLATES = "additional_chat_templates"
+
+
+def weights_fingerprint(ref: ModelRef, *, legacy: bool = False) -> str:
+    """Hash of the weight, config, tokenizer and chat-template files' sizes, heads and tails:
+    cheap for multi-GB files, and any real change to what the model answers (a new
+    quantisation, a fine-tune, an edited template) changes it. Remembered per (file, size,
+    mtime), since every cached prediction asks for it. `legacy`: as it was taken before the
+    tokenizer's text files and the chat template were hashed, to recognise an old record."""
     digest = hashlib.sha256(ref.name.encode())
     folder = Path(ref.location)
+    suffixes = FINGERPRINTED_BEFORE if legacy else FINGERPRINTED
     files = [folder / ref.gguf_file] if ref.gguf_file else sorted(
         p for p in folder.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".gguf", ".json", ".model", ".joblib"}
+        if p.suffix in suffixes and p.is_file()
         and p.name != "tune.json"  # a fine-tune's record, rewritten as checks are added
     )
+    if not ref.gguf_file and not legacy:
+        files += sorted((folder / CHAT_TEMPLATES).glob("*.jinja"))
     if ref.adapter:
         files += sorted(Path(ref.adapter).glob("adapter_*"))
-    stamp = (ref, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    stamp = (ref, legacy,
+             tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     if stamp in _FINGERPRINTS:
         return _FINGERPRINTS[stamp]
     for path in files:
         size = path.stat().st_size
-        digest.update(f"{path.name}:{size}".encode())
+        name = f"{CHAT_TEMPLATES}/{path.name}" if path.parent == folder / CHAT_TEMPLATES \
+            else path.name
+        digest.update(f"{name}:{size}".encode())
         with path.open("rb") as fh:
             digest.update(fh.read(1 << 22))
             if size > 1 << 22:
