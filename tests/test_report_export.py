@@ -39,3 +39,27 @@ def test_the_exported_template_keeps_accents_and_emoji(variant: str) -> None:
     assert rendered == measured
     assert "🚀" in rendered and "🐛" in rendered
     rendered.encode("utf-8")  # no lone surrogates
+
+
+def test_the_exported_template_reads_a_conversation_as_the_climb_did() -> None:
+    """Data with a system prompt or earlier turns is measured on the transcript
+    (conversation_text); the template took the last user message alone, so a server running
+    the export was asked something else than rung measured."""
+    from rung.data.example import conversation_text
+
+    pipeline = Pipeline(rung="finetune", kind="classification", model="base",
+                        instruction="Classify the ticket as BILLING or BUG.",
+                        labels=["BILLING", "BUG"])
+    template = rung_chat_template(pipeline, BASE)
+    conversation = [Message("system", "You are support."),
+                    Message("user", "I ordered item 4 and was charged twice"),
+                    Message("assistant", "Could you tell me more?"),
+                    Message("user", "Yes, order 4")]
+    for turns in (conversation, conversation[1:2]):
+        rendered = _render(template, [{"role": m.role, "content": m.content} for m in turns])
+        measured = _render(BASE, [{"role": m.role, "content": m.content}
+                                  for m in pipeline.messages(conversation_text(turns))])
+        assert rendered == measured
+    developer = _render(template, [{"role": "developer", "content": "You are support."},
+                                   {"role": "user", "content": "Yes, order 4"}])
+    assert "System: You are support.\n\nUser: Yes, order 4" in developer

@@ -113,6 +113,17 @@ def test_export_and_serve_refuse_a_changed_base_unless_forced(
         assert load_served(task / "rung.toml", run_id, "finetune", force=True).run_id == run_id
     finally:
         store.close()
+    # the commands: refused with exit 2 and the fix, then exported with --force
+    from typer.testing import CliRunner
+
+    from rung.cli import app
+
+    args = ["export", run_id, "--task", str(task), "--out", str(tmp_path / "cli")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--force" in refused.stderr
+    forced = CliRunner().invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "cli" / "rung_export.json").exists()
 
 
 def _as_method(artifact: Path, method: str) -> None:

@@ -369,6 +369,8 @@ def export(
                                       "(base + adapter), each with a chat template that "
                                       "carries the pipeline's prompt and a manifest; "
                                       "classifier (as --rung classifier)"),
+    force: bool = typer.Option(False, "--force", help="export a tune whose base model changed "
+                               "since it trained, on the base as it is now"),
 ) -> None:
     """Write a run's fine-tuned model (adapter, or merged weights) or its classifier, with
     its provenance."""
@@ -382,7 +384,7 @@ def export(
         if fmt in ("hf", "vllm"):
             from rung.export import export_pipeline
 
-            manifest = export_pipeline(store, run, to, fmt)
+            manifest = export_pipeline(store, run, to, fmt, force=force)
             err.print(f"wrote the {fmt} export of run {run} to {to}; start it with:\n  "
                       f"{manifest['serve']}")
             return
@@ -390,7 +392,7 @@ def export(
             export_classifier(store, run, to)
             err.print(f"wrote the classifier of run {run} to {to}")
             return
-        record = export_tune(store, run, to, merge=merge)
+        record = export_tune(store, run, to, merge=merge, force=force)
     what = "merged model" if record["merged"] else f"{record['method']} artifact"
     err.print(f"wrote the {what} of run {run} to {to}")
 
@@ -398,7 +400,7 @@ def export(
 @app.command()
 def serve(
     run: Optional[str] = typer.Argument(None, help="the run to serve (default: the latest "
-                                        "finished one)"),
+                                        "finished climb)"),
     path: Path = typer.Option(Path("."), "--task", help="rung.toml or its folder"),
     rung: Optional[str] = typer.Option(None, "--rung", help="the rung to serve (default: the "
                                        "run's recommendation, or its best)"),
@@ -415,6 +417,8 @@ def serve(
                               "503 with Retry-After"),
     log: bool = typer.Option(False, "--log", help="record each request in the store, inputs "
                              "redacted (PII), to audit and check later"),
+    force: bool = typer.Option(False, "--force", help="serve a tune whose base model changed "
+                               "since it trained, on the base as it is now"),
 ) -> None:
     """Serve a run's pipeline as an OpenAI-compatible API (POST /v1/chat/completions,
     GET /v1/models, /health, /metrics): exactly what was measured."""
@@ -425,7 +429,7 @@ def serve(
     with _user_errors():
         sock = bound_socket(host, port)  # before the model loads: a taken port is said now
         try:
-            served = load_served(path, run, rung)
+            served = load_served(path, run, rung, force=force)
             served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
             app_ = create_app(served, api_key=api_key, max_batch=max_batch,
                               batch_wait_ms=batch_wait_ms, queue_size=queue,
@@ -649,7 +653,8 @@ def estimate(
 def convert(
     src: Path = typer.Argument(..., help="input data file (format auto-detected)"),
     dst: Path = typer.Argument(..., help="output file"),
-    to: str = typer.Option(..., "--to", help="openai, anthropic, alpaca, sharegpt or csv"),
+    to: str = typer.Option(..., "--to", help="openai, anthropic, alpaca, sharegpt, csv, "
+                           "input-output, prompt-completion or text-label"),
     source_format: Optional[str] = typer.Option(None, "--from", help="skip auto-detection"),
     force: bool = typer.Option(False, "--force", help="replace DST if it exists (never SRC)"),
 ) -> None:
@@ -663,7 +668,8 @@ def convert(
         claim([dst], inputs=[src], force=force)
         examples = read_examples(src, source_format)
         write_examples(examples, dst, to)
-    err.print(f"wrote {len(examples)} examples to {dst} ({to})")
+    err.print(f"wrote {len(examples)} example{'' if len(examples) == 1 else 's'} to {dst} "
+              f"({to})")
 
 
 def main() -> None:

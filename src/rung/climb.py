@@ -20,18 +20,18 @@ from rung.data.example import Example, stripped_labels
 from rung.data.formats import read_examples
 from rung.data.splits import Split, split_by_settings
 from rung.decide import decide, fast_enough, reaches, val_score
-from rung.errors import ConfigError, DataError, ModelError
+from rung.errors import ConfigError, DataError
 from rung.eval.metrics import metric_spec, paired_macro_f1, per_example_values
 from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
 from rung.files import atomic_write
-from rung.finetune.artifacts import PastTune, past_tune
+from rung.finetune.artifacts import RETUNE, PastTune, checked_base, past_tune
 from rung.finetune.train import NotReadyError, TuneResult, require_ready
 from rung.models.cache import ResponseCache
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.remote import is_remote, spent, usage_before
 from rung.models.remote import prepare as prepare_endpoints
-from rung.models.registry import ADAPTER_BASE, fingerprint
+from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.rag.service import RefreshReport, file_progress, refresh_index
 from rung.report import write_report
@@ -510,8 +510,6 @@ def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
     """A past run's tune, refused when it trained on any of today's test examples: its
     score there would measure memory, not skill; and refused when its base model changed
     since it was trained (checked_base, as export and serve check it)."""
-    from rung.finetune.artifacts import RETUNE, checked_base
-
     past = past_tune(store, run_id, base_dir=str(task.root))
     seen = [ex.line for ex in split.test if ex.id in past.train_ids]
     if seen and not force:

@@ -52,11 +52,26 @@ def rung_chat_template(pipeline: Pipeline, base_template: str) -> str:
     return ("{#- rung: the measured pipeline's instruction and demonstrations before the "
             "user's input, worded as rung worded it -#}\n"
             f"{{%- set rung_fixed = {_literal(fixed)} -%}}\n"
-            "{%- set rung_input = messages | selectattr('role', 'equalto', 'user') | list "
-            "| last -%}\n"
+            + TRANSCRIPT +
             f"{{%- set messages = rung_fixed + [{{'role': 'user', 'content': "
-            f"{_literal(before)} ~ rung_input['content'] ~ {_literal(after)}}}] -%}}\n"
+            f"{_literal(before)} ~ rung_input ~ {_literal(after)}}}] -%}}\n"
             + base_template)
+
+
+# data.example.conversation_text in Jinja: the turns up to the last user turn, a lone user
+# turn as its text, more as the "System: / User: / Assistant: " transcript the climb measured
+# (a developer message is the system's), so a client sending the conversation the data held
+# is asked what rung measured
+TRANSCRIPT = (
+    "{%- set rung = namespace(last=-1, parts=[]) -%}\n"
+    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set rung.last = loop.index0 -%}"
+    "{%- endif -%}{%- endfor -%}\n"
+    "{%- set rung_turns = messages[:rung.last + 1] -%}\n"
+    "{%- if rung_turns | length == 1 -%}{%- set rung_input = rung_turns[0]['content'] -%}\n"
+    "{%- else -%}{%- for m in rung_turns -%}{%- set rung.parts = rung.parts + [{'system': "
+    "'System', 'developer': 'System', 'user': 'User', 'assistant': 'Assistant'}.get(m['role'], "
+    "m['role'] | capitalize) ~ ': ' ~ m['content']] -%}{%- endfor -%}\n"
+    "{%- set rung_input = rung.parts | join('\\n\\n') -%}{%- endif -%}\n")
 
 
 def _literal(value: Any) -> str:
