@@ -308,6 +308,24 @@ def test_rag_alone_on_an_empty_corpus_is_refused_before_any_model_call(task_dir,
         climb(toml)
 
 
+def test_labels_outside_the_task_s_are_all_named_at_once_with_a_case_hint(task_dir, fake_model):
+    """The climb named the first wrong label's line only, one run per mistake; "billing" for
+    BILLING is the most common one and said nothing about letter case."""
+    from conftest import ticket_records
+
+    records = ticket_records()
+    for k in (3, 8, 20):
+        records[k]["messages"][-1]["content"] = "billing"
+    toml = write_task(task_dir, records=records)
+    with pytest.raises(DataError) as refused:
+        climb(toml)
+    message = refused.value.message
+    assert message.startswith("label 'billing' is not one of the task's labels")
+    assert "(it differs from 'BILLING' only in letter case)" in message
+    assert "3 lines hold labels outside them: 4, 9, 21" in message
+    assert refused.value.line == 4
+
+
 def test_summary_reports_tokens_in_out_and_per_class(task_dir, fake_model):
     fake_model.rule = learns_from_demonstrations
     prompt = climb(write_task(task_dir)).summary()["rungs"][0]

@@ -280,3 +280,29 @@ def test_a_data_file_handed_to_climb_is_named_as_such(tmp_path):
     broken.write_text("[task\n")
     with pytest.raises(ConfigError, match="not valid TOML"):  # a task file keeps its message
         load_task(broken)
+
+
+def test_small_mistakes_in_rung_toml_get_a_fix_that_names_the_right_thing(task_dir):
+    """A new user's slips: numbers as labels (said twice as "Input should be a valid string"),
+    a misspelt key or metric (the metric went unreported while the labels were wrong), a
+    label with a stray space (it matched no example)."""
+    toml = write_task(task_dir)
+    text = toml.read_text()
+    toml.write_text(text.replace('labels = ["BILLING", "BUG", "FEATURE"]', "labels = [0, 1]")
+                    .replace('metric = "accuracy"', 'metric = "acuracy"')
+                    .replace("[split]\n", "[split]\ntrian = 0.8\n"))
+    with pytest.raises(ProblemList) as found:
+        load_task(toml)
+    said = [(p.message, p.fix) for p in found.value.problems]
+    assert ("task.labels: holds numbers where text is wanted",
+            'quote each one: labels = ["0", "1"]') in said
+    assert [m for m, _ in said].count("task.labels: holds numbers where text is wanted") == 1
+    assert any(m == "unknown key 'split.trian' (did you mean 'train'?)" for m, _ in said)
+    assert any(m.startswith("task.metric: unknown metric 'acuracy' (did you mean 'accuracy'?)")
+               for m, _ in said)
+    toml.write_text(text.replace('"BILLING", "BUG"', '"BILLING ", "BUG"')
+                    .replace('metric = "accuracy"', 'metric = "rouge_l"'))
+    with pytest.raises(ConfigError, match="metric 'rouge_l' does not fit a classification task"):
+        load_task(toml)
+    toml.write_text(text.replace('"BILLING", "BUG"', '"BILLING ", "BUG"'))
+    assert load_task(toml).task.labels == ["BILLING", "BUG", "FEATURE"]

@@ -92,13 +92,20 @@ def load_examples(task: TaskSpec) -> list[Example]:
     if task.task.kind != "classification":
         return examples
     allowed = set(task.task.labels)
-    for ex in examples:
-        if ex.output.strip() not in allowed:
-            raise DataError(
-                f"label '{ex.output}' is not one of the task's labels {task.task.labels}",
-                file=task.data_path, line=ex.line,
-                fix="correct the label, or add it to [task] labels in rung.toml",
-            )
+    wrong = [ex for ex in examples if ex.output.strip() not in allowed]
+    if wrong:  # every line at once, as the audit lists them, not one per run
+        first = wrong[0].output.strip()
+        cased = {label.lower(): label for label in task.task.labels}.get(first.lower())
+        lines = ", ".join(str(ex.line) for ex in wrong[:10]) + (", ..." if len(wrong) > 10
+                                                                 else "")
+        raise DataError(
+            f"label '{wrong[0].output}' is not one of the task's labels {task.task.labels}"
+            + (f" (it differs from '{cased}' only in letter case)" if cased else "")
+            + (f"; {len(wrong)} lines hold labels outside them: {lines}" if len(wrong) > 1
+               else ""),
+            file=task.data_path, line=wrong[0].line,
+            fix="correct the labels, or add them to [task] labels in rung.toml (labels match "
+                "letter case as written)")
     return stripped_labels(examples)
 
 

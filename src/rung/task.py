@@ -6,6 +6,7 @@ once with the line of the offending key, so a user fixes the file in one pass.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
@@ -60,6 +61,13 @@ class TaskTable(_Strict):
     target: float = Field(gt=0.0, le=1.0)
     seed: int = Field(default=0, ge=0)
 
+    @field_validator("labels")
+    @classmethod
+    def _stripped(cls, labels: list[str]) -> list[str]:
+        """A label is the label it names, as the data's are read (stripped_labels): "refund "
+        in rung.toml would otherwise match no example's "refund"."""
+        return [label.strip() for label in labels]
+
     @model_validator(mode="after")
     def _labels_fit_kind(self) -> "TaskTable":
         if self.kind == "classification":
@@ -67,14 +75,26 @@ class TaskTable(_Strict):
                 raise ValueError("a classification task needs at least two labels in 'labels'")
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError("'labels' has duplicates")
+        return self
+
+    @model_validator(mode="after")
+    def _metric_fits_kind(self) -> "TaskTable":
+        """Apart from the labels' check, so a wrong metric is said in the same round as wrong
+        labels (task_problems runs a table's checks on the keys that passed)."""
         allowed = METRICS_BY_KIND[self.kind]
         if self.metric == "json_schema" and self.schema_file is None:
             raise ValueError("metric 'json_schema' needs 'schema = \"file.json\"' in [task]")
-        if self.metric not in allowed and not is_custom_metric(self.metric):
-            raise ValueError(
-                f"metric '{self.metric}' does not fit a {self.kind} task; use one of {list(allowed)}"
-            )
-        return self
+        if self.metric in allowed or is_custom_metric(self.metric):
+            return self
+        known = sorted({m for metrics in METRICS_BY_KIND.values() for m in metrics})
+        if self.metric in known:
+            raise ValueError(f"metric '{self.metric}' does not fit a {self.kind} task; use one "
+                             f"of {list(allowed)}")
+        close = difflib.get_close_matches(self.metric, allowed, n=1)
+        raise ValueError(f"unknown metric '{self.metric}'"
+                         + (f" (did you mean '{close[0]}'?)" if close else "")
+                         + f"; a {self.kind} task takes one of {list(allowed)}, or your own "
+                         "as 'module:function' / 'file.py:function'")
 
 
 class SplitTable(_Strict):

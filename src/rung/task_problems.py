@@ -4,6 +4,7 @@ that sets it, gathered so one run of a command lists them all."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
@@ -75,7 +76,18 @@ def problems_from(err: ValidationError, text: str, path: Path, raw: dict[str, An
         dotted = ".".join(loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg, fix = f"unknown key '{dotted}'", "remove it or check its spelling (see README)"
+            close = _close_key(spec, loc)
+            msg = f"unknown key '{dotted}'" + (f" (did you mean '{close}'?)" if close else "")
+            fix = "remove it or check its spelling (see README)"
+        elif e["type"] == "string_type" and isinstance(e.get("input"), (int, float, bool)):
+            value = (raw.get(section) or {}).get(key) if isinstance(raw.get(section), dict) \
+                else None
+            if isinstance(value, list):  # labels = [0, 1]: said once, for the whole list
+                msg = f"{dotted}: holds numbers where text is wanted"
+                fix = f"quote each one: {key} = {json.dumps([str(v) for v in value])}"
+            else:
+                msg = f"{dotted}: {e['input']!r} is a number where text is wanted"
+                fix = f"quote it: {key} = \"{e['input']}\""
         elif e["type"] == "missing":
             msg, fix = (f"missing key '{dotted}'", f"add '{key} = ...' under [{section}]") \
                 if key else (f"missing table [{section}]",
@@ -84,7 +96,9 @@ def problems_from(err: ValidationError, text: str, path: Path, raw: dict[str, An
             fix = f"change '{dotted}'"
             msg = f"{dotted}: {msg}"
         line = line_of(text, section, key) if key else line_of_section(text, section)
-        problems.append(ConfigError(msg, file=path, line=line, fix=fix))
+        problem = ConfigError(msg, file=path, line=line, fix=fix)
+        if all(str(problem) != str(seen) for seen in problems):  # labels [0, 1]: once
+            problems.append(problem)
     if len(problems) == 1:
         return problems[0]
     return ProblemList(list(problems), file=path)
@@ -122,6 +136,21 @@ def _unrun_table_checks(err: ValidationError, raw: dict[str, Any],
             except Exception:  # a required key that failed, a value of the wrong type: no
                 continue  # check can be made without it, and pydantic named it already
     return found
+
+
+def _close_key(spec: type[BaseModel], loc: list[str]) -> str:
+    """The known key (or table) an unknown one is likely a misspelling of, or ""."""
+    model: Any = spec
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(
+            model, BaseModel) else None
+        model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or not loc:
+        return ""
+    names = [field.alias or name for name, field in model.model_fields.items()
+             if name != "path"]
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.7)
+    return close[0] if close else ""
 
 
 def _named_key(message: str, table: Any) -> str:
