@@ -242,6 +242,25 @@ def test_a_one_topic_dataset_is_flagged(tmp_path: Path, fake_model) -> None:
     assert set(diversity.rows) >= set(range(61, 301, 7))  # the password tickets
 
 
+def test_a_shared_system_prompt_does_not_make_varied_tickets_one_topic(tmp_path: Path,
+                                                                         fake_model) -> None:
+    """Inputs with context are transcripts; embedding them whole, a long system prompt every
+    record shares pulled varied tickets into one cluster. The topics are what users wrote."""
+    from rung.data.audit.diversity import diversity_check
+    from rung.data.formats import read_examples
+
+    records = clean_records(20)
+    prompt = ("You are the support desk of a large online shop. Be polite, be brief, and "
+              "answer in the customer's language. Never promise refunds. ") * 4
+    shared = [{"messages": [{"role": "system", "content": prompt}, *r["messages"]]}
+              for r in records]
+    plain = diversity_check(read_examples(write_jsonl(tmp_path / "plain.jsonl", records)))
+    framed = diversity_check(read_examples(write_jsonl(tmp_path / "framed.jsonl", shared)))
+    assert framed.status == plain.status == "pass"
+    assert framed.details["clusters"] == plain.details["clusters"]
+    assert framed.details["mean_similarity"] == plain.details["mean_similarity"]
+
+
 def test_infer_kind() -> None:
     labels = [make_example(f"t{i}", ["A", "B"][i % 2]) for i in range(20)]
     assert infer_kind(labels) == ("classification", ("A", "B"))
@@ -265,6 +284,28 @@ def test_review_sample_is_escaped_and_annotatable(tmp_path: Path, fake_model) ->
     csv_lines = (tmp_path / "review" / "review.csv").read_text().splitlines()
     assert csv_lines[0] == "line,system,input,output,flagged_by,verdict,note"
     assert len(csv_lines) == 181
+
+
+def test_the_review_sheet_gives_the_system_prompt_its_column_and_not_twice(tmp_path: Path,
+                                                                            fake_model) -> None:
+    """An input with context is a transcript that starts with the system prompt; the sheet
+    has a system column already, so the input column holds the rest of the conversation."""
+    import csv
+
+    records = [{"messages": [{"role": "system", "content": "You are support."},
+                             {"role": "user", "content": f"item {i} never came"},
+                             {"role": "assistant", "content": "Which order?"},
+                             {"role": "user", "content": f"order {i}"},
+                             {"role": "assistant", "content": "SHIPPING"}]} for i in range(30)]
+    path = write_jsonl(tmp_path / "x.jsonl", records)
+    run_audit(audit_input(path, model="fake"), review_folder=tmp_path / "review",
+              skip=("diversity",))
+    rows = list(csv.DictReader((tmp_path / "review" / "review.csv").open(encoding="utf-8")))
+    row = rows[0]
+    n = row["input"].split("item ")[1].split(" ")[0]
+    assert row["system"] == "You are support."
+    assert row["input"] == (f"User: item {n} never came\n\nAssistant: Which order?\n\n"
+                            f"User: order {n}")
 
 
 # --- the command --------------------------------------------------------------------------

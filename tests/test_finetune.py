@@ -50,6 +50,9 @@ def test_lora_tunes_and_is_measured_like_every_rung(task_dir: Path, tiny_llama: 
     # improvements under FLAT: three at least)
     assert evaluated == 4 or (training["stopped_early"] and evaluated >= 3)
     assert any(r["learning_rate"] is not None and r["grad_norm"] is not None for r in curves)
+    # the seeds' "task metric over time": the answer tokens' accuracy on val at each reading
+    assert all(0 <= r["eval_token_accuracy"] <= 1 for r in curves if r["eval_loss"] is not None)
+    assert sum(r["eval_token_accuracy"] is not None for r in curves) == evaluated
     row = store.rung_rows(result.run_id)[-1]
     summary = json.loads(row["summary_json"])["training"]
     assert summary["adapter"] == str(adapter) and summary["config"]["rank"] == 4

@@ -167,6 +167,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN settings_json TEXT;
     ALTER TABLE runs ADD COLUMN rung_version TEXT;
     """,
+    # 12: the answer-token accuracy on val at each evaluation, the seeds' "task metric over
+    # time" beside the val loss (token_accuracy is train's)
+    """
+    ALTER TABLE training_curves ADD COLUMN eval_token_accuracy REAL;
+    """,
 ]
 
 

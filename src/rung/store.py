@@ -173,9 +173,12 @@ class Store:
     def add_curves(self, run_id: str, rung: str, curves: list[dict[str, Any]]) -> None:
         with self.conn:
             self.conn.executemany(
-                "INSERT INTO training_curves VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO training_curves (run_id, rung, step, epoch, loss, eval_loss, "
+                "learning_rate, grad_norm, token_accuracy, eval_token_accuracy) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(run_id, rung, c["step"], c["epoch"], c.get("loss"), c.get("eval_loss"),
-                  c.get("learning_rate"), c.get("grad_norm"), c.get("mean_token_accuracy"))
+                  c.get("learning_rate"), c.get("grad_norm"), c.get("mean_token_accuracy"),
+                  c.get("eval_mean_token_accuracy"))
                  for c in curves])
 
     def curves(self, run_id: str, rung: str) -> list[sqlite3.Row]:

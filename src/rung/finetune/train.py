@@ -51,7 +51,7 @@ from rung.task import TaskSpec
 
 TUNE_FILE = "tune.json"  # beside the artifact; written last
 CURVE_KEYS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
-              "num_tokens")
+              "eval_mean_token_accuracy", "num_tokens")
 
 
 @dataclass

@@ -97,11 +97,14 @@ def latency(rungs: list[dict[str, Any]]) -> go.Figure:
 
 def learning_curves(rung: str, curve: list[dict[str, Any]], best_step: int | None) -> go.Figure:
     """Train and val loss by step, the kept checkpoint marked: the picture the seeds'
-    overfitting table is read from; the gradient norm on an axis of its own (the seeds'
+    overfitting table is read from; the val answer-token accuracy beside them (the seeds'
+    "task metric over time", 0 to 1); the gradient norm on an axis of its own (the seeds'
     "explosions or vanishing")."""
     fig = go.Figure()
     for column, name, dash, axis in (("loss", "train loss", "solid", "y"),
                                      ("eval_loss", "val loss", "dot", "y"),
+                                     ("eval_token_accuracy", "val answer-token accuracy",
+                                      "longdash", "y"),
                                      ("grad_norm", "gradient norm", "dashdot", "y2")):
         points = [(c["step"], c[column]) for c in curve if c.get(column) is not None]
         if points:
@@ -112,7 +115,7 @@ def learning_curves(rung: str, curve: list[dict[str, Any]], best_step: int | Non
         fig.add_vline(x=best_step, line_dash="dash", line_color="#888",
                       annotation_text=f"kept: step {best_step}", annotation_position="top left")
     fig.update_layout(**LAYOUT, title=f"{rung}: learning curves", xaxis_title="step",
-                      yaxis_title="loss", legend=dict(x=0.98, xanchor="right", y=0.98),
+                      yaxis_title="loss (accuracy 0-1)", legend=dict(x=0.98, xanchor="right", y=0.98),
                       yaxis2=dict(title="gradient norm", overlaying="y", side="right",
                                   showgrid=False))
     return fig

@@ -1,4 +1,4 @@
-"""Rung 4: fine-tuning on train, early-stopped on val, built on the best prompt.
+"""Rung 5: fine-tuning on train, early-stopped on val, built on the best prompt.
 
 It is the most expensive rung, so it runs only when asked ([finetune] in rung.toml, or
 `rung eval --rung finetune`) and only on data the audit does not call "not ready" unless

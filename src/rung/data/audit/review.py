@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rung.data.audit.base import CheckResult
-from rung.data.example import Example
+from rung.data.example import Example, conversation_text
 from rung.errors import DataError
 from rung.files import atomic_write
 
@@ -82,7 +82,9 @@ def review_sample(
     writer = csv.writer(buffer)
     writer.writerow(["line", "system", "input", "output", "flagged_by", "verdict", "note"])
     for ex in picked:
-        writer.writerow([ex.line, ex.system or "", ex.input, ex.output,
+        # the system prompt has its own column: the input is the rest of the conversation
+        said = conversation_text([m for m in ex.messages if m.role != "system"])
+        writer.writerow([ex.line, ex.system or "", said, ex.output,
                          " ".join(flags.get(ex.line, [])), *verdicts.get(ex.line, ("", ""))])
     atomic_write(csv_path, buffer.getvalue())
     lines = [ex.line for ex in picked]
