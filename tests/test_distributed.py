@@ -15,7 +15,10 @@ from conftest import finetune_table, write_task
 
 CONFIGS = Path(__file__).parent.parent / "examples" / "accelerate"
 
-FINETUNE = finetune_table(rank=4, alpha=8, epochs=1, batch_size=4, gradient_accumulation=1)
+# val read every 3 steps: twice in the epoch's 6, too few for a patience of 2 to end it
+# early, so the test counts the steps of the whole epoch
+FINETUNE = finetune_table(rank=4, alpha=8, epochs=1, batch_size=4, gradient_accumulation=1,
+                          eval_steps=3)
 
 
 def test_two_processes_train_the_same_adapter(task_dir: Path, tiny_llama: Path) -> None:
@@ -34,6 +37,7 @@ def test_two_processes_train_the_same_adapter(task_dir: Path, tiny_llama: Path) 
     first, second = record["rank_digests"]
     assert first == second  # both ranks hold the same trained weights
     n_train = _train_size(toml)
+    assert not record["stopped_early"]
     assert record["steps"] == -(-n_train // (4 * 2))  # each step: 4 examples on each of 2 ranks
 
 
