@@ -1,11 +1,21 @@
 """What each rung costs to build, to keep and to serve, from measured tokens and throughput.
 
 Prices default to the seeds' cost table and can be overridden under [costs] in rung.toml:
-OpenAI fine-tuning (GPT-4o-mini $3.00 per 1M training tokens, $0.60 / $2.40 per 1M tokens in /
-out; GPT-4o $25.00, $3.75 / $15.00) and self-hosting (an A100 at ~$0.50 an hour, Llama 8B
-served at ~$0.20 per 1M tokens). Upkeep follows the seeds' warning that a tune must be redone
-whenever a better base model ships, "roughly monthly": `retrains_per_quarter` times the
-training cost plus `hours_per_retrain` of a person's time.
+OpenAI fine-tuning (GPT-4o-mini FT $3.00 per 1M training tokens, $0.60 / $2.40 per 1M tokens
+in / out; GPT-4o FT $25.00, $3.75 / $15.00) and Together.ai's Llama 8B (an A100 at ~$0.50 an
+hour, ~$0.20 per 1M tokens served). What each figure is, said plainly:
+
+* The in / out prices are the seeds' rates for the *fine-tuned* models. The seeds give no
+  rate for the base models, so a prompted pipeline on gpt-4o-mini is priced at the same
+  rate as its tune (the base model's list price is lower: set [costs.api.MODEL]
+  input_per_million / output_per_million to it); the break-even then compares tokens only.
+* `self_hosted_per_million` is Together.ai's hosted price for an 8B model, which the seeds
+  list beside "self-hosted: GPU cost only"; it stands for serving any model size yourself
+  until you set your own.
+* `person_hour` ($100) and `hours_per_retrain` (4) are rung's assumptions, not the seeds':
+  the seeds say upkeep is the cost people forget and give no figure. Upkeep follows their
+  warning that a tune must be redone whenever a better base model ships, "roughly monthly":
+  `retrains_per_quarter` times the training cost plus `hours_per_retrain` of a person's time.
 
 The break-even is the seeds' "narrow, high-volume task": a small tuned model costs more to
 build but less per request than a bigger prompted one; past some volume it is cheaper.
@@ -27,7 +37,9 @@ class ApiPrice(BaseModel):
 
 
 class CostsTable(BaseModel):
-    """[costs] in rung.toml; every default is a figure from the seeds' cost table."""
+    """[costs] in rung.toml; the defaults are the seeds' cost table where it has a figure
+    (see the module docstring for what each one is) and rung's stated assumptions where it
+    has none (cpu_hour, retrains' person-hours)."""
 
     model_config = ConfigDict(extra="forbid")
     gpu_hour: float = Field(default=0.50, ge=0)  # one A100, self-hosted or rented
@@ -41,8 +53,8 @@ class CostsTable(BaseModel):
     # 2-vCPU cloud instance (AWS c7i.large) lists at about $0.09 an hour
     cpu_hour: float = Field(default=0.10, ge=0)
     retrains_per_quarter: float = Field(default=3.0, ge=0)  # a better base model ~monthly
-    hours_per_retrain: float = Field(default=4.0, ge=0)  # rerun, review, ship
-    person_hour: float = Field(default=100.0, ge=0)
+    hours_per_retrain: float = Field(default=4.0, ge=0)  # rerun, review, ship: rung's guess
+    person_hour: float = Field(default=100.0, ge=0)  # rung's assumption, not the seeds'
     # minutes a person takes to write or check one labelled example: the seeds call labelled
     # data "the hidden boss" of the bill and give no rate, so it is unpriced until set
     label_minutes_per_example: float | None = Field(default=None, gt=0)
