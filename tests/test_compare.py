@@ -257,3 +257,30 @@ def test_a_ticket_held_twice_is_compared_twice(task_dir, fake_model):
     worse = prompt["right_to_wrong"]
     assert len({f["example_id"] for f in worse}) * 2 == len(worse)  # each copy, once
     assert {r["run_id"] for r in scored} == {good, broken}
+
+
+def test_the_gate_fails_when_what_the_candidate_would_ship_got_worse(task_dir, fake_model):
+    """A change that lowers the target lets the cheap, worse prompt be the recommendation.
+    With the whole ladder climbed the candidate still measured few-shot, so the gate compared
+    few-shot with few-shot and passed while what would ship fell from 1.0 to a third."""
+    def rule(prompt):  # right only with demonstrations; the plain prompt says BILLING
+        shown = any(m.role == "assistant" for m in prompt)
+        text = prompt[-1].content.lower()
+        return next((l for l in LABELS if l.lower() in text), "BILLING") if shown else "BILLING"
+
+    fake_model.rule = rule
+    toml = write_task(task_dir, ladder={"skip": ["classifier"], "all": True})
+    baseline = _climb(toml)
+    toml.write_text(toml.read_text().replace("target = 0.9", "target = 0.05"))
+    candidate = _climb(toml)
+    said = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
+                               candidate, "--json"])
+    assert said.exit_code == 1, said.output
+    verdict = json.loads(said.stdout)
+    assert verdict["b"]["rung"] == "few-shot" and verdict["difference"] == 0  # the same rung
+    shipped = verdict["shipped"]
+    assert shipped["b"]["rung"] == "prompt" and shipped["difference"] < -0.3
+    assert verdict["fails"]
+    text = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
+                               candidate])
+    assert "the candidate would ship prompt:" in text.stdout

@@ -214,7 +214,10 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
          alpha: float = 0.05) -> dict[str, Any]:
     """Fail when the candidate's rung is significantly worse than the baseline's by more than
     `tolerance`: the baseline's shipped rung against the same rung of the candidate (or the
-    candidate's shipped rung, when the candidate did not measure it)."""
+    candidate's shipped rung, when the candidate did not measure it). Where the candidate
+    would ship another rung (a lowered target lets a cheaper one reach it), that rung is
+    compared too, under `shipped`, and the gate fails if either comparison does: the same
+    rung held while what ships after the change got worse."""
     if finished_run(store, baseline)["split_hash"] != finished_run(store, candidate)["split_hash"]:
         raise ConfigError(f"the candidate {candidate} and the baseline {baseline} were "
                           "measured on different test splits",
@@ -224,8 +227,16 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
     measured = {r["rung"] for r in store.rung_rows(candidate)}
     candidate_rung = rung if rung in measured else shipped(store, candidate)
     result = compare_rung(store, baseline, rung, candidate, candidate_rung, task)
-    worse = result["difference"] < -tolerance and result["p_value"] < alpha
-    return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(worse),
+
+    def worse(comparison: dict[str, Any]) -> bool:
+        return comparison["difference"] < -tolerance and comparison["p_value"] < alpha
+
+    ships = shipped(store, candidate)
+    other = None if ships == candidate_rung else compare_rung(store, baseline, rung, candidate,
+                                                               ships, task)
+    fails = worse(result) or (other is not None and worse(other))
+    return {**result, "tolerance": tolerance, "alpha": alpha, "fails": bool(fails),
+            "shipped": other,
             "changes": changes(finished_run(store, baseline), finished_run(store, candidate),
                                default_settings(task))}
 
@@ -246,6 +257,10 @@ def markdown(verdict: dict[str, Any]) -> str:
         f"- {moves(verdict)}",
         f"- changed since the baseline: {describe_changes(verdict['changes'])}",
     ]
+    if (other := verdict.get("shipped")) is not None:  # the candidate ships another rung
+        lines.insert(3, f"- the candidate would ship {other['b']['rung']}: "
+                        f"{other['b']['score']:.3f} against {other['a']['score']:.3f}, "
+                        f"difference {other['difference']:+.3f}, p = {other['p_value']:.3g}")
     for flip in verdict["right_to_wrong"][:10]:
         lines.append(f"  - line {flip['line']}: expected `{_short(flip['expected'])}`, "
                      f"now `{_short(flip['b'])}` (was `{_short(flip['a'])}`)" + _values(flip))
