@@ -531,3 +531,28 @@ def test_data_of_copies_says_copies_stay_together(task_dir):
     with pytest.raises(DataError, match="3 of them distinct") as err:
         make_split(task, load_examples(task))
     assert "exact-duplicates" in err.value.fix
+
+
+def test_the_run_counts_what_every_rung_sent_a_remote_model(task_dir, monkeypatch):
+    """`rung eval --rung few-shot` builds the prompt rung on val first; those requests were
+    in no rung's `remote` block, so the run's spend read half of what the server was sent.
+    The run's `spent` counts everything the climb sent each remote model."""
+    from conftest import ticket_records
+    from fake_api import FakeVendorAPI
+
+    fake = FakeVendorAPI().start()
+    try:
+        monkeypatch.setenv("RUNG_TEST_KEY", "sk-test-key-123456789")
+        toml = write_task(task_dir, model="openai:gpt-4o-mini", records=ticket_records(8),
+                          fractions=(0.7, 0.15, 0.15),
+                          extra=f'\n[models.openai]\nbase_url = "{fake.url}/v1"\n'
+                                'api_key_env = "RUNG_TEST_KEY"\n')
+        result = climb(toml, only="few-shot")
+        sent = len(fake.requests)
+    finally:
+        fake.stop()
+    [few_shot] = result.results
+    assert 0 < few_shot.remote["requests"] < sent  # the prompt rung's val work is not its own
+    spent = result.summary()["spent"]["openai:gpt-4o-mini"]
+    assert spent["requests"] == sent and spent["errors"] == 0
+    assert spent["dollars"] > few_shot.remote["dollars"]  # the seeds' gpt-4o-mini prices

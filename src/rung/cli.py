@@ -171,6 +171,11 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     if (cache := summary["cache"]) and cache["hits"]:
         out.print(f"[dim]{cache['hits']:,} model answers came from the store, "
                   f"{cache['misses']:,} were asked[/]")
+    for model, used in (summary.get("spent") or {}).items():  # every rung, built ones too
+        price = "unpriced" if used["dollars"] is None else f"${used['dollars']:,.4f}"
+        out.print(f"remote {model}: {used['requests']:,} requests, {used['tokens_in']:,} "
+                  f"tokens in, {used['tokens_out']:,} out, {price} for the whole run",
+                  style="dim", highlight=False, markup=False)
     out.print(f"[dim]run {summary['run_id']} stored in {result.task.store_dir}[/]")
     if result.report is not None:
         out.print(f"report: {result.report}", highlight=False, soft_wrap=True)

@@ -62,6 +62,9 @@ class ClimbResult:
     audit: dict[str, Any] | None = None  # the data audit's id, verdict and reasons
     # model answers this run took from the store ("hits") and asked a model for ("misses")
     cache: dict[str, int] | None = None
+    # what the whole run sent each remote model, rungs built on val only included (a rung's
+    # own `remote` block holds its own requests)
+    spent: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The `rung climb --json` shape; documented in the README and kept stable."""
@@ -77,6 +80,7 @@ class ClimbResult:
             "audit": self.audit,
             "index": self.index,
             "cache": self.cache,
+            "spent": self.spent,
         }
 
 
@@ -362,6 +366,9 @@ def climb(
     store = Store(store_dir or task.store_dir)
     run_id: str | None = None
     results: list[RungResult] = []
+    remote = [m for m in dict.fromkeys((task.models.small, task.models.large)) if m
+              and is_remote(m)]
+    at_start = {m: usage_before(m) for m in remote}
     set_budget(spending)
     try:
         run_id = store.start_run(
@@ -468,7 +475,9 @@ def climb(
                               not_measured={n: w for n, w in why_not.items() if w},
                               audit=_audit_brief(audit),
                               cache=None if cache is None else
-                              {"hits": cache.hits, "misses": cache.misses})
+                              {"hits": cache.hits, "misses": cache.misses},
+                              spent={m: spent(m, at_start[m], task.costs) for m in remote}
+                              or None)
         store.finish_run(run_id, outcome.summary())
         outcome.report = write_report(store, run_id)
         return outcome
