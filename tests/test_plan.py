@@ -12,7 +12,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import FakeModel, finetune_table, ticket_records, write_task
+from conftest import LABELS, FakeModel, finetune_table, ticket_records, write_task
 from rung.cli import app
 from rung.climb import climb
 from rung.models.registry import register_model, unregister_model
@@ -309,3 +309,37 @@ def test_a_raced_choice_with_calibrated_twins_stays_within_the_plan(task_dir, fa
     planned = planned_by_rung(plan)
     for rung, n in sent.items():
         assert n <= planned[rung] <= 1.25 * n, (rung, n, planned[rung])
+
+
+def test_the_dry_run_bounds_a_raced_climb_whose_race_keeps_the_costly_candidates(
+        task_dir, fake_model):
+    """The dry run's stand-in answers nothing, so every candidate ties and a race keeps the
+    first (fewest demonstrations). A model that is right only with many demonstrations keeps
+    the costly ones, and the first climb sent 40% more tokens than the dry run counted. The
+    dry run now counts every candidate on all of val."""
+    from rung.dry_run import dry_run
+    from rung.models.registry import register_model
+    from rung.models.remote import estimate_tokens
+
+    toml = write_task(task_dir, records=ticket_records(40),
+                      ladder={"skip": ["classifier"], "all": True},
+                      extra='\n[prompt]\ncalibrate = false\nvariants = ["instruction"]\n')
+    toml.write_text(toml.read_text().replace(
+        "k = [3, 6]", 'k = [1, 2, 4, 8, 16]\nselection = ["stratified"]\ncalibrate = false')
+        .replace("latency_samples = 2", "latency_samples = 0"))
+    counted = {r["rung"]: r for r in dry_run(toml)["rungs"]}
+    register_model("fake", fake_model)  # the dry run's stand-in answered to its name
+
+    def rule(prompt):  # right only with eight demonstrations or more
+        shown = sum(1 for m in prompt if m.role == "assistant")
+        text = prompt[-1].content.lower()
+        return next((l for l in LABELS if l.lower() in text), "BILLING") if shown >= 8 \
+            else "BILLING"
+
+    fake_model.rule = rule
+    fake_model.calls.clear()
+    climb(toml)
+    sent = [p for _, prompts in fake_model.calls for p in prompts
+            if sum(m.role == "assistant" for m in p) > 0]  # the few-shot rung's prompts
+    assert len(sent) <= counted["few-shot"]["requests"]
+    assert sum(estimate_tokens(p) for p in sent) <= counted["few-shot"]["tokens_in"]

@@ -5,7 +5,10 @@ same demonstrations and retrieved passages, the same latency samples) with every
 by a stand-in that answers at once and writes down what each request would have sent and the
 most it could have received. Its answers are blank, so no choice reaches the target and every
 rung is climbed: the figures are for the whole ladder, an upper bound on a climb that stops
-early, and for a first climb: a prompt asked twice is counted once, as the response cache
+early; every candidate is counted on all of val (full selection), an upper bound on a race,
+whose survivors depend on answers the stand-in cannot give, and the candidate measured on
+test is the costliest of the tied ones (its prompts are the longest); and for a first
+climb: a prompt asked twice is counted once, as the response cache
 sends it once, and a rerun pays only for what that cache lacks. Tokens
 in are estimated at about four characters a token (the tokenizer of a remote model is at its
 server); tokens out are the most each request may write. Dollars come from the [costs] api
@@ -27,6 +30,7 @@ from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import register_model, unregister_model
 from rung.models.labels import answer_budget, with_label_rule
 from rung.models.remote import estimate_tokens, is_remote
+from rung.rungs.base import COUNTING
 from rung.task import load_task
 
 
@@ -101,8 +105,15 @@ def dry_run(path: str | Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="rung-dry-run-") as store:
             # with a response cache of its own, empty, as a first climb has: a prompt two
             # candidates share is counted once, as it is sent once
-            climb(task.path, reporter=reporter, use_cache=True, climb_all=True,
-                  store_dir=Path(store), leave_out=local)
+            # every candidate on all of val, the costliest kept on a tie (rungs.base.COUNTING):
+            # which ones a race keeps, and which one is measured on test, depend on answers a
+            # stand-in cannot give
+            counting = COUNTING.set(True)
+            try:
+                climb(task.path, reporter=reporter, use_cache=True, climb_all=True,
+                      store_dir=Path(store), leave_out=local)
+            finally:
+                COUNTING.reset(counting)
     finally:
         for ref in stand_ins:
             unregister_model(ref)

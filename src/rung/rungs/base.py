@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -137,6 +138,13 @@ def val_work(task: TaskSpec, n_candidates: int, n_val: int, *, race: bool = True
     return n_candidates * n_val
 
 
+# Set by the dry run, whose stand-in answers nothing so that every candidate ties: each
+# candidate is then scored on all of val (a race's survivors depend on answers it cannot
+# give) and a tie keeps the costliest (most tokens sent on val), so the test requests it
+# counts bound those of whichever candidate a real model makes the choice.
+COUNTING: ContextVar[bool] = ContextVar("rung_counting", default=False)
+
+
 def choose_on_val(
     task: TaskSpec,
     pipelines: Sequence[tuple[str, Pipeline]],
@@ -151,10 +159,12 @@ def choose_on_val(
     (see _race) when [eval] selection says so and `race` allows."""
     limit = task.eval.val_limit
     val = list(val[:limit] if limit else val)
-    if race and task.eval.selection == "race" and len(pipelines) > 1 and val:
+    counting = COUNTING.get()
+    if race and task.eval.selection == "race" and len(pipelines) > 1 and val and not counting:
         return _race(task, pipelines, val, progress, cache)
     candidates: list[Candidate] = []
     best: int | None = None
+    sent: list[int] = []  # tokens each candidate sent on val, for the dry run's ties
     for label, pipeline in pipelines:
         result = evaluate(
             pipeline, val, metric=task.task.metric, n_resamples=task.eval.bootstrap,
@@ -163,7 +173,10 @@ def choose_on_val(
         candidates.append(Candidate(label, result.score.value,
                                     {**pipeline.details, "val_n": result.score.n},
                                     val_ci=result.score.ci))
-        if best is None or result.score.value > candidates[best].val_score:
+        sent.append(sum(p.tokens_in for p in result.predictions))
+        if best is None or result.score.value > candidates[best].val_score or (
+                counting and result.score.value == candidates[best].val_score
+                and sent[-1] > sent[best]):
             best = len(candidates) - 1
     assert best is not None, "a rung must try at least one candidate"
     candidates[best] = replace(candidates[best], chosen=True)
