@@ -400,6 +400,28 @@ def test_a_request_that_timed_out_is_counted_at_its_worst_case(fake_api, monkeyp
         set_budget(None)
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_refusal_partway_through_a_batch_keeps_every_answer_it_paid_for(
+        tmp_path, fake_api, monkeypatch, concurrency):
+    """A 403 after two answers stops the batch; the two paid for are cached, so the next run
+    asks only for the rest."""
+    fake_api.script = deque([(200, {}, 0.0)] * 2 + [(403, {}, 0.0, "no access")] * 6)
+    model = _openai_at(fake_api, monkeypatch, concurrency=concurrency, max_retries=0)
+    configure([model.endpoint])
+    store = Store(tmp_path / ".rung")
+    cached = CachedModel("openai:gpt-fake", store.response_cache())
+    prompts = [[Message("user", f"ticket {i}")] for i in range(6)]
+    with pytest.raises(ModelError, match="refused the request"):
+        cached.generate(prompts, 8)
+    kept = store.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    asked = len(fake_api.requests)
+    assert kept == 2
+    fake_api.script.clear()  # access granted: only the four not answered are asked
+    again = cached.generate(prompts, 8)
+    store.close()
+    assert len(fake_api.requests) - asked == 4 and all(a.text == "BILLING" for a in again)
+
+
 # --- money before and after --------------------------------------------------------------------
 
 

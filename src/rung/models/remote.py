@@ -205,7 +205,7 @@ class RemoteModel:
     def _many(self, one: Callable[[int, Sequence[Message]], Any],
               prompts: Sequence[Sequence[Message]]) -> list[Any]:
         answered: dict[int, Any] = {}
-        stopped: BudgetReached | None = None
+        stopped: ModelError | None = None  # the budget reached, or a refusal (401/403/404)
         with self._lock:
             self._refused = None
             before = (self.usage.requests, self.usage.errors)
@@ -213,8 +213,8 @@ class RemoteModel:
             for i, prompt in enumerate(prompts):
                 try:
                     answered[i] = one(i, prompt)
-                except BudgetReached as reached:
-                    stopped = reached
+                except ModelError as error:
+                    stopped = error
                     break
         else:  # every request runs to its end, so none that was paid for is dropped
             with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
@@ -223,11 +223,13 @@ class RemoteModel:
                 error = future.exception()
                 if error is None:
                     answered[i] = future.result()
-                elif isinstance(error, BudgetReached):
-                    stopped = stopped or error
+                elif isinstance(error, ModelError):  # a refusal outranks the budget: a
+                    # larger --budget would not mend it
+                    if stopped is None or isinstance(stopped, BudgetReached):
+                        stopped = error
                 else:
                     raise error
-        if stopped is not None:
+        if stopped is not None:  # every answer paid for goes to the response cache
             stopped.answered = answered
             raise stopped
         self._check_errors(answered, before)
