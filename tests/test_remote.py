@@ -422,6 +422,30 @@ def test_a_refusal_partway_through_a_batch_keeps_every_answer_it_paid_for(
     assert len(fake_api.requests) - asked == 4 and all(a.text == "BILLING" for a in again)
 
 
+def test_a_server_that_sends_no_usage_is_counted_from_the_text(fake_api, monkeypatch):
+    """Without usage fields, tokens out are estimated from the answer's text (at most what
+    the request allowed), never 0, so the budget does not take answers for free."""
+    from rung.models.remote import estimate_tokens
+
+    fake_api.send_usage = False
+    fake_api.answer = lambda body: "the export button crashes on large files"  # 40 characters
+    model = _openai_at(fake_api, monkeypatch)
+    prompt = [Message("user", "ticket 1")]
+    budget = Budget(1.0, {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
+                                               output_per_million=1)})
+    set_budget(budget)
+    try:
+        [answer] = model.generate([prompt], 64)
+        [capped] = model.generate([prompt], 8)
+    finally:
+        set_budget(None)
+    said = estimate_tokens([Message("assistant", fake_api.answer({}))])
+    assert answer.tokens_in == estimate_tokens(prompt) and answer.tokens_out == said == 14
+    assert capped.tokens_out == 8  # the server could write no more than it was allowed
+    assert budget.spent == pytest.approx((2 * estimate_tokens(prompt) + said + 8) / 1e6)
+    assert model.usage.tokens_out == said + 8
+
+
 # --- money before and after --------------------------------------------------------------------
 
 

@@ -286,17 +286,24 @@ class RemoteModel:
                 "seed": 0, "messages": [{"role": m.role, "content": m.content} for m in prompt]}
 
     def _openai(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int) -> "Reply":
+        """One chat request, whole. Tokens are the server's usage fields; a server that sends
+        none (or leaves a count out) is counted by estimate, ~4 characters a token as before
+        asking: the prompt for tokens in, the answer's text for tokens out (at most
+        `max_tokens`), so the budget and the `remote` block never take an answer for free."""
         extra: dict[str, Any] = {}
         if top_logprobs:
             extra = {"logprobs": True, "top_logprobs": top_logprobs}
         response = self.client.chat.completions.create(**self._chat(prompt, max_tokens),
                                                        **extra)
         choice = response.choices[0]
-        usage = response.usage
-        return Reply(choice.message.content or "",
-                     usage.prompt_tokens if usage else self.count_tokens(prompt),
-                     usage.completion_tokens if usage else 0,
-                     alternatives(getattr(choice, "logprobs", None)))
+        text = choice.message.content or ""
+        tokens_in, tokens_out = _counted(response.usage)
+        if tokens_in is None:  # a server that sends no usage: estimated, as before asking
+            tokens_in = self.count_tokens(prompt)
+        if tokens_out is None:  # the reply's own estimate (never 0, which the budget would
+            # take for free), at most what the request allowed
+            tokens_out = min(max_tokens, self.count_tokens([Message("assistant", text)]))
+        return Reply(text, tokens_in, tokens_out, alternatives(getattr(choice, "logprobs", None)))
 
     def _openai_streamed(self, prompt: Sequence[Message], max_tokens: int,
                          on_text: Callable[[str], None]) -> "Reply":
@@ -400,6 +407,13 @@ class StreamCut(Exception):
 
 
 _REFUSED = (401, 403, 404)  # a wrong key, no access, no such model: retries cannot help
+
+
+def _counted(usage: Any) -> tuple[int | None, int | None]:
+    """Tokens in and out from an OpenAI-style usage field; None for what it does not say."""
+    if usage is None:
+        return None, None
+    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
 
 
 def _describe(error: Exception, secret: str | None = None) -> str:
