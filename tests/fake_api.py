@@ -6,7 +6,8 @@ It speaks real HTTP to the real SDKs (nothing in rung or the SDKs is patched): P
 (time, path, headers, body). `script` is a queue of (status, headers, delay_s[, error
 message]) to play before
 answering normally; the normal answer is `answer(request_body) -> text`, streamed a word a
-chunk when the request asks for a stream (in each vendor's own event shape).
+chunk when the request asks for a stream (in each vendor's own event shape). With
+`send_usage` off, OpenAI answers come without their `usage` field, as some servers send them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FakeVendorAPI:
     requests: list[Recorded] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     cut_streams: bool = False  # end streamed answers early, without a finish_reason
+    send_usage: bool = True  # off: OpenAI answers carry no usage field
 
     @property
     def url(self) -> str:
@@ -89,13 +91,13 @@ class FakeVendorAPI:
                                  "top_logprobs": [{"token": text, "logprob": -0.05,
                                                    "bytes": None}]}
                         logprobs = {"content": [first], "refusal": None}
+                    usage = {"usage": {"prompt_tokens": 11, "completion_tokens": 2,
+                                       "total_tokens": 13}} if fake.send_usage else {}
                     self._send(200, {
                         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
                         "model": body.get("model"), "choices": [{
                             "index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                            "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": 11, "completion_tokens": 2,
-                                  "total_tokens": 13}})
+                            "message": {"role": "assistant", "content": text}}], **usage})
 
             def _openai_events(self, body: dict, text: str) -> list[tuple[str | None, dict]]:
                 """OpenAI's chunks, a word each; with `cut_streams`, the stream ends as

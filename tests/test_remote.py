@@ -400,6 +400,87 @@ def test_a_request_that_timed_out_is_counted_at_its_worst_case(fake_api, monkeyp
         set_budget(None)
 
 
+def test_every_attempt_of_a_retried_request_is_counted_in_the_budget(fake_api, monkeypatch):
+    """rung retries, not the SDK, so each attempt reserves and settles: a timed-out one at
+    its worst case, one answered 500 at nothing, the answer at its usage; and a retry that
+    could pass the budget is not sent."""
+    price = {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
+                                  output_per_million=1)}
+    model = _openai_at(fake_api, monkeypatch, timeout_s=0.2, max_retries=2)
+    prompt = [Message("user", "ticket 1")]  # worst case 16 + 8 tokens; the fake bills 11 + 2
+    fake_api.script = deque([(200, {}, 0.6)] * 3)  # every attempt times out
+    budget = Budget(1.0, price)
+    set_budget(budget)
+    try:
+        [late] = model.generate([prompt], 8)
+        assert late.error and len(fake_api.requests) == 3
+        assert budget.spent == pytest.approx(3 * (16 + 8) / 1e6)  # each may have been billed
+        first, second, third = fake_api.requests
+        assert second.at - first.at >= 0.5  # the timeout, then a backoff before asking again
+        fake_api.requests.clear()
+        fake_api.script = deque([(200, {}, 0.6), (500, {}, 0.0)])  # then the answer
+        budget = Budget(1.0, price)
+        set_budget(budget)
+        [answer] = model.generate([prompt], 8)
+        assert answer.text == "BILLING" and len(fake_api.requests) == 3
+        assert budget.spent == pytest.approx(((16 + 8) + 0 + (11 + 2)) / 1e6)
+        assert model.usage.requests == 2 and model.usage.errors == 1  # an example each
+        fake_api.requests.clear()
+        fake_api.script = deque([(200, {}, 0.6)] * 3)
+        set_budget(Budget(30e-6, price))  # room for one worst case, not two
+        with pytest.raises(BudgetReached):
+            model.generate([prompt], 8)
+        assert len(fake_api.requests) == 1  # the retry was not sent
+    finally:
+        set_budget(None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_refusal_partway_through_a_batch_keeps_every_answer_it_paid_for(
+        tmp_path, fake_api, monkeypatch, concurrency):
+    """A 403 after two answers stops the batch; the two paid for are cached, so the next run
+    asks only for the rest."""
+    fake_api.script = deque([(200, {}, 0.0)] * 2 + [(403, {}, 0.0, "no access")] * 6)
+    model = _openai_at(fake_api, monkeypatch, concurrency=concurrency, max_retries=0)
+    configure([model.endpoint])
+    store = Store(tmp_path / ".rung")
+    cached = CachedModel("openai:gpt-fake", store.response_cache())
+    prompts = [[Message("user", f"ticket {i}")] for i in range(6)]
+    with pytest.raises(ModelError, match="refused the request"):
+        cached.generate(prompts, 8)
+    kept = store.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    asked = len(fake_api.requests)
+    assert kept == 2
+    fake_api.script.clear()  # access granted: only the four not answered are asked
+    again = cached.generate(prompts, 8)
+    store.close()
+    assert len(fake_api.requests) - asked == 4 and all(a.text == "BILLING" for a in again)
+
+
+def test_a_server_that_sends_no_usage_is_counted_from_the_text(fake_api, monkeypatch):
+    """Without usage fields, tokens out are estimated from the answer's text (at most what
+    the request allowed), never 0, so the budget does not take answers for free."""
+    from rung.models.remote import estimate_tokens
+
+    fake_api.send_usage = False
+    fake_api.answer = lambda body: "the export button crashes on large files"  # 40 characters
+    model = _openai_at(fake_api, monkeypatch)
+    prompt = [Message("user", "ticket 1")]
+    budget = Budget(1.0, {"gpt-fake": ApiPrice(train_per_million=0, input_per_million=1,
+                                               output_per_million=1)})
+    set_budget(budget)
+    try:
+        [answer] = model.generate([prompt], 64)
+        [capped] = model.generate([prompt], 8)
+    finally:
+        set_budget(None)
+    said = estimate_tokens([Message("assistant", fake_api.answer({}))])
+    assert answer.tokens_in == estimate_tokens(prompt) and answer.tokens_out == said == 14
+    assert capped.tokens_out == 8  # the server could write no more than it was allowed
+    assert budget.spent == pytest.approx((2 * estimate_tokens(prompt) + said + 8) / 1e6)
+    assert model.usage.tokens_out == said + 8
+
+
 # --- money before and after --------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """Dollars a climb may spend at remote models (`rung climb --budget USD`).
 
-One Budget is shared by every remote model of a climb. Each request reserves its worst case
-(the prompt's UTF-8 bytes as tokens in, every token it may write out) before it is sent, so
-requests in flight together cannot overshoot, and settles at what the server's usage fields
-say it cost. A request that would pass the limit is not sent: the climb stops with
+One Budget is shared by every remote model of a climb. Each request, and each retry of it,
+reserves its worst case (the prompt's UTF-8 bytes as tokens in, every token it may write out)
+before it is sent, so requests in flight together cannot overshoot, and settles at what the
+server's usage fields say it cost (where a server sends none, at an estimate from the prompt's
+and the answer's text). A request that would pass the limit is not sent: the climb stops with
 BudgetReached, and everything answered so far is in the response cache.
 """
 
@@ -22,10 +23,11 @@ class BudgetReached(ModelError):
 
 @dataclass
 class Budget:
-    """Dollars a climb may spend at remote models, shared by all of them. Each request
-    reserves its worst case (the prompt's bytes plus every token it may write) before it is
-    sent and settles at what the server's usage fields say it cost (a request that timed out
-    or was cut off at its worst case: the server may have billed it)."""
+    """Dollars a climb may spend at remote models, shared by all of them. Each attempt at a
+    request (rung retries them itself, so none goes uncounted) reserves its worst case (the
+    prompt's bytes plus every token it may write) before it is sent and settles at what the
+    server's usage fields say it cost: an attempt that timed out or was cut off at its worst
+    case (the server may have billed it), one answered with an error status at nothing."""
 
     limit: float
     prices: dict[str, Any]  # model name -> ApiPrice ([costs] api)

@@ -9,17 +9,23 @@ a server returns none (Anthropic never does), the model is asked to answer with 
 its words are parsed ("parsed"), an answer that is no label counting as a format failure.
 
 Requests go out `concurrency` at a time on threads (the official SDK clients are thread-safe).
-The SDKs retry 429s, 5xx and timeouts with exponential backoff and jitter, honouring
-Retry-After, within a per-request timeout; a request that still fails is that example's error,
-is never cached, and once more than `max_error_rate` of the requests have failed the climb
-stops with the last error. Keys come only from the environment and are never written down.
+rung retries 429s, 408s, 409s, 5xx, timeouts and cut connections itself (the SDK clients are
+built with max_retries=0), with the SDKs' own exponential backoff and jitter, honouring
+Retry-After, each attempt within the per-request timeout: so `--budget` reserves and settles
+every attempt, not only the last (a retry the SDK made inside one call was never counted). A
+request that still fails is that example's error, is never cached, and once more than
+`max_error_rate` of the requests have failed the climb stops with the last error. Keys come
+only from the environment and are never written down.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import importlib
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -145,9 +151,10 @@ class RemoteModel:
         return self._client
 
     def _new_client(self) -> Any:
+        """The SDK's client, which never retries: rung does (`_ask`), so that every attempt
+        is reserved and settled in the budget."""
         e = self.endpoint
-        options = {"api_key": e.key() or "none", "timeout": e.timeout_s,
-                   "max_retries": e.max_retries}
+        options = {"api_key": e.key() or "none", "timeout": e.timeout_s, "max_retries": 0}
         if e.backend == "openai":
             from openai import OpenAI
 
@@ -205,7 +212,7 @@ class RemoteModel:
     def _many(self, one: Callable[[int, Sequence[Message]], Any],
               prompts: Sequence[Sequence[Message]]) -> list[Any]:
         answered: dict[int, Any] = {}
-        stopped: BudgetReached | None = None
+        stopped: ModelError | None = None  # the budget reached, or a refusal (401/403/404)
         with self._lock:
             self._refused = None
             before = (self.usage.requests, self.usage.errors)
@@ -213,8 +220,8 @@ class RemoteModel:
             for i, prompt in enumerate(prompts):
                 try:
                     answered[i] = one(i, prompt)
-                except BudgetReached as reached:
-                    stopped = reached
+                except ModelError as error:
+                    stopped = error
                     break
         else:  # every request runs to its end, so none that was paid for is dropped
             with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
@@ -223,11 +230,13 @@ class RemoteModel:
                 error = future.exception()
                 if error is None:
                     answered[i] = future.result()
-                elif isinstance(error, BudgetReached):
-                    stopped = stopped or error
+                elif isinstance(error, ModelError):  # a refusal outranks the budget: a
+                    # larger --budget would not mend it
+                    if stopped is None or isinstance(stopped, BudgetReached):
+                        stopped = error
                 else:
                     raise error
-        if stopped is not None:
+        if stopped is not None:  # every answer paid for goes to the response cache
             stopped.answered = answered
             raise stopped
         self._check_errors(answered, before)
@@ -235,48 +244,108 @@ class RemoteModel:
 
     def _ask(self, prompt: Sequence[Message], *, max_tokens: int, top_logprobs: int = 0,
              on_text: Callable[[str], None] | None = None) -> "Reply | None":
-        if self._refused is not None:  # an earlier request of this batch was refused for
-            raise self._refused          # good: the rest are not sent
+        """One example's request, with up to `max_retries` retries. Each attempt reserves its
+        worst case in the budget before it is sent and settles what it may have cost: the
+        usage for an answer; the worst case for a timeout or a cut connection (the server may
+        have generated, and billed, the whole answer); nothing for an error status. A
+        streamed request is not retried once any of its text was heard."""
         budget = current_budget()
-        reserved = budget.reserve(self.endpoint.model, most_tokens(prompt),
-                                  max_tokens) if budget else 0.0
         started = time.perf_counter()
-        try:
-            if self.endpoint.backend == "openai" and on_text is not None:
-                reply = self._openai_streamed(prompt, max_tokens, on_text)
-            elif self.endpoint.backend == "openai":
-                reply = self._openai(prompt, max_tokens, top_logprobs)
-            elif on_text is not None:
-                reply = self._anthropic_streamed(prompt, max_tokens, on_text)
-            else:
-                reply = self._anthropic(prompt, max_tokens)
-        except Exception as error:  # noqa: BLE001 - after the SDK's retries: this example's error
-            status = getattr(error, "status_code", None)
-            if budget:  # a server that answered with an error billed nothing; one that timed
-                # out or was cut off may have generated (and billed) the whole answer
-                budget.settle(reserved, self.endpoint.model,
-                              *((0, 0) if status else (most_tokens(prompt), max_tokens)))
+        heard = False
+
+        def listen(text: str) -> None:
+            nonlocal heard
+            heard = True
+            on_text(text)  # type: ignore[misc]
+
+        for attempt in range(self.endpoint.max_retries + 1):
+            if self._refused is not None:  # an earlier request of this batch was refused
+                raise self._refused          # for good: the rest are not sent
+            try:
+                reserved = budget.reserve(self.endpoint.model, most_tokens(prompt),
+                                          max_tokens) if budget else 0.0
+            except BudgetReached:
+                if attempt:  # this example had failed: it stays a failure, not an answer
+                    self._failed(self.usage.last_error)
+                raise
+            try:
+                reply = self._send(prompt, max_tokens, top_logprobs,
+                                   None if on_text is None else listen)
+            except Exception as error:  # noqa: BLE001 - this attempt's error
+                status = getattr(error, "status_code", None)
+                if budget:
+                    budget.settle(reserved, self.endpoint.model,
+                                  *((0, 0) if status else (most_tokens(prompt), max_tokens)))
+                described = _describe(error, self._secret())
+                wait = None if heard else self._retry_wait(error, attempt)
+                if wait is not None and attempt < self.endpoint.max_retries:
+                    with self._lock:
+                        self.usage.last_error = described
+                    time.sleep(wait)
+                    continue
+                self._failed(described, status)
+                if self._refused is not None:
+                    raise self._refused
+                return None
+            if budget:
+                budget.settle(reserved, self.endpoint.model, reply.tokens_in, reply.tokens_out)
             with self._lock:
                 self.usage.requests += 1
-                self.usage.errors += 1
-                self.usage.last_error = _describe(error, self._secret())
-                if status in _REFUSED and self._refused is None:
-                    self._refused = ModelError(
-                        f"{self.endpoint.reference} at {self.endpoint.url} refused the "
-                        f"request ({self.usage.last_error}); no retry changes that",
-                        fix="check the key (its variable: [models."
-                            f"{self.endpoint.backend}] api_key_env) and the model's name")
-            if self._refused is not None:
-                raise self._refused
-            return None
-        if budget:
-            budget.settle(reserved, self.endpoint.model, reply.tokens_in, reply.tokens_out)
+                self.usage.tokens_in += reply.tokens_in
+                self.usage.tokens_out += reply.tokens_out
+                self.usage.seconds.append(time.perf_counter() - started)
+            return reply
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int,
+              on_text: Callable[[str], None] | None) -> "Reply":
+        """One attempt at one request."""
+        if self.endpoint.backend == "openai" and on_text is not None:
+            return self._openai_streamed(prompt, max_tokens, on_text)
+        if self.endpoint.backend == "openai":
+            return self._openai(prompt, max_tokens, top_logprobs)
+        if on_text is not None:
+            return self._anthropic_streamed(prompt, max_tokens, on_text)
+        return self._anthropic(prompt, max_tokens)
+
+    def _failed(self, described: str, status: int | None = None) -> None:
+        """An example whose request failed after its retries: counted, and a refusal no
+        retry mends (a wrong key, no access, no such model) stops the rest of its batch."""
         with self._lock:
             self.usage.requests += 1
-            self.usage.tokens_in += reply.tokens_in
-            self.usage.tokens_out += reply.tokens_out
-            self.usage.seconds.append(time.perf_counter() - started)
-        return reply
+            self.usage.errors += 1
+            self.usage.last_error = described
+            if status in _REFUSED and self._refused is None:
+                self._refused = ModelError(
+                    f"{self.endpoint.reference} at {self.endpoint.url} refused the "
+                    f"request ({described}); no retry changes that",
+                    fix="check the key (its variable: [models."
+                        f"{self.endpoint.backend}] api_key_env) and the model's name")
+
+    def _retry_wait(self, error: Exception, attempt: int) -> float | None:
+        """Seconds to wait before asking again, or None where a retry cannot help; the SDKs'
+        own policy. Retried: a timeout or failed connection, 408, 409, 429 and 5xx (or what
+        the server's x-should-retry header says). The wait is the server's Retry-After (or
+        retry-after-ms) when it asks for 0 to 120 seconds; one asking for longer is not
+        retried (OpenAI's SDK gives up too); else 0.5 s doubling each retry up to 8 s, less up
+        to a quarter at random."""
+        sdk = importlib.import_module(self.endpoint.backend)
+        if isinstance(error, sdk.APIStatusError):
+            headers = error.response.headers
+            asked = headers.get("x-should-retry")
+            status = error.status_code
+            if status in _REFUSED or asked == "false" or (
+                    asked != "true" and status not in (408, 409, 429) and status < 500):
+                return None
+            after = _retry_after(headers)
+            if after is not None and after > _MOST_RETRY_AFTER_S:
+                return None
+            if after is not None and after > 0:
+                return after
+        elif not isinstance(error, sdk.APIConnectionError):  # a timeout is one too
+            return None  # a cut stream, an answer that could not be read: not retried
+        return min(_FIRST_RETRY_S * 2.0 ** attempt, _LONGEST_BACKOFF_S) * \
+            (1 - 0.25 * random.random())
 
     def _chat(self, prompt: Sequence[Message], max_tokens: int) -> dict[str, Any]:
         """An OpenAI chat request's body, streamed or not: greedy, seeded."""
@@ -284,17 +353,24 @@ class RemoteModel:
                 "seed": 0, "messages": [{"role": m.role, "content": m.content} for m in prompt]}
 
     def _openai(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int) -> "Reply":
+        """One chat request, whole. Tokens are the server's usage fields; a server that sends
+        none (or leaves a count out) is counted by estimate, ~4 characters a token as before
+        asking: the prompt for tokens in, the answer's text for tokens out (at most
+        `max_tokens`), so the budget and the `remote` block never take an answer for free."""
         extra: dict[str, Any] = {}
         if top_logprobs:
             extra = {"logprobs": True, "top_logprobs": top_logprobs}
         response = self.client.chat.completions.create(**self._chat(prompt, max_tokens),
                                                        **extra)
         choice = response.choices[0]
-        usage = response.usage
-        return Reply(choice.message.content or "",
-                     usage.prompt_tokens if usage else self.count_tokens(prompt),
-                     usage.completion_tokens if usage else 0,
-                     alternatives(getattr(choice, "logprobs", None)))
+        text = choice.message.content or ""
+        tokens_in, tokens_out = _counted(response.usage)
+        if tokens_in is None:  # a server that sends no usage: estimated, as before asking
+            tokens_in = self.count_tokens(prompt)
+        if tokens_out is None:  # the reply's own estimate (never 0, which the budget would
+            # take for free), at most what the request allowed
+            tokens_out = min(max_tokens, self.count_tokens([Message("assistant", text)]))
+        return Reply(text, tokens_in, tokens_out, alternatives(getattr(choice, "logprobs", None)))
 
     def _openai_streamed(self, prompt: Sequence[Message], max_tokens: int,
                          on_text: Callable[[str], None]) -> "Reply":
@@ -398,6 +474,37 @@ class StreamCut(Exception):
 
 
 _REFUSED = (401, 403, 404)  # a wrong key, no access, no such model: retries cannot help
+_FIRST_RETRY_S, _LONGEST_BACKOFF_S = 0.5, 8.0  # the SDKs' backoff
+_MOST_RETRY_AFTER_S = 120.0  # a server asking for a longer wait is not retried
+
+
+def _retry_after(headers: Any) -> float | None:
+    """The wait a response asks for, in seconds, as the SDKs read it: retry-after-ms, then
+    Retry-After as seconds (a float allowed) or as an HTTP date; None where it asks none."""
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return seconds
+        return None if math.isnan(seconds) else _MOST_RETRY_AFTER_S + 1
+    date = headers.get("retry-after")
+    try:
+        parsed = email.utils.parsedate_tz(date) if date else None
+        return None if parsed is None else float(email.utils.mktime_tz(parsed) - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _counted(usage: Any) -> tuple[int | None, int | None]:
+    """Tokens in and out from an OpenAI-style usage field; None for what it does not say."""
+    if usage is None:
+        return None, None
+    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
 
 
 def _describe(error: Exception, secret: str | None = None) -> str:
