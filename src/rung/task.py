@@ -128,8 +128,9 @@ class ModelsTable(_Strict):
     large: str | None = None
     openai: EndpointTable = EndpointTable()
     anthropic: EndpointTable = EndpointTable()
-    # remote models only: requests in flight at once, seconds each, the SDK's retries (with
-    # backoff and jitter, honouring Retry-After), and the share of failed requests that stops
+    # remote models only: requests in flight at once, seconds each, rung's retries (the SDKs'
+    # own backoff and jitter, honouring Retry-After; --budget counts each), and the share of
+    # failed requests that stops
     concurrency: int = Field(default=4, ge=1, le=256)
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=5, ge=0, le=20)
