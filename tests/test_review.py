@@ -350,3 +350,42 @@ def test_a_review_served_on_every_address_prints_one_a_browser_can_open(tmp_path
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def _label_of(body):
+    """The fake vendor's answer: the label the last message names (BILLING by default)."""
+    text = body["messages"][-1]["content"].lower()
+    return next((label for label in LABELS if label.lower() in text), "BILLING")
+
+
+def test_review_on_new_inputs_asks_the_server_the_task_names(tmp_path):
+    """`rung review --inputs` builds both pipelines as `rung serve` does: rung.toml's
+    [models] settings are in force, so production inputs go to the server the task names
+    now (here it moved after the climb) and to no other."""
+    from fake_api import FakeVendorAPI
+    from rung.review import items_for_inputs
+
+    before, now = FakeVendorAPI(answer=_label_of).start(), FakeVendorAPI(answer=_label_of).start()
+    try:
+        toml = write_task(tmp_path / "task", model="openai:tiny", records=ticket_records(6),
+                          ladder={"all": True, "skip": ["classifier", "rag", "bigger-model",
+                                                        "finetune"]},
+                          extra=f'\n[models.openai]\nbase_url = "{before.url}/v1"\n'
+                                'api_key_env = ""\n')
+        run_id = climb(toml).run_id
+        toml.write_text(toml.read_text().replace(before.url, now.url))
+        asked_before = len(before.requests)
+        inputs = tmp_path / "production.txt"
+        inputs.write_text("jane.doe@example.com: the export is a bug\n")
+        store = Store(toml.parent / ".rung")
+        try:
+            queue = items_for_inputs(store, toml.parent, run_id, "prompt", "few-shot", inputs)
+        finally:
+            store.close()
+    finally:
+        before.stop()
+        now.stop()
+    assert [(q["a"], q["b"]) for q in queue] == [("BUG", "BUG")]
+    assert len(before.requests) == asked_before  # not one request to the old server
+    assert {r.body["messages"][-1]["content"] for r in now.requests} == {
+        "jane.doe@example.com: the export is a bug"}

@@ -70,26 +70,25 @@ def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str,
     return queue
 
 
-def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, rung_b: str,
+def items_for_inputs(store: Store, task: Any, run_id: str, rung_a: str, rung_b: str,
                      inputs: Path) -> list[dict[str, Any]]:
-    """Both rungs' pipelines, as the run stored them, on new inputs (production ones, say):
-    each item is named by a hash of its input."""
+    """Both rungs' pipelines on new inputs (production ones, say), built as `rung serve`
+    builds them (served_from): the task's [models] settings and keys in force, so the inputs
+    go to the servers rung.toml names and no other, a moved task's files found, and a tune
+    whose base changed refused. `task`: the loaded TaskSpec, or rung.toml or its folder.
+    Each item is named by a hash of its input."""
     from rung.check import read_inputs
-    from rung.pipeline import Pipeline
+    from rung.serve import served_from
+    from rung.task import TaskSpec, load_task
 
-    rows = {r["rung"]: r for r in store.rung_rows(run_id)}
-    for name in (rung_a, rung_b):
-        if name not in rows:
-            raise ConfigError(f"run {run_id} measured no rung '{name}'",
-                              fix=f"name two it measured: {', '.join(rows)}")
+    require_rungs(store, run_id, rung_a, rung_b)
+    spec = task if isinstance(task, TaskSpec) else load_task(task)
+    pipelines = {name: served_from(spec, run_id, name).pipeline for name in (rung_a, rung_b)}
     examples, labelled = read_inputs(inputs)
     texts = [e.input for e in examples]
     cache = store.response_cache()
-    answers = {}
-    for name in (rung_a, rung_b):
-        pipeline = Pipeline.from_dict(json.loads(rows[name]["pipeline_json"]),
-                                      base_dir=str(task_root))
-        answers[name] = [o.text for o in pipeline.predict(texts, cache=cache)]
+    answers = {name: [o.text for o in pipeline.predict(texts, cache=cache)]
+               for name, pipeline in pipelines.items()}
     return [{"item": INPUT_PREFIX + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
              "expected": e.output if labelled else "", "a": x, "b": y}
             for t, e, x, y in zip(texts, examples, answers[rung_a], answers[rung_b])]
