@@ -418,7 +418,8 @@ def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: fl
 
     store = Store(store_dir)
     try:
-        store.log_served([(served.run_id, served.rung, redact(text), answer, latency_ms)])
+        store.log_served([(served.run_id, served.rung, redact(text), redact(answer),
+                           latency_ms)])
     finally:
         store.close()
 
