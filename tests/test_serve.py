@@ -576,3 +576,112 @@ def test_check_inputs_in_json_lines_with_expected_outputs_are_labelled(tmp_path)
     with pytest.raises(DataError, match="no expected output") as err:
         read_inputs(mixed)
     assert err.value.line == 2
+
+
+# --- one pipeline served in this process, on a loopback port --------------------------------
+
+
+class _Refusing(FakeModel):
+    """A model that refuses every batch, as a remote one does a wrong key (a RungError)."""
+
+    def generate(self, prompts, max_new_tokens=64, on_text=None):  # type: ignore[no-untyped-def]
+        from rung.errors import ModelError
+
+        raise ModelError("the server refused the key", fix="check the key")
+
+
+class _Broken(FakeModel):
+    """A model that fails as no RungError: a bug, CUDA out of memory."""
+
+    def generate(self, prompts, max_new_tokens=64, on_text=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("CUDA out of memory")
+
+
+def _echo(prompt):
+    """An extraction stand-in: it says back the last message it was sent."""
+    return f"you wrote: {prompt[-1].content}"
+
+
+@pytest.fixture
+def serving():
+    """serving(model, **create_app options) -> the base URL of a real uvicorn server, in this
+    process on a loopback port, serving a generation pipeline of `model` (a FakeModel)."""
+    import uvicorn
+
+    from rung.pipeline import Pipeline
+    from rung.serve import Served, create_app
+
+    servers, names = [], []
+
+    def start(model: FakeModel, **options) -> tuple[str, Pipeline]:
+        register_model(model.name, model)
+        names.append(model.name)
+        pipeline = Pipeline(rung="prompt", kind="generation", model=model.name,
+                            instruction="Answer the customer.")
+        app = create_app(Served(pipeline, "run1", "prompt", "t"), **options)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                               log_level="critical"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{server.config.port}", pipeline
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+    for name in names:
+        unregister_model(name)
+
+
+def _counts(url: str) -> dict[str, float]:
+    """rung_requests_total by status, from /metrics."""
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith("rung_requests_total{")}
+
+
+def test_the_request_log_redacts_what_the_answer_repeats(tmp_path, serving):
+    url, _ = serving(FakeModel(name="echoing", rule=_echo), log_to=tmp_path / ".rung")
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none")
+    said = client.chat.completions.create(model="x", messages=[
+        {"role": "user", "content": "write to jane.doe@example.com, card 4111 1111 1111 1111"}])
+    assert "jane.doe@example.com" in said.choices[0].message.content  # the client gets it all
+    store = Store(tmp_path / ".rung")
+    [row] = store.conn.execute("SELECT input, output FROM served").fetchall()
+    store.close()
+    assert "[EMAIL]" in row["output"] and "[CARD]" in row["output"]
+    assert "example.com" not in json.dumps(tuple(row)) and "4111" not in json.dumps(tuple(row))
+
+
+@pytest.mark.parametrize("model, status, kind", [
+    (_Refusing(name="refusing"), 502, "upstream_error"),
+    (_Broken(name="broken"), 500, "server_error")])
+def test_a_failed_request_is_typed_and_counted_alike_streamed_or_not(serving, model, status,
+                                                                   kind):
+    """A model that refuses (a RungError) is a 502 upstream_error, one that breaks a 500
+    server_error: the same type in a stream's error event, each request counted once."""
+    url, _ = serving(model)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    ask = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(openai.APIStatusError) as plain:
+        client.chat.completions.create(**ask)
+    assert plain.value.status_code == status and plain.value.body["type"] == kind
+    with pytest.raises(openai.APIError) as streamed:
+        list(client.chat.completions.create(stream=True, **ask))
+    assert streamed.value.body["type"] == kind and streamed.value.body["code"] == status
+    assert _counts(url) == {str(status): 2.0}
+
+
+def test_an_answer_the_log_could_not_keep_is_counted_a_500_not_a_200(tmp_path, serving):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where --log's store folder would be")
+    url, _ = serving(FakeModel(name="echoing", rule=_echo), log_to=blocked)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.InternalServerError, match="could not be logged"):
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+    assert _counts(url) == {"500": 1.0}
