@@ -658,6 +658,30 @@ def test_the_request_log_redacts_what_the_answer_repeats(tmp_path, serving):
     assert "example.com" not in json.dumps(tuple(row)) and "4111" not in json.dumps(tuple(row))
 
 
+def test_content_in_parts_is_the_input_the_data_reader_makes(tmp_path, serving):
+    """A conversation sent as text parts is asked as the same conversation in a data file
+    (anthropic content blocks) was measured: the parts joined with a newline. A part that is
+    not text is refused, as the reader refuses it, rather than dropped unsaid."""
+    from rung.data.formats import read_examples
+
+    parts = [{"type": "text", "text": "Order 12 arrived broken."},
+             {"type": "text", "text": "I want a refund."}]
+    data = tmp_path / "anthropic.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": parts},
+                                             {"role": "assistant", "content": "BILLING"}]}) + "\n")
+    [example] = read_examples(data)
+    url, pipeline = serving(FakeModel(name="echoing", rule=_echo))
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    said = client.chat.completions.create(model="x", messages=[{"role": "user",
+                                                                 "content": parts}])
+    [measured] = pipeline.predict([example.input])
+    assert said.choices[0].message.content == measured.text
+    assert "broken.\nI want" in measured.text
+    with pytest.raises(openai.BadRequestError, match="not a text part"):
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": [
+            *parts, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}])
+
+
 @pytest.mark.parametrize("model, status, kind", [
     (_Refusing(name="refusing"), 502, "upstream_error"),
     (_Broken(name="broken"), 500, "server_error")])

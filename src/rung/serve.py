@@ -221,7 +221,8 @@ _REQUEST_ROLES = {"system": "system", "developer": "system", "user": "user",
 def _input(messages: Any) -> str:
     """The input for a chat request's messages: `conversation_text` of them, as every example's
     input is made, so the same conversation is asked the same way here as in the climb. A
-    message's content is a string or a list of parts whose text parts are joined; an assistant
+    message's content is a string or a list of text parts, joined with a newline as the data
+    reader joins content blocks (a part of another kind is refused); an assistant
     turn without content (one that only called tools) is empty."""
     from rung.data.example import Message, conversation_text
 
@@ -235,8 +236,15 @@ def _input(messages: Any) -> str:
                              "developer), user and assistant messages, the turns its data holds")
         content = message.get("content")
         if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content
-                              if isinstance(part, dict) and part.get("type") == "text")
+            # as the data reader reads content blocks (rung.data.formats._text, its rule
+            # copied here): text parts only, joined with a newline, so a conversation sent
+            # in parts is the input the climb measured for the same conversation in a file
+            if not all(isinstance(part, dict) and part.get("type") == "text"
+                       and isinstance(part.get("text"), str) for part in content):
+                raise BadRequest(f"message {n} has a part that is not a text part: rung's "
+                                 'pipelines read text, given as {"type": "text", "text": ...} '
+                                 "parts or a string")
+            content = "\n".join(part["text"] for part in content)
         elif content is None and role == "assistant":
             content = ""
         if not isinstance(content, str):
