@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import openai
 import pytest
 
@@ -709,3 +710,127 @@ def test_an_answer_the_log_could_not_keep_is_counted_a_500_not_a_200(tmp_path, s
     with pytest.raises(openai.InternalServerError, match="could not be logged"):
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
     assert _counts(url) == {"500": 1.0}
+
+
+# --- rung check's tests, each against the null it claims ---------------------------------------
+
+
+def test_the_distance_test_holds_its_false_alarm_rate_and_still_finds_a_shift():
+    """Inputs like the test split's (the same distribution of nearest-train similarity) set
+    the distance finding off about alpha of the time or less, whatever the sizes, though
+    its threshold is estimated from m test inputs; inputs that did move are found."""
+    from rung.check import distance_drift
+
+    rng = np.random.default_rng(0)
+    alpha, reps = 0.05, 800
+    for m, n in ((20, 200), (60, 1000)):
+        alarms = sum(distance_drift(rng.beta(8, 3, m), rng.beta(8, 3, n))["p_value"] < alpha
+                     for _ in range(reps))
+        # at most alpha, give or take three standard errors (the binomial at 5% it replaced
+        # fired on a third of these)
+        assert alarms / reps < alpha + 3 * (alpha * (1 - alpha) / reps) ** 0.5, (m, n)
+    def moved() -> np.ndarray:  # a fifth of the inputs about what train does not hold
+        return np.concatenate([rng.beta(8, 3, 240), rng.beta(2, 5, 60)])
+
+    found = sum(distance_drift(rng.beta(8, 3, 60), moved())["p_value"] < 0.01
+                for _ in range(100))
+    assert found >= 90
+
+
+def _orders_task(folder: Path) -> Path:
+    """A generation task scored by ROUGE-L: when an order ships."""
+    folder.mkdir()
+    records = [{"messages": [{"role": "user", "content": f"When does order {i} ship?"},
+                             {"role": "assistant", "content": f"Order {i} ships on "
+                              f"{DAYS[i % 5]} from the warehouse"}]} for i in range(30)]
+    (folder / "orders.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "orders"
+        kind = "generation"
+        instruction = "Say when the order ships."
+        data = "orders.jsonl"
+        metric = "rouge_l"
+        target = 0.99
+
+        [models]
+        small = "orders"
+
+        [prompt]
+        variants = ["instruction"]
+
+        [eval]
+        bootstrap = 100
+        latency_samples = 0
+        """))
+    return folder / "rung.toml"
+
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+
+
+def _paraphrase(prompt):
+    """Close to the expected answer (ROUGE-L about 0.8, never an exact match), unless the
+    input is marked URGENT: then an answer that shares nothing with it."""
+    import re
+
+    text = prompt[-1].content
+    if "URGENT" in text:
+        return "Sorry, I cannot help with that"
+    i = int((re.findall(r"order (\d+)", text) or ["0"])[-1])
+    return f"Order {i} ships {DAYS[i % 5]} from our warehouse"
+
+
+def test_check_finds_a_graded_score_drop(tmp_path):
+    """A graded metric's right/wrong is exact match, 0 of n on both sides here: the score
+    test compares the per-example ROUGE-L values, so a fall from 0.8 to 0 is found."""
+    from rung.check import check
+
+    toml = _orders_task(tmp_path / "orders")
+    register_model("orders", FakeModel(name="orders", rule=_paraphrase))
+    try:
+        run_id = climb(toml, only="prompt").run_id
+        inputs = tmp_path / "prod.jsonl"
+        inputs.write_text("".join(json.dumps({
+            "input": f"URGENT: when does order {i} ship?",
+            "output": f"Order {i} ships on {DAYS[i % 5]} from the warehouse"}) + "\n"
+            for i in range(100, 130)))
+        report = check(toml, inputs, run_id=run_id, rung="prompt")
+    finally:
+        unregister_model("orders")
+    score = report["score"]
+    assert score["significantly_worse"] and "score" in report["significant"]
+    assert score["test"] == "Mann-Whitney U test (one-sided) on per-example rouge_l"
+    assert (score["test_mean"], score["mean"]) == (pytest.approx(0.8, abs=0.05), 0.0)
+
+
+class _Unsure(FakeModel):
+    """A model whose words name no label (a remote one without log-probabilities)."""
+
+    def score_choices(self, prompts, choices):  # type: ignore[no-untyped-def]
+        from rung.models.base import ChoiceScores
+
+        return [ChoiceScores([0.0] * len(choices), 3, [1] * len(choices),
+                             answer="I cannot tell") for _ in prompts]
+
+
+def test_check_says_so_when_no_answer_is_a_label(tmp_path):
+    from rung.check import check
+
+    toml = write_task(tmp_path / "task", model="served", records=ticket_records(8))
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        run_id = climb(toml, only="few-shot").run_id  # its test answers: every label
+    finally:
+        unregister_model("served")
+    inputs = tmp_path / "prod.txt"
+    inputs.write_text("the export is a bug\nplease add dark mode\nI was charged twice\n")
+    register_model("served", _Unsure(name="served"))
+    try:
+        report = check(toml, inputs, run_id=run_id, rung="few-shot")
+    finally:
+        unregister_model("served")
+    assert len([n for n in report["drift"]["labels"]["test"].values() if n]) > 1
+    labels = report["drift"]["labels"]
+    assert labels["significant"] and labels["p_value"] is None
+    assert labels["note"] == "no answer is a label" and "labels" in report["significant"]
