@@ -350,3 +350,130 @@ def test_a_review_served_on_every_address_prints_one_a_browser_can_open(tmp_path
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def _label_of(body):
+    """The fake vendor's answer: the label the last message names (BILLING by default)."""
+    text = body["messages"][-1]["content"].lower()
+    return next((label for label in LABELS if label.lower() in text), "BILLING")
+
+
+def test_review_on_new_inputs_asks_the_server_the_task_names(tmp_path):
+    """`rung review --inputs` builds both pipelines as `rung serve` does: rung.toml's
+    [models] settings are in force, so production inputs go to the server the task names
+    now (here it moved after the climb) and to no other."""
+    from fake_api import FakeVendorAPI
+    from rung.review import items_for_inputs
+
+    before, now = FakeVendorAPI(answer=_label_of).start(), FakeVendorAPI(answer=_label_of).start()
+    try:
+        toml = write_task(tmp_path / "task", model="openai:tiny", records=ticket_records(6),
+                          ladder={"all": True, "skip": ["classifier", "rag", "bigger-model",
+                                                        "finetune"]},
+                          extra=f'\n[models.openai]\nbase_url = "{before.url}/v1"\n'
+                                'api_key_env = ""\n')
+        run_id = climb(toml).run_id
+        toml.write_text(toml.read_text().replace(before.url, now.url))
+        asked_before = len(before.requests)
+        inputs = tmp_path / "production.txt"
+        inputs.write_text("jane.doe@example.com: the export is a bug\n")
+        store = Store(toml.parent / ".rung")
+        try:
+            queue = items_for_inputs(store, toml.parent, run_id, "prompt", "few-shot", inputs)
+        finally:
+            store.close()
+    finally:
+        before.stop()
+        now.stop()
+    assert [(q["a"], q["b"]) for q in queue] == [("BUG", "BUG")]
+    assert len(before.requests) == asked_before  # not one request to the old server
+    assert {r.body["messages"][-1]["content"] for r in now.requests} == {
+        "jane.doe@example.com: the export is a bug"}
+
+
+def test_agreement_of_reviewers_who_always_give_one_verdict_is_valid_json(tmp_path, fake_model):
+    """Two reviewers who both prefer B on every item: kappa is 0/0 there, so it is None
+    with their raw agreement (1.0) beside it; the finished page and --results --json carry
+    strict JSON (no NaN, which a browser's JSON.parse refuses)."""
+    from fastapi.testclient import TestClient
+
+    from rung.review import create_app
+
+    toml, run_id = _climbed(tmp_path, fake_model, per_label=6)
+    store = Store(tmp_path / "task" / ".rung")
+    ids = [p["example_id"] for p in store.predictions(run_id, "prompt")]
+    for reviewer in ("ann", "bob"):
+        for item in ids:
+            store.add_vote(run_id, "prompt", "few-shot", item, reviewer, "a", "right", "b")
+    store.close()
+    client = TestClient(create_app(tmp_path / "task" / ".rung", run_id, "prompt", "few-shot"))
+    finished = client.get("/api/next", params={"reviewer": "ann"})
+    assert finished.status_code == 200
+    page = json.loads(finished.text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert page["results"]["agreement"] == {"ann / bob": {"items": len(ids), "kappa": None,
+                                                          "agreement": 1.0}}
+    done = runner.invoke(app, ["review", run_id, "--task", str(toml), "--results", "--json"])
+    assert done.exit_code == 0, done.output
+    json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} in --json"))
+
+
+def _votes(tmp_path: Path, run_id: str) -> list:
+    store = Store(tmp_path / "task" / ".rung")
+    try:
+        return list(store.votes(run_id, "prompt", "few-shot"))
+    finally:
+        store.close()
+
+
+def test_a_vote_counts_for_the_reviewer_the_item_was_shown_to(tmp_path, fake_model):
+    """The side order depends on the reviewer's name: a name edited after an item loaded
+    (without pressing Enter) must not take that item's vote, or left and right would be
+    read in the other's order."""
+    import threading
+
+    import uvicorn
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rung.review import create_app, left_is_a
+
+    _, run_id = _climbed(tmp_path, fake_model, per_label=6)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(tmp_path / "task" / ".rung", run_id, "prompt", "few-shot"),
+        host="127.0.0.1", port=free_port(), log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    driver = None
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        driver = browser(tmp_path)
+        driver.get(f"http://127.0.0.1:{server.config.port}/")
+        name = driver.find_element(By.ID, "reviewer")
+        name.send_keys("ann", Keys.ENTER)
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.ID, "progress").text.startswith("0 of "))
+        shown = driver.find_element(By.ID, "left").text
+        name.send_keys("e")  # "anne", not yet started
+        driver.execute_script("document.activeElement.blur()")
+        driver.find_element(By.TAG_NAME, "body").send_keys("a")  # ann: the left is better
+        # the page then loads anne's first item: her progress, 0 of N, says nothing
+        wait.until(lambda d: _votes(tmp_path, run_id))
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.should_exit = True
+        thread.join(timeout=10)
+    store = Store(tmp_path / "task" / ".rung")
+    [vote] = store.votes(run_id, "prompt", "few-shot")
+    salt = store.run(run_id)["split_hash"]
+    answers = {p["example_id"]: p["output"] for p in store.predictions(run_id, "prompt")}
+    store.close()
+    assert vote["reviewer"] == "ann"
+    a_left = left_is_a(vote["example_id"], "ann", salt)
+    assert vote["winner"] == ("a" if a_left else "b")
+    if a_left:
+        assert shown == answers[vote["example_id"]]

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import openai
 import pytest
 
@@ -576,3 +577,260 @@ def test_check_inputs_in_json_lines_with_expected_outputs_are_labelled(tmp_path)
     with pytest.raises(DataError, match="no expected output") as err:
         read_inputs(mixed)
     assert err.value.line == 2
+
+
+# --- one pipeline served in this process, on a loopback port --------------------------------
+
+
+class _Refusing(FakeModel):
+    """A model that refuses every batch, as a remote one does a wrong key (a RungError)."""
+
+    def generate(self, prompts, max_new_tokens=64, on_text=None):  # type: ignore[no-untyped-def]
+        from rung.errors import ModelError
+
+        raise ModelError("the server refused the key", fix="check the key")
+
+
+class _Broken(FakeModel):
+    """A model that fails as no RungError: a bug, CUDA out of memory."""
+
+    def generate(self, prompts, max_new_tokens=64, on_text=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("CUDA out of memory")
+
+
+def _echo(prompt):
+    """An extraction stand-in: it says back the last message it was sent."""
+    return f"you wrote: {prompt[-1].content}"
+
+
+@pytest.fixture
+def serving():
+    """serving(model, **create_app options) -> the base URL of a real uvicorn server, in this
+    process on a loopback port, serving a generation pipeline of `model` (a FakeModel)."""
+    import uvicorn
+
+    from rung.pipeline import Pipeline
+    from rung.serve import Served, create_app
+
+    servers, names = [], []
+
+    def start(model: FakeModel, **options) -> tuple[str, Pipeline]:
+        register_model(model.name, model)
+        names.append(model.name)
+        pipeline = Pipeline(rung="prompt", kind="generation", model=model.name,
+                            instruction="Answer the customer.")
+        app = create_app(Served(pipeline, "run1", "prompt", "t"), **options)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                               log_level="critical"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{server.config.port}", pipeline
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+    for name in names:
+        unregister_model(name)
+
+
+def _counts(url: str) -> dict[str, float]:
+    """rung_requests_total by status, from /metrics."""
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith("rung_requests_total{")}
+
+
+def test_the_request_log_redacts_what_the_answer_repeats(tmp_path, serving):
+    url, _ = serving(FakeModel(name="echoing", rule=_echo), log_to=tmp_path / ".rung")
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none")
+    said = client.chat.completions.create(model="x", messages=[
+        {"role": "user", "content": "write to jane.doe@example.com, card 4111 1111 1111 1111"}])
+    assert "jane.doe@example.com" in said.choices[0].message.content  # the client gets it all
+    store = Store(tmp_path / ".rung")
+    [row] = store.conn.execute("SELECT input, output FROM served").fetchall()
+    store.close()
+    assert "[EMAIL]" in row["output"] and "[CARD]" in row["output"]
+    assert "example.com" not in json.dumps(tuple(row)) and "4111" not in json.dumps(tuple(row))
+
+
+def test_content_in_parts_is_the_input_the_data_reader_makes(tmp_path, serving):
+    """A conversation sent as text parts is asked as the same conversation in a data file
+    (anthropic content blocks) was measured: the parts joined with a newline. A part that is
+    not text is refused, as the reader refuses it, rather than dropped unsaid."""
+    from rung.data.formats import read_examples
+
+    parts = [{"type": "text", "text": "Order 12 arrived broken."},
+             {"type": "text", "text": "I want a refund."}]
+    data = tmp_path / "anthropic.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": parts},
+                                             {"role": "assistant", "content": "BILLING"}]}) + "\n")
+    [example] = read_examples(data)
+    url, pipeline = serving(FakeModel(name="echoing", rule=_echo))
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    said = client.chat.completions.create(model="x", messages=[{"role": "user",
+                                                                 "content": parts}])
+    [measured] = pipeline.predict([example.input])
+    assert said.choices[0].message.content == measured.text
+    assert "broken.\nI want" in measured.text
+    with pytest.raises(openai.BadRequestError, match="not a text part"):
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": [
+            *parts, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}])
+
+
+@pytest.mark.parametrize("model, status, kind", [
+    (_Refusing(name="refusing"), 502, "upstream_error"),
+    (_Broken(name="broken"), 500, "server_error")])
+def test_a_failed_request_is_typed_and_counted_alike_streamed_or_not(serving, model, status,
+                                                                   kind):
+    """A model that refuses (a RungError) is a 502 upstream_error, one that breaks a 500
+    server_error: the same type in a stream's error event, each request counted once."""
+    url, _ = serving(model)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    ask = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(openai.APIStatusError) as plain:
+        client.chat.completions.create(**ask)
+    assert plain.value.status_code == status and plain.value.body["type"] == kind
+    with pytest.raises(openai.APIError) as streamed:
+        list(client.chat.completions.create(stream=True, **ask))
+    assert streamed.value.body["type"] == kind and streamed.value.body["code"] == status
+    assert _counts(url) == {str(status): 2.0}
+
+
+def test_an_answer_the_log_could_not_keep_is_counted_a_500_not_a_200(tmp_path, serving):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where --log's store folder would be")
+    url, _ = serving(FakeModel(name="echoing", rule=_echo), log_to=blocked)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.InternalServerError, match="could not be logged"):
+        client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+    assert _counts(url) == {"500": 1.0}
+
+
+# --- rung check's tests, each against the null it claims ---------------------------------------
+
+
+def test_the_distance_test_holds_its_false_alarm_rate_and_still_finds_a_shift():
+    """Inputs like the test split's (the same distribution of nearest-train similarity) set
+    the distance finding off about alpha of the time or less, whatever the sizes, though
+    its threshold is estimated from m test inputs; inputs that did move are found."""
+    from rung.check import distance_drift
+
+    rng = np.random.default_rng(0)
+    alpha, reps = 0.05, 800
+    for m, n in ((20, 200), (60, 1000)):
+        alarms = sum(distance_drift(rng.beta(8, 3, m), rng.beta(8, 3, n))["p_value"] < alpha
+                     for _ in range(reps))
+        # at most alpha, give or take three standard errors (the binomial at 5% it replaced
+        # fired on a third of these)
+        assert alarms / reps < alpha + 3 * (alpha * (1 - alpha) / reps) ** 0.5, (m, n)
+    def moved() -> np.ndarray:  # a fifth of the inputs about what train does not hold
+        return np.concatenate([rng.beta(8, 3, 240), rng.beta(2, 5, 60)])
+
+    found = sum(distance_drift(rng.beta(8, 3, 60), moved())["p_value"] < 0.01
+                for _ in range(100))
+    assert found >= 90
+
+
+def _orders_task(folder: Path) -> Path:
+    """A generation task scored by ROUGE-L: when an order ships."""
+    folder.mkdir()
+    records = [{"messages": [{"role": "user", "content": f"When does order {i} ship?"},
+                             {"role": "assistant", "content": f"Order {i} ships on "
+                              f"{DAYS[i % 5]} from the warehouse"}]} for i in range(30)]
+    (folder / "orders.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "rung.toml").write_text(textwrap.dedent("""\
+        [task]
+        name = "orders"
+        kind = "generation"
+        instruction = "Say when the order ships."
+        data = "orders.jsonl"
+        metric = "rouge_l"
+        target = 0.99
+
+        [models]
+        small = "orders"
+
+        [prompt]
+        variants = ["instruction"]
+
+        [eval]
+        bootstrap = 100
+        latency_samples = 0
+        """))
+    return folder / "rung.toml"
+
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+
+
+def _paraphrase(prompt):
+    """Close to the expected answer (ROUGE-L about 0.8, never an exact match), unless the
+    input is marked URGENT: then an answer that shares nothing with it."""
+    import re
+
+    text = prompt[-1].content
+    if "URGENT" in text:
+        return "Sorry, I cannot help with that"
+    i = int((re.findall(r"order (\d+)", text) or ["0"])[-1])
+    return f"Order {i} ships {DAYS[i % 5]} from our warehouse"
+
+
+def test_check_finds_a_graded_score_drop(tmp_path):
+    """A graded metric's right/wrong is exact match, 0 of n on both sides here: the score
+    test compares the per-example ROUGE-L values, so a fall from 0.8 to 0 is found."""
+    from rung.check import check
+
+    toml = _orders_task(tmp_path / "orders")
+    register_model("orders", FakeModel(name="orders", rule=_paraphrase))
+    try:
+        run_id = climb(toml, only="prompt").run_id
+        inputs = tmp_path / "prod.jsonl"
+        inputs.write_text("".join(json.dumps({
+            "input": f"URGENT: when does order {i} ship?",
+            "output": f"Order {i} ships on {DAYS[i % 5]} from the warehouse"}) + "\n"
+            for i in range(100, 130)))
+        report = check(toml, inputs, run_id=run_id, rung="prompt")
+    finally:
+        unregister_model("orders")
+    score = report["score"]
+    assert score["significantly_worse"] and "score" in report["significant"]
+    assert score["test"] == "Mann-Whitney U test (one-sided) on per-example rouge_l"
+    assert (score["test_mean"], score["mean"]) == (pytest.approx(0.8, abs=0.05), 0.0)
+
+
+class _Unsure(FakeModel):
+    """A model whose words name no label (a remote one without log-probabilities)."""
+
+    def score_choices(self, prompts, choices):  # type: ignore[no-untyped-def]
+        from rung.models.base import ChoiceScores
+
+        return [ChoiceScores([0.0] * len(choices), 3, [1] * len(choices),
+                             answer="I cannot tell") for _ in prompts]
+
+
+def test_check_says_so_when_no_answer_is_a_label(tmp_path):
+    from rung.check import check
+
+    toml = write_task(tmp_path / "task", model="served", records=ticket_records(8))
+    register_model("served", FakeModel(name="served", rule=rule))
+    try:
+        run_id = climb(toml, only="few-shot").run_id  # its test answers: every label
+    finally:
+        unregister_model("served")
+    inputs = tmp_path / "prod.txt"
+    inputs.write_text("the export is a bug\nplease add dark mode\nI was charged twice\n")
+    register_model("served", _Unsure(name="served"))
+    try:
+        report = check(toml, inputs, run_id=run_id, rung="few-shot")
+    finally:
+        unregister_model("served")
+    assert len([n for n in report["drift"]["labels"]["test"].values() if n]) > 1
+    labels = report["drift"]["labels"]
+    assert labels["significant"] and labels["p_value"] is None
+    assert labels["note"] == "no answer is a label" and "labels" in report["significant"]

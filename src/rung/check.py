@@ -1,14 +1,17 @@
 """`rung check`: the seeds' "validate before you deploy", on production inputs.
 
 The run's shipped pipeline answers the inputs. With expected outputs, the score (with its
-bootstrap interval) is compared with the run's test score by Fisher's exact test on the share
-answered correctly. Always, the inputs are compared with what the pipeline was built on:
+bootstrap interval) is compared with the run's test answers: a 0/1 metric by Fisher's exact
+test on the share answered correctly, a graded one (ROUGE-L, BLEU, chrF, a custom score) by a
+one-sided Mann-Whitney U test on the per-example values. Always, the inputs are compared with
+what the pipeline was built on:
 
 * distance: each input's cosine similarity to its nearest train input (MiniLM). The threshold
-  is the 5th percentile of the test inputs' own nearest-train similarity, so about 5% of
-  inputs like the test split fall below it; a one-sided binomial test says whether more do.
+  is the k-th smallest of the m test inputs' own nearest-train similarities (k about 5% of
+  m + 1), so about 5% of inputs like the test split fall below it; the count that does is
+  tested against the beta-binomial that an estimated threshold gives (exact under no drift).
 * labels (classification): the predicted labels against the test split's predicted labels,
-  chi-square test of the two count rows.
+  chi-square test of the two count rows; no answer a label at all is drift in itself.
 * length: input lengths in words against the train inputs', Mann-Whitney U test.
 * PII: kinds of personal data found in the inputs that the train inputs never had.
 
@@ -102,6 +105,83 @@ class Finding:
 NEAR_COPY = 0.98  # MiniLM cosine to a train input from which an input counts as a near-copy
 
 
+SHARE_FAR = 0.05  # about this share of inputs like the test split's falls below the threshold
+
+
+def distance_drift(test_similarity: Any, similarity: Any) -> dict[str, Any]:
+    """The distance finding: how many inputs are farther from train than all but about 5%
+    of the test inputs are, and whether that is more than inputs like the test split's give.
+
+    The threshold is the k-th smallest of the m test inputs' similarities, k = the largest
+    whole number not above 5% of m + 1 (at least 1). It is estimated from m points, so the
+    share of inputs like the test split's below it is not 5% but varies as a Beta(k,
+    m + 1 - k) draw; the count below it among n such inputs is then beta-binomial (exact for
+    any continuous similarity). The p-value is that null's chance of as many far inputs or
+    more; a binomial at exactly 5% took the threshold for known and fired on a third of
+    inputs that had not drifted at all."""
+    from scipy import stats
+
+    test = np.sort(np.asarray(test_similarity, dtype=float))
+    similarity = np.asarray(similarity, dtype=float)
+    m, n = len(test), len(similarity)
+    k = max(1, int(SHARE_FAR * (m + 1)))
+    threshold = float(test[k - 1])
+    far = int((similarity < threshold).sum())
+    p_value = float(stats.betabinom.sf(far - 1, n, k, m + 1 - k)) if far else 1.0
+    return {"far": far, "share_far": round(far / n, 4), "expected_share": round(k / (m + 1), 4),
+            "threshold": round(threshold, 4), "test_inputs": m,
+            "median_similarity": round(float(np.median(similarity)), 4),
+            "test": f"beta-binomial: the threshold is the {k}th smallest of {m} test "
+                    "similarities", "p_value": min(1.0, p_value), "similarity": similarity}
+
+
+def label_drift(now: list[int], before: list[int]) -> tuple[float | None, str | None]:
+    """The chi-square test of the labels the pipeline gave the inputs (`now`, a count per
+    label) against those it gave the test split, and a note where no test can be made: no
+    answer to the inputs is a label (that alone is drift: the finding is significant), or no
+    test answer was one (nothing to compare with)."""
+    from scipy import stats
+
+    if not sum(now):
+        return None, "no answer is a label"
+    if not sum(before):
+        return None, "no answer on the test split was a label: nothing to compare with"
+    used = [i for i in range(len(now)) if now[i] + before[i] > 0]
+    if len(used) < 2:
+        return 1.0, None
+    table = [[now[i] for i in used], [before[i] for i in used]]
+    return float(stats.chi2_contingency(table).pvalue), None
+
+
+def score_shift(spec: Any, expected: list[str], outputs: list[str], test_expected: list[str],
+                test_outputs: list[str]) -> dict[str, Any]:
+    """The inputs' score against the run's stored test answers, one-sided (worse?). A 0/1
+    metric by Fisher's exact test on the share right; a graded one (ROUGE-L, BLEU, chrF, a
+    custom score), whose right/wrong is exact match and would hide any drop, by the
+    Mann-Whitney U test on the per-example values (the inputs are not the test examples:
+    unpaired)."""
+    from scipy import stats
+
+    from rung.eval.metrics import per_example_values
+
+    new = per_example_values(spec, expected, outputs)
+    old = per_example_values(spec, test_expected, test_outputs)
+    if spec.binary:
+        right, test_right = int((new >= 1.0).sum()), int((old >= 1.0).sum())
+        _, p_value = stats.fisher_exact([[right, len(new) - right],
+                                         [test_right, len(old) - test_right]])
+        return {"p_value": float(p_value), "test": "Fisher's exact test, share correct",
+                "worse": right / len(new) < test_right / max(len(old), 1)}
+    if len(old) == 0 or len(set(new) | set(old)) < 2:  # nothing stored, or every value equal
+        p_value = 1.0
+    else:
+        p_value = float(stats.mannwhitneyu(new, old, alternative="less").pvalue)
+    return {"p_value": p_value, "test": f"Mann-Whitney U test (one-sided) on per-example "
+            f"{spec.name}", "mean": round(float(new.mean()), 4),
+            "test_mean": round(float(old.mean()), 4) if len(old) else None,
+            "worse": bool(len(old)) and float(new.mean()) < float(old.mean())}
+
+
 def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = None,
           rung: str | None = None, alpha: float = 0.01) -> dict[str, Any]:
     from scipy import stats
@@ -109,6 +189,7 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     from rung.climb import load_examples, make_split
     from rung.data.audit.pii import find_pii
     from rung.data.audit.review import read_verdicts, review_sample
+    from rung.eval.metrics import metric_spec
     from rung.eval.runner import evaluate
     from rung.eval.semantic import sentence_vectors
     from rung.probes import probe
@@ -161,17 +242,15 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     score = None
     if labelled:
         summary = json.loads(row["summary_json"])
-        right = sum(p.correct for p in result.predictions)
-        test_right = sum(bool(p["correct"]) for p in tested)
-        _, p_value = stats.fisher_exact([[right, len(examples) - right],
-                                         [test_right, len(tested) - test_right]])
         s = result.score
-        worse = right / len(examples) < test_right / max(len(tested), 1)
+        spec = metric_spec(task.task.metric, task.json_schema)
+        shift = score_shift(spec, [e.output for e in examples], outputs,
+                            [p["expected"] for p in tested], [p["output"] for p in tested])
         score = {"metric": s.metric, "score": round(s.value, 4),
                  "ci": [round(s.ci[0], 4), round(s.ci[1], 4)], "n": s.n,
-                 "test_score": summary["score"], "test_ci": summary["ci"],
-                 "p_value": float(p_value), "test": "Fisher's exact test, share correct",
-                 "significantly_worse": bool(worse and p_value < alpha)}
+                 "test_score": summary["score"], "test_ci": summary["ci"], **shift,
+                 "significantly_worse": bool(shift["worse"] and shift["p_value"] < alpha)}
+        del score["worse"]
 
     train_texts = [e.input for e in run_train]
     train_vectors = sentence_vectors(train_texts)
@@ -179,27 +258,23 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     def nearest(texts: list[str]) -> np.ndarray:
         return (sentence_vectors(texts) @ train_vectors.T).max(axis=1)
 
-    threshold = float(np.percentile(nearest([e.input for e in run_test]), 5))
-    similarity = nearest([e.input for e in examples])
-    far = int((similarity < threshold).sum())
-    p_far = stats.binomtest(far, len(examples), 0.05, alternative="greater").pvalue
-    findings.append(Finding("distance", bool(p_far < alpha), float(p_far), {
-        "far": far, "share_far": round(far / len(examples), 4), "expected_share": 0.05,
-        "threshold": round(threshold, 4),
-        "median_similarity": round(float(np.median(similarity)), 4)}))
+    distance = distance_drift(nearest([e.input for e in run_test]),
+                              nearest([e.input for e in examples]))
+    similarity = distance.pop("similarity")
+    p_far = distance.pop("p_value")
+    findings.append(Finding("distance", bool(p_far < alpha), p_far, distance))
 
     if task.task.kind == "classification":
         labels = list(task.task.labels)
         now = Counter(o for o in outputs if o in labels)
         before = Counter(p["output"] for p in tested if p["output"] in labels)
-        used = [label for label in labels if now[label] + before[label] > 0]
-        if len(used) > 1:
-            table = [[now[label] for label in used], [before[label] for label in used]]
-            p_labels = float(stats.chi2_contingency(table).pvalue)
-        else:
-            p_labels = 1.0
-        findings.append(Finding("labels", bool(p_labels < alpha), p_labels, {
-            "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels}}))
+        p_labels, note = label_drift([now[label] for label in labels],
+                                     [before[label] for label in labels])
+        # no answer a label at all is drift, though no test can say by how much
+        significant = p_labels < alpha if p_labels is not None else not sum(now.values())
+        findings.append(Finding("labels", bool(significant), p_labels, {
+            "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels},
+            **({"note": note} if note else {})}))
 
     # The seeds: validate on inputs you did not train on. A production input that is a train
     # example (or all but) is what the tune, classifier or demonstrations were built from,

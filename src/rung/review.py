@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,26 +71,25 @@ def items(store: Store, run_id: str, rung_a: str, rung_b: str) -> list[dict[str,
     return queue
 
 
-def items_for_inputs(store: Store, task_root: Path, run_id: str, rung_a: str, rung_b: str,
+def items_for_inputs(store: Store, task: Any, run_id: str, rung_a: str, rung_b: str,
                      inputs: Path) -> list[dict[str, Any]]:
-    """Both rungs' pipelines, as the run stored them, on new inputs (production ones, say):
-    each item is named by a hash of its input."""
+    """Both rungs' pipelines on new inputs (production ones, say), built as `rung serve`
+    builds them (served_from): the task's [models] settings and keys in force, so the inputs
+    go to the servers rung.toml names and no other, a moved task's files found, and a tune
+    whose base changed refused. `task`: the loaded TaskSpec, or rung.toml or its folder.
+    Each item is named by a hash of its input."""
     from rung.check import read_inputs
-    from rung.pipeline import Pipeline
+    from rung.serve import served_from
+    from rung.task import TaskSpec, load_task
 
-    rows = {r["rung"]: r for r in store.rung_rows(run_id)}
-    for name in (rung_a, rung_b):
-        if name not in rows:
-            raise ConfigError(f"run {run_id} measured no rung '{name}'",
-                              fix=f"name two it measured: {', '.join(rows)}")
+    require_rungs(store, run_id, rung_a, rung_b)
+    spec = task if isinstance(task, TaskSpec) else load_task(task)
+    pipelines = {name: served_from(spec, run_id, name).pipeline for name in (rung_a, rung_b)}
     examples, labelled = read_inputs(inputs)
     texts = [e.input for e in examples]
     cache = store.response_cache()
-    answers = {}
-    for name in (rung_a, rung_b):
-        pipeline = Pipeline.from_dict(json.loads(rows[name]["pipeline_json"]),
-                                      base_dir=str(task_root))
-        answers[name] = [o.text for o in pipeline.predict(texts, cache=cache)]
+    answers = {name: [o.text for o in pipeline.predict(texts, cache=cache)]
+               for name, pipeline in pipelines.items()}
     return [{"item": INPUT_PREFIX + hashlib.sha256(t.encode()).hexdigest()[:16], "input": t,
              "expected": e.output if labelled else "", "a": x, "b": y}
             for t, e, x, y in zip(texts, examples, answers[rung_a], answers[rung_b])]
@@ -152,7 +152,10 @@ def _wilson(k: int, n: int, z: float = 1.959964) -> list[float] | None:
 
 
 def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str, Any]:
-    """Cohen's kappa of each pair of reviewers on the items both decided (skips aside)."""
+    """Cohen's kappa of each pair of reviewers on the items both decided (skips aside), and
+    their raw agreement (the share of those items they judged alike). Kappa is None where it
+    is undefined: both reviewers gave one and the same verdict throughout (chance agreement
+    is then 1, and kappa 0/0); the raw agreement still says they agreed."""
     from sklearn.metrics import cohen_kappa_score
 
     pairs = {}
@@ -162,9 +165,16 @@ def _kappa(latest: dict[tuple[str, str], str], reviewers: list[str]) -> dict[str
                             & {item for r, item in latest if r == second})
             both = [(latest[(first, s)], latest[(second, s)]) for s in shared
                     if "skip" not in (latest[(first, s)], latest[(second, s)])]
-            kappa = (float(cohen_kappa_score([x for x, _ in both], [y for _, y in both],
-                                             labels=["a", "b", "tie"])) if both else None)
-            pairs[f"{first} / {second}"] = {"items": len(both), "kappa": kappa}
+            with warnings.catch_warnings():  # undefined (see below) is said by None
+                warnings.simplefilter("ignore")
+                kappa = (float(cohen_kappa_score([x for x, _ in both], [y for _, y in both],
+                                                 labels=["a", "b", "tie"])) if both else None)
+            if kappa is not None and kappa != kappa:  # NaN: both gave one verdict only, 0/0
+                kappa = None
+            agreed = sum(x == y for x, y in both)
+            pairs[f"{first} / {second}"] = {
+                "items": len(both), "kappa": kappa,
+                "agreement": round(agreed / len(both), 4) if both else None}
     return pairs
 
 
@@ -233,7 +243,7 @@ def create_app(store_dir: Path, run_id: str, rung_a: str, rung_b: str,
                     "verdict": verdict_text(summary)}
         q = left[0]
         a_left = left_is_a(q["item"], reviewer, salt)
-        return {"finished": False, "progress": progress, "item": q["item"],
+        return {"finished": False, "progress": progress, "item": q["item"], "reviewer": reviewer,
                 "input": q["input"], "expected": q["expected"],
                 "left": q["a"] if a_left else q["b"], "right": q["b"] if a_left else q["a"]}
 
@@ -357,15 +367,18 @@ async function load() {
     $("results").textContent = JSON.stringify(data.results, null, 1);
     return;
   }
-  current = data.item; $("done").hidden = true; $("item").hidden = false;
+  // the vote is this item's, as shown to this reviewer: the side order depends on the name,
+  // so the name the item was loaded for goes with it, whatever the field says by then
+  current = {item: data.item, reviewer: data.reviewer};
+  $("done").hidden = true; $("item").hidden = false;
   $("input").textContent = data.input; $("expected").textContent = data.expected;
   $("left").textContent = data.left; $("right").textContent = data.right;
 }
 async function vote(choice) {
   if (!current) return;
-  const item = current; current = null;
+  const shown = current; current = null;
   await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
-    body: JSON.stringify({reviewer: who(), item: item, choice: choice})});
+    body: JSON.stringify({reviewer: shown.reviewer, item: shown.item, choice: choice})});
   await load();
 }
 $("start").addEventListener("click", () => { if (who()) load(); });

@@ -132,8 +132,23 @@ class Busy(Exception):
     """The queue is full: the client should come back later."""
 
 
-class Unanswered(Exception):
-    """The pipeline's model failed to answer this request."""
+class Failed(Exception):
+    """A request that got no answer: the status, message and error type its client is told
+    (502 upstream_error: the model failed or refused; 500 server_error: rung itself)."""
+
+    def __init__(self, status: int, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def _server_error(what: str, error: Exception) -> Failed:
+    """A 500 for an exception rung did not expect: its traceback goes to the server's log,
+    its kind to the client."""
+    import logging
+
+    logging.getLogger("rung.serve").error("%s", what, exc_info=error)
+    return Failed(500, f"{what} ({type(error).__name__}); the server's log has the details",
+                  "server_error")
 
 
 class Batcher:
@@ -206,7 +221,8 @@ _REQUEST_ROLES = {"system": "system", "developer": "system", "user": "user",
 def _input(messages: Any) -> str:
     """The input for a chat request's messages: `conversation_text` of them, as every example's
     input is made, so the same conversation is asked the same way here as in the climb. A
-    message's content is a string or a list of parts whose text parts are joined; an assistant
+    message's content is a string or a list of text parts, joined with a newline as the data
+    reader joins content blocks (a part of another kind is refused); an assistant
     turn without content (one that only called tools) is empty."""
     from rung.data.example import Message, conversation_text
 
@@ -220,8 +236,15 @@ def _input(messages: Any) -> str:
                              "developer), user and assistant messages, the turns its data holds")
         content = message.get("content")
         if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content
-                              if isinstance(part, dict) and part.get("type") == "text")
+            # as the data reader reads content blocks (rung.data.formats._text, its rule
+            # copied here): text parts only, joined with a newline, so a conversation sent
+            # in parts is the input the climb measured for the same conversation in a file
+            if not all(isinstance(part, dict) and part.get("type") == "text"
+                       and isinstance(part.get("text"), str) for part in content):
+                raise BadRequest(f"message {n} has a part that is not a text part: rung's "
+                                 'pipelines read text, given as {"type": "text", "text": ...} '
+                                 "parts or a string")
+            content = "\n".join(part["text"] for part in content)
         elif content is None and role == "assistant":
             content = ""
         if not isinstance(content, str):
@@ -325,28 +348,41 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
             return _error(503, "the queue is full; retry shortly", "overloaded",
                           headers={"Retry-After": "1"})
 
-        async def answered(output: Output) -> dict[str, Any]:
-            if output.error:  # a remote model's request failed (or its stream was cut)
-                requests.labels("502").inc()
-                raise Unanswered("the model behind this pipeline failed to answer; "
-                                 "try again (rung's remote usage counts the errors)")
-            seconds = time.perf_counter() - started
-            latency.observe(seconds)
+        async def answered() -> dict[str, Any]:
+            """The completion, once the answer came (and was logged), counted by outcome:
+            200, or Failed with the status and type the client is told."""
+            try:
+                try:
+                    output = await pending
+                except RungError as error:  # the model refused the whole batch (a wrong key)
+                    raise Failed(502, error.message, "upstream_error") from error
+                except Exception as error:  # noqa: BLE001 - a bug, CUDA out of memory, ...
+                    raise _server_error("the pipeline failed on this request", error) from error
+                if output.error:  # a remote model's request failed (or its stream was cut)
+                    raise Failed(502, "the model behind this pipeline failed to answer; try "
+                                 "again (rung's remote usage counts the errors)", "upstream_error")
+                if log_to is not None:  # off the event loop: it writes to SQLite
+                    seconds = time.perf_counter() - started
+                    try:
+                        await asyncio.to_thread(_log, log_to, served, text, output.text,
+                                                seconds * 1000)
+                    except Exception as error:  # noqa: BLE001 - --log asked for every answer
+                        raise _server_error("the answer could not be logged (--log)",
+                                            error) from error
+            except Failed as failed:
+                requests.labels(str(failed.status)).inc()
+                raise
+            latency.observe(time.perf_counter() - started)
             requests.labels("200").inc()
-            if log_to is not None:  # off the event loop: it writes to SQLite
-                await asyncio.to_thread(_log, log_to, served, text, output.text, seconds * 1000)
             return _completion(served, output)
 
         if heard is not None:
             return StreamingResponse(_stream(served, pending, heard, answered),
                                      media_type="text/event-stream")
         try:
-            return await answered(await pending)
-        except Unanswered as failed:
-            return _error(502, str(failed), "upstream_error")
-        except RungError as failed:  # the model refused the whole batch (a wrong key)
-            requests.labels("502").inc()
-            return _error(502, failed.message, "upstream_error")
+            return await answered()
+        except Failed as failed:
+            return _error(failed.status, failed.message, failed.kind)
 
     return app
 
@@ -368,7 +404,7 @@ def _completion(served: Served, output: Output) -> dict[str, Any]:
 
 async def _stream(served: Served, pending: "asyncio.Future[Output]",
                   heard: "asyncio.Queue[str]",
-                  answered: Callable[[Output], Awaitable[dict[str, Any]]]) -> AsyncIterator[str]:
+                  answered: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[str]:
     """Server-sent chunks in OpenAI's shape: the answer's new text as the model makes it
     (each text heard extends the last), then what the finished answer adds, then the
     finish chunk with rung's fields. A label is picked from scores, not written token by
@@ -400,10 +436,10 @@ async def _stream(served: Served, pending: "asyncio.Future[Output]",
         if waiting is not None and not waiting.done():
             waiting.cancel()
     try:
-        answer = await answered(pending.result())
-    except Exception as error:  # noqa: BLE001 - the status went out with the first chunk
-        kind = "upstream_error" if isinstance(error, Unanswered) else "server_error"
-        yield f"data: {json.dumps({'error': {'message': str(error), 'type': kind}})}\n\n"
+        answer = await answered()
+    except Failed as failed:  # the 200 went out with the first chunk: an error event ends it
+        error = {"message": failed.message, "type": failed.kind, "code": failed.status}
+        yield f"data: {json.dumps({'error': error})}\n\n"
         return
     text = answer["choices"][0]["message"]["content"]
     if text.startswith(sent) and text != sent:
@@ -418,7 +454,8 @@ def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: fl
 
     store = Store(store_dir)
     try:
-        store.log_served([(served.run_id, served.rung, redact(text), answer, latency_ms)])
+        store.log_served([(served.run_id, served.rung, redact(text), redact(answer),
+                           latency_ms)])
     finally:
         store.close()
 
