@@ -581,7 +581,7 @@ def review(
             rung_a, rung_b = pair_to_review(store, run, rungs)
             summary = results(store, run, rung_a, rung_b)
             if inputs is not None and not show:
-                queue = items_for_inputs(store, load_task(path).root, run, rung_a, rung_b,
+                queue = items_for_inputs(store, load_task(path), run, rung_a, rung_b,
                                          inputs)
         if not show:
             app_ = create_app(_store_dir(path), run, rung_a, rung_b, queue)

@@ -175,7 +175,9 @@ def print_check(out: Console, err: Console, report: dict) -> None:
     for name, found in report["drift"].items():
         p = found["p_value"]
         out.print(f"{name}: {'DRIFT' if found['significant'] else 'ok'}"
-                  + (f" (p = {p:.3g})" if p is not None else ""), highlight=False)
+                  + (f" (p = {p:.3g})" if p is not None else "")
+                  + (f": {found['note']}" if found.get("note") else ""), highlight=False,
+                  markup=False)
     probes = report["probes"]
     failed = "; ".join(f"{p['name']}: {p['why']}" for p in probes["probes"] if not p["ok"])
     out.print(f"probes: {probes['n'] - len(probes['failed'])} of {probes['n']} edge cases held"
