@@ -317,7 +317,8 @@ def test_the_report_separates_each_pair_of_reviewers_agreement(tmp_path, fake_mo
     done = runner.invoke(app, ["report", run_id, "--task", str(toml), "--out", str(out)])
     assert done.exit_code == 0, done.output
     said = re.search(r"agreement (.*?)</p>", out.read_text())[1]
-    assert re.fullmatch(r"ada / bob kappa \S+; ada / cy kappa \S+; bob / cy kappa \S+", said), said
+    assert re.fullmatch(r"ada / bob kappa \S+ \(\d+% agreed\); ada / cy kappa \S+ \(\d+% agreed\); "
+                        r"bob / cy kappa \S+ \(\d+% agreed\)", said), said
 
 
 def test_a_review_served_on_every_address_prints_one_a_browser_can_open(tmp_path, fake_model):
