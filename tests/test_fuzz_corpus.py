@@ -1,7 +1,8 @@
 """Property-based fuzzing of the corpus readers (issue 14, finding 7): any Markdown, text,
 HTML or PDF file, whole, damaged or not a document at all, is read into a Document whose
 sections cover its text exactly, or refused with a DataError naming the file; never a crash.
-For Markdown and text no line is lost: every line but a heading's underline is in the text.
+For Markdown and text no line is lost: every line but a heading's underline (or a Markdown
+file's front matter) is in the text, and each line's file span is that line of the file.
 Bounded for `make test`; RUNG_FUZZ_EXAMPLES=5000 runs a long random search.
 """
 
@@ -54,6 +55,7 @@ def _read(data: bytes, suffix: str) -> Document | None:
 markdown_line = st.one_of(words, st.builds(lambda n, t: "#" * n + " " + t, st.integers(1, 8),
                                            words),
                           st.sampled_from(["===", "---", "- item", "```", "", "   ", "\r",
+                                           "~~~~", "+++", "...", "\ufeff",
                                            "| a | b |", "<b>html</b>", "\u2028", "\x00"]))
 
 
@@ -71,9 +73,25 @@ def test_any_markdown_or_text_file_is_read_whole_or_refused_by_name(lines, suffi
         return
     kept = document.text.split("\n")
     source = data.decode("utf-8-sig").replace("\r\n", "\n").split("\n")
-    for i, line in enumerate(source):  # every line is there but a heading's underline
+    front = _front_matter_lines(source) if suffix == ".md" else 0
+    for i, line in enumerate(source):  # every line is there but an underline, front matter
         underline = i > 0 and source[i - 1].strip() and UNDERLINE.match(line)
-        assert underline or line in kept, line
+        assert underline or i < front or line in kept, line
+    # each line of the text is the same characters of the file, where its span says
+    file_text = data.decode("utf-8")
+    at = 0
+    for line in kept[:-1]:
+        start, end = document.file_span(at, at + len(line))
+        assert file_text[start:end] == line
+        assert file_text[end:end + 1] in ("\n", "\r", "")
+        at += len(line) + 1
+
+
+def _front_matter_lines(lines: list[str]) -> int:
+    closers = {"---": ("---", "..."), "+++": ("+++",)}.get(lines[0].rstrip())
+    if closers is None:
+        return 0
+    return next((i + 1 for i in range(1, len(lines)) if lines[i].rstrip() in closers), 0)
 
 
 html_piece = st.recursive(
@@ -171,3 +189,46 @@ def test_empty_files_are_refused_and_binary_ones_read_or_refused_by_name(suffix)
     assert _read(b" \n\n\t", suffix) is None
     for data in (b"\xff\xfe\x00\x01" * 10, b"\x00" * 100, bytes(range(256))):
         _read(data, suffix)
+
+
+prose = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.just(" "),
+                min_size=1, max_size=400)
+
+
+@fuzz_settings(40)
+@given(heading=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                       min_size=1, max_size=60).map(lambda t: t * 8),
+       paragraphs=st.lists(prose, min_size=1, max_size=6), size=st.integers(16, 256),
+       overlap=st.integers(0, 255), newline=st.sampled_from(["\n", "\r\n"]))
+def test_any_chunk_fits_the_encoder_and_its_span_covers_it(heading, paragraphs, size,
+                                                           overlap, newline):
+    """Whatever the heading (a paragraph of it, any script) and the text, the embedded chunk
+    (heading, line break, window, [CLS], [SEP]) fits the encoder, the file span holds it,
+    and the windows cover every character the tokenizer reads."""
+    from rung.rag.chunking import chunk_document, embedding_tokenizer
+
+    overlap = min(overlap, size - 1)
+    heading = " ".join(heading.split()) or "h"
+    body = newline.join(["# " + heading, "", *paragraphs, "## " + heading, "", *paragraphs])
+    document = _read(body.encode("utf-8"), ".md")
+    if document is None:
+        return
+    tokenizer = embedding_tokenizer()
+    chunks = chunk_document(document, size=size, overlap=overlap)
+    covered = set()
+    for chunk in chunks:
+        assert len(tokenizer(" ".join(chunk.indexed_text.split()))["input_ids"]) <= 256
+        start, end = chunk.start, chunk.end
+        assert body[start:end].replace("\r\n", "\n").startswith(chunk.text.split("\n")[0])
+        assert body[start:end].replace("\r\n", "\n").endswith(chunk.text.split("\n")[-1])
+        covered.update(range(start, end))
+    for section in document.sections:
+        text = document.text[section.start:section.end]
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) <= 1:
+            continue  # a heading alone: left out on purpose
+        read = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                         verbose=False)["offset_mapping"]
+        for a, b in read:
+            first, _ = document.file_span(section.start + a, section.start + b)
+            assert first in covered

@@ -104,6 +104,17 @@ def reading_model(fake_model):
 # --- reading and chunking -------------------------------------------------------------------
 
 
+def covers(span: str, text: str) -> bool:
+    """A span of the file holds the chunk's text: the same lines in order, only "\r"s and
+    heading underlines (or front matter) between them, and no more at either end."""
+    lines = span.replace("\r\n", "\n").split("\n")
+    wanted = text.split("\n")
+    if lines[0] != wanted[0] or lines[-1] != wanted[-1]:
+        return False
+    rest = iter(lines)
+    return all(any(line == want for line in rest) for want in wanted)
+
+
 def test_every_format_reads_with_headings_and_boilerplate_dropped(tmp_path: Path) -> None:
     docs = write_corpus(tmp_path)
     html = read_document(docs / "guides" / "routes.html", "guides/routes.html")
@@ -142,8 +153,9 @@ def test_chunks_keep_exact_positions_headings_and_overlap(tmp_path: Path) -> Non
     doc = read_document(docs / "guides" / "errors.txt", "guides/errors.txt")
     chunks = chunk_document(doc, size=24, overlap=6)
     assert len(chunks) > 3
+    file_text = (docs / "guides" / "errors.txt").read_bytes().decode("utf-8")
     for chunk in chunks:
-        assert doc.text[chunk.start:chunk.end] == chunk.text
+        assert covers(file_text[chunk.start:chunk.end], chunk.text)
         assert chunk.heading == "Troubleshooting"
         assert chunk.indexed_text.startswith("Troubleshooting\n")
     for a, b in zip(chunks, chunks[1:]):
@@ -467,3 +479,182 @@ def test_the_dense_query_cache_is_bounded_and_answers_stay_right(monkeypatch) ->
     assert list(dense._vectors) == ["q1", "q2", "q3"] and asked == ["q0", "q1", "q2", "q3"]
     dense.search_many(["q3"], 1)
     assert asked == ["q0", "q1", "q2", "q3"]  # kept: not embedded again
+
+
+# --- headings only where the writer made one; chunks that fit; spans of the file ------------
+
+
+def test_code_fences_and_front_matter_make_no_headings(tmp_path: Path) -> None:
+    """'# download the package' in a shell snippet is a comment: the prose after the fence
+    stays under 'Install'. Front matter is the site generator's, not the reader's: its keys
+    are not text, and its closing '---' does not underline 'owner: ops' into a heading."""
+    page = tmp_path / "install.md"
+    page.write_text("---\ntitle: Install\nowner: ops\n---\n\n# Install\n\nRun the installer.\n\n"
+                    "```bash\n# download the package\ncurl -O https://example.com/pkg.tgz\n"
+                    "Not a heading\n---\n```\n\n~~~~\n# verify the checksum\n```\nstill code\n"
+                    "~~~~\n\nThe service listens on port 8443 after install.\n")
+    doc = read_document(page, "install.md")
+    assert [s.headings for s in doc.sections if doc.text[s.start:s.end].strip()] == \
+        [("Install",)]
+    assert "owner: ops" not in doc.text and "title:" not in doc.text
+    for line in ("# download the package", "Not a heading\n---", "# verify the checksum",
+                 "still code"):
+        assert line in doc.text  # code is kept as text
+    chunks = chunk_document(doc, size=160, overlap=32)
+    assert [c.heading for c in chunks] == ["Install"]
+    assert "port 8443" in chunks[-1].text
+    # a document that only opens with a rule, never closed, keeps it as text
+    rule = tmp_path / "rule.md"
+    rule.write_text("---\nowner: ops\n\nText.\n")
+    assert read_document(rule, "rule.md").text.startswith("---\nowner: ops")
+
+
+def test_html_headings_come_from_heading_elements_only(tmp_path: Path) -> None:
+    page = tmp_path / "pricing.html"
+    page.write_text("<html><body><h1>Pricing</h1><h2>Team plan</h2><table><tr><th>#</th>"
+                    "<th>Seats</th><th>Price</th></tr><tr><td>1</td><td>5</td><td>$40</td></tr>"
+                    "</table><p>## Team plan billing is monthly.</p><p>Plan</p><p>====</p>"
+                    "<pre># restart the agent\nsystemctl restart agent</pre>"
+                    "<p>The agent reconnects within 30 seconds.</p></body></html>")
+    doc = read_document(page, "pricing.html")
+    assert [s.headings for s in doc.sections] == [("Pricing",), ("Pricing", "Team plan")]
+    assert "# | Seats | Price\n1 | 5 | $40\n" in doc.text and "Plan\n====\n" in doc.text
+    assert "# restart the agent\nsystemctl restart agent\n" in doc.text  # <pre> keeps its lines
+    chunks = chunk_document(doc, size=160, overlap=32)
+    assert [c.heading for c in chunks] == ["Pricing > Team plan"]
+    assert "reconnects within 30 seconds" in chunks[0].text
+    assert not chunks[0].span_in_file  # extracted text: no characters of the file to cite
+
+
+def test_a_text_file_has_no_hash_headings(tmp_path: Path) -> None:
+    """In plain text '# restart the agent' is a comment and '# 3' a number; a line underlined
+    with === or --- is the heading convention plain text has, and still opens a section."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Restarting\n==========\n\n# restart the agent\nsystemctl restart agent\n"
+                     "# 3 retries, then it gives up.\n")
+    doc = read_document(notes, "notes.txt")
+    assert [s.headings for s in doc.sections] == [("Restarting",)]
+    assert "# restart the agent\n" in doc.text and "# 3 retries" in doc.text
+
+
+def test_every_embedded_chunk_fits_the_encoder(tmp_path: Path) -> None:
+    """What is embedded is heading, line break and window between [CLS] and [SEP]: with the
+    largest chunk_tokens allowed (256) and a long heading, every chunk must still fit the
+    encoder's 256 tokens whole, and the windows still cover the section and overlap."""
+    from rung.rag.chunking import embedding_tokenizer
+
+    tokenizer = embedding_tokenizer()
+    heading = "Billing and invoices for multi-region teams with annual contracts " * 4
+    words = " ".join(f"word{i} alpha-beta, gamma." for i in range(600))
+    page = tmp_path / "long.md"
+    page.write_text(f"# {heading.strip()}\n\n{words}\n\n## {'x' * 3000}\n\n{words}\n")
+    doc = read_document(page, "long.md")
+    file_text = page.read_bytes().decode("utf-8")
+    for size, overlap in ((256, 0), (256, 64), (160, 32), (40, 39)):
+        chunks = chunk_document(doc, size=size, overlap=overlap)
+        embedded = [len(tokenizer(" ".join(c.indexed_text.split()))["input_ids"])
+                    for c in chunks]  # as embed_texts sends them: whitespace made one space
+        assert max(embedded) <= 256, (size, overlap, max(embedded))
+        if size == 256:
+            assert max(embedded) >= 250  # room is used, not thrown away
+        covered = set()
+        for chunk in chunks:
+            assert covers(file_text[chunk.start:chunk.end], chunk.text)
+            covered.update(range(chunk.start, chunk.end))
+        assert all(i in covered for i, ch in enumerate(file_text) if not ch.isspace())
+        for a, b in zip(chunks, chunks[1:]):
+            if a.heading == b.heading and overlap:
+                assert b.start < a.end  # windows of a section overlap
+    from rung.rag.chunking import encoder_limit
+
+    assert encoder_limit() == 256  # read from the packaged encoder's configuration
+    # a heading that is a paragraph is cut to half the room, not the text it heads
+    long_heading = [c for c in chunk_document(doc, size=256, overlap=0)
+                    if c.heading.startswith("Billing")][-1]
+    assert len(tokenizer(long_heading.heading)["input_ids"]) <= 128
+    assert chunk_document(doc, size=64, overlap=0, limit=48) and all(
+        len(tokenizer(c.indexed_text)["input_ids"]) <= 48
+        for c in chunk_document(doc, size=64, overlap=0, limit=48))
+
+
+def test_citation_spans_are_characters_of_the_file(tmp_path: Path) -> None:
+    """rung ask prints start-end as the document's characters: for Markdown and text they
+    must be, through CRLF line ends, a byte-order mark, underlines and front matter."""
+    page = tmp_path / "crlf.md"
+    page.write_bytes(("\ufeff---\r\nowner: ops\r\n---\r\nIntro line\r\n\r\nPricing\r\n=======\r\n"
+                      "\r\nThe Team plan costs $40 per seat.\r\n\r\n## Refunds\r\n\r\n"
+                      + "Refunds take 5 days. " * 40 + "\r\n").encode("utf-8"))
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(("Limits\r\n------\r\n" + "A route holds 180 stops. " * 40).encode())
+    for path in (page, notes):
+        file_text = path.read_bytes().decode("utf-8")
+        chunks = chunk_document(read_document(path, path.name), size=24, overlap=4)
+        assert len(chunks) > 3
+        for chunk in chunks:
+            assert covers(file_text[chunk.start:chunk.end], chunk.text), chunk
+            assert chunk.span_in_file
+    pricing = next(c for c in chunk_document(read_document(page, "crlf.md"))
+                   if c.heading == "Pricing")
+    assert page.read_bytes().decode("utf-8")[pricing.start:pricing.end] == \
+        "Pricing\r\n=======\r\n\r\nThe Team plan costs $40 per seat."
+
+
+def test_a_file_deleted_mid_scan_or_a_dangling_link_is_a_problem_not_a_crash(
+        tmp_path: Path, monkeypatch) -> None:
+    """The folder is listed, then each file read: one deleted in between (or a link to a file
+    that is not there) is named in problems, its old chunks go, and the rest is indexed."""
+    import rung.rag.index as index_module
+
+    docs = write_corpus(tmp_path)
+    (docs / "gone.md").write_text("# Gone\n\nThe Fleet plan costs $75.\n")
+    index = CorpusIndex(tmp_path / "index.db", chunk_tokens=64, overlap=8,
+                        embedder=lambda texts: np.ones((len(texts), 4), dtype=np.float32))
+    assert "gone.md" in index.refresh(docs).added
+    (docs / "gone.md").write_text("# Gone\n\nThe Fleet plan costs $80.\n")
+    (docs / "link.md").symlink_to(docs / "nowhere.md")
+    listed = index_module.corpus_files
+
+    def listed_then_deleted(folder: Path) -> list[Path]:
+        files = listed(folder)
+        (docs / "gone.md").unlink()
+        return files
+
+    monkeypatch.setattr(index_module, "corpus_files", listed_then_deleted)
+    report = index.refresh(docs)
+    problems = "\n".join(str(p) for p in report.problems)
+    assert "gone.md: deleted while the corpus was being read" in problems
+    assert "link.md: a link to" in problems and "nowhere.md" in problems
+    assert report.removed == ["gone.md"] and report.unchanged == 3
+    assert {c.source for c in index.load()[0]} == {"pricing.md", "guides/errors.txt",
+                                                   "guides/routes.html"}
+    index.close()
+
+
+def test_long_sections_are_counted_without_the_tokenizers_length_warning(
+        tmp_path: Path) -> None:
+    """Counting a whole section in tokens is not embedding it: transformers' 'longer than the
+    specified maximum (5406 > 512)' said otherwise on every rung index of a long document."""
+    import io
+    import logging
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from rung.eval.semantic import embedding_model_folder
+
+    fresh = AutoTokenizer.from_pretrained(str(embedding_model_folder()))  # warns once each
+    page = tmp_path / "long.md"
+    page.write_text("# Big\n\n" + " ".join(f"fact{i} is here." for i in range(900)) + "\n")
+    said = io.StringIO()
+    handler = logging.StreamHandler(said)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # as `rung index` runs it (other tests quieten it)
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        assert len(chunk_document(read_document(page, "long.md"), tokenizer=fresh)) > 5
+        fresh(" ".join(["word"] * 600))  # the warning is still there for a real overflow
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+        hf_logging.set_verbosity(level)
+    assert said.getvalue().count("sequence length is longer") == 1
+    assert "(602 > 512)" in said.getvalue()  # 600 words and [CLS], [SEP]

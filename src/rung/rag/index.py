@@ -11,11 +11,15 @@ must persist (chunks, embeddings, content hashes) with transactions that make an
 all-or-nothing, and search runs on matrices loaded from it.
 
 Re-indexing is incremental by content hash: an unchanged file is not read again, a changed
-one has its chunks replaced, a deleted one is removed; only new chunks are embedded.
+one has its chunks replaced, a deleted one is removed; only new chunks are embedded. A file
+that cannot be read (no permission, deleted while the folder is read, a link to nothing, not
+a document rung reads) is named in the report's problems and the rest is indexed; its old
+chunks are dropped, since what it says now is unknown.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from collections.abc import Callable
@@ -25,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from rung.errors import DataError
-from rung.rag.chunking import CHUNK_TOKENS, OVERLAP_TOKENS, Chunk, chunk_document
+from rung.rag.chunking import CHUNK_TOKENS, CHUNKING_VERSION, OVERLAP_TOKENS, Chunk, \
+    chunk_document
 from rung.rag.documents import corpus_files, file_hash, read_document
 
 _SCHEMA = """
@@ -88,7 +93,8 @@ class CorpusIndex:
                             fix="it holds nothing but what the corpus makes: delete it (or move "
                                 "it aside) and `rung index PATH` builds it again") from None
         self.settings = {"chunk_tokens": chunk_tokens, "overlap": overlap,
-                         "embedder": getattr(embedder, "__qualname__", "custom")}
+                         "embedder": getattr(embedder, "__qualname__", "custom"),
+                         "chunking": CHUNKING_VERSION}  # an index chunked otherwise is rebuilt
         self.embedder = embedder
         self._loaded: tuple[list[Chunk], np.ndarray] | None = None
 
@@ -119,26 +125,7 @@ class CorpusIndex:
         for done, path in enumerate(files, 1):
             source = path.relative_to(folder).as_posix()
             seen.add(source)
-            data = path.read_bytes()
-            digest = file_hash(data)
-            if stored.get(source) == digest:
-                report.unchanged += 1
-            else:
-                try:
-                    doc = read_document(path, source, data)
-                except DataError as problem:
-                    report.problems.append(problem)
-                    self._remove(source)  # an unreadable new version must not serve stale facts
-                    if source in stored:
-                        report.removed.append(source)
-                    continue
-                chunks = chunk_document(doc, size=self.settings["chunk_tokens"],
-                                        overlap=self.settings["overlap"])
-                vectors = self.embedder([c.indexed_text for c in chunks]) if chunks else \
-                    np.zeros((0, 0), dtype=np.float32)
-                self._replace(source, digest, chunks, vectors)
-                report.chunks_embedded += len(chunks)
-                (report.changed if source in stored else report.added).append(source)
+            self._refresh_file(path, source, stored, report)
             if progress:
                 progress(done, len(files))
         for source in sorted(set(stored) - seen):
@@ -148,6 +135,30 @@ class CorpusIndex:
         # version behind its content, and this one may find nothing left to change
         report.chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return report
+
+    def _refresh_file(self, path: Path, source: str, stored: dict[str, str],
+                      report: RefreshReport) -> None:
+        try:
+            data = path.read_bytes()
+            digest = file_hash(data)
+            if stored.get(source) == digest:
+                report.unchanged += 1
+                return
+            doc = read_document(path, source, data)
+        except (DataError, OSError) as error:
+            report.problems.append(error if isinstance(error, DataError) else
+                                   _unreadable(path, error))
+            self._remove(source)  # an unreadable new version must not serve stale facts
+            if source in stored:
+                report.removed.append(source)
+            return
+        chunks = chunk_document(doc, size=self.settings["chunk_tokens"],
+                                overlap=self.settings["overlap"])
+        vectors = self.embedder([c.indexed_text for c in chunks]) if chunks else \
+            np.zeros((0, 0), dtype=np.float32)
+        self._replace(source, digest, chunks, vectors)
+        report.chunks_embedded += len(chunks)
+        (report.changed if source in stored else report.added).append(source)
 
     def _stored_settings(self) -> dict:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
@@ -194,3 +205,19 @@ class CorpusIndex:
 
     def documents(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT source, hash FROM documents ORDER BY source"))
+
+
+def _unreadable(path: Path, error: OSError) -> DataError:
+    """A file listed in the corpus folder that cannot be opened, said so a person can act."""
+    if path.is_symlink() and not path.exists():
+        return DataError(f"a link to '{path.readlink()}', which does not exist", file=path,
+                         fix="point the link at a document, or remove it")
+    if error.errno == errno.ENOENT:
+        return DataError("deleted while the corpus was being read", file=path,
+                         fix="nothing if that was meant; run `rung index PATH` again to be sure")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return DataError("cannot be read: permission denied", file=path,
+                         fix="give read permission to the user running rung (chmod a+r), or "
+                             "move it out of the corpus folder")
+    return DataError(f"cannot be read: {error.strerror or error}", file=path,
+                     fix="check the file can be opened, or move it out of the corpus folder")
