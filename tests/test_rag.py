@@ -270,6 +270,16 @@ def test_cli_ask_shows_sources(tmp_path: Path, fake_model) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "$120"
     assert "pricing.md (Pricing > Business plan)" in result.stdout
+    # a Markdown source's span is characters of the file itself
+    answer = json.loads(runner.invoke(app, [
+        "ask", str(toml), "What does the Business plan cost per month?", "--method", "bm25",
+        "--k", "2", "--json"]).stdout)
+    cited = next(s for s in answer["sources"] if s["source"].endswith("pricing.md"))
+    assert cited["span_in_file"] is True
+    assert f"chars {cited['start']}-{cited['end']}" in result.stdout
+    text = (toml.parent / "docs" / "pricing.md").read_text(encoding="utf-8")
+    assert "Business" in text[cited["start"]:cited["end"]] or "$120" in text[
+        cited["start"]:cited["end"]]
 
 
 # --- the rung in a climb --------------------------------------------------------------------

@@ -314,7 +314,10 @@ def ask(
     out.print(answer["answer"], highlight=False, markup=False)
     out.print(f"[dim]{answer['method']}, k={answer['k']}, {answer['pipeline']}[/]")
     for number, source in enumerate(answer["sources"], 1):
-        out.print(f"  [{number}] {source['citation']}  chars {source['start']}-{source['end']}",
+        # characters of the file for Markdown and text; HTML and PDF are cited by section
+        span = (f"  chars {source['start']}-{source['end']}"
+                if source.get("span_in_file", True) else "")
+        out.print(f"  [{number}] {source['citation']}{span}",
                   highlight=False, markup=False)
 
 

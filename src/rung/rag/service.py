@@ -88,7 +88,8 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
     return {"question": question, "answer": output.text.strip(), "method": settings["method"],
             "k": settings["k"], "pipeline": origin,
             "sources": [{"citation": c.citation, "source": c.source, "heading": c.heading,
-                         "start": c.start, "end": c.end} for c in used]}
+                         "start": c.start, "end": c.end, "span_in_file": c.span_in_file}
+                        for c in used]}
 
 
 def _rag_pipeline(task: TaskSpec) -> tuple["Pipeline", str]:
