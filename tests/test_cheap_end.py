@@ -18,7 +18,7 @@ from rung.climb import climb, compare_with_cheaper, load_examples, make_split
 from rung.decide import reaches
 from rung.data.example import make_example
 from rung.eval.metrics import Score
-from rung.eval.runner import EvalResult, Prediction, evaluate
+from rung.eval.runner import EvalResult, Prediction
 from rung.models.base import ChoiceScores
 from rung.models.registry import fingerprint, register_model, unregister_model
 from rung.pipeline import Pipeline, nearest_examples

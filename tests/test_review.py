@@ -14,6 +14,7 @@ import urllib.request
 from math import comb
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import LABELS, free_port, ticket_records, write_task

@@ -16,7 +16,6 @@ items), and with two or more reviewers their agreement on the items they both ju
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any
