@@ -76,13 +76,12 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
     try:
         if run_id is None:  # the latest finished climb: a rung measured alone decided nothing
             done = [r.id for r in store.runs(limit=1000) if r.status == "done"]
-            climbs = [r for r in done if not _alone(store, r)]
-            if not climbs:
+            run_id = next((r for r in done if not _alone(store, r)), None)
+            if run_id is None:
                 alone = f" (runs {', '.join(done[:3])} each measured one rung alone: name one " \
                     "to serve it)" if done else ""
                 raise ConfigError(f"no finished climb of {task.task.name} to serve{alone}",
                                   file=task.path, fix=f"climb it first: rung climb {task.path}")
-            run_id = climbs[0]
         run = store.run(run_id)
         if run is None:
             raise ConfigError(f"no run '{run_id}' in {store.root}",
@@ -212,10 +211,6 @@ class BadRequest(Exception):
     """A chat request rung cannot read an input from; the message says why (a 400)."""
 
 
-# A request's roles as the data formats name them; OpenAI's newer "developer" role is its
-# system prompt.
-_REQUEST_ROLES = {"system": "system", "developer": "system", "user": "user",
-                  "assistant": "assistant"}
 
 
 def _input(messages: Any) -> str:
@@ -225,32 +220,31 @@ def _input(messages: Any) -> str:
     reader joins content blocks (a part of another kind is refused); an assistant
     turn without content (one that only called tools) is empty."""
     from rung.data.example import Message, conversation_text
+    from rung.data.formats import ROLES, text_of_blocks
+
+    roles = ROLES["openai"]  # a request is an OpenAI chat: "developer" is its system prompt
 
     if not isinstance(messages, list):
         raise BadRequest('"messages" must be a list of {"role", "content"} objects')
     turns = []
     for n, message in enumerate(messages, 1):
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in _REQUEST_ROLES:
+        if role not in roles:
             raise BadRequest(f"message {n} has role {json.dumps(role)}: rung reads system (or "
                              "developer), user and assistant messages, the turns its data holds")
         content = message.get("content")
-        if isinstance(content, list):
-            # as the data reader reads content blocks (rung.data.formats._text, its rule
-            # copied here): text parts only, joined with a newline, so a conversation sent
-            # in parts is the input the climb measured for the same conversation in a file
-            if not all(isinstance(part, dict) and part.get("type") == "text"
-                       and isinstance(part.get("text"), str) for part in content):
+        if isinstance(content, list):  # text parts, read as the data reader reads them
+            content = text_of_blocks(content)
+            if content is None:
                 raise BadRequest(f"message {n} has a part that is not a text part: rung's "
                                  'pipelines read text, given as {"type": "text", "text": ...} '
                                  "parts or a string")
-            content = "\n".join(part["text"] for part in content)
         elif content is None and role == "assistant":
             content = ""
         if not isinstance(content, str):
             raise BadRequest(f"message {n} has no text content: give a string or a list of "
                              '{"type": "text", "text": ...} parts')
-        turns.append(Message(_REQUEST_ROLES[role], content))
+        turns.append(Message(roles[role], content))
     if not any(m.role == "user" for m in turns):
         raise BadRequest("no user message: rung answers the conversation up to its last user "
                          "message")

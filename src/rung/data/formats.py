@@ -42,7 +42,7 @@ _CORE: dict[str, tuple[str, ...]] = {
     "sharegpt": ("conversations",),
     "csv": ("system", "input", "output"),
 } | {name: ("system", *pair) for name, pair in PAIRS.items()}
-_ROLES: dict[str, dict[str, str]] = {
+ROLES: dict[str, dict[str, str]] = {
     # "developer" is OpenAI's newer name for the system message (its o1 models and later)
     "openai": {"system": "system", "developer": "system", "user": "user",
                "assistant": "assistant"},
@@ -280,7 +280,7 @@ def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
             f'{fmt} record has no "{key}"'
         raise error(path, line, problem, f'write {{"{key}": [{{"{role_key}": ..., '
                      f'"{content_key}": ...}}, ...]}}; ' + SEE)
-    roles = _ROLES[fmt]
+    roles = ROLES[fmt]
     messages = []
     for n, item in enumerate(items, 1):
         missing = [f'"{k}"' for k in fields if not isinstance(item, dict) or k not in item]
@@ -306,13 +306,22 @@ def _turns(path: Path, line: int, record: dict[str, Any], fmt: str, key: str,
     return messages
 
 
+def text_of_blocks(blocks: list[Any]) -> str | None:
+    """Content given as blocks ({"type": "text", "text": ...}) as one text, the blocks joined
+    with a newline; None when a block is not text. The data reader and `rung serve` both read
+    content this way, so a conversation sent in parts is the input measured for it."""
+    if not all(isinstance(b, dict) and b.get("type") == "text"
+               and isinstance(b.get("text"), str) for b in blocks):
+        return None
+    return "\n".join(b["text"] for b in blocks)
+
+
 def _text(path: Path, line: int, value: Any, what: str, blocks: bool = False) -> str:
     if blocks and isinstance(value, list):  # anthropic content blocks; only text is trainable
-        if not all(isinstance(b, dict) and b.get("type") == "text"
-                   and isinstance(b.get("text"), str) for b in value):
+        value = text_of_blocks(value)
+        if value is None:
             raise error(path, line, f"{what} has a block that is not a text block",
                          'use only {"type": "text", "text": "..."} blocks')
-        value = "\n".join(b["text"] for b in value)
     if not isinstance(value, str):
         raise error(path, line, f"{what} must be a string, got {json_kind(value)}",
                      f"put the text of {what} in a JSON string")
