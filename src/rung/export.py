@@ -28,7 +28,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rung.data.example import SPEAKERS
 from rung.errors import ConfigError
+from rung.models.registry import ADAPTER_BASE
 from rung.pipeline import Pipeline
 
 SENTINEL = "\x00RUNG_INPUT\x00"
@@ -68,9 +70,9 @@ TRANSCRIPT = (
     "{%- endif -%}{%- endfor -%}\n"
     "{%- set rung_turns = messages[:rung.last + 1] -%}\n"
     "{%- if rung_turns | length == 1 -%}{%- set rung_input = rung_turns[0]['content'] -%}\n"
-    "{%- else -%}{%- for m in rung_turns -%}{%- set rung.parts = rung.parts + [{'system': "
-    "'System', 'developer': 'System', 'user': 'User', 'assistant': 'Assistant'}.get(m['role'], "
-    "m['role'] | capitalize) ~ ': ' ~ m['content']] -%}{%- endfor -%}\n"
+    "{%- else -%}{%- for m in rung_turns -%}{%- set rung.parts = rung.parts + ["
+    + json.dumps({**SPEAKERS, "developer": "System"})  # the speakers conversation_text names
+    + ".get(m['role'], m['role'] | capitalize) ~ ': ' ~ m['content']] -%}{%- endfor -%}\n"
     "{%- set rung_input = rung.parts | join('\\n\\n') -%}{%- endif -%}\n")
 
 
@@ -92,7 +94,7 @@ def export_pipeline(store: Any, run_id: str, out: Path, fmt: str, *,
     from rung.finetune.artifacts import export_tune, past_tune
 
     past = past_tune(store, run_id)
-    base = json.loads((past.tune.artifact / "rung_base.json").read_text())
+    base = json.loads((past.tune.artifact / ADAPTER_BASE).read_text())
     if fmt == "vllm" and base.get("trains") == "soft-prompt":
         raise ConfigError(f"run {run_id}'s fine-tune ({past.tune.method}) is a soft prompt "
                           "that PEFT prepends to every input, and vLLM serves LoRA adapters "
