@@ -223,15 +223,14 @@ def gate(store: Store, baseline: str, candidate: str, task: TaskSpec, *,
                           "measured on different test splits",
                           fix="keep the data and [split] settings, or pin a new baseline "
                               "(rung runs PATH --pin RUN) once the change is accepted")
-    rung = shipped(store, baseline)
+    rung, ships = shipped(store, baseline), shipped(store, candidate)
     measured = {r["rung"] for r in store.rung_rows(candidate)}
-    candidate_rung = rung if rung in measured else shipped(store, candidate)
+    candidate_rung = rung if rung in measured else ships
     result = compare_rung(store, baseline, rung, candidate, candidate_rung, task)
 
     def worse(comparison: dict[str, Any]) -> bool:
         return comparison["difference"] < -tolerance and comparison["p_value"] < alpha
 
-    ships = shipped(store, candidate)
     other = None if ships == candidate_rung else compare_rung(store, baseline, rung, candidate,
                                                                ships, task)
     fails = worse(result) or (other is not None and worse(other))

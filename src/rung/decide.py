@@ -301,9 +301,15 @@ def _gap_of(r: RungResult, gap: str, costlier: str, gaps: dict[str, Any],
     ran: against another rung the gain mixes the model with the pipeline."""
     if gaps.get(f"{gap}-against") == r.rung:
         return gaps[gap]
-    if gap == "capacity" or compare is None or costlier not in by_name:
+    if gap == "capacity" or costlier not in by_name:
         return None
-    c = compare(r, by_name[costlier])
+    versus = by_name[costlier].versus  # compare_with_cheaper may have paired them already
+    if versus is not None and versus[0] == r.rung:
+        c = versus[1]
+    elif compare is not None:
+        c = compare(r, by_name[costlier])
+    else:
+        return None
     return c if c.meaningful else None
 
 
