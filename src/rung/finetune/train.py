@@ -39,10 +39,9 @@ from rung.data.example import Example
 from rung.errors import DataError, ModelError, RungError
 from rung.files import atomic_write
 from rung.finetune.data import preference_records, sft_records
-from rung.finetune.diagnose import Signal, diagnose
+from rung.finetune.diagnose import FLAT, Signal, diagnose
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
-from rung.finetune.diagnose import FLAT
 from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
     precision, quantization_config, unusual_settings
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
@@ -616,11 +615,12 @@ def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
     settings = task.finetune
     cuda = torch.cuda.is_available()
     mixed = precision(settings.method, "cuda" if cuda else "cpu")
-    share = 1 / evaluations(settings.epochs, settings.early_stopping_patience)  # of all steps
-    steps = settings.eval_steps or (share if share < 1 else None)
+    # a share of all steps (patience >= 1 makes it at most a third), until the schedule
+    # callback sets the step count once the run's length is known
+    steps = settings.eval_steps or 1 / evaluations(settings.epochs,
+                                                   settings.early_stopping_patience)
     every = {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps",
-             "save_steps": steps} if steps else {"eval_strategy": "epoch",
-                                                 "save_strategy": "epoch"}
+             "save_steps": steps}
     common = dict(
         output_dir=str(checkpoints), num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,

@@ -84,12 +84,9 @@ def embedding_tokenizer() -> Any:
 
 
 def encoder_limit() -> int:
-    """The most tokens the embedding encoder reads, [CLS] and [SEP] included: the loaded
-    encoder's max_seq_length, else its configuration's, else 256."""
-    from rung.eval import semantic
-
-    if semantic._encoder.cache_info().currsize:
-        return int(semantic._encoder().max_seq_length)
+    """The most tokens the embedding encoder reads, [CLS] and [SEP] included: its
+    configuration's max_seq_length (the one SentenceTransformer reads when it loads), else
+    256. Read from the file, so chunking does not depend on whether the encoder is loaded."""
     return _configured_limit()
 
 

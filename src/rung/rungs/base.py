@@ -173,7 +173,7 @@ def choose_on_val(
         candidates.append(Candidate(label, result.score.value,
                                     {**pipeline.details, "val_n": result.score.n},
                                     val_ci=result.score.ci))
-        sent.append(sum(p.tokens_in for p in result.predictions))
+        sent.append(sum(p.tokens_in for p in result.predictions) if counting else 0)
         if best is None or result.score.value > candidates[best].val_score or (
                 counting and result.score.value == candidates[best].val_score
                 and sent[-1] > sent[best]):
