@@ -88,8 +88,11 @@ def test_single_turn_examples_are_unchanged(tmp_path):
 
 
 def test_system_prompts_and_earlier_turns_are_part_of_the_input(tmp_path):
+    records = conversation_records(3)
+    # prompts that differ from one example to another are each example's own
+    records[2]["messages"][0]["content"] = "You are the billing desk's triage bot."
     path = tmp_path / "mt.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in conversation_records(3)))
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     ex = read_examples(path)[0]
     assert ex.has_context and ex.last_user == "Yes, please help, order 1000"
     assert ex.input == (f"System: {SYSTEM}\n\nUser: {OPENINGS['BILLING'][0]} (account 0)\n\n"
@@ -98,6 +101,44 @@ def test_system_prompts_and_earlier_turns_are_part_of_the_input(tmp_path):
     csv = tmp_path / "g.csv"
     csv.write_text("system,input,output\nYou are terse.,happy big,big happy\n")
     assert read_examples(csv)[0].input == "System: You are terse.\n\nUser: happy big"
+
+
+# an app's system prompt as teams log it on every line: longer than MiniLM's 256-token window
+LONG_SYSTEM = " ".join(["You triage tickets for a scheduling and invoicing app: read the ticket, "
+                        "weigh the customer's main request over greetings and backstory, and "
+                        "answer with exactly one label."] * 12)
+
+
+def test_a_system_prompt_on_every_line_is_the_tasks_not_the_inputs(tmp_path, fake_model):
+    """The seeds' chat format repeats the app's system prompt on every line. It tells no
+    ticket from another, so it is not part of any input: in the inputs it filled MiniLM's
+    window, and the embedding classifier scored every ticket the same. With it on every line
+    the ladder asks and learns exactly what it does without it."""
+    plain = ticket_records(12)
+    prompted = [{**r, "messages": [{"role": "system", "content": LONG_SYSTEM}, *r["messages"]]}
+                for r in plain]
+    examples = read_examples(write_task(tmp_path / "p", records=prompted).parent
+                             / "tickets.jsonl")
+    assert all(ex.shared_system == LONG_SYSTEM and not ex.has_context for ex in examples)
+    assert [ex.input for ex in examples] == [r["messages"][0]["content"] for r in plain]
+    assert examples[0].system == LONG_SYSTEM  # kept in the messages: convert loses nothing
+    runs = {}
+    for name, records in (("plain", plain), ("prompted", prompted)):
+        toml = write_task(tmp_path / name, records=records, ladder={"skip": ["prompt"]})
+        toml.write_text(toml.read_text().replace("k = [3, 6]",
+                                                 'k = [2]\nselection = ["similar"]'))
+        fake_model.calls.clear()
+        result = climb(toml, climb_all=True)
+        runs[name] = ({r.rung: [(c.label, c.val_score) for c in r.candidates]
+                       for r in result.results},
+                      [[(m.role, m.content) for m in p] for _, batch in fake_model.calls
+                       for p in batch],
+                      result.results[-1].pipeline.shared_system)
+    assert {"classifier", "few-shot"} <= set(runs["plain"][0])
+    # the same val scores and the same prompts sent (their order aside: ids hash the lines)
+    assert runs["prompted"][0] == runs["plain"][0]
+    assert sorted(runs["prompted"][1]) == sorted(runs["plain"][1])
+    assert runs["plain"][2] is None and runs["prompted"][2] == LONG_SYSTEM  # for serving
 
 
 def test_a_multi_turn_classification_task_is_learned_from_its_first_turn(task_dir, fake_model):
@@ -115,7 +156,8 @@ def test_a_multi_turn_classification_task_is_learned_from_its_first_turn(task_di
         inputs = [row["input"] for row in store.predictions(result.run_id, "classifier")]
     finally:
         store.close()
-    assert inputs and all(i.startswith(f"System: {SYSTEM}\n\nUser: ") for i in inputs)
+    # (SYSTEM is on every line: the data's prompt, not part of the transcript)
+    assert inputs and all(i.startswith("User: ") and SYSTEM not in i for i in inputs)
 
 
 ALPACA_WORDS = ["rocket tiger lemon", "apple forest cloud", "river stone maple",
@@ -224,11 +266,15 @@ def test_serve_reads_a_conversation_as_the_climb_did(tmp_path, fake_model):
     by_input = {}
     for record in records:  # each test example's conversation, the target left off
         turns = record["messages"][:-1]
-        by_input[conversation_text([Message(m["role"], m["content"]) for m in turns])] = turns
+        # every line carries SYSTEM: the data's prompt, left out of the input
+        by_input[conversation_text([Message(m["role"], m["content"]) for m in turns],
+                                   SYSTEM)] = turns
     assert stored and all(text in by_input for text, _ in stored)
+    assert all(text.startswith("User: ") for text, _ in stored)
     # the same function: what the server reads from a request is what the climb stored
     for text, _ in stored:
-        assert _input(by_input[text]) == text
+        assert _input(by_input[text], SYSTEM) == text
+        assert _input(by_input[text]) == f"System: {SYSTEM}\n\n{text}"  # another task's
     assert _input([{"role": "user", "content": "just this"}]) == "just this"
     assert _input([{"role": "user", "content": [{"type": "text", "text": "just this"}]}]) \
         == "just this"
@@ -280,3 +326,37 @@ def test_the_audit_says_how_many_examples_carry_context(tmp_path):
     result = format_check("openai", mixed, [])
     assert result.status == "warn" and "1 of 5 examples carry context (1 with a system " \
         "prompt)" in result.finding
+
+
+def test_inputs_for_a_run_leave_out_its_shared_prompt_as_serve_does(tmp_path):
+    """rung check and rung review --inputs read production conversations as rung serve reads
+    a request: the run's shared system prompt is left out, any other is the transcript's."""
+    from rung.check import read_inputs
+
+    path = tmp_path / "production.jsonl"
+    records = ticket_records(2)
+    records[0]["messages"].insert(0, {"role": "system", "content": "You are another bot."})
+    for r in records[1:]:
+        r["messages"].insert(0, {"role": "system", "content": LONG_SYSTEM})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    examples, labelled = read_inputs(path, LONG_SYSTEM)
+    assert labelled and examples[0].input.startswith("System: You are another bot.\n\nUser: ")
+    assert [ex.input for ex in examples[1:]] == [r["messages"][1]["content"]
+                                                for r in records[1:]]
+    unshared, _ = read_inputs(path, None)  # a run whose data had no shared prompt
+    assert all(ex.input.startswith("System: ") for ex in unshared)
+
+
+def test_the_audit_says_a_shared_system_prompt_is_the_tasks(tmp_path):
+    from rung.data.audit.format import format_check
+
+    path = tmp_path / "shared.jsonl"
+    records = ticket_records(2)
+    for r in records:
+        r["messages"].insert(0, {"role": "system", "content": SYSTEM})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = format_check("openai", read_examples(path), [])
+    assert result.status == "pass" and result.details["shared_system"]
+    assert result.details["with_context"] == 0
+    assert "read as the task's and left out of the inputs" in result.finding
+    assert "[prompt] instructions" in result.finding

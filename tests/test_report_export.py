@@ -63,3 +63,33 @@ def test_the_exported_template_reads_a_conversation_as_the_climb_did() -> None:
     developer = _render(template, [{"role": "developer", "content": "You are support."},
                                    {"role": "user", "content": "Yes, order 4"}])
     assert "System: You are support.\n\nUser: Yes, order 4" in developer
+
+
+def test_the_exported_template_leaves_out_the_datas_shared_system_prompt() -> None:
+    """A system prompt the data carried on every line was left out of every input the climb
+    measured: the exported template leaves it out of a request too, as rung serve does, and
+    reads any other system prompt as the transcript's."""
+    from dataclasses import replace
+
+    from rung.data.example import conversation_text
+
+    shared = 'You are "support".\nBe brief.'  # quotes and a line break survive the literal
+    pipeline = Pipeline(rung="finetune", kind="classification", model="base",
+                        instruction="Classify the ticket as BILLING or BUG.",
+                        labels=["BILLING", "BUG"], shared_system=shared)
+    template = rung_chat_template(pipeline, BASE)
+    for system in (shared, "You are the billing desk."):
+        for role in ("system", "developer"):
+            turns = [Message(role, system), Message("user", "I was charged twice"),
+                     Message("assistant", "Which order?"), Message("user", "order 4")]
+            rendered = _render(template, [{"role": m.role, "content": m.content}
+                                          for m in turns])
+            asked = conversation_text([replace(m, role="system") if m.role == "developer"
+                                       else m for m in turns], shared)
+            assert rendered == _render(BASE, [{"role": m.role, "content": m.content}
+                                              for m in pipeline.messages(asked)])
+            assert (system in rendered) == (system != shared)
+    lone = _render(template, [{"role": "system", "content": shared},
+                              {"role": "user", "content": "I was charged twice"}])
+    assert lone == _render(BASE, [{"role": m.role, "content": m.content}
+                                  for m in pipeline.messages("I was charged twice")])

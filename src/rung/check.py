@@ -29,18 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from rung.data.example import Example, make_example
+from rung.data.example import Example, make_example, with_shared_system
 from rung.errors import DataError
 
 INPUT_KEYS = ("input", "prompt", "text", "question")
 
 
-def read_inputs(path: Path) -> tuple[list[Example], bool]:
+def read_inputs(path: Path, shared_system: str | None = None) -> tuple[list[Example], bool]:
     """Examples from any supported format (outputs known), or inputs alone: a .txt file (one
     per line) or JSON lines with an input/prompt/text/question key; JSON lines with a CSV
     pair's keys (input/output, prompt/completion, text/label) carry their outputs. Returns (examples, whether
     they carry expected outputs). A line that cannot be read is an error naming that line; a
-    file with no inputs at all is one too."""
+    file with no inputs at all is one too. A conversation's system prompt is left out of its
+    input where it is the run's `shared_system`, as rung serve reads a request."""
     from rung.data.formats import read_examples
     from rung.data.records import CSV_PAIRS, error, json_kind, json_records, lines
 
@@ -53,7 +54,7 @@ def read_inputs(path: Path) -> tuple[list[Example], bool]:
                 found.append(make_example(text.strip("\r\n"), "", line=number))
         return _some(found, path), False
     try:
-        return _some(read_examples(path), path), True
+        return _some(with_shared_system(read_examples(path), shared_system), path), True
     except DataError as first:
         found, labelled = [], None
         for number, record in json_records(path):
@@ -201,7 +202,7 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     task = load_task(task_path)
     served = served_from(task, run_id, rung)
     path = Path(inputs)
-    examples, labelled = read_inputs(path)
+    examples, labelled = read_inputs(path, served.pipeline.shared_system)
     if labelled and task.task.kind == "classification":  # as the climb refuses them
         known = set(task.task.labels)
         for ex in examples:

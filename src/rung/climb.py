@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -562,6 +562,8 @@ def _build(
 ) -> tuple[Pipeline, list[Candidate], float]:
     started = time.perf_counter()
     pipeline, candidates = rung.build(task, split.train, split.val, reporter, cache)
+    if split.train and split.train[0].shared_system is not None:  # for serving (see Pipeline)
+        pipeline = replace(pipeline, shared_system=split.train[0].shared_system)
     return pipeline, candidates, time.perf_counter() - started
 
 

@@ -54,26 +54,30 @@ def rung_chat_template(pipeline: Pipeline, base_template: str) -> str:
     return ("{#- rung: the measured pipeline's instruction and demonstrations before the "
             "user's input, worded as rung worded it -#}\n"
             f"{{%- set rung_fixed = {_literal(fixed)} -%}}\n"
-            + TRANSCRIPT +
+            + transcript(pipeline.shared_system) +
             f"{{%- set messages = rung_fixed + [{{'role': 'user', 'content': "
             f"{_literal(before)} ~ rung_input ~ {_literal(after)}}}] -%}}\n"
             + base_template)
 
 
-# data.example.conversation_text in Jinja: the turns up to the last user turn, a lone user
-# turn as its text, more as the "System: / User: / Assistant: " transcript the climb measured
-# (a developer message is the system's), so a client sending the conversation the data held
-# is asked what rung measured
-TRANSCRIPT = (
-    "{%- set rung = namespace(last=-1, parts=[]) -%}\n"
-    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set rung.last = loop.index0 -%}"
-    "{%- endif -%}{%- endfor -%}\n"
-    "{%- set rung_turns = messages[:rung.last + 1] -%}\n"
-    "{%- if rung_turns | length == 1 -%}{%- set rung_input = rung_turns[0]['content'] -%}\n"
-    "{%- else -%}{%- for m in rung_turns -%}{%- set rung.parts = rung.parts + ["
-    + json.dumps({**SPEAKERS, "developer": "System"})  # the speakers conversation_text names
-    + ".get(m['role'], m['role'] | capitalize) ~ ': ' ~ m['content']] -%}{%- endfor -%}\n"
-    "{%- set rung_input = rung.parts | join('\\n\\n') -%}{%- endif -%}\n")
+def transcript(shared_system: str | None) -> str:
+    """data.example.conversation_text in Jinja: the turns up to the last user turn, less a
+    system (or developer) message that is the data's shared prompt, a lone user turn as its
+    text, more as the "System: / User: / Assistant: " transcript the climb measured, so a
+    client sending the conversation the data held is asked what rung measured."""
+    shared = _literal(shared_system) if shared_system is not None else "none"
+    return (
+        "{%- set rung = namespace(last=-1, parts=[], turns=[]) -%}\n"
+        "{%- for m in messages -%}{%- if m['role'] == 'user' -%}"
+        "{%- set rung.last = loop.index0 -%}{%- endif -%}{%- endfor -%}\n"
+        "{%- for m in messages[:rung.last + 1] -%}"
+        f"{{%- if not (m['role'] in ['system', 'developer'] and m['content'] == {shared}) -%}}"
+        "{%- set rung.turns = rung.turns + [m] -%}{%- endif -%}{%- endfor -%}\n"
+        "{%- if rung.turns | length == 1 -%}{%- set rung_input = rung.turns[0]['content'] -%}\n"
+        "{%- else -%}{%- for m in rung.turns -%}{%- set rung.parts = rung.parts + ["
+        + json.dumps({**SPEAKERS, "developer": "System"})  # the speakers conversation_text names
+        + ".get(m['role'], m['role'] | capitalize) ~ ': ' ~ m['content']] -%}{%- endfor -%}\n"
+        "{%- set rung_input = rung.parts | join('\\n\\n') -%}{%- endif -%}\n")
 
 
 def _literal(value: Any) -> str:

@@ -116,6 +116,10 @@ class Pipeline:
     # rung 0: a scikit-learn classifier (the folder `model` names) answers, no LLM:
     # {"features": "tfidf", "estimator": "linear-svm", "C": 1.0}
     classifier: dict[str, Any] | None = None
+    # the system prompt every example of the task's data carried, left out of each input
+    # (data.example.shared_system): a request that sends it is read as if it had not
+    # (rung serve, the exported chat template, the inputs of rung check and review)
+    shared_system: str | None = None
 
     def messages(self, text: str, context: Sequence["Hit"] = (),
                  demonstrations: Sequence[Example] | None = None,
@@ -248,7 +252,8 @@ class Pipeline:
 
     def hash(self) -> str:
         """Identifies what is shipped, so it leaves out where the task folder happens to be."""
-        record = {k: v for k, v in self.to_dict().items() if k != "base_dir"}
+        record = {k: v for k, v in self.to_dict().items() if k != "base_dir"
+                  and not (k == "shared_system" and v is None)}  # hashes from before it hold
         payload = json.dumps(record, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -84,7 +84,7 @@ def items_for_inputs(store: Store, task: Any, run_id: str, rung_a: str, rung_b: 
     require_rungs(store, run_id, rung_a, rung_b)
     spec = task if isinstance(task, TaskSpec) else load_task(task)
     pipelines = {name: served_from(spec, run_id, name).pipeline for name in (rung_a, rung_b)}
-    examples, labelled = read_inputs(inputs)
+    examples, labelled = read_inputs(inputs, pipelines[rung_a].shared_system)
     texts = [e.input for e in examples]
     cache = store.response_cache()
     answers = {name: [o.text for o in pipeline.predict(texts, cache=cache)]

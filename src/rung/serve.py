@@ -213,9 +213,10 @@ class BadRequest(Exception):
 
 
 
-def _input(messages: Any) -> str:
+def _input(messages: Any, shared_system: str | None = None) -> str:
     """The input for a chat request's messages: `conversation_text` of them, as every example's
-    input is made, so the same conversation is asked the same way here as in the climb. A
+    input is made, so the same conversation is asked the same way here as in the climb (the
+    system prompt the data carried on every line, `shared_system`, left out as there). A
     message's content is a string or a list of text parts, joined with a newline as the data
     reader joins content blocks (a part of another kind is refused); an assistant
     turn without content (one that only called tools) is empty."""
@@ -248,7 +249,7 @@ def _input(messages: Any) -> str:
     if not any(m.role == "user" for m in turns):
         raise BadRequest("no user message: rung answers the conversation up to its last user "
                          "message")
-    return conversation_text(turns)
+    return conversation_text(turns, shared_system)
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Any:
@@ -330,7 +331,7 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
         try:
             if not isinstance(body, dict):
                 raise BadRequest("the body must be a JSON object with \"messages\"")
-            text = _input(body.get("messages") or [])
+            text = _input(body.get("messages") or [], pipeline.shared_system)
         except BadRequest as bad:
             requests.labels("400").inc()
             return _error(400, str(bad), "invalid_request_error")

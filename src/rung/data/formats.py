@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rung.data.example import Example, Message
+from rung.data.example import Example, Message, shared_system, with_shared_system
 from rung.data.records import CSV_PAIRS, SEE, csv_records, error, json_kind, json_records
 from rung.errors import DataError, ProblemList
 from rung.files import atomic_write
@@ -128,7 +128,8 @@ def _scan(path: Path, fmt: str | None,
     if not examples:
         raise DataError("no examples in file", file=path, fix="add at least one example: one JSON "
                         "object per line, or CSV rows under a header row; " + SEE)
-    return fmt or detector.format, examples
+    # a system prompt on every line is the data's, not any one input's (see shared_system)
+    return fmt or detector.format, with_shared_system(examples, shared_system(examples))
 
 
 class _Detector:

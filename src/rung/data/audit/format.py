@@ -98,9 +98,16 @@ def format_check(fmt: str, examples: Sequence[Example], problems: Sequence[DataE
         fixes.append("strip leading and trailing whitespace from the answers")
         rows.update(ex.line for ex in padded)
 
+    shared = examples[0].shared_system if examples else None
+    details["shared_system"] = shared is not None
     if not parts:
         prompt_note = (f"; system prompt on every example ({len(prompts)} wording"
                        f"{'s' if len(prompts) != 1 else ''})" if with_system else "")
+        if shared is not None:
+            prompt_note = (
+                "; the same system prompt on every example, read as the task's and left out of "
+                "the inputs: the ladder's prompts say rung.toml's instruction (add this one to "
+                "[prompt] instructions to measure it too)")
         return CheckResult("format", "pass",
                            f"all {n} lines read as {fmt}, roles in order, no empty turns"
                            + prompt_note + (f". {context_note}" if context_note else ""),
