@@ -834,3 +834,21 @@ def test_check_says_so_when_no_answer_is_a_label(tmp_path):
     labels = report["drift"]["labels"]
     assert labels["significant"] and labels["p_value"] is None
     assert labels["note"] == "no answer is a label" and "labels" in report["significant"]
+
+
+def test_an_answer_that_used_every_allowed_token_finishes_with_length():
+    """OpenAI's finish_reason tells a client whether the answer may be cut: a generated answer
+    that used all of the pipeline's max_new_tokens says "length", not "stop"."""
+    from rung.pipeline import Output, Pipeline
+    from rung.serve import Served, _completion
+
+    def finish(kind: str, tokens_out: int) -> str:
+        pipeline = Pipeline(rung="prompt", kind=kind, model="fake", instruction="Answer.",
+                            labels=["A", "B"] if kind == "classification" else [],
+                            max_new_tokens=4)
+        answer = _completion(Served(pipeline, "run", "prompt", "quiz"),
+                             Output("one two three four", 12, tokens_out))
+        return answer["choices"][0]["finish_reason"]
+
+    assert finish("generation", 4) == "length" and finish("generation", 3) == "stop"
+    assert finish("classification", 4) == "stop"  # a label is scored, never cut

@@ -389,12 +389,20 @@ def _completion(served: Served, output: Output) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
         "created": int(time.time()), "model": served.model_id,
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": _finish_reason(served.pipeline, output),
                      "message": {"role": "assistant", "content": output.text}}],
         "usage": {"prompt_tokens": output.tokens_in, "completion_tokens": output.tokens_out,
                   "total_tokens": output.tokens_in + output.tokens_out},
         "rung": extra,
     }
+
+
+def _finish_reason(pipeline: Pipeline, output: Output) -> str:
+    """OpenAI's "length" for a generated answer that used every token the pipeline allows
+    (max_new_tokens, as measured): the client is told the answer may be cut, not complete. A
+    label is scored, never cut."""
+    cut = pipeline.kind != "classification" and output.tokens_out >= pipeline.max_new_tokens
+    return "length" if cut else "stop"
 
 
 async def _stream(served: Served, pending: "asyncio.Future[Output]",
@@ -439,7 +447,8 @@ async def _stream(served: Served, pending: "asyncio.Future[Output]",
     text = answer["choices"][0]["message"]["content"]
     if text.startswith(sent) and text != sent:
         yield chunk({"content": text[len(sent):]})
-    yield chunk({}, "stop", usage=answer["usage"], rung=answer["rung"])
+    yield chunk({}, answer["choices"][0]["finish_reason"], usage=answer["usage"],
+                rung=answer["rung"])
     yield "data: [DONE]\n\n"
 
 
