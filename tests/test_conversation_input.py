@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,14 @@ def test_a_system_prompt_on_every_line_is_the_tasks_not_the_inputs(tmp_path, fak
     assert all(ex.shared_system == LONG_SYSTEM and not ex.has_context for ex in examples)
     assert [ex.input for ex in examples] == [r["messages"][0]["content"] for r in plain]
     assert examples[0].system == LONG_SYSTEM  # kept in the messages: convert loses nothing
+    # a copy with its label stripped (the climb's reading) or its PII redacted keeps it out
+    from rung.data.audit.pii import redact_example
+    from rung.data.example import stripped_labels
+
+    padded = replace(examples[0], messages=(*examples[0].messages[:-1],
+                                            Message("assistant", "BILLING ")))
+    for copy in (*stripped_labels([padded]), redact_example(examples[0])):
+        assert copy.input == examples[0].input and copy.shared_system == LONG_SYSTEM
     runs = {}
     for name, records in (("plain", plain), ("prompted", prompted)):
         toml = write_task(tmp_path / name, records=records, ladder={"skip": ["prompt"]})

@@ -152,4 +152,4 @@ def _with_output(ex: Example, output: str) -> Example:
     last = max(i for i, m in enumerate(ex.messages) if m.role == "assistant")
     messages = list(ex.messages)
     messages[last] = Message("assistant", output)
-    return Example(tuple(messages), line=ex.line, extra=dict(ex.extra))
+    return replace(ex, messages=tuple(messages), extra=dict(ex.extra))

@@ -50,7 +50,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rung.data.audit.base import CheckResult
@@ -383,7 +383,7 @@ def redact_example(example: Example, keep: Iterable[str] = ()) -> Example:
     kept = set(keep)
     extra = {key: redact(value) if isinstance(value, str) and key not in kept else value
              for key, value in example.extra.items()}
-    return Example(messages, line=example.line, extra=extra)
+    return replace(example, messages=messages, extra=extra)
 
 
 def _fields(example: Example) -> list[tuple[str, str]]:
