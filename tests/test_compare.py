@@ -284,3 +284,22 @@ def test_the_gate_fails_when_what_the_candidate_would_ship_got_worse(task_dir, f
     text = runner.invoke(app, ["gate", str(toml), "--baseline", baseline, "--candidate",
                                candidate])
     assert "the candidate would ship prompt:" in text.stdout
+
+
+def test_the_gate_comment_redacts_what_the_answers_hold():
+    """The pull-request comment quotes test examples and answers; it is posted where the test
+    set is not, so personal data in them is redacted, as rung serve's log is."""
+    from rung.compare import markdown
+
+    flip = {"line": 7, "expected": "mail jane.doe@example.com a refund",
+            "a": "mail jane.doe@example.com a refund", "b": "call +44 20 7946 0958 now"}
+    verdict = {"a": {"rung": "prompt", "run": "r1", "score": 0.9},
+               "b": {"rung": "prompt", "run": "r2", "score": 0.8}, "fails": True,
+               "metric": "exact_match", "n": 10, "difference": -0.1, "ci": [-0.2, 0.0],
+               "p_value": 0.03, "test": "McNemar", "tolerance": 0.0, "alpha": 0.05,
+               "right_to_wrong": [flip], "wrong_to_right": [], "binary": True,
+               "changes": {"settings": [], "config_changed": False, "data_changed": False,
+                           "rung_versions": ["1", "1"]}}
+    comment = markdown(verdict)
+    assert "jane.doe" not in comment and "7946" not in comment
+    assert "[EMAIL]" in comment and "[PHONE]" in comment and "line 7" in comment
