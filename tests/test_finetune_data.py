@@ -169,7 +169,7 @@ def test_memory_is_judged_against_what_is_free_now(task_dir: Path, tiny_llama: P
 
 
 def test_early_stopping_counts_an_improvement_under_flat_as_none() -> None:
-    from rung.finetune.train import early_stopping
+    from rung.finetune.schedule import early_stopping
 
     def readings(values: list[float]) -> list[int]:
         callback = early_stopping(2)
@@ -192,7 +192,7 @@ def test_early_stopping_counts_an_improvement_under_flat_as_none() -> None:
 
 
 def test_a_run_reads_val_loss_often_enough_for_early_stopping_to_fire() -> None:
-    from rung.finetune.train import evaluation_steps, evaluations
+    from rung.finetune.schedule import evaluation_steps, evaluations
 
     assert evaluations(1, 2) == 4  # twice an epoch would be 2: patience 2 could never fire
     assert evaluations(3, 2) == 6 and evaluations(1, 5) == 7
