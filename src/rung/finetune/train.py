@@ -37,12 +37,13 @@ from typing import Any
 from rung.data.example import Example
 from rung.errors import DataError, ModelError, RungError
 from rung.files import atomic_write
+from rung.finetune.arguments import flash_attention, training_arguments
 from rung.finetune.data import preference_records, sft_records
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
-from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
-    precision, quantization_config, unusual_settings
+from rung.finetune.methods import METHODS, check_method, peft_config, precision, \
+    quantization_config, unusual_settings
 from rung.finetune.schedule import early_stopping, evaluation_schedule, evaluations
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
 from rung.pipeline import Pipeline
@@ -345,7 +346,7 @@ def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
                        tokenizer_dir=str(out / "tokenizer"))
     trainer_class, records = _objective(method.objective)
     trainer = trainer_class(
-        model=model, args=_arguments(task, method.objective, out / "checkpoints"),
+        model=model, args=training_arguments(task, method.objective, out / "checkpoints"),
         processing_class=tokenizer,
         train_dataset=Dataset.from_list(records(pipeline, train, tokenizer)),
         eval_dataset=Dataset.from_list(records(pipeline, val, tokenizer)), peft_config=peft,
@@ -384,7 +385,7 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
             if settings.method != "full" else [], lora_dropout=settings.dropout,
             **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
             gradient_checkpointing=settings.gradient_checkpointing or None,
-            logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
+            logit_tokens=None if flash_attention() else batch * min(longest, batch * answer))
     except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
         return None     # and so no refusal; the tune runs as asked
 
@@ -536,48 +537,6 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
     atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
 
 
-def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
-    import torch
-    from trl import DPOConfig, SFTConfig
-
-    settings = task.finetune
-    cuda = torch.cuda.is_available()
-    mixed = precision(settings.method, "cuda" if cuda else "cpu")
-    # a share of all steps (patience >= 1 makes it at most a third), until the schedule
-    # callback sets the step count once the run's length is known
-    steps = settings.eval_steps or 1 / evaluations(settings.epochs,
-                                                   settings.early_stopping_patience)
-    every = {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps",
-             "save_steps": steps}
-    common = dict(
-        output_dir=str(checkpoints), num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=learning_rate(settings), lr_scheduler_type=settings.scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of all steps
-        weight_decay=settings.weight_decay, load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
-        # early stopping's patience count travels with a checkpoint, so a resumed tune stops
-        # where an uninterrupted one would
-        restore_callback_states_from_checkpoint=True,
-        use_cpu=not cuda, bf16=mixed.bf16,
-        activation_checkpointing=settings.gradient_checkpointing,
-        seed=settings.seed if settings.seed is not None else task.task.seed,
-        disable_tqdm=True, **every)
-    length = settings.max_seq_length or task.audit.max_seq_length
-    if objective == "dpo":  # its collator cuts at max_length; _left_out drops the longer first
-        return DPOConfig(beta=settings.dpo_beta, max_length=length, **common)
-    # Padding-free batches need FlashAttention to keep sequences apart; elsewhere batches of
-    # similar length waste almost as little on padding.
-    batching = {"padding_free": True} if _flash_attention() else \
-        {"train_sampling_strategy": "group_by_length"}
-    # No max_length: TRL would cut every longer example at it and keep those with an answer
-    # token left; _left_out drops them whole instead, and says how many.
-    return SFTConfig(max_length=None, **common, **batching)
-
-
 def _objective(objective: str) -> tuple[Any, Any]:
     from trl import DPOTrainer
 
@@ -586,14 +545,6 @@ def _objective(objective: str) -> tuple[Any, Any]:
     if objective == "dpo":
         return DPOTrainer, preference_records
     return AnswerOnlySFTTrainer, sft_records
-
-
-def _flash_attention() -> bool:
-    import importlib.util
-
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
 
 
 def _targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
@@ -618,7 +569,7 @@ def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {}
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config()
-    if _flash_attention():
+    if flash_attention():
         kwargs["attn_implementation"] = "flash_attention_2"
     held = precision(method, "cuda" if torch.cuda.is_available() else "cpu").weights
     dtype = torch.bfloat16 if held == "bf16" else torch.float32
