@@ -50,14 +50,14 @@ def training_arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any
         seed=settings.seed if settings.seed is not None else task.task.seed,
         disable_tqdm=True, **every)
     length = settings.max_seq_length or task.audit.max_seq_length
-    if objective == "dpo":  # its collator cuts at max_length; _left_out drops the longer first
+    if objective == "dpo":  # its collator cuts at max_length; leave_out_long drops longer first
         return DPOConfig(beta=settings.dpo_beta, max_length=length, **common)
     # Padding-free batches need FlashAttention to keep sequences apart; elsewhere batches of
     # similar length waste almost as little on padding.
     batching = {"padding_free": True} if flash_attention() else \
         {"train_sampling_strategy": "group_by_length"}
     # No max_length: TRL would cut every longer example at it and keep those with an answer
-    # token left; _left_out drops them whole instead, and says how many.
+    # token left; leave_out_long drops them whole instead, and says how many.
     return SFTConfig(max_length=None, **common, **batching)
 
 

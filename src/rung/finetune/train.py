@@ -35,17 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from rung.data.example import Example
-from rung.errors import DataError, ModelError, RungError
+from rung.errors import ModelError, RungError
 from rung.files import atomic_write
-from rung.finetune.arguments import flash_attention, training_arguments
-from rung.finetune.data import preference_records, sft_records
+from rung.finetune.arguments import flash_attention
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
-from rung.finetune.methods import METHODS, check_method, peft_config, precision, \
-    quantization_config, unusual_settings
-from rung.finetune.schedule import early_stopping, evaluation_schedule, evaluations
-from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
+from rung.finetune.methods import METHODS, check_method, precision, unusual_settings
+from rung.finetune.trainer import build_trainer, leave_out_long, lora_targets
+from rung.models.registry import ADAPTER_BASE, fingerprint
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
@@ -263,8 +261,8 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # transformers' own deprecation notices (its gradient_checkpointing rename) are not
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        trainer = _trainer(task, pipeline, train, val, out, callbacks)
-        left_out = _left_out(task, trainer, len(train), len(val))
+        trainer = build_trainer(task, pipeline, train, val, out, callbacks)
+        left_out = leave_out_long(task, trainer, len(train), len(val))
         estimate = _estimate(task, pipeline, trainer)
         if task.finetune.memory_check and estimate is not None and not _sharded():
             check_fits(task, estimate, loaded=_loaded_bytes(trainer.model))
@@ -293,71 +291,6 @@ def _continue_token_count(trainer: Any, checkpoint: str | None) -> int:
     return earlier
 
 
-def _left_out(task: TaskSpec, trainer: Any, n_train: int, n_val: int) -> dict[str, Any]:
-    """Leave out the examples longer than the training length, and say so. Cut at the
-    length, such an example loses the end of its answer (the token that ends the turn
-    first): trained on it, the model learns answers that never end. TRL would cut them and
-    keep those with any answer token left, without a word. None left is refused before
-    training; some left out is said beside the tune's unusual settings. Returns the counts
-    ({"train": n, "val": n}) and the sentences."""
-    length = task.finetune.max_seq_length or task.audit.max_seq_length
-    key = "[finetune] max_seq_length" if task.finetune.max_seq_length else \
-        "[audit] max_seq_length"
-    given = {"train": n_train, "val": n_val}
-    counts: dict[str, int] = {}
-    for part in ("train", "val"):
-        data = trainer.train_dataset if part == "train" else trainer.eval_dataset
-        whole = data.filter(lambda row: _tokens(row) <= length)
-        counts[part] = given[part] - len(whole)
-        if part == "train":
-            trainer.train_dataset = whole
-        else:
-            trainer.eval_dataset = whole
-        if not len(whole):
-            raise DataError(f"no {part} example fits whole within {key} = {length}: its prompt "
-                            "(instruction, demonstrations, input) and its answer with the token "
-                            "that ends it", file=task.path,
-                            fix=f"raise {key}, or shorten the instruction, inputs or answers")
-    said = [f"{key} = {length} cuts {counts[part]} of {given[part]} {part} examples before "
-            "their answer ends, and training leaves them out (a cut answer would teach the "
-            "model not to stop)" for part in ("train", "val") if counts[part]]
-    return {"counts": {k: v for k, v in counts.items() if v}, "said": said}
-
-
-def _tokens(row: dict[str, Any]) -> int:
-    """A record's length as trained: SFT's whole sequence; for DPO the longer of prompt +
-    chosen and prompt + rejected."""
-    if "input_ids" in row:
-        return len(row["input_ids"])
-    return len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"]))
-
-
-def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-             val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> Any:
-    from datasets import Dataset
-    from transformers import PrinterCallback
-
-    settings = task.finetune
-    method = METHODS[settings.method]
-    model, tokenizer = _trainable_model(pipeline, settings.method)
-    tokenizer.save_pretrained(str(out / "tokenizer"))  # prompt-tuning reads it for its init
-    peft = peft_config(settings, _targets(task, model, pipeline) if method.trains == "lora" else [],
-                       init_text=pipeline.instruction or "Answer the request.",
-                       tokenizer_dir=str(out / "tokenizer"))
-    trainer_class, records = _objective(method.objective)
-    trainer = trainer_class(
-        model=model, args=training_arguments(task, method.objective, out / "checkpoints"),
-        processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records(pipeline, train, tokenizer)),
-        eval_dataset=Dataset.from_list(records(pipeline, val, tokenizer)), peft_config=peft,
-        callbacks=[early_stopping(settings.early_stopping_patience),
-                   *([] if settings.eval_steps else [evaluation_schedule(
-                       evaluations(settings.epochs, settings.early_stopping_patience))]),
-                   *callbacks])
-    trainer.remove_callback(PrinterCallback)  # the library never prints
-    return trainer
-
-
 def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
     """The estimated peak of this very tune: its longest batch, padded, and the LM head at
     answer positions only (see answer_loss.py). None for a method the estimate does not
@@ -381,7 +314,7 @@ def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimat
             shape_for(pipeline.model,
                       base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
             method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
-            lora_targets=_targets(task, trainer.model, pipeline)
+            lora_targets=lora_targets(task, trainer.model, pipeline)
             if settings.method != "full" else [], lora_dropout=settings.dropout,
             **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
             gradient_checkpointing=settings.gradient_checkpointing or None,
@@ -535,53 +468,6 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
     data["artifact"] = str(result.artifact)
     data.pop("reused")
     atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
-
-
-def _objective(objective: str) -> tuple[Any, Any]:
-    from trl import DPOTrainer
-
-    from rung.finetune.answer_loss import AnswerOnlySFTTrainer
-
-    if objective == "dpo":
-        return DPOTrainer, preference_records
-    return AnswerOnlySFTTrainer, sft_records
-
-
-def _targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [m for m in task.finetune.target_modules if m in present]
-    if not targets:
-        raise RungError(f"none of [finetune] target_modules {task.finetune.target_modules} is "
-                        f"a module of {pipeline.model}", file=task.path,
-                        fix="name the model's projection layers, e.g. q_proj, v_proj")
-    return targets
-
-
-def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
-    """A fresh copy of the base weights, separate from the copy that serves inference: in
-    fp32, or on a GPU in bf16 (4-bit NF4 for QLoRA), except full fine-tuning's, which stays
-    fp32 under bf16 autocast (methods.precision)."""
-    import torch
-
-    from rung.models.hf import load_causal_lm, load_tokenizer
-
-    ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
-    kwargs: dict[str, Any] = {}
-    if method == "qlora":
-        kwargs["quantization_config"] = quantization_config()
-    if flash_attention():
-        kwargs["attn_implementation"] = "flash_attention_2"
-    held = precision(method, "cuda" if torch.cuda.is_available() else "cpu").weights
-    dtype = torch.bfloat16 if held == "bf16" else torch.float32
-    tokenizer = load_tokenizer(ref)
-    model = load_causal_lm(ref, dtype=dtype, **kwargs)
-    if method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def _digest(model: Any) -> str:
