@@ -443,7 +443,7 @@ def test_a_tune_that_cannot_fit_the_device_is_refused_before_its_first_step(
     """The seeds' "right-size your hardware before you start": a batch of ten million
     sequences needs petabytes of logits on any machine, so the tune stops before training,
     saying what it needs, what there is and what would fit; memory_check = false lets it try."""
-    from rung.finetune.train import device_memory
+    from rung.finetune.fit import device_memory
 
     task = load_task(write_task(task_dir, model=str(tiny_llama),
                                 extra=finetune_table(method="lora", batch_size=10_000_000)))

@@ -145,7 +145,7 @@ def test_memory_is_judged_against_what_is_free_now(task_dir: Path, tiny_llama: P
     the GPU's free memory), plus what the tune's own loaded weights already hold, not the
     device's total, which other processes and the inference copy may be using."""
     from rung.finetune.memory import estimate_memory, shape_for
-    from rung.finetune.train import available_ram, check_fits
+    from rung.finetune.fit import available_ram, check_fits
 
     meminfo = "MemTotal:       131072000 kB\nMemFree:         1000 kB\n" \
               "MemAvailable:    2097152 kB\nBuffers:  12 kB\n"
