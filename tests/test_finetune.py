@@ -482,7 +482,7 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
     """memory_check says whether to start, not what is trained: switching it off to get past
     a refusal resumes the same tune folder, and a store from before the setting existed
     keeps its tunes."""
-    from rung.finetune.train import tune_key
+    from rung.finetune.folder import tune_key
 
     on = load_task(write_task(task_dir / "on", model=str(tiny_llama), extra=finetune_table()))
     off = load_task(write_task(task_dir / "off", model=str(tiny_llama),
@@ -496,7 +496,7 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
                                                                     "base")
     # a tune an earlier rung named (its key left out memory_check alone) is used where it
     # is, so it is neither trained again nor lost to the runs that point at it
-    from rung.finetune.train import tune_folder
+    from rung.finetune.folder import tune_folder
 
     tunes = task_dir / "tunes"
     earlier = tunes / tune_key(on, pipeline, train, [], "base", leaving_out={"memory_check"})
@@ -515,7 +515,7 @@ def test_a_preference_tune_is_renamed_when_its_rejected_answers_change(task_dir:
                                                                          tiny_llama: Path) -> None:
     """An example's id hashes its messages; the rejected answer is beside them, and a tune
     trained against other rejected answers is another tune."""
-    from rung.finetune.train import tune_key
+    from rung.finetune.folder import tune_key
 
     task = load_task(write_task(task_dir, model=str(tiny_llama),
                                 extra=finetune_table(method="dpo")))

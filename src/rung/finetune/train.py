@@ -38,6 +38,7 @@ from rung.errors import RungError
 from rung.files import atomic_write
 from rung.finetune.diagnose import Signal, diagnose
 from rung.finetune.fit import check_tune_fits, tune_estimate
+from rung.finetune.folder import last_complete_checkpoint, step_of, tune_lock
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
 from rung.finetune.methods import METHODS, check_method, unusual_settings
 from rung.finetune.trainer import build_trainer, leave_out_long
@@ -126,47 +127,6 @@ def require_ready(task: TaskSpec, *, force: bool) -> dict[str, Any]:
     return audit
 
 
-def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-             val: Sequence[Example], base_fingerprint: str, *,
-             leaving_out: set[str] | None = None) -> str:
-    """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
-    and a changed config, split, prompt or base model starts afresh. `leaving_out` is for
-    the key as an earlier rung wrote it (see tune_folder)."""
-    dpo = METHODS[task.finetune.method].objective == "dpo"
-    shaping: dict[str, Any] = {
-        # settings that do not change the weights: whether to start (memory_check), how many
-        # checkpoints to keep on disk, the threshold the regression check reads afterwards
-        "finetune": task.finetune.model_dump(
-            exclude=NOT_IN_THE_WEIGHTS if leaving_out is None else leaving_out),
-        "seed": task.task.seed,
-        "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
-        "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
-    }
-    if dpo and leaving_out is None:  # an example's id is its messages: the rejected answers
-        # it is trained against are in the key on their own
-        shaping["rejected"] = [ex.extra.get("rejected") for ex in (*train, *val)]
-    payload = json.dumps(shaping, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def tune_folder(tunes: Path, task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-                val: Sequence[Example], base_fingerprint: str) -> Path:
-    """The tune's folder. One an earlier rung named (its key left out memory_check only) is
-    the same tune when its settings match today's, and is used where it is: a finished tune
-    is picked up and an interrupted one resumes instead of training again, and runs that
-    point at it keep finding it. Not for DPO, whose earlier key did not hold the rejected
-    answers it was trained against."""
-    folder = tunes / tune_key(task, pipeline, train, val, base_fingerprint)
-    if folder.exists() or METHODS[task.finetune.method].objective == "dpo":
-        return folder
-    earlier = tunes / tune_key(task, pipeline, train, val, base_fingerprint,
-                               leaving_out={"memory_check"})
-    return earlier if earlier.exists() else folder
-
-
-NOT_IN_THE_WEIGHTS = {"memory_check", "keep_checkpoints", "regression_threshold"}
-
-
 def finished_tune(out: Path) -> TuneResult | None:
     record = out / "artifact" / TUNE_FILE
     if not record.exists():
@@ -203,46 +163,6 @@ def _with_settings(done: TuneResult, task: TaskSpec, n_train: int) -> TuneResult
     return done
 
 
-@contextlib.contextmanager
-def tune_lock(out: Path) -> Any:
-    """Hold the tune's lock file while training it: a second process asking for the same tune
-    (two climbs of one task at once) waits, then picks the finished tune up. The lock is the
-    operating system's (flock), so a killed process releases it. Processes of one
-    `accelerate launch` train one tune together and do not lock against each other."""
-    import os
-
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; concurrent climbs there may train twice
-        yield
-        return
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        yield
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def last_complete_checkpoint(folder: Path) -> str | None:
-    """The newest checkpoint the Trainer finished writing. It writes trainer_state.json last,
-    so a folder without one was cut off mid-save (a kill, a full disk): it is removed, and
-    the one before it resumes the run instead of a crash on half a checkpoint."""
-    if not folder.is_dir():
-        return None
-    steps = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
-                   if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
-    for _, path in reversed(steps):
-        if (path / "trainer_state.json").is_file():
-            return str(path)
-        shutil.rmtree(path, ignore_errors=True)
-    return None
-
-
 def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
            val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> TuneResult:
     import torch
@@ -270,7 +190,7 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
-                   resumed_from=_step_of(last), peak=memory_record(estimate, peak),
+                   resumed_from=step_of(last), peak=memory_record(estimate, peak),
                    left_out=left_out, earlier_tokens=earlier_tokens)
 
 
@@ -311,7 +231,7 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
     tokens = int(max((c.get("num_tokens", 0) for c in curves), default=0))
     result = TuneResult(
         method=task.finetune.method, artifact=out / "artifact", curves=curves,
-        best_step=_step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
+        best_step=step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
         stopped_early=state.global_step < state.max_steps, steps=state.global_step,
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
@@ -362,7 +282,3 @@ def _digest(model: Any) -> str:
             digest.update(name.encode())
             digest.update(param.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _step_of(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
