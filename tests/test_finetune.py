@@ -609,7 +609,7 @@ def test_a_tune_recorded_before_device_and_settings_were_kept_is_read_whole(
     """A tune.json from an earlier rung has neither: reused, its device comes from its
     measured memory (priced as the CPU tune it was) and its unusual settings from the config
     that trained it, the same config that named its folder."""
-    from rung.finetune.train import TUNE_FILE
+    from rung.finetune.record import TUNE_FILE
 
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
     tuned = climb(toml, only="finetune", force=True).results[-1]

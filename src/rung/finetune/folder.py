@@ -3,7 +3,8 @@
 Apart from the run because a tune outlives the call that started it: its folder is named by
 everything that shapes the weights (a changed config, split, prompt or base model starts
 afresh), held by a lock while one process trains it (a second climb of the task waits and
-picks the result up), and holds the checkpoints an interrupted run resumes from.
+picks the result up), and holds the checkpoints an interrupted run resumes from. The
+record a finished tune leaves in it is record.py's.
 """
 
 from __future__ import annotations
