@@ -2,8 +2,8 @@
 
 Apart from the run because the record outlives it: a rerun picks a finished tune up from it
 instead of training again, `rung climb --tune` and `rung export` (artifacts.py) find a past
-tune by it, and the report and costs read its curves, signals and rates. It is written last
-and atomically, so a folder that holds one holds a whole tune.
+tune by it, and its summary is what the store keeps for the report and the costs. It is
+written last and atomically, so a folder that holds one holds a whole tune.
 """
 
 from __future__ import annotations

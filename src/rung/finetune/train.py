@@ -1,22 +1,24 @@
 """The fine-tuning recipe: TRL's SFTTrainer (or DPOTrainer) with PEFT, as the seeds prescribe.
 
-What it does, top to bottom:
+What it does, top to bottom; a step done in another module names it:
 1. check what would fail late (QLoRA without CUDA, DPO without rejected answers) first;
-2. pick up a finished tune in `out` as it is, or an interrupted one from its last checkpoint;
+2. pick up a finished tune in `out` as it is (record.py), or an interrupted one from its
+   last checkpoint (folder.py, which also names the folder and locks it);
 3. load a fresh, trainable copy of the base model (never the shared inference copy);
 4. build records with the best prompt's rendering, so the loss is on the answer only and the
    tuned model is asked exactly what it was trained on (a model without a chat template
    too: data.py); leave out, and count, examples longer than the training length, whose
-   answer would be cut before its end;
-5. check the estimated peak against the memory free now; train with the seeds' defaults
-   (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's learning rate; full
+   answer would be cut before its end (3 and 4: trainer.py);
+5. check the estimated peak against the memory free now (fit.py); train with the seeds'
+   defaults (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's learning rate; full
    fine-tuning on a GPU in mixed precision over fp32 weights), batches of similar length
-   (no padding to a fixed width; padding-free with FlashAttention on a GPU), evaluate on val
-   twice an epoch (never fewer than patience + 2 times) or every N steps, stop early when
-   val loss stops improving by more than diagnose's FLAT, keep the best checkpoint;
+   (no padding to a fixed width; padding-free with FlashAttention on a GPU; arguments.py),
+   evaluate on val twice an epoch (never fewer than patience + 2 times) or every N steps,
+   stop early when val loss stops improving by more than diagnose's FLAT (schedule.py),
+   keep the best checkpoint;
 6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
-   run's record, `tune.json`, written last: its presence means the tune finished. The
-   intermediate checkpoints exist to resume and are removed then.
+   run's record, `tune.json`, written last: its presence means the tune finished
+   (record.py). The intermediate checkpoints exist to resume and are removed then.
 """
 
 from __future__ import annotations
