@@ -1,12 +1,13 @@
 """The Trainer a tune runs: a fresh trainable model, the records, the method, the callbacks.
 
-Apart from the run (train.py) because this is what the model is trained on and how, and
-the run is only when and with what memory: a trainable copy of the base model separate from
-the one serving inference (in the precision methods.precision gives), records built by
-data.py with the best prompt's rendering so the loss is on the answer only, the method's
-PEFT config and trainer (answer_loss.py's SFT, or TRL's DPO), early stopping and the
-evaluation schedule from schedule.py, the arguments from arguments.py. Examples the training
-length would cut before their answer ends are left out here, and counted.
+Apart from the run (train.py) because this is what the model is trained on and how, while
+the run decides whether it trains at all (a finished tune, a lock, the memory) and saves the
+result. Built here: a trainable copy of the base model separate from the one serving
+inference (in the precision methods.precision gives), records built by data.py with the
+best prompt's rendering so the loss is on the answer only, the method's PEFT config and
+trainer (answer_loss.py's SFT, or TRL's DPO), early stopping and the evaluation schedule
+from schedule.py, the arguments from arguments.py. Examples the training length would cut
+before their answer ends are left out here, and counted.
 """
 
 from __future__ import annotations
