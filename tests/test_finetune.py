@@ -443,7 +443,7 @@ def test_a_tune_that_cannot_fit_the_device_is_refused_before_its_first_step(
     """The seeds' "right-size your hardware before you start": a batch of ten million
     sequences needs petabytes of logits on any machine, so the tune stops before training,
     saying what it needs, what there is and what would fit; memory_check = false lets it try."""
-    from rung.finetune.train import device_memory
+    from rung.finetune.fit import device_memory
 
     task = load_task(write_task(task_dir, model=str(tiny_llama),
                                 extra=finetune_table(method="lora", batch_size=10_000_000)))
@@ -482,7 +482,7 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
     """memory_check says whether to start, not what is trained: switching it off to get past
     a refusal resumes the same tune folder, and a store from before the setting existed
     keeps its tunes."""
-    from rung.finetune.train import tune_key
+    from rung.finetune.folder import tune_key
 
     on = load_task(write_task(task_dir / "on", model=str(tiny_llama), extra=finetune_table()))
     off = load_task(write_task(task_dir / "off", model=str(tiny_llama),
@@ -496,7 +496,7 @@ def test_memory_check_does_not_rename_the_tune(task_dir: Path, tiny_llama: Path)
                                                                     "base")
     # a tune an earlier rung named (its key left out memory_check alone) is used where it
     # is, so it is neither trained again nor lost to the runs that point at it
-    from rung.finetune.train import tune_folder
+    from rung.finetune.folder import tune_folder
 
     tunes = task_dir / "tunes"
     earlier = tunes / tune_key(on, pipeline, train, [], "base", leaving_out={"memory_check"})
@@ -515,7 +515,7 @@ def test_a_preference_tune_is_renamed_when_its_rejected_answers_change(task_dir:
                                                                          tiny_llama: Path) -> None:
     """An example's id hashes its messages; the rejected answer is beside them, and a tune
     trained against other rejected answers is another tune."""
-    from rung.finetune.train import tune_key
+    from rung.finetune.folder import tune_key
 
     task = load_task(write_task(task_dir, model=str(tiny_llama),
                                 extra=finetune_table(method="dpo")))
@@ -609,7 +609,7 @@ def test_a_tune_recorded_before_device_and_settings_were_kept_is_read_whole(
     """A tune.json from an earlier rung has neither: reused, its device comes from its
     measured memory (priced as the CPU tune it was) and its unusual settings from the config
     that trained it, the same config that named its folder."""
-    from rung.finetune.train import TUNE_FILE
+    from rung.finetune.record import TUNE_FILE
 
     toml = write_task(task_dir, model=str(tiny_llama), extra=FINETUNE)
     tuned = climb(toml, only="finetune", force=True).results[-1]

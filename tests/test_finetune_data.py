@@ -50,7 +50,8 @@ def test_a_model_without_a_chat_template_is_trained_on_what_it_is_served(
     the first line break; training gives it the same prompt tokens, and the loss falls on
     the answer and that line break only, the tokens a choice is scored by. TRL alone raised
     on the missing template once the weights had loaded."""
-    from rung.finetune.train import _trainer, fine_tune
+    from rung.finetune.train import fine_tune
+    from rung.finetune.trainer import build_trainer as _trainer
     from rung.models.registry import load_model
 
     task = load_task(write_task(task_dir, model=str(no_template), extra=finetune_table(
@@ -74,7 +75,7 @@ def test_a_model_without_a_chat_template_is_trained_on_what_it_is_served(
 
 def test_a_preference_tune_without_a_chat_template_is_asked_the_served_prompt(
         task_dir: Path, no_template: Path) -> None:
-    from rung.finetune.train import _trainer
+    from rung.finetune.trainer import build_trainer as _trainer
     from rung.models.registry import load_model
 
     task = load_task(write_task(task_dir, model=str(no_template), extra=finetune_table(
@@ -93,7 +94,7 @@ def test_an_answer_the_training_length_would_cut_is_left_out_and_counted(
     """TRL cut every example at max_seq_length and kept the ones with any answer token left,
     so answers cut part-way trained without their end-of-turn token (teaching answers that
     never end), and nothing said so. Such an example is left out whole, and counted."""
-    from rung.finetune.train import _left_out, _trainer
+    from rung.finetune.trainer import build_trainer as _trainer, leave_out_long as _left_out
 
     length = 36  # prompts take 24 tokens, short answers 5, long ones 19
     task = load_task(write_task(task_dir, model=str(tiny_llama), extra=finetune_table(
@@ -144,7 +145,7 @@ def test_memory_is_judged_against_what_is_free_now(task_dir: Path, tiny_llama: P
     the GPU's free memory), plus what the tune's own loaded weights already hold, not the
     device's total, which other processes and the inference copy may be using."""
     from rung.finetune.memory import estimate_memory, shape_for
-    from rung.finetune.train import available_ram, check_fits
+    from rung.finetune.fit import available_ram, check_fits
 
     meminfo = "MemTotal:       131072000 kB\nMemFree:         1000 kB\n" \
               "MemAvailable:    2097152 kB\nBuffers:  12 kB\n"
@@ -169,7 +170,7 @@ def test_memory_is_judged_against_what_is_free_now(task_dir: Path, tiny_llama: P
 
 
 def test_early_stopping_counts_an_improvement_under_flat_as_none() -> None:
-    from rung.finetune.train import early_stopping
+    from rung.finetune.schedule import early_stopping
 
     def readings(values: list[float]) -> list[int]:
         callback = early_stopping(2)
@@ -192,7 +193,7 @@ def test_early_stopping_counts_an_improvement_under_flat_as_none() -> None:
 
 
 def test_a_run_reads_val_loss_often_enough_for_early_stopping_to_fire() -> None:
-    from rung.finetune.train import evaluation_steps, evaluations
+    from rung.finetune.schedule import evaluation_steps, evaluations
 
     assert evaluations(1, 2) == 4  # twice an epoch would be 2: patience 2 could never fire
     assert evaluations(3, 2) == 6 and evaluations(1, 5) == 7

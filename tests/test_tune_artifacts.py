@@ -18,7 +18,7 @@ from rung.errors import ConfigError, ModelError
 from rung.export import TEMPLATE, export_pipeline
 from rung.finetune.artifacts import export_tune
 from rung.finetune.methods import METHODS
-from rung.finetune.train import TUNE_FILE
+from rung.finetune.record import TUNE_FILE
 from rung.models.registry import ADAPTER_BASE, fingerprint, resolve, weights_fingerprint
 from rung.serve import load_served
 from rung.store import Store

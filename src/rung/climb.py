@@ -26,7 +26,8 @@ from rung.eval.runner import evaluate
 from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
 from rung.files import atomic_write
 from rung.finetune.artifacts import RETUNE, PastTune, checked_base, past_tune
-from rung.finetune.train import NotReadyError, TuneResult, require_ready
+from rung.finetune.record import TuneResult
+from rung.finetune.train import NotReadyError, require_ready
 from rung.models.cache import ResponseCache
 from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.remote import is_remote, spent, usage_before

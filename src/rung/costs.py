@@ -218,7 +218,7 @@ def rung_costs(summary: dict[str, Any], prices: CostsTable) -> dict[str, Any]:
 
 
 def _training_cost(training: dict[str, Any], prices: CostsTable) -> TrainingCost:
-    """From a tune's record (rung.finetune.train.TuneResult.summary); one from before the
+    """From a tune's record (rung.finetune.record.TuneResult.summary); one from before the
     world size was kept trained on one device."""
     return training_cost(training["train_tokens"], training["tokens_per_second"], prices,
                          training.get("device", "gpu"), training.get("world_size") or 1)

@@ -16,7 +16,7 @@ from typing import Any
 
 from rung.errors import ConfigError, ModelError, RungError
 from rung.files import atomic_folder, copy_tree
-from rung.finetune.train import TUNE_FILE, TuneResult, finished_tune
+from rung.finetune.record import TUNE_FILE, TuneResult, finished_tune
 from rung.models.registry import ADAPTER_BASE, resolve, tune_base, tune_base_ref, \
     weights_fingerprint
 from rung.pipeline import Pipeline, rerooted

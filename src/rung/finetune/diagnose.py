@@ -9,7 +9,7 @@
 curves.) "Rises" is judged from the best val loss onwards, "flat" from the first evaluation
 within FLAT of the best (improvements smaller than that are flat too), each with a
 tolerance, so noise on a few evaluation points does not raise an alarm. Early stopping
-(train.py) counts an evaluation as an improvement by the same FLAT.
+(schedule.py) counts an evaluation as an improvement by the same FLAT.
 
 The gradient norms the seeds ask to monitor ("explosions or vanishing") are read too: a
 non-finite norm or one many times the run's median so far is an explosion; norms that

@@ -1,22 +1,24 @@
 """The fine-tuning recipe: TRL's SFTTrainer (or DPOTrainer) with PEFT, as the seeds prescribe.
 
-What it does, top to bottom:
+What it does, top to bottom; a step done in another module names it:
 1. check what would fail late (QLoRA without CUDA, DPO without rejected answers) first;
-2. pick up a finished tune in `out` as it is, or an interrupted one from its last checkpoint;
+2. pick up a finished tune in `out` as it is (record.py), or an interrupted one from its
+   last checkpoint (folder.py, which also names the folder and locks it);
 3. load a fresh, trainable copy of the base model (never the shared inference copy);
 4. build records with the best prompt's rendering, so the loss is on the answer only and the
    tuned model is asked exactly what it was trained on (a model without a chat template
    too: data.py); leave out, and count, examples longer than the training length, whose
-   answer would be cut before its end;
-5. check the estimated peak against the memory free now; train with the seeds' defaults
-   (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's learning rate; full
+   answer would be cut before its end (3 and 4: trainer.py);
+5. check the estimated peak against the memory free now (fit.py); train with the seeds'
+   defaults (cosine, 5% warmup, decay 0.01, batch 4 x 4; the method's learning rate; full
    fine-tuning on a GPU in mixed precision over fp32 weights), batches of similar length
-   (no padding to a fixed width; padding-free with FlashAttention on a GPU), evaluate on val
-   twice an epoch (never fewer than patience + 2 times) or every N steps, stop early when
-   val loss stops improving by more than diagnose's FLAT, keep the best checkpoint;
+   (no padding to a fixed width; padding-free with FlashAttention on a GPU; arguments.py),
+   evaluate on val twice an epoch (never fewer than patience + 2 times) or every N steps,
+   stop early when val loss stops improving by more than diagnose's FLAT (schedule.py),
+   keep the best checkpoint;
 6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
-   run's record, `tune.json`, written last: its presence means the tune finished. The
-   intermediate checkpoints exist to resume and are removed then.
+   run's record, `tune.json`, written last: its presence means the tune finished
+   (record.py). The intermediate checkpoints exist to resume and are removed then.
 """
 
 from __future__ import annotations
@@ -25,89 +27,28 @@ import contextlib
 import hashlib
 import io
 import json
-import math
-import os
 import shutil
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rung.data.example import Example
-from rung.errors import DataError, ModelError, RungError
-from rung.files import atomic_write
-from rung.finetune.data import preference_records, sft_records
-from rung.finetune.diagnose import FLAT, Signal, diagnose
-from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
+from rung.errors import RungError
+from rung.finetune.diagnose import diagnose
+from rung.finetune.fit import check_tune_fits, tune_estimate
+from rung.finetune.folder import last_complete_checkpoint, step_of, tune_lock
+from rung.finetune.methods import check_method, unusual_settings
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
-from rung.finetune.methods import METHODS, check_method, learning_rate, peft_config, \
-    precision, quantization_config, unusual_settings
-from rung.models.registry import ADAPTER_BASE, fingerprint, resolve
+from rung.finetune.record import TuneResult, finished_tune, save_record
+from rung.finetune.trainer import build_trainer, leave_out_long
+from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
-TUNE_FILE = "tune.json"  # beside the artifact; written last
 CURVE_KEYS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
               "eval_mean_token_accuracy", "num_tokens")
-
-
-@dataclass
-class TuneResult:
-    method: str
-    artifact: Path  # adapter folder, or the whole model for method "full"
-    curves: list[dict[str, Any]]  # one row per logged point
-    best_step: int | None
-    best_val_loss: float | None
-    stopped_early: bool
-    steps: int
-    epochs: float
-    seconds: float
-    trainable_parameters: int
-    total_parameters: int
-    train_tokens: int
-    config: dict[str, Any] = field(default_factory=dict)  # the exact [finetune] table used
-    base_fingerprint: str = ""  # of the base weights it was trained from
-    resumed_from: int | None = None  # the checkpoint step an interrupted run went on from
-    world_size: int = 1
-    rank_digests: list[str] = field(default_factory=list)  # of the trained weights, per rank
-    peak_memory: dict[str, Any] | None = None  # measured, beside the estimate
-    regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
-    signals: list[Signal] = field(default_factory=list)
-    unusual: list[str] = field(default_factory=list)  # settings outside the seeds' ranges
-    device: str = "gpu"  # where it trained ("gpu" or "cpu"): prices its hours
-    # examples left out because the training length cuts their answer, per split
-    left_out: dict[str, int] = field(default_factory=dict)
-    # tokens trained in this call (`seconds`), for the rate; None: all of train_tokens
-    tokens_this_call: int | None = None
-    reused: bool = False  # found finished in its folder, not trained in this call
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "method": self.method, "adapter": str(self.artifact), "best_step": self.best_step,
-            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
-            "steps": self.steps, "epochs": round(self.epochs, 2),
-            "seconds": round(self.seconds, 1), "trainable_parameters": self.trainable_parameters,
-            "total_parameters": self.total_parameters,
-            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
-            "train_tokens": self.train_tokens,
-            # the rate of this call's segment (a resumed tune's earlier one was timed by
-            # the call that trained it); train_tokens / rate is the whole tune's time
-            "tokens_per_second": round(self._rated_tokens / self.seconds, 1)
-            if self.seconds else None,
-            "config": self.config, "base_fingerprint": self.base_fingerprint,
-            "resumed_from": self.resumed_from, "world_size": self.world_size,
-            "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
-            "regression": self.regression, "reused": self.reused,
-            "overfitting": [asdict(s) for s in self.signals],
-            "unusual_settings": self.unusual, "device": self.device,
-            "left_out": self.left_out,
-        }
-
-    @property
-    def _rated_tokens(self) -> int:
-        return self.train_tokens if self.tokens_this_call is None else self.tokens_this_call
 
 
 class NotReadyError(RungError):
@@ -127,60 +68,6 @@ def require_ready(task: TaskSpec, *, force: bool) -> dict[str, Any]:
             fix=f"fix the data (rung audit {task.path} --fix OUT shows how), or pass --force to "
                 "tune anyway")
     return audit
-
-
-def tune_key(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-             val: Sequence[Example], base_fingerprint: str, *,
-             leaving_out: set[str] | None = None) -> str:
-    """Names a tune by everything that shapes it, so a rerun finds (or resumes) its folder
-    and a changed config, split, prompt or base model starts afresh. `leaving_out` is for
-    the key as an earlier rung wrote it (see tune_folder)."""
-    dpo = METHODS[task.finetune.method].objective == "dpo"
-    shaping: dict[str, Any] = {
-        # settings that do not change the weights: whether to start (memory_check), how many
-        # checkpoints to keep on disk, the threshold the regression check reads afterwards
-        "finetune": task.finetune.model_dump(
-            exclude=NOT_IN_THE_WEIGHTS if leaving_out is None else leaving_out),
-        "seed": task.task.seed,
-        "max_seq_length": task.audit.max_seq_length, "pipeline": pipeline.hash(),
-        "base": base_fingerprint, "train": [ex.id for ex in train], "val": [ex.id for ex in val],
-    }
-    if dpo and leaving_out is None:  # an example's id is its messages: the rejected answers
-        # it is trained against are in the key on their own
-        shaping["rejected"] = [ex.extra.get("rejected") for ex in (*train, *val)]
-    payload = json.dumps(shaping, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def tune_folder(tunes: Path, task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-                val: Sequence[Example], base_fingerprint: str) -> Path:
-    """The tune's folder. One an earlier rung named (its key left out memory_check only) is
-    the same tune when its settings match today's, and is used where it is: a finished tune
-    is picked up and an interrupted one resumes instead of training again, and runs that
-    point at it keep finding it. Not for DPO, whose earlier key did not hold the rejected
-    answers it was trained against."""
-    folder = tunes / tune_key(task, pipeline, train, val, base_fingerprint)
-    if folder.exists() or METHODS[task.finetune.method].objective == "dpo":
-        return folder
-    earlier = tunes / tune_key(task, pipeline, train, val, base_fingerprint,
-                               leaving_out={"memory_check"})
-    return earlier if earlier.exists() else folder
-
-
-NOT_IN_THE_WEIGHTS = {"memory_check", "keep_checkpoints", "regression_threshold"}
-
-
-def finished_tune(out: Path) -> TuneResult | None:
-    record = out / "artifact" / TUNE_FILE
-    if not record.exists():
-        return None
-    data = json.loads(record.read_text())
-    data["artifact"] = out / "artifact"  # where it is now: the task folder may have moved
-    data["signals"] = [Signal(**s) for s in data["signals"]]
-    if "device" not in data:  # a record from before the device was kept: its memory says
-        measured = ((data.get("peak_memory") or {}).get("measured") or {}).get("device")
-        data["device"] = "cpu" if measured == "cpu" else "gpu"
-    return TuneResult(**{**data, "reused": True})
 
 
 def fine_tune(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
@@ -206,46 +93,6 @@ def _with_settings(done: TuneResult, task: TaskSpec, n_train: int) -> TuneResult
     return done
 
 
-@contextlib.contextmanager
-def tune_lock(out: Path) -> Any:
-    """Hold the tune's lock file while training it: a second process asking for the same tune
-    (two climbs of one task at once) waits, then picks the finished tune up. The lock is the
-    operating system's (flock), so a killed process releases it. Processes of one
-    `accelerate launch` train one tune together and do not lock against each other."""
-    import os
-
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; concurrent climbs there may train twice
-        yield
-        return
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        yield
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def last_complete_checkpoint(folder: Path) -> str | None:
-    """The newest checkpoint the Trainer finished writing. It writes trainer_state.json last,
-    so a folder without one was cut off mid-save (a kill, a full disk): it is removed, and
-    the one before it resumes the run instead of a crash on half a checkpoint."""
-    if not folder.is_dir():
-        return None
-    steps = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
-                   if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
-    for _, path in reversed(steps):
-        if (path / "trainer_state.json").is_file():
-            return str(path)
-        shutil.rmtree(path, ignore_errors=True)
-    return None
-
-
 def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
            val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> TuneResult:
     import torch
@@ -262,11 +109,10 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # transformers' own deprecation notices (its gradient_checkpointing rename) are not
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        trainer = _trainer(task, pipeline, train, val, out, callbacks)
-        left_out = _left_out(task, trainer, len(train), len(val))
-        estimate = _estimate(task, pipeline, trainer)
-        if task.finetune.memory_check and estimate is not None and not _sharded():
-            check_fits(task, estimate, loaded=_loaded_bytes(trainer.model))
+        trainer = build_trainer(task, pipeline, train, val, out, callbacks)
+        left_out = leave_out_long(task, trainer, len(train), len(val))
+        estimate = tune_estimate(task, pipeline, trainer)
+        check_tune_fits(task, estimate, trainer.model)
         last = last_complete_checkpoint(out / "checkpoints")
         earlier_tokens = _continue_token_count(trainer, last)
         started = time.perf_counter()
@@ -274,7 +120,7 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
-                   resumed_from=_step_of(last), peak=memory_record(estimate, peak),
+                   resumed_from=step_of(last), peak=memory_record(estimate, peak),
                    left_out=left_out, earlier_tokens=earlier_tokens)
 
 
@@ -290,242 +136,6 @@ def _continue_token_count(trainer: Any, checkpoint: str | None) -> int:
     if hasattr(trainer, "_total_train_tokens"):
         trainer._total_train_tokens = earlier
     return earlier
-
-
-def _left_out(task: TaskSpec, trainer: Any, n_train: int, n_val: int) -> dict[str, Any]:
-    """Leave out the examples longer than the training length, and say so. Cut at the
-    length, such an example loses the end of its answer (the token that ends the turn
-    first): trained on it, the model learns answers that never end. TRL would cut them and
-    keep those with any answer token left, without a word. None left is refused before
-    training; some left out is said beside the tune's unusual settings. Returns the counts
-    ({"train": n, "val": n}) and the sentences."""
-    length = task.finetune.max_seq_length or task.audit.max_seq_length
-    key = "[finetune] max_seq_length" if task.finetune.max_seq_length else \
-        "[audit] max_seq_length"
-    given = {"train": n_train, "val": n_val}
-    counts: dict[str, int] = {}
-    for part in ("train", "val"):
-        data = trainer.train_dataset if part == "train" else trainer.eval_dataset
-        whole = data.filter(lambda row: _tokens(row) <= length)
-        counts[part] = given[part] - len(whole)
-        if part == "train":
-            trainer.train_dataset = whole
-        else:
-            trainer.eval_dataset = whole
-        if not len(whole):
-            raise DataError(f"no {part} example fits whole within {key} = {length}: its prompt "
-                            "(instruction, demonstrations, input) and its answer with the token "
-                            "that ends it", file=task.path,
-                            fix=f"raise {key}, or shorten the instruction, inputs or answers")
-    said = [f"{key} = {length} cuts {counts[part]} of {given[part]} {part} examples before "
-            "their answer ends, and training leaves them out (a cut answer would teach the "
-            "model not to stop)" for part in ("train", "val") if counts[part]]
-    return {"counts": {k: v for k, v in counts.items() if v}, "said": said}
-
-
-def _tokens(row: dict[str, Any]) -> int:
-    """A record's length as trained: SFT's whole sequence; for DPO the longer of prompt +
-    chosen and prompt + rejected."""
-    if "input_ids" in row:
-        return len(row["input_ids"])
-    return len(row["prompt_ids"]) + max(len(row["chosen_ids"]), len(row["rejected_ids"]))
-
-
-def _trainer(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
-             val: Sequence[Example], out: Path, callbacks: Sequence[Any]) -> Any:
-    from datasets import Dataset
-    from transformers import PrinterCallback
-
-    settings = task.finetune
-    method = METHODS[settings.method]
-    model, tokenizer = _trainable_model(pipeline, settings.method)
-    tokenizer.save_pretrained(str(out / "tokenizer"))  # prompt-tuning reads it for its init
-    peft = peft_config(settings, _targets(task, model, pipeline) if method.trains == "lora" else [],
-                       init_text=pipeline.instruction or "Answer the request.",
-                       tokenizer_dir=str(out / "tokenizer"))
-    trainer_class, records = _objective(method.objective)
-    trainer = trainer_class(
-        model=model, args=_arguments(task, method.objective, out / "checkpoints"),
-        processing_class=tokenizer,
-        train_dataset=Dataset.from_list(records(pipeline, train, tokenizer)),
-        eval_dataset=Dataset.from_list(records(pipeline, val, tokenizer)), peft_config=peft,
-        callbacks=[early_stopping(settings.early_stopping_patience),
-                   *([] if settings.eval_steps else [evaluation_schedule(
-                       evaluations(settings.epochs, settings.early_stopping_patience))]),
-                   *callbacks])
-    trainer.remove_callback(PrinterCallback)  # the library never prints
-    return trainer
-
-
-def evaluation_steps(max_steps: int, readings: int) -> int:
-    """Steps between val readings so that a run of `max_steps` reads val loss `readings`
-    times (the Trainer also reads it at the last step): the longest interval that still
-    gives that many, or every step when there are fewer steps than readings."""
-    if max_steps <= readings or readings < 2:
-        return 1 if readings >= 2 else max(1, max_steps)
-    return max(1, math.ceil(max_steps / (readings - 1)) - 1)
-
-
-def evaluation_schedule(readings: int) -> Any:
-    """Sets the default schedule once the Trainer knows its steps: a share of them, as
-    transformers takes it, is rounded up, and ceil(steps x share) can give fewer readings
-    than asked (9 steps at a quarter: every 3, three readings)."""
-    from transformers import TrainerCallback
-
-    class EvaluationSchedule(TrainerCallback):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            state.eval_steps = state.save_steps = evaluation_steps(state.max_steps, readings)
-
-    return EvaluationSchedule()
-
-
-def early_stopping(patience: int) -> Any:
-    """Early stopping on val loss, where an improvement must be one: below the reference
-    (the val loss of the last evaluation that improved) by more than diagnose's FLAT share
-    of it. transformers' own threshold is absolute and 0 by default, so a val loss creeping
-    down by hairs, each reading a new best, would reset its patience for ever while train
-    loss fell: the memorisation the seeds tell early stopping to catch. Its reference and
-    count travel with a checkpoint, so a resumed tune stops where an uninterrupted one
-    would."""
-    from transformers import EarlyStoppingCallback
-
-    class RelativeEarlyStopping(EarlyStoppingCallback):
-        def __init__(self, early_stopping_patience: int = 1,
-                     early_stopping_threshold: float | None = FLAT) -> None:
-            super().__init__(early_stopping_patience, early_stopping_threshold)
-            self.reference: float | None = None
-
-        def check_metric_value(self, args: Any, state: Any, control: Any,
-                               metric_value: float) -> None:
-            share = self.early_stopping_threshold or 0.0
-            if self.reference is None or metric_value < self.reference - share * abs(
-                    self.reference):
-                self.reference = float(metric_value)
-                self.early_stopping_patience_counter = 0
-            else:
-                self.early_stopping_patience_counter += 1
-
-        def state(self) -> dict[str, Any]:
-            saved = super().state()
-            saved["attributes"]["reference"] = self.reference
-            return saved
-
-    # checkpoints name a callback's saved state by its class name: under transformers' name,
-    # a tune interrupted before this class existed resumes with its count of worse readings
-    RelativeEarlyStopping.__name__ = RelativeEarlyStopping.__qualname__ = "EarlyStoppingCallback"
-    return RelativeEarlyStopping(early_stopping_patience=patience)
-
-
-def _estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
-    """The estimated peak of this very tune: its longest batch, padded, and the LM head at
-    answer positions only (see answer_loss.py). None for a method the estimate does not
-    model (prefix, prompt tuning, DPO)."""
-    import torch
-
-    settings = task.finetune
-    if settings.method not in ("full", "lora", "qlora"):
-        return None
-    data = trainer.train_dataset
-    longest = max(len(ids) for ids in data["input_ids"])
-    # TRL keeps the answer as the labels not masked with -100 (its completion_mask column is
-    # gone once labels are built)
-    answer = max(sum(1 for t in row if t != -100) for row in data["labels"]) \
-        if "labels" in data.column_names else longest
-    batch = settings.batch_size
-    cuda = torch.cuda.is_available()
-    mixed = precision(settings.method, "cuda" if cuda else "cpu")
-    try:
-        return estimate_memory(
-            shape_for(pipeline.model,
-                      base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
-            method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
-            lora_targets=_targets(task, trainer.model, pipeline)
-            if settings.method != "full" else [], lora_dropout=settings.dropout,
-            **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
-            gradient_checkpointing=settings.gradient_checkpointing or None,
-            logit_tokens=None if _flash_attention() else batch * min(longest, batch * answer))
-    except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
-        return None     # and so no refusal; the tune runs as asked
-
-
-def _sharded() -> bool:
-    """FSDP or DeepSpeed under accelerate split the weights and optimizer across devices,
-    which the one-device estimate does not model: no refusal there (DDP replicates, so the
-    estimate holds per device)."""
-    return any(os.environ.get(name, "").lower() in ("1", "true")
-               for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
-
-
-def device_memory() -> tuple[int, str]:
-    """Bytes the tune can use now, and where: what the GPU has free (other processes, and
-    this one's own inference copy of the model, hold the rest), else the memory the machine
-    has available (MemAvailable: free plus what the kernel can reclaim)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.mem_get_info()[0], f"GPU {torch.cuda.get_device_name()}"
-    try:
-        meminfo = Path("/proc/meminfo").read_text()
-    except OSError:  # not Linux: the physical memory, the best figure without /proc
-        meminfo = ""
-    available = available_ram(meminfo)
-    if available is None:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
-    return available, "this machine's RAM"
-
-
-def available_ram(meminfo: str) -> int | None:
-    """Bytes of MemAvailable in the text of /proc/meminfo ("MemAvailable: 123 kB"), or None
-    where it is not stated."""
-    for line in meminfo.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "MemAvailable":
-            number, *unit = value.split()
-            scale = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}.get(
-                unit[0].lower() if unit else "", 1)
-            return int(number) * scale
-    return None
-
-
-def _loaded_bytes(model: Any) -> int:
-    """The bytes the tune's own model holds already (its weights and buffers): part of the
-    estimate, and no longer free."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def check_fits(task: TaskSpec, estimate: MemoryEstimate, *, loaded: int = 0,
-               available: tuple[int, str] | None = None) -> None:
-    """The seeds: right-size the hardware before you start. A tune whose estimated peak is
-    over what the device has free now (its whole memory less what is already loaded, the
-    trainable copy aside) would fail on its first long batch, or swap for hours on a CPU; so
-    it is refused with what would make it fit."""
-    free, where = available or device_memory()
-    room = free + loaded  # the loaded weights are in the estimate: theirs counts as room
-    if estimate.total <= room:
-        return
-    s = task.finetune
-    import torch
-
-    ways = []
-    quantised = torch.cuda.is_available()  # QLoRA's 4-bit weights need a CUDA GPU
-    if s.method == "full":
-        ways.append('method = "lora" or "qlora"' if quantised else 'method = "lora"')
-    elif s.method == "lora" and quantised:
-        ways.append('method = "qlora" (4-bit base weights)')
-    if not s.gradient_checkpointing:
-        ways.append("gradient_checkpointing = true")
-    ways.append(f"a smaller batch_size (now {s.batch_size}; raise gradient_accumulation to keep "
-                "the effective batch) or max_seq_length")
-    raise RungError(
-        f"the {s.method} tune needs about {gb(estimate.total)} at its peak (weights "
-        f"{gb(estimate.weights)}, optimizer {gb(estimate.optimizer)}, activations "
-        f"{gb(estimate.activations)}) and {where} has {gb(free)} free now"
-        + (f" besides the {gb(loaded)} its loaded weights hold" if loaded else ""),
-        file=task.path,
-        fix="in [finetune] set " + ", or ".join(ways) + "; or free the memory other "
-            "processes hold; `rung estimate` shows the figures; memory_check = false tries "
-            "anyway")
 
 
 def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
@@ -551,7 +161,7 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
     tokens = int(max((c.get("num_tokens", 0) for c in curves), default=0))
     result = TuneResult(
         method=task.finetune.method, artifact=out / "artifact", curves=curves,
-        best_step=_step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
+        best_step=step_of(state.best_model_checkpoint), best_val_loss=state.best_metric,
         stopped_early=state.global_step < state.max_steps, steps=state.global_step,
         epochs=float(state.epoch or 0), seconds=seconds, trainable_parameters=trainable,
         total_parameters=total,
@@ -574,137 +184,6 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
     return result
 
 
-def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
-                tokenizer: Any = None) -> None:
-    """Write the artifact (when a model is given) and its tune.json, atomically last."""
-    artifact = result.artifact
-    if model is not None:
-        staging = artifact.with_name("artifact.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        method = METHODS[result.method]
-        (staging / ADAPTER_BASE).write_text(json.dumps(
-            {"model": pipeline.model, "base_dir": pipeline.base_dir, "method": method.name,
-             "trains": method.trains}))
-        shutil.rmtree(artifact, ignore_errors=True)
-        staging.rename(artifact)
-    data = asdict(result)
-    data["artifact"] = str(result.artifact)
-    data.pop("reused")
-    atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
-
-
-EVALS_PER_EPOCH = 2  # val loss readings an epoch when [finetune] eval_steps is not set
-
-
-def evaluations(epochs: float, patience: int) -> int:
-    """How many times a run reads val loss when [finetune] eval_steps is not set:
-    EVALS_PER_EPOCH an epoch, and never fewer than patience + 2 (a first reading, one that
-    improves on it, then `patience` worse ones), else early stopping could never fire: once
-    an epoch, three epochs and a patience of two would end on the third reading; twice an
-    epoch, one epoch would read twice. A share of all steps, so it holds on any number of
-    processes."""
-    return max(math.ceil(EVALS_PER_EPOCH * epochs), patience + 2)
-
-
-def _arguments(task: TaskSpec, objective: str, checkpoints: Path) -> Any:
-    import torch
-    from trl import DPOConfig, SFTConfig
-
-    settings = task.finetune
-    cuda = torch.cuda.is_available()
-    mixed = precision(settings.method, "cuda" if cuda else "cpu")
-    # a share of all steps (patience >= 1 makes it at most a third), until the schedule
-    # callback sets the step count once the run's length is known
-    steps = settings.eval_steps or 1 / evaluations(settings.epochs,
-                                                   settings.early_stopping_patience)
-    every = {"eval_strategy": "steps", "eval_steps": steps, "save_strategy": "steps",
-             "save_steps": steps}
-    common = dict(
-        output_dir=str(checkpoints), num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=learning_rate(settings), lr_scheduler_type=settings.scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of all steps
-        weight_decay=settings.weight_decay, load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        save_total_limit=settings.keep_checkpoints, logging_steps=1, report_to=[],
-        # early stopping's patience count travels with a checkpoint, so a resumed tune stops
-        # where an uninterrupted one would
-        restore_callback_states_from_checkpoint=True,
-        use_cpu=not cuda, bf16=mixed.bf16,
-        activation_checkpointing=settings.gradient_checkpointing,
-        seed=settings.seed if settings.seed is not None else task.task.seed,
-        disable_tqdm=True, **every)
-    length = settings.max_seq_length or task.audit.max_seq_length
-    if objective == "dpo":  # its collator cuts at max_length; _left_out drops the longer first
-        return DPOConfig(beta=settings.dpo_beta, max_length=length, **common)
-    # Padding-free batches need FlashAttention to keep sequences apart; elsewhere batches of
-    # similar length waste almost as little on padding.
-    batching = {"padding_free": True} if _flash_attention() else \
-        {"train_sampling_strategy": "group_by_length"}
-    # No max_length: TRL would cut every longer example at it and keep those with an answer
-    # token left; _left_out drops them whole instead, and says how many.
-    return SFTConfig(max_length=None, **common, **batching)
-
-
-def _objective(objective: str) -> tuple[Any, Any]:
-    from trl import DPOTrainer
-
-    from rung.finetune.answer_loss import AnswerOnlySFTTrainer
-
-    if objective == "dpo":
-        return DPOTrainer, preference_records
-    return AnswerOnlySFTTrainer, sft_records
-
-
-def _flash_attention() -> bool:
-    import importlib.util
-
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
-
-
-def _targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [m for m in task.finetune.target_modules if m in present]
-    if not targets:
-        raise RungError(f"none of [finetune] target_modules {task.finetune.target_modules} is "
-                        f"a module of {pipeline.model}", file=task.path,
-                        fix="name the model's projection layers, e.g. q_proj, v_proj")
-    return targets
-
-
-def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
-    """A fresh copy of the base weights, separate from the copy that serves inference: in
-    fp32, or on a GPU in bf16 (4-bit NF4 for QLoRA), except full fine-tuning's, which stays
-    fp32 under bf16 autocast (methods.precision)."""
-    import torch
-
-    from rung.models.hf import load_causal_lm, load_tokenizer
-
-    ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
-    kwargs: dict[str, Any] = {}
-    if method == "qlora":
-        kwargs["quantization_config"] = quantization_config()
-    if _flash_attention():
-        kwargs["attn_implementation"] = "flash_attention_2"
-    held = precision(method, "cuda" if torch.cuda.is_available() else "cpu").weights
-    dtype = torch.bfloat16 if held == "bf16" else torch.float32
-    tokenizer = load_tokenizer(ref)
-    model = load_causal_lm(ref, dtype=dtype, **kwargs)
-    if method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
 def _digest(model: Any) -> str:
     digest = hashlib.sha256()
     for name, param in sorted(model.named_parameters()):
@@ -712,7 +191,3 @@ def _digest(model: Any) -> str:
             digest.update(name.encode())
             digest.update(param.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _step_of(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None

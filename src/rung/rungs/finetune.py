@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from rung.data.example import Example
 from rung.finetune.methods import METHODS
-from rung.finetune.train import TuneResult, fine_tune, require_ready, save_record, tune_folder
+from rung.finetune.folder import tune_folder
+from rung.finetune.record import TuneResult, save_record
+from rung.finetune.train import fine_tune, require_ready
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline, uncalibrated
 from rung.rungs.base import Candidate, Rung, choose_on_val, val_work

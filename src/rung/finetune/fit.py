@@ -1,0 +1,142 @@
+"""Whether a tune fits the memory free now, asked before it starts, and refused if not.
+
+The seeds say to right-size the hardware before starting: a tune over the memory free would
+fail on its first long batch, or swap for hours on a CPU. Apart from memory.py, which
+estimates any model's shape (`rung estimate` too), and peak.py, which measures the run: this
+module sizes this very tune (its longest batch, its targets), reads what this device has free
+now, and words the refusal with what would make the tune fit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rung.errors import ModelError, RungError
+from rung.finetune.arguments import flash_attention
+from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
+from rung.finetune.methods import precision
+from rung.finetune.trainer import lora_targets
+from rung.pipeline import Pipeline
+from rung.task import TaskSpec
+
+
+def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
+    """The estimated peak of this very tune: its longest batch, padded, and the LM head at
+    answer positions only (see answer_loss.py). None for a method the estimate does not
+    model (prefix, prompt tuning, DPO)."""
+    import torch
+
+    settings = task.finetune
+    if settings.method not in ("full", "lora", "qlora"):
+        return None
+    data = trainer.train_dataset
+    longest = max(len(ids) for ids in data["input_ids"])
+    # TRL keeps the answer as the labels not masked with -100 (its completion_mask column is
+    # gone once labels are built)
+    answer = max(sum(1 for t in row if t != -100) for row in data["labels"]) \
+        if "labels" in data.column_names else longest
+    batch = settings.batch_size
+    cuda = torch.cuda.is_available()
+    mixed = precision(settings.method, "cuda" if cuda else "cpu")
+    try:
+        return estimate_memory(
+            shape_for(pipeline.model,
+                      base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None),
+            method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
+            lora_targets=lora_targets(task, trainer.model, pipeline)
+            if settings.method != "full" else [], lora_dropout=settings.dropout,
+            **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
+            gradient_checkpointing=settings.gradient_checkpointing or None,
+            logit_tokens=None if flash_attention() else batch * min(longest, batch * answer))
+    except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
+        return None     # and so no refusal; the tune runs as asked
+
+
+def check_tune_fits(task: TaskSpec, estimate: MemoryEstimate | None, model: Any) -> None:
+    """check_fits for the tune about to start, where it is asked for and can judge: [finetune]
+    memory_check on, an estimate of the method, and weights not sharded across devices.
+    `model` is the tune's own, loaded already."""
+    if task.finetune.memory_check and estimate is not None and not _sharded():
+        check_fits(task, estimate, loaded=_loaded_bytes(model))
+
+
+def _sharded() -> bool:
+    """FSDP or DeepSpeed under accelerate split the weights and optimizer across devices,
+    which the one-device estimate does not model: no refusal there (DDP replicates, so the
+    estimate holds per device)."""
+    return any(os.environ.get(name, "").lower() in ("1", "true")
+               for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
+def device_memory() -> tuple[int, str]:
+    """Bytes the tune can use now, and where: what the GPU has free (other processes, and
+    this one's own inference copy of the model, hold the rest), else the memory the machine
+    has available (MemAvailable: free plus what the kernel can reclaim)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0], f"GPU {torch.cuda.get_device_name()}"
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:  # not Linux: the physical memory, the best figure without /proc
+        meminfo = ""
+    available = available_ram(meminfo)
+    if available is None:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
+    return available, "this machine's RAM"
+
+
+def available_ram(meminfo: str) -> int | None:
+    """Bytes of MemAvailable in the text of /proc/meminfo ("MemAvailable: 123 kB"), or None
+    where it is not stated."""
+    for line in meminfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "MemAvailable":
+            number, *unit = value.split()
+            scale = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}.get(
+                unit[0].lower() if unit else "", 1)
+            return int(number) * scale
+    return None
+
+
+def _loaded_bytes(model: Any) -> int:
+    """The bytes the tune's own model holds already (its weights and buffers): part of the
+    estimate, and no longer free."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def check_fits(task: TaskSpec, estimate: MemoryEstimate, *, loaded: int = 0,
+               available: tuple[int, str] | None = None) -> None:
+    """The seeds: right-size the hardware before you start. A tune whose estimated peak is
+    over what the device has free now (its whole memory less what is already loaded, the
+    trainable copy aside) would fail on its first long batch, or swap for hours on a CPU; so
+    it is refused with what would make it fit."""
+    free, where = available or device_memory()
+    room = free + loaded  # the loaded weights are in the estimate: theirs counts as room
+    if estimate.total <= room:
+        return
+    s = task.finetune
+    import torch
+
+    ways = []
+    quantised = torch.cuda.is_available()  # QLoRA's 4-bit weights need a CUDA GPU
+    if s.method == "full":
+        ways.append('method = "lora" or "qlora"' if quantised else 'method = "lora"')
+    elif s.method == "lora" and quantised:
+        ways.append('method = "qlora" (4-bit base weights)')
+    if not s.gradient_checkpointing:
+        ways.append("gradient_checkpointing = true")
+    ways.append(f"a smaller batch_size (now {s.batch_size}; raise gradient_accumulation to keep "
+                "the effective batch) or max_seq_length")
+    raise RungError(
+        f"the {s.method} tune needs about {gb(estimate.total)} at its peak (weights "
+        f"{gb(estimate.weights)}, optimizer {gb(estimate.optimizer)}, activations "
+        f"{gb(estimate.activations)}) and {where} has {gb(free)} free now"
+        + (f" besides the {gb(loaded)} its loaded weights hold" if loaded else ""),
+        file=task.path,
+        fix="in [finetune] set " + ", or ".join(ways) + "; or free the memory other "
+            "processes hold; `rung estimate` shows the figures; memory_check = false tries "
+            "anyway")

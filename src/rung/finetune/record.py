@@ -1,0 +1,115 @@
+"""A tune's record, tune.json beside its artifact: what the run did, and proof that it ended.
+
+Apart from the run because the record outlives it: a rerun picks a finished tune up from it
+instead of training again, `rung climb --tune` and `rung export` (artifacts.py) find a past
+tune by it, and its summary is what the store keeps for the report and the costs. It is
+written last and atomically, so a folder that holds one holds a whole tune.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rung.files import atomic_write
+from rung.finetune.diagnose import Signal
+from rung.finetune.methods import METHODS
+from rung.models.registry import ADAPTER_BASE
+from rung.pipeline import Pipeline
+
+TUNE_FILE = "tune.json"  # beside the artifact; written last
+
+
+@dataclass
+class TuneResult:
+    method: str
+    artifact: Path  # adapter folder, or the whole model for method "full"
+    curves: list[dict[str, Any]]  # one row per logged point
+    best_step: int | None
+    best_val_loss: float | None
+    stopped_early: bool
+    steps: int
+    epochs: float
+    seconds: float
+    trainable_parameters: int
+    total_parameters: int
+    train_tokens: int
+    config: dict[str, Any] = field(default_factory=dict)  # the exact [finetune] table used
+    base_fingerprint: str = ""  # of the base weights it was trained from
+    resumed_from: int | None = None  # the checkpoint step an interrupted run went on from
+    world_size: int = 1
+    rank_digests: list[str] = field(default_factory=list)  # of the trained weights, per rank
+    peak_memory: dict[str, Any] | None = None  # measured, beside the estimate
+    regression: dict[str, Any] | None = None  # general-capability suite, base vs tuned
+    signals: list[Signal] = field(default_factory=list)
+    unusual: list[str] = field(default_factory=list)  # settings outside the seeds' ranges
+    device: str = "gpu"  # where it trained ("gpu" or "cpu"): prices its hours
+    # examples left out because the training length cuts their answer, per split
+    left_out: dict[str, int] = field(default_factory=dict)
+    # tokens trained in this call (`seconds`), for the rate; None: all of train_tokens
+    tokens_this_call: int | None = None
+    reused: bool = False  # found finished in its folder, not trained in this call
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "adapter": str(self.artifact), "best_step": self.best_step,
+            "best_val_loss": self.best_val_loss, "stopped_early": self.stopped_early,
+            "steps": self.steps, "epochs": round(self.epochs, 2),
+            "seconds": round(self.seconds, 1), "trainable_parameters": self.trainable_parameters,
+            "total_parameters": self.total_parameters,
+            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
+            "train_tokens": self.train_tokens,
+            # the rate of this call's segment (a resumed tune's earlier one was timed by
+            # the call that trained it); train_tokens / rate is the whole tune's time
+            "tokens_per_second": round(self._rated_tokens / self.seconds, 1)
+            if self.seconds else None,
+            "config": self.config, "base_fingerprint": self.base_fingerprint,
+            "resumed_from": self.resumed_from, "world_size": self.world_size,
+            "rank_digests": self.rank_digests, "peak_memory": self.peak_memory,
+            "regression": self.regression, "reused": self.reused,
+            "overfitting": [asdict(s) for s in self.signals],
+            "unusual_settings": self.unusual, "device": self.device,
+            "left_out": self.left_out,
+        }
+
+    @property
+    def _rated_tokens(self) -> int:
+        return self.train_tokens if self.tokens_this_call is None else self.tokens_this_call
+
+
+def finished_tune(out: Path) -> TuneResult | None:
+    """The record of the tune finished in `out`, or None where it has not finished."""
+    record = out / "artifact" / TUNE_FILE
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    data["artifact"] = out / "artifact"  # where it is now: the task folder may have moved
+    data["signals"] = [Signal(**s) for s in data["signals"]]
+    if "device" not in data:  # a record from before the device was kept: its memory says
+        measured = ((data.get("peak_memory") or {}).get("measured") or {}).get("device")
+        data["device"] = "cpu" if measured == "cpu" else "gpu"
+    return TuneResult(**{**data, "reused": True})
+
+
+def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
+                tokenizer: Any = None) -> None:
+    """Write the artifact (when a model is given) and its tune.json, atomically last."""
+    artifact = result.artifact
+    if model is not None:
+        staging = artifact.with_name("artifact.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        method = METHODS[result.method]
+        (staging / ADAPTER_BASE).write_text(json.dumps(
+            {"model": pipeline.model, "base_dir": pipeline.base_dir, "method": method.name,
+             "trains": method.trains}))
+        shutil.rmtree(artifact, ignore_errors=True)
+        staging.rename(artifact)
+    data = asdict(result)
+    data["artifact"] = str(result.artifact)
+    data.pop("reused")
+    atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
