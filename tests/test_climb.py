@@ -89,10 +89,10 @@ def test_a_corpus_level_metric_is_decided_and_paired_by_its_flag(task_dir, monke
 
     import rung.climb as climb_module
     from rung.eval.metrics import (CORPUS_STATISTICS, CorpusStatistic, _macro_f1_rows,
-                                   metric_spec)
+                                   macro_f1, metric_spec)
 
     monkeypatch.setitem(CORPUS_STATISTICS, "label_f1",
-                        CorpusStatistic("label-F1", _macro_f1_rows))
+                        CorpusStatistic("label-F1", macro_f1, _macro_f1_rows))
     spec = replace(metric_spec("accuracy"), name="label_f1", corpus_level=flagged)
     monkeypatch.setattr(climb_module, "metric_spec", lambda metric, schema=None: spec)
     seen = {}

@@ -95,6 +95,12 @@ def _worst_recall_rows(ys: np.ndarray, ps: np.ndarray, n_labels: int) -> np.ndar
     return np.min(recalls, axis=0)
 
 
+def _worst_recall(expected: list[str], predicted: list[str], labels: list[str]) -> float:
+    codes = {label: i for i, label in enumerate(labels)}
+    y, p = (np.array([[codes.get(x, len(labels)) for x in side]]) for side in (expected, predicted))
+    return float(_worst_recall_rows(y, p, len(labels))[0])
+
+
 # A, B right per label: A gets every "A" and half the "B"s (worst recall 1/2, accuracy 10/12);
 # B gets 7 of 8 "A"s and 3 of 4 "B"s (worst recall 3/4, accuracy the same 10/12)
 _EXPECTED = ["A"] * 8 + ["B"] * 4
@@ -107,7 +113,7 @@ def test_a_new_corpus_level_metric_is_tested_by_its_flag_not_its_name(monkeypatc
     soon as its spec is flagged: a dispatcher that looked for the name "macro_f1" would
     fall through to McNemar (the accuracy behind it, no difference here) and fail this."""
     monkeypatch.setitem(CORPUS_STATISTICS, "worst_recall",
-                        CorpusStatistic("worst-recall", _worst_recall_rows))
+                        CorpusStatistic("worst-recall", _worst_recall, _worst_recall_rows))
     spec = MetricSpec("worst_recall", ("classification",),
                       lambda e, p: float(e.strip() == p.strip()), "exact label", binary=True,
                       corpus_level=True)
@@ -121,6 +127,13 @@ def test_a_new_corpus_level_metric_is_tested_by_its_flag_not_its_name(monkeypatc
                                lambda idx, ps: _worst_recall_rows(y[idx], ps, 2),
                                test="permutation-worst-recall", seed=4, b_only=1, a_only=1)
     assert c == by_hand
+    # scored as itself too, not as the share right (10/12), once metric_spec knows its spec
+    import rung.eval.metrics as metrics
+
+    known = metrics.metric_spec
+    monkeypatch.setattr(metrics, "metric_spec",
+                        lambda name, schema=None: spec if name == spec.name else known(name))
+    assert score_predictions("worst_recall", _EXPECTED, _SIDE_A, labels=["A", "B"]).value == 0.5
     # the same metric unflagged is a 0/1 metric like any other: McNemar on correctness
     plain = paired_test(replace(spec, corpus_level=False), _EXPECTED, _SIDE_A, _SIDE_B,
                         ["A", "B"], seed=4)

@@ -74,19 +74,21 @@ def _macro_f1_rows(ys: np.ndarray, ps: np.ndarray, n_labels: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CorpusStatistic:
-    """What the paired test of a corpus-level classification metric needs: `rows(ys, ps,
-    n_labels)` scores every row of (rows x n) matrices of expected and predicted label codes
-    at once (so 10,000 swaps cost array arithmetic, not 10,000 calls), and `title` names the
-    metric to people and, lowercased, in the test's name ("permutation-macro-f1")."""
+    """What scoring and pairing a corpus-level classification metric need: `score(expected,
+    predicted, labels)` is the metric on the full set, `rows(ys, ps, n_labels)` scores every
+    row of (rows x n) matrices of expected and predicted label codes at once (so 2,000
+    resamples or 10,000 swaps cost array arithmetic, not that many calls), and `title` names
+    the metric to people and, lowercased, in the test's name ("permutation-macro-f1")."""
 
     title: str
+    score: Callable[[Sequence[str], Sequence[str], Sequence[str]], float]
     rows: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
 # Every metric whose MetricSpec is corpus_level, by name. A flagged metric missing here is
 # refused by paired_test rather than tested as some other statistic.
 CORPUS_STATISTICS: dict[str, CorpusStatistic] = {
-    "macro_f1": CorpusStatistic("macro-F1", _macro_f1_rows),
+    "macro_f1": CorpusStatistic("macro-F1", macro_f1, _macro_f1_rows),
 }
 
 
@@ -181,16 +183,18 @@ def score_predictions(
     if n == 0:
         return Score(metric, float("nan"), (float("nan"), float("nan")), 0)
     rng = np.random.default_rng(seed)
-    if metric == "macro_f1":
+    spec = metric_spec(metric, schema)
+    if spec.corpus_level:  # no mean over examples: scored from the label codes, as a whole
+        statistic = corpus_statistic(spec)
         # A prediction outside the label set is wrong for every label: code it past the end.
         y = _label_codes(labels, expected, len(labels))
         p = _label_codes(labels, predicted, len(labels) + 1)
-        value = macro_f1(expected, predicted, labels)
+        value = statistic.score(expected, predicted, labels)
 
         def resampled(idx: np.ndarray) -> np.ndarray:
-            return _macro_f1_rows(y[idx], p[idx], len(labels))
+            return statistic.rows(y[idx], p[idx], len(labels))
     else:
-        values = per_example_values(metric_spec(metric, schema), expected, predicted)
+        values = per_example_values(spec, expected, predicted)
         value = float(values.mean())
 
         def resampled(idx: np.ndarray) -> np.ndarray:
