@@ -61,6 +61,56 @@ def test_macro_f1_rungs_are_paired_on_macro_f1(task_dir, fake_model):
     assert versus["difference"] == pytest.approx(few_shot["score"] - prompt["score"], abs=1e-4)
 
 
+def _answered(rung: str, expected: list[str], said: list[str]):
+    """A measured rung whose test answers are `said` (RungResult, as the evaluator leaves it)."""
+    from rung.eval.metrics import Score
+    from rung.eval.runner import EvalResult, Prediction
+    from rung.pipeline import Pipeline
+    from rung.rungs.base import Candidate, RungResult
+
+    predictions = [Prediction(str(i), i, "q", e, p, e == p, 1, 1)
+                   for i, (e, p) in enumerate(zip(expected, said))]
+    score = sum(p.correct for p in predictions) / len(predictions)
+    return RungResult(rung, Pipeline(rung=rung, kind="classification", model="m",
+                                     instruction="i"),
+                      EvalResult(Score("accuracy", score, (score, score), len(said)),
+                                 predictions), [Candidate("c", score, chosen=True)], 0.0)
+
+
+@pytest.mark.parametrize("flagged", [True, False])
+def test_a_corpus_level_metric_is_decided_and_paired_by_its_flag(task_dir, monkeypatch,
+                                                                   flagged):
+    """recommend and paired read the metric's spec, not its name: a corpus-level metric
+    added beside macro-F1 has its power read off its interval (not a share of examples) and
+    its rungs paired by the swap test on its statistic; the same metric unflagged is a 0/1
+    metric (McNemar on correctness, power as a share)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import rung.climb as climb_module
+    from rung.eval.metrics import (CORPUS_STATISTICS, CorpusStatistic, _macro_f1_rows,
+                                   macro_f1, metric_spec)
+
+    monkeypatch.setitem(CORPUS_STATISTICS, "label_f1",
+                        CorpusStatistic("label-F1", macro_f1, _macro_f1_rows))
+    spec = replace(metric_spec("accuracy"), name="label_f1", corpus_level=flagged)
+    monkeypatch.setattr(climb_module, "metric_spec", lambda metric, schema=None: spec)
+    seen = {}
+
+    def deciding(results, **options):
+        seen.update(options)
+        return SimpleNamespace(rung=None, to_dict=lambda: {"headline": "-"})
+
+    monkeypatch.setattr(climb_module, "decide", deciding)
+    climb_module.recommend(load_task(write_task(task_dir)), [], None)
+    expected = ["BILLING"] * 8 + ["BUG"] * 4 + ["FEATURE"] * 2
+    cheap = _answered("prompt", expected, ["BILLING"] * 14)
+    dear = _answered("few-shot", expected, ["BILLING"] * 6 + ["BUG"] * 6 + ["FEATURE"] * 2)
+    versus = seen["compare"](cheap, dear)
+    assert seen["binary"] is not flagged
+    assert versus.test == ("permutation-label-f1" if flagged else "mcnemar-exact")
+
+
 def test_paired_intervals_use_the_task_s_bootstrap_setting(task_dir, fake_model):
     """[eval] bootstrap sets the resamples of every interval, the paired ones too: they
     took the library default of 2000 whatever the task said."""

@@ -1,10 +1,14 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from rung.eval.metrics import (_macro_f1_rows, is_correct, macro_f1, metric_spec,
-                               paired_macro_f1, per_class, score_predictions)
-from rung.eval.stats import mcnemar_exact
+from rung.eval.metrics import (CORPUS_STATISTICS, CorpusStatistic, _macro_f1_rows,
+                               is_correct, macro_f1, metric_spec, paired_macro_f1,
+                               paired_test, per_class, score_predictions)
+from rung.eval.stats import mcnemar_exact, paired_permutation, paired_swap_test
+from rung.eval.text_metrics import MetricSpec
 
 
 def test_accuracy_and_macro_f1_hand_worked():
@@ -75,6 +79,108 @@ def test_macro_f1_is_compared_as_macro_f1_not_as_the_accuracy_behind_it():
     by_correctness = mcnemar_exact([e == p for e, p in zip(expected, mixed)],
                                    [e == p for e, p in zip(expected, majority)])
     assert by_correctness.difference > 0 and by_correctness.significant  # the old answer
+
+
+# --- which paired test a metric gets: read off its spec, never its name --------------------
+
+
+def _worst_recall_rows(ys: np.ndarray, ps: np.ndarray, n_labels: int) -> np.ndarray:
+    """The lowest recall of any label present in a row: a corpus-level statistic no mean over
+    examples can express, standing in for a metric added after macro-F1."""
+    recalls = []
+    for label in range(n_labels):
+        support = (ys == label).sum(axis=1)
+        hits = ((ys == label) & (ps == label)).sum(axis=1)
+        recalls.append(np.where(support > 0, hits / np.maximum(support, 1), np.inf))
+    return np.min(recalls, axis=0)
+
+
+def _worst_recall(expected: list[str], predicted: list[str], labels: list[str]) -> float:
+    codes = {label: i for i, label in enumerate(labels)}
+    y, p = (np.array([[codes.get(x, len(labels)) for x in side]]) for side in (expected, predicted))
+    return float(_worst_recall_rows(y, p, len(labels))[0])
+
+
+# A, B right per label: A gets every "A" and half the "B"s (worst recall 1/2, accuracy 10/12);
+# B gets 7 of 8 "A"s and 3 of 4 "B"s (worst recall 3/4, accuracy the same 10/12)
+_EXPECTED = ["A"] * 8 + ["B"] * 4
+_SIDE_A = ["A"] * 8 + ["B", "B", "A", "A"]
+_SIDE_B = ["A"] * 7 + ["B"] + ["B", "B", "B", "A"]
+
+
+def test_a_new_corpus_level_metric_is_tested_by_its_flag_not_its_name(monkeypatch):
+    """A corpus-level metric added beside macro-F1 is scored as itself by the swap test as
+    soon as its spec is flagged: a dispatcher that looked for the name "macro_f1" would
+    fall through to McNemar (the accuracy behind it, no difference here) and fail this."""
+    monkeypatch.setitem(CORPUS_STATISTICS, "worst_recall",
+                        CorpusStatistic("worst-recall", _worst_recall, _worst_recall_rows))
+    spec = MetricSpec("worst_recall", ("classification",),
+                      lambda e, p: float(e.strip() == p.strip()), "exact label", binary=True,
+                      corpus_level=True)
+    c = paired_test(spec, _EXPECTED, _SIDE_A, _SIDE_B, ["A", "B"], seed=4)
+    assert c.test == "permutation-worst-recall"
+    assert (c.a_score, c.b_score) == (0.5, 0.75) and c.difference == pytest.approx(0.25)
+    codes = {"A": 0, "B": 1}
+    y = np.array([codes[e] for e in _EXPECTED])
+    by_hand = paired_swap_test(np.array([codes[p] for p in _SIDE_A]),
+                               np.array([codes[p] for p in _SIDE_B]),
+                               lambda idx, ps: _worst_recall_rows(y[idx], ps, 2),
+                               test="permutation-worst-recall", seed=4, b_only=1, a_only=1)
+    assert c == by_hand
+    # scored as itself too, not as the share right (10/12), once metric_spec knows its spec
+    import rung.eval.metrics as metrics
+
+    known = metrics.metric_spec
+    monkeypatch.setattr(metrics, "metric_spec",
+                        lambda name, schema=None: spec if name == spec.name else known(name))
+    assert score_predictions("worst_recall", _EXPECTED, _SIDE_A, labels=["A", "B"]).value == 0.5
+    # the same metric unflagged is a 0/1 metric like any other: McNemar on correctness
+    plain = paired_test(replace(spec, corpus_level=False), _EXPECTED, _SIDE_A, _SIDE_B,
+                        ["A", "B"], seed=4)
+    assert plain.test == "mcnemar-exact" and plain.difference == 0.0
+
+
+def test_the_flag_decides_for_macro_f1_too_and_a_flag_without_a_statistic_is_refused():
+    """macro_f1's own spec is flagged, and it is the flag that routes it: unflagged, the
+    name alone gets McNemar. A flagged metric with no statistic to score is refused rather
+    than tested as macro-F1 or as a mean."""
+    spec = metric_spec("macro_f1")
+    assert spec.corpus_level and not metric_spec("accuracy").corpus_level
+    assert paired_test(spec, _EXPECTED, _SIDE_A, _SIDE_B, ["A", "B"]).test == "permutation-macro-f1"
+    assert paired_test(replace(spec, corpus_level=False), _EXPECTED, _SIDE_A, _SIDE_B,
+                       ["A", "B"]).test == "mcnemar-exact"
+    with pytest.raises(ValueError, match="CORPUS_STATISTICS"):
+        paired_test(replace(spec, name="micro_f1"), _EXPECTED, _SIDE_A, _SIDE_B, ["A", "B"])
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_STATISTICS))
+def test_every_corpus_statistic_belongs_to_a_flagged_spec(name):
+    """A statistic registered for a metric whose spec is not flagged would never be used:
+    the metric would be tested as the mean of its per-example view."""
+    spec = metric_spec(name)
+    assert spec.corpus_level
+    c = paired_test(spec, _EXPECTED, _SIDE_A, _SIDE_B, ["A", "B"])
+    assert c.test == "permutation-" + CORPUS_STATISTICS[name].title.lower()
+
+
+def test_paired_test_gives_the_tests_it_chooses_between_their_own_answers():
+    """0/1 metrics by McNemar on correctness, graded ones by the sign-flip test on values,
+    macro-F1 by paired_macro_f1; values the caller holds are used as given."""
+    expected = ["the cat sat", "a dog", "red", "blue sky"] * 5
+    a = ["the cat", "a dog", "green", "blue sky"] * 5
+    b = ["the cat sat", "dog", "red", "sky"] * 5
+    em, rouge = metric_spec("exact_match"), metric_spec("rouge_l")
+    right = [[float(e.lower() == p.lower()) for e, p in zip(expected, s)] for s in (a, b)]
+    assert paired_test(em, expected, a, b, seed=2) == mcnemar_exact(
+        *(np.array(r) >= 1 for r in right), seed=2)
+    got = paired_test(rouge, expected, a, b, seed=2, min_gain=0.1)
+    values = [[rouge.per_example(e, p) for e, p in zip(expected, s)] for s in (a, b)]
+    assert got == paired_permutation(*values, seed=2, min_gain=0.1)
+    given = paired_test(rouge, expected, a, b, seed=2, values=([0.0] * 20, [1.0] * 20))
+    assert given.difference == 1.0  # not recomputed
+    labels = ["A", "B"]
+    assert (paired_test(metric_spec("macro_f1"), _EXPECTED, _SIDE_A, _SIDE_B, labels, seed=5)
+            == paired_macro_f1(_EXPECTED, _SIDE_A, _SIDE_B, labels, seed=5))
 
 
 def test_interval_narrows_with_more_examples():

@@ -257,13 +257,19 @@ def test_compare_dispatches_on_kind():
         compare(a, b, kind="ordinal")
 
 
-@pytest.mark.parametrize("test", [mcnemar_exact, paired_bootstrap, paired_permutation])
+def _swap_of_means(a, b):
+    return paired_swap_test(a, b, _mean_rows, test="swap")
+
+
+@pytest.mark.parametrize("test", [mcnemar_exact, paired_bootstrap, paired_permutation,
+                                  _swap_of_means])
 def test_length_mismatch_raises(test):
     with pytest.raises(ValueError, match="same examples"):
         test([1, 0, 1], [1, 0])
 
 
-@pytest.mark.parametrize("test", [mcnemar_exact, paired_bootstrap, paired_permutation])
+@pytest.mark.parametrize("test", [mcnemar_exact, paired_bootstrap, paired_permutation,
+                                  _swap_of_means])
 def test_empty_raises(test):
     with pytest.raises(ValueError, match="empty"):
         test([], [])
@@ -300,9 +306,9 @@ def test_chunked_resampling_gives_the_same_answer(monkeypatch):
     import rung.eval.stats as stats
 
     a, b = _shifted(n=300, shift=0.01, seed=9)
-    whole = (paired_bootstrap(a, b), paired_permutation(a, b))
+    whole = (paired_bootstrap(a, b), paired_permutation(a, b), _swap_of_means(a, b))
     monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 1000)
-    assert (paired_bootstrap(a, b), paired_permutation(a, b)) == whole
+    assert (paired_bootstrap(a, b), paired_permutation(a, b), _swap_of_means(a, b)) == whole
 
 
 def test_graded_comparisons_hold_their_level_on_small_splits() -> None:

@@ -21,9 +21,9 @@ from rung.data.formats import read_examples
 from rung.data.splits import Split, split_by_settings
 from rung.decide import decide, fast_enough, reaches, val_score
 from rung.errors import ConfigError, DataError
-from rung.eval.metrics import metric_spec, paired_macro_f1, per_example_values
+from rung.eval.metrics import metric_spec, paired_test
 from rung.eval.runner import evaluate
-from rung.eval.stats import PairedComparison, mcnemar_exact, paired_permutation
+from rung.eval.stats import PairedComparison
 from rung.files import atomic_write
 from rung.finetune.artifacts import RETUNE, PastTune, checked_base, past_tune
 from rung.finetune.record import TuneResult
@@ -188,8 +188,9 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
     spec = metric_spec(task.task.metric, task.json_schema)
     decision = decide(results, target=task.task.target, criterion=task.eval.decide_on,
                       audit=audit, prices=task.costs, stopped=stopped,
-                      # macro-F1 is no share of examples: its power is read off its interval
-                      binary=spec.binary and task.task.metric != "macro_f1",
+                      # a corpus-level metric (macro-F1) is no share of examples: its
+                      # power is read off its interval
+                      binary=spec.binary and not spec.corpus_level,
                       compare=lambda a, b: paired(task, a, b),
                       max_latency_ms=task.eval.max_latency_ms)
     record = decision.to_dict()
@@ -214,29 +215,21 @@ def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] |
 
 
 def paired(task: TaskSpec, a: RungResult, b: RungResult) -> PairedComparison:
-    """B against A on the same test examples.
+    """B against A on the same test examples, by the test the task's metric calls for
+    (metrics.paired_test: McNemar's exact test for a 0/1 metric, the sign-flip permutation
+    test for a graded one, the test that swaps the rungs' answers per example for a
+    corpus-level one such as macro-F1), with the task's min_gain, resamples and seed.
 
-    A 0/1 metric (accuracy, exact match, JSON checks) gets the exact McNemar test on
-    per-example correctness; macro-F1, not a mean over examples, the permutation test that
-    swaps the two rungs' answers per example (paired_macro_f1). A graded
-    metric (ROUGE-L, BLEU, chrF, most custom ones) gets the sign-flip permutation test on
-    per-example values (exact up to 16 examples) with a paired bootstrap interval: the
-    bootstrap's own shift-method p-value called a difference that was not there about twice
-    as often as it should on small splits (9.5% at n = 10, 6.7% at n = 20, against 5%).
+    A 0/1 metric is paired on the correctness the evaluator stored, so a judge-backed metric
+    is not asked again; a graded one's values are computed from the stored answers.
     """
     spec = metric_spec(task.task.metric, task.json_schema)
-    resamples, gain, seed = task.eval.bootstrap, task.eval.min_gain, task.task.seed
-    if task.task.metric == "macro_f1":
-        return paired_macro_f1([p.expected for p in a.test.predictions],
-                               *([p.output for p in r.test.predictions] for r in (a, b)),
-                               task.task.labels, min_gain=gain, n_bootstrap=resamples, seed=seed)
-    if not spec.binary:
-        x, y = (per_example_values(spec, [p.expected for p in r.test.predictions],
-                                   [p.output for p in r.test.predictions]) for r in (a, b))
-        return paired_permutation(x, y, min_gain=gain, n_bootstrap=resamples, seed=seed)
-    return mcnemar_exact([p.correct for p in a.test.predictions],
-                         [p.correct for p in b.test.predictions],
-                         min_gain=gain, n_resamples=resamples, seed=seed)
+    stored = tuple([float(p.correct) for p in r.test.predictions] for r in (a, b))
+    return paired_test(spec, [p.expected for p in a.test.predictions],
+                       *([p.output for p in r.test.predictions] for r in (a, b)),
+                       task.task.labels, min_gain=task.eval.min_gain,
+                       n_bootstrap=task.eval.bootstrap, seed=task.task.seed,
+                       values=stored if spec.binary else None)
 
 
 def compare_with_cheaper(task: TaskSpec, results: list[RungResult]) -> None:

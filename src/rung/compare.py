@@ -23,8 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from rung.errors import ConfigError
-from rung.eval.metrics import metric_spec, paired_macro_f1, per_example_values
-from rung.eval.stats import mcnemar_exact, paired_permutation
+from rung.eval.metrics import corpus_statistic, metric_spec, paired_test, per_example_values
 from rung.rungs import LADDER
 from rung.store import Store
 from rung.task import TaskSpec
@@ -67,11 +66,12 @@ def _by_example(rows: Iterable[Any]) -> dict[tuple[str, int], Any]:
 def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
                  task: TaskSpec, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """`rung_b` of `run_b` against `rung_a` of `run_a`, on their shared test examples, by the
-    task's metric: a 0/1 metric by McNemar's exact test on the examples that changed, a
-    graded one (ROUGE-L, BLEU, chrF, a custom score) by the sign-flip permutation test on
-    the per-example values (exact up to 16 examples, 10,000 random signs beyond), whose
-    right/wrong column holds exact match and would hide a drop; macro-F1, which is no mean
-    over examples, by the permutation test that swaps the two runs' answers per example."""
+    task's metric, by the test climb pairs rungs with (metrics.paired_test): a 0/1 metric by
+    McNemar's exact test on the examples that changed, a graded one (ROUGE-L, BLEU, chrF, a
+    custom score) by the sign-flip permutation test on the per-example values (exact up to
+    16 examples, 10,000 random signs beyond), whose right/wrong column holds exact match and
+    would hide a drop; a corpus-level one (macro-F1), which is no mean over examples, by the
+    permutation test that swaps the two runs' answers per example."""
     a, b = (_by_example(store.predictions(run, rung)) for run, rung in ((run_a, rung_a),
                                                                          (run_b, rung_b)))
     ids = sorted(a)
@@ -81,17 +81,15 @@ def compare_rung(store: Store, run_a: str, rung_a: str, run_b: str, rung_b: str,
     spec = metric_spec(task.task.metric, task.json_schema)
     expected = [a[i]["expected"] for i in ids]
     outputs = [[side[i]["output"] for i in ids] for side in (a, b)]
+    # once: they are both the test's input and the moves listed below (a judge answers once)
     x, y = (per_example_values(spec, expected, said) for said in outputs)
-    if task.task.metric == "macro_f1":
-        result = paired_macro_f1(expected, *outputs, task.task.labels, n_bootstrap=n_resamples,
-                                 seed=seed)
-        test = "permutation test on macro-F1, the two runs' answers swapped per example"
-    elif spec.binary:
-        result = mcnemar_exact(x >= 1.0, y >= 1.0, n_resamples=n_resamples, seed=seed)
-        test = "McNemar's exact test on the examples that changed"
-    else:
-        result = paired_permutation(x, y, n_bootstrap=n_resamples, seed=seed)
-        test = f"sign-flip permutation test on per-example {spec.name}"
+    result = paired_test(spec, expected, *outputs, task.task.labels, n_bootstrap=n_resamples,
+                         seed=seed, values=(x, y))
+    # described from the test that ran, so the words cannot name another one
+    test = {"mcnemar-exact": "McNemar's exact test on the examples that changed",
+            "permutation": f"sign-flip permutation test on per-example {spec.name}",
+            }.get(result.test) or (f"permutation test on {corpus_statistic(spec).title}, "
+                                   "the two runs' answers swapped per example")
     scores = [result.a_score, result.b_score]
 
     def moved(down: bool) -> list[dict[str, Any]]:

@@ -9,14 +9,15 @@ would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rung.eval.custom_metrics import load_custom_metric
-from rung.eval.stats import PairedComparison, paired_swap_test, row_chunks
+from rung.eval.stats import (PairedComparison, mcnemar_exact, paired_permutation,
+                             paired_swap_test, row_chunks)
 from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric
 
 
@@ -71,6 +72,91 @@ def _macro_f1_rows(ys: np.ndarray, ps: np.ndarray, n_labels: int) -> np.ndarray:
     return np.where(occurring > 0, total / np.maximum(occurring, 1), 0.0)
 
 
+@dataclass(frozen=True)
+class CorpusStatistic:
+    """What scoring and pairing a corpus-level classification metric need: `score(expected,
+    predicted, labels)` is the metric on the full set, `rows(ys, ps, n_labels)` scores every
+    row of (rows x n) matrices of expected and predicted label codes at once (so 2,000
+    resamples or 10,000 swaps cost array arithmetic, not that many calls), and `title` names
+    the metric to people and, lowercased, in the test's name ("permutation-macro-f1")."""
+
+    title: str
+    score: Callable[[Sequence[str], Sequence[str], Sequence[str]], float]
+    rows: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+# Every metric whose MetricSpec is corpus_level, by name. A flagged metric missing here is
+# refused by paired_test rather than tested as some other statistic.
+CORPUS_STATISTICS: dict[str, CorpusStatistic] = {
+    "macro_f1": CorpusStatistic("macro-F1", macro_f1, _macro_f1_rows),
+}
+
+
+def corpus_statistic(spec: MetricSpec) -> CorpusStatistic:
+    """The corpus-level statistic behind a spec flagged `corpus_level`."""
+    if spec.name not in CORPUS_STATISTICS:
+        raise ValueError(f"metric {spec.name!r} is flagged corpus-level but has no entry in "
+                         "CORPUS_STATISTICS: its paired test would not know what to score")
+    return CORPUS_STATISTICS[spec.name]
+
+
+def paired_test(spec: MetricSpec, expected: Sequence[str], a_outputs: Sequence[str],
+                b_outputs: Sequence[str], labels: Sequence[str] = (), *,
+                min_gain: float = 0.0, n_bootstrap: int = 2000, seed: int = 0,
+                values: tuple[Sequence[float], Sequence[float]] | None = None,
+                ) -> PairedComparison:
+    """B's answers against A's on the same examples, by the test that asks the metric's own
+    question; the one place that choice is made, so rung-to-rung (climb) and run-to-run
+    (compare) comparisons cannot drift apart:
+
+    - a corpus-level metric (`spec.corpus_level`: macro-F1) by the test that swaps the two
+      sides' answers per example and scores the statistic itself (paired_corpus): McNemar on
+      the correctness behind it answers another question;
+    - a 0/1 metric (accuracy, exact match, JSON checks) by McNemar's exact test on the
+      examples that changed;
+    - a graded one (ROUGE-L, BLEU, chrF, most custom ones) by the sign-flip permutation test
+      on per-example values (exact up to 16 examples), with a paired bootstrap interval: the
+      bootstrap's own shift-method p-value called a difference that was not there about
+      twice as often as it should on small splits (9.5% at n = 10, 6.7% at n = 20, against
+      5%).
+
+    The flag decides, never the metric's name: a new corpus-level metric is tested as one
+    as soon as its spec says so. `values` are each side's per-example values where the caller
+    already has them (the evaluator's stored correctness, values shown beside the test):
+    a judge-backed metric is then not asked twice, nor allowed to answer differently.
+    """
+    if spec.corpus_level:
+        return paired_corpus(spec, expected, a_outputs, b_outputs, labels, min_gain=min_gain,
+                             n_bootstrap=n_bootstrap, seed=seed)
+    if values is None:
+        values = (per_example_values(spec, expected, a_outputs),
+                  per_example_values(spec, expected, b_outputs))
+    x, y = (np.asarray(side, dtype=float) for side in values)
+    if spec.binary:
+        return mcnemar_exact(x >= 1.0, y >= 1.0, min_gain=min_gain, n_resamples=n_bootstrap,
+                             seed=seed)
+    return paired_permutation(x, y, min_gain=min_gain, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def paired_corpus(spec: MetricSpec, expected: Sequence[str], a_predicted: Sequence[str],
+                  b_predicted: Sequence[str], labels: Sequence[str], *,
+                  min_gain: float = 0.0, n_bootstrap: int = 2000,
+                  seed: int = 0) -> PairedComparison:
+    """B's score against A's on the same examples for a corpus-level metric, tested as that
+    metric: the swap test (stats.paired_swap_test) on label codes. The discordant counts
+    (b_only, a_only) still say how many examples each side alone got right."""
+    statistic = corpus_statistic(spec)
+    y = _label_codes(labels, expected, len(labels))
+    # an answer outside the labels is wrong for every label: coded past the end
+    a, b = (_label_codes(labels, said, len(labels) + 1) for said in (a_predicted, b_predicted))
+    right_a, right_b = a == y, b == y
+    return paired_swap_test(
+        a, b, lambda idx, ps: statistic.rows(y[idx], ps, len(labels)),
+        test="permutation-" + statistic.title.lower(), min_gain=min_gain,
+        n_bootstrap=n_bootstrap, seed=seed,
+        b_only=int((right_b & ~right_a).sum()), a_only=int((right_a & ~right_b).sum()))
+
+
 def paired_macro_f1(expected: Sequence[str], a_predicted: Sequence[str],
                     b_predicted: Sequence[str], labels: Sequence[str], *,
                     min_gain: float = 0.0, n_bootstrap: int = 2000,
@@ -78,14 +164,8 @@ def paired_macro_f1(expected: Sequence[str], a_predicted: Sequence[str],
     """B's macro-F1 against A's on the same examples, tested as macro-F1: McNemar on the
     correctness behind it answered another question, and could call a rung that always says
     the majority label a gain over one with twice its macro-F1."""
-    y = _label_codes(labels, expected, len(labels))
-    # an answer outside the labels is wrong for every label: coded past the end
-    a, b = (_label_codes(labels, said, len(labels) + 1) for said in (a_predicted, b_predicted))
-    right_a, right_b = a == y, b == y
-    return paired_swap_test(
-        a, b, lambda idx, ps: _macro_f1_rows(y[idx], ps, len(labels)),
-        test="permutation-macro-f1", min_gain=min_gain, n_bootstrap=n_bootstrap, seed=seed,
-        b_only=int((right_b & ~right_a).sum()), a_only=int((right_a & ~right_b).sum()))
+    return paired_corpus(metric_spec("macro_f1"), expected, a_predicted, b_predicted, labels,
+                         min_gain=min_gain, n_bootstrap=n_bootstrap, seed=seed)
 
 
 def score_predictions(
@@ -103,16 +183,18 @@ def score_predictions(
     if n == 0:
         return Score(metric, float("nan"), (float("nan"), float("nan")), 0)
     rng = np.random.default_rng(seed)
-    if metric == "macro_f1":
+    spec = metric_spec(metric, schema)
+    if spec.corpus_level:  # no mean over examples: scored from the label codes, as a whole
+        statistic = corpus_statistic(spec)
         # A prediction outside the label set is wrong for every label: code it past the end.
         y = _label_codes(labels, expected, len(labels))
         p = _label_codes(labels, predicted, len(labels) + 1)
-        value = macro_f1(expected, predicted, labels)
+        value = statistic.score(expected, predicted, labels)
 
         def resampled(idx: np.ndarray) -> np.ndarray:
-            return _macro_f1_rows(y[idx], p[idx], len(labels))
+            return statistic.rows(y[idx], p[idx], len(labels))
     else:
-        values = per_example_values(metric_spec(metric, schema), expected, predicted)
+        values = per_example_values(spec, expected, predicted)
         value = float(values.mean())
 
         def resampled(idx: np.ndarray) -> np.ndarray:
@@ -165,10 +247,12 @@ def metric_spec(metric: str, schema: dict | None = None) -> MetricSpec:
     imported and probed, so callers keep the spec rather than asking per example).
 
     For macro-F1 the per-example view is label correctness; the score itself is computed from
-    the confusion counts in `score_predictions`.
+    the confusion counts in `score_predictions`, and the spec is `corpus_level` so its paired
+    test scores macro-F1 too (its statistic is in CORPUS_STATISTICS).
     """
     if metric in ("accuracy", "macro_f1"):
-        return MetricSpec(metric, ("classification",), _same_label, "exact label", binary=True)
+        return MetricSpec(metric, ("classification",), _same_label, "exact label", binary=True,
+                          corpus_level=metric == "macro_f1")
     if metric == "json_schema" and schema is not None:
         return json_schema_metric(schema)
     if metric in TEXT_METRICS:

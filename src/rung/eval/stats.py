@@ -41,6 +41,9 @@ _CHUNK_ELEMENTS = 4_000_000
 _RELATIVE_TOLERANCE = 1e-12
 
 Statistic = Callable[..., Any]
+# Scores every row of a (rows x n) matrix of per-example outcomes at once: (examples, outcomes),
+# where `examples` holds which example each column is (a corpus-level metric needs to know).
+RowStatistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,22 @@ class PairedComparison:
         }
 
 
-def _paired_arrays(a: Sequence[Any], b: Sequence[Any], *, binary: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Both sides as 1-D arrays, refusing anything that cannot be a per-example pairing."""
+def _flat_pair(a: Sequence[Any], b: Sequence[Any], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as 1-D arrays of one non-zero length, `what` naming them in the error: any
+    other shape means the caller paired the wrong things."""
     x, y = np.asarray(a), np.asarray(b)
     if x.ndim != 1 or y.ndim != 1:
-        raise ValueError(f"paired scores must be flat sequences, got shapes {x.shape} and {y.shape}")
+        raise ValueError(f"paired {what} must be flat sequences, got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
-        raise ValueError(f"paired scores must cover the same examples, got {len(x)} and {len(y)}")
+        raise ValueError(f"paired {what} must cover the same examples, got {len(x)} and {len(y)}")
     if len(x) == 0:
-        raise ValueError("paired scores are empty: there is nothing to compare")
+        raise ValueError(f"paired {what} are empty: there is nothing to compare")
+    return x, y
+
+
+def _paired_arrays(a: Sequence[Any], b: Sequence[Any], *, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as 1-D arrays of 0/1 outcomes (`binary`) or finite numbers."""
+    x, y = _flat_pair(a, b, "scores")
     if binary:
         if not (np.isin(x, [0, 1]).all() and np.isin(y, [0, 1]).all()):
             raise ValueError("binary outcomes must be True/False (or 1/0)")
@@ -116,16 +126,48 @@ def _at_least_as_extreme(null: np.ndarray, observed: float) -> np.ndarray:
     return np.abs(null) >= abs(observed) * (1 - _RELATIVE_TOLERANCE)
 
 
+def _relabelling_p_value(
+    null: Callable[[np.ndarray], np.ndarray],
+    observed: float,
+    n: int,
+    n_resamples: int,
+    draw: Callable[[int], np.ndarray],
+) -> float:
+    """Two-sided p of `observed` among `null(patterns)`, each row of the (rows x n) boolean
+    `patterns` one relabelling of the examples that "no difference" makes as likely as the
+    one seen (the test says what True means: a sign kept, two answers swapped).
+
+    Up to EXACT_PERMUTATION_MAX_N examples every one of the 2**n patterns is scored, so the
+    p-value is exact; beyond, `n_resamples` patterns from `draw(rows)`, in chunks, with the +1
+    correction so a finite sample never claims p = 0. Each test keeps its own `draw`, so its
+    random patterns (and p-values) stay what they were for a given seed.
+    """
+    if n <= EXACT_PERMUTATION_MAX_N:
+        patterns = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+        return float(_at_least_as_extreme(null(patterns), observed).mean())
+    extreme = sum(int(_at_least_as_extreme(null(draw(rows)), observed).sum())
+                  for rows in row_chunks(n_resamples, n))
+    return (extreme + 1) / (n_resamples + 1)
+
+
+def _by_rows(statistic: Statistic) -> RowStatistic:
+    """A statistic with an `axis` keyword (np.mean, np.median) as a RowStatistic: it scores
+    values alone, so it ignores which examples they came from."""
+    return lambda examples, outcomes: np.asarray(statistic(outcomes, axis=1))
+
+
 def _bootstrap_differences(
-    a: np.ndarray, b: np.ndarray, statistic: Statistic, n_resamples: int, seed: int
+    a: np.ndarray, b: np.ndarray, statistic: RowStatistic, n_resamples: int, seed: int
 ) -> np.ndarray:
-    """statistic(B) - statistic(A) on resampled examples; both sides share each resample."""
+    """statistic(B) - statistic(A) on resampled examples; both sides share each resample, so
+    the interval is of the paired difference. In chunks of resamples, so a large test split
+    cannot exhaust memory."""
     rng = np.random.default_rng(seed)
     n = len(a)
     parts = []
     for rows in row_chunks(n_resamples, n):
         idx = rng.integers(0, n, size=(rows, n))
-        parts.append(np.asarray(statistic(b[idx], axis=1)) - np.asarray(statistic(a[idx], axis=1)))
+        parts.append(statistic(idx, b[idx]) - statistic(idx, a[idx]))
     return np.concatenate(parts).astype(float)
 
 
@@ -149,7 +191,8 @@ def mcnemar_exact(
     a_only = int((a & ~b).sum())
     discordant = b_only + a_only
     p_value = float(binomtest(b_only, discordant, 0.5).pvalue) if discordant else 1.0
-    samples = _bootstrap_differences(a.astype(float), b.astype(float), np.mean, n_resamples, seed)
+    samples = _bootstrap_differences(a.astype(float), b.astype(float), _by_rows(np.mean),
+                                     n_resamples, seed)
     return PairedComparison(
         test="mcnemar-exact",
         a_score=float(a.mean()),
@@ -184,7 +227,7 @@ def paired_bootstrap(
     a, b = _paired_arrays(a_scores, b_scores, binary=False)
     a_score, b_score = float(statistic(a)), float(statistic(b))
     observed = b_score - a_score
-    samples = _bootstrap_differences(a, b, statistic, n_resamples, seed)
+    samples = _bootstrap_differences(a, b, _by_rows(statistic), n_resamples, seed)
     extreme = int(_at_least_as_extreme(samples - observed, observed).sum())
     return PairedComparison(
         test="paired-bootstrap",
@@ -196,21 +239,6 @@ def paired_bootstrap(
         n=len(a),
         min_gain=min_gain,
     )
-
-
-def _sign_flip_p_value(differences: np.ndarray, n_resamples: int, rng: np.random.Generator) -> float:
-    """Two-sided p of the summed differences under random signs: exact for small n."""
-    n = len(differences)
-    observed = float(differences.sum())
-    if n <= EXACT_PERMUTATION_MAX_N:
-        patterns = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-        null = (2 * patterns - 1) @ differences
-        return float(_at_least_as_extreme(null, observed).mean())
-    extreme = 0
-    for rows in row_chunks(n_resamples, n):
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(rows, n))
-        extreme += int(_at_least_as_extreme(signs @ differences, observed).sum())
-    return (extreme + 1) / (n_resamples + 1)
 
 
 def paired_permutation(
@@ -229,15 +257,19 @@ def paired_permutation(
     pattern is enumerated (the p-value is exact); beyond that `n_resamples` random patterns.
     """
     a, b = _paired_arrays(a_scores, b_scores, binary=False)
+    differences = b - a
     rng = np.random.default_rng(seed)
-    p_value = _sign_flip_p_value(b - a, n_resamples, rng)
-    samples = _bootstrap_differences(a, b, np.mean, n_bootstrap, seed)
+    p_value = _relabelling_p_value(  # a pattern's True keeps an example's sign
+        lambda kept: np.where(kept, 1.0, -1.0) @ differences, float(differences.sum()),
+        len(a), n_resamples,
+        lambda rows: rng.choice(np.array([-1.0, 1.0]), size=(rows, len(a))) > 0)
+    samples = _bootstrap_differences(a, b, _by_rows(np.mean), n_bootstrap, seed)
     a_score, b_score = float(a.mean()), float(b.mean())
     return PairedComparison(
         test="permutation",
         a_score=a_score,
         b_score=b_score,
-        difference=float((b - a).mean()),
+        difference=float(differences.mean()),
         ci=_percentile_ci(samples),
         p_value=p_value,
         n=len(a),
@@ -246,9 +278,9 @@ def paired_permutation(
 
 
 def paired_swap_test(
-    a: np.ndarray,
-    b: np.ndarray,
-    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    a: Sequence[Any],
+    b: Sequence[Any],
+    statistic: RowStatistic,
     *,
     test: str,
     min_gain: float = 0.0,
@@ -269,40 +301,28 @@ def paired_swap_test(
     examples, `n_resamples` random ones beyond); the interval is the paired bootstrap of the
     metric's difference, both rungs scored on each resample of examples.
     """
-    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"paired outcomes must be two flat sequences of one length, got "
-                         f"{a.shape} and {b.shape}")
+    a, b = _flat_pair(a, b, "outcomes")
     n = len(a)
     every = np.arange(n)
     a_score = float(statistic(every[None, :], a[None, :])[0])
     b_score = float(statistic(every[None, :], b[None, :])[0])
     observed = b_score - a_score
 
-    def null(swaps: np.ndarray) -> np.ndarray:
-        examples = np.broadcast_to(every, swaps.shape)
-        return (statistic(examples, np.where(swaps, a, b))
-                - statistic(examples, np.where(swaps, b, a)))
+    def null(swapped: np.ndarray) -> np.ndarray:
+        examples = np.broadcast_to(every, swapped.shape)
+        return (statistic(examples, np.where(swapped, a, b))
+                - statistic(examples, np.where(swapped, b, a)))
 
     rng = np.random.default_rng(seed)
-    if n <= EXACT_PERMUTATION_MAX_N:
-        patterns = ((np.arange(2**n)[:, None] >> every) & 1).astype(bool)
-        p_value = float(_at_least_as_extreme(null(patterns), observed).mean())
-    else:
-        extreme = sum(int(_at_least_as_extreme(null(rng.random((rows, n)) < 0.5),
-                                               observed).sum())
-                      for rows in row_chunks(n_resamples, n))
-        p_value = (extreme + 1) / (n_resamples + 1)
-    boot = np.random.default_rng(seed)
-    samples = []
-    for rows in row_chunks(n_bootstrap, n):
-        idx = boot.integers(0, n, size=(rows, n))
-        samples.append(statistic(idx, b[idx]) - statistic(idx, a[idx]))
+    p_value = _relabelling_p_value(null, observed, n, n_resamples,
+                                   lambda rows: rng.random((rows, n)) < 0.5)
+    samples = _bootstrap_differences(a, b, statistic, n_bootstrap, seed)
     return PairedComparison(
         test=test,
         a_score=a_score,
         b_score=b_score,
         difference=observed,
-        ci=_percentile_ci(np.concatenate(samples).astype(float)),
+        ci=_percentile_ci(samples),
         p_value=min(p_value, 1.0),
         n=n,
         min_gain=min_gain,

@@ -32,6 +32,11 @@ class MetricSpec:
     per_example: Callable[[str, str], float]
     description: str
     binary: bool = False
+    # The score is a statistic of the whole set (macro-F1, from the confusion counts), not a
+    # mean of `per_example`, which is then only the right-or-wrong view of an example: the
+    # paired test swaps whole answers (metrics.paired_test), and the stop rule's power is read
+    # off the interval rather than a share of examples.
+    corpus_level: bool = False
 
 
 # --------------------------------------------------------------------------- exact match
