@@ -852,3 +852,30 @@ def test_an_answer_that_used_every_allowed_token_finishes_with_length():
 
     assert finish("generation", 4) == "length" and finish("generation", 3) == "stop"
     assert finish("classification", 4) == "stop"  # a label is scored, never cut
+
+
+def test_check_tests_a_macro_f1_task_on_macro_f1():
+    """A minority label that production answers always get wrong: the share right even rose
+    (0.800 to 0.889), so Fisher's test on it saw nothing, while macro-F1 fell from 0.80 to
+    0.63. A macro-F1 task's score is tested as macro-F1."""
+    from rung.check import score_shift
+    from rung.eval.metrics import macro_f1, metric_spec
+
+    labels = ["A", "B", "C"]
+    test_expected = [label for label in labels for _ in range(30)]
+    # the test set: 24 of each label's 30 right, the rest called the next label
+    test_outputs = [label if i % 30 < 24 else labels[(labels.index(label) + 1) % 3]
+                    for i, label in enumerate(test_expected)]
+    expected = ["A"] * 40 + ["B"] * 40 + ["C"] * 10
+    outputs = ["A"] * 40 + ["B"] * 40 + ["A"] * 10  # every C called A
+    assert macro_f1(expected, outputs, labels) < macro_f1(test_expected, test_outputs, labels) - 0.15
+    by_f1 = score_shift(metric_spec("macro_f1"), expected, outputs, test_expected, test_outputs,
+                        labels, seed=3)
+    assert by_f1["worse"] and by_f1["p_value"] < 0.01
+    assert by_f1["test"] == "permutation test (one-sided) of macro_f1"
+    by_share = score_shift(metric_spec("accuracy"), expected, outputs, test_expected,
+                           test_outputs, labels)
+    assert not by_share["worse"]  # what a macro-F1 task used to be checked on
+    same = score_shift(metric_spec("macro_f1"), test_expected, test_outputs, test_expected,
+                       test_outputs, labels, seed=3)
+    assert not same["worse"] and same["p_value"] > 0.4

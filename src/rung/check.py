@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,16 +156,23 @@ def label_drift(now: list[int], before: list[int]) -> tuple[float | None, str | 
 
 
 def score_shift(spec: Any, expected: list[str], outputs: list[str], test_expected: list[str],
-                test_outputs: list[str]) -> dict[str, Any]:
-    """The inputs' score against the run's stored test answers, one-sided (worse?). A 0/1
-    metric by Fisher's exact test on the share right; a graded one (ROUGE-L, BLEU, chrF, a
-    custom score), whose right/wrong is exact match and would hide any drop, by the
-    Mann-Whitney U test on the per-example values (the inputs are not the test examples:
-    unpaired)."""
+                test_outputs: list[str], labels: Sequence[str] = (), *,
+                seed: int = 0) -> dict[str, Any]:
+    """The inputs' score against the run's stored test answers, one-sided (worse?). A
+    corpus-level metric (macro-F1) by a permutation test of that metric (corpus_shift): the
+    share right could hold while a minority label collapsed; a 0/1 metric by Fisher's exact
+    test on the share right; a graded one (ROUGE-L, BLEU, chrF, a custom score), whose
+    right/wrong is exact match and would hide any drop, by the Mann-Whitney U test on the
+    per-example values (the inputs are not the test examples: unpaired)."""
     from scipy import stats
 
-    from rung.eval.metrics import per_example_values
+    from rung.eval.metrics import corpus_shift, per_example_values
 
+    if spec.corpus_level:
+        p_value, score, before = corpus_shift(spec, labels, expected, outputs, test_expected,
+                                              test_outputs, seed=seed)
+        return {"p_value": p_value, "test": f"permutation test (one-sided) of {spec.name}",
+                "worse": score < before}
     new = per_example_values(spec, expected, outputs)
     old = per_example_values(spec, test_expected, test_outputs)
     if spec.binary:
@@ -246,7 +254,8 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
         s = result.score
         spec = metric_spec(task.task.metric, task.json_schema)
         shift = score_shift(spec, [e.output for e in examples], outputs,
-                            [p["expected"] for p in tested], [p["output"] for p in tested])
+                            [p["expected"] for p in tested], [p["output"] for p in tested],
+                            task.task.labels, seed=task.task.seed)
         score = {"metric": s.metric, "score": round(s.value, 4),
                  "ci": [round(s.ci[0], 4), round(s.ci[1], 4)], "n": s.n,
                  "test_score": summary["score"], "test_ci": summary["ci"], **shift,

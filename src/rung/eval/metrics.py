@@ -157,6 +157,33 @@ def paired_corpus(spec: MetricSpec, expected: Sequence[str], a_predicted: Sequen
         b_only=int((right_b & ~right_a).sum()), a_only=int((right_a & ~right_b).sum()))
 
 
+def corpus_shift(spec: MetricSpec, labels: Sequence[str], expected: Sequence[str],
+                 predicted: Sequence[str], before_expected: Sequence[str],
+                 before_predicted: Sequence[str], *, n_permutations: int = 2000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Whether a corpus-level metric is lower on one set of examples than on another (new
+    inputs against the test set: unpaired), as that metric: a one-sided permutation test that
+    deals the pooled examples into two groups of the same sizes, as many times, and scores the
+    statistic on each. Returns (p, score on the new set, score on the old one). The share of
+    right answers could hold still while a minority label's F1 collapsed."""
+    statistic = corpus_statistic(spec)
+    n_labels, n_new = len(labels), len(expected)
+    ys = _label_codes(labels, [*expected, *before_expected], n_labels)
+    ps = _label_codes(labels, [*predicted, *before_predicted], n_labels + 1)
+    new = float(statistic.rows(ys[None, :n_new], ps[None, :n_new], n_labels)[0])
+    old = float(statistic.rows(ys[None, n_new:], ps[None, n_new:], n_labels)[0])
+    if n_new == 0 or len(ys) == n_new:
+        return 1.0, new, old
+    rng = np.random.default_rng(seed)
+    at_most = 0
+    for rows in row_chunks(n_permutations, len(ys)):
+        order = np.argsort(rng.random((rows, len(ys))), axis=1)
+        drop = (statistic.rows(ys[order[:, :n_new]], ps[order[:, :n_new]], n_labels)
+                - statistic.rows(ys[order[:, n_new:]], ps[order[:, n_new:]], n_labels))
+        at_most += int((drop <= new - old + 1e-12).sum())
+    return (at_most + 1) / (n_permutations + 1), new, old
+
+
 def paired_macro_f1(expected: Sequence[str], a_predicted: Sequence[str],
                     b_predicted: Sequence[str], labels: Sequence[str], *,
                     min_gain: float = 0.0, n_bootstrap: int = 2000,
