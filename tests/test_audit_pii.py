@@ -253,9 +253,9 @@ def test_redact_example_keeps_line_and_extra():
     assert out.line == 7 and out.extra == {"customer": "acme"}
     assert [m.role for m in out.messages] == ["system", "user", "assistant"]
     assert out.messages[0].content == "You are support."
-    assert out.last_user == "I'm at [EMAIL], [PHONE]"
+    assert out.said == "I'm at [EMAIL], [PHONE]"
     assert out.output == "Thanks, we will mail [EMAIL]"
-    assert example.last_user == "I'm at jo@example.com, +44 20 7946 0958"  # original untouched
+    assert example.said == "I'm at jo@example.com, +44 20 7946 0958"  # original untouched
 
 
 # --- scan and check ----------------------------------------------------------------------

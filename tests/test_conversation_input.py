@@ -75,7 +75,7 @@ def test_single_turn_examples_are_unchanged(tmp_path):
     records = ticket_records(2)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     for ex, record in zip(read_examples(path), records):
-        assert ex.input == record["messages"][0]["content"] and ex.last_user == ex.input
+        assert ex.input == record["messages"][0]["content"] and ex.said == ex.input
     csv = tmp_path / "t.csv"
     csv.write_text("input,output\nmy card was charged twice,BILLING\n")
     [row] = read_examples(csv)
@@ -95,7 +95,7 @@ def test_system_prompts_and_earlier_turns_are_part_of_the_input(tmp_path):
     path = tmp_path / "mt.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     ex = read_examples(path)[0]
-    assert ex.has_context and ex.last_user == "Yes, please help, order 1000"
+    assert ex.has_context and ex.said.endswith("\nYes, please help, order 1000")
     assert ex.input == (f"System: {SYSTEM}\n\nUser: {OPENINGS['BILLING'][0]} (account 0)\n\n"
                         "Assistant: Could you tell me more?\n\nUser: Yes, please help, order 1000")
     assert ex.output == "BILLING"

@@ -56,9 +56,11 @@ class Example:
         return len(_before_target(self.messages, self.shared_system)) > 1
 
     @property
-    def last_user(self) -> str:
-        """The last user turn alone: for checks that compare what users wrote."""
-        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+    def said(self) -> str:
+        """What the user wrote, every user turn, one per line: for the audit's checks that
+        compare users' words (copies, topics), which a system prompt or an assistant's turn
+        every example shares would otherwise pull together."""
+        return "\n".join(m.content for m in self.messages if m.role == "user")
 
     @property
     def output(self) -> str:

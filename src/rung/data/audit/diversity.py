@@ -38,7 +38,7 @@ def diversity_check(
                                   "distance_threshold": threshold}
     if len(picked) < 2:
         return CheckResult("diversity", "pass", "too few examples to cluster", details=details)
-    vectors = embed_texts([_said(ex) for ex in picked])
+    vectors = embed_texts([ex.said for ex in picked])
     labels = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold,
                                      metric="cosine", linkage="average").fit_predict(vectors)
     sizes = np.bincount(labels)
@@ -80,8 +80,3 @@ def _mean_similarity(vectors: np.ndarray) -> float:
     return (float(total @ total) - n) / (n * (n - 1))
 
 
-def _said(example: Example) -> str:
-    """What the users wrote, every user turn: the topics. An input with context is a
-    transcript (data.example.conversation_text), and a system prompt every example shares
-    would pull all of them together and hide how few topics the users' words cover."""
-    return "\n".join(m.content for m in example.messages if m.role == "user")

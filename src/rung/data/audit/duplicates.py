@@ -37,7 +37,7 @@ CONTRADICTION_THRESHOLD = 0.9  # near-same inputs: stricter than near-duplicates
 
 def _user_text(example: Example) -> str:
     """The input the similarity checks compare: every user turn, normalised."""
-    return normalise_text("\n".join(m.content for m in example.messages if m.role == "user"))
+    return normalise_text(example.said)
 
 
 def _context_key(example: Example) -> tuple[str, ...]:
