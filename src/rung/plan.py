@@ -51,7 +51,7 @@ from rung.data.splits import Split
 from rung.models.remote import estimate_tokens
 from rung.pipeline import Pipeline
 from rung.rungs import FewShotRung, PromptRung
-from rung.rungs.base import race_schedule, val_work
+from rung.rungs.base import race_work, val_work
 from rung.rungs.prompt import can_calibrate
 from rung.rungs.rag import RagRung
 from rung.task import TaskSpec
@@ -159,11 +159,7 @@ def val_requests(task: TaskSpec, n_candidates: int, n_pipelines: int, n_val: int
     n_val = min(n_val, task.eval.val_limit or n_val)
     if task.eval.selection != "race" or n_candidates <= 1:
         return n_pipelines * n_val
-    seen, work = 0, 0
-    for alive, size in race_schedule(n_candidates, n_val, task.eval.race_start):
-        work += min(alive, n_pipelines) * (size - seen)
-        seen = size
-    return work
+    return race_work(n_candidates, n_val, task.eval.race_start, asking=n_pipelines)
 
 
 def _suite_size() -> int:

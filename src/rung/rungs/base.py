@@ -200,11 +200,13 @@ def race_schedule(n_candidates: int, n_val: int, start: int) -> list[tuple[int, 
     return schedule
 
 
-def race_work(n_candidates: int, n_val: int, start: int) -> int:
-    """Candidate-examples a race scores, every repeat of an example counted once."""
+def race_work(n_candidates: int, n_val: int, start: int, asking: int | None = None) -> int:
+    """Candidate-examples a race scores, every repeat of an example counted once; with
+    `asking`, at most that many of the candidates in a round ask the model (the plan's count
+    of requests: calibrated twins reuse their originals' answers)."""
     seen, work = 0, 0
     for alive, size in race_schedule(n_candidates, n_val, start):
-        work += alive * (size - seen)
+        work += min(alive, asking if asking is not None else alive) * (size - seen)
         seen = size
     return work
 
