@@ -137,22 +137,24 @@ def distance_drift(test_similarity: Any, similarity: Any) -> dict[str, Any]:
                     "similarities", "p_value": min(1.0, p_value), "similarity": similarity}
 
 
-def label_drift(now: list[int], before: list[int]) -> tuple[float | None, str | None]:
+def label_drift(now: list[int], before: list[int],
+                alpha: float) -> tuple[float | None, str | None, bool]:
     """The chi-square test of the labels the pipeline gave the inputs (`now`, a count per
-    label) against those it gave the test split, and a note where no test can be made: no
-    answer to the inputs is a label (that alone is drift: the finding is significant), or no
-    test answer was one (nothing to compare with)."""
+    label) against those it gave the test split: (p, a note where no test can be made,
+    whether the labels drifted). No answer to the inputs a label is drift, though no test can
+    say by how much; no test answer a label leaves nothing to compare with."""
     from scipy import stats
 
     if not sum(now):
-        return None, "no answer is a label"
+        return None, "no answer is a label", True
     if not sum(before):
-        return None, "no answer on the test split was a label: nothing to compare with"
+        return None, "no answer on the test split was a label: nothing to compare with", False
     used = [i for i in range(len(now)) if now[i] + before[i] > 0]
     if len(used) < 2:
-        return 1.0, None
-    table = [[now[i] for i in used], [before[i] for i in used]]
-    return float(stats.chi2_contingency(table).pvalue), None
+        return 1.0, None, False
+    p_value = float(stats.chi2_contingency([[now[i] for i in used],
+                                            [before[i] for i in used]]).pvalue)
+    return p_value, None, p_value < alpha
 
 
 def score_shift(spec: Any, expected: list[str], outputs: list[str], test_expected: list[str],
@@ -278,11 +280,9 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
         labels = list(task.task.labels)
         now = Counter(o for o in outputs if o in labels)
         before = Counter(p["output"] for p in tested if p["output"] in labels)
-        p_labels, note = label_drift([now[label] for label in labels],
-                                     [before[label] for label in labels])
-        # no answer a label at all is drift, though no test can say by how much
-        significant = p_labels < alpha if p_labels is not None else not sum(now.values())
-        findings.append(Finding("labels", bool(significant), p_labels, {
+        p_labels, note, drifted = label_drift([now[label] for label in labels],
+                                              [before[label] for label in labels], alpha)
+        findings.append(Finding("labels", drifted, p_labels, {
             "inputs": {k: now[k] for k in labels}, "test": {k: before[k] for k in labels},
             **({"note": note} if note else {})}))
 
