@@ -455,8 +455,19 @@ def test_a_generated_answer_streams_as_the_model_writes_it(tmp_path):
             model="rung", messages=[{"role": "user", "content": text}])
         chunks = list(client.chat.completions.create(
             model="rung", stream=True, messages=[{"role": "user", "content": text}]))
+        # what was measured is served: decoding parameters are not applied, and said so
+        tuned = client.chat.completions.create(
+            model="rung", messages=[{"role": "user", "content": text}], temperature=0.7,
+            max_tokens=2, stop=["."])
+        with pytest.raises(openai.BadRequestError) as many:
+            client.chat.completions.create(
+                model="rung", messages=[{"role": "user", "content": text}], n=2)
     finally:
         server.stop()
+    assert tuned.choices[0].message.content == stored
+    assert tuned.model_extra["rung"]["ignored"] == ["temperature", "max_tokens", "stop"]
+    assert "ignored" not in whole.model_extra["rung"]
+    assert '"n" is 2' in str(many.value)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
     assert "".join(pieces) == whole.choices[0].message.content == stored
     assert pieces[:3] == ["you", " asked", " about"]  # word by word, as the model said them

@@ -25,7 +25,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +211,23 @@ class BadRequest(Exception):
     """A chat request rung cannot read an input from; the message says why (a 400)."""
 
 
+# Request parameters that would change how an answer is made. What is served is what was
+# measured: the pipeline's own decoding (greedy, or a label picked from scores, up to
+# [eval] max_new_tokens), so these are not applied, and the answer's `rung.ignored` names
+# the ones a request sent. More than one choice cannot be given at all (`n`: a 400).
+NOT_APPLIED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
+               "frequency_penalty", "presence_penalty", "seed", "logit_bias", "logprobs",
+               "top_logprobs", "response_format", "tools", "tool_choice", "reasoning_effort")
+
+
+def not_applied(body: dict[str, Any]) -> list[str]:
+    """The decoding parameters a request sent that rung does not apply (see NOT_APPLIED)."""
+    if body.get("n") not in (None, 1):
+        raise BadRequest(f'"n" is {json.dumps(body["n"])}: rung serves the one answer the '
+                         "measured pipeline gives; send n = 1 or leave it out")
+    return [key for key in NOT_APPLIED if body.get(key) is not None]
+
+
 
 
 def _input(messages: Any, shared_system: str | None = None) -> str:
@@ -332,6 +349,7 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
             if not isinstance(body, dict):
                 raise BadRequest("the body must be a JSON object with \"messages\"")
             text = _input(body.get("messages") or [], pipeline.shared_system)
+            ignored = not_applied(body)
         except BadRequest as bad:
             requests.labels("400").inc()
             return _error(400, str(bad), "invalid_request_error")
@@ -369,7 +387,7 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
                 raise
             latency.observe(time.perf_counter() - started)
             requests.labels("200").inc()
-            return _completion(served, output)
+            return _completion(served, output, ignored)
 
         if heard is not None:
             return StreamingResponse(_stream(served, pending, heard, answered),
@@ -382,8 +400,11 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
     return app
 
 
-def _completion(served: Served, output: Output) -> dict[str, Any]:
+def _completion(served: Served, output: Output,
+                ignored: Sequence[str] = ()) -> dict[str, Any]:
     extra: dict[str, Any] = {"run": served.run_id, "rung": served.rung}
+    if ignored:
+        extra["ignored"] = list(ignored)
     if output.sources:
         extra["sources"] = list(output.sources)
     return {
