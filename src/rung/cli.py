@@ -649,9 +649,7 @@ def estimate(
         rows = seeds_table(models, seq_len=seq_len, batch_size=batch, lora_rank=rank,
                            dtype=dtype, gradient_checkpointing=checkpointing or None)
     if as_json:
-        print(json.dumps([{"model": r.model, "parameters": r.parameters,
-                           **{e.method: e.to_dict() for e in (r.full, r.lora, r.qlora)}}
-                          for r in rows], indent=2))
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     print_estimate(out, rows, title=f"training memory: seq {seq_len} x batch {batch}, {dtype}, "
                    "AdamW", lora_rank=rank, breakdown=breakdown)
