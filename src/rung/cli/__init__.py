@@ -693,6 +693,3 @@ def main() -> None:
         except typer.Exit as code:
             raise SystemExit(code.exit_code) from None
 
-
-if __name__ == "__main__":
-    main()
