@@ -2,89 +2,22 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import sys
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from rung.errors import explain
+from rung.cli.shared import check_choice, err, fail, out, progress, store_dir, task_store, \
+    user_errors
 from rung.terminal import climb_table, dry_run_table, plan_table, print_audit, print_check, \
     print_estimate, runs_table
 
-if TYPE_CHECKING:
-    from rung.progress import SilentProgress, StageProgress
-    from rung.store import Store
-
 app = typer.Typer(help="Climb the adaptation ladder on your own data before you fine-tune.",
                   no_args_is_help=True, add_completion=False)
-out = Console()
-err = Console(stderr=True)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Every failure ends in a message and exit 2, no traceback: a RungError (the user's to
-    fix), what the machine refused (errors.explain: no room, no permission, a damaged store,
-    no memory), or a bug in rung (said so; RUNG_DEBUG=1 shows where)."""
-    try:
-        yield
-    except (typer.Exit, typer.Abort):
-        raise
-    except KeyboardInterrupt:  # Ctrl-C: say what became of the work, exit as shells expect
-        err.print("interrupted: what was stored stays (the run is marked interrupted); run "
-                  "the same command again to go on: cached answers and finished tunes are "
-                  "reused", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
-    except Exception as e:  # noqa: BLE001 - the one place every failure becomes a message
-        _fail(e)
-
-
-def _fail(e: BaseException) -> None:
-    if isinstance(e, MemoryError):  # let go of what filled memory before saying so
-        e.__traceback__ = None
-        gc.collect()
-    explained = explain(e)
-    if explained is None and os.environ.get("RUNG_DEBUG"):
-        raise e
-    if explained is None:
-        text = (f"internal error in rung ({type(e).__name__}: {e}); this is a bug, not your "
-                "input\n  fix: rerun with RUNG_DEBUG=1 to see where, and report it")
-    else:
-        text = str(explained)
-    if isinstance(e, MemoryError):  # rich imports as it renders: plain text needs no memory
-        sys.stderr.write(f"error: {text}\n")
-    else:
-        err.print("error:", style="bold red", end=" ")
-        err.print(text, markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2) from None
-
-
-@contextmanager
-def _task_store(path: Path) -> Iterator["Store"]:
-    """The store of the task at `path`, closed afterwards."""
-    from rung.store import Store
-    from rung.task import load_task
-
-    store = Store(load_task(path).store_dir)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _progress(enabled: bool) -> ContextManager["StageProgress | SilentProgress"]:
-    """Progress on stderr (rung.progress), where --json keeps stdout for the JSON."""
-    from rung.progress import stage_progress
-
-    return stage_progress(err, enabled)
 
 
 @app.command()
@@ -108,7 +41,7 @@ def climb(
     if dry_run:
         from rung.dry_run import dry_run as count_requests
 
-        with _user_errors():
+        with user_errors():
             given = [flag for flag, value in (("--tune", tune), ("--budget", budget))
                      if value is not None]
             if given:  # a dry run counts a first climb of every rung and spends nothing
@@ -149,7 +82,7 @@ def _climb(path: Path, *, as_json: bool, no_cache: bool, only: str | None,
     from rung.climb import climb as run_climb
 
     # progress goes to stderr: --json keeps stdout for the JSON, and a long climb still shows
-    with _user_errors(), _progress(True) as reporter:
+    with user_errors(), progress(True) as reporter:
         result = run_climb(path, reporter=reporter, use_cache=not no_cache, only=only,
                            force=force, tune_from=tune_from, climb_all=climb_all,
                            budget=budget, on_plan=reporter.planned)
@@ -192,12 +125,12 @@ def runs(
     """List past runs of a task, newest first: how each ended, and why when it failed."""
     from rung.task import load_task
 
-    with _user_errors():
+    with user_errors():
         task = load_task(path)
         if not (task.store_dir / "runs.db").exists():
             err.print("no runs yet: try 'rung climb' first")
             raise typer.Exit(0)
-        with _task_store(path) as store:
+        with task_store(path) as store:
             if pin is not None:
                 store.pin(pin)
                 err.print(f"run {pin} is the baseline of rung gate")
@@ -229,15 +162,15 @@ def audit(
     from rung.data.audit.report import CHECKS, audit_dataset, data_file
     from rung.files import claim
 
-    with _user_errors():
-        _check_choice("--kind", kind, ("classification", "extraction", "generation"))
+    with user_errors():
+        check_choice("--kind", kind, ("classification", "extraction", "generation"))
         for name in skip:
-            _check_choice("--skip", name, CHECKS)
+            check_choice("--skip", name, CHECKS)
         source = data_file(path)
         targets = (list(fixed_paths(fix)) if fix is not None else []) + (
             [companion(source, "redacted")] if redact else [])
         claim(targets, inputs=[source], force=force)  # before the audit's work, not after
-        with _progress(not as_json) as reporter:
+        with progress(not as_json) as reporter:
             report, examples = audit_dataset(path, kind=kind, model=model, skip=tuple(skip),
                                              reporter=reporter)
         summary = report.to_dict()
@@ -255,18 +188,6 @@ def audit(
         raise typer.Exit(1)
 
 
-def _check_choice(option: str, value: Optional[str], allowed: tuple[str, ...]) -> None:
-    from rung.errors import ConfigError
-
-    if value is not None and value not in allowed:
-        from difflib import get_close_matches
-
-        near = get_close_matches(value, allowed, n=1)
-        raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}",
-                          fix=f"use {option} {near[0]}" if near else
-                              f"use {option} with one of those")
-
-
 @app.command()
 def index(
     path: Path = typer.Argument(Path("."), help="rung.toml or its folder (with [task] corpus)"),
@@ -275,7 +196,7 @@ def index(
     """Build or refresh the corpus index: only added, changed or deleted documents are touched."""
     from rung.rag.service import index_task
 
-    with _user_errors(), _progress(not as_json) as reporter:
+    with user_errors(), progress(not as_json) as reporter:
         report = index_task(path, reporter)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -304,9 +225,9 @@ def ask(
     """Answer one question through the rag pipeline and show the sources it used."""
     from rung.rag.service import ask as ask_question
 
-    with _user_errors():
+    with user_errors():
         if method is not None:
-            _check_choice("--method", method, ("bm25", "dense", "hybrid"))
+            check_choice("--method", method, ("bm25", "dense", "hybrid"))
         answer = ask_question(path, question, method=method, k=k)
     if as_json:
         print(json.dumps(answer, indent=2))
@@ -331,7 +252,7 @@ def tune(
     `rung climb` measures it without training again."""
     from rung.climb import tune_task
 
-    with _user_errors(), _progress(not as_json) as reporter:
+    with user_errors(), progress(not as_json) as reporter:
         result = tune_task(path, reporter=reporter, force=force)
     if os.environ.get("RANK", "0") != "0":  # under accelerate, the first process speaks
         return
@@ -385,9 +306,9 @@ def export(
     from rung.finetune.artifacts import export_tune
     from rung.rungs.classifier import export_classifier
 
-    with _user_errors(), _task_store(path) as store:
-        _check_choice("--rung", rung, ("finetune", "classifier"))
-        _check_choice("--format", fmt, ("hf", "vllm", "classifier"))
+    with user_errors(), task_store(path) as store:
+        check_choice("--rung", rung, ("finetune", "classifier"))
+        check_choice("--format", fmt, ("hf", "vllm", "classifier"))
         _check_export_options(rung, fmt, merge)
         if fmt in ("hf", "vllm"):
             from rung.export import export_pipeline
@@ -434,14 +355,14 @@ def serve(
 
     from rung.serve import bound_socket, create_app, load_served
 
-    with _user_errors():
+    with user_errors():
         sock = bound_socket(host, port)  # before the model loads: a taken port is said now
         try:
             served = load_served(path, run, rung, force=force)
             served.pipeline.predict([""] if served.pipeline.kind == "classification" else ["hi"])
             app_ = create_app(served, api_key=api_key, max_batch=max_batch,
                               batch_wait_ms=batch_wait_ms, queue_size=queue,
-                              log_to=_store_dir(path) if log else None)
+                              log_to=store_dir(path) if log else None)
         except BaseException:
             sock.close()
             raise
@@ -468,7 +389,7 @@ def check(
     against the test score, drift of the inputs from the training data, and edge cases."""
     from rung.check import check as run_check
 
-    with _user_errors():
+    with user_errors():
         report = run_check(path, inputs, run_id=run, rung=rung)
     if as_json:
         print(json.dumps(report, indent=2))
@@ -492,7 +413,7 @@ def compare(
     from rung.compare import compare_runs, describe_changes, moves
     from rung.task import load_task
 
-    with _user_errors(), _task_store(path) as store:
+    with user_errors(), task_store(path) as store:
         report = compare_runs(store, run_a, run_b, load_task(path))
     if as_json:
         print(json.dumps(report, indent=2))
@@ -531,10 +452,10 @@ def gate(
     from rung.files import atomic_write, claim
     from rung.task import load_task
 
-    with _user_errors():
+    with user_errors():
         if markdown_to is not None:  # refused before a climb, not after
             claim([markdown_to], force=force, ours=is_gate_summary, option="--force")
-        with _task_store(path) as store:
+        with task_store(path) as store:
             baseline = baseline or store.pinned()
             if baseline is not None:  # a baseline that is not there is said before a climb
                 finished_run(store, baseline)
@@ -544,9 +465,9 @@ def gate(
             raise ConfigError("no baseline run", fix="pass --baseline RUN, or pin one: rung runs "
                               f"{path} --pin RUN")
         if candidate is None:
-            with _progress(not as_json) as reporter:
+            with progress(not as_json) as reporter:
                 candidate = run_climb(path, reporter=reporter).run_id
-        with _task_store(path) as store:
+        with task_store(path) as store:
             verdict = run_gate(store, baseline, candidate, load_task(path), tolerance=tolerance)
         if markdown_to is not None:
             atomic_write(markdown_to, markdown(verdict) + f"\n{GATE_MARK}\n")
@@ -578,16 +499,16 @@ def review(
         verdict_text
     from rung.task import load_task
 
-    with _user_errors():
+    with user_errors():
         queue = None
-        with _task_store(path) as store:
+        with task_store(path) as store:
             rung_a, rung_b = pair_to_review(store, run, rungs)
             summary = results(store, run, rung_a, rung_b)
             if inputs is not None and not show:
                 queue = items_for_inputs(store, load_task(path), run, rung_a, rung_b,
                                          inputs)
         if not show:
-            app_ = create_app(_store_dir(path), run, rung_a, rung_b, queue)
+            app_ = create_app(store_dir(path), run, rung_a, rung_b, queue)
     if show:
         print(json.dumps(summary, indent=2)) if as_json else out.print(
             verdict_text(summary), highlight=False)
@@ -604,12 +525,6 @@ def review(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-def _store_dir(path: Path) -> Path:
-    from rung.task import load_task
-
-    return load_task(path).store_dir
-
-
 @app.command()
 def report(
     run: str = typer.Argument(..., help="the run id (rung runs PATH lists them)"),
@@ -622,7 +537,7 @@ def report(
     """Write a run's report: one self-contained HTML page, the decision first."""
     from rung.report import write_report
 
-    with _user_errors(), _task_store(path) as store:
+    with user_errors(), task_store(path) as store:
         written = write_report(store, run, to, force=force)
     print(written)
 
@@ -644,8 +559,8 @@ def estimate(
     """Training memory for full fine-tuning, LoRA and QLoRA, in the seeds' table shape."""
     from rung.finetune.memory import seeds_table
 
-    with _user_errors():
-        _check_choice("--dtype", dtype, ("bf16", "fp16", "fp32"))
+    with user_errors():
+        check_choice("--dtype", dtype, ("bf16", "fp16", "fp32"))
         rows = seeds_table(models, seq_len=seq_len, batch_size=batch, lora_rank=rank,
                            dtype=dtype, gradient_checkpointing=checkpointing or None)
     if as_json:
@@ -668,9 +583,9 @@ def convert(
     from rung.data.formats import FORMATS, read_examples, write_examples
     from rung.files import claim
 
-    with _user_errors():
-        _check_choice("--to", to, FORMATS)
-        _check_choice("--from", source_format, FORMATS)
+    with user_errors():
+        check_choice("--to", to, FORMATS)
+        check_choice("--from", source_format, FORMATS)
         claim([dst], inputs=[src], force=force)
         examples = read_examples(src, source_format)
         write_examples(examples, dst, to)
@@ -689,7 +604,7 @@ def main() -> None:
         app()
     except Exception as e:  # noqa: BLE001 - printing the result failed, past the handler
         try:
-            _fail(e)
+            fail(e)
         except typer.Exit as code:
             raise SystemExit(code.exit_code) from None
 
