@@ -124,10 +124,10 @@ def test_running_out_of_memory_is_a_message(tmp_path):
 def test_a_bug_is_a_message_that_says_so_and_debug_shows_the_traceback(monkeypatch, capsys):
     import typer
 
-    from rung.cli import _user_errors
+    from rung.cli.shared import user_errors
 
     with pytest.raises(typer.Exit) as code:
-        with _user_errors():
+        with user_errors():
             raise TypeError("unsupported operand")
     assert code.value.exit_code == 2
     said = capsys.readouterr().err
@@ -135,7 +135,7 @@ def test_a_bug_is_a_message_that_says_so_and_debug_shows_the_traceback(monkeypat
     assert "RUNG_DEBUG=1" in said and "Traceback" not in said
     monkeypatch.setenv("RUNG_DEBUG", "1")
     with pytest.raises(TypeError):
-        with _user_errors():
+        with user_errors():
             raise TypeError("unsupported operand")
 
 

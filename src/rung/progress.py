@@ -1,6 +1,6 @@
 """How a long command shows it is moving, on stderr: a bar per stage, and for a climb, once it
 has its plan (rung.plan), one bar for the whole climb with its time left. Where stderr is not a
-terminal (a log, a pipe) a line per stage and per quarter of it instead. Only cli.py calls
+terminal (a log, a pipe) a line per stage and per quarter of it instead. Only rung.cli calls
 this; the library reports stages through the callback it is handed and never prints."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How results look in a terminal: the rich tables `rung` prints. Only cli.py and its
+"""How results look in a terminal: the rich tables `rung` prints. Only rung.cli and its
 progress display (progress.py) call these; the library itself never prints."""
 
 from __future__ import annotations

@@ -338,6 +338,11 @@ class SeedsRow:
     def cells(self) -> list[str]:
         return [self.model] + [gb(e.total) for e in (self.full, self.lora, self.qlora)]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The row for `rung estimate --json`: each method's estimate keyed by its name."""
+        return {"model": self.model, "parameters": self.parameters,
+                **{e.method: e.to_dict() for e in (self.full, self.lora, self.qlora)}}
+
     def breakdown(self) -> list[list[str]]:
         """Per method: weights, gradients, optimizer, activations, total, peak (the small
         CUDA-context overhead stays in `to_dict`)."""
