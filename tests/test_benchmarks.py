@@ -41,11 +41,45 @@ def test_train_throughput_counts_the_tokens_each_side_really_trained():
 def test_audit_speed_measures_its_ratio_on_the_same_examples():
     result = _last_json("audit_speed.py", "--n", "400", "--big", "0")
     assert not [key for key in result if key.endswith("_est")]  # measured, not extrapolated
-    assert result["ratio"] == pytest.approx(result["naive_seconds"] / result["rung_seconds"],
+    assert result["ratio"] == pytest.approx(result["baseline_seconds"] / result["rung_seconds"],
                                             rel=0.01)
-    assert result["n"] == 400 and result["baseline"] == "naive-all-pairs"
-    assert all(share >= 0.9 for share in result["found"].values())
-    assert result["counts"]["contradictions"]["naive"] > 0  # planted, so compared for real
+    assert result["n"] == 400 and result["baseline"] == "sparse-all-pairs"
+    for name, count in result["counts"].items():
+        # planted, so each check is compared for real, both ways
+        assert count["exact"] > 0 and count["rung"] > 0, name
+        assert result["recall"][name] == pytest.approx(count["both"] / count["exact"], abs=1e-3)
+        assert result["precision"][name] == pytest.approx(count["both"] / count["rung"],
+                                                          abs=1e-3)
+        assert result["recall"][name] >= 0.9 and result["precision"][name] >= 0.9, name
+
+
+def test_audit_speed_baseline_is_exact_jaccard_of_every_pair():
+    """The vectorised baseline finds exactly the pairs, and Jaccard values, of a loop over
+    every pair, across row blocks."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import audit_speed
+        from audit_data import chat_records
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from rung.data.audit.duplicates import _user_text
+    from rung.data.audit.similarity import _shingles
+    from rung.data.example import Example, Message
+
+    examples = [Example(tuple(Message(m["role"], m["content"]) for m in r["messages"]),
+                        line=i + 1) for i, r in enumerate(chat_records(300, seed=3))]
+    sets = [_shingles(_user_text(ex), 3) for ex in examples]
+    expected = [(i, j, len(a & b) / len(a | b)) for i, a in enumerate(sets)
+                for j, b in enumerate(sets) if j > i and len(a & b) / len(a | b) >= 0.8]
+    assert len(expected) >= 3  # the planted copies and near-copies
+    old = audit_speed.BLOCK
+    audit_speed.BLOCK = 7  # many blocks, one cut through the middle of the pairs
+    try:
+        found = sorted(audit_speed.all_pairs(examples, 0.8))
+    finally:
+        audit_speed.BLOCK = old
+    assert [(i, j) for i, j, _ in found] == [(i, j) for i, j, _ in expected]
+    assert [s for _, _, s in found] == pytest.approx([s for _, _, s in expected])
 
 
 @pytest.mark.slow
