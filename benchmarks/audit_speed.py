@@ -29,8 +29,9 @@ baseline figure is given for it.
 
     python benchmarks/audit_speed.py [--n 10000] [--big 100000]
 
-Last line: JSON with ratio, rung_seconds, baseline_seconds, recall and precision (per check),
-counts, seconds_big, ...
+Last line: JSON with ratio, rung_seconds, baseline_seconds, similarity_ratio (the three
+similarity checks against the exact pass alone, each side's reading and other checks left
+out), recall and precision (per check), counts, seconds_big, ...
 """
 
 from __future__ import annotations
@@ -176,8 +177,12 @@ def main() -> None:
     start = time.perf_counter()
     rest, examples = run_audit(inp, review_folder=folder / "review-exact",
                                skip=SIMILARITY_CHECKS)
+    exact_start = time.perf_counter()
     exact = exact_findings(inp, examples)
     baseline_seconds = time.perf_counter() - start
+    # the similarity part alone, each side: the three checks vs the exact pass and its reads
+    similarity_seconds = {"rung": sum(report.seconds[c] for c in SIMILARITY_CHECKS),
+                          "baseline": time.perf_counter() - exact_start}
 
     # identical work: both read the same file and ran the same other checks, with equal
     # results where a check does not read the similarity checks' rows
@@ -214,6 +219,9 @@ def main() -> None:
     print(f"sparse-all-pairs, same {args.n} examples: {baseline_seconds:.1f} s "
           f"(per check: {json.dumps(rest.seconds)}; "
           f"reading and the exact pass {baseline_seconds - sum(rest.seconds.values()):.1f} s)")
+    print(f"similarity checks alone: rung {similarity_seconds['rung']:.1f} s, exact pass "
+          f"{similarity_seconds['baseline']:.1f} s "
+          f"({similarity_seconds['baseline'] / similarity_seconds['rung']:.2f}x)")
     print("found: " + ", ".join(
         f"{name} rung {len(ours[name])} / exact {len(exact[name])} (recall {recall[name]:.0%}, "
         f"precision {precision[name]:.0%})" for name in SIMILARITY_CHECKS))
@@ -224,6 +232,8 @@ def main() -> None:
     print(json.dumps({
         "ratio": round(ratio, 2), "rung_seconds": round(rung_seconds, 2),
         "baseline_seconds": round(baseline_seconds, 2), "baseline": "sparse-all-pairs",
+        "similarity_seconds": {k: round(v, 3) for k, v in similarity_seconds.items()},
+        "similarity_ratio": round(similarity_seconds["baseline"] / similarity_seconds["rung"], 2),
         "n": args.n, "recall": {k: round(v, 3) for k, v in recall.items()},
         "precision": {k: round(v, 3) for k, v in precision.items()},
         "counts": {name: {"rung": len(ours[name]), "exact": len(exact[name]),
