@@ -4,6 +4,7 @@ are not asserted; what each side processed is."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -13,6 +14,15 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    """A benchmark script imported as a module (its own folder on the path for its helpers)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def _last_json(script: str, *args: str) -> dict:
@@ -44,6 +54,9 @@ def test_audit_speed_measures_its_ratio_on_the_same_examples():
     assert result["ratio"] == pytest.approx(result["baseline_seconds"] / result["rung_seconds"],
                                             rel=0.01)
     assert result["n"] == 400 and result["baseline"] == "sparse-all-pairs"
+    seconds = result["similarity_seconds"]
+    assert result["similarity_ratio"] == pytest.approx(seconds["baseline"] / seconds["rung"],
+                                                       rel=0.02)
     for name, count in result["counts"].items():
         # planted, so each check is compared for real, both ways
         assert count["exact"] > 0 and count["rung"] > 0, name
@@ -56,12 +69,8 @@ def test_audit_speed_measures_its_ratio_on_the_same_examples():
 def test_audit_speed_baseline_is_exact_jaccard_of_every_pair():
     """The vectorised baseline finds exactly the pairs, and Jaccard values, of a loop over
     every pair, across row blocks."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import audit_speed
-        from audit_data import chat_records
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    audit_speed = _benchmark("audit_speed")
+    chat_records = _benchmark("audit_data").chat_records
     from rung.data.audit.duplicates import _user_text
     from rung.data.audit.similarity import _shingles
     from rung.data.example import Example, Message
@@ -92,3 +101,31 @@ def test_generation_throughput_feeds_the_shared_prefix_once_for_the_same_answers
     fed = result["tokens_fed"]
     assert fed["baseline"] - fed["rung"] == (6 - 1) * shared
     assert result["baseline"].startswith("hf-generate-left-padded")
+
+
+def test_cheap_end_finds_the_tune_for_this_split_not_any_tune(task_dir, fake_model):
+    """A finished tune of another split or other settings is not picked up as this one; the
+    folder looked in is the one the fine-tune rung names for the prompt the climb keeps."""
+    from conftest import write_task
+    from rung.climb import climb, load_examples, make_split
+    from rung.finetune.folder import tune_folder
+    from rung.models.registry import fingerprint
+    from rung.rungs.finetune import FineTuneRung
+    from rung.task import load_task
+
+    cheap_end = _benchmark("cheap_end")
+    toml = write_task(task_dir)
+    folder, finished = cheap_end.tune_for_split(toml)
+    assert folder.parent == task_dir / ".rung" / "tunes" and not finished
+    other = folder.parent / "0123456789abcdef" / "artifact"  # another key's finished tune
+    other.mkdir(parents=True)
+    (other / "tune.json").write_text("{}")
+    assert cheap_end.tune_for_split(toml) == (folder, False)
+
+    task = load_task(toml)
+    split = make_split(task, load_examples(task))
+    prompt = next(r for r in climb(toml).results if r.rung == "prompt")
+    rung = FineTuneRung(prompt.pipeline, task.store_dir / "tunes")
+    base = rung.tuning_base(task)
+    assert folder == tune_folder(rung.tunes, task, base, split.train, split.val,
+                                 fingerprint(base.model, base_dir=task.root))
