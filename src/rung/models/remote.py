@@ -14,115 +14,33 @@ built with max_retries=0), with the SDKs' own exponential backoff and jitter, ho
 Retry-After, each attempt within the per-request timeout: so `--budget` reserves and settles
 every attempt, not only the last (a retry the SDK made inside one call was never counted). A
 request that still fails is that example's error, is never cached, and once more than
-`max_error_rate` of the requests have failed the climb stops with the last error. Keys come
-only from the environment and are never written down.
+`max_error_rate` of the requests have failed the climb stops with the last error. Where a
+model answers, and its key, are endpoint.py; token estimates and the usage counters usage.py.
 """
 
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import importlib
 import math
-import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from rung.data.example import Message
 from rung.errors import ConfigError, ModelError
 from rung.models.base import ChoiceScores, Generation
 from rung.models.budget import BudgetReached, current_budget
+from rung.models.endpoint import Endpoint, endpoint_for, is_remote
 from rung.models.labels import FLOOR, Reply, alternatives, answer_budget, label_scores, \
     parsed_scores, with_label_rule
+from rung.models.usage import Usage, estimate_tokens, most_tokens
 
-BACKENDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _MIN_REQUESTS = 20  # the error rate is judged once this many requests have been made
 _MIN_ERRORS = 3
-
-
-def is_remote(reference: str) -> bool:
-    return reference.split(":", 1)[0] in BACKENDS and ":" in reference
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a remote model answers and how rung talks to it ([models] in rung.toml)."""
-
-    backend: str  # openai | anthropic
-    model: str
-    base_url: str | None = None  # None: the SDK's own default (or OPENAI_BASE_URL)
-    api_key_env: str = ""  # the variable holding the key; "" for a server that needs none
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    max_error_rate: float = 0.05
-
-    @classmethod
-    def of(cls, reference: str, **settings: Any) -> "Endpoint":
-        backend, model = reference.split(":", 1)
-        if not model:
-            raise ConfigError(f"'{reference}' names no model", fix=f"write {backend}:MODEL")
-        return cls(backend=backend, model=model, **settings)
-
-    @property
-    def reference(self) -> str:
-        return f"{self.backend}:{self.model}"
-
-    @property
-    def url(self) -> str:
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        if self.backend == "openai" and os.environ.get("OPENAI_BASE_URL"):
-            return os.environ["OPENAI_BASE_URL"].rstrip("/")
-        return {"openai": "https://api.openai.com/v1",
-                "anthropic": "https://api.anthropic.com"}[self.backend]
-
-    @property
-    def loopback(self) -> bool:
-        return urlparse(self.url).hostname in {"127.0.0.1", "localhost", "::1"}
-
-    def key(self) -> str | None:
-        """The key from the environment; a server on this machine may need none."""
-        value = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if value:
-            return value
-        if not self.api_key_env or self.loopback:
-            return None
-        raise ConfigError(
-            f"{self.reference} needs an API key in the environment variable "
-            f"{self.api_key_env}, which is not set",
-            fix=f"export {self.api_key_env}=... (keys are read from the environment only), or "
-                f"name another variable with [models.{self.backend}] api_key_env")
-
-    @property
-    def fingerprint(self) -> str:
-        """The model's name at its server: answers cached from one server are not served
-        for another. (A provider may change the model behind a name; pin a dated one.)"""
-        text = f"{self.backend}|{self.model}|{self.url}"
-        return f"{self.backend}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Usage:
-    """What this process has spent at one endpoint, from the servers' own usage fields."""
-
-    requests: int = 0
-    errors: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: list[float] = field(default_factory=list)  # each request, end to end
-    last_error: str = ""
-    scoring: str | None = None  # logprobs | parsed: how labels were scored
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "scoring": self.scoring}
 
 
 class RemoteModel:
@@ -453,21 +371,6 @@ class RemoteModel:
                 answered=answered)
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """Tokens a conversation takes, before asking: about 4 characters a token in English, plus
-    a few per message for the chat template. What was sent is counted from the server's usage
-    fields afterwards."""
-    return sum(4 + math.ceil(len(m.content) / 4) for m in messages)
-
-
-def most_tokens(messages: Sequence[Message]) -> int:
-    """Tokens a conversation can take at most, for the budget's worst case: a byte-level BPE
-    never needs more tokens than UTF-8 bytes (nor a tokenizer with byte fallback), plus a
-    template's few a message. The ~4-characters estimate undercounts code and most
-    languages other than English, and a budget reserved on it could be passed."""
-    return sum(8 + len(m.content.encode("utf-8")) for m in messages)
-
-
 class StreamCut(Exception):
     """A streamed answer ended without its finish (OpenAI's finish_reason, Anthropic's
     message_stop): what was heard is part of an answer, never the answer."""
@@ -519,21 +422,6 @@ def _describe(error: Exception, secret: str | None = None) -> str:
 
 
 _REMOTE: dict[Endpoint, RemoteModel] = {}
-_ENDPOINTS: dict[str, Endpoint] = {}
-
-
-def configure(endpoints: Sequence[Endpoint]) -> None:
-    """Settings for the remote references a task names (rung.toml's [models]): later loads
-    of those references use them."""
-    for endpoint in endpoints:
-        _ENDPOINTS[endpoint.reference] = endpoint
-
-
-def endpoint_for(reference: str) -> Endpoint:
-    if reference in _ENDPOINTS:
-        return _ENDPOINTS[reference]
-    endpoint = Endpoint.of(reference, api_key_env=BACKENDS[reference.split(":", 1)[0]])
-    return endpoint
 
 
 def remote_model(reference: str) -> RemoteModel:
@@ -541,17 +429,6 @@ def remote_model(reference: str) -> RemoteModel:
     if endpoint not in _REMOTE:
         _REMOTE[endpoint] = RemoteModel(endpoint)
     return _REMOTE[endpoint]
-
-
-def prepare(endpoints: Sequence[Endpoint]) -> None:
-    """Before any work: every key a task's remote models need is in the environment (a
-    missing one is an error naming its variable), and their settings are in force."""
-    from rung.models.registry import in_process
-
-    for endpoint in endpoints:
-        if in_process(endpoint.reference) is None:  # a stand-in (the dry run) needs no key
-            endpoint.key()
-    configure(endpoints)
 
 
 def spent(reference: str, before: dict[str, Any] | None, prices: Any) -> dict[str, Any] | None:
