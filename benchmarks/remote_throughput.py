@@ -28,7 +28,8 @@ from pathlib import Path
 
 from rung.climb import load_examples, make_split
 from rung.models.registry import resolve
-from rung.models.remote import Endpoint, configure, remote_model
+from rung.models.endpoint import Endpoint, configure
+from rung.models.remote import remote_model
 from rung.pipeline import Pipeline
 from rung.task import load_task
 

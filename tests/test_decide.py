@@ -504,7 +504,7 @@ def test_a_significant_gain_below_min_gain_is_called_that_not_insignificant() ->
 def test_a_data_parallel_tunes_build_is_said_in_gpu_hours():
     """Two GPUs for half an hour are one GPU-hour; the clause said "a GPU hour at the
     throughput measured on one", which reads as one GPU."""
-    from rung.decide import _costs_clause
+    from rung.decide.economics import costs_clause as _costs_clause
 
     economics = {"build": 0.5, "build_hours": 1.0, "hour_price": 0.5, "device": "gpu",
                  "devices": 2, "upkeep_hours_per_quarter": 12, "upkeep_per_quarter": 1200.0}

@@ -319,7 +319,7 @@ def test_the_dry_run_bounds_a_raced_climb_whose_race_keeps_the_costly_candidates
     dry run now counts every candidate on all of val."""
     from rung.dry_run import dry_run
     from rung.models.registry import register_model
-    from rung.models.remote import estimate_tokens
+    from rung.models.usage import estimate_tokens
 
     toml = write_task(task_dir, records=ticket_records(40),
                       ladder={"skip": ["classifier"], "all": True},

@@ -27,7 +27,8 @@ from rung.models.budget import Budget, BudgetReached, set_budget
 from rung.models.cache import CachedModel
 from rung.models.registry import resolve
 from rung.models.labels import Reply, label_logprobs, label_scores, parse_label
-from rung.models.remote import Endpoint, RemoteModel, configure
+from rung.models.endpoint import Endpoint, configure
+from rung.models.remote import RemoteModel
 from rung.pipeline import Pipeline
 from rung.store import Store
 
@@ -460,7 +461,7 @@ def test_a_refusal_partway_through_a_batch_keeps_every_answer_it_paid_for(
 def test_a_server_that_sends_no_usage_is_counted_from_the_text(fake_api, monkeypatch):
     """Without usage fields, tokens out are estimated from the answer's text (at most what
     the request allowed), never 0, so the budget does not take answers for free."""
-    from rung.models.remote import estimate_tokens
+    from rung.models.usage import estimate_tokens
 
     fake_api.send_usage = False
     fake_api.answer = lambda body: "the export button crashes on large files"  # 40 characters
@@ -569,7 +570,7 @@ def test_the_dry_run_counts_the_label_rule_a_parsed_model_is_sent():
     dry run counts that longer prompt, so its figure stays an upper bound."""
     from rung.dry_run import CountingModel
     from rung.models.labels import with_label_rule
-    from rung.models.remote import estimate_tokens
+    from rung.models.usage import estimate_tokens
 
     prompt = [Message("user", "the export button crashes")]
     labels = ["BILLING", "BUG", "FEATURE"]

@@ -30,8 +30,9 @@ from rung.finetune.record import TuneResult
 from rung.finetune.train import NotReadyError, require_ready
 from rung.models.cache import ResponseCache
 from rung.models.budget import Budget, BudgetReached, set_budget
-from rung.models.remote import is_remote, spent, usage_before
-from rung.models.remote import prepare as prepare_endpoints
+from rung.models.endpoint import is_remote
+from rung.models.endpoint import prepare as prepare_endpoints
+from rung.models.remote import spent, usage_before
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.rag.service import RefreshReport, file_progress, refresh_index

@@ -29,7 +29,8 @@ from rung.data.example import Message
 from rung.models.base import ChoiceScores, Generation
 from rung.models.registry import register_model, unregister_model
 from rung.models.labels import answer_budget, with_label_rule
-from rung.models.remote import estimate_tokens, is_remote
+from rung.models.endpoint import is_remote
+from rung.models.usage import estimate_tokens
 from rung.rungs.base import COUNTING
 from rung.task import load_task
 

@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 from rung.calibration import CONTENT_FREE
 from rung.data.example import Example
 from rung.data.splits import Split
-from rung.models.remote import estimate_tokens
+from rung.models.usage import estimate_tokens
 from rung.pipeline import Pipeline
 from rung.rungs import FewShotRung, PromptRung
 from rung.rungs.base import race_work, val_work

@@ -68,7 +68,7 @@ def served_from(task: "TaskSpec", run_id: str | None = None, rung: str | None = 
     """load_served for a task already loaded. A pipeline whose model is a fine-tune (an
     adapter on a base model) is served only on the base weights it was trained on: a changed
     base is refused, as climb --tune and export refuse it, unless `force`."""
-    from rung.models.remote import prepare
+    from rung.models.endpoint import prepare
     from rung.store import Store
 
     prepare(task.models.endpoints())
@@ -293,7 +293,8 @@ def create_app(served: Served, *, api_key: str | None = None, max_batch: int = 8
                         registry=registry)
     batches = Histogram("rung_batch_size", "Inputs per predict call",
                         buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
-    from rung.models.remote import is_remote, remote_model
+    from rung.models.endpoint import is_remote
+    from rung.models.remote import remote_model
 
     pipeline = served.pipeline
     if is_remote(pipeline.model):  # each failed request gets its 502; serving goes on

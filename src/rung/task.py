@@ -24,7 +24,7 @@ from rung.task_problems import all_of, check_schema, line_from_message, line_of,
     missing_files, problems_from
 
 if TYPE_CHECKING:
-    from rung.models.remote import Endpoint
+    from rung.models.endpoint import Endpoint
 
 TaskKind = Literal["classification", "extraction", "generation"]
 
@@ -138,7 +138,7 @@ class ModelsTable(_Strict):
 
     def endpoints(self) -> list["Endpoint"]:
         """The remote models this task names, with their settings."""
-        from rung.models.remote import BACKENDS, Endpoint, is_remote
+        from rung.models.endpoint import BACKENDS, Endpoint, is_remote
 
         found = []
         for reference in (self.small, self.large):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rung.errors import ModelError
 from rung.models.base import Model
-from rung.models.remote import is_remote
+from rung.models.endpoint import is_remote
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def fingerprint(reference: str, *, base_dir: Path | None = None) -> str:
     if reference in _IN_PROCESS:
         return _IN_PROCESS[reference].fingerprint
     if is_remote(reference):
-        from rung.models.remote import endpoint_for
+        from rung.models.endpoint import endpoint_for
 
         return endpoint_for(reference).fingerprint
     return weights_fingerprint(resolve(reference, base_dir=base_dir))

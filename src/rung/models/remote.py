@@ -9,120 +9,39 @@ a server returns none (Anthropic never does), the model is asked to answer with 
 its words are parsed ("parsed"), an answer that is no label counting as a format failure.
 
 Requests go out `concurrency` at a time on threads (the official SDK clients are thread-safe).
-rung retries 429s, 408s, 409s, 5xx, timeouts and cut connections itself (the SDK clients are
-built with max_retries=0), with the SDKs' own exponential backoff and jitter, honouring
-Retry-After, each attempt within the per-request timeout: so `--budget` reserves and settles
-every attempt, not only the last (a retry the SDK made inside one call was never counted). A
-request that still fails is that example's error, is never cached, and once more than
-`max_error_rate` of the requests have failed the climb stops with the last error. Keys come
-only from the environment and are never written down.
+rung retries 429s, 408s, 409s, 5xx, timeouts and cut connections itself (retry.py says when
+and how long to wait), each attempt within the per-request timeout: so `--budget` reserves
+and settles every attempt, not only the last (a retry the SDK made inside one call was never
+counted). A request that still fails is that example's error, is never cached, and once more
+than `max_error_rate` of the requests have failed the climb stops with the last error.
+
+This module is what is the same for both vendors: the batch, the attempts around one request
+and their accounting, and one shared model per endpoint with what it has spent. Where a
+model answers is endpoint.py; one attempt in each vendor's shape is vendors.py; token
+estimates and the usage counters are usage.py.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import importlib
-import math
-import os
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from rung.data.example import Message
 from rung.errors import ConfigError, ModelError
+from rung.models import vendors
 from rung.models.base import ChoiceScores, Generation
 from rung.models.budget import BudgetReached, current_budget
-from rung.models.labels import FLOOR, Reply, alternatives, answer_budget, label_scores, \
-    parsed_scores, with_label_rule
+from rung.models.endpoint import Endpoint, endpoint_for, is_remote
+from rung.models.labels import FLOOR, Reply, answer_budget, label_scores, parsed_scores, \
+    with_label_rule
+from rung.models.retry import REFUSED, describe, retry_wait
+from rung.models.usage import Usage, estimate_tokens, most_tokens
 
-BACKENDS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _MIN_REQUESTS = 20  # the error rate is judged once this many requests have been made
 _MIN_ERRORS = 3
-
-
-def is_remote(reference: str) -> bool:
-    return reference.split(":", 1)[0] in BACKENDS and ":" in reference
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a remote model answers and how rung talks to it ([models] in rung.toml)."""
-
-    backend: str  # openai | anthropic
-    model: str
-    base_url: str | None = None  # None: the SDK's own default (or OPENAI_BASE_URL)
-    api_key_env: str = ""  # the variable holding the key; "" for a server that needs none
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    max_error_rate: float = 0.05
-
-    @classmethod
-    def of(cls, reference: str, **settings: Any) -> "Endpoint":
-        backend, model = reference.split(":", 1)
-        if not model:
-            raise ConfigError(f"'{reference}' names no model", fix=f"write {backend}:MODEL")
-        return cls(backend=backend, model=model, **settings)
-
-    @property
-    def reference(self) -> str:
-        return f"{self.backend}:{self.model}"
-
-    @property
-    def url(self) -> str:
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        if self.backend == "openai" and os.environ.get("OPENAI_BASE_URL"):
-            return os.environ["OPENAI_BASE_URL"].rstrip("/")
-        return {"openai": "https://api.openai.com/v1",
-                "anthropic": "https://api.anthropic.com"}[self.backend]
-
-    @property
-    def loopback(self) -> bool:
-        return urlparse(self.url).hostname in {"127.0.0.1", "localhost", "::1"}
-
-    def key(self) -> str | None:
-        """The key from the environment; a server on this machine may need none."""
-        value = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if value:
-            return value
-        if not self.api_key_env or self.loopback:
-            return None
-        raise ConfigError(
-            f"{self.reference} needs an API key in the environment variable "
-            f"{self.api_key_env}, which is not set",
-            fix=f"export {self.api_key_env}=... (keys are read from the environment only), or "
-                f"name another variable with [models.{self.backend}] api_key_env")
-
-    @property
-    def fingerprint(self) -> str:
-        """The model's name at its server: answers cached from one server are not served
-        for another. (A provider may change the model behind a name; pin a dated one.)"""
-        text = f"{self.backend}|{self.model}|{self.url}"
-        return f"{self.backend}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Usage:
-    """What this process has spent at one endpoint, from the servers' own usage fields."""
-
-    requests: int = 0
-    errors: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: list[float] = field(default_factory=list)  # each request, end to end
-    last_error: str = ""
-    scoring: str | None = None  # logprobs | parsed: how labels were scored
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "scoring": self.scoring}
 
 
 class RemoteModel:
@@ -147,21 +66,8 @@ class RemoteModel:
     def client(self) -> Any:
         with self._lock:  # the first requests of a batch ask for it at once, from threads
             if self._client is None:
-                self._client = self._new_client()
+                self._client = vendors.new_client(self.endpoint)
         return self._client
-
-    def _new_client(self) -> Any:
-        """The SDK's client, which never retries: rung does (`_ask`), so that every attempt
-        is reserved and settled in the budget."""
-        e = self.endpoint
-        options = {"api_key": e.key() or "none", "timeout": e.timeout_s, "max_retries": 0}
-        if e.backend == "openai":
-            from openai import OpenAI
-
-            return OpenAI(base_url=e.url, **options)
-        from anthropic import Anthropic
-
-        return Anthropic(base_url=e.url, **options)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return estimate_tokens(messages)
@@ -269,15 +175,15 @@ class RemoteModel:
                     self._failed(self.usage.last_error)
                 raise
             try:
-                reply = self._send(prompt, max_tokens, top_logprobs,
-                                   None if on_text is None else listen)
+                reply = vendors.send(self.client, self.endpoint, prompt, max_tokens,
+                                     top_logprobs, None if on_text is None else listen)
             except Exception as error:  # noqa: BLE001 - this attempt's error
                 status = getattr(error, "status_code", None)
                 if budget:
                     budget.settle(reserved, self.endpoint.model,
                                   *((0, 0) if status else (most_tokens(prompt), max_tokens)))
-                described = _describe(error, self._secret())
-                wait = None if heard else self._retry_wait(error, attempt)
+                described = describe(error, self._secret())
+                wait = None if heard else retry_wait(self.endpoint.backend, error, attempt)
                 if wait is not None and attempt < self.endpoint.max_retries:
                     with self._lock:
                         self.usage.last_error = described
@@ -297,17 +203,6 @@ class RemoteModel:
             return reply
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _send(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int,
-              on_text: Callable[[str], None] | None) -> "Reply":
-        """One attempt at one request."""
-        if self.endpoint.backend == "openai" and on_text is not None:
-            return self._openai_streamed(prompt, max_tokens, on_text)
-        if self.endpoint.backend == "openai":
-            return self._openai(prompt, max_tokens, top_logprobs)
-        if on_text is not None:
-            return self._anthropic_streamed(prompt, max_tokens, on_text)
-        return self._anthropic(prompt, max_tokens)
-
     def _failed(self, described: str, status: int | None = None) -> None:
         """An example whose request failed after its retries: counted, and a refusal no
         retry mends (a wrong key, no access, no such model) stops the rest of its batch."""
@@ -315,121 +210,12 @@ class RemoteModel:
             self.usage.requests += 1
             self.usage.errors += 1
             self.usage.last_error = described
-            if status in _REFUSED and self._refused is None:
+            if status in REFUSED and self._refused is None:
                 self._refused = ModelError(
                     f"{self.endpoint.reference} at {self.endpoint.url} refused the "
                     f"request ({described}); no retry changes that",
                     fix="check the key (its variable: [models."
                         f"{self.endpoint.backend}] api_key_env) and the model's name")
-
-    def _retry_wait(self, error: Exception, attempt: int) -> float | None:
-        """Seconds to wait before asking again, or None where a retry cannot help; the SDKs'
-        own policy. Retried: a timeout or failed connection, 408, 409, 429 and 5xx (or what
-        the server's x-should-retry header says). The wait is the server's Retry-After (or
-        retry-after-ms) when it asks for 0 to 120 seconds; one asking for longer is not
-        retried (OpenAI's SDK gives up too); else 0.5 s doubling each retry up to 8 s, less up
-        to a quarter at random."""
-        sdk = importlib.import_module(self.endpoint.backend)
-        if isinstance(error, sdk.APIStatusError):
-            headers = error.response.headers
-            asked = headers.get("x-should-retry")
-            status = error.status_code
-            if status in _REFUSED or asked == "false" or (
-                    asked != "true" and status not in (408, 409, 429) and status < 500):
-                return None
-            after = _retry_after(headers)
-            if after is not None and after > _MOST_RETRY_AFTER_S:
-                return None
-            if after is not None and after > 0:
-                return after
-        elif not isinstance(error, sdk.APIConnectionError):  # a timeout is one too
-            return None  # a cut stream, an answer that could not be read: not retried
-        return min(_FIRST_RETRY_S * 2.0 ** attempt, _LONGEST_BACKOFF_S) * \
-            (1 - 0.25 * random.random())
-
-    def _chat(self, prompt: Sequence[Message], max_tokens: int) -> dict[str, Any]:
-        """An OpenAI chat request's body, streamed or not: greedy, seeded."""
-        return {"model": self.endpoint.model, "max_tokens": max_tokens, "temperature": 0,
-                "seed": 0, "messages": [{"role": m.role, "content": m.content} for m in prompt]}
-
-    def _openai(self, prompt: Sequence[Message], max_tokens: int, top_logprobs: int) -> "Reply":
-        """One chat request, whole. Tokens are the server's usage fields; a server that sends
-        none (or leaves a count out) is counted by estimate, ~4 characters a token as before
-        asking: the prompt for tokens in, the answer's text for tokens out (at most
-        `max_tokens`), so the budget and the `remote` block never take an answer for free."""
-        extra: dict[str, Any] = {}
-        if top_logprobs:
-            extra = {"logprobs": True, "top_logprobs": top_logprobs}
-        response = self.client.chat.completions.create(**self._chat(prompt, max_tokens),
-                                                       **extra)
-        choice = response.choices[0]
-        text = choice.message.content or ""
-        tokens_in, tokens_out = _counted(response.usage)
-        if tokens_in is None:  # a server that sends no usage: estimated, as before asking
-            tokens_in = self.count_tokens(prompt)
-        if tokens_out is None:  # the reply's own estimate (never 0, which the budget would
-            # take for free), at most what the request allowed
-            tokens_out = min(max_tokens, self.count_tokens([Message("assistant", text)]))
-        return Reply(text, tokens_in, tokens_out, alternatives(getattr(choice, "logprobs", None)))
-
-    def _openai_streamed(self, prompt: Sequence[Message], max_tokens: int,
-                         on_text: Callable[[str], None]) -> "Reply":
-        """The same request, streamed: `on_text` hears the answer so far after each piece.
-        The usage comes in the last chunk where the server sends it (llama-cpp-python's does
-        not): elsewhere tokens out are the pieces (servers send a token a chunk) and tokens
-        in are estimated, as before any request."""
-        stream = self.client.chat.completions.create(
-            **self._chat(prompt, max_tokens), stream=True, stream_options={"include_usage": True})
-        text, usage, finished, pieces = "", None, None, 0
-        for chunk in stream:
-            usage = chunk.usage or usage
-            if chunk.choices:
-                finished = chunk.choices[0].finish_reason or finished
-                if chunk.choices[0].delta.content:
-                    text += chunk.choices[0].delta.content
-                    pieces += 1
-                    on_text(text)
-        if finished is None:  # cut off: a partial answer must not pass for a whole one
-            raise StreamCut("the server ended the stream before the answer finished (no "
-                            "finish_reason; llama-cpp-python's server does this to a stream "
-                            "when another request arrives: start it with "
-                            "--interrupt_requests false)")
-        return Reply(text, usage.prompt_tokens if usage else self.count_tokens(prompt),
-                     usage.completion_tokens if usage else pieces, [])
-
-    def _messages(self, prompt: Sequence[Message], max_tokens: int) -> dict[str, Any]:
-        """A Messages API request's body, streamed or not: the system turns go on top."""
-        system = "\n\n".join(m.content for m in prompt if m.role == "system")
-        turns = [{"role": m.role, "content": m.content} for m in prompt if m.role != "system"]
-        options: dict[str, Any] = {"system": system} if system else {}
-        # no temperature: the Messages API (version 2026-10-21, which the SDK 2.x sends)
-        # refuses every sampling parameter, so answers may vary; the cache keeps the first
-        return {"model": self.endpoint.model, "messages": turns, "max_tokens": max_tokens,
-                **options}
-
-    def _anthropic(self, prompt: Sequence[Message], max_tokens: int) -> "Reply":
-        response = self.client.messages.create(**self._messages(prompt, max_tokens))
-        text = "".join(block.text for block in response.content
-                       if getattr(block, "type", "") == "text")
-        return Reply(text, response.usage.input_tokens, response.usage.output_tokens, [])
-
-    def _anthropic_streamed(self, prompt: Sequence[Message], max_tokens: int,
-                            on_text: Callable[[str], None]) -> "Reply":
-        """The same request, streamed: `on_text` hears the text so far after each delta.
-        The answer is whole only once `message_stop` arrives (its message carries the stop
-        reason and the usage); a stream that ends before it was cut."""
-        text, final = "", None
-        with self.client.messages.stream(**self._messages(prompt, max_tokens)) as stream:
-            for event in stream:
-                if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    text += event.delta.text
-                    on_text(text)
-                elif event.type == "message_stop":
-                    final = event.message
-        if final is None or final.stop_reason is None:
-            raise StreamCut("the server ended the stream before the answer finished (no "
-                            "message_stop); the request is asked again on the next run")
-        return Reply(text, final.usage.input_tokens, final.usage.output_tokens, [])
 
     def _secret(self) -> str | None:
         try:
@@ -453,87 +239,9 @@ class RemoteModel:
                 answered=answered)
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """Tokens a conversation takes, before asking: about 4 characters a token in English, plus
-    a few per message for the chat template. What was sent is counted from the server's usage
-    fields afterwards."""
-    return sum(4 + math.ceil(len(m.content) / 4) for m in messages)
-
-
-def most_tokens(messages: Sequence[Message]) -> int:
-    """Tokens a conversation can take at most, for the budget's worst case: a byte-level BPE
-    never needs more tokens than UTF-8 bytes (nor a tokenizer with byte fallback), plus a
-    template's few a message. The ~4-characters estimate undercounts code and most
-    languages other than English, and a budget reserved on it could be passed."""
-    return sum(8 + len(m.content.encode("utf-8")) for m in messages)
-
-
-class StreamCut(Exception):
-    """A streamed answer ended without its finish (OpenAI's finish_reason, Anthropic's
-    message_stop): what was heard is part of an answer, never the answer."""
-
-
-_REFUSED = (401, 403, 404)  # a wrong key, no access, no such model: retries cannot help
-_FIRST_RETRY_S, _LONGEST_BACKOFF_S = 0.5, 8.0  # the SDKs' backoff
-_MOST_RETRY_AFTER_S = 120.0  # a server asking for a longer wait is not retried
-
-
-def _retry_after(headers: Any) -> float | None:
-    """The wait a response asks for, in seconds, as the SDKs read it: retry-after-ms, then
-    Retry-After as seconds (a float allowed) or as an HTTP date; None where it asks none."""
-    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return seconds
-        return None if math.isnan(seconds) else _MOST_RETRY_AFTER_S + 1
-    date = headers.get("retry-after")
-    try:
-        parsed = email.utils.parsedate_tz(date) if date else None
-        return None if parsed is None else float(email.utils.mktime_tz(parsed) - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _counted(usage: Any) -> tuple[int | None, int | None]:
-    """Tokens in and out from an OpenAI-style usage field; None for what it does not say."""
-    if usage is None:
-        return None, None
-    return getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-
-
-def _describe(error: Exception, secret: str | None = None) -> str:
-    """The error for a message and the run's record, with the key taken out: some servers
-    and proxies echo the key they refused in their error body."""
-    status = getattr(error, "status_code", None)
-    text = f"{type(error).__name__}" + (f" {status}" if status else "") + f": {error}"
-    if secret and len(secret) >= 8:
-        for piece in {secret, secret[:16], secret[-16:]}:
-            text = text.replace(piece, "***")
-    return text[:300]
-
+# -- one model per endpoint, shared by every rung of a climb, and what each rung spent at it --
 
 _REMOTE: dict[Endpoint, RemoteModel] = {}
-_ENDPOINTS: dict[str, Endpoint] = {}
-
-
-def configure(endpoints: Sequence[Endpoint]) -> None:
-    """Settings for the remote references a task names (rung.toml's [models]): later loads
-    of those references use them."""
-    for endpoint in endpoints:
-        _ENDPOINTS[endpoint.reference] = endpoint
-
-
-def endpoint_for(reference: str) -> Endpoint:
-    if reference in _ENDPOINTS:
-        return _ENDPOINTS[reference]
-    endpoint = Endpoint.of(reference, api_key_env=BACKENDS[reference.split(":", 1)[0]])
-    return endpoint
 
 
 def remote_model(reference: str) -> RemoteModel:
@@ -541,17 +249,6 @@ def remote_model(reference: str) -> RemoteModel:
     if endpoint not in _REMOTE:
         _REMOTE[endpoint] = RemoteModel(endpoint)
     return _REMOTE[endpoint]
-
-
-def prepare(endpoints: Sequence[Endpoint]) -> None:
-    """Before any work: every key a task's remote models need is in the environment (a
-    missing one is an error naming its variable), and their settings are in force."""
-    from rung.models.registry import in_process
-
-    for endpoint in endpoints:
-        if in_process(endpoint.reference) is None:  # a stand-in (the dry run) needs no key
-            endpoint.key()
-    configure(endpoints)
 
 
 def spent(reference: str, before: dict[str, Any] | None, prices: Any) -> dict[str, Any] | None:

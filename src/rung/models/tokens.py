@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from rung.data.example import Message
 from rung.errors import ModelError
-from rung.models.remote import is_remote
+from rung.models.endpoint import is_remote
 from rung.models.registry import ModelRef, in_process, resolve
 
 Conversation = Sequence[Message]

@@ -65,7 +65,7 @@ def ask(path: str | Path, question: str, *, method: str | None = None,
 
     from rung.rag import retrievers
 
-    from rung.models.remote import prepare
+    from rung.models.endpoint import prepare
 
     from rung.errors import DataError
 
