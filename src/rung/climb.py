@@ -181,7 +181,7 @@ def make_split(task: TaskSpec, examples: list[Example]) -> Split:
 
 def recommend(task: TaskSpec, results: list[RungResult], audit: dict[str, Any] | None,
               stopped: str | None = None, alone: str | None = None) -> dict[str, Any]:
-    """The decision (decide.py) in the run's JSON: the rung, the headline as `reason`, a
+    """The decision (rung.decide) in the run's JSON: the rung, the headline as `reason`, a
     reason per rung below it, and the next step when none reached the target. A run of one
     rung measured `alone` (rung eval) recommends nothing: the cheaper rungs were not
     measured beside it, so "use few-shot" could name a rung a classifier beats; its rung is
