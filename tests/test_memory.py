@@ -313,3 +313,28 @@ def test_a_full_tune_on_a_gpu_is_estimated_with_its_fp32_master_weights():
         assert tune_estimate(method) == estimate_memory(shape, method=method, dtype="bf16")
     assert tune_estimate("full", "cpu") == estimate_memory(shape, method="full", dtype="fp32",
                                                            device="cpu")
+
+
+def test_the_refusal_reads_the_tightest_rank_so_all_ranks_agree():
+    """Every rank reports (free, its loaded model, where, device) and all decide on the
+    same tightest one: rank 0, holding more (a CUDA context, the inference copy), refused
+    alone while the others waited for it in NCCL until the timeout."""
+    from rung.finetune.fit import tightest_device
+
+    gpu = "GPU NVIDIA H100"
+    reports = [(10 * 2**30, 2**30, gpu, "host:cuda:0"), (30 * 2**30, 2**30, gpu, "host:cuda:1")]
+    assert tightest_device(reports) == (10 * 2**30, 2**30, f"{gpu} (rank 0 of 2)")
+    assert tightest_device(reports[1:]) == (30 * 2**30, 2**30, gpu)  # one process: as it was
+    # two processes on one machine's RAM split what it has free
+    ram = [(40 * 2**30, 2**30, "this machine's RAM", "host:ram")] * 2
+    assert tightest_device(ram) == (20 * 2**30, 2**30, "this machine's RAM (rank 0 of 2, one "
+                                    "of 2 processes sharing it)")
+
+
+def test_memory_the_allocator_keeps_for_reuse_is_room():
+    """mem_get_info's free leaves out what PyTorch's caching allocator reserved and freed
+    (the inference copy's activations, say): it is this process's to reuse."""
+    from rung.finetune.device import usable_gpu_bytes
+
+    assert usable_gpu_bytes(free=8 * 2**30, reserved=6 * 2**30, allocated=2**30) == 13 * 2**30
+    assert usable_gpu_bytes(free=8 * 2**30, reserved=0, allocated=0) == 8 * 2**30

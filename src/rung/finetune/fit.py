@@ -57,9 +57,39 @@ def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEst
 def check_tune_fits(task: TaskSpec, estimate: MemoryEstimate | None, model: Any) -> None:
     """check_fits for the tune about to start, where it is asked for and can judge: [finetune]
     memory_check on, an estimate of the method, and weights not sharded across devices.
-    `model` is the tune's own, loaded already."""
-    if task.finetune.memory_check and estimate is not None and not _sharded():
-        check_fits(task, estimate, loaded=_loaded_bytes(model))
+    `model` is the tune's own, loaded already. Under a launch of several processes every
+    rank reports its device and all decide on the tightest (tightest_device), so all refuse
+    or none does: a rank refusing alone would leave the others waiting for it in their first
+    collective until the process group's timeout."""
+    if not (task.finetune.memory_check and estimate is not None and not _sharded()):
+        return
+    from accelerate.utils import gather_object
+
+    free, where, device = device_memory()
+    reports = gather_object([(free, _loaded_bytes(model), where, device)])  # [mine] alone
+    free, loaded, where = tightest_device(reports)
+    check_fits(task, estimate, loaded=loaded, available=(free, where))
+
+
+def tightest_device(reports: list[tuple[int, int, str, str]]) -> tuple[int, int, str]:
+    """Of every rank's (free bytes, bytes its loaded model holds, where, device key), the
+    (free, loaded, where) to decide on: the rank with the least room (free + loaded),
+    named with its rank when there are several. Ranks sharing one device (several
+    processes on one machine's RAM) split what it has free: each needs the estimate less its
+    own loaded model, which is already out of the free figure."""
+    sharing: dict[str, int] = {}
+    for *_, device in reports:
+        sharing[device] = sharing.get(device, 0) + 1
+    rooms = []
+    for rank, (free, loaded, where, device) in enumerate(reports):
+        share = free // sharing[device]
+        named = where if len(reports) == 1 else \
+            f"{where} (rank {rank} of {len(reports)}" + (
+                f", one of {sharing[device]} processes sharing it)" if sharing[device] > 1
+                else ")")
+        rooms.append((share + loaded, share, loaded, named))
+    _, free, loaded, where = min(rooms, key=lambda room: room[0])
+    return free, loaded, where
 
 
 def _sharded() -> bool:
@@ -70,22 +100,31 @@ def _sharded() -> bool:
                for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
-def device_memory() -> tuple[int, str]:
-    """Bytes the tune can use now, and where: what the GPU has free (other processes, and
-    this one's own inference copy of the model, hold the rest), else the memory the machine
-    has available (MemAvailable: free plus what the kernel can reclaim)."""
+def device_memory() -> tuple[int, str, str]:
+    """Bytes the tune can use now, where, and a key naming the device: what this process's
+    GPU has free (other processes, and this one's own inference copy of the model, hold the
+    rest) plus what PyTorch's allocator keeps reserved for reuse (device.usable_gpu_bytes),
+    else the memory the machine has available (MemAvailable: free plus what the kernel can
+    reclaim)."""
+    import socket
+
     import torch
 
+    host = socket.gethostname()
     if torch.cuda.is_available():
-        return torch.cuda.mem_get_info()[0], f"GPU {torch.cuda.get_device_name()}"
+        from rung.finetune.device import usable_gpu_bytes_now
+
+        index = torch.cuda.current_device()
+        return (usable_gpu_bytes_now(), f"GPU {torch.cuda.get_device_name(index)}",
+                f"{host}:cuda:{index}")
     try:
         meminfo = Path("/proc/meminfo").read_text()
     except OSError:  # not Linux: the physical memory, the best figure without /proc
         meminfo = ""
     available = available_ram(meminfo)
     if available is None:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's RAM"
-    return available, "this machine's RAM"
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return available, "this machine's RAM", f"{host}:ram"
 
 
 def available_ram(meminfo: str) -> int | None:
@@ -114,7 +153,7 @@ def check_fits(task: TaskSpec, estimate: MemoryEstimate, *, loaded: int = 0,
     over what the device has free now (its whole memory less what is already loaded, the
     trainable copy aside) would fail on its first long batch, or swap for hours on a CPU; so
     it is refused with what would make it fit."""
-    free, where = available or device_memory()
+    free, where = available or device_memory()[:2]
     room = free + loaded  # the loaded weights are in the estimate: theirs counts as room
     if estimate.total <= room:
         return

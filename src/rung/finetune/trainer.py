@@ -3,11 +3,11 @@
 Apart from the run (train.py) because this is what the model is trained on and how, while
 the run decides whether it trains at all (a finished tune, a lock, the memory) and saves the
 result. Built here: a trainable copy of the base model separate from the one serving
-inference (in the precision methods.precision gives), records built by data.py with the
-best prompt's rendering so the loss is on the answer only, the method's PEFT config and
-trainer (answer_loss.py's SFT, or TRL's DPO), early stopping and the evaluation schedule
-from schedule.py, the arguments from arguments.py. Examples the training length would cut
-before their answer ends are left out here, and counted.
+inference (in the precision methods.precision gives, on this process's own GPU), records
+built by data.py with the best prompt's rendering so the loss is on the answer only, the
+method's PEFT config and trainer (answer_loss.py's SFT, or TRL's DPO), early stopping and
+the evaluation schedule from schedule.py, the arguments from arguments.py. Examples the
+training length would cut before their answer ends are left out here, and counted.
 """
 
 from __future__ import annotations
@@ -121,15 +121,19 @@ def lora_targets(task: TaskSpec, model: Any, pipeline: Pipeline) -> list[str]:
 def _trainable_model(pipeline: Pipeline, method: str) -> tuple[Any, Any]:
     """A fresh copy of the base weights, separate from the copy that serves inference: in
     fp32, or on a GPU in bf16 (4-bit NF4 for QLoRA), except full fine-tuning's, which stays
-    fp32 under bf16 autocast (methods.precision)."""
+    fp32 under bf16 autocast (methods.precision). QLoRA's is quantised straight onto this
+    process's GPU: without a device_map the 4-bit loader puts every rank's copy on the
+    current device, GPU 0 on ranks whose device accelerate has not chosen yet."""
     import torch
 
+    from rung.finetune.device import training_device_index
     from rung.models.hf import load_causal_lm, load_tokenizer
 
     ref = resolve(pipeline.model, base_dir=Path(pipeline.base_dir) if pipeline.base_dir else None)
     kwargs: dict[str, Any] = {}
     if method == "qlora":
         kwargs["quantization_config"] = quantization_config()
+        kwargs["device_map"] = {"": training_device_index()}
     if flash_attention():
         kwargs["attn_implementation"] = "flash_attention_2"
     held = precision(method, "cuda" if torch.cuda.is_available() else "cpu").weights
