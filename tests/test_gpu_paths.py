@@ -6,7 +6,20 @@ saving whole weights in their serving dtype) runs here with the real libraries."
 
 from __future__ import annotations
 
-from rung.finetune.device import device_index, local_rank
+from pathlib import Path
+
+import pytest
+
+from rung.finetune.device import (
+    GpuFacts,
+    device_index,
+    flash_attention_usable,
+    local_rank,
+)
+
+A100 = GpuFacts(capability=(8, 0), bf16_native=True, flash_attn_2=True)
+H100_FA4_ONLY = GpuFacts(capability=(9, 0), bf16_native=True, flash_attn_2=False)
+T4_WITH_FLASH_ATTN = GpuFacts(capability=(7, 5), bf16_native=False, flash_attn_2=True)
 
 
 def test_each_rank_of_a_launch_takes_its_own_gpu() -> None:
@@ -19,3 +32,35 @@ def test_each_rank_of_a_launch_takes_its_own_gpu() -> None:
     assert device_index(local_rank({"LOCAL_RANK": "1"}), device_count=2, current=0) == 1
     assert device_index(3, device_count=2, current=0) == 1
     assert device_index(None, device_count=4, current=2) == 2
+
+
+def test_flash_attention_only_where_transformers_and_the_gpu_take_it() -> None:
+    """`import flash_attn` working was taken as enough: transformers also wants the
+    flash-attn distribution at 2.3.3 or later (FA4 reuses the module name), and FA2 runs on
+    Ampere (capability 8.0) or newer."""
+    assert flash_attention_usable(A100)
+    assert not flash_attention_usable(H100_FA4_ONLY)
+    assert not flash_attention_usable(T4_WITH_FLASH_ATTN)
+    assert not flash_attention_usable(None)  # no GPU
+
+
+def test_a_model_class_without_flash_attention_loads_with_the_default(tmp_path: Path) -> None:
+    """A model class without FlashAttention 2 raised at load; now it loads with SDPA (or
+    what transformers falls back to), and the batching follows what it loaded with."""
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from rung.finetune.trainer import attention, load_with_attention
+
+    torch.manual_seed(0)
+    BloomForCausalLM(BloomConfig(vocab_size=64, hidden_size=16, n_layer=1, n_head=2)) \
+        .save_pretrained(tmp_path)
+
+    def load(**kwargs: object) -> object:
+        return BloomForCausalLM.from_pretrained(tmp_path, **kwargs)
+
+    with pytest.raises(ValueError, match="does not support Flash Attention"):
+        load(attn_implementation="flash_attention_2")
+    model = load_with_attention(load, flash=True)
+    assert attention(model) not in (None, "flash_attention_2")
+    assert attention(load_with_attention(load, flash=False)) == attention(model)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import ModelError, RungError
-from rung.finetune.arguments import flash_attention
 from rung.finetune.memory import MemoryEstimate, estimate_memory, gb, shape_for
-from rung.finetune.methods import precision
+from rung.finetune.methods import tune_precision
 from rung.finetune.trainer import lora_targets
 from rung.pipeline import Pipeline
 from rung.task import TaskSpec
@@ -39,7 +38,7 @@ def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEst
         if "labels" in data.column_names else longest
     batch = settings.batch_size
     cuda = torch.cuda.is_available()
-    mixed = precision(settings.method, "cuda" if cuda else "cpu")
+    padding_free = bool(getattr(trainer.args, "padding_free", False))
     try:
         return estimate_memory(
             shape_for(pipeline.model,
@@ -47,9 +46,10 @@ def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEst
             method=settings.method, seq_len=longest, batch_size=batch, lora_rank=settings.rank,
             lora_targets=lora_targets(task, trainer.model, pipeline)
             if settings.method != "full" else [], lora_dropout=settings.dropout,
-            **mixed.estimate_options(), device="cuda" if cuda else "cpu", padded=True,
+            **tune_precision(settings.method).estimate_options(),
+            device="cuda" if cuda else "cpu", padded=not padding_free,
             gradient_checkpointing=settings.gradient_checkpointing or None,
-            logit_tokens=None if flash_attention() else batch * min(longest, batch * answer))
+            logit_tokens=None if padding_free else batch * min(longest, batch * answer))
     except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
         return None     # and so no refusal; the tune runs as asked
 
