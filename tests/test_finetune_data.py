@@ -251,6 +251,9 @@ def test_full_fine_tuning_on_a_gpu_is_mixed_precision(method: str, half: str | N
     else:  # a frozen base in the half dtype
         assert (chosen.weights, chosen.autocast, chosen.master_weights) == (half, half, False)
     assert chosen.bf16 == (half == "bf16") and chosen.fp16 == (half == "fp16")
+    # adapters: fp32 as PEFT makes them; QLoRA's bf16 under bf16, as TRL casts them; fp32
+    # under fp16, where the loss scaler refuses half-precision gradients
+    assert chosen.adapters == ("bf16" if method == "qlora" and half == "bf16" else "fp32")
 
 
 def test_a_gpu_computes_in_bf16_only_where_its_hardware_has_it() -> None:

@@ -21,11 +21,37 @@ from rung.pipeline import Pipeline
 from rung.task import TaskSpec
 
 
+# Token rows TRL's chunked LM head projects at once (trl/kernels/chunked_logprob.py,
+# TOKEN_CHUNK_SIZE): the most positions whose logits exist together on that path
+TRL_TOKEN_TILE = 4096
+
+
+def logit_positions(batch: int, longest: int, answer: int, *, chunked_head: bool,
+                    padding_free: bool) -> int:
+    """How many positions of a batch hold logits at once, which the estimate counts at
+    three fp32 rows of the vocabulary each (an upper bound on every path). `answer`: the
+    most answer tokens of any example; `chunked_head`: TRL's own LM head runs, which it
+    does wherever Triton runs (CUDA with the triton package: sft_trainer patches it in and
+    scores the labelled positions only, in tiles of TRL_TOKEN_TILE rows).
+
+    - chunked head: the batch's labelled positions, at most `answer` per example, a tile
+      at a time;
+    - padding-free off Triton (TRL's head, every position scored, a tile at a time);
+    - otherwise answer_loss.py's head: every row of the batch at the union of the batch's
+      answer columns (at most batch x answer of them, at most the longest)."""
+    if chunked_head:
+        return min(batch * min(longest, answer), TRL_TOKEN_TILE)
+    if padding_free:
+        return min(batch * longest, TRL_TOKEN_TILE)
+    return batch * min(longest, batch * answer)
+
+
 def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEstimate | None:
     """The estimated peak of this very tune: its longest batch, padded, and the LM head at
-    answer positions only (see answer_loss.py). None for a method the estimate does not
-    model (prefix, prompt tuning, DPO)."""
+    answer positions only (logit_positions). None for a method the estimate does not model
+    (prefix, prompt tuning, DPO)."""
     import torch
+    from transformers.utils import is_triton_available
 
     settings = task.finetune
     if settings.method not in ("full", "lora", "qlora"):
@@ -49,7 +75,10 @@ def tune_estimate(task: TaskSpec, pipeline: Pipeline, trainer: Any) -> MemoryEst
             **tune_precision(settings.method).estimate_options(),
             device="cuda" if cuda else "cpu", padded=not padding_free,
             gradient_checkpointing=settings.gradient_checkpointing or None,
-            logit_tokens=None if padding_free else batch * min(longest, batch * answer))
+            data_parallel=trainer.args.world_size > 1 and not _sharded(),
+            logit_tokens=logit_positions(batch, longest, answer,
+                                         chunked_head=cuda and is_triton_available(),
+                                         padding_free=padding_free))
     except ModelError:  # a model whose layers it does not know (GPT-2's c_attn): no estimate,
         return None     # and so no refusal; the tune runs as asked
 
@@ -95,7 +124,7 @@ def tightest_device(reports: list[tuple[int, int, str, str]]) -> tuple[int, int,
 def _sharded() -> bool:
     """FSDP or DeepSpeed under accelerate split the weights and optimizer across devices,
     which the one-device estimate does not model: no refusal there (DDP replicates, so the
-    estimate holds per device)."""
+    estimate holds per device once it counts DDP's gradient buckets: data_parallel)."""
     return any(os.environ.get(name, "").lower() in ("1", "true")
                for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 

@@ -49,6 +49,9 @@ class Precision:
     weights: Literal["fp32", "bf16", "fp16"]  # the dtype the trainable copy loads in
     autocast: Literal["bf16", "fp16"] | None  # the Trainer's mixed precision (bf16=/fp16=True)
     master_weights: bool  # fp32 weights, gradients and AdamW states under half compute
+    # the trainable adapters' dtype: fp32 as PEFT makes them, bf16 where TRL casts those of a
+    # quantised model (sft_trainer.py, after the QLoRA paper)
+    adapters: Literal["fp32", "bf16"] = "fp32"
 
     @property
     def bf16(self) -> bool:
@@ -60,7 +63,8 @@ class Precision:
 
     def estimate_options(self) -> dict[str, Any]:
         """How memory.estimate_memory is to count this precision."""
-        return {"dtype": self.autocast or "fp32", "master_weights": self.master_weights}
+        return {"dtype": self.autocast or "fp32", "master_weights": self.master_weights,
+                "adapter_dtype": self.adapters}
 
 
 def precision(method: str, half: str | None) -> Precision:
@@ -70,14 +74,16 @@ def precision(method: str, half: str | None) -> Precision:
     precision): at its learning rate of 2e-5 most AdamW updates are below half a bf16 step
     of a weight, so weights held in bf16 would round most of them away. LoRA and QLoRA hold
     the frozen base in the half dtype, and so do the soft prompts and DPO, which train
-    adapters too. Under fp16 every trainable weight is fp32 (trainer.py makes it so), since
-    the Trainer's loss scaler refuses fp16 gradients."""
+    adapters too. The adapters are fp32 as PEFT makes them, except QLoRA's under bf16, which
+    TRL casts to bf16; under fp16 every trainable weight is fp32 (trainer.py makes it so),
+    since the Trainer's loss scaler refuses fp16 gradients."""
     if half is None:
         return Precision("fp32", None, master_weights=False)
     autocast: Literal["bf16", "fp16"] = "bf16" if half == "bf16" else "fp16"
     if METHODS[method].trains == "all":
         return Precision("fp32", autocast, master_weights=True)
-    return Precision(autocast, autocast, master_weights=False)
+    return Precision(autocast, autocast, master_weights=False,
+                     adapters="bf16" if method == "qlora" and autocast == "bf16" else "fp32")
 
 
 def tune_precision(method: str) -> Precision:
