@@ -64,3 +64,36 @@ def test_a_model_class_without_flash_attention_loads_with_the_default(tmp_path: 
     model = load_with_attention(load, flash=True)
     assert attention(model) not in (None, "flash_attention_2")
     assert attention(load_with_attention(load, flash=False)) == attention(model)
+
+
+def test_sharded_weights_are_fsdp_s_and_zero_3_s() -> None:
+    from rung.finetune.train import weights_sharded
+
+    assert weights_sharded(True, None) and weights_sharded(False, 3)
+    assert not weights_sharded(False, 2) and not weights_sharded(False, None)
+
+
+def test_parameters_are_counted_whole_under_zero_3_and_4_bit() -> None:
+    """ZeRO-3 leaves every rank's parameters empty (numel 0; DeepSpeed keeps ds_numel), so
+    total_parameters was 0 and the share divided by it; bitsandbytes packs two 4-bit
+    weights a byte, so QLoRA's total was half and its trainable share twice the truth."""
+    import torch
+
+    from rung.finetune.train import parameter_count, parameter_counts
+
+    assert parameter_count(0, ds_numel=4096) == 4096
+    assert parameter_count(512, packed_bytes=1) == 1024  # a uint8-stored Params4bit
+    assert parameter_count(512) == 512
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    assert parameter_counts(model) == (3 * 2 + 2, 4 * 3 + 3 + 3 * 2 + 2)
+
+
+def test_a_record_with_no_parameters_counted_has_no_share() -> None:
+    from rung.finetune.record import TuneResult
+
+    result = TuneResult(method="full", artifact=Path("a"), curves=[], best_step=None,
+                        best_val_loss=None, stopped_early=False, steps=0, epochs=0.0,
+                        seconds=0.0, trainable_parameters=0, total_parameters=0,
+                        train_tokens=0)
+    assert result.summary()["trainable_share"] is None

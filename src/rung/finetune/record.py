@@ -60,7 +60,9 @@ class TuneResult:
             "steps": self.steps, "epochs": round(self.epochs, 2),
             "seconds": round(self.seconds, 1), "trainable_parameters": self.trainable_parameters,
             "total_parameters": self.total_parameters,
-            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
+            # None: a record from before parameters were counted whole under ZeRO-3 (0)
+            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5)
+            if self.total_parameters else None,
             "train_tokens": self.train_tokens,
             # the rate of this call's segment (a resumed tune's earlier one was timed by
             # the call that trained it); train_tokens / rate is the whole tune's time
@@ -94,15 +96,13 @@ def finished_tune(out: Path) -> TuneResult | None:
     return TuneResult(**{**data, "reused": True})
 
 
-def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
-                tokenizer: Any = None) -> None:
-    """Write the artifact (when a model is given) and its tune.json, atomically last."""
+def save_record(result: TuneResult, pipeline: Pipeline, *,
+                staging: Path | None = None) -> None:
+    """Write the tune's tune.json, atomically last; with `staging` (the folder save_weights
+    wrote the weights and tokenizer to) move it into place as the artifact first, with its
+    note of the base."""
     artifact = result.artifact
-    if model is not None:
-        staging = artifact.with_name("artifact.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
+    if staging is not None:
         method = METHODS[result.method]
         (staging / ADAPTER_BASE).write_text(json.dumps(
             {"model": pipeline.model, "base_dir": pipeline.base_dir, "method": method.name,
@@ -113,3 +113,29 @@ def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
     data["artifact"] = str(result.artifact)
     data.pop("reused")
     atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
+
+
+def save_weights(trainer: Any, staging: Path, *, sharded: bool) -> None:
+    """The trained weights and tokenizer into `staging`; every rank calls it. Sharded weights
+    (FSDP, ZeRO-3) are gathered by accelerate's get_state_dict on every rank, whatever state
+    dict type the config checkpoints with (Trainer.save_model writes nothing under FSDP's
+    SHARDED_STATE_DICT, the shipped fsdp.yaml's); the first rank writes."""
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    state_dict = None
+    if sharded:
+        try:
+            state_dict = accelerator.get_state_dict(trainer.model_wrapped)
+        except ValueError as err:  # ZeRO-3 that does not gather 16-bit weights on save
+            from rung.errors import RungError
+
+            raise RungError(f"the tune trained, but its sharded weights cannot be gathered to "
+                            f"save: {err}", fix="set zero3_save_16bit_model: true under "
+                            "deepspeed_config in the accelerate config and run again (the tune "
+                            "resumes from its last checkpoint)") from None
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(trainer.model)
+        model.save_pretrained(str(staging), state_dict=state_dict)
+        trainer.processing_class.save_pretrained(str(staging))
+    accelerator.wait_for_everyone()
