@@ -6,6 +6,7 @@ saving whole weights in their serving dtype) runs here with the real libraries."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,41 @@ def test_a_record_with_no_parameters_counted_has_no_share() -> None:
                         seconds=0.0, trainable_parameters=0, total_parameters=0,
                         train_tokens=0)
     assert result.summary()["trainable_share"] is None
+
+
+def test_whole_weights_trained_under_autocast_are_saved_in_its_dtype() -> None:
+    from rung.finetune.train import saved_dtype
+
+    assert saved_dtype("all", "bf16") == "bf16" and saved_dtype("all", "fp16") == "fp16"
+    assert saved_dtype("all", None) is None  # fp32 on a CPU: saved as trained
+    assert saved_dtype("lora", "bf16") is None and saved_dtype("soft-prompt", "bf16") is None
+
+
+def test_a_full_tune_is_written_in_bf16_with_its_tied_weights_once(tiny_llama: Path,
+                                                                    tmp_path: Path) -> None:
+    """A full tune keeps fp32 weights under bf16 autocast and was written in fp32: twice the
+    disk, and vLLM's --dtype auto serves fp32 as fp16. Written through the Trainer's
+    accelerator as a tune's first rank writes it: bf16 tensors, config.json saying so (vLLM
+    reads it), the tied embedding once, and it loads back tied."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    from rung.finetune.record import save_weights
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    trainer = Trainer(model=model, processing_class=AutoTokenizer.from_pretrained(tiny_llama),
+                      args=TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True,
+                                             report_to=[]))
+    staging = tmp_path / "artifact.tmp"
+    save_weights(trainer, staging, dtype="bf16", sharded=False)
+    assert json.loads((staging / "config.json").read_text())["dtype"] == "bfloat16"
+    with safe_open(str(staging / "model.safetensors"), "pt") as saved:
+        names = list(saved.keys())
+        assert {saved.get_tensor(n).dtype for n in names} == {torch.bfloat16}
+    assert ("lm_head.weight" in names) != ("model.embed_tokens.weight" in names)
+    assert (staging / "tokenizer_config.json").exists()
+    assert model.dtype == torch.float32  # the trained model itself is left as it was
+    back = AutoModelForCausalLM.from_pretrained(staging)
+    assert back.lm_head.weight.data_ptr() == back.model.embed_tokens.weight.data_ptr()
+    assert torch.equal(back.lm_head.weight.float(), model.lm_head.weight.bfloat16().float())

@@ -17,7 +17,8 @@ What it does, top to bottom; a step done in another module names it:
    stop early when val loss stops improving by more than diagnose's FLAT (schedule.py),
    keep the best checkpoint;
 6. save the artifact (adapter, soft prompt, or whole model: gathered from every rank when
-   FSDP or ZeRO-3 shard it) with a note of its base and the run's record, `tune.json`, written last: its presence means the tune finished
+   FSDP or ZeRO-3 shard it, and in the dtype it is served in) with a note of its base and
+   the run's record, `tune.json`, written last: its presence means the tune finished
    (record.py). The intermediate checkpoints exist to resume and are removed then.
 """
 
@@ -39,7 +40,7 @@ from rung.errors import RungError
 from rung.finetune.diagnose import diagnose
 from rung.finetune.fit import check_tune_fits, tune_estimate
 from rung.finetune.folder import last_complete_checkpoint, step_of, tune_lock
-from rung.finetune.methods import check_method, unusual_settings
+from rung.finetune.methods import METHODS, check_method, tune_precision, unusual_settings
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
 from rung.finetune.record import TuneResult, finished_tune, save_record, save_weights
 from rung.finetune.trainer import build_trainer, leave_out_long
@@ -184,10 +185,13 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, out: Path, seconds
                          [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c],
                          [c["grad_norm"] for c in curves if c.get("grad_norm") is not None],
                          stopped_early=state.global_step < state.max_steps))
+    dtype = saved_dtype(METHODS[task.finetune.method].trains,
+                        tune_precision(task.finetune.method).autocast)
     staging = out / "artifact.tmp"
-    save_weights(trainer, staging, sharded=sharded)  # every rank: FSDP gathers
+    save_weights(trainer, staging, dtype=dtype, sharded=sharded)  # every rank: FSDP gathers
     if trainer.is_world_process_zero():
-        save_record(result, pipeline, staging=staging)
+        save_record(result, pipeline, staging=staging,
+                    serve_dtype={"bf16": "bfloat16", "fp16": "float16"}.get(dtype or ""))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # they were only for resuming
     return result
 
@@ -202,6 +206,14 @@ def _zero_stage(trainer: Any) -> int | None:
     if not trainer.is_deepspeed_enabled:
         return None
     return trainer.accelerator.state.deepspeed_plugin.zero_stage
+
+
+def saved_dtype(trains: str, autocast: str | None) -> str | None:
+    """The dtype a tune's weights are written in when it is not the one they trained in:
+    whole weights (a full tune) kept in fp32 under bf16 or fp16 autocast are written in
+    that half dtype, the one they are measured and served in; adapters and soft prompts are
+    written as trained (small, and PEFT loads them onto the base's dtype)."""
+    return autocast if trains == "all" else None
 
 
 def parameter_count(numel: int, *, ds_numel: int | None = None, packed_bytes: int = 0) -> int:
