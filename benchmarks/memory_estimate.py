@@ -8,6 +8,12 @@ CPU, bf16 autocast on CUDA; LoRA via PEFT r=16 on the seeds' targets with rung's
 dropout 0.05) inside `PeakMemory`, which counts from before the weights exist. rung's
 `estimate_memory` gets the same shape, method, sequence length and batch, nothing measured.
 
+What it measures is the model's own loss, its LM head at every position (`labels=ids`), so
+the estimate runs with `logit_tokens` unset; a tune's head runs at the answer positions
+only (answer_loss.py on a CPU, TRL's chunked head on CUDA: fit.logit_positions), which this
+benchmark does not measure. On CUDA a full tune here is held in bf16 (estimated so), not in
+fp32 under autocast as rung's full tunes are, and only on one device (no DDP buckets).
+
 On CPU the peak is the sampled resident set. Each worker first calls `return_freed_memory()`
 (a fixed glibc mmap threshold) so that RSS follows what the tensors hold, as CUDA's allocator
 counter does; `--malloc-default` leaves glibc's dynamic threshold on, under which freed

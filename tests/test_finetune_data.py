@@ -236,17 +236,61 @@ def test_val_loss_creeping_down_by_hairs_while_train_falls_is_memorisation() -> 
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora", "prefix", "prompt-tuning", "dpo"])
-@pytest.mark.parametrize("device", ["cuda", "cpu"])
-def test_full_fine_tuning_on_a_gpu_is_mixed_precision(method: str, device: str) -> None:
+@pytest.mark.parametrize("half", ["bf16", "fp16", None])
+def test_full_fine_tuning_on_a_gpu_is_mixed_precision(method: str, half: str | None) -> None:
+    """`half`: the GPU's compute dtype (None: a CPU). A GPU without bf16 in hardware (T4,
+    V100: torch's is_bf16_supported() says True there, by emulation) computes in fp16."""
     from rung.finetune.methods import precision
 
-    chosen = precision(method, device)
-    if device == "cpu":
-        assert (chosen.weights, chosen.bf16, chosen.master_weights) == ("fp32", False, False)
-    elif method == "full":  # fp32 weights under bf16 autocast: updates of ~lr do not round away
-        assert (chosen.weights, chosen.bf16, chosen.master_weights) == ("fp32", True, True)
-    else:  # a frozen base in bf16, adapters fp32 as PEFT makes them
-        assert (chosen.weights, chosen.bf16, chosen.master_weights) == ("bf16", True, False)
+    chosen = precision(method, half)
+    if half is None:
+        assert (chosen.weights, chosen.autocast, chosen.master_weights) == ("fp32", None, False)
+        assert not chosen.bf16 and not chosen.fp16
+    elif method == "full":  # fp32 weights under autocast: updates of ~lr do not round away
+        assert (chosen.weights, chosen.autocast, chosen.master_weights) == ("fp32", half, True)
+    else:  # a frozen base in the half dtype
+        assert (chosen.weights, chosen.autocast, chosen.master_weights) == (half, half, False)
+    assert chosen.bf16 == (half == "bf16") and chosen.fp16 == (half == "fp16")
+    # adapters: fp32 as PEFT makes them; QLoRA's bf16 under bf16, as TRL casts them; fp32
+    # under fp16, where the loss scaler refuses half-precision gradients
+    assert chosen.adapters == ("bf16" if method == "qlora" and half == "bf16" else "fp32")
+
+
+def test_a_gpu_computes_in_bf16_only_where_its_hardware_has_it() -> None:
+    from rung.finetune.device import GpuFacts, compute_dtype
+
+    a100 = GpuFacts(capability=(8, 0), bf16_native=True, flash_attn_2=True)
+    t4 = GpuFacts(capability=(7, 5), bf16_native=False, flash_attn_2=False)
+    assert compute_dtype(a100) == "bf16" and compute_dtype(t4) == "fp16"
+    assert compute_dtype(None) is None  # a CPU: fp32
+
+
+def test_under_fp16_every_trainable_weight_is_fp32_so_the_loss_scaler_takes_it() -> None:
+    """fp16 mixed precision scales the loss and unscales the gradients before the step, and
+    torch's scaler refuses fp16 gradients: a prompt tuned from fp16 embeddings, or a QLoRA
+    adapter TRL cast to bf16, must be fp32 first; the frozen base stays in fp16."""
+    import torch
+
+    from rung.finetune.trainer import trainable_in_fp32
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)).half()
+    model[0].requires_grad_(False)
+    model[1].weight.data = model[1].weight.data.bfloat16()
+
+    def unscale() -> None:
+        scaler = torch.amp.GradScaler("cpu")
+        scaler.scale(torch.ones(()))  # as a training step scales its loss first
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        for p in model.parameters():
+            p.grad = torch.ones_like(p) if p.requires_grad else None
+        scaler.unscale_(optimizer)
+
+    with pytest.raises(ValueError, match="unscale FP16 gradients"):
+        unscale()
+    assert trainable_in_fp32(model) == 2
+    unscale()
+    assert {p.dtype for p in model[1].parameters()} == {torch.float32}
+    assert {p.dtype for p in model[0].parameters()} == {torch.float16}
 
 
 def test_a_bf16_weight_would_round_full_fine_tuning_s_updates_away() -> None:

@@ -109,8 +109,9 @@ def test_full_needs_more_than_lora_more_than_qlora(size):
     if size != "135M":
         assert qlora.weights < lora.weights / (3 if size in ("7B", "70B") else 1.5)
     rest = shape.parameters - shape.linear_parameters
+    # adapters in bf16: TRL casts a quantised model's trainable weights to bf16
     assert qlora.weights == int(shape.linear_parameters * (0.5 + 1 / 64 + 1 / 4096)) \
-        + 4 * rest + 4 * qlora.trainable_parameters
+        + 4 * rest + 2 * qlora.trainable_parameters
 
 
 def test_full_bf16_is_the_seeds_four_times_model_size():
@@ -302,14 +303,101 @@ def test_a_full_tune_on_a_gpu_is_estimated_with_its_fp32_master_weights():
 
     shape, p = shape_for("7B"), shape_for("7B").parameters
 
-    def tune_estimate(method, device="cuda"):
-        return estimate_memory(shape, method=method, device=device,
-                               **precision(method, device).estimate_options())
+    def tune_estimate(method, half="bf16"):
+        return estimate_memory(shape, method=method, device="cuda" if half else "cpu",
+                               **precision(method, half).estimate_options())
 
     full = tune_estimate("full")
     assert full.total >= 16 * p and full.optimizer == 12 * p
     assert 56e9 / 2 <= full.total <= 56e9 * 2  # the seeds' 7B full, at the table's tolerance
     for method in ("lora", "qlora"):
         assert tune_estimate(method) == estimate_memory(shape, method=method, dtype="bf16")
-    assert tune_estimate("full", "cpu") == estimate_memory(shape, method="full", dtype="fp32",
-                                                           device="cpu")
+    assert tune_estimate("full", None) == estimate_memory(shape, method="full", dtype="fp32",
+                                                          device="cpu")
+    # a T4: fp16 autocast, QLoRA's adapters kept fp32 for the loss scaler
+    assert tune_estimate("qlora", "fp16") == estimate_memory(
+        shape, method="qlora", dtype="fp16", adapter_dtype="fp32")
+
+
+def test_qlora_adapters_are_counted_in_bf16_as_trl_casts_them():
+    """TRL's SFTTrainer casts a quantised model's trainable weights to bf16 (after the QLoRA
+    paper): the adapters, their gradients and AdamW's two states take 2 bytes each, not
+    PEFT's fp32 4, and autocast keeps no low-precision copy of them."""
+    shape = shape_for("7B")
+    bf16 = estimate_memory(shape, method="qlora", dtype="bf16")
+    fp32 = estimate_memory(shape, method="qlora", dtype="bf16", adapter_dtype="fp32")
+    n = bf16.trainable_parameters
+    assert (bf16.gradients, bf16.optimizer) == (2 * n, 2 * 2 * n)
+    assert (fp32.gradients, fp32.optimizer) == (4 * n, 2 * 4 * n)
+    assert fp32.weights - bf16.weights == 2 * n
+    assert fp32.activations - bf16.activations == 2 * n  # autocast's bf16 copies of fp32 ones
+    assert estimate_memory(shape, method="lora", dtype="bf16").gradients == 4 * \
+        estimate_memory(shape, method="lora").trainable_parameters  # LoRA's stay fp32
+
+
+@pytest.mark.parametrize("method, grad_bytes", [("lora", 4), ("qlora", 2), ("full", 2)])
+def test_each_ddp_rank_holds_a_gradient_sized_bucket_copy(method, grad_bytes):
+    """accelerate leaves DDP's gradient_as_bucket_view off, so each rank keeps its gradients
+    and a bucket copy of them from the first backward on: a gradient's bytes again per
+    trainable parameter (fp32 adapters, QLoRA's bf16 ones, a bf16 full tune's bf16), at
+    both candidate peaks; fp32 weights under autocast have fp32 gradients and buckets."""
+    shape = shape_for("1B")
+    one = estimate_memory(shape, method=method)
+    ddp = estimate_memory(shape, method=method, data_parallel=True)
+    n = one.trainable_parameters
+    assert (one.buckets, ddp.buckets) == (0, grad_bytes * n)
+    assert ddp.total == one.total + grad_bytes * n
+    mixed = estimate_memory(shape, method="full", master_weights=True, data_parallel=True)
+    assert mixed.buckets == 4 * shape.parameters
+
+
+def test_trl_s_chunked_head_is_estimated_at_its_labelled_positions():
+    """On CUDA TRL 1.16 always patches in its chunked LM head, which scores only the
+    labelled positions, 4096 rows at a time: counting three fp32 token x vocab buffers for
+    every token refused tunes that fit. The reviewer's case: Llama-3-8B QLoRA, batch 4 x
+    2048, a short answer, on a 24 GB GPU."""
+    from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+
+    from rung.finetune.fit import TRL_TOKEN_TILE, logit_positions
+
+    assert TRL_TOKEN_TILE == TOKEN_CHUNK_SIZE
+    llama3_8b = llama_shape(32, 4096, 14336, 32, 8, 128256, False, name="Llama-3-8B")
+    every = estimate_memory(llama3_8b, method="qlora", seq_len=2048, batch_size=4)
+    chunked = estimate_memory(llama3_8b, method="qlora", seq_len=2048, batch_size=4,
+                              logit_tokens=logit_positions(4, 2048, 8, chunked_head=True,
+                                                           padding_free=False))
+    assert every.total > 24e9 > chunked.total
+    assert chunked.total < 18e9  # the reviewer's ~15 GB, give or take the bound's slack
+    # at most 4096 rows at once, however long the answers
+    assert logit_positions(4, 2048, 2048, chunked_head=True, padding_free=False) == 4096
+    assert logit_positions(4, 2048, 8, chunked_head=True, padding_free=False) == 32
+    # off Triton: answer_loss.py's head (every row at the union of answer columns), or TRL's
+    # head over every position, a tile at a time, for padding-free batches
+    assert logit_positions(4, 2048, 8, chunked_head=False, padding_free=False) == 4 * 32
+    assert logit_positions(4, 100, 90, chunked_head=False, padding_free=False) == 4 * 100
+    assert logit_positions(4, 2048, 8, chunked_head=False, padding_free=True) == 4096
+
+
+def test_the_refusal_reads_the_tightest_rank_so_all_ranks_agree():
+    """Every rank reports (free, its loaded model, where, device) and all decide on the
+    same tightest one: rank 0, holding more (a CUDA context, the inference copy), refused
+    alone while the others waited for it in NCCL until the timeout."""
+    from rung.finetune.fit import tightest_device
+
+    gpu = "GPU NVIDIA H100"
+    reports = [(10 * 2**30, 2**30, gpu, "host:cuda:0"), (30 * 2**30, 2**30, gpu, "host:cuda:1")]
+    assert tightest_device(reports) == (10 * 2**30, 2**30, f"{gpu} (rank 0 of 2)")
+    assert tightest_device(reports[1:]) == (30 * 2**30, 2**30, gpu)  # one process: as it was
+    # two processes on one machine's RAM split what it has free
+    ram = [(40 * 2**30, 2**30, "this machine's RAM", "host:ram")] * 2
+    assert tightest_device(ram) == (20 * 2**30, 2**30, "this machine's RAM (rank 0 of 2, one "
+                                    "of 2 processes sharing it)")
+
+
+def test_memory_the_allocator_keeps_for_reuse_is_room():
+    """mem_get_info's free leaves out what PyTorch's caching allocator reserved and freed
+    (the inference copy's activations, say): it is this process's to reuse."""
+    from rung.finetune.device import usable_gpu_bytes
+
+    assert usable_gpu_bytes(free=8 * 2**30, reserved=6 * 2**30, allocated=2**30) == 13 * 2**30
+    assert usable_gpu_bytes(free=8 * 2**30, reserved=0, allocated=0) == 8 * 2**30

@@ -151,6 +151,14 @@ def test_vllm_export_serves_each_method_as_vllm_can(tuned: tuple[Path, str],
         assert full["serve"] == (f"vllm serve {tmp_path / 'full'} --chat-template "
                                  f"{tmp_path / 'full' / TEMPLATE}")
         assert full["adapter"] is None and full["method"] == "full"
+        # one trained under bf16 autocast on a GPU is served in bf16, not in the fp16 that
+        # vLLM's --dtype auto picks for an fp32 checkpoint
+        base = json.loads((artifact / ADAPTER_BASE).read_text())
+        (artifact / ADAPTER_BASE).write_text(json.dumps({**base, "serve_dtype": "bfloat16"}))
+        bf16 = export_pipeline(store, run_id, tmp_path / "full-bf16", "vllm")
+        assert bf16["serve"] == (f"vllm serve {tmp_path / 'full-bf16'} --dtype bfloat16 "
+                                 f"--chat-template {tmp_path / 'full-bf16' / TEMPLATE}")
+        (artifact / ADAPTER_BASE).write_text(json.dumps(base))
 
         for method in ("prefix", "prompt-tuning"):
             _as_method(artifact, method)

@@ -537,7 +537,12 @@ def _past_tune(task: TaskSpec, store: Store, split: Split, run_id: str, *,
 def tune_task(path: str | Path, *, reporter: StageReporter = _quiet, force: bool = False,
               use_cache: bool = True) -> TuneResult:
     """Only the training: the best prompt chosen on val, then the tune, in the folder a later
-    climb picks it up from. This is what `accelerate launch` runs on every process."""
+    climb picks it up from. This is what `accelerate launch` runs on every process, each on
+    its own GPU, chosen before anything touches CUDA (the prompt rung's inference copy, the
+    trainable copy, the memory readings)."""
+    from rung.finetune.device import select_device
+
+    select_device()
     task = load_task(path)
     require_local_small(task)  # before the prompt rung's requests are paid for
     split = make_split(task, load_examples(task))

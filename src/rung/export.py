@@ -12,8 +12,9 @@ demonstrations, retrieved passages) cannot be written as a fixed template: serve
 * `hf`: LoRA merged into the base weights: one plain transformers model (a full tune is one
   already).
 * `vllm`: the adapter beside a record of its base, for vLLM's LoRA serving (a full tune: its
-  own weights, served alone); the manifest holds the command line that starts it. Prefix and
-  prompt tuning are refused: vLLM serves no soft prompts.
+  own weights, served alone, with --dtype naming the half precision it trained in on a
+  GPU); the manifest holds the command line that starts it. Prefix and prompt tuning are
+  refused: vLLM serves no soft prompts.
 
 A LoRA or soft-prompt tune whose base model changed since it was trained is refused unless
 forced (rung.finetune.artifacts.checked_base); the manifest names the base it was exported on.
@@ -154,14 +155,19 @@ def _manifest(provenance: dict[str, Any], fmt: str, out: Path, base: dict[str, A
               base_folder: str | None = None) -> dict[str, Any]:
     """`base`: the artifact's rung_base.json; `base_folder`: where its base is today."""
     whole = fmt == "hf" or base.get("trains") == "all"  # merged, or a full tune's own weights
-    template = f"--chat-template {out / TEMPLATE}"
+    flags = f"--chat-template {out / TEMPLATE}"
+    # a full tune is served in the half precision it trained in on a GPU (rung_base.json
+    # says which; record.save_weights writes the weights in it): named, so that vLLM does
+    # not pick by its own --dtype auto rule, which serves an fp32 checkpoint as fp16
+    if base.get("trains") == "all" and base.get("serve_dtype"):
+        flags = f"--dtype {base['serve_dtype']} {flags}"
     return {
         **provenance, "format": fmt, "rung": "finetune",
         "base_model": base["model"], "base_folder": None if whole else base_folder,
         "adapter": None if whole else str(out),
         **measured, "pipeline": pipeline.to_dict(), "chat_template": TEMPLATE,
         "labels": pipeline.labels,
-        "serve": (f"vllm serve {out} {template}" if whole else
+        "serve": (f"vllm serve {out} {flags}" if whole else
                   f"vllm serve {base_folder or 'BASE_MODEL_FOLDER'} --enable-lora "
-                  f"--lora-modules rung={out} {template}"),
+                  f"--lora-modules rung={out} {flags}"),
     }

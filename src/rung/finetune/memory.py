@@ -10,7 +10,9 @@ benchmarks/memory_estimate.py): per token, each RMSNorm's fp32 input and 1/rms (
 normalised input when its weight trains), the roped q, k, v and attention output plus the
 fp32 log-sum-exp (SDPA keeps no seq x seq matrix), SwiGLU's gate, silu(gate) and up, the
 projections' inputs their weight gradients need, and for the loss three fp32 token x vocab
-buffers, often the largest single term (SmolLM2's vocabulary is 49k).
+buffers, often the largest single term (SmolLM2's vocabulary is 49k) where the LM head runs
+at every position; a tune's head runs at the answer positions only, or TRL's chunked head
+a tile at a time (fit.logit_positions says how many).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ class MemoryEstimate:
     below the pools' sum because backward frees activations as it makes gradients. The peak
     comes either as backward starts (weights + optimizer + activations + overhead, the first
     gradients) or at the optimizer step (weights + gradients + optimizer + overhead, the
-    step's scratch); `peak_at` says which."""
+    step's scratch); DDP's `buckets` are held at both. `peak_at` says which."""
 
     method: str
     weights: int
@@ -214,6 +216,9 @@ class MemoryEstimate:
     total: int
     trainable_parameters: int
     peak_at: str
+    # DDP's gradient buckets, a gradient-sized copy each rank holds throughout (accelerate
+    # leaves gradient_as_bucket_view off); 0 on one device
+    buckets: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,22 +233,32 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
                     lora_dropout: float = 0.05, dtype: str = "bf16", optimizer: str = "adamw",
                     gradient_checkpointing: bool | None = None, master_weights: bool = False,
                     device: str = "cuda", padded: bool = False,
-                    logit_tokens: int | None = None) -> MemoryEstimate:
+                    logit_tokens: int | None = None, adapter_dtype: str | None = None,
+                    data_parallel: bool = False) -> MemoryEstimate:
     """Peak bytes of a steady training step (optimizer states exist) of `method`.
 
     It assumes what transformers, PEFT and torch do by default: weights, gradients and
     activations in `dtype`, AdamW fused (Trainer's default: in place, no scratch) with its two
     states in the parameters' dtype (`master_weights` adds an fp32 copy and fp32 states, as
-    apex/DeepSpeed mixed precision does); adapters in fp32, and under QLoRA the unquantised
-    parameters too (prepare_model_for_kbit_training, which also turns gradient checkpointing
-    on: the default here for QLoRA only); SDPA attention (no seq x seq matrix); `padded`
-    batches make transformers expand grouped KV heads; `device` sets dropout's mask width;
+    apex/DeepSpeed mixed precision does); adapters in `adapter_dtype`, and under QLoRA the
+    unquantised parameters in fp32 (prepare_model_for_kbit_training, which also turns
+    gradient checkpointing on: the default here for QLoRA only); SDPA attention (no seq x
+    seq matrix); `padded` batches make transformers expand grouped KV heads; `device` sets
+    dropout's mask width;
     `logit_tokens` is how many positions the LM head runs at (all, unless a loss asks for
-    fewer, as rung's answer-only loss does)."""
-    if method not in ("full", "lora", "qlora") or dtype not in _BYTES or optimizer not in _OPTIM:
+    fewer, as rung's answer-only loss and TRL's chunked head do: fit.logit_positions).
+    `adapter_dtype`: the adapters' (and so their gradients' and AdamW states') dtype, fp32
+    as PEFT makes them, except QLoRA's under bf16, which TRL casts to bf16 (the default
+    follows that). `data_parallel`: one of several DDP ranks, which each hold a
+    gradient-sized bucket copy besides the gradients."""
+    if adapter_dtype is None:
+        adapter_dtype = "bf16" if method == "qlora" and dtype == "bf16" else "fp32"
+    if method not in ("full", "lora", "qlora") or dtype not in _BYTES or optimizer not in _OPTIM \
+            or adapter_dtype not in _BYTES:
         raise ModelError(f"cannot estimate method={method!r} dtype={dtype!r} optimizer="
-                         f"{optimizer!r}", fix="method full|lora|qlora, dtype bf16|fp16|fp32, "
-                         f"optimizer {'|'.join(_OPTIM)}")
+                         f"{optimizer!r} adapter_dtype={adapter_dtype!r}",
+                         fix="method full|lora|qlora, dtype and adapter_dtype bf16|fp16|fp32, "
+                             f"optimizer {'|'.join(_OPTIM)}")
     proj = shape.projections()
     targets = list(proj) if "all-linear" in lora_targets else list(lora_targets)
     if method != "full" and (not targets or set(targets) - set(proj)):
@@ -257,12 +272,15 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
         state_bytes = 4 if master_weights else d
         master = 4 if master_weights and d < 4 else 0
         optimizer_bytes = trainable * (states * state_bytes + master)
-    else:  # adapters: rank x (in + out) per target and layer, fp32
+        gradient_bytes = 4 if master_weights else d  # fp32 weights' gradients are fp32
+    else:  # adapters: rank x (in + out) per target and layer, in adapter_dtype
+        a = _BYTES[adapter_dtype]
         trainable = shape.layers * sum(lora_rank * sum(proj[t]) for t in targets)
         frozen = shape.parameters * d if method == "lora" else int(
             shape.linear_parameters * NF4_BYTES) + (shape.parameters - shape.linear_parameters) * f
-        weights, gradients, state_bytes = frozen + trainable * f, trainable * f, f
-        optimizer_bytes = trainable * states * f
+        weights, gradients, state_bytes = frozen + trainable * a, trainable * a, a
+        optimizer_bytes = trainable * states * a
+        gradient_bytes = a
 
     # Per token and block, what autograd keeps for backward (module docstring).
     norm = f * h + f + (d * h if method == "full" else 0)  # fp32 input, 1/rms, normalised x
@@ -278,17 +296,19 @@ def estimate_memory(shape: ModelShape, *, method: Method = "lora", seq_len: int 
     head = norm + (d * h if method == "full" else 0)  # final norm, lm_head's input
     logits = f * shape.vocab * (tokens if logit_tokens is None else logit_tokens)
     activations = tokens * (blocks + head) + LOGIT_COPIES * logits
-    if method != "full" and d != f:
+    if method != "full" and d != _BYTES[adapter_dtype]:
         activations += trainable * d  # autocast's low-precision copies of the adapters
     # lm_head's gradient comes once the loss's buffers but one are freed
     first_gradients = max(shape.vocab * h * d - (LOGIT_COPIES - 1) * logits, 0) \
         if method == "full" else 0
     scratch = scratch_copies * trainable * state_bytes
-    backward = weights + optimizer_bytes + activations + first_gradients
-    step = weights + gradients + optimizer_bytes + scratch
+    buckets = trainable * gradient_bytes if data_parallel else 0
+    backward = weights + optimizer_bytes + activations + first_gradients + buckets
+    step = weights + gradients + optimizer_bytes + scratch + buckets
     return MemoryEstimate(method, weights, gradients, optimizer_bytes, activations,
                           first_gradients if backward >= step else scratch, max(backward, step),
-                          trainable, "backward" if backward >= step else "optimizer step")
+                          trainable, "backward" if backward >= step else "optimizer step",
+                          buckets)
 
 
 def _projection_inputs(shape: ModelShape, method: str, targets: list[str], rank: int,

@@ -46,26 +46,51 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 class Precision:
     """How a method's trainable copy is held and computed."""
 
-    weights: Literal["fp32", "bf16"]  # the dtype the trainable copy loads in
-    bf16: bool  # the Trainer autocasts forward and backward to bf16 (its bf16=True)
-    master_weights: bool  # fp32 weights, gradients and AdamW states under bf16 compute
+    weights: Literal["fp32", "bf16", "fp16"]  # the dtype the trainable copy loads in
+    autocast: Literal["bf16", "fp16"] | None  # the Trainer's mixed precision (bf16=/fp16=True)
+    master_weights: bool  # fp32 weights, gradients and AdamW states under half compute
+    # the trainable adapters' dtype: fp32 as PEFT makes them, bf16 where TRL casts those of a
+    # quantised model (sft_trainer.py, after the QLoRA paper)
+    adapters: Literal["fp32", "bf16"] = "fp32"
+
+    @property
+    def bf16(self) -> bool:
+        return self.autocast == "bf16"
+
+    @property
+    def fp16(self) -> bool:
+        return self.autocast == "fp16"
 
     def estimate_options(self) -> dict[str, Any]:
         """How memory.estimate_memory is to count this precision."""
-        return {"dtype": "bf16" if self.bf16 else "fp32", "master_weights": self.master_weights}
+        return {"dtype": self.autocast or "fp32", "master_weights": self.master_weights,
+                "adapter_dtype": self.adapters}
 
 
-def precision(method: str, device: str) -> Precision:
-    """On a CPU everything is fp32. On a GPU, full fine-tuning keeps fp32 weights and lets
-    the Trainer autocast to bf16 (mixed precision): at its learning rate of 2e-5 most AdamW
-    updates are below half a bf16 step of a weight, so weights held in bf16 would round most
-    of them away. LoRA and QLoRA hold the frozen base in bf16 (its adapters are fp32 anyway,
-    as PEFT makes them), and so do the soft prompts and DPO, which train adapters too."""
-    if device != "cuda":
-        return Precision("fp32", bf16=False, master_weights=False)
+def precision(method: str, half: str | None) -> Precision:
+    """`half`: the GPU's compute dtype (device.compute_dtype: bf16 where the hardware has it,
+    fp16 on a T4 or V100, whose bf16 is emulated and slow), None on a CPU, where everything
+    is fp32. Full fine-tuning keeps fp32 weights and lets the Trainer autocast (mixed
+    precision): at its learning rate of 2e-5 most AdamW updates are below half a bf16 step
+    of a weight, so weights held in bf16 would round most of them away. LoRA and QLoRA hold
+    the frozen base in the half dtype, and so do the soft prompts and DPO, which train
+    adapters too. The adapters are fp32 as PEFT makes them, except QLoRA's under bf16, which
+    TRL casts to bf16; under fp16 every trainable weight is fp32 (trainer.py makes it so),
+    since the Trainer's loss scaler refuses fp16 gradients."""
+    if half is None:
+        return Precision("fp32", None, master_weights=False)
+    autocast: Literal["bf16", "fp16"] = "bf16" if half == "bf16" else "fp16"
     if METHODS[method].trains == "all":
-        return Precision("fp32", bf16=True, master_weights=True)
-    return Precision("bf16", bf16=True, master_weights=False)
+        return Precision("fp32", autocast, master_weights=True)
+    return Precision(autocast, autocast, master_weights=False,
+                     adapters="bf16" if method == "qlora" and autocast == "bf16" else "fp32")
+
+
+def tune_precision(method: str) -> Precision:
+    """precision() on this machine's current device."""
+    from rung.finetune.device import compute_dtype, gpu_facts
+
+    return precision(method, compute_dtype(gpu_facts()))
 
 
 def learning_rate(settings: FineTuneTable) -> float:
@@ -129,14 +154,16 @@ def peft_config(settings: FineTuneTable, targets: list[str], *, init_text: str,
     return None
 
 
-def quantization_config() -> Any:
-    """QLoRA's base: NF4 with double quantisation, computing in bf16 (the QLoRA paper's)."""
+def quantization_config(compute: str = "bf16") -> Any:
+    """QLoRA's base: NF4 with double quantisation, computing in `compute` (the QLoRA
+    paper's bf16; fp16 on a GPU without bf16 in hardware)."""
     import torch
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=torch.bfloat16 if compute == "bf16"
+                              else torch.float16)
 
 
 # The seeds' "typical range" for each training setting (their Training Parameters table and

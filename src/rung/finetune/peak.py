@@ -32,7 +32,10 @@ class PeakMemory:
         if self.device is None or self.device.startswith("cuda"):
             import torch
 
-            self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            # this process's own GPU by its index (under `accelerate launch` the rank's,
+            # chosen by device.select_device), never a bare "cuda" another rank shares
+            self.device = self.device or (f"cuda:{torch.cuda.current_device()}"
+                                          if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda"):
             torch.cuda.synchronize(self.device)
             self.method = "allocator"

@@ -60,7 +60,9 @@ class TuneResult:
             "steps": self.steps, "epochs": round(self.epochs, 2),
             "seconds": round(self.seconds, 1), "trainable_parameters": self.trainable_parameters,
             "total_parameters": self.total_parameters,
-            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5),
+            # None: a record from before parameters were counted whole under ZeRO-3 (0)
+            "trainable_share": round(self.trainable_parameters / self.total_parameters, 5)
+            if self.total_parameters else None,
             "train_tokens": self.train_tokens,
             # the rate of this call's segment (a resumed tune's earlier one was timed by
             # the call that trained it); train_tokens / rate is the whole tune's time
@@ -94,22 +96,86 @@ def finished_tune(out: Path) -> TuneResult | None:
     return TuneResult(**{**data, "reused": True})
 
 
-def save_record(result: TuneResult, pipeline: Pipeline, *, model: Any = None,
-                tokenizer: Any = None) -> None:
-    """Write the artifact (when a model is given) and its tune.json, atomically last."""
+def save_record(result: TuneResult, pipeline: Pipeline, *, staging: Path | None = None,
+                serve_dtype: str | None = None) -> None:
+    """Write the tune's tune.json, atomically last; with `staging` (the folder save_weights
+    wrote the weights and tokenizer to) move it into place as the artifact first, with its
+    note of the base and, for whole weights, the dtype they are served in."""
     artifact = result.artifact
-    if model is not None:
-        staging = artifact.with_name("artifact.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
+    if staging is not None:
         method = METHODS[result.method]
         (staging / ADAPTER_BASE).write_text(json.dumps(
             {"model": pipeline.model, "base_dir": pipeline.base_dir, "method": method.name,
-             "trains": method.trains}))
+             "trains": method.trains,
+             **({"serve_dtype": serve_dtype} if serve_dtype else {})}))
         shutil.rmtree(artifact, ignore_errors=True)
         staging.rename(artifact)
     data = asdict(result)
     data["artifact"] = str(result.artifact)
     data.pop("reused")
     atomic_write(artifact / TUNE_FILE, json.dumps(data, indent=1))
+
+
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def save_weights(trainer: Any, staging: Path, *, dtype: str | None, sharded: bool) -> None:
+    """The trained weights and tokenizer into `staging`; every rank calls it. Sharded weights
+    (FSDP, ZeRO-3) are gathered by accelerate's get_state_dict on every rank, whatever state
+    dict type the config checkpoints with (Trainer.save_model writes nothing under FSDP's
+    SHARDED_STATE_DICT, the shipped fsdp.yaml's); the first rank writes. `dtype` ("bf16",
+    "fp16"): whole weights trained in fp32 under that autocast are written in it, the dtype
+    they are served and measured in (half the disk; vLLM's --dtype auto serves an fp32
+    checkpoint as fp16)."""
+    import torch
+
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    state_dict = None
+    if sharded:
+        try:
+            state_dict = accelerator.get_state_dict(trainer.model_wrapped)
+        except ValueError as err:  # ZeRO-3 that does not gather 16-bit weights on save
+            from rung.errors import RungError
+
+            raise RungError(f"the tune trained, but its sharded weights cannot be gathered to "
+                            f"save: {err}", fix="set zero3_save_16bit_model: true under "
+                            "deepspeed_config in the accelerate config and run again (the tune "
+                            "resumes from its last checkpoint)") from None
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(trainer.model)
+        if dtype is not None:
+            state_dict = cast_floating(model.state_dict() if state_dict is None else state_dict,
+                                       getattr(torch, TORCH_DTYPES[dtype]))
+        model.save_pretrained(str(staging), state_dict=state_dict)
+        trainer.processing_class.save_pretrained(str(staging))
+        if dtype is not None:
+            _config_dtype(staging, TORCH_DTYPES[dtype])
+    accelerator.wait_for_everyone()
+
+
+def cast_floating(state_dict: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """`state_dict` with its floating-point tensors in `dtype`, on the CPU. Tensors that share
+    storage (tied embeddings) stay shared, so save_pretrained still writes one of them."""
+    cast: dict[tuple[int, int, tuple[int, ...]], Any] = {}
+    out = {}
+    for name, tensor in state_dict.items():
+        if not (hasattr(tensor, "is_floating_point") and tensor.is_floating_point()):
+            out[name] = tensor
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key not in cast:
+            cast[key] = tensor.detach().to(device="cpu", dtype=dtype)
+        out[name] = cast[key]
+    return out
+
+
+def _config_dtype(folder: Path, dtype: str) -> None:
+    """save_pretrained writes the model's own dtype into config.json (fp32, the weights'
+    in memory): the saved tensors' instead, which servers read."""
+    config = folder / "config.json"
+    if config.exists():
+        data = json.loads(config.read_text())
+        data["dtype"] = dtype
+        config.write_text(json.dumps(data, indent=2) + "\n")

@@ -16,8 +16,9 @@ What it does, top to bottom; a step done in another module names it:
    evaluate on val twice an epoch (never fewer than patience + 2 times) or every N steps,
    stop early when val loss stops improving by more than diagnose's FLAT (schedule.py),
    keep the best checkpoint;
-6. save the artifact (adapter, soft prompt, or whole model) with a note of its base and the
-   run's record, `tune.json`, written last: its presence means the tune finished
+6. save the artifact (adapter, soft prompt, or whole model: gathered from every rank when
+   FSDP or ZeRO-3 shard it, and in the dtype it is served in) with a note of its base and
+   the run's record, `tune.json`, written last: its presence means the tune finished
    (record.py). The intermediate checkpoints exist to resume and are removed then.
 """
 
@@ -39,9 +40,9 @@ from rung.errors import RungError
 from rung.finetune.diagnose import diagnose
 from rung.finetune.fit import check_tune_fits, tune_estimate
 from rung.finetune.folder import last_complete_checkpoint, step_of, tune_lock
-from rung.finetune.methods import check_method, unusual_settings
+from rung.finetune.methods import METHODS, check_method, tune_precision, unusual_settings
 from rung.finetune.peak import PeakMemory, memory_record, return_freed_memory
-from rung.finetune.record import TuneResult, finished_tune, save_record
+from rung.finetune.record import TuneResult, finished_tune, save_record, save_weights
 from rung.finetune.trainer import build_trainer, leave_out_long
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
@@ -110,6 +111,9 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         # the user's to act on
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
         trainer = build_trainer(task, pipeline, train, val, out, callbacks)
+        # counted now, while every rank holds the whole model: FSDP and ZeRO-3 shard it in
+        # training, and ZeRO-3 leaves each rank's parameters empty
+        counts = parameter_counts(trainer.model)
         left_out = leave_out_long(task, trainer, len(train), len(val))
         estimate = tune_estimate(task, pipeline, trainer)
         check_tune_fits(task, estimate, trainer.model)
@@ -119,7 +123,7 @@ def _train(task: TaskSpec, pipeline: Pipeline, train: Sequence[Example],
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
-    return _finish(task, pipeline, trainer, trainer.processing_class, out, seconds,
+    return _finish(task, pipeline, trainer, out, seconds, counts=counts,
                    resumed_from=step_of(last), peak=memory_record(estimate, peak),
                    left_out=left_out, earlier_tokens=earlier_tokens)
 
@@ -138,25 +142,28 @@ def _continue_token_count(trainer: Any, checkpoint: str | None) -> int:
     return earlier
 
 
-def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, out: Path,
-            seconds: float, *, resumed_from: int | None, peak: dict[str, Any] | None,
+def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, out: Path, seconds: float, *,
+            counts: tuple[int, int], resumed_from: int | None, peak: dict[str, Any] | None,
             left_out: dict[str, Any] | None = None, earlier_tokens: int = 0) -> TuneResult:
-    """Save the best weights (loaded at the end of training) and the record of the run."""
+    """Save the best weights (loaded at the end of training) and the record of the run;
+    every rank calls it. `counts`: (trainable, total) parameters, counted before training."""
     state, model = trainer.state, trainer.model
-    digest = _digest(model)
-    world, digests = trainer.args.world_size, [digest]
-    if world > 1:  # data parallel: every rank must hold the same weights, or the run is wrong
-        from accelerate.utils import gather_object
+    sharded = weights_sharded(trainer.is_fsdp_enabled, _zero_stage(trainer))
+    world, digests = trainer.args.world_size, []
+    if not sharded:  # a sharded rank holds its own shard: its digest is no one else's
+        digests = [_digest(model)]
+        if world > 1:  # data parallel: every rank must hold the same weights, or the run is wrong
+            from accelerate.utils import gather_object
 
-        digests = gather_object([digest])
-        if len(set(digests)) != 1:
-            raise RungError(f"data-parallel ranks finished with different weights: {digests}",
-                            fix="check the accelerate config; every rank must see the same seed")
+            digests = gather_object(digests)
+            if len(set(digests)) != 1:
+                raise RungError(f"data-parallel ranks finished with different weights: {digests}",
+                                fix="check the accelerate config; every rank must see the same "
+                                    "seed")
     curves = [{"step": row["step"], "epoch": float(row.get("epoch", 0)),
                **{k: float(row[k]) for k in CURVE_KEYS if k in row}}
               for row in state.log_history if any(k in row for k in CURVE_KEYS)]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable, total = counts
     left_out = left_out or {"counts": {}, "said": []}
     tokens = int(max((c.get("num_tokens", 0) for c in curves), default=0))
     result = TuneResult(
@@ -178,10 +185,56 @@ def _finish(task: TaskSpec, pipeline: Pipeline, trainer: Any, tokenizer: Any, ou
                          [c["mean_token_accuracy"] for c in curves if "mean_token_accuracy" in c],
                          [c["grad_norm"] for c in curves if c.get("grad_norm") is not None],
                          stopped_early=state.global_step < state.max_steps))
+    dtype = saved_dtype(METHODS[task.finetune.method].trains,
+                        tune_precision(task.finetune.method).autocast)
+    staging = out / "artifact.tmp"
+    save_weights(trainer, staging, dtype=dtype, sharded=sharded)  # every rank: FSDP gathers
     if trainer.is_world_process_zero():
-        save_record(result, pipeline, model=model, tokenizer=tokenizer)
+        save_record(result, pipeline, staging=staging,
+                    serve_dtype={"bf16": "bfloat16", "fp16": "float16"}.get(dtype or ""))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # they were only for resuming
     return result
+
+
+def weights_sharded(fsdp: bool, zero_stage: int | None) -> bool:
+    """Whether each rank holds only its shard of the weights: FSDP, or DeepSpeed ZeRO-3
+    (ZeRO-1 and 2 shard the optimizer and gradients, every rank keeping whole weights)."""
+    return fsdp or zero_stage == 3
+
+
+def _zero_stage(trainer: Any) -> int | None:
+    if not trainer.is_deepspeed_enabled:
+        return None
+    return trainer.accelerator.state.deepspeed_plugin.zero_stage
+
+
+def saved_dtype(trains: str, autocast: str | None) -> str | None:
+    """The dtype a tune's weights are written in when it is not the one they trained in:
+    whole weights (a full tune) kept in fp32 under bf16 or fp16 autocast are written in
+    that half dtype, the one they are measured and served in; adapters and soft prompts are
+    written as trained (small, and PEFT loads them onto the base's dtype)."""
+    return autocast if trains == "all" else None
+
+
+def parameter_count(numel: int, *, ds_numel: int | None = None, packed_bytes: int = 0) -> int:
+    """The parameters one tensor stands for: its numel; under ZeRO-3, whose ranks hold empty
+    tensors once it partitions them, DeepSpeed's ds_numel; a bitsandbytes 4-bit weight packs
+    two per byte of its storage elements (`packed_bytes`: their size), as PEFT counts it."""
+    if numel == 0 and ds_numel is not None:
+        numel = ds_numel
+    return numel * 2 * packed_bytes if packed_bytes else numel
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters of a model, by parameter_count."""
+    trainable = total = 0
+    for param in model.parameters():
+        packed = param.element_size() if type(param).__name__ == "Params4bit" else 0
+        n = parameter_count(param.numel(), ds_numel=getattr(param, "ds_numel", None),
+                            packed_bytes=packed)
+        total += n
+        trainable += n if param.requires_grad else 0
+    return trainable, total
 
 
 def _digest(model: Any) -> str:

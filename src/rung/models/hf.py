@@ -68,7 +68,10 @@ class HFModel:
         hf_logging.set_verbosity_error()
         self.name = ref.name
         self.ref = ref
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # the current GPU by its index, so a copy cached here stays on the GPU it loaded on
+        # (under `accelerate launch`, the rank's own: device.select_device)
+        self.device = torch.device("cuda", torch.cuda.current_device()) \
+            if torch.cuda.is_available() else torch.device("cpu")
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         try:
             self.tokenizer = load_tokenizer(ref)
