@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rung.data.example import Example, Message
-from rung.models.tokens import plain_text_bos, render_chat
+from rung.data.example import Example
+from rung.models.tokens import encode_prompt, render_chat
 from rung.pipeline import Pipeline
 
 PLAIN_END = "\n"  # what ends an answer without a chat template (HFModel.end_of_turn there)
@@ -34,12 +34,6 @@ def has_template(tokenizer: Any) -> bool:
 
 def _prompt(pipeline: Pipeline, ex: Example) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in pipeline.messages(ex.input)]
-
-
-def served_prompt_ids(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """The token ids a model without a chat template is asked (HFModel._encode_prompt)."""
-    text = render_chat(tokenizer, messages, add_generation_prompt=True)
-    return plain_text_bos(tokenizer) + tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def plain_answer_ids(tokenizer: Any, answer: str) -> list[int]:
@@ -55,7 +49,7 @@ def sft_records(pipeline: Pipeline, examples: Sequence[Example],
     if not has_template(tokenizer):
         records = []
         for ex in examples:
-            prompt = served_prompt_ids(tokenizer, pipeline.messages(ex.input))
+            prompt = encode_prompt(tokenizer, pipeline.messages(ex.input))
             answer = plain_answer_ids(tokenizer, ex.output)
             records.append({"input_ids": prompt + answer,
                             "labels": [IGNORED] * len(prompt) + answer})

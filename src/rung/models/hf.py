@@ -27,7 +27,7 @@ from rung.models.answers import AnswerStream, FirstLineDone, first_line
 from rung.models.base import ChoiceScores, Generation
 from rung.models.converted import source_of
 from rung.models.registry import ModelRef, weights_fingerprint
-from rung.models.tokens import plain_text_bos, render_chat
+from rung.models.tokens import encode_prompt, plain_text_bos, render_chat
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache is not worth its bookkeeping
 _MARK = "\u2063RUNG\u2063"  # a string no template produces, to find where content goes
@@ -131,7 +131,7 @@ class HFModel:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _encode_prompt(self, messages: Sequence[Message]) -> list[int]:
-        return self._bos + self._encode(self.render(messages))
+        return encode_prompt(self.tokenizer, messages, self._bos)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self._encode_prompt(messages))

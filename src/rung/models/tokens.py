@@ -84,6 +84,17 @@ def render_chat(tokenizer: Any, conversation: Conversation, *,
     return text + ("Assistant:" if add_generation_prompt else "")
 
 
+def encode_prompt(tokenizer: Any, conversation: Conversation,
+                  bos: list[int] | None = None) -> list[int]:
+    """The token ids a prompt is asked with: the rendered conversation up to the answer's
+    cue, after the BOS plain text needs (`bos`, when the caller already knows it). Serving
+    (HFModel) and training on a model without a chat template (finetune.data) both encode
+    through here, so the tune learns on exactly the ids it is later asked."""
+    bos = plain_text_bos(tokenizer) if bos is None else bos
+    text = render_chat(tokenizer, conversation, add_generation_prompt=True)
+    return bos + tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def plain_text_bos(tokenizer: Any) -> list[int]:
     """The BOS token to put before a prompt rendered without a chat template, if any.
 
