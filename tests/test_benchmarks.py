@@ -58,3 +58,15 @@ def test_generation_throughput_feeds_the_shared_prefix_once_for_the_same_answers
     fed = result["tokens_fed"]
     assert fed["baseline"] - fed["rung"] == (6 - 1) * shared
     assert result["baseline"].startswith("hf-generate-left-padded")
+
+
+@pytest.mark.slow
+def test_eval_throughput_scores_the_same_tokens_for_the_same_answers():
+    result = _last_json("eval_throughput.py", "--n", "3", "--k", "2")
+    assert result["identical"] and result["similar_identical"] and result["same_tokens"]
+    assert result["n"] == 3 and result["prompt_tokens"] > 3 * 400  # instruction + 2 demos each
+    # each of the five labels scored with the end-of-turn token after it
+    assert len(result["label_tokens"]) == 5 and min(result["label_tokens"]) >= 2
+    # the baseline computed the same log-likelihoods as rung, not only the same argmax
+    assert result["max_logprob_gap"] < 1e-3
+    assert result["baseline"].startswith("per-example-prompt-cache")
