@@ -4,24 +4,32 @@ Both sides train SmolLM2-135M-Instruct (the support-tickets task's `models.small
 CPU) with the same LoRA (the task's [finetune]: r=16, alpha=32, dropout 0.05 on q/k/v/o/up/down
 projections), learning rate, schedule, batch, accumulation, epochs and seed, on the same first
 `--examples` training examples rendered as rung trains them (the task's short [finetune]
-instruction), each evaluating once per epoch on the same `--val` examples and keeping its best
-checkpoint. No record is longer than the training max length, so nothing is truncated.
+instruction), both in batches of similar length (transformers' `LengthGroupedSampler`), each
+evaluating on the same `--val` examples and keeping its best checkpoint: rung as its tunes do,
+EVALS_PER_EPOCH (2) times an epoch and never fewer than patience + 2 times
+(finetune/schedule.py: 4 readings in a 1-epoch run), the baseline once an epoch; evaluation is
+not timed on either side. No record is longer than the training max length, so nothing is
+truncated.
 
 - rung: `rung.finetune.train.fine_tune` as it is: TRL's SFTTrainer with prompt-completion
   records (loss on the answer only), batches of similar length padded to the longest in the
   batch (`train_sampling_strategy="group_by_length"` on the CPU), the LM head run only at the
   answer positions (finetune/answer_loss.py).
-- baseline (named "hf-trainer-dynamic-padding"): what a competent user writes: transformers
+- baseline (named "hf-trainer-group-by-length"): what a competent user writes: transformers
   `Trainer` + `peft.get_peft_model`, each record rendered with the chat template, labels -100
-  outside the answer, shuffled batches padded to their longest record
+  outside the answer, batches of similar length (`train_sampling_strategy="group_by_length"`,
+  the same one-argument option rung sets) padded to their longest record
   (`DataCollatorForSeq2Seq`), the LM head on every position as the model computes it.
 
 What each side trained on is counted from the batches themselves: a forward pre-hook on each
 trainer's model reads every training forward's `input_ids`, `attention_mask` and
-`logits_to_keep`. The real tokens (attention mask) must be the same on both sides (asserted):
-identical work. Time: the same callback on both trainers sums the wall time of the optimizer
-steps (batch fetch and collation, forward, backward, optimizer, logging) and leaves out the
-per-epoch evaluation, checkpoint saving and the best-model reload, which both also do.
+`logits_to_keep`. Each row's real tokens (attention mask) must be the same on both sides: the
+sorted per-row lengths are equal and cover every record once an epoch (asserted): identical
+work. Whether the two samplers also formed the same batches is reported (`same_batches`);
+what differs is padding and the LM head rows. Time: the same callback on both trainers sums
+the wall time of the optimizer steps (batch fetch and collation, forward, backward, optimizer,
+logging) and leaves out the evaluations, checkpoint saving and the best-model reload, which
+both also do.
 
 FLOPs are counted from what ran, per batch of B rows padded to width W with real lengths T_i:
 
@@ -129,6 +137,22 @@ class WorkMeter(TrainerCallback):
     def tokens(self) -> int:
         return int(sum(sum(b["lengths"]) for b in self.batches))
 
+    @property
+    def rows(self) -> list[int]:
+        """Every training row's real length, sorted: what was trained on, whatever the
+        order."""
+        return sorted(int(t) for b in self.batches for t in b["lengths"])
+
+    @property
+    def batch_shapes(self) -> list[list[int]]:
+        """Each training batch's sorted real lengths, in step order."""
+        return [sorted(int(t) for t in b["lengths"]) for b in self.batches]
+
+    @property
+    def padded(self) -> int:
+        """Positions that ran, padding included."""
+        return int(sum(b["rows"] * b["width"] for b in self.batches))
+
     def flops(self, terms: dict[str, int], n_lora: int, *, padded: bool) -> float:
         """Training FLOPs of the batches seen (see the module docstring): on real tokens
         only, or (padded) on everything that ran."""
@@ -215,7 +239,8 @@ def load_model(pipeline: Pipeline) -> Any:
 
 def baseline_train(task: TaskSpec, pipeline: Pipeline, train_records: list, val_records: list,
                    out: Path, meter: WorkMeter) -> dict[str, Any]:
-    """transformers Trainer + PEFT LoRA, batches padded to their longest record."""
+    """transformers Trainer + PEFT LoRA, length-grouped batches padded to their longest
+    record."""
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, \
         TrainingArguments, set_seed
@@ -240,6 +265,7 @@ def baseline_train(task: TaskSpec, pipeline: Pipeline, train_records: list, val_
         gradient_accumulation_steps=s.gradient_accumulation,
         learning_rate=learning_rate(s), lr_scheduler_type=s.scheduler,
         warmup_steps=s.warmup_ratio, weight_decay=s.weight_decay,
+        train_sampling_strategy="group_by_length",  # batches of similar length, as rung's
         eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
         save_total_limit=s.keep_checkpoints, logging_steps=1, report_to=[], use_cpu=True,
@@ -285,7 +311,7 @@ def machine() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=64, help="training examples (the first N)")
-    parser.add_argument("--val", type=int, default=8, help="val examples for the per-epoch eval")
+    parser.add_argument("--val", type=int, default=8, help="val examples each evaluation reads")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=None, help="default: the task's batch_size")
     parser.add_argument("--accumulation", type=int, default=1,
@@ -334,9 +360,13 @@ def main() -> None:
 
     terms, n_lora, base_clock = base["terms"], result.trainable_parameters, base["clock"]
     tokens_rung, tokens_base = rung_meter.tokens, base_meter.tokens
-    # identical work: the same real tokens went through both trainers, all of every record
-    assert tokens_rung == tokens_base == sum(lengths) * args.epochs, \
-        (tokens_rung, tokens_base, sum(lengths) * args.epochs)
+    # identical work: the same rows went through both trainers, every record whole once an
+    # epoch (sorted real lengths, row for row, not only equal totals)
+    every_record = sorted(lengths * args.epochs)
+    assert rung_meter.rows == base_meter.rows == every_record, \
+        (rung_meter.rows, base_meter.rows, every_record)
+    assert tokens_rung == tokens_base == sum(lengths) * args.epochs
+    same_batches = rung_meter.batch_shapes == base_meter.batch_shapes
     assert n_lora == base["trainable"], (n_lora, base["trainable"])
     rung_tps = tokens_rung / rung_clock.seconds
     base_tps = tokens_base / base_clock.seconds
@@ -351,11 +381,10 @@ def main() -> None:
     print(f"FLOPs: N_lin {terms['n_lin'] / 1e6:.1f}M, LM head h*V {terms['head'] / 1e6:.1f}M, "
           f"N_lora {n_lora / 1e6:.2f}M, L {terms['layers']}, d_attn {terms['d_attn']}")
     print(f"tokens trained, counted from the batches: rung {tokens_rung}, baseline "
-          f"{tokens_base}; padded rows x width: rung "
-          f"{sum(b['rows'] * b['width'] for b in rung_meter.batches)}, baseline "
-          f"{sum(b['rows'] * b['width'] for b in base_meter.batches)}; LM head rows: rung "
+          f"{tokens_base}; padded rows x width: rung {rung_meter.padded}, baseline "
+          f"{base_meter.padded}; same batches: {same_batches}; LM head rows: rung "
           f"{head_rung}, baseline {head_base}")
-    print(f"hf-trainer-dynamic-padding: {base_tps:.1f} tokens/s ({base_clock.seconds:.1f} s in "
+    print(f"hf-trainer-group-by-length: {base_tps:.1f} tokens/s ({base_clock.seconds:.1f} s in "
           f"{base_clock.steps} steps; train() {base['wall']:.1f} s), MFU {base_mfu:.1%}, "
           f"HFU {base_hfu:.1%}")
     print(f"rung fine_tune: {rung_tps:.1f} tokens/s ({rung_clock.seconds:.1f} s in "
@@ -366,7 +395,10 @@ def main() -> None:
         "ratio": round(ratio, 3),
         "tokens_rung": tokens_rung,
         "tokens_baseline": tokens_base,
-        "same_tokens": tokens_rung == tokens_base,
+        "same_tokens": rung_meter.rows == base_meter.rows,  # per row; asserted above
+        "rows": len(rung_meter.rows),
+        "same_batches": same_batches,
+        "padded_positions": {"rung": rung_meter.padded, "baseline": base_meter.padded},
         "mfu": round(mfu, 4), "hfu": round(hfu, 4),
         "baseline_mfu": round(base_mfu, 4), "baseline_hfu": round(base_hfu, 4),
         "rung_tokens_per_s": round(rung_tps, 2),
@@ -382,8 +414,9 @@ def main() -> None:
         "baseline_train_wall_s": round(base["wall"], 2),
         "rung_call_wall_s": round(rung_call, 2),
         "steps": {"rung": rung_clock.steps, "baseline": base_clock.steps},
-        "baseline": "hf-trainer-dynamic-padding (Trainer + PEFT LoRA, DataCollatorForSeq2Seq "
-                    "padding each shuffled batch to its longest record)",
+        "baseline": "hf-trainer-group-by-length (Trainer + PEFT LoRA, "
+                    "train_sampling_strategy='group_by_length', DataCollatorForSeq2Seq "
+                    "padding each batch to its longest record)",
         "max_length": max_length,
         "examples": len(train),
         "val": len(val),

@@ -35,28 +35,29 @@ def _last_json(script: str, *args: str) -> dict:
 @pytest.mark.slow
 def test_train_throughput_counts_the_tokens_each_side_really_trained():
     result = _last_json("train_throughput.py", "--examples", "4", "--val", "2", "--batch", "2")
-    # counted from the batches each trainer's model saw, equal, and every token of every record
-    assert result["tokens_rung"] == result["tokens_baseline"] > 0 and result["same_tokens"]
+    # counted from the batches each trainer's model saw: the same rows, each record once
+    assert result["same_tokens"] and result["rows"] == 4
+    assert result["tokens_rung"] == result["tokens_baseline"] > 0
     assert result["steps"] == {"rung": 2, "baseline": 2}
-    assert result["baseline"].startswith("hf-trainer-dynamic-padding")
-    # the LM head runs on every row for the baseline, on the answers only for rung
-    assert 0 < result["lm_head_rows"]["rung"] < result["lm_head_rows"]["baseline"]
+    # the baseline groups by length as rung does: the option is set, not only named
+    assert result["baseline"].startswith("hf-trainer-group-by-length")
+    assert result["same_batches"]
+    # the LM head runs on every position, padding included, for the baseline; on the answers
+    # only for rung
+    head, padded = result["lm_head_rows"], result["padded_positions"]
+    assert head["baseline"] == padded["baseline"] >= result["tokens_baseline"]
+    assert 0 < head["rung"] < head["baseline"]
     assert 0 < result["mfu"] <= result["hfu"] < 1 and 0 < result["baseline_mfu"] < 1
     assert result["model_flops"]["rung"] < result["model_flops"]["baseline"]
-    assert result["ratio"] == pytest.approx(
-        result["rung_tokens_per_s"] / result["baseline_tokens_per_s"], rel=0.01)
 
 
 @pytest.mark.slow
 def test_audit_speed_measures_its_ratio_on_the_same_examples():
     result = _last_json("audit_speed.py", "--n", "400", "--big", "0")
     assert not [key for key in result if key.endswith("_est")]  # measured, not extrapolated
-    assert result["ratio"] == pytest.approx(result["baseline_seconds"] / result["rung_seconds"],
-                                            rel=0.01)
     assert result["n"] == 400 and result["baseline"] == "sparse-all-pairs"
     seconds = result["similarity_seconds"]
-    assert result["similarity_ratio"] == pytest.approx(seconds["baseline"] / seconds["rung"],
-                                                       rel=0.02)
+    assert seconds["baseline"] > 0 and seconds["rung"] > 0
     for name, count in result["counts"].items():
         # planted, so each check is compared for real, both ways
         assert count["exact"] > 0 and count["rung"] > 0, name
@@ -129,3 +130,15 @@ def test_cheap_end_finds_the_tune_for_this_split_not_any_tune(task_dir, fake_mod
     base = rung.tuning_base(task)
     assert folder == tune_folder(rung.tunes, task, base, split.train, split.val,
                                  fingerprint(base.model, base_dir=task.root))
+
+
+@pytest.mark.slow
+def test_eval_throughput_scores_the_same_tokens_for_the_same_answers():
+    result = _last_json("eval_throughput.py", "--n", "3", "--k", "2")
+    assert result["identical"] and result["similar_identical"] and result["same_tokens"]
+    assert result["n"] == 3 and result["prompt_tokens"] > 3 * 400  # instruction + 2 demos each
+    # each of the five labels scored with the end-of-turn token after it
+    assert len(result["label_tokens"]) == 5 and min(result["label_tokens"]) >= 2
+    # the baseline computed the same log-likelihoods as rung, not only the same argmax
+    assert result["max_logprob_gap"] < 1e-3
+    assert result["baseline"].startswith("per-example-prompt-cache")
