@@ -14,10 +14,10 @@ What the ratio measures is batching *and* prefix reuse, not batching alone. `sco
 encodes the prefix its prompts share (the instruction, some 430-480 tokens by prompt variant)
 once per call, and only when a call has more than one prompt: a batch of requests shares it,
 while `--max-batch 1` encodes the whole instruction again for every request. Batched, a
-request costs its own tokens (about 60) plus its labels; one at a time, the instruction too.
-The JSON says so (`ratio_includes`, with the measured `shared_prompt_tokens` and
-`own_prompt_tokens_mean`). At concurrency 1 both servers see batches of one, so there the two
-sides do the same work.
+request costs its own tokens (some 60-80 on average) plus its labels; one at a time, the
+instruction too. The JSON says so (`ratio_includes`, with the measured `shared_prompt_tokens`
+and `own_prompt_tokens_mean`). At concurrency 1 both servers see batches of one, so there the
+two sides do the same work.
 
     python benchmarks/serve_load.py [--n 64]
 
