@@ -17,8 +17,9 @@ every query (both exact); rung's BM25 top 10 and rank_bm25's overlap by at least
 MIN_BM25_OVERLAP on average (the same formula: only float ties at rank 10 may swap); both
 lexical sides tokenise alike (rung's tokenizer) and every store holds all n chunks. With
 BM25Okapi's own IDF (log((N - n + 0.5) / (n + 0.5)), floored for words in over half the
-chunks) the overlap is ~0.79, on 50 queries at 3,000 and at 20,000 chunks: the ranking
-differs, the per-query cost does not. The stores' top-10 overlap with rung's is printed,
+chunks) the overlap was ~0.79 on 50 queries at 3,000 and at 20,000 chunks (measured while
+writing this benchmark; it does not print it): the ranking differs, the per-query cost does
+not. The stores' top-10 overlap with rung's is printed,
 not asserted (their tokenisers and scoring differ).
 
 Chunks are ~100 words drawn from a Zipf vocabulary; vectors are random unit vectors (384-d)
