@@ -86,15 +86,14 @@ def prompt_tokens(run_id: str, texts: list[str]) -> dict[str, float]:
     encodes per request) and the mean of each request's own, as the served model sees them."""
     from rung.models.hf import load_tokenizer
     from rung.models.registry import resolve
-    from rung.models.tokens import render_chat
+    from rung.models.hf import _common_prefix
+    from rung.models.tokens import encode_prompt
     from rung.serve import load_served
 
     pipeline = load_served(TASK, run_id, "prompt").pipeline
     tokenizer = load_tokenizer(resolve(pipeline.model, base_dir=Path(pipeline.base_dir)))
-    encoded = [tokenizer(render_chat(tokenizer, pipeline.messages(t),
-                                     add_generation_prompt=True),
-                         add_special_tokens=False)["input_ids"] for t in texts]
-    shared = len(os.path.commonprefix(encoded))
+    encoded = [encode_prompt(tokenizer, pipeline.messages(t)) for t in texts]
+    shared = len(_common_prefix(encoded))  # what score_choices encodes once for a batch
     return {"shared": shared,
             "own_mean": round(sum(len(e) - shared for e in encoded) / len(encoded), 1)}
 
