@@ -66,14 +66,16 @@ def transcript(shared_system: str | None) -> str:
     system (or developer) message that is the data's shared prompt, a lone user turn as its
     text, more as the "System: / User: / Assistant: " transcript the climb measured, so a
     client sending the conversation the data held is asked what rung measured."""
-    shared = _literal(shared_system) if shared_system is not None else "none"
+    # only a shared prompt is left out: without one every turn stays, as in conversation_text
+    kept = ("{%- set rung.turns = rung.turns + [m] -%}" if shared_system is None else
+            "{%- if not (m['role'] in ['system', 'developer'] and m['content'] == "
+            f"{_literal(shared_system)}) -%}}{{%- set rung.turns = rung.turns + [m] -%}}"
+            "{%- endif -%}")
     return (
         "{%- set rung = namespace(last=-1, parts=[], turns=[]) -%}\n"
         "{%- for m in messages -%}{%- if m['role'] == 'user' -%}"
         "{%- set rung.last = loop.index0 -%}{%- endif -%}{%- endfor -%}\n"
-        "{%- for m in messages[:rung.last + 1] -%}"
-        f"{{%- if not (m['role'] in ['system', 'developer'] and m['content'] == {shared}) -%}}"
-        "{%- set rung.turns = rung.turns + [m] -%}{%- endif -%}{%- endfor -%}\n"
+        "{%- for m in messages[:rung.last + 1] -%}" + kept + "{%- endfor -%}\n"
         "{%- if rung.turns | length == 1 -%}{%- set rung_input = rung.turns[0]['content'] -%}\n"
         "{%- else -%}{%- for m in rung.turns -%}{%- set rung.parts = rung.parts + ["
         + json.dumps({**SPEAKERS, "developer": "System"})  # the speakers conversation_text names

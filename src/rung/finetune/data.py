@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rung.data.example import Example
-from rung.models.tokens import encode_prompt, render_chat
+from rung.models.tokens import encode_prompt, plain_text_bos, render_chat
 from rung.pipeline import Pipeline
 
 PLAIN_END = "\n"  # what ends an answer without a chat template (HFModel.end_of_turn there)
@@ -47,9 +47,9 @@ def sft_records(pipeline: Pipeline, examples: Sequence[Example],
     """Conversational prompt-completion records; for a tokenizer without a chat template,
     tokenised records (input_ids, labels) of exactly what serving encodes."""
     if not has_template(tokenizer):
-        records = []
+        records, bos = [], plain_text_bos(tokenizer)  # asked once, not per example
         for ex in examples:
-            prompt = encode_prompt(tokenizer, pipeline.messages(ex.input))
+            prompt = encode_prompt(tokenizer, pipeline.messages(ex.input), bos)
             answer = plain_answer_ids(tokenizer, ex.output)
             records.append({"input_ids": prompt + answer,
                             "labels": [IGNORED] * len(prompt) + answer})
