@@ -3,17 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from rung.data.audit.pii import (
-    PiiHit,
-    find_pii,
-    iban_valid,
-    luhn_valid,
-    pii_check,
-    redact,
-    redact_example,
-    scan_examples,
-    shannon_entropy,
-)
+from rung.data.audit.pii import PiiHit, pii_check, scan_examples
+from rung.data.audit.pii_checksums import iban_valid, luhn_valid, shannon_entropy
+from rung.data.audit.pii_find import find_pii, redact, redact_example
 from rung.data.example import Example, Message, make_example
 from rung.data.formats import read_examples
 

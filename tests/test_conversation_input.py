@@ -124,7 +124,7 @@ def test_a_system_prompt_on_every_line_is_the_tasks_not_the_inputs(tmp_path, fak
     assert [ex.input for ex in examples] == [r["messages"][0]["content"] for r in plain]
     assert examples[0].system == LONG_SYSTEM  # kept in the messages: convert loses nothing
     # a copy with its label stripped (the climb's reading) or its PII redacted keeps it out
-    from rung.data.audit.pii import redact_example
+    from rung.data.audit.pii_find import redact_example
     from rung.data.example import stripped_labels
 
     padded = replace(examples[0], messages=(*examples[0].messages[:-1],

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from rung.eval.metric_spec import MetricSpec
 from rung.eval.metrics import (CORPUS_STATISTICS, CorpusStatistic, _macro_f1_rows,
                                is_correct, macro_f1, metric_spec, paired_macro_f1,
                                paired_test, per_class, score_predictions)
 from rung.eval.stats import mcnemar_exact, paired_permutation, paired_swap_test
-from rung.eval.text_metrics import MetricSpec
 
 
 def test_accuracy_and_macro_f1_hand_worked():

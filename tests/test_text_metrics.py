@@ -9,15 +9,9 @@ import textwrap
 import pytest
 
 from rung.errors import ConfigError, DataError
-from rung.eval.text_metrics import (
-    TEXT_METRICS,
-    MetricSpec,
-    corpus_bleu,
-    corpus_chrf,
-    exact_match_with,
-    failure_kind,
-    json_schema_metric,
-)
+from rung.eval.json_metrics import failure_kind, json_schema_metric
+from rung.eval.metric_spec import MetricSpec
+from rung.eval.text_metrics import TEXT_METRICS, corpus_bleu, corpus_chrf, exact_match_with
 from rung.eval.custom_metrics import load_custom_metric
 
 

@@ -198,7 +198,7 @@ def check(task_path: str | Path, inputs: str | Path, *, run_id: str | None = Non
     from scipy import stats
 
     from rung.climb import load_examples, make_split
-    from rung.data.audit.pii import find_pii
+    from rung.data.audit.pii_find import find_pii
     from rung.data.audit.review import read_verdicts, review_sample
     from rung.eval.metrics import metric_spec
     from rung.eval.runner import evaluate

@@ -297,7 +297,7 @@ def is_gate_summary(path: Path) -> bool:
 def _short(text: str, width: int = 60) -> str:
     """A value for the pull-request comment: personal data redacted (the comment is posted
     where the test set is not, as rung serve's log is redacted), one line, cut to `width`."""
-    from rung.data.audit.pii import redact
+    from rung.data.audit.pii_find import redact
 
     text = " ".join(redact(str(text)).split()).replace("`", "'")
     return text if len(text) <= width else text[: width - 1] + "…"

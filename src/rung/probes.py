@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rung.eval.text_metrics import failure_kind
+from rung.eval.json_metrics import failure_kind
 
 if TYPE_CHECKING:
     from rung.models.cache import ResponseCache

@@ -475,7 +475,7 @@ async def _stream(served: Served, pending: "asyncio.Future[Output]",
 
 
 def _log(store_dir: Path, served: Served, text: str, answer: str, latency_ms: float) -> None:
-    from rung.data.audit.pii import redact
+    from rung.data.audit.pii_find import redact
     from rung.store import Store
 
     store = Store(store_dir)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from rung.errors import ConfigError, ProblemList, RungError
-from rung.eval.text_metrics import json_schema_metric
+from rung.eval.json_metrics import json_schema_metric
 
 if TYPE_CHECKING:
     from rung.task import TaskSpec

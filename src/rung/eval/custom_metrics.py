@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
-from rung.eval.text_metrics import KINDS, MetricSpec
+from rung.eval.metric_spec import KINDS, MetricSpec
 
 def _custom_error(ref: str, message: str, fix: str) -> ConfigError:
     return ConfigError(f"custom metric {ref!r}: {message}", fix=fix)

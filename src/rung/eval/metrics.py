@@ -18,7 +18,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from rung.eval.custom_metrics import load_custom_metric
 from rung.eval.stats import (PairedComparison, mcnemar_exact, paired_permutation,
                              paired_swap_test, row_chunks)
-from rung.eval.text_metrics import TEXT_METRICS, MetricSpec, json_schema_metric
+from rung.eval.json_metrics import json_schema_metric
+from rung.eval.metric_spec import MetricSpec
+from rung.eval.text_metrics import TEXT_METRICS
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from rung.data.example import Example
+from rung.eval.json_metrics import failure_kind
 from rung.eval.metrics import Score, is_correct, metric_spec, score_predictions
-from rung.eval.text_metrics import failure_kind
 from rung.models.registry import fingerprint
 from rung.pipeline import Pipeline
 from rung.rag.metrics import is_grounded, retrieval_metrics

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rung.data.audit.pii import redact_example
+from rung.data.audit.pii_find import redact_example
 from rung.data.audit.report import AuditReport
 from rung.data.example import Example
 from rung.data.formats import write_examples

@@ -20,7 +20,7 @@ SHOWN = 3  # lines quoted in the finding, with what is wrong with each
 def json_outputs(examples: Sequence[Example], schema: dict | None) -> CheckResult:
     """Fails on any reference output that is not JSON or does not meet `schema`: each is a
     line to correct or drop, and the finding names the first few with the reason."""
-    from rung.eval.text_metrics import json_valid, parse_json_answer, schema_problem
+    from rung.eval.json_metrics import json_valid, parse_json_answer, schema_problem
 
     not_json: list[int] = []
     off_schema: list[tuple[int, str]] = []
